@@ -1,0 +1,30 @@
+//! The pure core of canary: every decision that can be made without I/O.
+//!
+//! Nothing in this crate reads a clock, opens a socket or touches a file. The
+//! server (`canary` crate) hands it facts and carries out what it decides, so the
+//! rules can be tested exhaustively and quickly.
+//!
+//! # Layout
+//! - [`share`]: the canary's share of traffic, 0..=100% in basis points.
+//! - [`bucket`]: the sticky bucket of a user (murmur3 of rollout name and key).
+//! - [`exclude`]: path globs that always go to stable.
+//! - [`routing`]: the routing decision for one request, in its fixed order.
+//! - [`request`]: reading overrides, cookies and user keys out of raw header values.
+//! - [`route_label`]: the bounded label a request's path is measured under.
+//! - [`dynamic`]: the seed's dynamic JSON config (`{"v2-api-canary": {...}}`).
+//! - [`version`]: stable or canary.
+
+pub mod bucket;
+pub mod dynamic;
+pub mod exclude;
+pub mod request;
+pub mod route_label;
+pub mod routing;
+pub mod share;
+pub mod version;
+
+pub use bucket::bucket_of;
+pub use exclude::Excludes;
+pub use routing::{Decision, Reason, RoutingTable, decide};
+pub use share::Share;
+pub use version::Version;
