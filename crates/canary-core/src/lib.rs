@@ -9,6 +9,7 @@
 //! - [`bucket`]: the sticky bucket of a user (murmur3 of rollout name and key).
 //! - [`exclude`]: path globs that always go to stable.
 //! - [`routing`]: the routing decision for one request, in its fixed order.
+//! - [`path`]: path normalisation, so excludes cannot be spelled around.
 //! - [`request`]: reading overrides, cookies and user keys out of raw header values.
 //! - [`route_label`]: the bounded label a request's path is measured under.
 //! - [`dynamic`]: the seed's dynamic JSON config (`{"v2-api-canary": {...}}`).
@@ -17,6 +18,7 @@
 pub mod bucket;
 pub mod dynamic;
 pub mod exclude;
+pub mod path;
 pub mod request;
 pub mod route_label;
 pub mod routing;

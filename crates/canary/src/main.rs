@@ -1,3 +1,66 @@
-fn main() {
-    println!("Hello, world!");
+//! The `canary` binary: raw arguments -> validated config -> run -> exit code.
+//! Exit codes: 0 success, 1 a runtime failure, 2 bad input (flags or config).
+
+use canary::cli::{Cli, Command, ServeArgs};
+use canary::{config, server};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(&args),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CANARY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    let cfg = match config::load(args.config.as_deref(), &args.overrides()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("canary serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let running = match server::start(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("canary serve: {e}");
+            return ExitCode::from(match e {
+                server::StartError::Config(_) => 2,
+                server::StartError::Io(_) => 1,
+            });
+        }
+    };
+    // Scripts and tests read this line to learn the bound addresses.
+    println!("canary: proxy listening on {}, admin API on {}", running.proxy_addr, running.admin_addr);
+    wait_for_stop_signal();
+    tracing::info!("stopping: finishing in-flight requests");
+    running.shutdown();
+    ExitCode::SUCCESS
+}
+
+fn wait_for_stop_signal() {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return tracing::error!(error = %e, "cannot wait for signals"),
+    };
+    rt.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return;
+            };
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    });
 }

@@ -1,0 +1,129 @@
+//! `GET /api/v2/metrics`: the seed's metrics shape (S10), so the seed's own
+//! `jq '.recent_errors'` and
+//! `jq '.response_time | to_entries | sort_by(.value) | reverse | .[0:5]'` work.
+//!
+//! The top level is both versions combined; `versions.stable` and
+//! `versions.canary` carry the same shape for each. Times are milliseconds,
+//! rates are percentages (0.5 means 0.5%), and a figure with no data is `null`,
+//! never a made-up 0. Query: `?window=1m|5m|10m|<N>s|<N>m` (default 1m) or
+//! `?since_ms=<unix milliseconds>`.
+
+use super::{AdminState, error};
+use crate::metrics::{ArmStats, ErrorRecord, WindowSpec};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use canary_core::Version;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// How many recent errors the reply lists.
+const RECENT: usize = 20;
+
+/// The query string.
+#[derive(Debug, Deserialize)]
+pub struct MetricsQuery {
+    window: Option<String>,
+    since_ms: Option<u64>,
+}
+
+/// `GET /api/v2/metrics`
+pub async fn handler(State(s): State<AdminState>, Query(q): Query<MetricsQuery>) -> Response {
+    let (spec, label) = match parse_spec(&q) {
+        Ok(x) => x,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, "invalid", msg),
+    };
+    let snap = s.metrics.window(spec, Instant::now());
+    let errors = s.metrics.recent_errors(RECENT);
+    let in_flight = s.metrics.in_flight();
+    let mut top = shape(&snap.combined(), in_flight[0] + in_flight[1], errors.iter());
+    let versions: Map<String, Value> = Version::ALL
+        .iter()
+        .map(|&v| {
+            let errs = errors.iter().filter(move |e| e.version == v);
+            (v.to_string(), shape(snap.arm(v), in_flight[v.index()], errs))
+        })
+        .collect();
+    if let Value::Object(m) = &mut top {
+        m.insert("window".into(), json!({"spec": label, "seconds": round(snap.seconds)}));
+        m.insert("share".into(), json!(s.live.routing().share.percent()));
+        m.insert("versions".into(), Value::Object(versions));
+    }
+    Json(top).into_response()
+}
+
+fn parse_spec(q: &MetricsQuery) -> Result<(WindowSpec, String), String> {
+    if let Some(ms) = q.since_ms {
+        let t = UNIX_EPOCH + Duration::from_millis(ms);
+        return Ok((WindowSpec::Since(t), format!("since {ms}")));
+    }
+    let w = q.window.as_deref().unwrap_or("1m");
+    let secs = parse_duration(w).ok_or_else(|| format!("window `{w}`: expected a duration such as 1m, 5m, 10m or 30s"))?;
+    if secs == 0 || secs > 600 {
+        return Err(format!("window `{w}`: must be between 1s and 10m (the history kept)"));
+    }
+    Ok((WindowSpec::Last(Duration::from_secs(secs)), w.to_string()))
+}
+
+fn parse_duration(s: &str) -> Option<u64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        _ => None,
+    }
+}
+
+/// The S10 shape for one set of statistics.
+fn shape<'a>(a: &ArmStats, in_flight: i64, errors: impl Iterator<Item = &'a ErrorRecord>) -> Value {
+    let response_time: Map<String, Value> = a
+        .routes
+        .iter()
+        .filter(|(_, r)| r.requests > 0)
+        .map(|(k, r)| (k.clone(), json!(round(r.sum_us as f64 / r.requests as f64 / 1000.0))))
+        .collect();
+    let c = &a.counts;
+    json!({
+        "performance": {
+            "p50_response_time": a.quantile_ms(0.50).map(round),
+            "p95_response_time": a.quantile_ms(0.95).map(round),
+            "p99_response_time": a.quantile_ms(0.99).map(round),
+        },
+        "reliability": {
+            "error_rate": round(a.error_rate()),
+            "uptime": round(a.availability()),
+            "success_rate": round(a.success_rate()),
+        },
+        "capacity": {
+            "requests_per_second": round(a.rps()),
+            "concurrent_users": in_flight.max(0),
+            "database_connections": Value::Null,
+        },
+        "requests": {
+            "total": c.requests, "1xx": c.by_class[0], "2xx": c.by_class[1], "3xx": c.by_class[2],
+            "4xx": c.by_class[3], "5xx": c.by_class[4], "upstream_failures": c.upstream_failures,
+        },
+        "recent_errors": errors.collect::<Vec<_>>(),
+        "response_time": response_time,
+        "routes": routes(a),
+    })
+}
+
+fn routes(a: &ArmStats) -> Value {
+    a.routes
+        .iter()
+        .map(|(k, r)| {
+            let mean = if r.requests == 0 { 0.0 } else { r.sum_us as f64 / r.requests as f64 / 1000.0 };
+            (k.clone(), json!({"requests": r.requests, "errors": r.errors, "mean_ms": round(mean), "max_ms": round(r.max_us as f64 / 1000.0)}))
+        })
+        .collect::<Map<String, Value>>()
+        .into()
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+

@@ -1,0 +1,111 @@
+//! The admin API, on its own listener (loopback by default): health, metrics in
+//! the seed's JSON shape and in Prometheus text, the routing state to read and
+//! change, the event log, and the dynamic config file's status.
+//!
+//! # Layout
+//! - [`metrics_json`]: `GET /api/v2/metrics`, the S10 shape, per version and combined.
+//! - [`routing`]: `GET /api/routing`, `PUT /api/routing/share`, `PUT /api/routing/excludes`.
+//! - this file: the router, health, events, flags-file status and `/metrics`.
+
+pub mod metrics_json;
+pub mod routing;
+
+use crate::config::ServeConfig;
+use crate::dynamic::FlagsStatus;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::metrics::prometheus::{self, Gauges};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    /// Routing state.
+    pub live: Arc<Live>,
+    /// Measurements.
+    pub metrics: Arc<Metrics>,
+    /// Configuration.
+    pub cfg: Arc<ServeConfig>,
+    /// The dynamic config file's last load.
+    pub flags: Arc<Mutex<FlagsStatus>>,
+}
+
+/// The admin API's routes.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/api/v2/health", get(health))
+        .route("/api/v2/metrics", get(metrics_json::handler))
+        .route("/api/routing", get(routing::get_routing))
+        .route("/api/routing/share", put(routing::put_share))
+        .route("/api/routing/excludes", put(routing::put_excludes))
+        .route("/api/events", get(events))
+        .route("/api/flags-file", get(flags_file))
+        .route("/metrics", get(prom))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// A JSON error reply: `{"error": ..., "message": ...}`.
+pub fn error(status: StatusCode, error: &str, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": error, "message": message.into()}))).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see GET /api/v2/health, /api/v2/metrics, /api/routing, /api/events, /metrics")
+}
+
+async fn health(State(s): State<AdminState>) -> Json<serde_json::Value> {
+    let ups = s.live.upstreams();
+    let flags_error = s.flags.lock().ok().and_then(|f| f.last_error.clone());
+    Json(json!({
+        "status": if flags_error.is_some() { "degraded" } else { "healthy" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": s.metrics.uptime(Instant::now()).as_secs(),
+        "rollout": s.cfg.rollout,
+        "share": s.live.routing().share.percent(),
+        "upstreams": {"stable": ups.stable.url(), "canary": ups.canary.as_ref().map(|c| c.url())},
+        "flags_file_error": flags_error,
+    }))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    limit: Option<usize>,
+}
+
+async fn events(State(s): State<AdminState>, Query(q): Query<EventsQuery>) -> Response {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let live = Arc::clone(&s.live);
+    match tokio::task::spawn_blocking(move || live.store().events(limit)).await {
+        Ok(Ok(ev)) => Json(json!({"events": ev})).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "state_file", e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn flags_file(State(s): State<AdminState>) -> Response {
+    match s.flags.lock() {
+        Ok(f) => Json(f.clone()).into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "flags status unavailable"),
+    }
+}
+
+async fn prom(State(s): State<AdminState>) -> Response {
+    let now = Instant::now();
+    let g = Gauges {
+        share: s.live.routing().share,
+        in_flight: s.metrics.in_flight(),
+        uptime_secs: s.metrics.uptime(now).as_secs_f64(),
+        rollout: &s.cfg.rollout,
+    };
+    let body = prometheus::render(&s.metrics.totals(), &g);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}

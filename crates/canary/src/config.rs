@@ -1,0 +1,339 @@
+//! `canary serve`'s configuration: compiled defaults, then the TOML file, then
+//! command-line flags, each overriding the one before; validated whole before
+//! anything starts. Every refusal names where the value came from (file or flag),
+//! the key and what is wrong, and `canary serve` exits with code 2.
+
+use crate::upstream::Upstream;
+use canary_core::Share;
+use canary_core::exclude::Excludes;
+use canary_core::route_label::RouteTemplates;
+use http::HeaderName;
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The rollout name used when none is configured: the seed's flag name.
+pub const DEFAULT_ROLLOUT: &str = "v2-api-canary";
+
+/// A validated configuration for `canary serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The proxy's listen address.
+    pub listen: SocketAddr,
+    /// The admin API's listen address.
+    pub admin: SocketAddr,
+    /// The SQLite state file.
+    pub state: PathBuf,
+    /// The dynamic config file (S16), watched for changes.
+    pub flags: Option<PathBuf>,
+    /// The rollout's name, mixed into every user's bucket.
+    pub rollout: String,
+    /// The stable upstream.
+    pub stable: Upstream,
+    /// The canary upstream, if any.
+    pub canary: Option<Upstream>,
+    /// The share to start with when the state file holds none.
+    pub share: Share,
+    /// Paths that always go to stable, when the state file holds none.
+    pub excludes: Excludes,
+    /// Where the user key comes from.
+    pub user_key: UserKey,
+    /// Whether responses carry `x-canary-version`.
+    pub version_header: bool,
+    /// Proxy limits and timeouts.
+    pub proxy: ProxyConfig,
+    /// How requests are labelled for per-route metrics.
+    pub routes: RouteTemplates,
+    /// The most distinct route labels kept per version; the rest count as `other`.
+    pub max_routes: usize,
+}
+
+/// Where a request's user key is read from, before falling back to the client address.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserKey {
+    /// A request header (default `x-user-id`).
+    Header(HeaderName),
+    /// A cookie.
+    Cookie(String),
+}
+
+/// Limits and timeouts of the proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Time to open a connection to an upstream before answering 502.
+    pub connect_timeout: Duration,
+    /// Time for an upstream to send its response head before answering 504.
+    pub response_timeout: Duration,
+    /// Time for a client to send a whole request head.
+    pub header_read_timeout: Duration,
+    /// The largest request head accepted, in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// The largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: u64,
+    /// Worker threads, each with its own listener socket and upstream pool.
+    pub workers: usize,
+    /// Idle upstream connections kept per upstream per worker.
+    pub max_idle_per_upstream: usize,
+}
+
+/// A refused configuration value: where it came from, which key, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file path, or `command line`.
+    pub origin: String,
+    /// The key (`routing.share`) or flag (`--share`).
+    pub key: String,
+    /// What is wrong and what to do.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.origin, self.reason)
+        } else {
+            write!(f, "{}: `{}`: {}", self.origin, self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Values given on the command line; each overrides the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--stable`
+    pub stable: Option<String>,
+    /// `--canary`
+    pub canary: Option<String>,
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--admin`
+    pub admin: Option<String>,
+    /// `--state`
+    pub state: Option<PathBuf>,
+    /// `--flags`
+    pub flags: Option<PathBuf>,
+    /// `--share`
+    pub share: Option<String>,
+    /// `--exclude` (repeatable)
+    pub exclude: Vec<String>,
+    /// `--rollout`
+    pub rollout: Option<String>,
+}
+
+/// The TOML file as written; every field optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    rollout: Option<String>,
+    listen: Option<String>,
+    admin: Option<String>,
+    state: Option<PathBuf>,
+    flags: Option<PathBuf>,
+    #[serde(default)]
+    upstreams: FileUpstreams,
+    #[serde(default)]
+    routing: FileRouting,
+    #[serde(default)]
+    proxy: FileProxy,
+    #[serde(default)]
+    metrics: FileMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUpstreams {
+    stable: Option<String>,
+    canary: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRouting {
+    share: Option<f64>,
+    exclude: Option<Vec<String>>,
+    user_header: Option<String>,
+    user_cookie: Option<String>,
+    version_header: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileProxy {
+    connect_timeout_ms: Option<u64>,
+    response_timeout_ms: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    max_header_bytes: Option<usize>,
+    max_body_bytes: Option<u64>,
+    workers: Option<usize>,
+    max_idle_per_upstream: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    routes: Option<Vec<String>>,
+    route_depth: Option<usize>,
+    max_routes: Option<usize>,
+}
+
+/// Where a value came from, for error messages.
+struct Origin<'a> {
+    file: Option<&'a Path>,
+}
+
+impl Origin<'_> {
+    fn err(&self, from_flag: bool, key: &str, flag: &str, reason: impl Into<String>) -> ConfigError {
+        let (origin, key) = match (from_flag, self.file) {
+            (false, Some(f)) => (f.display().to_string(), key.to_string()),
+            _ => ("command line".to_string(), flag.to_string()),
+        };
+        ConfigError { origin, key, reason: reason.into() }
+    }
+}
+
+/// Reads the optional file, applies the overrides and validates the result.
+pub fn load(file: Option<&Path>, cli: &Overrides) -> Result<ServeConfig, ConfigError> {
+    let parsed = match file {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+    build(parsed, cli, &Origin { file })
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: origin.clone(),
+        key: String::new(),
+        reason: format!("cannot read the config file: {e}"),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError { origin, key: String::new(), reason: toml_reason(&e, &text) })
+}
+
+fn toml_reason(e: &toml::de::Error, text: &str) -> String {
+    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    match line {
+        Some(l) => format!("line {l}: {}", e.message()),
+        None => e.message().to_string(),
+    }
+}
+
+fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, ConfigError> {
+    let rollout = pick(&cli.rollout, &f.rollout);
+    let rollout_name = rollout.0.unwrap_or_else(|| DEFAULT_ROLLOUT.to_string());
+    if rollout_name.trim().is_empty() {
+        return Err(o.err(rollout.1, "rollout", "--rollout", "must not be empty"));
+    }
+    let stable = pick(&cli.stable, &f.upstreams.stable);
+    let stable = match stable.0 {
+        Some(s) => upstream(&s, o, stable.1, "upstreams.stable", "--stable")?,
+        None => return Err(o.err(true, "upstreams.stable", "--stable", "a stable upstream is required: pass --stable http://host:port or set [upstreams] stable in the config file")),
+    };
+    let canary = pick(&cli.canary, &f.upstreams.canary);
+    let canary = match canary.0 {
+        Some(s) => Some(upstream(&s, o, canary.1, "upstreams.canary", "--canary")?),
+        None => None,
+    };
+    Ok(ServeConfig {
+        listen: addr(pick(&cli.listen, &f.listen), "127.0.0.1:8080", o, "listen", "--listen")?,
+        admin: addr(pick(&cli.admin, &f.admin), "127.0.0.1:9090", o, "admin", "--admin")?,
+        state: pick(&cli.state, &f.state).0.unwrap_or_else(|| PathBuf::from("canary.db")),
+        flags: pick(&cli.flags, &f.flags).0,
+        rollout: rollout_name,
+        stable,
+        canary,
+        share: share(cli, &f.routing, o)?,
+        excludes: excludes(cli, &f.routing, o)?,
+        user_key: user_key(&f.routing, o)?,
+        version_header: f.routing.version_header.unwrap_or(true),
+        proxy: proxy(&f.proxy, o)?,
+        routes: RouteTemplates::new(f.metrics.routes.as_deref().unwrap_or(&[]), f.metrics.route_depth.unwrap_or(3))
+            .map_err(|e| o.err(false, "metrics.routes", "", e.to_string()))?,
+        max_routes: f.metrics.max_routes.unwrap_or(100).max(1),
+    })
+}
+
+/// The command-line value if given, else the file's; the flag says which.
+fn pick<T: Clone>(cli: &Option<T>, file: &Option<T>) -> (Option<T>, bool) {
+    match cli {
+        Some(v) => (Some(v.clone()), true),
+        None => (file.clone(), false),
+    }
+}
+
+fn upstream(s: &str, o: &Origin<'_>, flag: bool, key: &str, name: &str) -> Result<Upstream, ConfigError> {
+    Upstream::parse(s).map_err(|reason| o.err(flag, key, name, reason))
+}
+
+fn addr(v: (Option<String>, bool), default: &str, o: &Origin<'_>, key: &str, flag: &str) -> Result<SocketAddr, ConfigError> {
+    let s = v.0.unwrap_or_else(|| default.to_string());
+    s.parse().map_err(|_| o.err(v.1, key, flag, format!("`{s}` is not an address; write IP:PORT such as 127.0.0.1:8080")))
+}
+
+fn share(cli: &Overrides, r: &FileRouting, o: &Origin<'_>) -> Result<Share, ConfigError> {
+    if let Some(s) = &cli.share {
+        return s.parse().map_err(|e: canary_core::share::ShareError| o.err(true, "", "--share", e.to_string()));
+    }
+    match r.share {
+        Some(p) => Share::from_percent(p).map_err(|e| o.err(false, "routing.share", "", e.to_string())),
+        None => Ok(Share::ZERO),
+    }
+}
+
+fn excludes(cli: &Overrides, r: &FileRouting, o: &Origin<'_>) -> Result<Excludes, ConfigError> {
+    if !cli.exclude.is_empty() {
+        return Excludes::new(&cli.exclude).map_err(|e| o.err(true, "", "--exclude", e.to_string()));
+    }
+    Excludes::new(r.exclude.as_deref().unwrap_or(&[])).map_err(|e| o.err(false, "routing.exclude", "", e.to_string()))
+}
+
+fn user_key(r: &FileRouting, o: &Origin<'_>) -> Result<UserKey, ConfigError> {
+    match (&r.user_header, &r.user_cookie) {
+        (Some(_), Some(_)) => Err(o.err(false, "routing.user_cookie", "", "set either user_header or user_cookie, not both")),
+        (None, Some(c)) if c.is_empty() => Err(o.err(false, "routing.user_cookie", "", "must not be empty")),
+        (None, Some(c)) => Ok(UserKey::Cookie(c.clone())),
+        (h, None) => {
+            let h = h.as_deref().unwrap_or("x-user-id");
+            HeaderName::try_from(h.to_ascii_lowercase())
+                .map(UserKey::Header)
+                .map_err(|_| o.err(false, "routing.user_header", "", format!("`{h}` is not a valid header name")))
+        }
+    }
+}
+
+fn proxy(p: &FileProxy, o: &Origin<'_>) -> Result<ProxyConfig, ConfigError> {
+    let ms = |v: Option<u64>, default: u64, key: &str| -> Result<Duration, ConfigError> {
+        match v.unwrap_or(default) {
+            0 => Err(o.err(false, key, "", "must be above 0 milliseconds")),
+            n => Ok(Duration::from_millis(n)),
+        }
+    };
+    let max_header_bytes = p.max_header_bytes.unwrap_or(16 * 1024);
+    if max_header_bytes < 8192 {
+        return Err(o.err(false, "proxy.max_header_bytes", "", "must be at least 8192 (the HTTP/1 parser's minimum buffer)"));
+    }
+    let workers = p.workers.unwrap_or_else(default_workers);
+    if workers == 0 || workers > 256 {
+        return Err(o.err(false, "proxy.workers", "", format!("{workers} is outside 1..256")));
+    }
+    Ok(ProxyConfig {
+        connect_timeout: ms(p.connect_timeout_ms, 2_000, "proxy.connect_timeout_ms")?,
+        response_timeout: ms(p.response_timeout_ms, 30_000, "proxy.response_timeout_ms")?,
+        header_read_timeout: ms(p.header_read_timeout_ms, 10_000, "proxy.header_read_timeout_ms")?,
+        max_header_bytes,
+        max_body_bytes: p.max_body_bytes.unwrap_or(1 << 30),
+        workers,
+        max_idle_per_upstream: p.max_idle_per_upstream.unwrap_or(256),
+    })
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests;

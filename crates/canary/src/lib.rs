@@ -1,0 +1,26 @@
+//! canary: a progressive-delivery tool for HTTP APIs. This crate is the I/O
+//! shell around `canary-core`: the splitting proxy, its measurements, the state
+//! file, the admin API and the command line.
+//!
+//! # Layout
+//! - [`cli`]: the command line (`canary serve ...`), parsed into configs.
+//! - [`config`]: defaults, TOML file and flags merged and validated.
+//! - [`server`]: starts and stops everything `canary serve` runs.
+//! - [`proxy`]: the data plane (workers, pool, per-request service).
+//! - [`metrics`]: per-version, per-route measurements and their windows.
+//! - [`live`]: the routing state the workers read and the API changes.
+//! - [`store`]: the SQLite state file and event log.
+//! - [`dynamic`]: the watched dynamic config file (S16).
+//! - [`admin`]: the admin HTTP API.
+//! - [`upstream`]: upstream URLs.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod dynamic;
+pub mod live;
+pub mod metrics;
+pub mod proxy;
+pub mod server;
+pub mod store;
+pub mod upstream;

@@ -1,0 +1,231 @@
+//! One worker's measurements: a ring of time slots per version, its own route
+//! index, in-flight counters and a short list of recent errors.
+//!
+//! Only its worker writes to a shard; readers (the admin API) lock it briefly
+//! to copy what they need. So the lock is uncontended on the hot path, and no
+//! lock is shared between workers.
+
+use super::slot::{Counts, RouteCounts, Slot, new_histogram};
+use hdrhistogram::Histogram;
+use super::{RETAINED_SLOTS, SLOT_SECS};
+use canary_core::Version;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+/// How many recent errors each worker keeps.
+const RECENT_ERRORS: usize = 50;
+
+/// The label every route past the cap is counted under.
+pub const OTHER_ROUTE: &str = "other";
+
+/// What happened to one request, recorded when its response ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// The version that was tried.
+    pub version: Version,
+    /// The route index from [`Shard::route_index`].
+    pub route: u16,
+    /// The status sent to the client, if the upstream answered.
+    pub status: Option<u16>,
+    /// Whether the upstream failed to answer (refused, timed out, reset).
+    pub failure: bool,
+    /// Microseconds from the request's arrival to the end of the response.
+    pub latency_us: u64,
+}
+
+/// One recent error, as listed by `jq '.recent_errors'`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorRecord {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The version that failed.
+    pub version: Version,
+    /// The request method.
+    pub method: String,
+    /// The request path (cut to 200 bytes).
+    pub path: String,
+    /// The status, when the upstream answered.
+    pub status: Option<u16>,
+    /// What went wrong.
+    pub error: String,
+}
+
+#[derive(Debug)]
+pub(super) struct ShardData {
+    pub(super) versions: [Vec<Slot>; 2],
+    pub(super) routes: Vec<Box<str>>,
+    route_ids: HashMap<Box<str>, u16>,
+    max_routes: usize,
+    pub(super) errors: VecDeque<ErrorRecord>,
+    pub(super) totals: [Totals; 2],
+}
+
+/// Everything since the server started, for Prometheus counters.
+#[derive(Debug, Default)]
+pub(super) struct Totals {
+    pub(super) counts: Counts,
+    pub(super) latency: Option<Histogram<u64>>,
+    pub(super) sum_us: u64,
+}
+
+/// Totals since start, merged across workers.
+#[derive(Debug, Default, Clone)]
+pub struct TotalsSnapshot {
+    /// Counts by outcome.
+    pub counts: Counts,
+    /// Latencies of answered requests, microseconds.
+    pub latency: Option<Histogram<u64>>,
+    /// Sum of those latencies, microseconds.
+    pub sum_us: u64,
+}
+
+/// One worker's measurements.
+#[derive(Debug)]
+pub struct Shard {
+    data: Mutex<ShardData>,
+    in_flight: [AtomicI64; 2],
+    started: Instant,
+}
+
+impl Shard {
+    /// An empty shard keeping at most `max_routes` route labels.
+    pub fn new(max_routes: usize, started: Instant) -> Shard {
+        let ring = || (0..RETAINED_SLOTS).map(|_| Slot::empty()).collect();
+        let data = ShardData {
+            versions: [ring(), ring()],
+            routes: vec![OTHER_ROUTE.into()],
+            route_ids: HashMap::new(),
+            max_routes,
+            errors: VecDeque::with_capacity(RECENT_ERRORS),
+            totals: Default::default(),
+        };
+        Shard { data: Mutex::new(data), in_flight: Default::default(), started }
+    }
+
+    /// The index of route `label`, adding it while under the cap, else `other` (0).
+    pub fn route_index(&self, label: &str) -> u16 {
+        let mut d = self.lock();
+        if let Some(&i) = d.route_ids.get(label) {
+            return i;
+        }
+        if d.routes.len() > d.max_routes {
+            return 0;
+        }
+        // Under the cap, which is far below u16::MAX by construction of the config.
+        let i = u16::try_from(d.routes.len()).unwrap_or(0);
+        d.routes.push(label.into());
+        d.route_ids.insert(label.into(), i);
+        i
+    }
+
+    /// Records one finished request at `now`.
+    pub fn record(&self, o: Outcome, now: Instant) {
+        let tick = now.saturating_duration_since(self.started).as_secs() / SLOT_SECS;
+        let mut d = self.lock();
+        record_totals(&mut d.totals[o.version.index()], &o);
+        let slot = slot_for(&mut d.versions[o.version.index()], tick);
+        count(&mut slot.counts, &o);
+        if o.status.is_some() {
+            slot.record_latency(o.latency_us);
+        }
+        let is_error = o.failure || o.status.is_some_and(|s| s >= 500);
+        add_route(slot.route_mut(usize::from(o.route)), o.latency_us, is_error);
+    }
+
+    /// Remembers an error for `recent_errors`, dropping the oldest past the bound.
+    pub fn record_error(&self, e: ErrorRecord) {
+        let mut d = self.lock();
+        if d.errors.len() == RECENT_ERRORS {
+            d.errors.pop_front();
+        }
+        d.errors.push_back(e);
+    }
+
+    /// Counts a request as started on `v`; pair with [`Shard::end`].
+    pub fn begin(&self, v: Version) {
+        self.in_flight[v.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request on `v` as finished.
+    pub fn end(&self, v: Version) {
+        self.in_flight[v.index()].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Requests in flight for each version.
+    pub fn in_flight(&self) -> [i64; 2] {
+        [self.in_flight[0].load(Ordering::Relaxed), self.in_flight[1].load(Ordering::Relaxed)]
+    }
+
+    /// Adds this shard's totals into `out`.
+    pub fn add_totals(&self, out: &mut [TotalsSnapshot; 2]) {
+        let d = self.lock();
+        for (o, t) in out.iter_mut().zip(&d.totals) {
+            o.counts.add(&t.counts);
+            o.sum_us += t.sum_us;
+            if let Some(h) = &t.latency {
+                if o.latency.is_none() {
+                    o.latency = new_histogram();
+                }
+                if let Some(merged) = o.latency.as_mut() {
+                    // Same bounds everywhere (see `new_histogram`), so this cannot fail.
+                    let _ = merged.add(h);
+                }
+            }
+        }
+    }
+
+    /// A copy of the recent errors.
+    pub fn recent_errors(&self) -> Vec<ErrorRecord> {
+        self.lock().errors.iter().cloned().collect()
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, ShardData> {
+        // A panic while holding the lock leaves counts that are still valid
+        // numbers, so measurement goes on rather than failing every request.
+        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn slot_for(ring: &mut [Slot], tick: u64) -> &mut Slot {
+    // RETAINED_SLOTS is a small constant, so the cast and modulo are exact.
+    let slot = &mut ring[(tick % RETAINED_SLOTS as u64) as usize];
+    if slot.tick != tick {
+        slot.reset(tick);
+    }
+    slot
+}
+
+fn count(c: &mut Counts, o: &Outcome) {
+    c.requests += 1;
+    if let Some(s) = o.status {
+        c.by_class[class_index(s)] += 1;
+    }
+    c.upstream_failures += u64::from(o.failure || o.status.is_none());
+}
+
+fn record_totals(t: &mut Totals, o: &Outcome) {
+    count(&mut t.counts, o);
+    if o.status.is_some() {
+        if t.latency.is_none() {
+            t.latency = new_histogram();
+        }
+        if let Some(h) = t.latency.as_mut() {
+            h.saturating_record(o.latency_us.clamp(1, super::MAX_LATENCY_US));
+        }
+        t.sum_us += o.latency_us;
+    }
+}
+
+fn class_index(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, 5) - 1
+}
+
+fn add_route(r: &mut RouteCounts, us: u64, is_error: bool) {
+    r.requests += 1;
+    r.errors += u64::from(is_error);
+    r.sum_us += us;
+    r.max_us = r.max_us.max(us);
+}

@@ -1,0 +1,117 @@
+//! The data plane: listeners, worker threads and the per-request service.
+//!
+//! # Layout
+//! - [`listener`]: binds one `SO_REUSEPORT` socket per worker on the same address.
+//! - [`service`]: one request's phases (limits, route, forward, respond).
+//! - [`pool`]: a worker's upstream connections.
+//! - [`body`]: the streamed response body that records the outcome at its end.
+//! - [`headers`]: hop-by-hop and `x-forwarded-*` handling.
+//! - [`reply`]: the proxy's own JSON error replies.
+//!
+//! Each worker is a thread with a single-threaded tokio runtime, its own
+//! listening socket (the kernel spreads connections between them), its own
+//! upstream pool and its own metrics shard: nginx's model, which keeps the hot
+//! path free of cross-thread locks and cache-line traffic.
+
+pub mod body;
+pub mod headers;
+pub mod listener;
+pub mod pool;
+pub mod reply;
+pub mod service;
+
+use crate::config::ServeConfig;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use pool::Pool;
+use service::Worker;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How long in-flight requests may take to finish after shutdown begins.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Starts the workers; returns the bound address and the worker threads.
+pub fn start(
+    cfg: Arc<ServeConfig>,
+    live: Arc<Live>,
+    metrics: &Metrics,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
+    let sockets = listener::bind_reuseport(cfg.listen, cfg.proxy.workers)?;
+    let addr = sockets.first().map(|s| s.local_addr()).transpose()?.unwrap_or(cfg.listen);
+    let mut threads = Vec::with_capacity(sockets.len());
+    for (i, sock) in sockets.into_iter().enumerate() {
+        let worker = Arc::new(Worker {
+            live: Arc::clone(&live),
+            cfg: Arc::clone(&cfg),
+            shard: metrics.shard(i),
+            pool: Pool::new(cfg.proxy.connect_timeout, cfg.proxy.max_idle_per_upstream),
+        });
+        let rx = shutdown.clone();
+        let t = std::thread::Builder::new().name(format!("canary-worker-{i}")).spawn(move || run(worker, sock, rx))?;
+        threads.push(t);
+    }
+    Ok((addr, threads))
+}
+
+fn run(worker: Arc<Worker>, sock: std::net::TcpListener, shutdown: watch::Receiver<bool>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a worker runtime");
+            return;
+        }
+    };
+    rt.block_on(serve(worker, sock, shutdown));
+}
+
+async fn serve(worker: Arc<Worker>, sock: std::net::TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let listener = match TcpListener::from_std(sock) {
+        Ok(l) => l,
+        Err(e) => return tracing::error!(error = %e, "cannot register the listener"),
+    };
+    let builder = builder(&worker.cfg);
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let w = Arc::clone(&worker);
+                    let svc = service_fn(move |req| service::handle(Arc::clone(&w), peer, req));
+                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                    tokio::spawn(conn);
+                }
+                // Out of file descriptors and the like: back off briefly rather
+                // than spin, and keep serving the connections already open.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections were still busy after {DRAIN:?}; closing them");
+    }
+}
+
+fn builder(cfg: &ServeConfig) -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(cfg.proxy.header_read_timeout)
+        .max_buf_size(cfg.proxy.max_header_bytes)
+        .keep_alive(true);
+    b
+}

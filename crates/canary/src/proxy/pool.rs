@@ -1,0 +1,133 @@
+//! One worker's pool of HTTP/1.1 connections to the upstreams.
+//!
+//! A connection is checked out for one request and comes back when its response
+//! body has been read to the end (see `body.rs`), so a connection is never
+//! shared by two requests. Connecting is a separate step from sending, which
+//! lets the proxy see that the canary refused the connection while it still
+//! holds the request, and send it to stable instead.
+
+use crate::upstream::Upstream;
+use http_body_util::Limited;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// The body type sent upstream: the client's body, cut off past the size limit.
+pub type UpstreamReqBody = Limited<Incoming>;
+
+/// A connection's sending half.
+pub type Sender = SendRequest<UpstreamReqBody>;
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The upstream refused, reset, or could not be resolved.
+    #[error("cannot connect to {upstream}: {source}")]
+    Io {
+        /// The upstream's URL.
+        upstream: String,
+        /// The socket error.
+        source: io::Error,
+    },
+    /// No answer within the connect timeout.
+    #[error("connecting to {upstream} timed out after {after:?}")]
+    Timeout {
+        /// The upstream's URL.
+        upstream: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The HTTP handshake failed.
+    #[error("HTTP handshake with {upstream} failed: {source}")]
+    Handshake {
+        /// The upstream's URL.
+        upstream: String,
+        /// What hyper said.
+        source: hyper::Error,
+    },
+}
+
+/// Idle connections by upstream URL.
+#[derive(Debug)]
+pub struct Pool {
+    idle: Mutex<HashMap<String, Vec<Sender>>>,
+    connect_timeout: Duration,
+    max_idle: usize,
+}
+
+/// A connection checked out of the pool; [`Pool::put`] it back when done.
+#[derive(Debug)]
+pub struct Checkout {
+    /// The sender to use.
+    pub sender: Sender,
+    /// The upstream URL it belongs to.
+    pub key: String,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub fn new(connect_timeout: Duration, max_idle: usize) -> Arc<Pool> {
+        Arc::new(Pool { idle: Mutex::new(HashMap::new()), connect_timeout, max_idle })
+    }
+
+    /// An idle connection to `up` that is ready, else a new one.
+    pub async fn checkout(&self, up: &Upstream) -> Result<Checkout, ConnectError> {
+        while let Some(mut sender) = self.take_idle(up.url()) {
+            // A connection goes back to the pool as its response ends; the
+            // connection task may need a moment to become ready again.
+            if !sender.is_closed() && sender.ready().await.is_ok() {
+                return Ok(Checkout { sender, key: up.url().to_string() });
+            }
+        }
+        self.connect(up).await
+    }
+
+    /// A new connection to `up`, bypassing idle ones.
+    pub async fn connect(&self, up: &Upstream) -> Result<Checkout, ConnectError> {
+        let upstream = up.url().to_string();
+        let connecting = TcpStream::connect((up.host(), up.port()));
+        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Err(_) => return Err(ConnectError::Timeout { upstream, after: self.connect_timeout }),
+            Ok(Err(source)) => return Err(ConnectError::Io { upstream, source }),
+            Ok(Ok(s)) => s,
+        };
+        // Small request/response exchanges must not wait on Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = match http1::handshake(TokioIo::new(stream)).await {
+            Ok(pair) => pair,
+            Err(source) => return Err(ConnectError::Handshake { upstream, source }),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(Checkout { sender, key: upstream })
+    }
+
+    /// Returns a connection whose exchange finished cleanly.
+    pub fn put(&self, c: Checkout) {
+        if c.sender.is_closed() {
+            return;
+        }
+        let mut idle = self.lock();
+        let list = idle.entry(c.key).or_default();
+        if list.len() < self.max_idle {
+            list.push(c.sender);
+        }
+    }
+
+    fn take_idle(&self, key: &str) -> Option<Sender> {
+        self.lock().get_mut(key)?.pop()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Sender>>> {
+        // The map holds only senders; a panic elsewhere cannot leave it torn.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

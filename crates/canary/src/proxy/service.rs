@@ -1,0 +1,277 @@
+//! One request through the proxy, in named phases:
+//! 1. **limits**: a declared body over the limit is answered 413 at once;
+//! 2. **route**: read the facts (path, override, user key) and ask the core;
+//! 3. **forward**: send to the chosen upstream; if the canary refuses the
+//!    connection before the request was sent, count a canary failure and send
+//!    the request to stable instead;
+//! 4. **respond**: strip hop-by-hop headers, add `x-canary-version`, stream the
+//!    body back; the outcome is recorded when the body ends (see `body.rs`).
+
+use super::body::{Completion, ProxyBody};
+use super::headers::{X_CANARY_VERSION, set_forwarded, strip_hop_by_hop};
+use super::pool::{Checkout, Pool, UpstreamReqBody};
+use super::reply;
+use crate::config::{ServeConfig, UserKey};
+use crate::live::Live;
+use crate::metrics::{ErrorRecord, Outcome, Shard};
+use crate::upstream::Upstream;
+use canary_core::request::{Override, bounded_key, cookie_value};
+use canary_core::routing::RequestFacts;
+use canary_core::{Version, decide, path};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http_body_util::{LengthLimitError, Limited};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything one worker's requests share.
+#[derive(Debug)]
+pub struct Worker {
+    /// Routing state.
+    pub live: Arc<Live>,
+    /// Configuration.
+    pub cfg: Arc<ServeConfig>,
+    /// This worker's metrics.
+    pub shard: Arc<Shard>,
+    /// This worker's upstream connections.
+    pub pool: Arc<Pool>,
+}
+
+/// The request's identity for measurement and error records.
+struct Ctx {
+    w: Arc<Worker>,
+    route: u16,
+    start: Instant,
+    method: Method,
+    uri: Uri,
+}
+
+/// Why a send failed.
+enum SendError {
+    /// The request never left: it is handed back with the reason.
+    NotSent(Request<UpstreamReqBody>, String),
+    /// The upstream did not send a response head in time.
+    Timeout,
+    /// The exchange failed after the request was (partly) sent.
+    Failed(hyper::Error),
+}
+
+/// Handles one request; never fails (errors become replies).
+pub async fn handle(w: Arc<Worker>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+    let start = Instant::now();
+    if let Some(r) = too_large(&w.cfg, &req) {
+        return Ok(r);
+    }
+    let norm = path::normalize(req.uri().path());
+    let version = decide_with(&w.live.routing(), &facts(&w.cfg, &req, &norm, peer));
+    let route = w.shard.route_index(&w.cfg.routes.label(&norm));
+    drop(norm);
+    let ctx = Ctx { route, start, method: req.method().clone(), uri: req.uri().clone(), w };
+    let req = prepare(req, peer, ctx.w.cfg.proxy.max_body_bytes);
+    Ok(forward(&ctx, version, req).await)
+}
+
+fn too_large(cfg: &ServeConfig, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+    let len = req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok()?;
+    (len > cfg.proxy.max_body_bytes).then(|| {
+        let msg = format!("request body of {len} bytes exceeds the limit of {} bytes", cfg.proxy.max_body_bytes);
+        reply::error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &msg)
+    })
+}
+
+fn facts<'a>(cfg: &'a ServeConfig, req: &'a Request<Incoming>, path: &'a str, peer: SocketAddr) -> Facts<'a> {
+    let h = req.headers();
+    let forced = h.get("x-canary").and_then(|v| Override::parse(v.as_bytes())).or_else(|| {
+        cookies(req).find_map(|c| cookie_value(c, "x-canary")).and_then(Override::parse)
+    });
+    let key = match &cfg.user_key {
+        UserKey::Header(name) => h.get(name).map(|v| v.as_bytes()).filter(|v| !v.is_empty()),
+        UserKey::Cookie(name) => cookies(req).find_map(|c| cookie_value(c, name)).filter(|v| !v.is_empty()),
+    };
+    Facts { path, forced, key: key.map(bounded_key), peer }
+}
+
+fn cookies<'a>(req: &'a Request<Incoming>) -> impl Iterator<Item = &'a [u8]> {
+    req.headers().get_all(header::COOKIE).iter().map(|v| v.as_bytes())
+}
+
+/// Request facts whose user key may fall back to the client address, which
+/// is formatted on the stack rather than allocated.
+struct Facts<'a> {
+    path: &'a str,
+    forced: Option<Override>,
+    key: Option<&'a [u8]>,
+    peer: SocketAddr,
+}
+
+fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>) -> Version {
+    let mut buf = [0u8; 48];
+    let key = match f.key {
+        Some(k) => k,
+        None => ip_bytes(f.peer, &mut buf),
+    };
+    decide(table, &RequestFacts { path: f.path, forced: f.forced, user_key: key }).version
+}
+
+fn ip_bytes(peer: SocketAddr, buf: &mut [u8; 48]) -> &[u8] {
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    // An IPv6 address is at most 45 characters, so it always fits in 48.
+    let _ = write!(cur, "{}", peer.ip());
+    let n = cur.position() as usize;
+    &buf[..n]
+}
+
+fn prepare(req: Request<Incoming>, peer: SocketAddr, limit: u64) -> Request<UpstreamReqBody> {
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    set_forwarded(&mut parts.headers, peer.ip());
+    // Limited counts bytes as they stream, catching chunked bodies that grow
+    // past the limit without declaring a length.
+    Request::from_parts(parts, Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)))
+}
+
+async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> Response<ProxyBody> {
+    let ups = ctx.w.live.upstreams();
+    let (version, target) = match (version, &ups.canary) {
+        (Version::Canary, Some(c)) => (Version::Canary, c),
+        _ => (Version::Stable, &ups.stable),
+    };
+    ctx.w.shard.begin(version);
+    match send(&ctx.w.pool, target, req, ctx.w.cfg.proxy.response_timeout).await {
+        Ok((resp, conn)) => respond(ctx, version, resp, conn),
+        Err(SendError::NotSent(req, why)) if version == Version::Canary => {
+            fail(ctx, version, None, &why);
+            Box::pin(forward(ctx, Version::Stable, req)).await
+        }
+        Err(SendError::NotSent(_, why)) => {
+            fail(ctx, version, None, &why);
+            reply::error(StatusCode::BAD_GATEWAY, "upstream_unavailable", &format!("{version} upstream: {why}"))
+        }
+        Err(SendError::Timeout) => {
+            let why = format!("no response within {:?}", ctx.w.cfg.proxy.response_timeout);
+            fail(ctx, version, None, &why);
+            reply::error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &format!("{version} upstream: {why}"))
+        }
+        Err(SendError::Failed(e)) if is_body_limit(&e) => {
+            record(ctx, version, Some(413), false);
+            let msg = format!("request body exceeds the limit of {} bytes", ctx.w.cfg.proxy.max_body_bytes);
+            reply::error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &msg)
+        }
+        Err(SendError::Failed(e)) => {
+            fail(ctx, version, None, &e.to_string());
+            reply::error(StatusCode::BAD_GATEWAY, "upstream_failed", &format!("{version} upstream: {e}"))
+        }
+    }
+}
+
+async fn send(
+    pool: &Pool,
+    up: &Upstream,
+    mut req: Request<UpstreamReqBody>,
+    timeout: std::time::Duration,
+) -> Result<(Response<Incoming>, Checkout), SendError> {
+    retarget(&mut req, up);
+    for attempt in 0..3 {
+        // A pooled connection may have been closed by the upstream a moment
+        // ago; after one such miss, only a fresh connection is trusted.
+        let got = if attempt == 0 { pool.checkout(up).await } else { pool.connect(up).await };
+        let mut conn = match got {
+            Ok(c) => c,
+            Err(e) => return Err(SendError::NotSent(req, e.to_string())),
+        };
+        match tokio::time::timeout(timeout, conn.sender.try_send_request(req)).await {
+            Err(_) => return Err(SendError::Timeout),
+            Ok(Ok(resp)) => return Ok((resp, conn)),
+            Ok(Err(mut e)) => match e.take_message() {
+                Some(r) if attempt < 2 => req = r,
+                Some(r) => return Err(SendError::NotSent(r, e.into_error().to_string())),
+                None => return Err(SendError::Failed(e.into_error())),
+            },
+        }
+    }
+    unreachable_send()
+}
+
+/// The loop above returns on its last attempt; this satisfies the type checker
+/// without a panic path.
+fn unreachable_send() -> Result<(Response<Incoming>, Checkout), SendError> {
+    Err(SendError::Timeout)
+}
+
+fn retarget(req: &mut Request<UpstreamReqBody>, up: &Upstream) {
+    let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+    let uri = if up.base_path().is_empty() {
+        Uri::try_from(pq)
+    } else {
+        Uri::try_from(format!("{}{}", up.base_path(), pq))
+    };
+    if let Ok(uri) = uri {
+        *req.uri_mut() = uri;
+    }
+    if let Ok(host) = HeaderValue::from_str(up.authority().as_str()) {
+        req.headers_mut().insert(header::HOST, host);
+    }
+}
+
+fn respond(ctx: &Ctx, version: Version, resp: Response<Incoming>, conn: Checkout) -> Response<ProxyBody> {
+    let status = resp.status().as_u16();
+    if status >= 500 {
+        remember(ctx, version, Some(status), "upstream answered with a server error");
+    }
+    let (mut parts, inner) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if ctx.w.cfg.version_header {
+        parts.headers.insert(X_CANARY_VERSION, HeaderValue::from_static(version.as_str()));
+    }
+    let outcome = Outcome { version, route: ctx.route, status: Some(status), failure: false, latency_us: 0 };
+    let w = &ctx.w;
+    let done = Completion {
+        shard: Arc::clone(&w.shard),
+        pool: Arc::clone(&w.pool),
+        conn: Some(conn),
+        outcome,
+        start: ctx.start,
+        finished: false,
+    };
+    Response::from_parts(parts, ProxyBody::Upstream { inner, done })
+}
+
+fn fail(ctx: &Ctx, version: Version, status: Option<u16>, why: &str) {
+    remember(ctx, version, status, why);
+    record(ctx, version, status, true);
+}
+
+fn record(ctx: &Ctx, version: Version, status: Option<u16>, failure: bool) {
+    let now = Instant::now();
+    let latency_us = now.duration_since(ctx.start).as_micros() as u64;
+    ctx.w.shard.record(Outcome { version, route: ctx.route, status, failure, latency_us }, now);
+    ctx.w.shard.end(version);
+}
+
+fn remember(ctx: &Ctx, version: Version, status: Option<u16>, why: &str) {
+    let path = ctx.uri.path();
+    let cut = (0..=path.len().min(200)).rev().find(|&i| path.is_char_boundary(i)).unwrap_or(0);
+    ctx.w.shard.record_error(ErrorRecord {
+        at_ms: crate::store::now_ms() as u64,
+        version,
+        method: ctx.method.to_string(),
+        path: path[..cut].to_string(),
+        status,
+        error: why.to_string(),
+    });
+}
+
+fn is_body_limit(e: &hyper::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if s.is::<LengthLimitError>() {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}

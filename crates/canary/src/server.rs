@@ -1,0 +1,121 @@
+//! `canary serve` assembled: state file, live routing, dynamic config, proxy
+//! workers and the admin API, started in that order so the very first request
+//! is routed by the persisted state; stopped gracefully on request.
+
+use crate::admin::{self, AdminState};
+use crate::config::ServeConfig;
+use crate::dynamic::{self, FlagsStatus};
+use crate::live::{Live, Upstreams};
+use crate::metrics::Metrics;
+use crate::proxy;
+use crate::store::Store;
+use canary_core::RoutingTable;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::watch;
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A configuration input is invalid (exit code 2).
+    #[error("{0}")]
+    Config(String),
+    /// Something outside the config failed: a port in use, an unwritable state file (exit code 1).
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the proxy listens.
+    pub proxy_addr: SocketAddr,
+    /// Where the admin API listens.
+    pub admin_addr: SocketAddr,
+    /// The live routing state.
+    pub live: Arc<Live>,
+    /// The measurements.
+    pub metrics: Arc<Metrics>,
+    shutdown: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Starts everything; returns once all listeners are bound.
+pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
+    let cfg = Arc::new(cfg);
+    let store = Store::open(&cfg.state).map_err(|e| StartError::Io(e.to_string()))?;
+    let live = Arc::new(Live::new(store, table(&cfg), upstreams(&cfg)).map_err(|e| StartError::Io(e.to_string()))?);
+    let flags = Arc::new(Mutex::new(FlagsStatus { path: cfg.flags.clone(), ..FlagsStatus::default() }));
+    if let Some(path) = &cfg.flags {
+        dynamic::load(path, &live).map_err(StartError::Config)?;
+        dynamic::reload(path, &live, &flags);
+    }
+    let metrics = Arc::new(Metrics::new(cfg.proxy.workers, cfg.max_routes));
+    let (tx, rx) = watch::channel(false);
+    let admin_sock = std::net::TcpListener::bind(cfg.admin)
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .map_err(|e| StartError::Io(format!("admin API: cannot listen on {}: {e}", cfg.admin)))?;
+    let admin_addr = admin_sock.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+    let (proxy_addr, mut threads) = proxy::start(Arc::clone(&cfg), Arc::clone(&live), &metrics, rx.clone())
+        .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
+    let state = AdminState { live: Arc::clone(&live), metrics: Arc::clone(&metrics), cfg: Arc::clone(&cfg), flags };
+    threads.push(spawn_admin(admin_sock, state, rx)?);
+    Ok(Running { proxy_addr, admin_addr, live, metrics, shutdown: tx, threads })
+}
+
+fn table(cfg: &ServeConfig) -> RoutingTable {
+    RoutingTable {
+        rollout: cfg.rollout.clone(),
+        share: cfg.share,
+        excludes: cfg.excludes.clone(),
+        has_canary: cfg.canary.is_some(),
+    }
+}
+
+fn upstreams(cfg: &ServeConfig) -> Upstreams {
+    Upstreams { stable: cfg.stable.clone(), canary: cfg.canary.clone() }
+}
+
+fn spawn_admin(sock: std::net::TcpListener, state: AdminState, rx: watch::Receiver<bool>) -> Result<JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name("canary-admin".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!(error = %e, "cannot start the admin runtime"),
+            };
+            rt.block_on(run_admin(sock, state, rx));
+        })
+        .map_err(|e| StartError::Io(format!("cannot start the admin thread: {e}")))
+}
+
+async fn run_admin(sock: std::net::TcpListener, state: AdminState, mut rx: watch::Receiver<bool>) {
+    let listener = match tokio::net::TcpListener::from_std(sock) {
+        Ok(l) => l,
+        Err(e) => return tracing::error!(error = %e, "cannot register the admin listener"),
+    };
+    let watcher = state.cfg.flags.clone().map(|p| {
+        tokio::spawn(dynamic::watch(p, Arc::clone(&state.live), Arc::clone(&state.flags)))
+    });
+    let app = admin::router(state);
+    let stop = async move {
+        let _ = rx.changed().await;
+    };
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        tracing::error!(error = %e, "admin API stopped");
+    }
+    if let Some(w) = watcher {
+        w.abort();
+    }
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and joins every thread.
+    pub fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
