@@ -39,7 +39,8 @@ pub fn load(path: &Path, live: &Live) -> Result<bool, String> {
         return Ok(false);
     }
     let rollout = live.routing().rollout.clone();
-    let flags = canary_core::dynamic::parse(&text, &rollout).map_err(|e| format!("{}: {e}", path.display()))?;
+    let flags =
+        canary_core::dynamic::parse(&text, &rollout).map_err(|e| format!("{}: {e}", path.display()))?;
     let change = Change {
         share: Some(flags.effective_share()),
         excludes: Some(flags.excludes),

@@ -72,7 +72,12 @@ impl Live {
         let (table, hash) = match store.load_routing()? {
             Some(p) => restore(table, p),
             None => {
-                store.save_routing(&persisted(&table, None), "routing_initialised", Source::Config.as_str(), &describe(&table))?;
+                store.save_routing(
+                    &persisted(&table, None),
+                    "routing_initialised",
+                    Source::Config.as_str(),
+                    &describe(&table),
+                )?;
                 (table, None)
             }
         };
@@ -127,7 +132,12 @@ impl Live {
             return Ok(old);
         }
         let detail = json!({"from": describe(&old), "to": describe(&new)});
-        self.store.save_routing(&persisted(&new, new_hash.clone()), kind(&old, &new), source.as_str(), &detail)?;
+        self.store.save_routing(
+            &persisted(&new, new_hash.clone()),
+            kind(&old, &new),
+            source.as_str(),
+            &detail,
+        )?;
         *hash = new_hash;
         let new = Arc::new(new);
         self.routing.store(Arc::clone(&new));
@@ -146,7 +156,11 @@ fn restore(mut table: RoutingTable, p: PersistedRouting) -> (RoutingTable, Optio
 }
 
 fn persisted(t: &RoutingTable, flags_hash: Option<String>) -> PersistedRouting {
-    PersistedRouting { share_bp: t.share.basis_points(), excludes: t.excludes.patterns().to_vec(), flags_hash }
+    PersistedRouting {
+        share_bp: t.share.basis_points(),
+        excludes: t.excludes.patterns().to_vec(),
+        flags_hash,
+    }
 }
 
 fn describe(t: &RoutingTable) -> serde_json::Value {

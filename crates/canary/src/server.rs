@@ -45,7 +45,8 @@ pub struct Running {
 pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let cfg = Arc::new(cfg);
     let store = Store::open(&cfg.state).map_err(|e| StartError::Io(e.to_string()))?;
-    let live = Arc::new(Live::new(store, table(&cfg), upstreams(&cfg)).map_err(|e| StartError::Io(e.to_string()))?);
+    let live =
+        Arc::new(Live::new(store, table(&cfg), upstreams(&cfg)).map_err(|e| StartError::Io(e.to_string()))?);
     let flags = Arc::new(Mutex::new(FlagsStatus { path: cfg.flags.clone(), ..FlagsStatus::default() }));
     if let Some(path) = &cfg.flags {
         dynamic::load(path, &live).map_err(StartError::Config)?;
@@ -57,9 +58,11 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         .and_then(|l| l.set_nonblocking(true).map(|_| l))
         .map_err(|e| StartError::Io(format!("admin API: cannot listen on {}: {e}", cfg.admin)))?;
     let admin_addr = admin_sock.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
-    let (proxy_addr, mut threads) = proxy::start(Arc::clone(&cfg), Arc::clone(&live), &metrics, rx.clone())
-        .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
-    let state = AdminState { live: Arc::clone(&live), metrics: Arc::clone(&metrics), cfg: Arc::clone(&cfg), flags };
+    let (proxy_addr, mut threads) =
+        proxy::start(Arc::clone(&cfg), Arc::clone(&live), &metrics, rx.clone())
+            .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
+    let state =
+        AdminState { live: Arc::clone(&live), metrics: Arc::clone(&metrics), cfg: Arc::clone(&cfg), flags };
     threads.push(spawn_admin(admin_sock, state, rx)?);
     Ok(Running { proxy_addr, admin_addr, live, metrics, shutdown: tx, threads })
 }
@@ -77,7 +80,11 @@ fn upstreams(cfg: &ServeConfig) -> Upstreams {
     Upstreams { stable: cfg.stable.clone(), canary: cfg.canary.clone() }
 }
 
-fn spawn_admin(sock: std::net::TcpListener, state: AdminState, rx: watch::Receiver<bool>) -> Result<JoinHandle<()>, StartError> {
+fn spawn_admin(
+    sock: std::net::TcpListener,
+    state: AdminState,
+    rx: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, StartError> {
     std::thread::Builder::new()
         .name("canary-admin".into())
         .spawn(move || {
@@ -95,9 +102,11 @@ async fn run_admin(sock: std::net::TcpListener, state: AdminState, mut rx: watch
         Ok(l) => l,
         Err(e) => return tracing::error!(error = %e, "cannot register the admin listener"),
     };
-    let watcher = state.cfg.flags.clone().map(|p| {
-        tokio::spawn(dynamic::watch(p, Arc::clone(&state.live), Arc::clone(&state.flags)))
-    });
+    let watcher = state
+        .cfg
+        .flags
+        .clone()
+        .map(|p| tokio::spawn(dynamic::watch(p, Arc::clone(&state.live), Arc::clone(&state.flags))));
     let app = admin::router(state);
     let stop = async move {
         let _ = rx.changed().await;

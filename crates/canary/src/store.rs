@@ -98,12 +98,21 @@ impl Store {
     }
 
     /// Saves the routing state and its event in one transaction.
-    pub fn save_routing(&self, r: &PersistedRouting, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
+    pub fn save_routing(
+        &self,
+        r: &PersistedRouting,
+        kind: &str,
+        source: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let value = serde_json::to_string(r).unwrap_or_default();
-        tx.execute("INSERT INTO kv (key, value) VALUES ('routing', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1", [value])
-            .map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO kv (key, value) VALUES ('routing', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
+            [value],
+        )
+        .map_err(|e| self.err(e))?;
         insert_event(&tx, kind, source, detail).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
@@ -135,7 +144,12 @@ impl Store {
     }
 }
 
-fn insert_event(conn: &Connection, kind: &str, source: &str, detail: &serde_json::Value) -> rusqlite::Result<()> {
+fn insert_event(
+    conn: &Connection,
+    kind: &str,
+    source: &str,
+    detail: &serde_json::Value,
+) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO events (at_ms, kind, source, detail) VALUES (?1, ?2, ?3, ?4)",
         params![now_ms(), kind, source, detail.to_string()],

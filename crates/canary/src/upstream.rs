@@ -20,11 +20,16 @@ impl Upstream {
         let uri: Uri = s.parse().map_err(|e| format!("`{s}` is not a URL ({e}); write http://host:port"))?;
         match uri.scheme_str() {
             Some("http") => {}
-            Some("https") => return Err(format!("`{s}`: https upstreams are not supported yet; use http:// (terminate TLS in front of the upstream)")),
+            Some("https") => {
+                return Err(format!(
+                    "`{s}`: https upstreams are not supported yet; use http:// (terminate TLS in front of the upstream)"
+                ));
+            }
             Some(other) => return Err(format!("`{s}`: scheme `{other}` is not supported; use http://")),
             None => return Err(format!("`{s}` has no scheme; write http://{s}")),
         }
-        let authority = uri.authority().cloned().ok_or_else(|| format!("`{s}` has no host; write http://host:port"))?;
+        let authority =
+            uri.authority().cloned().ok_or_else(|| format!("`{s}` has no host; write http://host:port"))?;
         if uri.query().is_some() {
             return Err(format!("`{s}` has a query string; an upstream is http://host:port[/path]"));
         }

@@ -60,7 +60,8 @@ fn parse_spec(q: &MetricsQuery) -> Result<(WindowSpec, String), String> {
         return Ok((WindowSpec::Since(t), format!("since {ms}")));
     }
     let w = q.window.as_deref().unwrap_or("1m");
-    let secs = parse_duration(w).ok_or_else(|| format!("window `{w}`: expected a duration such as 1m, 5m, 10m or 30s"))?;
+    let secs = parse_duration(w)
+        .ok_or_else(|| format!("window `{w}`: expected a duration such as 1m, 5m, 10m or 30s"))?;
     if secs == 0 || secs > 600 {
         return Err(format!("window `{w}`: must be between 1s and 10m (the history kept)"));
     }
@@ -126,4 +127,3 @@ fn routes(a: &ArmStats) -> Value {
 fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
-

@@ -59,7 +59,11 @@ pub fn error(status: StatusCode, error: &str, message: impl Into<String>) -> Res
 }
 
 async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see GET /api/v2/health, /api/v2/metrics, /api/routing, /api/events, /metrics")
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see GET /api/v2/health, /api/v2/metrics, /api/routing, /api/events, /metrics",
+    )
 }
 
 async fn health(State(s): State<AdminState>) -> Json<serde_json::Value> {

@@ -41,7 +41,10 @@ pub struct ShareBody {
 }
 
 /// `PUT /api/routing/share` with `{"share": 25}` (a number or a string such as "12.5").
-pub async fn put_share(State(s): State<AdminState>, body: Result<Json<ShareBody>, JsonRejection>) -> Response {
+pub async fn put_share(
+    State(s): State<AdminState>,
+    body: Result<Json<ShareBody>, JsonRejection>,
+) -> Response {
     let Json(b) = match body {
         Ok(b) => b,
         Err(e) => return bad(format!("expected {{\"share\": 25}}: {}", e.body_text())),
@@ -66,7 +69,10 @@ pub struct ExcludesBody {
 }
 
 /// `PUT /api/routing/excludes` with `{"excludes": ["/api/admin/*"]}`.
-pub async fn put_excludes(State(s): State<AdminState>, body: Result<Json<ExcludesBody>, JsonRejection>) -> Response {
+pub async fn put_excludes(
+    State(s): State<AdminState>,
+    body: Result<Json<ExcludesBody>, JsonRejection>,
+) -> Response {
     let Json(b) = match body {
         Ok(b) => b,
         Err(e) => return bad(format!("expected {{\"excludes\": [\"/api/admin/*\"]}}: {}", e.body_text())),

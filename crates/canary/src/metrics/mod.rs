@@ -95,7 +95,7 @@ impl Metrics {
     /// The most recent errors, newest first, at most `limit`.
     pub fn recent_errors(&self, limit: usize) -> Vec<ErrorRecord> {
         let mut all: Vec<ErrorRecord> = self.shards.iter().flat_map(|s| s.recent_errors()).collect();
-        all.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+        all.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
         all.truncate(limit);
         all
     }

@@ -45,7 +45,8 @@ fn gauge(out: &mut String, name: &str, help: &str) {
 
 fn requests(out: &mut String, totals: &[TotalsSnapshot; 2]) {
     let name = "canary_requests_total";
-    let _ = writeln!(out, "# HELP {name} Responses sent, by version and status class.\n# TYPE {name} counter");
+    let _ =
+        writeln!(out, "# HELP {name} Responses sent, by version and status class.\n# TYPE {name} counter");
     for v in Version::ALL {
         for (i, n) in totals[v.index()].counts.by_class.iter().enumerate() {
             let _ = writeln!(out, "{name}{{version=\"{v}\",class=\"{}xx\"}} {n}", i + 1);
@@ -55,7 +56,10 @@ fn requests(out: &mut String, totals: &[TotalsSnapshot; 2]) {
 
 fn failures(out: &mut String, totals: &[TotalsSnapshot; 2]) {
     let name = "canary_upstream_failures_total";
-    let _ = writeln!(out, "# HELP {name} Requests the upstream did not answer (refused, timed out, reset).\n# TYPE {name} counter");
+    let _ = writeln!(
+        out,
+        "# HELP {name} Requests the upstream did not answer (refused, timed out, reset).\n# TYPE {name} counter"
+    );
     for v in Version::ALL {
         let _ = writeln!(out, "{name}{{version=\"{v}\"}} {}", totals[v.index()].counts.upstream_failures);
     }
@@ -63,7 +67,10 @@ fn failures(out: &mut String, totals: &[TotalsSnapshot; 2]) {
 
 fn latency(out: &mut String, totals: &[TotalsSnapshot; 2]) {
     let name = "canary_request_duration_seconds";
-    let _ = writeln!(out, "# HELP {name} Time from request to end of response, by version.\n# TYPE {name} histogram");
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from request to end of response, by version.\n# TYPE {name} histogram"
+    );
     for v in Version::ALL {
         let t = &totals[v.index()];
         let count = t.latency.as_ref().map_or(0, |h| h.len());

@@ -6,9 +6,9 @@
 //! lock is shared between workers.
 
 use super::slot::{Counts, RouteCounts, Slot, new_histogram};
-use hdrhistogram::Histogram;
 use super::{RETAINED_SLOTS, SLOT_SECS};
 use canary_core::Version;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};

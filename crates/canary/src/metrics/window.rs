@@ -94,7 +94,7 @@ impl ArmStats {
 
     /// The latency at quantile `q` (0..1) in milliseconds; `None` with no samples.
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
-        let h = self.latency.as_ref().filter(|h| h.len() > 0)?;
+        let h = self.latency.as_ref().filter(|h| !h.is_empty())?;
         Some(h.value_at_quantile(q) as f64 / 1000.0)
     }
 }
@@ -116,7 +116,12 @@ fn merge_hist(into: &mut Option<Histogram<u32>>, from: Option<&Histogram<u32>>) 
 }
 
 /// Merges every shard's slots that fall in `spec`.
-pub(super) fn collect(shards: &[Arc<Shard>], spec: WindowSpec, now_tick: u64, clock: (Duration, SystemTime)) -> Snapshot {
+pub(super) fn collect(
+    shards: &[Arc<Shard>],
+    spec: WindowSpec,
+    now_tick: u64,
+    clock: (Duration, SystemTime),
+) -> Snapshot {
     let (uptime, started) = clock;
     let first = first_tick(spec, now_tick, started);
     let seconds = (uptime.as_secs_f64() - (first * SLOT_SECS) as f64).max(0.0);
@@ -137,9 +142,7 @@ fn first_tick(spec: WindowSpec, now_tick: u64, started: SystemTime) -> u64 {
             let slots = d.as_secs().div_ceil(SLOT_SECS).max(1);
             (now_tick + 1).saturating_sub(slots)
         }
-        WindowSpec::Since(t) => {
-            t.duration_since(started).map(|d| d.as_secs() / SLOT_SECS).unwrap_or(0)
-        }
+        WindowSpec::Since(t) => t.duration_since(started).map(|d| d.as_secs() / SLOT_SECS).unwrap_or(0),
     };
     wanted.max(oldest).min(now_tick)
 }

@@ -57,7 +57,9 @@ pub fn start(
             pool: Pool::new(cfg.proxy.connect_timeout, cfg.proxy.max_idle_per_upstream),
         });
         let rx = shutdown.clone();
-        let t = std::thread::Builder::new().name(format!("canary-worker-{i}")).spawn(move || run(worker, sock, rx))?;
+        let t = std::thread::Builder::new()
+            .name(format!("canary-worker-{i}"))
+            .spawn(move || run(worker, sock, rx))?;
         threads.push(t);
     }
     Ok((addr, threads))

@@ -211,7 +211,11 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         key: String::new(),
         reason: format!("cannot read the config file: {e}"),
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError { origin, key: String::new(), reason: toml_reason(&e, &text) })
+    toml::from_str(&text).map_err(|e| ConfigError {
+        origin,
+        key: String::new(),
+        reason: toml_reason(&e, &text),
+    })
 }
 
 fn toml_reason(e: &toml::de::Error, text: &str) -> String {
@@ -251,8 +255,11 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         user_key: user_key(&f.routing, o)?,
         version_header: f.routing.version_header.unwrap_or(true),
         proxy: proxy(&f.proxy, o)?,
-        routes: RouteTemplates::new(f.metrics.routes.as_deref().unwrap_or(&[]), f.metrics.route_depth.unwrap_or(3))
-            .map_err(|e| o.err(false, "metrics.routes", "", e.to_string()))?,
+        routes: RouteTemplates::new(
+            f.metrics.routes.as_deref().unwrap_or(&[]),
+            f.metrics.route_depth.unwrap_or(3),
+        )
+        .map_err(|e| o.err(false, "metrics.routes", "", e.to_string()))?,
         max_routes: f.metrics.max_routes.unwrap_or(100).max(1),
     })
 }
@@ -269,14 +276,24 @@ fn upstream(s: &str, o: &Origin<'_>, flag: bool, key: &str, name: &str) -> Resul
     Upstream::parse(s).map_err(|reason| o.err(flag, key, name, reason))
 }
 
-fn addr(v: (Option<String>, bool), default: &str, o: &Origin<'_>, key: &str, flag: &str) -> Result<SocketAddr, ConfigError> {
+fn addr(
+    v: (Option<String>, bool),
+    default: &str,
+    o: &Origin<'_>,
+    key: &str,
+    flag: &str,
+) -> Result<SocketAddr, ConfigError> {
     let s = v.0.unwrap_or_else(|| default.to_string());
-    s.parse().map_err(|_| o.err(v.1, key, flag, format!("`{s}` is not an address; write IP:PORT such as 127.0.0.1:8080")))
+    s.parse().map_err(|_| {
+        o.err(v.1, key, flag, format!("`{s}` is not an address; write IP:PORT such as 127.0.0.1:8080"))
+    })
 }
 
 fn share(cli: &Overrides, r: &FileRouting, o: &Origin<'_>) -> Result<Share, ConfigError> {
     if let Some(s) = &cli.share {
-        return s.parse().map_err(|e: canary_core::share::ShareError| o.err(true, "", "--share", e.to_string()));
+        return s
+            .parse()
+            .map_err(|e: canary_core::share::ShareError| o.err(true, "", "--share", e.to_string()));
     }
     match r.share {
         Some(p) => Share::from_percent(p).map_err(|e| o.err(false, "routing.share", "", e.to_string())),
@@ -288,19 +305,22 @@ fn excludes(cli: &Overrides, r: &FileRouting, o: &Origin<'_>) -> Result<Excludes
     if !cli.exclude.is_empty() {
         return Excludes::new(&cli.exclude).map_err(|e| o.err(true, "", "--exclude", e.to_string()));
     }
-    Excludes::new(r.exclude.as_deref().unwrap_or(&[])).map_err(|e| o.err(false, "routing.exclude", "", e.to_string()))
+    Excludes::new(r.exclude.as_deref().unwrap_or(&[]))
+        .map_err(|e| o.err(false, "routing.exclude", "", e.to_string()))
 }
 
 fn user_key(r: &FileRouting, o: &Origin<'_>) -> Result<UserKey, ConfigError> {
     match (&r.user_header, &r.user_cookie) {
-        (Some(_), Some(_)) => Err(o.err(false, "routing.user_cookie", "", "set either user_header or user_cookie, not both")),
+        (Some(_), Some(_)) => {
+            Err(o.err(false, "routing.user_cookie", "", "set either user_header or user_cookie, not both"))
+        }
         (None, Some(c)) if c.is_empty() => Err(o.err(false, "routing.user_cookie", "", "must not be empty")),
         (None, Some(c)) => Ok(UserKey::Cookie(c.clone())),
         (h, None) => {
             let h = h.as_deref().unwrap_or("x-user-id");
-            HeaderName::try_from(h.to_ascii_lowercase())
-                .map(UserKey::Header)
-                .map_err(|_| o.err(false, "routing.user_header", "", format!("`{h}` is not a valid header name")))
+            HeaderName::try_from(h.to_ascii_lowercase()).map(UserKey::Header).map_err(|_| {
+                o.err(false, "routing.user_header", "", format!("`{h}` is not a valid header name"))
+            })
         }
     }
 }
@@ -314,7 +334,12 @@ fn proxy(p: &FileProxy, o: &Origin<'_>) -> Result<ProxyConfig, ConfigError> {
     };
     let max_header_bytes = p.max_header_bytes.unwrap_or(16 * 1024);
     if max_header_bytes < 8192 {
-        return Err(o.err(false, "proxy.max_header_bytes", "", "must be at least 8192 (the HTTP/1 parser's minimum buffer)"));
+        return Err(o.err(
+            false,
+            "proxy.max_header_bytes",
+            "",
+            "must be at least 8192 (the HTTP/1 parser's minimum buffer)",
+        ));
     }
     let workers = p.workers.unwrap_or_else(default_workers);
     if workers == 0 || workers > 256 {

@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# bench/run.sh: throughput, latency and CPU cost of `canary serve` against
+# nginx and haproxy, all proxying to the same nginx backend on loopback.
+#
+# Usage (from anywhere):
+#     bash bench/run.sh
+#     ROUNDS=5 DURATION=20s CONNECTIONS=64 bash bench/run.sh
+#
+# What one run does:
+#   1. cargo build --release -p canary
+#   2. starts one backend: nginx, 1 worker, `return 200 "ok"`
+#   3. starts the proxies, each on its own loopback port, all to that backend:
+#        nginx      1 worker, upstream keepalive 64, HTTP/1.1, Connection ""
+#        haproxy    nbthread 1, mode http, http-reuse always
+#        canary     workers = 1, stable and canary both = the backend, share 50
+#        canary-w2  the same with workers = 2 (reported separately; CANARY_W2=0 skips it)
+#   4. for ROUNDS rounds, measures each target in turn (direct, nginx, haproxy,
+#      canary, canary-w2): a WARMUP wrk run, then
+#        wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency
+#      and the CPU time (utime+stime from /proc/PID/stat, plus any child
+#      processes) used by the proxy process during the measured run; for
+#      nginx that is its worker process; for `direct`, the backend's worker.
+#   5. prints the median per target of req/s, p50, p99 and CPU us/req, and
+#      the ratios canary/nginx and canary/haproxy for req/s and p99.
+#
+# Environment (defaults in brackets):
+#   ROUNDS [3]  DURATION [10s]  WARMUP [2s]  CONNECTIONS [32]  THREADS [1]
+#   CANARY_W2 [1]  BUILD [1] (0 = use the existing target/release/canary)
+#   NGINX [/usr/sbin/nginx]  HAPROXY [/usr/sbin/haproxy]  WRK [/usr/bin/wrk]
+#   OUT [bench/out/<UTC timestamp>]
+#
+# Output: OUT/results.tsv (one line per measurement), OUT/summary.txt (the
+# table), OUT/env.txt (machine and versions), OUT/wrk/*.txt (raw wrk output),
+# OUT/logs/ (server configs and logs). Every process started here is stopped
+# on exit, including on failure or Ctrl-C. Only 127.0.0.1 is used.
+#
+# wrk, the proxies and the backend share the same machine: on a small or busy
+# machine they compete for CPU, so compare targets within one run, not across runs.
+
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+CANARY_W2=${CANARY_W2:-1}
+BUILD=${BUILD:-1}
+NGINX=${NGINX:-/usr/sbin/nginx}
+HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
+WRK=${WRK:-/usr/bin/wrk}
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+# --- validate the knobs ------------------------------------------------------
+[[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 100)) || die "ROUNDS must be 1..100, got '$ROUNDS'"
+[[ $CONNECTIONS =~ ^[0-9]+$ ]] && ((CONNECTIONS >= 1 && CONNECTIONS <= 10000)) || die "CONNECTIONS must be 1..10000"
+[[ $THREADS =~ ^[0-9]+$ ]] && ((THREADS >= 1 && THREADS <= CONNECTIONS)) || die "THREADS must be 1..CONNECTIONS"
+
+# "10s" / "2m" / "10" -> seconds
+to_seconds() {
+    local v=$1
+    [[ $v =~ ^([0-9]+)([smh]?)$ ]] || die "bad duration '$v' (use e.g. 10s, 2m)"
+    local n=${BASH_REMATCH[1]} u=${BASH_REMATCH[2]}
+    case $u in
+        m) echo $((n * 60)) ;;
+        h) echo $((n * 3600)) ;;
+        *) echo "$n" ;;
+    esac
+}
+DURATION_S=$(to_seconds "$DURATION")
+WARMUP_S=$(to_seconds "$WARMUP")
+((DURATION_S >= 1)) || die "DURATION must be at least 1s"
+
+for tool in "$NGINX" "$HAPROXY" "$WRK" curl cargo timeout ss; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool"
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$ROOT/bench/out/$STAMP}
+mkdir -p "$OUT/wrk" "$OUT/logs"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/canary-bench.XXXXXX")
+CLK_TCK=$(getconf CLK_TCK)
+
+# --- process bookkeeping and cleanup -----------------------------------------
+PIDS=()
+
+# A process and all its descendants, one pid a line.
+descendants() {
+    local pid=$1 kids c
+    echo "$pid"
+    kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+    for c in $kids; do descendants "$c"; done
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+cleanup() {
+    local rc=$? all=() p i
+    trap - EXIT INT TERM
+    for p in "${PIDS[@]}"; do
+        alive "$p" || continue
+        # shellcheck disable=SC2207
+        all+=($(descendants "$p"))
+    done
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for ((i = 0; i < 50; i++)); do
+        local left=0
+        for p in "${all[@]}"; do alive "$p" && left=1; done
+        ((left == 0)) && break
+        sleep 0.1
+    done
+    for p in "${all[@]}"; do
+        if alive "$p"; then
+            echo "bench: pid $p did not stop on SIGTERM; sending SIGKILL" >&2
+            kill -KILL "$p" 2>/dev/null || true
+        fi
+    done
+    cp -r "$TMP"/. "$OUT/logs/" 2>/dev/null || true
+    rm -rf "$TMP"
+    if ((rc != 0)); then
+        echo "bench: FAILED (exit $rc); logs in $OUT/logs" >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers -------------------------------------------------------------------
+
+# A loopback TCP port nobody listens on; tries at most 200 candidates.
+USED_PORTS=" "
+free_port() {
+    local i p
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 20000))
+        [[ $USED_PORTS == *" $p "* ]] && continue
+        if [[ -z $(ss -Hltn "sport = :$p" 2>/dev/null) ]]; then
+            USED_PORTS+="$p "
+            echo "$p"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+# Waits (at most ~10 s) until URL answers 200 with body BODY, while PID lives.
+wait_http() {
+    local url=$1 body=$2 pid=$3 name=$4 i got
+    for ((i = 0; i < 100; i++)); do
+        alive "$pid" || die "$name (pid $pid) exited during startup; see $OUT/logs"
+        got=$(curl -s --max-time 1 "$url" 2>/dev/null || true)
+        if [[ -z $body || $got == "$body" ]]; then
+            curl -sf --max-time 1 -o /dev/null "$url" 2>/dev/null && return 0
+        fi
+        sleep 0.1
+    done
+    die "$name did not answer $url in time"
+}
+
+# The single child of an nginx master (its worker); waits at most ~5 s.
+nginx_worker() {
+    local master=$1 i kids
+    for ((i = 0; i < 50; i++)); do
+        kids=$(cat /proc/"$master"/task/*/children 2>/dev/null || true)
+        if [[ -n $kids ]]; then
+            set -- $kids
+            (($# == 1)) || die "nginx master $master has $# children, expected 1 worker"
+            echo "$1"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "nginx master $master has no worker"
+}
+
+# utime+stime clock ticks of PID and its descendants.
+cpu_ticks() {
+    local total=0 p stat rest
+    for p in $(descendants "$1"); do
+        stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+        rest=${stat##*) }              # drop "pid (comm) "; comm may hold spaces
+        # fields from 3 (state) on: utime is field 14, stime field 15
+        read -r -a f <<<"$rest"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+# wrk latency "123.45us" / "1.20ms" / "1.01s" / "2.00m" -> microseconds
+to_us() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") m = 1; else if (u == "ms") m = 1000; else if (u == "s") m = 1e6;
+        else if (u == "m") m = 60e6; else if (u == "h") m = 3600e6; else m = -1
+        if (m < 0) print "nan"; else printf "%.1f", n * m }'
+}
+
+nginx_common() { # prefix dir
+    cat <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $1/client_body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    default_type text/plain;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+EOF
+}
+
+# --- 1. build --------------------------------------------------------------------
+CANARY_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/canary
+if [[ $BUILD == 1 ]]; then
+    echo "bench: cargo build --release -p canary"
+    (cd "$ROOT" && cargo build --release -p canary) >"$OUT/build.log" 2>&1 ||
+        { tail -n 30 "$OUT/build.log" >&2; die "cargo build failed (log: $OUT/build.log)"; }
+fi
+[[ -x $CANARY_BIN ]] || die "no binary at $CANARY_BIN"
+
+{
+    echo "date_utc: $(date -u '+%Y-%m-%d %H:%M:%S')"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "kernel: $(uname -sr)"
+    echo "nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+    echo "haproxy: $("$HAPROXY" -v 2>&1 | head -n 1)"
+    echo "wrk: $("$WRK" -v 2>&1 | head -n 1)"
+    echo "canary_git: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+        "(uncommitted changes: $(cd "$ROOT" && git status --porcelain 2>/dev/null | wc -l) files)"
+    echo "rounds: $ROUNDS duration: $DURATION warmup: $WARMUP connections: $CONNECTIONS wrk_threads: $THREADS"
+    echo "loadavg_at_start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/env.txt"
+cat "$OUT/env.txt"
+
+# --- 2. backend ---------------------------------------------------------------------
+BACKEND_PORT=$(free_port)
+d=$TMP/backend && mkdir -p "$d"
+{
+    nginx_common "$d"
+    cat <<EOF
+    server {
+        listen 127.0.0.1:$BACKEND_PORT;
+        location / { return 200 "ok"; }
+    }
+}
+EOF
+} >"$d/nginx.conf"
+"$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
+BACKEND_PID=$!
+PIDS+=("$BACKEND_PID")
+wait_http "http://127.0.0.1:$BACKEND_PORT/" ok "$BACKEND_PID" backend
+BACKEND_WORKER=$(nginx_worker "$BACKEND_PID")
+
+# --- 3. proxies ---------------------------------------------------------------------
+NGINX_PORT=$(free_port)
+d=$TMP/nginx && mkdir -p "$d"
+{
+    nginx_common "$d"
+    cat <<EOF
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+} >"$d/nginx.conf"
+"$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+wait_http "http://127.0.0.1:$NGINX_PORT/" ok "$NGINX_PID" nginx
+NGINX_WORKER=$(nginx_worker "$NGINX_PID")
+
+HAPROXY_PORT=$(free_port)
+d=$TMP/haproxy && mkdir -p "$d"
+cat >"$d/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 10000
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    http-reuse always
+
+frontend fe
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend be
+
+backend be
+    server s1 127.0.0.1:$BACKEND_PORT
+EOF
+"$HAPROXY" -db -f "$d/haproxy.cfg" >"$d/stdout.log" 2>&1 &
+HAPROXY_PID=$!
+PIDS+=("$HAPROXY_PID")
+wait_http "http://127.0.0.1:$HAPROXY_PORT/" ok "$HAPROXY_PID" haproxy
+
+# start_canary NAME WORKERS -> sets CANARY_PORT, CANARY_PID
+start_canary() {
+    local name=$1 workers=$2 i
+    local d=$TMP/$name
+    mkdir -p "$d"
+    printf '[proxy]\nworkers = %s\n' "$workers" >"$d/canary.toml"
+    CANARY_PORT=$(free_port)
+    local admin_port
+    admin_port=$(free_port)
+    "$CANARY_BIN" serve --config "$d/canary.toml" \
+        --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
+        --listen "127.0.0.1:$CANARY_PORT" --admin "127.0.0.1:$admin_port" \
+        --state "$d/state.db" --share 50 >"$d/stdout.log" 2>"$d/stderr.log" &
+    CANARY_PID=$!
+    PIDS+=("$CANARY_PID")
+    for ((i = 0; i < 100; i++)); do
+        grep -q '^canary: proxy listening on' "$d/stdout.log" 2>/dev/null && break
+        alive "$CANARY_PID" || { cat "$d/stderr.log" >&2; die "$name exited during startup"; }
+        sleep 0.1
+    done
+    grep -q '^canary: proxy listening on' "$d/stdout.log" || die "$name printed no ready line in 10 s"
+    wait_http "http://127.0.0.1:$admin_port/api/v2/health" "" "$CANARY_PID" "$name admin"
+    curl -s --max-time 2 "http://127.0.0.1:$admin_port/api/v2/health" >"$d/health.json" || true
+    wait_http "http://127.0.0.1:$CANARY_PORT/" ok "$CANARY_PID" "$name"
+}
+
+start_canary canary 1
+CANARY1_PORT=$CANARY_PORT CANARY1_PID=$CANARY_PID
+TARGETS=(direct nginx haproxy canary)
+declare -A URL PID
+URL[direct]=http://127.0.0.1:$BACKEND_PORT/ PID[direct]=$BACKEND_WORKER
+URL[nginx]=http://127.0.0.1:$NGINX_PORT/ PID[nginx]=$NGINX_WORKER
+URL[haproxy]=http://127.0.0.1:$HAPROXY_PORT/ PID[haproxy]=$HAPROXY_PID
+URL[canary]=http://127.0.0.1:$CANARY1_PORT/ PID[canary]=$CANARY1_PID
+if [[ $CANARY_W2 == 1 ]]; then
+    start_canary canary-w2 2
+    TARGETS+=(canary-w2)
+    URL[canary-w2]=http://127.0.0.1:$CANARY_PORT/ PID[canary-w2]=$CANARY_PID
+fi
+
+for t in "${TARGETS[@]}"; do echo "bench: $t ${URL[$t]} (cpu pid ${PID[$t]})"; done
+
+# --- 4. measure ----------------------------------------------------------------------
+RESULTS=$OUT/results.tsv
+printf 'round\ttarget\treq_s\tp50_us\tp99_us\tcpu_us_per_req\tbackend_cpu_us_per_req\trequests\tnon_2xx_3xx\tsocket_errors\tloadavg1\n' >"$RESULTS"
+WRK_LIMIT=$((DURATION_S + 30))
+WARMUP_LIMIT=$((WARMUP_S + 30))
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    for t in "${TARGETS[@]}"; do
+        url=${URL[$t]} pid=${PID[$t]}
+        alive "$pid" || die "$t (pid $pid) is gone before round $r"
+        if ((WARMUP_S > 0)); then
+            timeout "$WARMUP_LIMIT" "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" \
+                >"$OUT/wrk/r$r-$t-warmup.txt" 2>&1 || die "wrk warm-up failed for $t (see $OUT/wrk)"
+        fi
+        load1=$(cut -d' ' -f1 /proc/loadavg)
+        c0=$(cpu_ticks "$pid")
+        b0=$(cpu_ticks "$BACKEND_WORKER")
+        raw=$OUT/wrk/r$r-$t.txt
+        timeout "$WRK_LIMIT" "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" \
+            >"$raw" 2>&1 || die "wrk failed for $t (see $raw)"
+        c1=$(cpu_ticks "$pid")
+        b1=$(cpu_ticks "$BACKEND_WORKER")
+        alive "$pid" || die "$t (pid $pid) died during round $r"
+
+        rps=$(awk '/^Requests\/sec:/ {print $2}' "$raw")
+        reqs=$(awk '/ requests in / {print $1}' "$raw")
+        p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$raw")")
+        p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$raw")")
+        non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$raw")
+        sockerr=$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$raw")
+        [[ -n $rps && -n $reqs && $reqs -gt 0 ]] || die "cannot parse wrk output $raw"
+        cpu=$(awk -v d=$((c1 - c0)) -v n="$reqs" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", d * 1e6 / hz / n}')
+        bcpu=$(awk -v d=$((b1 - b0)) -v n="$reqs" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", d * 1e6 / hz / n}')
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$rps" "$p50" "$p99" "$cpu" "$bcpu" \
+            "$reqs" "${non2xx:-0}" "${sockerr:-0}" "$load1" >>"$RESULTS"
+        printf 'bench: round %d/%d %-9s %10s req/s  p50 %8s us  p99 %8s us  cpu %6s us/req  non-2xx %s  socket errors %s\n' \
+            "$r" "$ROUNDS" "$t" "$rps" "$p50" "$p99" "$cpu" "${non2xx:-0}" "${sockerr:-0}"
+    done
+done
+echo "loadavg_at_end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
+
+# --- 5. summary ----------------------------------------------------------------------
+# median of column COL for target T
+median() {
+    awk -F'\t' -v t="$1" -v c="$2" 'NR > 1 && $2 == t {print $c}' "$RESULTS" | sort -g |
+        awk '{a[NR] = $1} END {
+            if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+sum_col() { awk -F'\t' -v t="$1" -v c="$2" 'NR > 1 && $2 == t {s += $c} END {print s + 0}' "$RESULTS"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "nan"; else printf "%.2f", a / b}'; }
+
+declare -A M_RPS M_P99
+{
+    echo "medians of $ROUNDS rounds; wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency; $(nproc) CPUs"
+    printf '%-10s %10s %10s %10s %12s %12s %8s\n' target req/s p50_us p99_us cpu_us/req backend_us/req errors
+    for t in "${TARGETS[@]}"; do
+        M_RPS[$t]=$(median "$t" 3)
+        M_P99[$t]=$(median "$t" 5)
+        errs=$(($(sum_col "$t" 9) + $(sum_col "$t" 10)))
+        printf '%-10s %10.0f %10.0f %10.0f %12.2f %12.2f %8s\n' "$t" "${M_RPS[$t]}" "$(median "$t" 4)" \
+            "${M_P99[$t]}" "$(median "$t" 6)" "$(median "$t" 7)" "$errs"
+    done
+    echo
+    echo "ratios (req/s: higher is better for canary; p99: lower is better for canary)"
+    for c in canary canary-w2; do
+        [[ -n ${M_RPS[$c]:-} ]] || continue
+        for p in nginx haproxy; do
+            printf '%-9s / %-7s  req/s %s  p99 %s\n' "$c" "$p" \
+                "$(ratio "${M_RPS[$c]}" "${M_RPS[$p]}")" "$(ratio "${M_P99[$c]}" "${M_P99[$p]}")"
+        done
+    done
+    echo
+    echo "errors = non-2xx/3xx responses + socket errors, summed over all rounds"
+    echo "cpu_us/req: proxy process (nginx: its worker; direct: the backend worker)"
+} | tee "$OUT/summary.txt"
+echo "bench: raw output in $OUT"

@@ -1,0 +1,93 @@
+use super::*;
+use std::io::Write;
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn with_stable() -> Overrides {
+    Overrides { stable: Some("http://127.0.0.1:3000".into()), ..Overrides::default() }
+}
+
+fn load_text(text: &str, cli: &Overrides) -> Result<ServeConfig, ConfigError> {
+    let f = file(text);
+    load(Some(f.path()), cli)
+}
+
+#[test]
+fn defaults_follow_the_issue() {
+    let c = load(None, &with_stable()).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.admin.to_string(), "127.0.0.1:9090");
+    assert_eq!(c.state, PathBuf::from("canary.db"));
+    assert_eq!(c.rollout, "v2-api-canary");
+    assert_eq!(c.user_key, UserKey::Header(HeaderName::from_static("x-user-id")));
+    assert!(c.version_header);
+}
+
+#[test]
+fn flags_override_the_file() {
+    let cli = Overrides { share: Some("25".into()), ..with_stable() };
+    let c = load_text("[routing]\nshare = 10\n[upstreams]\nstable = \"http://10.0.0.1:1\"\n", &cli).unwrap();
+    assert_eq!(c.share.basis_points(), 2500);
+    assert_eq!(c.stable.url(), "http://127.0.0.1:3000");
+}
+
+#[test]
+fn file_can_say_everything() {
+    let text = r#"
+rollout = "checkout"
+listen = "127.0.0.1:1"
+admin = "127.0.0.1:2"
+state = "/tmp/x.db"
+[upstreams]
+stable = "http://127.0.0.1:3000"
+canary = "http://127.0.0.1:3001"
+[routing]
+share = 12.5
+exclude = ["/api/admin/*"]
+user_cookie = "uid"
+version_header = false
+[proxy]
+connect_timeout_ms = 100
+workers = 3
+[metrics]
+routes = ["/api/v2/rooms/{id}"]
+max_routes = 10
+"#;
+    let c = load_text(text, &Overrides::default()).unwrap();
+    assert_eq!((c.rollout.as_str(), c.share.basis_points(), c.proxy.workers), ("checkout", 1250, 3));
+    assert_eq!(c.user_key, UserKey::Cookie("uid".into()));
+    assert!(c.excludes.matches("/api/admin/x") && !c.version_header);
+    assert_eq!(c.canary.unwrap().url(), "http://127.0.0.1:3001");
+}
+
+#[test]
+fn bad_values_name_file_key_and_reason() {
+    let cases = [
+        ("[routing]\nshare = 150\n", "`routing.share`", "outside 0..100"),
+        ("[routing]\nexclude = [\"/a/[x\"]\n", "`routing.exclude`", "not a valid glob"),
+        ("[upstreams]\ncanary = \"not a url\"\n", "`upstreams.canary`", "not a URL"),
+        ("[routing]\nsharee = 1\n", "line 2", "unknown field `sharee`"),
+        ("listen = \"localhost\"\n", "`listen`", "not an address"),
+        ("[proxy]\nworkers = 0\n", "`proxy.workers`", "outside 1..256"),
+    ];
+    for (text, key, reason) in cases {
+        let f = file(text);
+        let e = load(Some(f.path()), &with_stable()).unwrap_err().to_string();
+        assert!(e.starts_with(&f.path().display().to_string()), "{e}");
+        assert!(e.contains(key) && e.contains(reason), "{text:?} gave {e}");
+    }
+}
+
+#[test]
+fn bad_flags_name_the_flag() {
+    let e = load(None, &Overrides { share: Some("150".into()), ..with_stable() }).unwrap_err();
+    assert_eq!((e.origin.as_str(), e.key.as_str()), ("command line", "--share"));
+    let e = load(None, &Overrides { stable: Some("ftp://x".into()), ..Overrides::default() }).unwrap_err();
+    assert_eq!(e.key, "--stable");
+    let e = load(None, &Overrides::default()).unwrap_err();
+    assert!(e.reason.contains("stable upstream is required"), "{e}");
+}
