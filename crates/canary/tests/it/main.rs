@@ -1,6 +1,9 @@
 //! Integration tests for `canary serve`: real sockets, real upstream servers,
 //! the real binary where a process boundary matters (exit codes, kill -9).
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod admin;
 mod config_cli;
 mod durability;
