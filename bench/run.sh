@@ -295,7 +295,7 @@ d=$TMP/haproxy && mkdir -p "$d"
 cat >"$d/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 10000
+    maxconn 4096
 
 defaults
     mode http
