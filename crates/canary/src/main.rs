@@ -21,7 +21,7 @@ fn init_logging() {
 }
 
 fn serve(args: &ServeArgs) -> ExitCode {
-    let cfg = match config::load(args.config.as_deref(), &args.overrides()) {
+    let cfg = match config::load(args.config.as_deref(), &args.overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("canary serve: {e}");

@@ -101,26 +101,35 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Values given on the command line; each overrides the file.
-#[derive(Debug, Clone, Default)]
+/// Values given on the command line (`canary serve` flags); each overrides the file.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
-    /// `--stable`
+    /// The stable upstream, e.g. http://127.0.0.1:3000.
+    #[arg(long, value_name = "URL")]
     pub stable: Option<String>,
-    /// `--canary`
+    /// The canary upstream, e.g. http://127.0.0.1:3001.
+    #[arg(long, value_name = "URL")]
     pub canary: Option<String>,
-    /// `--listen`
+    /// Where the proxy listens [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// `--admin`
+    /// Where the admin API listens [default: 127.0.0.1:9090].
+    #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
-    /// `--state`
+    /// The SQLite state file [default: ./canary.db].
+    #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// `--flags`
+    /// The dynamic config JSON file, watched for changes.
+    #[arg(long, value_name = "FILE")]
     pub flags: Option<PathBuf>,
-    /// `--share`
+    /// The canary's starting share in percent, used when the state file has none.
+    #[arg(long, value_name = "PERCENT")]
     pub share: Option<String>,
-    /// `--exclude` (repeatable)
+    /// A path glob that always goes to stable (repeatable).
+    #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// `--rollout`
+    /// The rollout's name, mixed into every user's bucket [default: v2-api-canary].
+    #[arg(long, value_name = "NAME")]
     pub rollout: Option<String>,
 }
 

@@ -9,7 +9,6 @@
 use super::pool::{Checkout, Pool};
 use crate::metrics::{Outcome, Shard};
 use bytes::Bytes;
-use canary_core::Version;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -129,13 +128,5 @@ impl Drop for ProxyBody {
         {
             done.finish(true);
         }
-    }
-}
-
-/// The version a completion is for, for logging.
-pub fn version_of(b: &ProxyBody) -> Option<Version> {
-    match b {
-        ProxyBody::Upstream { done, .. } => Some(done.outcome.version),
-        ProxyBody::Full(_) => None,
     }
 }
