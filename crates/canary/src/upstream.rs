@@ -3,11 +3,13 @@
 
 use http::uri::{Authority, Uri};
 use std::fmt;
+use std::sync::Arc;
 
 /// A parsed upstream URL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Upstream {
-    url: String,
+    // Shared so the pool can key connections by it without copying per request.
+    url: Arc<str>,
     authority: Authority,
     host: String,
     port: u16,
@@ -36,12 +38,18 @@ impl Upstream {
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
         let port = authority.port_u16().unwrap_or(80);
         let base_path = uri.path().trim_end_matches('/').to_string();
-        Ok(Upstream { url: format!("http://{authority}{base_path}"), authority, host, port, base_path })
+        let url = format!("http://{authority}{base_path}").into();
+        Ok(Upstream { url, authority, host, port, base_path })
     }
 
     /// The normalised URL, as shown in the API.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The normalised URL, shared.
+    pub fn url_arc(&self) -> Arc<str> {
+        Arc::clone(&self.url)
     }
 
     /// `host:port` as written, for the `Host` header.

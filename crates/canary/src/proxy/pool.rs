@@ -55,7 +55,7 @@ pub enum ConnectError {
 /// Idle connections by upstream URL.
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<HashMap<String, Vec<Sender>>>,
+    idle: Mutex<HashMap<Arc<str>, Vec<Sender>>>,
     connect_timeout: Duration,
     max_idle: usize,
 }
@@ -66,7 +66,7 @@ pub struct Checkout {
     /// The sender to use.
     pub sender: Sender,
     /// The upstream URL it belongs to.
-    pub key: String,
+    pub key: Arc<str>,
 }
 
 impl Pool {
@@ -81,7 +81,7 @@ impl Pool {
             // A connection goes back to the pool as its response ends; the
             // connection task may need a moment to become ready again.
             if !sender.is_closed() && sender.ready().await.is_ok() {
-                return Ok(Checkout { sender, key: up.url().to_string() });
+                return Ok(Checkout { sender, key: up.url_arc() });
             }
         }
         self.connect(up).await
@@ -89,25 +89,27 @@ impl Pool {
 
     /// A new connection to `up`, bypassing idle ones.
     pub async fn connect(&self, up: &Upstream) -> Result<Checkout, ConnectError> {
-        let upstream = up.url().to_string();
+        let upstream = || up.url().to_string();
         let connecting = TcpStream::connect((up.host(), up.port()));
         let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
-            Err(_) => return Err(ConnectError::Timeout { upstream, after: self.connect_timeout }),
-            Ok(Err(source)) => return Err(ConnectError::Io { upstream, source }),
+            Err(_) => {
+                return Err(ConnectError::Timeout { upstream: upstream(), after: self.connect_timeout });
+            }
+            Ok(Err(source)) => return Err(ConnectError::Io { upstream: upstream(), source }),
             Ok(Ok(s)) => s,
         };
         // Small request/response exchanges must not wait on Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let (sender, conn) = match http1::handshake(TokioIo::new(stream)).await {
             Ok(pair) => pair,
-            Err(source) => return Err(ConnectError::Handshake { upstream, source }),
+            Err(source) => return Err(ConnectError::Handshake { upstream: upstream(), source }),
         };
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
         });
-        Ok(Checkout { sender, key: upstream })
+        Ok(Checkout { sender, key: up.url_arc() })
     }
 
     /// Returns a connection whose exchange finished cleanly.
@@ -126,7 +128,7 @@ impl Pool {
         self.lock().get_mut(key)?.pop()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Sender>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Vec<Sender>>> {
         // The map holds only senders; a panic elsewhere cannot leave it torn.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
