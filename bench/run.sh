@@ -130,14 +130,18 @@ trap 'exit 143' TERM
 
 # --- helpers -------------------------------------------------------------------
 
-# A loopback TCP port nobody listens on; tries at most 200 candidates.
+# A loopback TCP port no socket uses, below the kernel's ephemeral range (so
+# that no outgoing connection, e.g. a proxy's pooled upstream connection, can
+# hold it); tries at most 200 candidates.
 USED_PORTS=" "
+EPHEMERAL_LO=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+if ((EPHEMERAL_LO > 12000)); then PORT_LO=10000 PORT_SPAN=$((EPHEMERAL_LO - 10000)); else PORT_LO=20000 PORT_SPAN=10000; fi
 free_port() {
     local i p
     for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 20000))
+        p=$((PORT_LO + RANDOM % PORT_SPAN))
         [[ $USED_PORTS == *" $p "* ]] && continue
-        if [[ -z $(ss -Hltn "sport = :$p" 2>/dev/null) ]]; then
+        if [[ -z $(ss -Htan "sport = :$p" 2>/dev/null) ]]; then
             USED_PORTS+="$p "
             echo "$p"
             return 0
