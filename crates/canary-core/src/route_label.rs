@@ -82,21 +82,19 @@ fn matches(segs: &[Segment], path: &str) -> bool {
 }
 
 fn fallback(path: &str, depth: usize) -> Cow<'_, str> {
-    let trimmed = path.strip_prefix('/').unwrap_or(path);
-    let segs: Vec<&str> = trimmed.split('/').filter(|s| !s.is_empty()).take(depth).collect();
-    if segs.is_empty() {
+    let segs = || path.split('/').filter(|s| !s.is_empty()).take(depth);
+    if segs().next().is_none() {
         return Cow::Borrowed("/");
     }
-    if !segs.iter().any(|s| looks_like_id(s)) {
-        let end = segs.iter().map(|s| s.len() + 1).sum::<usize>();
-        // The segments were taken in order from `trimmed` with no empty ones,
-        // so when the path has no doubled slashes they are its exact prefix.
-        if let Some(prefix) = path.get(..end).filter(|p| p.matches('/').count() == segs.len()) {
-            return Cow::Borrowed(prefix);
-        }
+    // The usual path (`/api/v2/rooms/...`, single slashes, no ids in the first
+    // segments) is labelled by a prefix of itself: no allocation per request.
+    let end = segs().map(|s| s.len() + 1).sum::<usize>();
+    let clean = !segs().any(looks_like_id) && path.get(..end).is_some_and(|p| !p.contains("//"));
+    if clean && path.starts_with('/') {
+        return Cow::Borrowed(&path[..end]);
     }
     let mut out = String::with_capacity(path.len().min(64));
-    for s in segs {
+    for s in segs() {
         out.push('/');
         out.push_str(if looks_like_id(s) { "{id}" } else { s });
     }

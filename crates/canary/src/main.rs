@@ -6,6 +6,11 @@ use canary::{config, server};
 use clap::Parser;
 use std::process::ExitCode;
 
+// The proxy allocates a few small objects per request (header maps, futures);
+// the profile showed the system allocator at about 8% of instructions.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();

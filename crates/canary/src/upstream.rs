@@ -1,16 +1,19 @@
 //! An upstream's address, parsed once from a URL such as `http://10.0.0.5:3000`
 //! or `http://localhost:3001/v2` (a path is prefixed to every request's path).
 
+use http::HeaderValue;
 use http::uri::{Authority, Uri};
 use std::fmt;
 use std::sync::Arc;
 
 /// A parsed upstream URL.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     // Shared so the pool can key connections by it without copying per request.
     url: Arc<str>,
     authority: Authority,
+    // Built once: every request to this upstream carries it as `Host`.
+    host_header: HeaderValue,
     host: String,
     port: u16,
     base_path: String,
@@ -39,7 +42,9 @@ impl Upstream {
         let port = authority.port_u16().unwrap_or(80);
         let base_path = uri.path().trim_end_matches('/').to_string();
         let url = format!("http://{authority}{base_path}").into();
-        Ok(Upstream { url, authority, host, port, base_path })
+        let host_header = HeaderValue::from_str(authority.as_str())
+            .map_err(|e| format!("`{s}`: host is not a valid header value ({e})"))?;
+        Ok(Upstream { url, authority, host_header, host, port, base_path })
     }
 
     /// The normalised URL, as shown in the API.
@@ -55,6 +60,11 @@ impl Upstream {
     /// `host:port` as written, for the `Host` header.
     pub fn authority(&self) -> &Authority {
         &self.authority
+    }
+
+    /// The `Host` header value for requests to this upstream.
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host_header
     }
 
     /// The host to connect to (without IPv6 brackets).

@@ -9,8 +9,9 @@ use super::slot::{Counts, RouteCounts, Slot, new_histogram};
 use super::{RETAINED_SLOTS, SLOT_SECS};
 use canary_core::Version;
 use hdrhistogram::Histogram;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -57,7 +58,9 @@ pub struct ErrorRecord {
 pub(super) struct ShardData {
     pub(super) versions: [Vec<Slot>; 2],
     pub(super) routes: Vec<Box<str>>,
-    route_ids: HashMap<Box<str>, u16>,
+    // Looked up on every request: a fast non-cryptographic hash is enough, the
+    // labels are bounded by `max_routes` so flooding them gains nothing.
+    route_ids: FxHashMap<Box<str>, u16>,
     max_routes: usize,
     pub(super) errors: VecDeque<ErrorRecord>,
     pub(super) totals: [Totals; 2],
@@ -97,7 +100,7 @@ impl Shard {
         let data = ShardData {
             versions: [ring(), ring()],
             routes: vec![OTHER_ROUTE.into()],
-            route_ids: HashMap::new(),
+            route_ids: FxHashMap::default(),
             max_routes,
             errors: VecDeque::with_capacity(RECENT_ERRORS),
             totals: Default::default(),

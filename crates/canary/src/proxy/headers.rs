@@ -23,6 +23,8 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// `x-forwarded-host`
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `x-canary`, the override on requests.
+pub const X_CANARY: HeaderName = HeaderName::from_static("x-canary");
 /// `x-canary-version`, on responses.
 pub const X_CANARY_VERSION: HeaderName = HeaderName::from_static("x-canary-version");
 
@@ -30,6 +32,11 @@ pub const X_CANARY_VERSION: HeaderName = HeaderName::from_static("x-canary-versi
 /// `Transfer-Encoding` is left alone: hyper reframes every message itself and
 /// needs it to read the body correctly.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // One pass over the (few) names present is cheaper than hashing each of
+    // the eight hop-by-hop names; the usual message has none of them.
+    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if h.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = h
             .get_all(header::CONNECTION)
@@ -51,18 +58,28 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 
 /// Sets the `x-forwarded-*` headers for a request from `peer`.
 pub fn set_forwarded(h: &mut HeaderMap, peer: IpAddr) {
-    let ip = peer.to_string();
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
+        Some(prev) if !prev.is_empty() => HeaderValue::from_str(&format!("{prev}, {peer}")).ok(),
+        _ => ip_value(peer),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR, v);
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = h.get(header::HOST).cloned() {
         h.insert(X_FORWARDED_HOST, host);
     }
+}
+
+/// The address as a header value, formatted on the stack.
+fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
+    use std::io::Write;
+    let mut buf = [0u8; 48];
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    // An IPv6 address is at most 45 characters, so it always fits.
+    write!(cur, "{ip}").ok()?;
+    let n = cur.position() as usize;
+    HeaderValue::from_bytes(&buf[..n]).ok()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //!    body back; the outcome is recorded when the body ends (see `body.rs`).
 
 use super::body::{Completion, ProxyBody};
-use super::headers::{X_CANARY_VERSION, set_forwarded, strip_hop_by_hop};
+use super::headers::{X_CANARY, X_CANARY_VERSION, set_forwarded, strip_hop_by_hop};
 use super::pool::{Checkout, Pool, UpstreamReqBody};
 use super::reply;
 use crate::config::{ServeConfig, UserKey};
@@ -94,7 +94,7 @@ fn too_large(cfg: &ServeConfig, req: &Request<Incoming>) -> Option<Response<Prox
 fn facts<'a>(cfg: &'a ServeConfig, req: &'a Request<Incoming>, path: &'a str, peer: SocketAddr) -> Facts<'a> {
     let h = req.headers();
     let forced = h
-        .get("x-canary")
+        .get(&X_CANARY)
         .and_then(|v| Override::parse(v.as_bytes()))
         .or_else(|| cookies(req).find_map(|c| cookie_value(c, "x-canary")).and_then(Override::parse));
     let key = match &cfg.user_key {
@@ -217,18 +217,16 @@ async fn send(
 }
 
 fn retarget(req: &mut Request<UpstreamReqBody>, up: &Upstream) {
-    let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-    let uri = if up.base_path().is_empty() {
-        Uri::try_from(pq)
-    } else {
-        Uri::try_from(format!("{}{}", up.base_path(), pq))
-    };
-    if let Ok(uri) = uri {
-        *req.uri_mut() = uri;
+    // A request line in origin form (`/path?query`) is already what the
+    // upstream needs when there is no prefix: leave it, saving a parse.
+    let origin_form = req.uri().scheme().is_none() && req.uri().authority().is_none();
+    if !(origin_form && up.base_path().is_empty()) {
+        let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        if let Ok(uri) = Uri::try_from(format!("{}{}", up.base_path(), pq)) {
+            *req.uri_mut() = uri;
+        }
     }
-    if let Ok(host) = HeaderValue::from_str(up.authority().as_str()) {
-        req.headers_mut().insert(header::HOST, host);
-    }
+    req.headers_mut().insert(header::HOST, up.host_header().clone());
 }
 
 fn respond(ctx: &Ctx, version: Version, resp: Response<Incoming>, conn: Checkout) -> Response<ProxyBody> {
