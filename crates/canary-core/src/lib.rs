@@ -13,17 +13,27 @@
 //! - [`request`]: reading overrides, cookies and user keys out of raw header values.
 //! - [`route_label`]: the bounded label a request's path is measured under.
 //! - [`dynamic`]: the seed's dynamic JSON config (`{"v2-api-canary": {...}}`).
+//! - [`plan`]: a rollout's steps and watching times.
+//! - [`judge`]: policy plus both versions' statistics -> a verdict table.
+//! - [`stats`]: the Wilson interval behind the rollback tests.
+//! - [`rollout`]: the rollout state machine (time passed in, decisions out).
+//! - [`window`]: the sample-sized recent window for rollback checks.
 //! - [`version`]: stable or canary.
 
 pub mod bucket;
 pub mod dynamic;
 pub mod exclude;
+pub mod judge;
 pub mod path;
+pub mod plan;
 pub mod request;
+pub mod rollout;
 pub mod route_label;
 pub mod routing;
 pub mod share;
+pub mod stats;
 pub mod version;
+pub mod window;
 
 pub use bucket::bucket_of;
 pub use exclude::Excludes;

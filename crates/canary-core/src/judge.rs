@@ -1,0 +1,464 @@
+//! The judge: policy plus both versions' statistics in, a verdict out, with a
+//! line per criterion (value, threshold, outcome) so every decision explains
+//! itself.
+//!
+//! Two questions, asked differently:
+//! - **May the step advance?** ([`judge_step`], over the whole step so far):
+//!   point estimates against the success criteria (S12) and against stable,
+//!   once there are at least `min_requests` canary requests; fewer is
+//!   *inconclusive*, never a pass.
+//! - **Must it roll back now?** ([`judge_rollback`], over a short recent window):
+//!   the immediate-rollback criteria (S13), each a proportion tested with the
+//!   Wilson interval: the canary fails only when even the *lower* bound of its
+//!   error (or slow-request) rate is above the threshold. Noise at a healthy
+//!   canary's level almost never produces that; a real failure does within a
+//!   second at 100 requests/s. The controller further requires
+//!   `rollback_after` consecutive failing evaluations.
+
+use crate::stats::wilson;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// The decision rules and their thresholds; defaults are the seed's (S12, S13).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Advance only below this canary error rate, in percent.
+    pub max_error_rate: f64,
+    /// Advance only below this canary p95, in ms.
+    pub max_p95_ms: f64,
+    /// Advance only below this memory use, in percent (where reported).
+    pub max_memory: f64,
+    /// Advance only below this CPU use, in percent (where reported).
+    pub max_cpu: f64,
+    /// Advance only below this share of the database pool in use, in percent (where reported).
+    pub max_db_connections: f64,
+    /// Advance only if the canary's error rate exceeds stable's by at most this many points.
+    pub max_error_rate_increase: f64,
+    /// Advance only if canary p95 <= stable p95 x this + `p95_slack_ms`.
+    pub max_p95_ratio: f64,
+    /// Absolute slack for the p95 ratio, in ms, so 1 ms vs 2 ms is not "twice as slow".
+    pub p95_slack_ms: f64,
+    /// Roll back when the canary error rate is surely above this, in percent.
+    pub rollback_error_rate: f64,
+    /// Roll back when the canary p95 is surely above this, in ms.
+    pub rollback_p95_ms: f64,
+    /// Roll back when memory is above this, in percent.
+    pub rollback_memory: f64,
+    /// Roll back when CPU is above this, in percent.
+    pub rollback_cpu: f64,
+    /// Roll back when the canary's 5xx rate is surely above stable's by this many points.
+    pub surge_margin: f64,
+    /// Canary requests needed in a step before it can pass.
+    pub min_requests: u64,
+    /// Canary requests needed in the recent window before it can trigger a rollback.
+    pub min_fast_requests: u64,
+    /// The normal quantile for the rollback tests against fixed thresholds
+    /// (1.645: one-sided 95%).
+    pub confidence_z: f64,
+    /// The normal quantile for the 5xx surge test against stable (2.326:
+    /// one-sided 99%): both sides are noisy, so it asks for more certainty.
+    pub surge_z: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            max_error_rate: 1.0,
+            max_p95_ms: 200.0,
+            max_memory: 80.0,
+            max_cpu: 70.0,
+            max_db_connections: 80.0,
+            max_error_rate_increase: 1.0,
+            max_p95_ratio: 1.5,
+            p95_slack_ms: 10.0,
+            rollback_error_rate: 5.0,
+            rollback_p95_ms: 1000.0,
+            rollback_memory: 90.0,
+            rollback_cpu: 90.0,
+            surge_margin: 2.0,
+            min_requests: 100,
+            min_fast_requests: 100,
+            confidence_z: 1.645,
+            surge_z: 2.326,
+        }
+    }
+}
+
+/// Resource use a version reports about itself, when it does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Memory in use, percent.
+    pub memory: Option<f64>,
+    /// CPU in use, percent.
+    pub cpu: Option<f64>,
+    /// Database pool in use, percent.
+    pub db_connections: Option<f64>,
+}
+
+/// One version's statistics over a window.
+#[derive(Debug, Clone, Default)]
+pub struct ArmWindow {
+    /// Requests routed to it.
+    pub requests: u64,
+    /// 5xx responses plus upstream failures.
+    pub errors: u64,
+    /// 5xx responses only.
+    pub server_errors: u64,
+    /// Latencies in microseconds.
+    pub latency: Option<Histogram<u64>>,
+    /// Self-reported resource use.
+    pub resources: Resources,
+}
+
+impl ArmWindow {
+    /// Error rate in percent, if any requests.
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.errors as f64 * 100.0 / self.requests as f64)
+    }
+
+    /// A latency quantile in ms, if any samples.
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        let h = self.latency.as_ref().filter(|h| !h.is_empty())?;
+        Some(h.value_at_quantile(q) as f64 / 1000.0)
+    }
+
+    fn samples(&self) -> u64 {
+        self.latency.as_ref().map_or(0, |h| h.len())
+    }
+
+    /// How many answered requests took longer than `ms`.
+    fn slower_than(&self, ms: f64) -> u64 {
+        let Some(h) = &self.latency else { return 0 };
+        h.len() - h.count_between(0, (ms * 1000.0) as u64)
+    }
+}
+
+/// Both versions over the same window.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// Stable.
+    pub stable: ArmWindow,
+    /// Canary.
+    pub canary: ArmWindow,
+}
+
+/// The outcome of one criterion, or of a whole verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Within the threshold.
+    Pass,
+    /// Beyond it.
+    Fail,
+    /// Too little data to tell.
+    Inconclusive,
+    /// The version does not report this figure.
+    NotReported,
+}
+
+/// One line of a verdict table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Criterion {
+    /// What is judged, e.g. `error_rate`.
+    pub name: String,
+    /// The measured value (percent, ms), if any.
+    pub value: Option<f64>,
+    /// The threshold it is held to.
+    pub threshold: f64,
+    /// Pass, fail, inconclusive or not reported.
+    pub outcome: Outcome,
+    /// How it was judged, in words.
+    pub note: String,
+}
+
+/// A verdict: the overall outcome and the table behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Fail if any criterion fails, else inconclusive if any is, else pass.
+    pub outcome: Outcome,
+    /// One line per criterion.
+    pub criteria: Vec<Criterion>,
+}
+
+impl Verdict {
+    fn from(criteria: Vec<Criterion>) -> Verdict {
+        let has = |o| criteria.iter().any(|c| c.outcome == o);
+        let outcome = if has(Outcome::Fail) {
+            Outcome::Fail
+        } else if has(Outcome::Inconclusive) {
+            Outcome::Inconclusive
+        } else {
+            Outcome::Pass
+        };
+        Verdict { outcome, criteria }
+    }
+
+    /// The failing criteria in one line, e.g. `error_rate 12.0 > 5 (...)`.
+    pub fn reason(&self) -> String {
+        let failing: Vec<String> = self
+            .criteria
+            .iter()
+            .filter(|c| c.outcome == self.outcome)
+            .map(|c| match c.value {
+                Some(v) => {
+                    format!("{} {} vs threshold {} ({})", c.name, round2(v), round2(c.threshold), c.note)
+                }
+                None => format!("{} ({})", c.name, c.note),
+            })
+            .collect();
+        failing.join("; ")
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn line(
+    name: &str,
+    value: Option<f64>,
+    threshold: f64,
+    outcome: Outcome,
+    note: impl Into<String>,
+) -> Criterion {
+    Criterion { name: name.to_string(), value, threshold, outcome, note: note.into() }
+}
+
+/// May the step advance? Judged over the step so far.
+pub fn judge_step(p: &Policy, o: &Observation) -> Verdict {
+    let c = &o.canary;
+    let enough = c.requests >= p.min_requests;
+    let few = format!("{} canary requests, {} needed", c.requests, p.min_requests);
+    let mut out = vec![
+        proportion_below(
+            p,
+            "error_rate",
+            c.errors,
+            c.requests,
+            c.error_rate(),
+            p.max_error_rate / 100.0,
+            enough,
+            &few,
+        ),
+        proportion_below(
+            p,
+            "p95_ms",
+            c.slower_than(p.max_p95_ms),
+            c.samples(),
+            c.quantile_ms(0.95),
+            0.05,
+            enough,
+            &few,
+        )
+        .with_threshold(p.max_p95_ms),
+        error_vs_stable(p, o, enough, &few),
+        p95_vs_stable(p, o, enough, &few),
+    ];
+    out.extend(resources(&c.resources, [p.max_memory, p.max_cpu, p.max_db_connections], false));
+    Verdict::from(out)
+}
+
+/// A step criterion on a proportion (errors, or requests slower than a bar)
+/// that must stay below `limit`: pass when the estimate is below it, fail only
+/// when even the lower confidence bound is above it, and otherwise hold for
+/// more data. So a step never advances on a bad-looking estimate and never
+/// rolls back on the noise of a small sample.
+#[allow(clippy::too_many_arguments)]
+fn proportion_below(
+    p: &Policy,
+    name: &str,
+    hits: u64,
+    n: u64,
+    value: Option<f64>,
+    limit: f64,
+    enough: bool,
+    few: &str,
+) -> Criterion {
+    let t = limit * 100.0;
+    if !enough || n == 0 {
+        return line(name, value, t, Outcome::Inconclusive, few);
+    }
+    let estimate = hits as f64 / n as f64;
+    let (lo, _) = wilson(hits, n, p.confidence_z).unwrap_or((0.0, 1.0));
+    let (outcome, note) = if estimate < limit {
+        (Outcome::Pass, format!("must be below {}", round2(t)))
+    } else if lo > limit {
+        (Outcome::Fail, format!("surely above {} (lower bound {})", round2(t), round2(lo * 100.0)))
+    } else {
+        (
+            Outcome::Inconclusive,
+            format!("at or above {} but within noise of it on {n} requests; collecting more", round2(t)),
+        )
+    };
+    line(name, value, t, outcome, note)
+}
+
+impl Criterion {
+    fn with_threshold(mut self, t: f64) -> Criterion {
+        self.threshold = t;
+        self
+    }
+}
+
+fn error_vs_stable(p: &Policy, o: &Observation, enough: bool, few: &str) -> Criterion {
+    let name = "error_rate_vs_stable";
+    match (o.canary.error_rate(), o.stable.error_rate()) {
+        (Some(c), Some(s)) if enough => {
+            let t = s + p.max_error_rate_increase;
+            let z = p.confidence_z;
+            let c_lo = wilson(o.canary.errors, o.canary.requests, z).map_or(0.0, |b| b.0 * 100.0);
+            let s_hi = wilson(o.stable.errors, o.stable.requests, z).map_or(100.0, |b| b.1 * 100.0);
+            let outcome = if c <= t {
+                Outcome::Pass
+            } else if c_lo > s_hi + p.max_error_rate_increase {
+                Outcome::Fail
+            } else {
+                Outcome::Inconclusive
+            };
+            line(
+                name,
+                Some(c),
+                t,
+                outcome,
+                format!("stable {}% + {} points", round2(s), p.max_error_rate_increase),
+            )
+        }
+        (c, None) if enough => line(name, c, 0.0, Outcome::NotReported, NO_STABLE),
+        (c, _) => line(name, c, 0.0, Outcome::Inconclusive, few),
+    }
+}
+
+/// Why a relative criterion cannot be judged at 100%.
+const NO_STABLE: &str = "no stable traffic to compare with (the canary takes it all)";
+
+fn p95_vs_stable(p: &Policy, o: &Observation, enough: bool, few: &str) -> Criterion {
+    let name = "p95_vs_stable";
+    match (o.canary.quantile_ms(0.95), o.stable.quantile_ms(0.95)) {
+        (Some(c), Some(s)) if enough => {
+            let t = s * p.max_p95_ratio + p.p95_slack_ms;
+            let ok = c <= t;
+            let note = format!("stable p95 {} ms x {} + {} ms", round2(s), p.max_p95_ratio, p.p95_slack_ms);
+            line(name, Some(c), t, if ok { Outcome::Pass } else { Outcome::Fail }, note)
+        }
+        (c, None) if enough => line(name, c, 0.0, Outcome::NotReported, NO_STABLE),
+        (c, _) => line(name, c, 0.0, Outcome::Inconclusive, few),
+    }
+}
+
+fn resources(r: &Resources, limits: [f64; 3], rollback: bool) -> Vec<Criterion> {
+    let names = ["memory_percent", "cpu_percent", "db_connections_percent"];
+    let values = [r.memory, r.cpu, r.db_connections];
+    names
+        .iter()
+        .zip(values)
+        .zip(limits)
+        .filter(|((n, _), _)| !(rollback && **n == "db_connections_percent"))
+        .map(|((n, v), t)| match v {
+            None => line(n, None, t, Outcome::NotReported, "not reported by the canary"),
+            Some(v) if rollback => line(
+                n,
+                Some(v),
+                t,
+                if v > t { Outcome::Fail } else { Outcome::Pass },
+                format!("rollback above {t}%"),
+            ),
+            Some(v) => line(
+                n,
+                Some(v),
+                t,
+                if v < t { Outcome::Pass } else { Outcome::Fail },
+                format!("must be below {t}%"),
+            ),
+        })
+        .collect()
+}
+
+/// Must the canary be rolled back now? Judged over a short recent window.
+pub fn judge_rollback(p: &Policy, o: &Observation) -> Verdict {
+    let c = &o.canary;
+    let mut out = vec![
+        surely_above("error_rate", c.errors, c.requests, c.error_rate(), p.rollback_error_rate, p, "%"),
+        surely_above(
+            "p95_ms",
+            c.slower_than(p.rollback_p95_ms),
+            c.samples(),
+            c.quantile_ms(0.95),
+            p.rollback_p95_ms,
+            p,
+            " ms",
+        ),
+        surge(p, o),
+    ];
+    out.extend(resources(&c.resources, [p.rollback_memory, p.rollback_cpu, 100.0], true));
+    Verdict::from(out)
+}
+
+/// Fails when the lower confidence bound of `hits / n` is above 5%: for the
+/// error rate that is "surely above the threshold"; for latency, "surely more
+/// than 5% of requests are slower than the threshold", i.e. p95 above it.
+fn surely_above(
+    name: &str,
+    hits: u64,
+    n: u64,
+    value: Option<f64>,
+    t: f64,
+    p: &Policy,
+    unit: &str,
+) -> Criterion {
+    if n < p.min_fast_requests {
+        return line(
+            name,
+            value,
+            t,
+            Outcome::Inconclusive,
+            format!("{n} recent requests, {} needed", p.min_fast_requests),
+        );
+    }
+    // For the error rate the proportion tested is errors/requests against t%;
+    // for p95 it is slow/requests against 5%.
+    let limit = if unit == "%" { t / 100.0 } else { 0.05 };
+    let (lo, _) = wilson(hits, n, p.confidence_z).unwrap_or((0.0, 1.0));
+    let fail = lo > limit;
+    let note = if unit == "%" {
+        format!("rollback when surely above {t}% (lower bound {}%)", round2(lo * 100.0))
+    } else {
+        format!(
+            "rollback when surely over 5% of requests exceed {t} ms (lower bound {}%)",
+            round2(lo * 100.0)
+        )
+    };
+    line(name, value, t, if fail { Outcome::Fail } else { Outcome::Pass }, note)
+}
+
+fn surge(p: &Policy, o: &Observation) -> Criterion {
+    let z = p.surge_z;
+    let (c, s) = (&o.canary, &o.stable);
+    let name = "5xx_surge_vs_stable";
+    let value = (c.requests > 0).then(|| c.server_errors as f64 * 100.0 / c.requests as f64);
+    if c.requests < p.min_fast_requests {
+        return line(
+            name,
+            value,
+            0.0,
+            Outcome::Inconclusive,
+            format!("{} recent requests, {} needed", c.requests, p.min_fast_requests),
+        );
+    }
+    if s.requests < p.min_fast_requests {
+        return line(name, value, 0.0, Outcome::NotReported, NO_STABLE);
+    }
+    let (c_lo, _) = wilson(c.server_errors, c.requests, z).unwrap_or((0.0, 1.0));
+    let s_hi = wilson(s.server_errors, s.requests, z).map_or(0.0, |(_, hi)| hi);
+    let t = (s_hi * 100.0) + p.surge_margin;
+    let fail = c_lo * 100.0 > t;
+    let note = format!(
+        "canary 5xx lower bound {}% vs stable upper bound + {} points",
+        round2(c_lo * 100.0),
+        p.surge_margin
+    );
+    line(name, value, t, if fail { Outcome::Fail } else { Outcome::Pass }, note)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,416 @@
+//! The rollout state machine. Time and observations come in as arguments;
+//! decisions (set the share, swap upstreams, record an event) come out. No
+//! clock, socket or file is touched here, so hours of rollout run in tests in
+//! milliseconds.
+//!
+//! States: `progressing` (baking step k), `holding` (the bake is over but the
+//! judge cannot yet tell), `paused` (waiting for a person), and the ends:
+//! `promoted` and `rolled_back`. "Idle" is the absence of an active rollout.
+//!
+//! Every tick judges the recent window for an immediate rollback, then (unless
+//! paused) adds the elapsed time to the step's bake; when the bake is complete
+//! the step's verdict decides: pass advances (or, in a manual plan, waits for
+//! `promote`), fail rolls back, inconclusive holds and, past `max_hold_ms`,
+//! pauses for a person.
+
+use crate::judge::{Observation, Outcome, Policy, Verdict, judge_rollback, judge_step};
+use crate::plan::Plan;
+use crate::share::Share;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Where a rollout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Baking a step.
+    Progressing,
+    /// Bake over, too little data to judge: the step is held.
+    Holding,
+    /// Waiting for a person (`resume`, or `promote` in a manual plan).
+    Paused,
+    /// Done: the canary is the new stable.
+    Promoted,
+    /// Done: the canary was pulled back.
+    RolledBack,
+}
+
+impl State {
+    /// The name used in JSON and on screen.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Progressing => "progressing",
+            State::Holding => "holding",
+            State::Paused => "paused",
+            State::Promoted => "promoted",
+            State::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// Controller settings that are not judging thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Controls {
+    /// Consecutive failing rollback evaluations before rolling back.
+    pub rollback_after: u32,
+    /// How long a step may hold on too little data before pausing, in ms.
+    pub max_hold_ms: u64,
+    /// The most time one tick may add to a bake, in ms: a stalled or stopped
+    /// controller must not count the time it was not watching.
+    pub max_tick_gap_ms: u64,
+}
+
+impl Default for Controls {
+    fn default() -> Controls {
+        Controls { rollback_after: 2, max_hold_ms: 30 * 60_000, max_tick_gap_ms: 5_000 }
+    }
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum Decision {
+    /// Route this share of traffic to the canary.
+    SetShare(Share),
+    /// Replace the upstreams (on start, promotion and rollback after promotion).
+    SetUpstreams {
+        /// The new stable URL.
+        stable: String,
+        /// The new canary URL, if any.
+        canary: Option<String>,
+    },
+    /// Record an event in the log.
+    Event {
+        /// What happened.
+        kind: &'static str,
+        /// Details, verdict tables included.
+        detail: Value,
+    },
+}
+
+/// A command that cannot apply in the current state.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// The rollout has ended.
+    #[error("rollout {id} has already ended ({state}); start a new one with `canary deploy`")]
+    Ended {
+        /// The rollout.
+        id: i64,
+        /// Its end state.
+        state: &'static str,
+    },
+    /// Resume on a rollout that is not paused.
+    #[error("rollout {id} is {state}, not paused: nothing to resume")]
+    NotPaused {
+        /// The rollout.
+        id: i64,
+        /// Its state.
+        state: &'static str,
+    },
+    /// Resume on a step waiting for `promote`.
+    #[error("rollout {id} passed step {step} and waits for `canary promote` (a manual plan)")]
+    AwaitingPromote {
+        /// The rollout.
+        id: i64,
+        /// The 1-based step.
+        step: usize,
+    },
+}
+
+/// One rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Its number.
+    pub id: i64,
+    /// The canary's URL.
+    pub canary: String,
+    /// The stable URL when it started (restored by a rollback after promotion).
+    pub previous_stable: String,
+    /// Its plan (steps start at the deploy's first share).
+    pub plan: Plan,
+    /// Where it stands.
+    pub state: State,
+    /// The current step, 0-based.
+    pub step: usize,
+    /// The share the router has now.
+    pub share: Share,
+    /// When it started, ms since the epoch.
+    pub started_ms: u64,
+    /// When it ended.
+    pub ended_ms: Option<u64>,
+    /// When the current step started.
+    pub step_started_ms: u64,
+    /// Watching time accrued at this step.
+    pub baked_ms: u64,
+    /// The last tick.
+    pub last_tick_ms: u64,
+    /// When the step started holding.
+    pub hold_since_ms: Option<u64>,
+    /// Consecutive failing rollback evaluations.
+    pub breaches: u32,
+    /// Why it is paused, holding, or rolled back.
+    pub reason: Option<String>,
+    /// A manual plan's step passed and waits for `promote`.
+    pub awaiting_promote: bool,
+    /// The latest step verdict.
+    pub step_verdict: Option<Verdict>,
+    /// The latest rollback-window verdict.
+    pub fast_verdict: Option<Verdict>,
+}
+
+impl Rollout {
+    /// Starts rollout `id` of `canary` in front of `stable` with `plan` (already
+    /// starting at the first share) at `now`.
+    pub fn start(id: i64, canary: &str, stable: &str, plan: Plan, now: u64) -> (Rollout, Vec<Decision>) {
+        let share = plan.steps.first().copied().unwrap_or(Share::FULL);
+        let r = Rollout {
+            id,
+            canary: canary.to_string(),
+            previous_stable: stable.to_string(),
+            plan,
+            state: State::Progressing,
+            step: 0,
+            share,
+            started_ms: now,
+            ended_ms: None,
+            step_started_ms: now,
+            baked_ms: 0,
+            last_tick_ms: now,
+            hold_since_ms: None,
+            breaches: 0,
+            reason: None,
+            awaiting_promote: false,
+            step_verdict: None,
+            fast_verdict: None,
+        };
+        let d = vec![
+            Decision::SetUpstreams { stable: stable.to_string(), canary: Some(canary.to_string()) },
+            Decision::SetShare(share),
+            r.event("rollout_started", json!({"canary": canary, "stable": stable, "plan": r.plan})),
+        ];
+        (r, d)
+    }
+
+    /// Whether it still runs (not promoted or rolled back).
+    pub fn is_active(&self) -> bool {
+        matches!(self.state, State::Progressing | State::Holding | State::Paused)
+    }
+
+    /// Watching time left at this step, in ms.
+    pub fn time_left_ms(&self) -> u64 {
+        self.plan.bake_of(self.step).saturating_sub(self.baked_ms)
+    }
+
+    /// After a restart: the time the controller was down is not watching time.
+    pub fn resume_after_restart(&mut self, now: u64) {
+        self.last_tick_ms = now;
+        self.breaches = 0;
+    }
+
+    /// One evaluation at `now`: `fast` is the recent window, `step` the step so far.
+    pub fn tick(
+        &mut self,
+        now: u64,
+        p: &Policy,
+        c: &Controls,
+        fast: &Observation,
+        step: &Observation,
+    ) -> Vec<Decision> {
+        if !self.is_active() {
+            return Vec::new();
+        }
+        let dt = now.saturating_sub(self.last_tick_ms).min(c.max_tick_gap_ms);
+        self.last_tick_ms = now;
+        let fv = judge_rollback(p, fast);
+        self.breaches = if fv.outcome == Outcome::Fail { self.breaches + 1 } else { 0 };
+        let breached = self.breaches >= c.rollback_after.max(1);
+        self.fast_verdict = Some(fv.clone());
+        if breached {
+            let reason = format!("immediate rollback at {}: {}", self.share, fv.reason());
+            return self.roll_back(now, reason, Some(&fv));
+        }
+        if self.state == State::Paused {
+            return Vec::new();
+        }
+        self.baked_ms += dt;
+        let sv = judge_step(p, step);
+        self.step_verdict = Some(sv.clone());
+        if self.baked_ms < self.plan.bake_of(self.step) {
+            return Vec::new();
+        }
+        self.conclude_step(now, c, &sv)
+    }
+
+    fn conclude_step(&mut self, now: u64, c: &Controls, sv: &Verdict) -> Vec<Decision> {
+        match sv.outcome {
+            Outcome::Fail => {
+                let reason = format!("step {} at {} failed: {}", self.step + 1, self.share, sv.reason());
+                self.roll_back(now, reason, Some(sv))
+            }
+            Outcome::Inconclusive => self.hold(now, c, sv),
+            _ if self.plan.manual => {
+                self.awaiting_promote = true;
+                let why =
+                    format!("step {} at {} passed; waiting for `canary promote`", self.step + 1, self.share);
+                self.pause_with(now, why, "awaiting_promote")
+            }
+            _ => self.advance(now, Some(sv)),
+        }
+    }
+
+    fn hold(&mut self, now: u64, c: &Controls, sv: &Verdict) -> Vec<Decision> {
+        let Some(since) = self.hold_since_ms else {
+            self.hold_since_ms = Some(now);
+            self.state = State::Holding;
+            self.reason = Some(format!("holding at {}: {}", self.share, sv.reason()));
+            return vec![self.event("holding", json!({"verdict": sv}))];
+        };
+        if now.saturating_sub(since) <= c.max_hold_ms {
+            return Vec::new();
+        }
+        let mins = c.max_hold_ms / 60_000;
+        let why = format!(
+            "too little traffic to judge step {} at {} for {mins} min: {}",
+            self.step + 1,
+            self.share,
+            sv.reason()
+        );
+        self.pause_with(now, why, "paused")
+    }
+
+    fn advance(&mut self, now: u64, verdict: Option<&Verdict>) -> Vec<Decision> {
+        if self.step + 1 >= self.plan.steps.len() {
+            return self.complete(now, verdict);
+        }
+        self.step += 1;
+        self.share = self.plan.steps[self.step];
+        self.enter_step(now);
+        vec![
+            Decision::SetShare(self.share),
+            self.event("step_advanced", json!({"verdict": verdict, "skipped_bake": verdict.is_none()})),
+        ]
+    }
+
+    fn enter_step(&mut self, now: u64) {
+        self.state = State::Progressing;
+        self.step_started_ms = now;
+        self.baked_ms = 0;
+        self.hold_since_ms = None;
+        self.awaiting_promote = false;
+        self.reason = None;
+        self.step_verdict = None;
+    }
+
+    fn complete(&mut self, now: u64, verdict: Option<&Verdict>) -> Vec<Decision> {
+        self.state = State::Promoted;
+        self.ended_ms = Some(now);
+        self.share = Share::ZERO;
+        self.reason = None;
+        vec![
+            Decision::SetUpstreams { stable: self.canary.clone(), canary: None },
+            Decision::SetShare(Share::ZERO),
+            self.event("promoted", json!({"verdict": verdict, "new_stable": self.canary})),
+        ]
+    }
+
+    fn roll_back(&mut self, now: u64, reason: String, verdict: Option<&Verdict>) -> Vec<Decision> {
+        let was_promoted = self.state == State::Promoted;
+        self.state = State::RolledBack;
+        self.ended_ms = Some(now);
+        self.share = Share::ZERO;
+        self.reason = Some(reason.clone());
+        let mut d = Vec::new();
+        if was_promoted {
+            d.push(Decision::SetUpstreams { stable: self.previous_stable.clone(), canary: None });
+        }
+        d.push(Decision::SetShare(Share::ZERO));
+        d.push(self.event(
+            "rolled_back",
+            json!({"reason": reason, "verdict": verdict, "restored_stable": was_promoted}),
+        ));
+        d
+    }
+
+    fn pause_with(&mut self, _now: u64, why: String, kind: &'static str) -> Vec<Decision> {
+        self.state = State::Paused;
+        self.reason = Some(why.clone());
+        vec![self.event(kind, json!({"reason": why, "verdict": self.step_verdict}))]
+    }
+
+    fn event(&self, kind: &'static str, mut detail: Value) -> Decision {
+        if let Value::Object(m) = &mut detail {
+            m.insert("rollout".into(), json!(self.id));
+            m.insert("step".into(), json!(self.step + 1));
+            m.insert("share".into(), json!(self.share.percent()));
+            m.insert("state".into(), json!(self.state.as_str()));
+        }
+        Decision::Event { kind, detail }
+    }
+
+    fn ensure_active(&self) -> Result<(), CommandError> {
+        if self.is_active() {
+            Ok(())
+        } else {
+            Err(CommandError::Ended { id: self.id, state: self.state.as_str() })
+        }
+    }
+
+    /// `promote`: the next step now, skipping the rest of the bake; with
+    /// `full`, straight to promotion.
+    pub fn promote(&mut self, now: u64, full: bool) -> Result<Vec<Decision>, CommandError> {
+        self.ensure_active()?;
+        Ok(if full { self.complete(now, None) } else { self.advance(now, None) })
+    }
+
+    /// `pause`: stop advancing (rollback criteria stay armed).
+    pub fn pause(&mut self, now: u64, reason: &str) -> Result<Vec<Decision>, CommandError> {
+        self.ensure_active()?;
+        Ok(self.pause_with(now, reason.to_string(), "paused"))
+    }
+
+    /// `resume`: continue the bake where it stopped, at the step's share.
+    pub fn resume(&mut self, now: u64) -> Result<Vec<Decision>, CommandError> {
+        self.ensure_active()?;
+        if self.awaiting_promote {
+            return Err(CommandError::AwaitingPromote { id: self.id, step: self.step + 1 });
+        }
+        if self.state != State::Paused {
+            return Err(CommandError::NotPaused { id: self.id, state: self.state.as_str() });
+        }
+        let planned = self.plan.steps[self.step];
+        let mut d = Vec::new();
+        if self.share != planned {
+            self.share = planned;
+            d.push(Decision::SetShare(planned));
+        }
+        self.state = State::Progressing;
+        self.hold_since_ms = None;
+        self.reason = None;
+        self.last_tick_ms = now;
+        d.push(self.event("resumed", json!({})));
+        Ok(d)
+    }
+
+    /// `rollback`: share 0 at once, no analysis; after a promotion, the
+    /// previous stable comes back.
+    pub fn rollback(&mut self, now: u64, reason: &str) -> Result<Vec<Decision>, CommandError> {
+        if self.state == State::RolledBack {
+            return Err(CommandError::Ended { id: self.id, state: self.state.as_str() });
+        }
+        Ok(self.roll_back(now, format!("by hand: {reason}"), None))
+    }
+
+    /// `adjust`: a person sets the share; the plan pauses until `resume`.
+    pub fn adjust(&mut self, now: u64, share: Share, source: &str) -> Result<Vec<Decision>, CommandError> {
+        self.ensure_active()?;
+        self.share = share;
+        let why = format!("share set to {share} by {source}; `canary resume` returns to the plan");
+        let mut d = vec![Decision::SetShare(share)];
+        d.extend(self.pause_with(now, why, "adjusted"));
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+//! Whole rollouts in simulated time: a seeded traffic model feeds the machine
+//! every 250 ms of simulated time; hours pass in milliseconds.
+
+use super::*;
+use crate::judge::ArmWindow;
+use crate::window::TickRing;
+use hdrhistogram::Histogram;
+
+const TICK_MS: u64 = 250;
+const MAX_FAST_TICKS: usize = 40; // the driver's longest rollback window: 10 s
+
+/// A deterministic pseudo-random source (xorshift64*), so every run is repeatable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// How one version behaves: its error probability and latency (ms) range.
+#[derive(Clone, Copy)]
+struct Behaviour {
+    error_p: f64,
+    latency_ms: (f64, f64),
+}
+
+const HEALTHY: Behaviour = Behaviour { error_p: 0.002, latency_ms: (5.0, 40.0) };
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap()
+}
+
+fn add(into: &mut ArmWindow, from: &ArmWindow) {
+    into.requests += from.requests;
+    into.errors += from.errors;
+    into.server_errors += from.server_errors;
+    if let Some(h) = &from.latency {
+        into.latency.get_or_insert_with(histogram).add(h).unwrap();
+    }
+}
+
+/// Drives one rollout against a traffic model until it ends or time runs out.
+struct Sim {
+    rng: Rng,
+    total_rps: f64,
+    stable: Behaviour,
+    canary: Behaviour,
+    ticks: TickRing,
+    step_obs: Observation,
+    now: u64,
+    shares: Vec<f64>,
+    events: Vec<&'static str>,
+    policy: Policy,
+    controls: Controls,
+}
+
+impl Sim {
+    fn new(seed: u64, total_rps: f64) -> Sim {
+        Sim {
+            rng: Rng(seed.max(1)),
+            total_rps,
+            stable: HEALTHY,
+            canary: HEALTHY,
+            ticks: TickRing::new(MAX_FAST_TICKS),
+            step_obs: Observation::default(),
+            now: 1_000_000,
+            shares: Vec::new(),
+            events: Vec::new(),
+            policy: Policy::default(),
+            controls: Controls::default(),
+        }
+    }
+
+    fn arm(&mut self, n: u64, b: Behaviour) -> ArmWindow {
+        let mut w = ArmWindow { requests: n, ..ArmWindow::default() };
+        let mut h = histogram();
+        for _ in 0..n {
+            if self.rng.next() < b.error_p {
+                w.errors += 1;
+                w.server_errors += 1;
+            }
+            let ms = b.latency_ms.0 + self.rng.next() * (b.latency_ms.1 - b.latency_ms.0);
+            h.record((ms * 1000.0) as u64).unwrap();
+        }
+        w.latency = Some(h);
+        w
+    }
+
+    /// Requests in one tick for a rate, with the fraction carried as a coin flip.
+    fn count(&mut self, rps: f64) -> u64 {
+        let exact = rps * TICK_MS as f64 / 1000.0;
+        exact.floor() as u64 + u64::from(self.rng.next() < exact.fract())
+    }
+
+    fn apply(&mut self, r: &Rollout, ds: Vec<Decision>) {
+        for d in ds {
+            match d {
+                Decision::SetShare(s) => self.shares.push(s.percent()),
+                Decision::Event { kind, .. } => {
+                    if matches!(kind, "step_advanced" | "promoted" | "resumed") {
+                        self.step_obs = Observation::default();
+                    }
+                    self.events.push(kind);
+                }
+                Decision::SetUpstreams { .. } => {}
+            }
+        }
+        let _ = r;
+    }
+
+    fn start(&mut self, plan: Plan) -> Rollout {
+        let (r, ds) = Rollout::start(1, "http://canary", "http://stable", plan, self.now);
+        self.apply(&r, ds);
+        r
+    }
+
+    /// One tick of traffic and judging.
+    fn step(&mut self, r: &mut Rollout) {
+        self.now += TICK_MS;
+        let p = r.share.percent() / 100.0;
+        let (nc, ns) = (self.count(self.total_rps * p), self.count(self.total_rps * (1.0 - p)));
+        let (c, s) = (self.arm(nc, self.canary), self.arm(ns, self.stable));
+        add(&mut self.step_obs.canary, &c);
+        add(&mut self.step_obs.stable, &s);
+        self.ticks.push(Observation { stable: s, canary: c });
+        let fast = self.ticks.recent(self.policy.min_fast_requests);
+        let ds = r.tick(self.now, &self.policy, &self.controls, &fast, &self.step_obs);
+        self.apply(r, ds);
+    }
+
+    fn run_until_end(&mut self, r: &mut Rollout, limit_ms: u64) {
+        let end = self.now + limit_ms;
+        while r.is_active() && self.now < end {
+            self.step(r);
+        }
+    }
+}
+
+fn quick_plan() -> Plan {
+    Plan { bake_ms: 60_000, final_watch_ms: 120_000, ..Plan::default() }
+}
+
+#[test]
+fn a_healthy_canary_is_promoted_after_exactly_the_plans_steps() {
+    let mut sim = Sim::new(7, 200.0);
+    let mut r = sim.start(Plan::default());
+    sim.run_until_end(&mut r, 3 * 3_600_000);
+    assert_eq!(r.state, State::Promoted, "{:?}", r.reason);
+    assert_eq!(sim.shares, [10.0, 25.0, 50.0, 75.0, 100.0, 0.0]);
+    // 4 steps x 10 min + 30 min at 100%, to the tick.
+    let took = r.ended_ms.unwrap() - r.started_ms;
+    assert!((70 * 60_000..70 * 60_000 + 2 * TICK_MS).contains(&took), "took {took} ms");
+    assert_eq!(sim.events.iter().filter(|e| **e == "step_advanced").count(), 4);
+}
+
+#[test]
+fn an_error_spike_at_50_percent_rolls_back_within_one_and_a_half_seconds_and_names_the_error_rate() {
+    let mut sim = Sim::new(11, 200.0);
+    let mut r = sim.start(quick_plan());
+    while r.share.percent() < 50.0 {
+        sim.step(&mut r);
+    }
+    let onset = sim.now;
+    sim.canary = Behaviour { error_p: 0.10, ..HEALTHY };
+    sim.run_until_end(&mut r, 60_000);
+    assert_eq!(r.state, State::RolledBack);
+    let took = r.ended_ms.unwrap() - onset;
+    assert!(took <= 1_500, "rolled back {took} ms after the errors began");
+    let reason = r.reason.clone().unwrap();
+    assert!(reason.starts_with("immediate rollback at 50%") && reason.contains("error_rate"), "{reason}");
+    assert_eq!(sim.shares.last(), Some(&0.0));
+}
+
+#[test]
+fn a_canary_twice_as_slow_as_stable_but_under_200_ms_is_caught_relative_to_stable() {
+    let mut sim = Sim::new(5, 200.0);
+    sim.stable = Behaviour { error_p: 0.0, latency_ms: (40.0, 60.0) };
+    sim.canary = Behaviour { error_p: 0.0, latency_ms: (90.0, 120.0) };
+    let mut r = sim.start(quick_plan());
+    sim.run_until_end(&mut r, 3_600_000);
+    assert_eq!(r.state, State::RolledBack);
+    let v = r.step_verdict.clone().unwrap();
+    let line = |n: &str| v.criteria.iter().find(|c| c.name == n).unwrap().outcome;
+    assert_eq!(line("p95_ms"), Outcome::Pass, "under the absolute bar");
+    assert_eq!(line("p95_vs_stable"), Outcome::Fail, "but worse than stable");
+    assert!(r.reason.unwrap().contains("p95_vs_stable"));
+    assert_eq!(r.step, 0, "caught at the first step");
+}
+
+#[test]
+fn low_traffic_holds_then_pauses_and_never_promotes() {
+    let mut sim = Sim::new(3, 0.5); // 0.05 requests/s reach a 10% canary: 30 in 10 minutes
+    sim.controls.max_hold_ms = 10 * 60_000;
+    let mut r = sim.start(quick_plan());
+    sim.run_until_end(&mut r, 2 * 3_600_000);
+    assert!(r.is_active(), "never ends on no data: {:?} {:?}", r.state, r.reason);
+    assert_eq!((r.state, r.step), (State::Paused, 0));
+    assert!(sim.events.contains(&"holding"));
+    assert!(r.reason.clone().unwrap().contains("too little traffic"), "{:?}", r.reason);
+    assert!(!sim.shares.contains(&25.0), "never advanced");
+}
+
+#[test]
+fn noise_at_a_healthy_level_causes_no_rollback() {
+    // 100 whole rollouts (1-minute steps, 2 minutes at 100%) of a canary with
+    // a steady 1% error rate, with 100 requests/s on the canary at 50%:
+    // about 550,000 rollback evaluations in all.
+    let runs = 100;
+    let mut false_rollbacks = 0;
+    for seed in 1..=runs {
+        let mut sim = Sim::new(seed * 7919, 200.0);
+        sim.stable = Behaviour { error_p: 0.01, ..HEALTHY };
+        sim.canary = Behaviour { error_p: 0.01, ..HEALTHY };
+        sim.policy.max_error_rate = 2.0; // the step criterion is not under test here
+        let mut r = sim.start(quick_plan());
+        sim.run_until_end(&mut r, 3_600_000);
+        if r.state == State::RolledBack {
+            eprintln!("seed {seed}: {:?}", r.reason);
+            false_rollbacks += 1;
+        }
+    }
+    assert_eq!(false_rollbacks, 0, "false rollbacks in {runs} healthy runs");
+}
+
+#[test]
+fn manual_plans_wait_for_promote_and_commands_check_the_state() {
+    let mut sim = Sim::new(9, 200.0);
+    let mut r = sim.start(Plan { manual: true, ..quick_plan() });
+    sim.run_until_end(&mut r, 5 * 60_000);
+    assert!(r.awaiting_promote && r.state == State::Paused && r.step == 0);
+    assert!(matches!(r.resume(sim.now), Err(CommandError::AwaitingPromote { .. })));
+    let ds = r.promote(sim.now, false).unwrap();
+    assert!(ds.contains(&Decision::SetShare(Share::from_percent(25.0).unwrap())));
+    assert_eq!(r.state, State::Progressing);
+    let ds = r.adjust(sim.now, Share::ZERO, "adjust").unwrap();
+    assert_eq!((ds[0].clone(), r.state), (Decision::SetShare(Share::ZERO), State::Paused));
+    let ds = r.resume(sim.now).unwrap();
+    assert_eq!(
+        ds[0],
+        Decision::SetShare(Share::from_percent(25.0).unwrap()),
+        "resume returns to the plan's share"
+    );
+    let ds = r.promote(sim.now, true).unwrap();
+    assert!(ds.contains(&Decision::SetUpstreams { stable: "http://canary".into(), canary: None }));
+    assert!(matches!(r.promote(sim.now, false), Err(CommandError::Ended { .. })));
+    // A rollback after promotion restores the previous stable.
+    let ds = r.rollback(sim.now, "bad release").unwrap();
+    assert!(ds.contains(&Decision::SetUpstreams { stable: "http://stable".into(), canary: None }));
+    assert!(r.reason.unwrap().contains("bad release"));
+}
+
+#[test]
+fn time_while_stopped_does_not_count_as_watching() {
+    let mut sim = Sim::new(13, 200.0);
+    let mut r = sim.start(quick_plan());
+    for _ in 0..80 {
+        sim.step(&mut r); // 20 s baked
+    }
+    let left = r.time_left_ms();
+    sim.now += 3_600_000; // an hour down
+    r.resume_after_restart(sim.now);
+    sim.step(&mut r);
+    assert_eq!(r.time_left_ms(), left - TICK_MS, "one tick of bake after the restart, not an hour");
+    assert_eq!(r.step, 0);
+}
