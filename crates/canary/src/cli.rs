@@ -20,6 +20,105 @@ pub struct Cli {
 pub enum Command {
     /// Run the traffic-splitting proxy and its admin API.
     Serve(ServeArgs),
+    /// Start a rollout: the canary takes PERCENT of traffic, then the plan's steps.
+    Deploy(DeployArgs),
+    /// Set the canary's share by hand (`adjust 0` blocks canary traffic); pauses a rollout.
+    Adjust {
+        /// The share, 0 to 100.
+        percent: String,
+        /// The admin API to talk to.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Go to the next step now (`--full`: make the canary stable now).
+    Promote {
+        /// Skip the remaining steps: the canary becomes the new stable.
+        #[arg(long)]
+        full: bool,
+        /// The admin API to talk to.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Stop advancing (rollback checks stay armed).
+    Pause {
+        /// Why, for the record.
+        #[arg(long)]
+        reason: Option<String>,
+        /// The admin API to talk to.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Continue a paused rollout at its step's share.
+    Resume {
+        /// The admin API to talk to.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Canary off at once (share 0); after a promotion, the previous stable back.
+    Rollback {
+        /// Why, for the record.
+        #[arg(long)]
+        reason: Option<String>,
+        /// The admin API to talk to.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Where the rollout stands: state, share, step, time left, verdict.
+    Status {
+        /// Refresh every 2 seconds until the rollout ends (Ctrl-C to stop).
+        #[arg(long)]
+        watch: bool,
+        /// Print JSON (top-level `state` and `share` are stable for scripts).
+        #[arg(long)]
+        json: bool,
+        /// The admin API to talk to.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Past rollouts, newest first.
+    History {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The admin API to talk to.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// Where the admin API is, for commands that talk to a running `canary serve`.
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// The admin API's URL.
+    #[arg(long, value_name = "URL", env = "CANARY_ADMIN", default_value = "http://127.0.0.1:9090")]
+    pub admin: String,
+    /// The admin token, when `canary serve` requires one.
+    #[arg(long, value_name = "TOKEN", env = "CANARY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// `canary deploy <percent> <canary-url>`
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The first share, e.g. 10.
+    pub percent: String,
+    /// The canary's URL, e.g. http://10.0.0.6:3000.
+    pub canary_url: String,
+    /// The plan's shares, e.g. 10,25,50,75,100 [default: the configured plan].
+    #[arg(long, value_name = "LIST")]
+    pub steps: Option<String>,
+    /// Watching time per step, e.g. 10m.
+    #[arg(long, value_name = "DURATION")]
+    pub bake: Option<String>,
+    /// Watching time at 100% before the canary becomes stable, e.g. 30m.
+    #[arg(long, value_name = "DURATION")]
+    pub final_watch: Option<String>,
+    /// Wait for `canary promote` after every step.
+    #[arg(long)]
+    pub manual: bool,
+    /// The admin API to talk to.
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 /// `canary serve` flags; each overrides the config file.

@@ -45,6 +45,7 @@ pub fn load(path: &Path, live: &Live) -> Result<bool, String> {
         share: Some(flags.effective_share()),
         excludes: Some(flags.excludes),
         flags_hash: Some(hash),
+        upstreams: None,
     };
     live.apply(change, Source::FlagsFile).map_err(|e| format!("{}: not applied: {e}", path.display()))?;
     Ok(true)

@@ -4,10 +4,13 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (`canary serve ...`), parsed into configs.
+//! - [`client`]: the CLI's client for the admin API.
 //! - [`config`]: defaults, TOML file and flags merged and validated.
+//! - [`rollout_cli`]: the rollout commands of the CLI.
 //! - [`server`]: starts and stops everything `canary serve` runs.
 //! - [`proxy`]: the data plane (workers, pool, per-request service).
 //! - [`metrics`]: per-version, per-route measurements and their windows.
+//! - [`controller`]: the rollout driver: state machine + clock + router + state file.
 //! - [`live`]: the routing state the workers read and the API changes.
 //! - [`store`]: the SQLite state file and event log.
 //! - [`dynamic`]: the watched dynamic config file (S16).
@@ -16,11 +19,14 @@
 
 pub mod admin;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod controller;
 pub mod dynamic;
 pub mod live;
 pub mod metrics;
 pub mod proxy;
+pub mod rollout_cli;
 pub mod server;
 pub mod store;
 pub mod upstream;

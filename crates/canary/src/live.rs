@@ -32,6 +32,8 @@ pub enum Source {
     Api,
     /// The dynamic config file.
     FlagsFile,
+    /// The rollout controller.
+    Controller,
 }
 
 impl Source {
@@ -41,6 +43,7 @@ impl Source {
             Source::Config => "config",
             Source::Api => "api",
             Source::FlagsFile => "flags-file",
+            Source::Controller => "controller",
         }
     }
 }
@@ -54,6 +57,16 @@ pub struct Change {
     pub excludes: Option<Excludes>,
     /// The dynamic config content hash this change applies.
     pub flags_hash: Option<String>,
+    /// New upstreams (a rollout starting, promoted, or undone).
+    pub upstreams: Option<Upstreams>,
+}
+
+/// What is persisted beside the routing table.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Meta {
+    flags_hash: Option<String>,
+    /// Upstreams set at runtime; they outlive the config's from then on.
+    pinned: Option<(String, Option<String>)>,
 }
 
 /// The live state.
@@ -61,7 +74,7 @@ pub struct Change {
 pub struct Live {
     routing: ArcSwap<RoutingTable>,
     upstreams: ArcSwap<Upstreams>,
-    flags_hash: Mutex<Option<String>>,
+    meta: Mutex<Meta>,
     store: Store,
 }
 
@@ -69,22 +82,24 @@ impl Live {
     /// Starts from the persisted state when there is one, else from the config
     /// (recording that as the first event).
     pub fn new(store: Store, table: RoutingTable, upstreams: Upstreams) -> Result<Live, StoreError> {
-        let (table, hash) = match store.load_routing()? {
-            Some(p) => restore(table, p),
+        let (table, upstreams, meta) = match store.load_routing()? {
+            Some(p) => restore(table, upstreams, p),
             None => {
+                let meta = Meta::default();
+                let first = persisted(&table, &meta);
                 store.save_routing(
-                    &persisted(&table, None),
+                    &first,
                     "routing_initialised",
                     Source::Config.as_str(),
                     &describe(&table),
                 )?;
-                (table, None)
+                (table, upstreams, meta)
             }
         };
         Ok(Live {
             routing: ArcSwap::from_pointee(table),
             upstreams: ArcSwap::from_pointee(upstreams),
-            flags_hash: Mutex::new(hash),
+            meta: Mutex::new(meta),
             store,
         })
     }
@@ -106,60 +121,93 @@ impl Live {
 
     /// The hash of the dynamic config last applied.
     pub fn flags_hash(&self) -> Option<String> {
-        self.lock_hash().clone()
+        self.lock_meta().flags_hash.clone()
     }
 
-    fn lock_hash(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        self.flags_hash.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_meta(&self) -> std::sync::MutexGuard<'_, Meta> {
+        self.meta.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Applies a change: persist with its event, then swap. Returns the new
     /// table, or the unchanged one when the change changes nothing.
     pub fn apply(&self, change: Change, source: Source) -> Result<Arc<RoutingTable>, StoreError> {
-        // Holding the hash lock serialises writers, so the order on disk is the
+        // Holding the meta lock serialises writers, so the order on disk is the
         // order of swaps.
-        let mut hash = self.lock_hash();
+        let mut meta = self.lock_meta();
         let old = self.routing.load_full();
         let mut new = (*old).clone();
+        let mut new_meta = meta.clone();
         if let Some(s) = change.share {
             new.share = s;
         }
         if let Some(e) = change.excludes {
             new.excludes = e;
         }
-        let new_hash = change.flags_hash.or_else(|| hash.clone());
-        if new == *old && new_hash == *hash {
+        if let Some(h) = change.flags_hash {
+            new_meta.flags_hash = Some(h);
+        }
+        if let Some(u) = &change.upstreams {
+            new.has_canary = u.canary.is_some();
+            new_meta.pinned =
+                Some((u.stable.url().to_string(), u.canary.as_ref().map(|c| c.url().to_string())));
+        }
+        let ups_changed = change.upstreams.as_ref().is_some_and(|u| **self.upstreams.load() != *u);
+        if new == *old && new_meta == *meta && !ups_changed {
             return Ok(old);
         }
-        let detail = json!({"from": describe(&old), "to": describe(&new)});
-        self.store.save_routing(
-            &persisted(&new, new_hash.clone()),
-            kind(&old, &new),
-            source.as_str(),
-            &detail,
-        )?;
-        *hash = new_hash;
+        let mut detail = json!({"from": describe(&old), "to": describe(&new)});
+        if let (true, Some(u)) = (ups_changed, &change.upstreams) {
+            detail["upstreams"] =
+                json!({"stable": u.stable.url(), "canary": u.canary.as_ref().map(|c| c.url())});
+        }
+        let kind = if ups_changed { "upstreams_changed" } else { kind(&old, &new) };
+        self.store.save_routing(&persisted(&new, &new_meta), kind, source.as_str(), &detail)?;
+        *meta = new_meta;
+        // Upstreams first: a request that sees the new table (say, canary
+        // enabled) must find the canary it points to.
+        if let Some(u) = change.upstreams {
+            self.upstreams.store(Arc::new(u));
+        }
         let new = Arc::new(new);
         self.routing.store(Arc::clone(&new));
         Ok(new)
     }
 }
 
-fn restore(mut table: RoutingTable, p: PersistedRouting) -> (RoutingTable, Option<String>) {
+fn restore(
+    mut table: RoutingTable,
+    mut ups: Upstreams,
+    p: PersistedRouting,
+) -> (RoutingTable, Upstreams, Meta) {
     table.share = Share::from_basis_points(p.share_bp).unwrap_or(table.share);
     // Patterns were validated before they were saved; a file edited by hand
     // into an invalid state keeps the config's excludes instead.
     if let Ok(ex) = Excludes::new(&p.excludes) {
         table.excludes = ex;
     }
-    (table, p.flags_hash)
+    if let Some(pinned) = restore_upstreams(p.upstreams.as_ref()) {
+        ups = pinned;
+        table.has_canary = ups.canary.is_some();
+    }
+    (table, ups, Meta { flags_hash: p.flags_hash, pinned: p.upstreams })
 }
 
-fn persisted(t: &RoutingTable, flags_hash: Option<String>) -> PersistedRouting {
+fn restore_upstreams(p: Option<&(String, Option<String>)>) -> Option<Upstreams> {
+    let (stable, canary) = p?;
+    let stable = Upstream::parse(stable).ok()?;
+    let canary = match canary {
+        Some(c) => Some(Upstream::parse(c).ok()?),
+        None => None,
+    };
+    Some(Upstreams { stable, canary })
+}
+
+fn persisted(t: &RoutingTable, meta: &Meta) -> PersistedRouting {
     PersistedRouting {
         share_bp: t.share.basis_points(),
         excludes: t.excludes.patterns().to_vec(),
-        flags_hash,
+        flags_hash: meta.flags_hash.clone(),
+        upstreams: meta.pinned.clone(),
     }
 }
 

@@ -1,9 +1,11 @@
 //! The `canary` binary: raw arguments -> validated config -> run -> exit code.
-//! Exit codes: 0 success, 1 a runtime failure, 2 bad input (flags or config).
+//! Exit codes: 0 success, 1 a runtime failure, 2 bad input (flags or config),
+//! 3 refused in the current state, 4 unauthorized (see `rollout_cli`).
 
 use canary::cli::{Cli, Command, ServeArgs};
-use canary::{config, server};
+use canary::{config, rollout_cli, server};
 use clap::Parser;
+use serde_json::json;
 use std::process::ExitCode;
 
 // The proxy allocates a few small objects per request (header maps, futures);
@@ -16,6 +18,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Deploy(args) => rollout_cli::deploy(&args),
+        Command::Adjust { percent, admin } => rollout_cli::adjust(&percent, &admin),
+        Command::Promote { full, admin } => rollout_cli::simple("promote", json!({"full": full}), &admin),
+        Command::Pause { reason, admin } => rollout_cli::simple("pause", json!({"reason": reason}), &admin),
+        Command::Resume { admin } => rollout_cli::simple("resume", json!({}), &admin),
+        Command::Rollback { reason, admin } => {
+            rollout_cli::simple("rollback", json!({"reason": reason}), &admin)
+        }
+        Command::Status { watch, json, admin } => rollout_cli::status(&admin, watch, json),
+        Command::History { json, admin } => rollout_cli::history(&admin, json),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::admin::{self, AdminState};
 use crate::config::ServeConfig;
+use crate::controller::{self, Controller};
 use crate::dynamic::{self, FlagsStatus};
 use crate::live::{Live, Upstreams};
 use crate::metrics::Metrics;
@@ -11,6 +12,7 @@ use crate::proxy;
 use crate::store::Store;
 use canary_core::RoutingTable;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::watch;
@@ -37,7 +39,10 @@ pub struct Running {
     pub live: Arc<Live>,
     /// The measurements.
     pub metrics: Arc<Metrics>,
+    /// The rollout controller.
+    pub controller: Arc<Mutex<Controller>>,
     shutdown: watch::Sender<bool>,
+    stop_controller: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -61,10 +66,29 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let (proxy_addr, mut threads) =
         proxy::start(Arc::clone(&cfg), Arc::clone(&live), &metrics, rx.clone())
             .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
-    let state =
-        AdminState { live: Arc::clone(&live), metrics: Arc::clone(&metrics), cfg: Arc::clone(&cfg), flags };
+    let ctl = Controller::load(
+        Arc::clone(&live),
+        Arc::clone(&metrics),
+        cfg.policy.clone(),
+        cfg.controls.clone(),
+        cfg.plan.clone(),
+    )
+    .map_err(|e| StartError::Io(e.to_string()))?;
+    let controller = Arc::new(Mutex::new(ctl));
+    let stop_controller = Arc::new(AtomicBool::new(false));
+    threads.push(
+        controller::spawn(Arc::clone(&controller), Arc::clone(&stop_controller))
+            .map_err(|e| StartError::Io(format!("cannot start the controller thread: {e}")))?,
+    );
+    let state = AdminState {
+        live: Arc::clone(&live),
+        metrics: Arc::clone(&metrics),
+        cfg: Arc::clone(&cfg),
+        flags,
+        controller: Arc::clone(&controller),
+    };
     threads.push(spawn_admin(admin_sock, state, rx)?);
-    Ok(Running { proxy_addr, admin_addr, live, metrics, shutdown: tx, threads })
+    Ok(Running { proxy_addr, admin_addr, live, metrics, controller, shutdown: tx, stop_controller, threads })
 }
 
 fn table(cfg: &ServeConfig) -> RoutingTable {
@@ -122,6 +146,7 @@ async fn run_admin(sock: std::net::TcpListener, state: AdminState, mut rx: watch
 impl Running {
     /// Stops accepting, lets in-flight requests finish, and joins every thread.
     pub fn shutdown(self) {
+        self.stop_controller.store(true, Ordering::Relaxed);
         let _ = self.shutdown.send(true);
         for t in self.threads {
             let _ = t.join();

@@ -33,6 +33,9 @@ pub struct PersistedRouting {
     pub excludes: Vec<String>,
     /// The content hash of the dynamic config file last applied, if any.
     pub flags_hash: Option<String>,
+    /// The upstreams, once a rollout has set them (they then outlive the config).
+    #[serde(default)]
+    pub upstreams: Option<(String, Option<String>)>,
 }
 
 /// One event in the log.
@@ -66,6 +69,7 @@ impl Store {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;
              CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS rollouts (id INTEGER PRIMARY KEY, state TEXT NOT NULL, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS events (
                id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
                kind TEXT NOT NULL, source TEXT NOT NULL, detail TEXT NOT NULL);",
@@ -115,6 +119,45 @@ impl Store {
         .map_err(|e| self.err(e))?;
         insert_event(&tx, kind, source, detail).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Saves a rollout (inserted or replaced) with its events, in one transaction.
+    pub fn save_rollout(
+        &self,
+        id: i64,
+        state: &str,
+        body: &serde_json::Value,
+        events: &[(&str, serde_json::Value)],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO rollouts (id, state, body) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET state = ?2, body = ?3",
+            params![id, state, body.to_string()],
+        )
+        .map_err(|e| self.err(e))?;
+        for (kind, detail) in events {
+            insert_event(&tx, kind, "controller", detail).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Rollouts, newest first.
+    pub fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT body FROM rollouts ORDER BY id DESC LIMIT ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let bodies: Vec<String> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
+        Ok(bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect())
+    }
+
+    /// The next rollout number.
+    pub fn next_rollout_id(&self) -> Result<i64, StoreError> {
+        self.lock()
+            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM rollouts", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
     }
 
     /// Appends an event.
@@ -170,7 +213,12 @@ mod tests {
     fn routing_and_events_survive_reopen() {
         let dir = tempdir();
         let path = dir.join("state.db");
-        let r = PersistedRouting { share_bp: 2500, excludes: vec!["/a/*".into()], flags_hash: None };
+        let r = PersistedRouting {
+            share_bp: 2500,
+            excludes: vec!["/a/*".into()],
+            flags_hash: None,
+            upstreams: None,
+        };
         {
             let s = Store::open(&path).unwrap();
             assert_eq!(s.load_routing().unwrap(), None);

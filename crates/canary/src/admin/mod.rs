@@ -5,12 +5,17 @@
 //! # Layout
 //! - [`metrics_json`]: `GET /api/v2/metrics`, the S10 shape, per version and combined.
 //! - [`routing`]: `GET /api/routing`, `PUT /api/routing/share`, `PUT /api/routing/excludes`.
+//! - [`rollout`]: `GET /api/rollout`, `GET /api/rollouts`, `POST /api/rollout/{deploy,adjust,promote,pause,resume,rollback}`.
+//! - [`auth`]: the admin token on mutating calls.
 //! - this file: the router, health, events, flags-file status and `/metrics`.
 
+pub mod auth;
 pub mod metrics_json;
+pub mod rollout;
 pub mod routing;
 
 use crate::config::ServeConfig;
+use crate::controller::Controller;
 use crate::dynamic::FlagsStatus;
 use crate::live::Live;
 use crate::metrics::Metrics;
@@ -18,7 +23,7 @@ use crate::metrics::prometheus::{self, Gauges};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -36,6 +41,8 @@ pub struct AdminState {
     pub cfg: Arc<ServeConfig>,
     /// The dynamic config file's last load.
     pub flags: Arc<Mutex<FlagsStatus>>,
+    /// The rollout controller.
+    pub controller: Arc<Mutex<Controller>>,
 }
 
 /// The admin API's routes.
@@ -49,7 +56,16 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/events", get(events))
         .route("/api/flags-file", get(flags_file))
         .route("/metrics", get(prom))
+        .route("/api/rollout", get(rollout::status))
+        .route("/api/rollouts", get(rollout::history))
+        .route("/api/rollout/deploy", post(rollout::deploy))
+        .route("/api/rollout/adjust", post(rollout::adjust))
+        .route("/api/rollout/promote", post(rollout::promote))
+        .route("/api/rollout/pause", post(rollout::pause))
+        .route("/api/rollout/resume", post(rollout::resume))
+        .route("/api/rollout/rollback", post(rollout::rollback))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .with_state(state)
 }
 

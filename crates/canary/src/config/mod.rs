@@ -6,6 +6,9 @@
 use crate::upstream::Upstream;
 use canary_core::Share;
 use canary_core::exclude::Excludes;
+use canary_core::judge::Policy;
+use canary_core::plan::{Plan, parse_duration_ms};
+use canary_core::rollout::Controls;
 use canary_core::route_label::RouteTemplates;
 use http::HeaderName;
 use serde::Deserialize;
@@ -48,6 +51,14 @@ pub struct ServeConfig {
     pub routes: RouteTemplates,
     /// The most distinct route labels kept per version; the rest count as `other`.
     pub max_routes: usize,
+    /// The default rollout plan.
+    pub plan: Plan,
+    /// The judge's thresholds.
+    pub policy: Policy,
+    /// Controller settings.
+    pub controls: Controls,
+    /// The token mutating admin calls must carry, if any.
+    pub admin_token: Option<String>,
 }
 
 /// Where a request's user key is read from, before falling back to the client address.
@@ -131,6 +142,9 @@ pub struct Overrides {
     /// The rollout's name, mixed into every user's bucket [default: v2-api-canary].
     #[arg(long, value_name = "NAME")]
     pub rollout: Option<String>,
+    /// A token that mutating admin API calls must send (`Authorization: Bearer ...`).
+    #[arg(long, value_name = "TOKEN", env = "CANARY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// The TOML file as written; every field optional, unknown keys refused.
@@ -150,6 +164,29 @@ struct FileConfig {
     proxy: FileProxy,
     #[serde(default)]
     metrics: FileMetrics,
+    #[serde(default)]
+    plan: FilePlan,
+    #[serde(default)]
+    policy: Policy,
+    #[serde(default)]
+    controls: FileControls,
+    admin_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePlan {
+    steps: Option<Vec<f64>>,
+    bake: Option<String>,
+    final_watch: Option<String>,
+    manual: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileControls {
+    rollback_after: Option<u32>,
+    max_hold: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,6 +307,10 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         )
         .map_err(|e| o.err(false, "metrics.routes", "", e.to_string()))?,
         max_routes: f.metrics.max_routes.unwrap_or(100).max(1),
+        plan: plan(&f.plan, o)?,
+        controls: controls(&f.controls, o)?,
+        policy: f.policy,
+        admin_token: pick(&cli.admin_token, &f.admin_token).0.filter(|t| !t.is_empty()),
     })
 }
 
@@ -363,6 +404,35 @@ fn proxy(p: &FileProxy, o: &Origin<'_>) -> Result<ProxyConfig, ConfigError> {
         workers,
         max_idle_per_upstream: p.max_idle_per_upstream.unwrap_or(256),
     })
+}
+
+fn plan(p: &FilePlan, o: &Origin<'_>) -> Result<Plan, ConfigError> {
+    let mut plan = Plan::default();
+    if let Some(steps) = &p.steps {
+        let text = steps.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+        plan.steps = Plan::parse_steps(&text).map_err(|e| o.err(false, "plan.steps", "", e.to_string()))?;
+    }
+    if let Some(b) = &p.bake {
+        plan.bake_ms = parse_duration_ms(b).map_err(|e| o.err(false, "plan.bake", "", e.to_string()))?;
+    }
+    if let Some(f) = &p.final_watch {
+        plan.final_watch_ms =
+            parse_duration_ms(f).map_err(|e| o.err(false, "plan.final_watch", "", e.to_string()))?;
+    }
+    plan.manual = p.manual.unwrap_or(false);
+    Ok(plan)
+}
+
+fn controls(c: &FileControls, o: &Origin<'_>) -> Result<Controls, ConfigError> {
+    let mut out = Controls::default();
+    if let Some(n) = c.rollback_after {
+        out.rollback_after = n.max(1);
+    }
+    if let Some(h) = &c.max_hold {
+        out.max_hold_ms =
+            parse_duration_ms(h).map_err(|e| o.err(false, "controls.max_hold", "", e.to_string()))?;
+    }
+    Ok(out)
 }
 
 fn default_workers() -> usize {

@@ -8,5 +8,6 @@ mod admin;
 mod config_cli;
 mod durability;
 mod proxy;
+mod rollout;
 mod routing;
 mod support;

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ use std::time::Duration;
 /// - `/bytes/{n}`: streams n bytes
 pub struct Upstream {
     pub addr: SocketAddr,
+    /// When non-zero, every request is answered with this status.
+    pub fail_with: Arc<AtomicU16>,
     stop: Arc<AtomicBool>,
     _thread: std::thread::JoinHandle<()>,
 }
@@ -40,13 +42,14 @@ impl Upstream {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let s = Arc::clone(&stop);
+        let fail_with = Arc::new(AtomicU16::new(0));
+        let (s, f) = (Arc::clone(&stop), Arc::clone(&fail_with));
         let thread = std::thread::spawn(move || {
             let rt =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(serve(listener, name, s));
+            rt.block_on(serve(listener, name, s, f));
         });
-        Upstream { addr, stop, _thread: thread }
+        Upstream { addr, fail_with, stop, _thread: thread }
     }
 
     pub fn url(&self) -> String {
@@ -62,15 +65,24 @@ impl Drop for Upstream {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, name: &'static str, stop: Arc<AtomicBool>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    name: &'static str,
+    stop: Arc<AtomicBool>,
+    fail: Arc<AtomicU16>,
+) {
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         if stop.load(Ordering::SeqCst) {
             return;
         }
+        let fail = Arc::clone(&fail);
         tokio::spawn(async move {
-            let svc = service_fn(move |req| answer(name, req));
+            let svc = service_fn(move |req| {
+                let status = fail.load(Ordering::Relaxed);
+                answer(name, req, status)
+            });
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
         });
     }
@@ -78,8 +90,12 @@ async fn serve(listener: std::net::TcpListener, name: &'static str, stop: Arc<At
 
 type UpBody = http_body_util::Either<Full<Bytes>, Zeros>;
 
-async fn answer(name: &'static str, req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
-    let path = req.uri().path().to_string();
+async fn answer(
+    name: &'static str,
+    req: Request<Incoming>,
+    fail: u16,
+) -> Result<Response<UpBody>, Infallible> {
+    let path = if fail != 0 { format!("/status/{fail}") } else { req.uri().path().to_string() };
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let full = |status: u16, body: String| {
         let mut r = Response::new(UpBody::Left(Full::new(Bytes::from(body))));
@@ -277,4 +293,53 @@ pub fn run_canary(args: &[&str]) -> (i32, String) {
 /// A path in `dir`, as a string argument.
 pub fn arg(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
+}
+
+/// Sends requests from many distinct users at about `rps` until `stop` is set;
+/// returns (answered 2xx, anything else).
+pub fn spawn_load(addr: SocketAddr, rps: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, u64)> {
+    tokio::spawn(async move {
+        let c = client();
+        let (ok, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rps.max(1)));
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            i += 1;
+            let (c, ok, bad) = (c.clone(), Arc::clone(&ok), Arc::clone(&bad));
+            tokio::spawn(async move {
+                let id = format!("load-user-{i}");
+                let (status, _, _) = get(&c, addr, "/api/v2/rooms", &[("x-user-id", &id)]).await;
+                (if status < 300 { &ok } else { &bad }).fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed))
+    })
+}
+
+/// Polls `check` every 100 ms for up to `secs` seconds.
+pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..secs * 10 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Runs the binary's client commands with `args`; returns exit code, stdout and stderr.
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_canary")).args(args).env_remove("CANARY_TOKEN").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }

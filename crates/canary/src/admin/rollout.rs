@@ -1,0 +1,144 @@
+//! The rollout endpoints: status and history to read; deploy, adjust,
+//! promote, pause, resume and rollback to act. Each refusal says why and
+//! changes nothing (400 bad input, 409 wrong state, 503 state file).
+
+use super::{AdminState, error};
+use crate::controller::api::DeployRequest;
+use crate::controller::{self, Command, ControlError};
+use crate::store::now_ms;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use canary_core::Share;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// `GET /api/rollout`
+pub async fn status(State(s): State<AdminState>) -> Response {
+    let c = Arc::clone(&s.controller);
+    match tokio::task::spawn_blocking(move || controller::lock(&c).status()).await {
+        Ok(st) => Json(st).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+/// `?limit=N`
+pub struct HistoryQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/rollouts`: past and present rollouts, newest first.
+pub async fn history(State(s): State<AdminState>, Query(q): Query<HistoryQuery>) -> Response {
+    let live = Arc::clone(&s.live);
+    let limit = q.limit.unwrap_or(50).min(1000);
+    match tokio::task::spawn_blocking(move || live.store().rollouts(limit)).await {
+        Ok(Ok(list)) => Json(json!({"rollouts": list})).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, "state_file", e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// `POST /api/rollout/deploy`
+pub async fn deploy(
+    State(s): State<AdminState>,
+    body: Result<Json<DeployRequest>, JsonRejection>,
+) -> Response {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("expected {{\"share\": 10, \"canary\": \"http://...\"}}: {}", e.body_text()),
+            );
+        }
+    };
+    run(s, move |c| c.deploy(&req, now_ms() as u64)).await
+}
+
+/// The body of adjust: `{"share": 25}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustBody {
+    share: f64,
+}
+
+/// `POST /api/rollout/adjust`
+pub async fn adjust(State(s): State<AdminState>, body: Result<Json<AdjustBody>, JsonRejection>) -> Response {
+    let share = match body.map(|Json(b)| Share::from_percent(b.share)) {
+        Ok(Ok(share)) => share,
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "invalid", format!("share: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("expected {{\"share\": 25}}: {}", e.body_text()),
+            );
+        }
+    };
+    command(s, Command::Adjust(share)).await
+}
+
+/// The body of promote: `{"full": false}`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteBody {
+    #[serde(default)]
+    full: bool,
+}
+
+/// `POST /api/rollout/promote`
+pub async fn promote(State(s): State<AdminState>, body: Option<Json<PromoteBody>>) -> Response {
+    let full = body.map(|Json(b)| b.full).unwrap_or_default();
+    command(s, Command::Promote(full)).await
+}
+
+/// The body of pause and rollback: `{"reason": "..."}`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/rollout/pause`
+pub async fn pause(State(s): State<AdminState>, body: Option<Json<ReasonBody>>) -> Response {
+    let why = body.and_then(|Json(b)| b.reason).unwrap_or_else(|| "no reason given".into());
+    command(s, Command::Pause(why)).await
+}
+
+/// `POST /api/rollout/resume`
+pub async fn resume(State(s): State<AdminState>) -> Response {
+    command(s, Command::Resume).await
+}
+
+/// `POST /api/rollout/rollback`
+pub async fn rollback(State(s): State<AdminState>, body: Option<Json<ReasonBody>>) -> Response {
+    let why = body.and_then(|Json(b)| b.reason).unwrap_or_else(|| "no reason given".into());
+    command(s, Command::Rollback(why)).await
+}
+
+async fn command(s: AdminState, cmd: Command) -> Response {
+    run(s, move |c| c.command(cmd, now_ms() as u64)).await
+}
+
+async fn run<F>(s: AdminState, f: F) -> Response
+where
+    F: FnOnce(&mut controller::Controller) -> Result<controller::api::Status, ControlError> + Send + 'static,
+{
+    let c = Arc::clone(&s.controller);
+    // Commands write the state file (fsync): keep them off the async thread.
+    match tokio::task::spawn_blocking(move || f(&mut controller::lock(&c))).await {
+        Ok(Ok(st)) => Json(st).into_response(),
+        Ok(Err(e @ ControlError::Invalid(_))) => error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+        Ok(Err(e @ ControlError::Conflict(_))) => error(StatusCode::CONFLICT, "conflict", e.to_string()),
+        Ok(Err(e @ ControlError::Store(_))) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "state_file", e.to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}

@@ -1,0 +1,105 @@
+//! The controller's request and status shapes: what the admin API accepts and
+//! answers, and what the CLI sends and prints.
+
+use crate::live::Live;
+use canary_core::judge::Verdict;
+use canary_core::rollout::Rollout;
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/rollout/deploy`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// The first share, percent.
+    pub share: f64,
+    /// The canary's URL.
+    pub canary: String,
+    /// Steps such as "10,25,50,75,100" (default: the configured plan).
+    #[serde(default)]
+    pub steps: Option<String>,
+    /// Watching time per step, e.g. "10m".
+    #[serde(default)]
+    pub bake: Option<String>,
+    /// Watching time at 100%, e.g. "30m".
+    #[serde(default)]
+    pub final_watch: Option<String>,
+    /// Wait for `promote` after each step.
+    #[serde(default)]
+    pub manual: bool,
+}
+
+/// `GET /api/rollout`: the contract scripts rely on is the top-level `state`
+/// (idle, progressing, paused, holding, promoted, rolled_back) and `share`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// Where things stand.
+    pub state: String,
+    /// The canary's share now, percent.
+    pub share: f64,
+    /// The stable upstream now.
+    pub stable: String,
+    /// The canary upstream now, if any.
+    pub canary: Option<String>,
+    /// The latest rollout, if any.
+    pub rollout: Option<RolloutView>,
+}
+
+/// A rollout as shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutView {
+    /// Its number.
+    pub id: i64,
+    /// Its canary URL.
+    pub canary: String,
+    /// The step, 1-based.
+    pub step: usize,
+    /// How many steps.
+    pub steps: usize,
+    /// The plan's shares.
+    pub plan: Vec<f64>,
+    /// Watching time left at this step, seconds.
+    pub time_left_seconds: f64,
+    /// Why it is paused, holding or rolled back.
+    pub reason: Option<String>,
+    /// A manual step waiting for `promote`.
+    pub awaiting_promote: bool,
+    /// When it started / ended, ms since the epoch.
+    pub started_ms: u64,
+    /// When it ended.
+    pub ended_ms: Option<u64>,
+    /// The latest step verdict.
+    pub verdict: Option<Verdict>,
+    /// The latest immediate-rollback check.
+    pub rollback_check: Option<Verdict>,
+}
+
+impl Status {
+    /// The status of `r` (the latest rollout) against the live router.
+    pub fn of(r: Option<&Rollout>, live: &Live) -> Status {
+        let ups = live.upstreams();
+        Status {
+            state: r.map_or("idle", |r| r.state.as_str()).to_string(),
+            share: live.routing().share.percent(),
+            stable: ups.stable.url().to_string(),
+            canary: ups.canary.as_ref().map(|c| c.url().to_string()),
+            rollout: r.map(view),
+        }
+    }
+}
+
+fn view(r: &Rollout) -> RolloutView {
+    RolloutView {
+        id: r.id,
+        canary: r.canary.clone(),
+        step: r.step + 1,
+        steps: r.plan.steps.len(),
+        plan: r.plan.steps.iter().map(|s| s.percent()).collect(),
+        time_left_seconds: if r.is_active() { r.time_left_ms() as f64 / 1000.0 } else { 0.0 },
+        reason: r.reason.clone(),
+        awaiting_promote: r.awaiting_promote,
+        started_ms: r.started_ms,
+        ended_ms: r.ended_ms,
+        verdict: r.step_verdict.clone(),
+        rollback_check: r.fast_verdict.clone(),
+    }
+}

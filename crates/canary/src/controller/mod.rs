@@ -1,0 +1,291 @@
+//! The rollout driver: runs the core's state machine with the real clock,
+//! feeds it the proxy's measurements, applies its decisions to the router and
+//! persists the rollout and every event (verdict tables included).
+//!
+//! # Layout
+//! - [`observe`]: per-tick statistics from the proxy's cumulative totals.
+//! - [`api`]: request and status types shared by the admin API and the CLI.
+//! - this file: [`Controller`] (commands and ticks) and the thread that ticks it.
+//!
+//! One mutex guards the controller; the tick thread and the admin API take it
+//! in turn, so a command and a tick never interleave. The proxy never takes it.
+
+pub mod api;
+pub mod observe;
+
+use crate::live::{Change, Live, Source, Upstreams};
+use crate::metrics::Metrics;
+use crate::store::{StoreError, now_ms};
+use crate::upstream::Upstream;
+use api::{DeployRequest, Status};
+use canary_core::Share;
+use canary_core::judge::{Observation, Policy};
+use canary_core::plan::{Plan, parse_duration_ms};
+use canary_core::rollout::{CommandError, Controls, Decision, Rollout, State};
+use canary_core::window::{TickRing, merge};
+use observe::Observer;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the controller looks.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// The longest recent window the rollback check may use: 10 s of ticks.
+const MAX_FAST_TICKS: usize = 40;
+
+/// How often bake progress is saved when nothing else happens.
+const PERSIST_EVERY_MS: u64 = 1_000;
+
+/// Why a command was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The input is wrong (HTTP 400, CLI exit 2).
+    #[error("{0}")]
+    Invalid(String),
+    /// The command does not fit the current state (HTTP 409, CLI exit 3).
+    #[error("{0}")]
+    Conflict(String),
+    /// The state file failed: nothing was changed (HTTP 503, CLI exit 1).
+    #[error("not changed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<CommandError> for ControlError {
+    fn from(e: CommandError) -> ControlError {
+        ControlError::Conflict(e.to_string())
+    }
+}
+
+/// What a person asks of a rollout.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Move the share by hand.
+    Adjust(Share),
+    /// Next step now; `true`: promote outright.
+    Promote(bool),
+    /// Stop advancing.
+    Pause(String),
+    /// Continue.
+    Resume,
+    /// Share 0 at once (and the previous stable back after a promotion).
+    Rollback(String),
+}
+
+/// The controller's state.
+#[derive(Debug)]
+pub struct Controller {
+    live: Arc<Live>,
+    metrics: Arc<Metrics>,
+    policy: Policy,
+    controls: Controls,
+    plan: Plan,
+    rollout: Option<Rollout>,
+    observer: Observer,
+    ring: TickRing,
+    step_obs: Observation,
+    last_persist_ms: u64,
+}
+
+impl Controller {
+    /// Loads the latest rollout from the state file; an active one resumes
+    /// where it was, without counting the time canary was down.
+    pub fn load(
+        live: Arc<Live>,
+        metrics: Arc<Metrics>,
+        policy: Policy,
+        controls: Controls,
+        plan: Plan,
+    ) -> Result<Controller, StoreError> {
+        let mut rollout: Option<Rollout> =
+            live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        if let Some(r) = rollout.as_mut().filter(|r| r.is_active()) {
+            r.resume_after_restart(now_ms() as u64);
+        }
+        Ok(Controller {
+            live,
+            metrics,
+            policy,
+            controls,
+            plan,
+            rollout,
+            observer: Observer::default(),
+            ring: TickRing::new(MAX_FAST_TICKS),
+            step_obs: Observation::default(),
+            last_persist_ms: 0,
+        })
+    }
+
+    /// Where things stand, for `status`.
+    pub fn status(&self) -> Status {
+        Status::of(self.rollout.as_ref(), &self.live)
+    }
+
+    /// One look: measure, judge, act.
+    pub fn tick(&mut self, now: u64) -> Result<(), ControlError> {
+        let t = self.observer.tick(&self.metrics);
+        merge(&mut self.step_obs.stable, &t.stable);
+        merge(&mut self.step_obs.canary, &t.canary);
+        self.ring.push(t);
+        let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) else { return Ok(()) };
+        let before = r.clone();
+        let external = self.live.routing().share;
+        let mut ds = Vec::new();
+        if external != r.share {
+            // Someone else moved the share (API, flags file): a person's hand
+            // on the wheel pauses the plan rather than fighting it.
+            ds.extend(r.adjust(now, external, "an operator (outside the rollout)")?);
+            ds.retain(|d| !matches!(d, Decision::SetShare(_)));
+        }
+        let fast = self.ring.recent(self.policy.min_fast_requests);
+        ds.extend(r.tick(now, &self.policy, &self.controls, &fast, &self.step_obs));
+        let due = now.saturating_sub(self.last_persist_ms) >= PERSIST_EVERY_MS;
+        if ds.is_empty() && !due {
+            return Ok(());
+        }
+        self.carry_out(before, ds, now)
+    }
+
+    /// Starts a rollout.
+    pub fn deploy(&mut self, req: &DeployRequest, now: u64) -> Result<Status, ControlError> {
+        if let Some(r) = self.rollout.as_ref().filter(|r| r.is_active()) {
+            return Err(ControlError::Conflict(format!(
+                "rollout {} of {} is {} at {}; promote it or roll it back first",
+                r.id,
+                r.canary,
+                r.state.as_str(),
+                r.share
+            )));
+        }
+        let (canary, plan) = self.parse_deploy(req)?;
+        let id = self.live.store().next_rollout_id()?;
+        let stable = self.live.upstreams().stable.url().to_string();
+        let (r, ds) = Rollout::start(id, canary.url(), &stable, plan, now);
+        let previous = self.rollout.replace(r);
+        if let Err(e) = self.apply(ds, now) {
+            self.rollout = previous;
+            return Err(e);
+        }
+        Ok(self.status())
+    }
+
+    fn parse_deploy(&self, req: &DeployRequest) -> Result<(Upstream, Plan), ControlError> {
+        let bad = |what: &str, e: String| ControlError::Invalid(format!("{what}: {e}"));
+        let canary = Upstream::parse(&req.canary).map_err(|e| bad("canary URL", e))?;
+        let first = Share::from_percent(req.share).map_err(|e| bad("share", e.to_string()))?;
+        let mut plan = self.plan.clone();
+        if let Some(s) = &req.steps {
+            plan.steps = Plan::parse_steps(s).map_err(|e| bad("--steps", e.to_string()))?;
+        }
+        if let Some(b) = &req.bake {
+            plan.bake_ms = parse_duration_ms(b).map_err(|e| bad("--bake", e.to_string()))?;
+        }
+        if let Some(f) = &req.final_watch {
+            plan.final_watch_ms = parse_duration_ms(f).map_err(|e| bad("--final-watch", e.to_string()))?;
+        }
+        plan.manual |= req.manual;
+        let plan = plan.starting_at(first).map_err(|e| bad("share", e.to_string()))?;
+        Ok((canary, plan))
+    }
+
+    /// Carries out a person's command.
+    pub fn command(&mut self, cmd: Command, now: u64) -> Result<Status, ControlError> {
+        let active = self.rollout.as_mut().filter(|r| r.is_active() || matches!(cmd, Command::Rollback(_)));
+        let Some(r) = active else { return self.without_rollout(cmd) };
+        if r.state == State::RolledBack {
+            // Rolling back twice is harmless: make sure the share is 0.
+            return self.without_rollout(cmd);
+        }
+        let before = r.clone();
+        let ds = match cmd {
+            Command::Adjust(s) => r.adjust(now, s, "`canary adjust`")?,
+            Command::Promote(full) => r.promote(now, full)?,
+            Command::Pause(why) => r.pause(now, &format!("paused by hand: {why}"))?,
+            Command::Resume => r.resume(now)?,
+            Command::Rollback(why) => r.rollback(now, &why)?,
+        };
+        self.carry_out(before, ds, now)?;
+        Ok(self.status())
+    }
+
+    fn without_rollout(&mut self, cmd: Command) -> Result<Status, ControlError> {
+        let share = match cmd {
+            Command::Adjust(s) => s,
+            Command::Rollback(_) => Share::ZERO,
+            Command::Promote(_) => {
+                return Err(ControlError::Conflict(
+                    "nothing to promote: no rollout is in progress (start one with `canary deploy`)".into(),
+                ));
+            }
+            Command::Pause(_) | Command::Resume => {
+                return Err(ControlError::Conflict(
+                    "no rollout is in progress; nothing to pause or resume".into(),
+                ));
+            }
+        };
+        self.live.apply(Change { share: Some(share), ..Change::default() }, Source::Api)?;
+        Ok(self.status())
+    }
+
+    /// Applies decisions; on a failed write, puts the rollout back as it was.
+    fn carry_out(&mut self, before: Rollout, ds: Vec<Decision>, now: u64) -> Result<(), ControlError> {
+        let result = self.apply(ds, now);
+        if result.is_err() {
+            self.rollout = Some(before);
+        }
+        result
+    }
+
+    fn apply(&mut self, ds: Vec<Decision>, now: u64) -> Result<(), ControlError> {
+        let Some(r) = self.rollout.as_ref() else { return Ok(()) };
+        let mut change = Change::default();
+        let mut events = Vec::new();
+        for d in ds {
+            match d {
+                Decision::SetShare(s) => change.share = Some(s),
+                Decision::SetUpstreams { stable, canary } => {
+                    change.upstreams = Some(upstreams(&stable, canary.as_deref())?)
+                }
+                Decision::Event { kind, detail } => events.push((kind, detail)),
+            }
+        }
+        let moved = change.share.is_some() || change.upstreams.is_some();
+        if moved {
+            self.live.apply(change, Source::Controller)?;
+            // The mix of traffic changed: older ticks describe another step.
+            self.ring.clear();
+            self.step_obs = Observation::default();
+        }
+        let body = serde_json::to_value(r).unwrap_or_default();
+        self.live.store().save_rollout(r.id, r.state.as_str(), &body, &events)?;
+        self.last_persist_ms = now;
+        for (kind, detail) in &events {
+            tracing::info!(event = kind, detail = %detail, "rollout");
+        }
+        Ok(())
+    }
+}
+
+fn upstreams(stable: &str, canary: Option<&str>) -> Result<Upstreams, ControlError> {
+    let parse = |u: &str| Upstream::parse(u).map_err(ControlError::Invalid);
+    Ok(Upstreams { stable: parse(stable)?, canary: canary.map(parse).transpose()? })
+}
+
+/// Locks the shared controller, whatever a panicking holder left: the rollout
+/// itself is only replaced whole, so it is never torn.
+pub fn lock(c: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
+    c.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Ticks the controller every [`TICK`] until `stop` is set.
+pub fn spawn(c: Arc<Mutex<Controller>>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("canary-controller".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(TICK);
+            if let Err(e) = lock(&c).tick(now_ms() as u64) {
+                tracing::error!(error = %e, "rollout tick failed; nothing was changed, retrying");
+            }
+        }
+    })
+}

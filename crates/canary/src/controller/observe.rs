@@ -1,0 +1,50 @@
+//! Turns the proxy's cumulative totals into per-tick statistics for the judge:
+//! each tick is the difference between this reading and the last.
+
+use crate::metrics::Metrics;
+use crate::metrics::shard::TotalsSnapshot;
+use canary_core::Version;
+use canary_core::judge::{ArmWindow, Observation};
+
+/// Remembers the last reading.
+#[derive(Debug, Default)]
+pub struct Observer {
+    last: Option<[TotalsSnapshot; 2]>,
+}
+
+impl Observer {
+    /// What happened since the previous call (nothing on the first).
+    pub fn tick(&mut self, metrics: &Metrics) -> Observation {
+        let now = metrics.totals();
+        let obs = match &self.last {
+            Some(prev) => Observation {
+                stable: delta(&now[Version::Stable.index()], &prev[Version::Stable.index()]),
+                canary: delta(&now[Version::Canary.index()], &prev[Version::Canary.index()]),
+            },
+            None => Observation::default(),
+        };
+        self.last = Some(now);
+        obs
+    }
+}
+
+fn delta(now: &TotalsSnapshot, prev: &TotalsSnapshot) -> ArmWindow {
+    let (c, p) = (&now.counts, &prev.counts);
+    let latency = match (&now.latency, &prev.latency) {
+        (Some(n), Some(p)) => {
+            let mut d = n.clone();
+            // Totals only grow, so the earlier reading is always contained in
+            // the later one and the subtraction cannot underflow.
+            d.subtract(p).ok().map(|_| d)
+        }
+        (Some(n), None) => Some(n.clone()),
+        _ => None,
+    };
+    ArmWindow {
+        requests: c.requests.saturating_sub(p.requests),
+        errors: c.errors().saturating_sub(p.errors()),
+        server_errors: c.by_class[4].saturating_sub(p.by_class[4]),
+        latency,
+        resources: Default::default(),
+    }
+}

@@ -1,0 +1,196 @@
+//! The rollout commands (`deploy`, `adjust`, `promote`, `pause`, `resume`,
+//! `rollback`, `status`, `history`): check the input locally, call the admin
+//! API, print the outcome.
+//!
+//! Exit codes: 0 done; 1 the admin API could not be reached or failed;
+//! 2 bad input (nothing was sent or nothing changed); 3 refused in the current
+//! state (e.g. `promote` with nothing to promote); 4 unauthorized.
+
+use crate::cli::{AdminArgs, DeployArgs};
+use crate::client::Admin;
+use crate::controller::api::{DeployRequest, Status};
+use crate::upstream::Upstream;
+use canary_core::Share;
+use canary_core::judge::{Outcome, Verdict};
+use http::Method;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+
+fn admin(a: &AdminArgs) -> Admin {
+    Admin { url: a.admin.clone(), token: a.token.clone() }
+}
+
+fn usage(cmd: &str, msg: &str) -> ExitCode {
+    eprintln!("canary {cmd}: {msg}");
+    ExitCode::from(2)
+}
+
+/// `canary deploy`
+pub fn deploy(a: &DeployArgs) -> ExitCode {
+    let share = match a.percent.parse::<Share>() {
+        Ok(s) if s > Share::ZERO => s,
+        Ok(_) => return usage("deploy", "the first share must be above 0"),
+        Err(e) => return usage("deploy", &format!("percent: {e}")),
+    };
+    if let Err(e) = Upstream::parse(&a.canary_url) {
+        return usage("deploy", &format!("canary URL: {e}"));
+    }
+    let req = DeployRequest {
+        share: share.percent(),
+        canary: a.canary_url.clone(),
+        steps: a.steps.clone(),
+        bake: a.bake.clone(),
+        final_watch: a.final_watch.clone(),
+        manual: a.manual,
+    };
+    act(&a.admin, "deploy", "/api/rollout/deploy", json!(req))
+}
+
+/// `canary adjust`
+pub fn adjust(percent: &str, a: &AdminArgs) -> ExitCode {
+    match percent.parse::<Share>() {
+        Ok(s) => act(a, "adjust", "/api/rollout/adjust", json!({"share": s.percent()})),
+        Err(e) => usage("adjust", &format!("percent: {e}")),
+    }
+}
+
+/// `canary promote`, `pause`, `resume`, `rollback`.
+pub fn simple(cmd: &str, body: Value, a: &AdminArgs) -> ExitCode {
+    act(a, cmd, &format!("/api/rollout/{cmd}"), body)
+}
+
+fn act(a: &AdminArgs, cmd: &str, path: &str, body: Value) -> ExitCode {
+    match admin(a).call(Method::POST, path, Some(body)) {
+        Ok((200, v)) => {
+            print_status(&v);
+            ExitCode::SUCCESS
+        }
+        Ok((status, v)) => refused(cmd, status, &v),
+        Err(e) => {
+            eprintln!("canary {cmd}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn refused(cmd: &str, status: u16, v: &Value) -> ExitCode {
+    let msg = v.get("message").and_then(Value::as_str).map_or_else(|| v.to_string(), str::to_string);
+    eprintln!("canary {cmd}: refused ({status}): {msg}");
+    ExitCode::from(match status {
+        400 | 422 => 2,
+        409 => 3,
+        401 | 403 => 4,
+        _ => 1,
+    })
+}
+
+/// `canary status`
+pub fn status(a: &AdminArgs, watch: bool, as_json: bool) -> ExitCode {
+    loop {
+        let v = match admin(a).call(Method::GET, "/api/rollout", None) {
+            Ok((200, v)) => v,
+            Ok((s, v)) => return refused("status", s, &v),
+            Err(e) => {
+                eprintln!("canary status: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if as_json {
+            println!("{v}");
+        } else {
+            if watch {
+                print!("\x1b[2J\x1b[H");
+            }
+            print_status(&v);
+        }
+        let active = matches!(v["state"].as_str(), Some("progressing" | "holding" | "paused"));
+        if !watch || !active {
+            return ExitCode::SUCCESS;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
+/// `canary history`
+pub fn history(a: &AdminArgs, as_json: bool) -> ExitCode {
+    let v = match admin(a).call(Method::GET, "/api/rollouts", None) {
+        Ok((200, v)) => v,
+        Ok((s, v)) => return refused("history", s, &v),
+        Err(e) => {
+            eprintln!("canary history: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if as_json {
+        println!("{v}");
+        return ExitCode::SUCCESS;
+    }
+    println!("{:<4} {:<12} {:<40} {:<8} reason", "id", "state", "canary", "share");
+    for r in v["rollouts"].as_array().into_iter().flatten() {
+        println!(
+            "{:<4} {:<12} {:<40} {:<8} {}",
+            r["id"],
+            r["state"].as_str().unwrap_or("?"),
+            r["canary"].as_str().unwrap_or("?"),
+            format!("{}%", r["share"]),
+            r["reason"].as_str().unwrap_or("")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_status(v: &Value) {
+    let Ok(s) = serde_json::from_value::<Status>(v.clone()) else {
+        println!("{v}");
+        return;
+    };
+    println!(
+        "state: {}   share: {}%   stable: {}   canary: {}",
+        s.state,
+        s.share,
+        s.stable,
+        s.canary.as_deref().unwrap_or("-")
+    );
+    let Some(r) = s.rollout else { return };
+    let plan: Vec<String> = r.plan.iter().map(|p| format!("{p}")).collect();
+    println!(
+        "rollout {}: step {}/{} (plan {}), {} left",
+        r.id,
+        r.step,
+        r.steps,
+        plan.join(" -> "),
+        mmss(r.time_left_seconds)
+    );
+    if let Some(why) = &r.reason {
+        println!("why: {why}");
+    }
+    if let Some(v) = &r.verdict {
+        print_verdict("step verdict", v);
+    }
+    if let Some(v) = &r.rollback_check {
+        print_verdict("rollback check (recent requests)", v);
+    }
+}
+
+fn print_verdict(title: &str, v: &Verdict) {
+    println!("{title}: {}", word(v.outcome));
+    println!("  {:<24} {:>10} {:>10}  {:<13} how", "criterion", "value", "threshold", "result");
+    for c in &v.criteria {
+        let value = c.value.map_or("-".to_string(), |x| format!("{x:.2}"));
+        println!("  {:<24} {:>10} {:>10.2}  {:<13} {}", c.name, value, c.threshold, word(c.outcome), c.note);
+    }
+}
+
+fn word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "FAIL",
+        Outcome::Inconclusive => "inconclusive",
+        Outcome::NotReported => "not reported",
+    }
+}
+
+fn mmss(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    format!("{}m{:02}s", s / 60, s % 60)
+}

@@ -1,0 +1,189 @@
+//! Rollouts end to end: the controller with real traffic through the real
+//! proxy, and the CLI against a real `canary serve` process.
+
+use crate::support::*;
+use canary::controller::api::DeployRequest;
+use canary::controller::lock;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn quick(canary: &Upstream, share: f64, steps: &str) -> DeployRequest {
+    DeployRequest {
+        share,
+        canary: canary.url(),
+        steps: Some(steps.into()),
+        bake: Some("1s".into()),
+        final_watch: Some("1s".into()),
+        manual: false,
+    }
+}
+
+fn state(srv: &canary::server::Running) -> (String, f64, Option<String>) {
+    let s = lock(&srv.controller).status();
+    (s.state, s.share, s.rollout.and_then(|r| r.reason))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_canary_is_promoted_and_becomes_stable() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let srv = start(config(&stable, None, "0", dir.path()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = spawn_load(srv.proxy_addr, 400, Arc::clone(&stop));
+    lock(&srv.controller).deploy(&quick(&canary, 50.0, "50,100"), canary::store::now_ms() as u64).unwrap();
+    let done = eventually(30, || async { state(&srv).0 == "promoted" }).await;
+    assert!(done, "not promoted: {:?}", state(&srv));
+    let ups = srv.live.upstreams();
+    assert_eq!((ups.stable.url(), ups.canary.is_none()), (canary.url().as_str(), true));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, bad) = load.await.unwrap();
+    assert_eq!(bad, 0, "{bad} failed requests of {}", ok + bad);
+    let c = client();
+    assert_eq!(get(&c, srv.proxy_addr, "/", &[]).await.2, "canary", "the canary now serves everyone");
+    srv.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_canary_is_rolled_back_by_itself_with_the_reason() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let srv = start(config(&stable, None, "0", dir.path()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = spawn_load(srv.proxy_addr, 400, Arc::clone(&stop));
+    let mut req = quick(&canary, 50.0, "50,100");
+    req.bake = Some("10m".into());
+    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(state(&srv).0, "progressing");
+    canary.fail_with.store(500, Ordering::Relaxed);
+    let rolled = eventually(10, || async { state(&srv).0 == "rolled_back" }).await;
+    let (st, share, reason) = state(&srv);
+    assert!(rolled, "still {st}");
+    assert_eq!(share, 0.0);
+    let reason = reason.unwrap();
+    assert!(reason.contains("immediate rollback") && reason.contains("error_rate"), "{reason}");
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let events = srv.live.store().events(50).unwrap();
+    let rb = events.iter().find(|e| e.kind == "rolled_back").expect("a rolled_back event");
+    assert!(rb.detail["verdict"]["criteria"].is_array(), "the verdict table is recorded: {}", rb.detail);
+    srv.shutdown();
+}
+
+#[test]
+fn the_cli_deploys_reports_and_refuses_misuse_cleanly() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let state = arg(dir.path(), "s.db");
+    let p = Process::start(&[
+        "--stable",
+        &stable.url(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--state",
+        &state,
+    ]);
+    let admin = format!("http://{}", p.admin);
+    let a = ["--admin", admin.as_str()];
+    let run = |args: &[&str]| cli(&[args, &a[..]].concat());
+    // Nothing to promote, pause or resume yet.
+    let (code, _, err) = run(&["promote"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("nothing to promote"), "{err}");
+    let (code, out, err) = run(&["deploy", "10", &canary.url(), "--bake", "10m"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = run(&["status", "--json"]);
+    assert_eq!(code, 0);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((s["state"].as_str(), s["share"].as_f64()), (Some("progressing"), Some(10.0)));
+    assert_eq!(s["rollout"]["step"], 1);
+    let (_, human, _) = run(&["status"]);
+    assert!(human.contains("state: progressing") && human.contains("step 1/5"), "{human}");
+    // Misuse: each refused with a reason, nothing changed.
+    let misuse: [(&[&str], i32, &str); 5] = [
+        (&["adjust", "150"], 2, "outside 0..100"),
+        (&["deploy", "10", &canary.url()], 3, "rollout 1"),
+        (&["deploy", "10", "not-a-url"], 2, "canary URL"),
+        (&["deploy", "0", &canary.url()], 2, "above 0"),
+        (&["resume"], 3, "not paused"),
+    ];
+    for (args, want, needle) in misuse {
+        let (code, _, err) = run(args);
+        assert_eq!(code, want, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let (_, out, _) = run(&["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (s["state"].as_str(), s["share"].as_f64()),
+        (Some("progressing"), Some(10.0)),
+        "misuse changed nothing"
+    );
+    // adjust 0 blocks canary traffic and pauses; rollback ends it.
+    let (code, out, _) = run(&["adjust", "0"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("state: paused") && out.contains("share: 0%"), "{out}");
+    let (code, out, _) = run(&["rollback", "--reason", "testing"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("rolled_back") && out.contains("testing"), "{out}");
+    let (code, out, _) = run(&["history", "--json"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("rolled_back"));
+    let (code, _, err) = cli(&["status", "--admin", "http://127.0.0.1:1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot reach the admin API"), "{err}");
+}
+
+#[test]
+fn mutating_calls_need_the_token_when_one_is_set() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let state = arg(dir.path(), "s.db");
+    let args = [
+        "--stable",
+        &stable.url(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--state",
+        &state,
+        "--admin-token",
+        "s3cret",
+    ];
+    let p = Process::start(&args);
+    let admin = format!("http://{}", p.admin);
+    let (code, _, err) = cli(&["deploy", "10", &canary.url(), "--admin", &admin]);
+    assert_eq!(code, 4, "{err}");
+    let (code, _, err) = cli(&["deploy", "10", &canary.url(), "--admin", &admin, "--token", "wrong"]);
+    assert_eq!(code, 4, "{err}");
+    let (code, out, _) = cli(&["status", "--admin", &admin]);
+    assert_eq!(code, 0, "reads need no token");
+    assert!(out.contains("state: idle"), "{out}");
+    let (code, _, err) = cli(&["deploy", "10", &canary.url(), "--admin", &admin, "--token", "s3cret"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn after_kill_9_a_rollout_resumes_at_the_same_step_with_its_remaining_bake() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let state = arg(dir.path(), "s.db");
+    let args =
+        ["--stable", &stable.url(), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--state", &state];
+    let p = Process::start(&args);
+    let admin = format!("http://{}", p.admin);
+    let (code, _, err) = cli(&["deploy", "25", &canary.url(), "--bake", "10m", "--admin", &admin]);
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    p.kill9();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let p = Process::start(&args);
+    let admin = format!("http://{}", p.admin);
+    let (_, out, _) = cli(&["status", "--json", "--admin", &admin]);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (s["state"].as_str(), s["share"].as_f64(), s["rollout"]["step"].as_u64()),
+        (Some("progressing"), Some(25.0), Some(1))
+    );
+    let left = s["rollout"]["time_left_seconds"].as_f64().unwrap();
+    // About 2-4 s were baked before the kill; the 2 s it was down do not count.
+    assert!((594.0..=599.0).contains(&left), "time left {left}");
+}
