@@ -126,6 +126,8 @@ async fn run_admin(sock: std::net::TcpListener, state: AdminState, mut rx: watch
         Ok(l) => l,
         Err(e) => return tracing::error!(error = %e, "cannot register the admin listener"),
     };
+    let res = controller::lock(&state.controller).resources.clone();
+    let poller = tokio::spawn(controller::resources::poll(Arc::clone(&state.live), res));
     let watcher = state
         .cfg
         .flags
@@ -138,6 +140,7 @@ async fn run_admin(sock: std::net::TcpListener, state: AdminState, mut rx: watch
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
         tracing::error!(error = %e, "admin API stopped");
     }
+    poller.abort();
     if let Some(w) = watcher {
         w.abort();
     }

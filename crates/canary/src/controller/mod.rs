@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`observe`]: per-tick statistics from the proxy's cumulative totals.
+//! - [`resources`]: memory, CPU and database use polled from each version.
 //! - [`api`]: request and status types shared by the admin API and the CLI.
 //! - this file: [`Controller`] (commands and ticks) and the thread that ticks it.
 //!
@@ -12,6 +13,7 @@
 
 pub mod api;
 pub mod observe;
+pub mod resources;
 
 use crate::live::{Change, Live, Source, Upstreams};
 use crate::metrics::Metrics;
@@ -86,6 +88,8 @@ pub struct Controller {
     ring: TickRing,
     step_obs: Observation,
     last_persist_ms: u64,
+    /// Resource use the versions report, filled by [`resources::poll`].
+    pub resources: resources::Shared,
 }
 
 impl Controller {
@@ -114,6 +118,7 @@ impl Controller {
             ring: TickRing::new(MAX_FAST_TICKS),
             step_obs: Observation::default(),
             last_persist_ms: 0,
+            resources: Default::default(),
         })
     }
 
@@ -124,9 +129,13 @@ impl Controller {
 
     /// One look: measure, judge, act.
     pub fn tick(&mut self, now: u64) -> Result<(), ControlError> {
-        let t = self.observer.tick(&self.metrics);
+        let mut t = self.observer.tick(&self.metrics);
+        let [stable, canary] = resources::read(&self.resources);
+        (t.stable.resources, t.canary.resources) = (stable, canary);
         merge(&mut self.step_obs.stable, &t.stable);
         merge(&mut self.step_obs.canary, &t.canary);
+        // Resource use is a level, not a count: the step is judged on the latest.
+        (self.step_obs.stable.resources, self.step_obs.canary.resources) = (stable, canary);
         self.ring.push(t);
         let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) else { return Ok(()) };
         let before = r.clone();

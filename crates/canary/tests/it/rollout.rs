@@ -68,6 +68,24 @@ async fn a_failing_canary_is_rolled_back_by_itself_with_the_reason() {
     srv.shutdown();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_reporting_memory_over_90_percent_is_rolled_back() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary-hot"), tempdir());
+    let srv = start(config(&stable, None, "0", dir.path()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = spawn_load(srv.proxy_addr, 200, Arc::clone(&stop));
+    let mut req = quick(&canary, 50.0, "50,100");
+    req.bake = Some("10m".into());
+    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
+    let rolled = eventually(15, || async { state(&srv).0 == "rolled_back" }).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let (st, _, reason) = state(&srv);
+    assert!(rolled, "still {st}");
+    assert!(reason.clone().unwrap().contains("memory_percent 95"), "{reason:?}");
+    srv.shutdown();
+}
+
 #[test]
 fn the_cli_deploys_reports_and_refuses_misuse_cleanly() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());

@@ -28,6 +28,7 @@ use std::time::Duration;
 /// - `/headers`: the request headers it received, as JSON
 /// - `/count`: reads the body and answers its length
 /// - `/bytes/{n}`: streams n bytes
+/// - `/api/v2/metrics` on an upstream named `canary-hot`: memory at 95%
 pub struct Upstream {
     pub addr: SocketAddr,
     /// When non-zero, every request is answered with this status.
@@ -108,6 +109,9 @@ async fn answer(
         ["slow", ms] => {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
             full(200, name.to_string())
+        }
+        ["api", "v2", "metrics"] if name == "canary-hot" => {
+            full(200, r#"{"resources": {"memory_percent": 95.0, "cpu_percent": 20.0}}"#.to_string())
         }
         ["headers"] => {
             let map: serde_json::Map<String, serde_json::Value> =
