@@ -66,7 +66,8 @@ fn load(addr: SocketAddr, rps: u64, stop: Arc<AtomicBool>) {
             i += 1;
             let c = client.clone();
             tokio::spawn(async move {
-                let req = Request::get(format!("http://{addr}/api/v2/rooms")).header("x-user-id", format!("user-{i}"));
+                let req = Request::get(format!("http://{addr}/api/v2/rooms"))
+                    .header("x-user-id", format!("user-{i}"));
                 if let Ok(req) = req.body(Full::new(Bytes::new()))
                     && let Ok(resp) = c.request(req).await
                 {
@@ -95,14 +96,18 @@ fn state(srv: &Running) -> String {
 }
 
 fn rollback_by_hand(srv: &Running) {
-    let _ = lock(&srv.controller).command(canary::controller::Command::Rollback("run over".into()), now_ms() as u64);
+    let _ = lock(&srv.controller)
+        .command(canary::controller::Command::Rollback("run over".into()), now_ms() as u64);
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let (failing, healthy, healthy_secs) =
-        (args.first().copied().unwrap_or(20), args.get(1).copied().unwrap_or(100), args.get(2).copied().unwrap_or(10));
+    let (failing, healthy, healthy_secs) = (
+        args.first().copied().unwrap_or(20),
+        args.get(1).copied().unwrap_or(100),
+        args.get(2).copied().unwrap_or(10),
+    );
     let (stable_fail, canary_fail) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let stable = upstream(Arc::clone(&stable_fail)).await?;
     let canary = upstream(Arc::clone(&canary_fail)).await?;
@@ -144,7 +149,10 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_secs(healthy_secs)).await;
         if state(&srv) == "rolled_back" {
             false_alarms += 1;
-            println!("healthy run {run}: rolled back: {:?}", lock(&srv.controller).status().rollout.and_then(|r| r.reason));
+            println!(
+                "healthy run {run}: rolled back: {:?}",
+                lock(&srv.controller).status().rollout.and_then(|r| r.reason)
+            );
         } else {
             rollback_by_hand(&srv);
         }
@@ -152,9 +160,20 @@ async fn main() -> Result<()> {
     stop.store(true, Ordering::Relaxed);
 
     latencies.sort_by(f64::total_cmp);
-    let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
-    println!("\nrollback latency over {} runs (ms): min {:.0}  median {:.0}  p90 {:.0}  max {:.0}", latencies.len(), pick(0.0), pick(0.5), pick(0.9), pick(1.0));
-    println!("false rollbacks: {false_alarms} of {healthy} healthy runs of {healthy_secs} s at 100 requests/s to the canary");
+    let pick = |q: f64| {
+        latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "\nrollback latency over {} runs (ms): min {:.0}  median {:.0}  p90 {:.0}  max {:.0}",
+        latencies.len(),
+        pick(0.0),
+        pick(0.5),
+        pick(0.9),
+        pick(1.0)
+    );
+    println!(
+        "false rollbacks: {false_alarms} of {healthy} healthy runs of {healthy_secs} s at 100 requests/s to the canary"
+    );
     srv.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -91,3 +91,32 @@ fn bad_flags_name_the_flag() {
     let e = load(None, &Overrides::default()).unwrap_err();
     assert!(e.reason.contains("stable upstream is required"), "{e}");
 }
+
+#[test]
+fn plan_policy_and_controls_come_from_the_file() {
+    let text = "[plan]\nsteps = [5, 50, 100]\nbake = \"2m\"\nfinal_watch = \"5m\"\nmanual = true\n\
+                [policy]\nmax_p95_ms = 300.0\n[controls]\nrollback_after = 3\nmax_hold = \"1h\"\n";
+    let c = load_text(text, &with_stable()).unwrap();
+    assert_eq!(c.plan.steps.iter().map(|s| s.percent()).collect::<Vec<_>>(), [5.0, 50.0, 100.0]);
+    assert_eq!((c.plan.bake_ms, c.plan.final_watch_ms, c.plan.manual), (120_000, 300_000, true));
+    assert_eq!(
+        (c.policy.max_p95_ms, c.policy.max_error_rate),
+        (300.0, 1.0),
+        "unset keys keep the seed's values"
+    );
+    assert_eq!((c.controls.rollback_after, c.controls.max_hold_ms), (3, 3_600_000));
+}
+
+#[test]
+fn bad_plan_and_policy_values_are_refused() {
+    let cases = [
+        ("[plan]\nsteps = [50, 10, 100]\n", "`plan.steps`"),
+        ("[plan]\nbake = \"ten minutes\"\n", "`plan.bake`"),
+        ("[policy]\nmax_p95 = 1.0\n", "unknown field `max_p95`"),
+        ("[controls]\nmax_hold = \"x\"\n", "`controls.max_hold`"),
+    ];
+    for (text, needle) in cases {
+        let e = load_text(text, &with_stable()).unwrap_err().to_string();
+        assert!(e.contains(needle), "{text:?} gave {e}");
+    }
+}

@@ -39,6 +39,11 @@ async fn a_healthy_canary_is_promoted_and_becomes_stable() {
     assert_eq!(bad, 0, "{bad} failed requests of {}", ok + bad);
     let c = client();
     assert_eq!(get(&c, srv.proxy_addr, "/", &[]).await.2, "canary", "the canary now serves everyone");
+    // A rollback after the promotion brings the previous stable back.
+    let now = canary::store::now_ms() as u64;
+    lock(&srv.controller).command(canary::controller::Command::Rollback("regression".into()), now).unwrap();
+    assert_eq!(srv.live.upstreams().stable.url(), stable.url());
+    assert_eq!(get(&c, srv.proxy_addr, "/", &[]).await.2, "stable");
     srv.shutdown();
 }
 
