@@ -87,6 +87,8 @@ pub struct ProxyConfig {
     pub workers: usize,
     /// Idle upstream connections kept per upstream per worker.
     pub max_idle_per_upstream: usize,
+    /// Serve HTTP/2 (prior knowledge) to clients besides HTTP/1.1.
+    pub http2: bool,
 }
 
 /// A refused configuration value: where it came from, which key, and why.
@@ -216,6 +218,7 @@ struct FileProxy {
     max_body_bytes: Option<u64>,
     workers: Option<usize>,
     max_idle_per_upstream: Option<usize>,
+    http2: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -403,6 +406,7 @@ fn proxy(p: &FileProxy, o: &Origin<'_>) -> Result<ProxyConfig, ConfigError> {
         max_body_bytes: p.max_body_bytes.unwrap_or(1 << 30),
         workers,
         max_idle_per_upstream: p.max_idle_per_upstream.unwrap_or(256),
+        http2: p.http2.unwrap_or(true),
     })
 }
 

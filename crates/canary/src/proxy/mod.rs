@@ -23,9 +23,9 @@ pub mod service;
 use crate::config::ServeConfig;
 use crate::live::Live;
 use crate::metrics::Metrics;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use pool::Pool;
 use service::Worker;
@@ -90,8 +90,8 @@ async fn serve(worker: Arc<Worker>, sock: std::net::TcpListener, mut shutdown: w
                     let _ = stream.set_nodelay(true);
                     let w = Arc::clone(&worker);
                     let svc = service_fn(move |req| service::handle(Arc::clone(&w), peer, req));
-                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-                    tokio::spawn(conn);
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    tokio::spawn(graceful.watch(conn));
                 }
                 // Out of file descriptors and the like: back off briefly rather
                 // than spin, and keep serving the connections already open.
@@ -109,11 +109,18 @@ async fn serve(worker: Arc<Worker>, sock: std::net::TcpListener, mut shutdown: w
     }
 }
 
-fn builder(cfg: &ServeConfig) -> http1::Builder {
-    let mut b = http1::Builder::new();
-    b.timer(TokioTimer::new())
+fn builder(cfg: &ServeConfig) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
         .header_read_timeout(cfg.proxy.header_read_timeout)
         .max_buf_size(cfg.proxy.max_header_bytes)
         .keep_alive(true);
-    b
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(cfg.proxy.max_header_bytes).unwrap_or(u32::MAX));
+    // HTTP/2 is recognised by its connection preface (prior knowledge, as
+    // behind a TLS-terminating balancer); without it, HTTP/1.1 is served with
+    // no detection step at all.
+    if cfg.proxy.http2 { b } else { b.http1_only() }
 }

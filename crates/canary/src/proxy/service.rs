@@ -48,6 +48,7 @@ struct Ctx {
     start: Instant,
     method: Method,
     uri: Uri,
+    version: http::Version,
 }
 
 /// Why a send failed.
@@ -77,7 +78,8 @@ pub async fn handle(
     let version = decide_with(&w.live.routing(), &facts(&w.cfg, &req, &norm, peer));
     let route = w.shard.route_index(&w.cfg.routes.label(&norm));
     drop(norm);
-    let ctx = Ctx { route, start, method: req.method().clone(), uri: req.uri().clone(), w };
+    let ctx =
+        Ctx { route, start, method: req.method().clone(), uri: req.uri().clone(), version: req.version(), w };
     let req = prepare(req, peer, ctx.w.cfg.proxy.max_body_bytes);
     Ok(forward(&ctx, version, req).await)
 }
@@ -137,6 +139,12 @@ fn ip_bytes(peer: SocketAddr, buf: &mut [u8; 48]) -> &[u8] {
 fn prepare(req: Request<Incoming>, peer: SocketAddr, limit: u64) -> Request<UpstreamReqBody> {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // HTTP/2 carries the host in the `:authority` pseudo-header, not `Host`.
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(a) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(header::HOST, a);
+    }
     set_forwarded(&mut parts.headers, peer.ip());
     // Limited counts bytes as they stream, catching chunked bodies that grow
     // past the limit without declaring a length.
@@ -235,6 +243,9 @@ fn respond(ctx: &Ctx, version: Version, resp: Response<Incoming>, conn: Checkout
         remember(ctx, version, Some(status), "upstream answered with a server error");
     }
     let (mut parts, inner) = resp.into_parts();
+    // The client's protocol, not the upstream's: an HTTP/1.0 upstream must
+    // not turn a keep-alive HTTP/1.1 client connection into a one-shot one.
+    parts.version = ctx.version;
     strip_hop_by_hop(&mut parts.headers);
     if ctx.w.cfg.version_header {
         parts.headers.insert(X_CANARY_VERSION, HeaderValue::from_static(version.as_str()));

@@ -185,3 +185,26 @@ fn a_100_mb_body_streams_both_ways_in_flat_memory() {
     let growth = p.peak_rss_kib().saturating_sub(before);
     assert!(growth < 20 * 1024, "peak memory grew by {growth} KiB while streaming 2 x 100 MiB");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_are_served_and_routed_like_http1() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let srv = start(config(&stable, Some(&canary), "100", dir.path()));
+    let c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let req =
+        Request::get(format!("http://{}/headers", srv.proxy_addr)).body(Full::new(Bytes::new())).unwrap();
+    let resp = c.request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.headers()["x-canary-version"], "canary");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        seen["x-forwarded-host"],
+        srv.proxy_addr.to_string(),
+        "the :authority is forwarded as the host"
+    );
+    assert_eq!(seen["host"], canary.addr.to_string());
+    srv.shutdown();
+}
