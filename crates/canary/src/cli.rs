@@ -75,6 +75,14 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// See a whole rollout on this machine in about a minute (`--bad-canary`: a rollback).
+    Demo {
+        /// Make the canary fail 12% of its requests, to see it rolled back.
+        #[arg(long)]
+        bad_canary: bool,
+    },
+    /// Run the demo GamePlaza API (used by `canary demo` and tests).
+    DemoService(DemoServiceArgs),
     /// Past rollouts, newest first.
     History {
         /// Print JSON.
@@ -130,4 +138,24 @@ pub struct ServeArgs {
     /// The values that override the file.
     #[command(flatten)]
     pub overrides: Overrides,
+}
+
+/// `canary demo-service`
+#[derive(Debug, Args)]
+pub struct DemoServiceArgs {
+    /// The version it reports.
+    #[arg(long, default_value = "v1")]
+    pub version: String,
+    /// Where it listens (port 0 picks one; the first line printed says which).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    pub listen: String,
+    /// Percent of API requests answered 500.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Milliseconds added to every API request.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub extra_latency_ms: u64,
+    /// Make the database check fail.
+    #[arg(long)]
+    pub fail_db: bool,
 }

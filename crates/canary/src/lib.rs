@@ -11,6 +11,7 @@
 //! - [`proxy`]: the data plane (workers, pool, per-request service).
 //! - [`metrics`]: per-version, per-route measurements and their windows.
 //! - [`controller`]: the rollout driver: state machine + clock + router + state file.
+//! - [`demo`]: the demo service and `canary demo`.
 //! - [`live`]: the routing state the workers read and the API changes.
 //! - [`store`]: the SQLite state file and event log.
 //! - [`dynamic`]: the watched dynamic config file (S16).
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod controller;
+pub mod demo;
 pub mod dynamic;
 pub mod live;
 pub mod metrics;

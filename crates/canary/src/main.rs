@@ -3,7 +3,7 @@
 //! 3 refused in the current state, 4 unauthorized (see `rollout_cli`).
 
 use canary::cli::{Cli, Command, ServeArgs};
-use canary::{config, rollout_cli, server};
+use canary::{config, demo, rollout_cli, server};
 use clap::Parser;
 use serde_json::json;
 use std::process::ExitCode;
@@ -14,8 +14,9 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // The demo prints its own progress; its logs would only interleave.
+    init_logging(if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" });
     match cli.command {
         Command::Serve(args) => serve(&args),
         Command::Deploy(args) => rollout_cli::deploy(&args),
@@ -28,12 +29,14 @@ fn main() -> ExitCode {
         }
         Command::Status { watch, json, admin } => rollout_cli::status(&admin, watch, json),
         Command::History { json, admin } => rollout_cli::history(&admin, json),
+        Command::Demo { bad_canary } => demo::run::run(bad_canary),
+        Command::DemoService(args) => demo::service::serve(&args),
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CANARY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 

@@ -6,6 +6,7 @@
 
 mod admin;
 mod config_cli;
+mod demo;
 mod durability;
 mod proxy;
 mod rollout;

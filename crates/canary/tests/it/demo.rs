@@ -1,0 +1,43 @@
+//! `canary demo` end to end, as a newcomer runs it, and the demo service's knobs.
+
+use crate::support::*;
+
+#[test]
+fn the_demo_promotes_a_good_canary_and_rolls_back_a_bad_one() {
+    let (code, out, err) = cli(&["demo"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("rollout ended: promoted"), "{out}");
+    let (code, out, err) = cli(&["demo", "--bad-canary"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("rollout ended: rolled_back"), "{out}");
+    assert!(out.contains("why: immediate rollback at 10%") && out.contains("error_rate"), "{out}");
+    assert!(out.contains("incident record"), "{out}");
+    // Nothing left running: no demo-service child outlives the demo.
+    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let alive =
+        String::from_utf8_lossy(&ps.stdout).lines().filter(|l| l.contains("canary demo-service")).count();
+    assert_eq!(alive, 0, "demo services left running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_service_speaks_the_seeds_metrics_shape_and_fails_on_demand() {
+    let bad =
+        Process::start_cmd(&["demo-service", "--version", "v2", "--listen", "127.0.0.1:0", "--fail-db"]);
+    let c = client();
+    let (status, _, body) = get(&c, bad.proxy, "/api/v2/health/db", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, _, _) = get(&c, bad.proxy, "/api/v2/rooms", &[]).await;
+    assert_eq!(status, 503);
+    let good = Process::start_cmd(&["demo-service", "--version", "v1", "--listen", "127.0.0.1:0"]);
+    for i in 1..=5 {
+        assert_eq!(get(&c, good.proxy, &format!("/api/v2/rooms/{i}"), &[]).await.0, 200);
+    }
+    let (_, _, body) = get(&c, good.proxy, "/api/v2/metrics", &[]).await;
+    let m: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(m["version"], "v1");
+    assert!(m["performance"]["p95_response_time"].as_f64().is_some(), "{m}");
+    assert!(m["response_time"]["/api/v2/rooms/{id}"].as_f64().is_some(), "route templates: {m}");
+    assert_eq!(m["capacity"]["database_pool"]["max"], 10);
+    assert!(m["resources"]["memory_percent"].as_f64().unwrap() > 0.0);
+    assert!(m["recent_errors"].as_array().unwrap().is_empty());
+}
