@@ -462,3 +462,37 @@ fn surge(p: &Policy, o: &Observation) -> Criterion {
 
 #[cfg(test)]
 mod tests;
+
+/// Point figures as a metrics endpoint reports them (S10), for judging a
+/// service canary does not proxy (`canary monitor URL`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Figures {
+    /// Error rate, percent.
+    pub error_rate: Option<f64>,
+    /// p95 latency, ms.
+    pub p95_ms: Option<f64>,
+    /// Resource use.
+    pub resources: Resources,
+}
+
+/// The seed's go/no-go on point figures (S12-S14), with the same thresholds as
+/// the controller: a figure past a rollback threshold is a failure, one past
+/// a success threshold too; a missing error rate or p95 is inconclusive.
+pub fn judge_figures(p: &Policy, f: &Figures) -> Verdict {
+    let at_most = |name: &str, v: Option<f64>, ok_below: f64, fail_above: f64, unit: &str| match v {
+        None => line(name, None, ok_below, Outcome::Inconclusive, "not measured"),
+        Some(v) if v > fail_above => {
+            line(name, Some(v), fail_above, Outcome::Fail, format!("rollback threshold {fail_above}{unit}"))
+        }
+        Some(v) if v >= ok_below => {
+            line(name, Some(v), ok_below, Outcome::Fail, format!("must be below {ok_below}{unit}"))
+        }
+        Some(v) => line(name, Some(v), ok_below, Outcome::Pass, format!("must be below {ok_below}{unit}")),
+    };
+    let mut out = vec![
+        at_most("error_rate", f.error_rate, p.max_error_rate, p.rollback_error_rate, "%"),
+        at_most("p95_ms", f.p95_ms, p.max_p95_ms, p.rollback_p95_ms, " ms"),
+    ];
+    out.extend(resources(&f.resources, [p.max_memory, p.max_cpu, p.max_db_connections], false));
+    Verdict::from(out)
+}

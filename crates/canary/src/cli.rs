@@ -83,6 +83,35 @@ pub enum Command {
     },
     /// Run the demo GamePlaza API (used by `canary demo` and tests).
     DemoService(DemoServiceArgs),
+    /// Check a service's health endpoints (exit 0 healthy, 1 unhealthy, 2 unreachable or bad answer).
+    Health {
+        /// The service's base URL, e.g. http://127.0.0.1:3000.
+        url: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+        /// Retries for a check that gets no answer.
+        #[arg(long, default_value_t = 2)]
+        retries: u32,
+    },
+    /// Watch metrics for MINUTES and judge them: go (0), no-go (1), could not measure (2).
+    Monitor {
+        /// `[URL] MINUTES`: a service's base URL (else the running canary's own figures) and the minutes to watch.
+        #[arg(num_args = 1..=2, required = true, value_name = "[URL] MINUTES")]
+        args: Vec<String>,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 5.0)]
+        interval: f64,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The admin API to talk to (without a URL).
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Past rollouts, newest first.
     History {
         /// Print JSON.

@@ -76,3 +76,43 @@ impl Admin {
         Ok((status, json))
     }
 }
+
+/// What a plain GET of a URL gave.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The status code.
+    pub status: u16,
+    /// The body as JSON, or why it is not JSON.
+    pub json: Result<serde_json::Value, String>,
+}
+
+/// GETs `url` within `timeout`; the error says why nothing usable came back.
+pub async fn fetch(url: &str, timeout: Duration) -> Result<Fetched, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let work = async {
+        let resp = client.get(uri).await.map_err(|e| describe(&e))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let json = serde_json::from_slice(&bytes).map_err(|e| {
+            let head: String = String::from_utf8_lossy(&bytes).chars().take(60).collect();
+            format!("the answer is not JSON ({e}): {head:?}")
+        });
+        Ok(Fetched { status, json })
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+/// A client error in words, with its cause (e.g. "connection refused").
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}

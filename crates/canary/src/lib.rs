@@ -12,6 +12,7 @@
 //! - [`metrics`]: per-version, per-route measurements and their windows.
 //! - [`controller`]: the rollout driver: state machine + clock + router + state file.
 //! - [`demo`]: the demo service and `canary demo`.
+//! - [`health_cli`], [`monitor_cli`]: `canary health` (S8) and `canary monitor` (S9).
 //! - [`live`]: the routing state the workers read and the API changes.
 //! - [`store`]: the SQLite state file and event log.
 //! - [`dynamic`]: the watched dynamic config file (S16).
@@ -25,8 +26,10 @@ pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod dynamic;
+pub mod health_cli;
 pub mod live;
 pub mod metrics;
+pub mod monitor_cli;
 pub mod proxy;
 pub mod rollout_cli;
 pub mod server;

@@ -46,3 +46,14 @@ fn rollback_needs_the_rate_to_be_surely_above_the_threshold() {
     let v = judge_rollback(&p, &Observation { stable, canary: arm(100, 0, 1500.0) });
     assert_eq!(outcome(&v, "p95_ms"), Outcome::Fail);
 }
+
+#[test]
+fn figures_are_judged_by_the_same_thresholds() {
+    let p = Policy::default();
+    let good = Figures { error_rate: Some(0.2), p95_ms: Some(50.0), resources: Resources::default() };
+    assert_eq!(judge_figures(&p, &good).outcome, Outcome::Pass);
+    let slow = Figures { p95_ms: Some(250.0), ..good };
+    assert_eq!(judge_figures(&p, &slow).outcome, Outcome::Fail);
+    let unknown = Figures { error_rate: None, ..good };
+    assert_eq!(judge_figures(&p, &unknown).outcome, Outcome::Inconclusive);
+}

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod checks;
 mod config_cli;
 mod demo;
 mod durability;

@@ -1,0 +1,148 @@
+//! `canary monitor [<url>] <minutes>` (S9): watches metrics for that long and
+//! judges them with the controller's thresholds (S12/S13), then prints a
+//! go/no-go table. With a URL it polls `<url>/api/v2/metrics` (S10); without,
+//! the running canary's own per-version figures from its admin API (the
+//! canary's, against stable's). Exit 0 go, 1 no-go, 2 could not measure.
+//! Ctrl-C ends early with the summary so far.
+
+use crate::client::fetch;
+use canary_core::judge::{Figures, Outcome, Policy, Resources, Verdict, judge_figures};
+use serde_json::Value;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// What to watch.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The metrics URL.
+    pub url: String,
+    /// Where the figures sit in the document: `""` or `/versions/canary`.
+    pub pointer: String,
+}
+
+/// Runs the watch; returns the exit code.
+pub fn run(target: &Target, minutes: f64, interval: Duration, json: bool) -> ExitCode {
+    if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
+        eprintln!(
+            "canary monitor: minutes `{minutes}`: give a duration from 0 to 1440 minutes (decimals allowed, e.g. 0.5)"
+        );
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("canary monitor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let samples = rt.block_on(watch(target, Duration::from_secs_f64(minutes * 60.0), interval, json));
+    summary(&samples, json)
+}
+
+async fn watch(t: &Target, total: Duration, interval: Duration, json: bool) -> Vec<Result<Verdict, String>> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let policy = Policy::default();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let sample = fetch(&t.url, Duration::from_secs(5)).await.and_then(|f| figures(&f.json?, &t.pointer));
+        let verdict = sample.map(|f| judge_figures(&policy, &f));
+        if !json {
+            print_line(start.elapsed(), total, &verdict);
+        }
+        out.push(verdict);
+        if start.elapsed() + interval > total {
+            return out;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = &mut ctrl_c => {
+                eprintln!("interrupted: summary of what was seen so far");
+                return out;
+            }
+        }
+    }
+}
+
+fn figures(doc: &Value, pointer: &str) -> Result<Figures, String> {
+    let v = doc
+        .pointer(pointer)
+        .filter(|v| v.is_object())
+        .ok_or_else(|| format!("no metrics at `{pointer}` in the answer"))?;
+    let num = |p: &str| v.pointer(p).and_then(Value::as_f64);
+    if v.get("performance").is_none() || v.get("reliability").is_none() {
+        return Err("the answer lacks `performance` and `reliability` (the /api/v2/metrics shape)".into());
+    }
+    Ok(Figures {
+        error_rate: num("/reliability/error_rate"),
+        p95_ms: num("/performance/p95_response_time"),
+        resources: Resources {
+            memory: num("/resources/memory_percent"),
+            cpu: num("/resources/cpu_percent"),
+            db_connections: num("/capacity/database_connections"),
+        },
+    })
+}
+
+fn print_line(elapsed: Duration, total: Duration, v: &Result<Verdict, String>) {
+    let pct = (elapsed.as_secs_f64() / total.as_secs_f64() * 100.0).min(100.0);
+    let bar: String = (0..20).map(|i| if (i as f64) < pct / 5.0 { '#' } else { '.' }).collect();
+    let what = match v {
+        Ok(v) => v
+            .criteria
+            .iter()
+            .filter(|c| c.value.is_some())
+            .map(|c| format!("{} {:.2}", c.name, c.value.unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("  "),
+        Err(e) => format!("could not measure: {e}"),
+    };
+    println!("[{bar}] {:>5.0}s  {what}", elapsed.as_secs_f64());
+}
+
+fn summary(samples: &[Result<Verdict, String>], json: bool) -> ExitCode {
+    let verdicts: Vec<&Verdict> = samples.iter().filter_map(|s| s.as_ref().ok()).collect();
+    let failed = verdicts.iter().any(|v| v.outcome == Outcome::Fail);
+    let measured = verdicts.iter().any(|v| v.outcome != Outcome::Inconclusive);
+    let (word, code) = match (measured, failed) {
+        (_, true) => ("no-go", 1),
+        (true, false) => ("go", 0),
+        (false, false) => ("could not measure", 2),
+    };
+    let worst = worst_lines(&verdicts);
+    if json {
+        let errors: Vec<&String> = samples.iter().filter_map(|s| s.as_ref().err()).collect();
+        println!(
+            "{}",
+            serde_json::json!({"decision": word, "samples": samples.len(), "failed_samples": errors.len(), "errors": errors, "criteria": worst})
+        );
+    } else {
+        println!("\n{:<24} {:>10} {:>10}  result", "criterion", "worst", "threshold");
+        for c in &worst {
+            let v = c.value.map_or("-".to_string(), |x| format!("{x:.2}"));
+            println!("{:<24} {:>10} {:>10.2}  {:?}", c.name, v, c.threshold, c.outcome);
+        }
+        println!("decision: {word} ({} samples)", samples.len());
+    }
+    ExitCode::from(code)
+}
+
+/// Per criterion, the worst line seen: a failure over a pass, a higher value over a lower.
+fn worst_lines(verdicts: &[&Verdict]) -> Vec<canary_core::judge::Criterion> {
+    let mut out: Vec<canary_core::judge::Criterion> = Vec::new();
+    for c in verdicts.iter().flat_map(|v| &v.criteria) {
+        match out.iter_mut().find(|o| o.name == c.name) {
+            None => out.push(c.clone()),
+            Some(o) => {
+                let rank = |x: &canary_core::judge::Criterion| {
+                    (x.outcome == Outcome::Fail, x.value.unwrap_or(f64::MIN))
+                };
+                if rank(c) > rank(o) {
+                    *o = c.clone();
+                }
+            }
+        }
+    }
+    out
+}
