@@ -17,8 +17,44 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// The body type sent upstream: the client's body, cut off past the size limit.
-pub type UpstreamReqBody = Limited<Incoming>;
+/// The body sent upstream: the client's body (cut off past the size limit),
+/// or none, for a body-less request replayed on stable after the canary failed.
+#[derive(Debug)]
+pub enum UpstreamReqBody {
+    /// The client's body.
+    Client(Limited<Incoming>),
+    /// No body.
+    Empty,
+}
+
+impl hyper::body::Body for UpstreamReqBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            UpstreamReqBody::Client(b) => std::pin::Pin::new(b).poll_frame(cx),
+            UpstreamReqBody::Empty => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamReqBody::Client(b) => b.is_end_stream(),
+            UpstreamReqBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            UpstreamReqBody::Client(b) => b.size_hint(),
+            UpstreamReqBody::Empty => hyper::body::SizeHint::with_exact(0),
+        }
+    }
+}
 
 /// A connection's sending half.
 pub type Sender = SendRequest<UpstreamReqBody>;

@@ -148,7 +148,8 @@ fn prepare(req: Request<Incoming>, peer: SocketAddr, limit: u64) -> Request<Upst
     set_forwarded(&mut parts.headers, peer.ip());
     // Limited counts bytes as they stream, catching chunked bodies that grow
     // past the limit without declaring a length.
-    Request::from_parts(parts, Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)))
+    let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    Request::from_parts(parts, UpstreamReqBody::Client(body))
 }
 
 async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> Response<ProxyBody> {
@@ -158,11 +159,27 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
         _ => (Version::Stable, &ups.stable),
     };
     ctx.w.shard.begin(version);
+    let replay = if version == Version::Canary { replayable(&req) } else { None };
     match send(&ctx.w.pool, target, req, ctx.w.cfg.proxy.response_timeout).await {
         Ok((resp, conn)) => respond(ctx, version, resp, conn),
         Err(SendError::NotSent(req, why)) if version == Version::Canary => {
             fail(ctx, version, None, &why);
             Box::pin(forward(ctx, Version::Stable, req)).await
+        }
+        // The canary took the request and then failed it (died, reset, hung):
+        // a request without a body whose method is safe to repeat is served
+        // by stable instead, so even a canary killed mid-request costs the
+        // user nothing. It still counts as a canary failure.
+        Err(e @ (SendError::Timeout | SendError::Failed(_))) if replay.is_some() => {
+            let why = match &e {
+                SendError::Failed(e) => e.to_string(),
+                _ => format!("no response within {:?}", ctx.w.cfg.proxy.response_timeout),
+            };
+            fail(ctx, version, None, &why);
+            match replay {
+                Some(req) => Box::pin(forward(ctx, Version::Stable, req)).await,
+                None => reply::error(StatusCode::BAD_GATEWAY, "upstream_failed", &why),
+            }
         }
         Err(SendError::NotSent(_, why)) => {
             fail(ctx, version, None, &why);
@@ -222,6 +239,22 @@ async fn send(
         }
         attempt += 1;
     }
+}
+
+/// A copy of a body-less GET, HEAD or OPTIONS request, kept so it can be
+/// repeated on stable if the canary fails it after it was sent.
+fn replayable(req: &Request<UpstreamReqBody>) -> Option<Request<UpstreamReqBody>> {
+    use hyper::body::Body;
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe || !req.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(UpstreamReqBody::Empty);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
 }
 
 fn retarget(req: &mut Request<UpstreamReqBody>, up: &Upstream) {

@@ -91,6 +91,34 @@ async fn a_canary_reporting_memory_over_90_percent_is_rolled_back() {
     srv.shutdown();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_canary_mid_rollout_costs_clients_nothing_and_rolls_back() {
+    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let canary = Process::start_cmd(&["demo-service", "--version", "v2", "--listen", "127.0.0.1:0"]);
+    let canary_url = format!("http://{}", canary.proxy);
+    let srv = start(config(&stable, None, "0", dir.path()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = spawn_load(srv.proxy_addr, 400, Arc::clone(&stop));
+    let req = DeployRequest {
+        share: 50.0,
+        canary: canary_url,
+        steps: Some("50,100".into()),
+        bake: Some("10m".into()),
+        final_watch: None,
+        manual: false,
+    };
+    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    canary.kill9();
+    let rolled = eventually(15, || async { state(&srv).0 == "rolled_back" }).await;
+    stop.store(true, Ordering::Relaxed);
+    let (ok, bad) = load.await.unwrap();
+    assert!(rolled, "still {:?}", state(&srv));
+    assert_eq!(bad, 0, "{bad} of {} client requests failed", ok + bad);
+    assert!(state(&srv).2.unwrap().contains("error_rate"));
+    srv.shutdown();
+}
+
 #[test]
 fn the_cli_deploys_reports_and_refuses_misuse_cleanly() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());

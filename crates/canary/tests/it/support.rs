@@ -319,9 +319,16 @@ pub fn spawn_load(addr: SocketAddr, rps: u64, stop: Arc<AtomicBool>) -> tokio::t
             i += 1;
             let (c, ok, bad) = (c.clone(), Arc::clone(&ok), Arc::clone(&bad));
             tokio::spawn(async move {
-                let id = format!("load-user-{i}");
-                let (status, _, _) = get(&c, addr, "/api/v2/rooms", &[("x-user-id", &id)]).await;
-                (if status < 300 { &ok } else { &bad }).fetch_add(1, Ordering::Relaxed);
+                let req = Request::get(format!("http://{addr}/api/v2/rooms"))
+                    .header("x-user-id", format!("load-user-{i}"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                // A connection error counts as a failure too, not a lost task.
+                let good = match c.request(req).await {
+                    Ok(resp) => resp.status().as_u16() < 300 && resp.into_body().collect().await.is_ok(),
+                    Err(_) => false,
+                };
+                (if good { &ok } else { &bad }).fetch_add(1, Ordering::Relaxed);
             });
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
