@@ -6,21 +6,6 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// Runs `jq FILTER` on `input`; the seed's own pipelines must work as written.
-fn jq(filter: &str, input: &str) -> serde_json::Value {
-    let mut child = Command::new("jq")
-        .arg("-c")
-        .arg(filter)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("jq is required for these tests (apt-get install jq)");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_answer_the_seeds_jq_pipelines() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());

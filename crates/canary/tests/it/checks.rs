@@ -2,7 +2,6 @@
 
 use crate::support::*;
 use std::io::Write;
-use std::process::{Command, Stdio};
 
 fn demo(args: &[&str]) -> Process {
     let mut full = vec!["demo-service", "--listen", "127.0.0.1:0"];
@@ -79,19 +78,7 @@ async fn the_seeds_jq_pipelines_work_on_the_demo_services_metrics() {
         get(&c, svc.proxy, "/api/v2/rooms", &[]).await;
     }
     let (_, _, body) = get(&c, svc.proxy, "/api/v2/metrics", &[]).await;
-    let jq = |filter: &str| {
-        let mut child = Command::new("jq")
-            .arg("-c")
-            .arg(filter)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let jq = |filter: &str| jq(filter, &body);
     let errors = jq(".recent_errors");
     assert!(!errors.as_array().unwrap().is_empty() && errors.as_array().unwrap().len() <= 20, "{errors}");
     assert_eq!(errors[0]["status"], 500);

@@ -18,6 +18,31 @@ fn quick(canary: &Upstream, share: f64, steps: &str) -> DeployRequest {
     }
 }
 
+/// `canary serve` in front of `stable`, 400 requests/s of load, and a rollout
+/// of `canary_url` started at 50% with a 10-minute bake (so only a rollback
+/// can end it during a test).
+fn rolling(
+    stable: &Upstream,
+    canary_url: String,
+    dir: &std::path::Path,
+) -> (canary::server::Running, Arc<AtomicBool>, Load) {
+    let srv = start(config(stable, None, "0", dir));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = spawn_load(srv.proxy_addr, 400, Arc::clone(&stop));
+    let req = DeployRequest {
+        share: 50.0,
+        canary: canary_url,
+        steps: Some("50,100".into()),
+        bake: Some("10m".into()),
+        final_watch: None,
+        manual: false,
+    };
+    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
+    (srv, stop, load)
+}
+
+type Load = tokio::task::JoinHandle<(u64, u64)>;
+
 fn state(srv: &canary::server::Running) -> (String, f64, Option<String>) {
     let s = lock(&srv.controller).status();
     (s.state, s.share, s.rollout.and_then(|r| r.reason))
@@ -50,12 +75,7 @@ async fn a_healthy_canary_is_promoted_and_becomes_stable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_canary_is_rolled_back_by_itself_with_the_reason() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
-    let srv = start(config(&stable, None, "0", dir.path()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = spawn_load(srv.proxy_addr, 400, Arc::clone(&stop));
-    let mut req = quick(&canary, 50.0, "50,100");
-    req.bake = Some("10m".into());
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
+    let (srv, stop, load) = rolling(&stable, canary.url(), dir.path());
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert_eq!(state(&srv).0, "progressing");
     canary.fail_with.store(500, Ordering::Relaxed);
@@ -76,12 +96,7 @@ async fn a_failing_canary_is_rolled_back_by_itself_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_reporting_memory_over_90_percent_is_rolled_back() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary-hot"), tempdir());
-    let srv = start(config(&stable, None, "0", dir.path()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = spawn_load(srv.proxy_addr, 200, Arc::clone(&stop));
-    let mut req = quick(&canary, 50.0, "50,100");
-    req.bake = Some("10m".into());
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
+    let (srv, stop, load) = rolling(&stable, canary.url(), dir.path());
     let rolled = eventually(15, || async { state(&srv).0 == "rolled_back" }).await;
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();

@@ -361,3 +361,19 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into(),
     )
 }
+
+/// Runs `jq -c FILTER` on `input`: the seed's pipelines, as written.
+pub fn jq(filter: &str, input: &str) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = Command::new("jq")
+        .arg("-c")
+        .arg(filter)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("jq is required for these tests (apt-get install jq)");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "jq {filter} failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
