@@ -5,6 +5,7 @@
 //! rules can be tested exhaustively and quickly.
 //!
 //! # Layout
+//! - [`calendar`]: deployment windows, holidays and freezes (S19).
 //! - [`share`]: the canary's share of traffic, 0..=100% in basis points.
 //! - [`bucket`]: the sticky bucket of a user (murmur3 of rollout name and key).
 //! - [`exclude`]: path globs that always go to stable.
@@ -21,6 +22,7 @@
 //! - [`version`]: stable or canary.
 
 pub mod bucket;
+pub mod calendar;
 pub mod dynamic;
 pub mod exclude;
 pub mod judge;

@@ -86,6 +86,7 @@ fn deploy(srv: &Running, canary: SocketAddr) -> Result<()> {
         bake: Some("1h".into()),
         final_watch: Some("1h".into()),
         manual: false,
+        ..DeployRequest::default()
     };
     lock(&srv.controller).deploy(&req, now_ms() as u64)?;
     Ok(())

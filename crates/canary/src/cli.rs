@@ -112,6 +112,18 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// May a deploy start now (or --at TIME)? Exit 0 allowed, 1 refused, 2 unreadable TIME.
+    Window {
+        /// An RFC 3339 time, any offset, e.g. 2026-12-01T10:30:00+09:00 [default: now].
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// The config file whose `[windows]` policy applies [default: the seed's rules].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Past rollouts, newest first.
     History {
         /// Print JSON.
@@ -153,6 +165,12 @@ pub struct DeployArgs {
     /// Wait for `canary promote` after every step.
     #[arg(long)]
     pub manual: bool,
+    /// Deploy outside the deployment windows (needs --reason; recorded).
+    #[arg(long)]
+    pub force: bool,
+    /// Why the deploy is forced.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     /// The admin API to talk to.
     #[command(flatten)]
     pub admin: AdminArgs,

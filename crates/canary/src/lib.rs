@@ -18,6 +18,8 @@
 //! - [`dynamic`]: the watched dynamic config file (S16).
 //! - [`admin`]: the admin HTTP API.
 //! - [`upstream`]: upstream URLs.
+//! - [`window_cli`]: `canary window`.
+//! - [`windows`]: deployment windows: config, timezone, next allowed time.
 
 pub mod admin;
 pub mod cli;
@@ -35,3 +37,5 @@ pub mod rollout_cli;
 pub mod server;
 pub mod store;
 pub mod upstream;
+pub mod window_cli;
+pub mod windows;

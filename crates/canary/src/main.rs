@@ -4,7 +4,7 @@
 
 use canary::cli::AdminArgs;
 use canary::cli::{Cli, Command, ServeArgs};
-use canary::{config, demo, health_cli, monitor_cli, rollout_cli, server};
+use canary::{config, demo, health_cli, monitor_cli, rollout_cli, server, window_cli};
 use clap::Parser;
 use serde_json::json;
 use std::process::ExitCode;
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Status { watch, json, admin } => rollout_cli::status(&admin, watch, json),
         Command::History { json, admin } => rollout_cli::history(&admin, json),
         Command::Demo { bad_canary } => demo::run::run(bad_canary),
+        Command::Window { at, config, json } => window_cli::run(at.as_deref(), config.as_deref(), json),
         Command::Health { url, json, timeout, retries } => health(&url, json, timeout, retries),
         Command::Monitor { args, interval, json, admin } => monitor(&args, interval, json, &admin),
         Command::DemoService(args) => demo::service::serve(&args),

@@ -42,6 +42,8 @@ pub fn deploy(a: &DeployArgs) -> ExitCode {
         bake: a.bake.clone(),
         final_watch: a.final_watch.clone(),
         manual: a.manual,
+        force: a.force,
+        reason: a.reason.clone(),
     };
     act(&a.admin, "deploy", "/api/rollout/deploy", json!(req))
 }

@@ -66,14 +66,8 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let (proxy_addr, mut threads) =
         proxy::start(Arc::clone(&cfg), Arc::clone(&live), &metrics, rx.clone())
             .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
-    let ctl = Controller::load(
-        Arc::clone(&live),
-        Arc::clone(&metrics),
-        cfg.policy.clone(),
-        cfg.controls.clone(),
-        cfg.plan.clone(),
-    )
-    .map_err(|e| StartError::Io(e.to_string()))?;
+    let ctl = Controller::load(Arc::clone(&live), Arc::clone(&metrics), &cfg)
+        .map_err(|e| StartError::Io(e.to_string()))?;
     let controller = Arc::new(Mutex::new(ctl));
     let stop_controller = Arc::new(AtomicBool::new(false));
     threads.push(

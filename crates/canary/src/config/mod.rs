@@ -4,6 +4,7 @@
 //! the key and what is wrong, and `canary serve` exits with code 2.
 
 use crate::upstream::Upstream;
+use crate::windows::{Windows, WindowsConfig};
 use canary_core::Share;
 use canary_core::exclude::Excludes;
 use canary_core::judge::Policy;
@@ -59,6 +60,8 @@ pub struct ServeConfig {
     pub controls: Controls,
     /// The token mutating admin calls must carry, if any.
     pub admin_token: Option<String>,
+    /// Deployment windows (enforced on `deploy` when enabled).
+    pub windows: Windows,
 }
 
 /// Where a request's user key is read from, before falling back to the client address.
@@ -173,6 +176,8 @@ struct FileConfig {
     #[serde(default)]
     controls: FileControls,
     admin_token: Option<String>,
+    #[serde(default)]
+    windows: WindowsConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +247,17 @@ impl Origin<'_> {
         };
         ConfigError { origin, key, reason: reason.into() }
     }
+}
+
+/// The deployment windows of a config file (its `[windows]` section), or the
+/// seed's rules without one: for `canary window`.
+pub fn load_windows(file: Option<&Path>) -> Result<Windows, ConfigError> {
+    let parsed = match file {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let origin = file.map_or_else(|| "seed rules".to_string(), |p| p.display().to_string());
+    parsed.windows.build().map_err(|reason| ConfigError { origin, key: String::new(), reason })
 }
 
 /// Reads the optional file, applies the overrides and validates the result.
@@ -314,6 +330,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         controls: controls(&f.controls, o)?,
         policy: f.policy,
         admin_token: pick(&cli.admin_token, &f.admin_token).0.filter(|t| !t.is_empty()),
+        windows: f.windows.build().map_err(|e| o.err(false, "", "", e))?,
     })
 }
 

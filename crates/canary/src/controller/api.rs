@@ -7,7 +7,7 @@ use canary_core::rollout::Rollout;
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/rollout/deploy`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// The first share, percent.
@@ -26,6 +26,12 @@ pub struct DeployRequest {
     /// Wait for `promote` after each step.
     #[serde(default)]
     pub manual: bool,
+    /// Deploy even outside the deployment windows (needs `reason`).
+    #[serde(default)]
+    pub force: bool,
+    /// Why a forced deploy is needed; recorded.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// `GET /api/rollout`: the contract scripts rely on is the top-level `state`

@@ -15,10 +15,12 @@ pub mod api;
 pub mod observe;
 pub mod resources;
 
+use crate::config::ServeConfig;
 use crate::live::{Change, Live, Source, Upstreams};
 use crate::metrics::Metrics;
 use crate::store::{StoreError, now_ms};
 use crate::upstream::Upstream;
+use crate::windows::Windows;
 use api::{DeployRequest, Status};
 use canary_core::Share;
 use canary_core::judge::{Observation, Policy};
@@ -83,6 +85,7 @@ pub struct Controller {
     policy: Policy,
     controls: Controls,
     plan: Plan,
+    windows: Windows,
     rollout: Option<Rollout>,
     observer: Observer,
     ring: TickRing,
@@ -95,13 +98,7 @@ pub struct Controller {
 impl Controller {
     /// Loads the latest rollout from the state file; an active one resumes
     /// where it was, without counting the time canary was down.
-    pub fn load(
-        live: Arc<Live>,
-        metrics: Arc<Metrics>,
-        policy: Policy,
-        controls: Controls,
-        plan: Plan,
-    ) -> Result<Controller, StoreError> {
+    pub fn load(live: Arc<Live>, metrics: Arc<Metrics>, cfg: &ServeConfig) -> Result<Controller, StoreError> {
         let mut rollout: Option<Rollout> =
             live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
         if let Some(r) = rollout.as_mut().filter(|r| r.is_active()) {
@@ -110,9 +107,10 @@ impl Controller {
         Ok(Controller {
             live,
             metrics,
-            policy,
-            controls,
-            plan,
+            policy: cfg.policy.clone(),
+            controls: cfg.controls.clone(),
+            plan: cfg.plan.clone(),
+            windows: cfg.windows.clone(),
             rollout,
             observer: Observer::default(),
             ring: TickRing::new(MAX_FAST_TICKS),
@@ -168,15 +166,46 @@ impl Controller {
             )));
         }
         let (canary, plan) = self.parse_deploy(req)?;
+        let overridden = self.check_window(req)?;
         let id = self.live.store().next_rollout_id()?;
         let stable = self.live.upstreams().stable.url().to_string();
-        let (r, ds) = Rollout::start(id, canary.url(), &stable, plan, now);
+        let (r, mut ds) = Rollout::start(id, canary.url(), &stable, plan, now);
+        if let Some(detail) = overridden {
+            ds.push(Decision::Event { kind: "window_overridden", detail });
+        }
         let previous = self.rollout.replace(r);
         if let Err(e) = self.apply(ds, now) {
             self.rollout = previous;
             return Err(e);
         }
         Ok(self.status())
+    }
+
+    /// Refuses a deploy outside the windows unless forced with a reason;
+    /// returns what to record when a refusal was overridden.
+    fn check_window(&self, req: &DeployRequest) -> Result<Option<serde_json::Value>, ControlError> {
+        let reason = req.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        if req.force && reason.is_none() {
+            return Err(ControlError::Invalid(
+                "--force needs --reason TEXT: an override is recorded with its reason".into(),
+            ));
+        }
+        if !self.windows.enabled {
+            return Ok(None);
+        }
+        let now = jiff::Timestamp::now();
+        let (answer, at) = self.windows.check(now);
+        let canary_core::calendar::Answer::Refused(rule) = answer else { return Ok(None) };
+        if let Some(why) = reason.filter(|_| req.force) {
+            return Ok(Some(serde_json::json!({"rule": rule, "at": at.to_string(), "reason": why})));
+        }
+        let next = self
+            .windows
+            .next_allowed(now)
+            .map_or("none in the next 60 days".into(), |(z, r)| format!("{z} ({r})"));
+        Err(ControlError::Conflict(format!(
+            "deploy refused at {at}: {rule}; next allowed: {next}; to deploy anyway: --force --reason TEXT"
+        )))
     }
 
     fn parse_deploy(&self, req: &DeployRequest) -> Result<(Upstream, Plan), ControlError> {

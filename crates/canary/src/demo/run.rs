@@ -83,6 +83,7 @@ fn demo(bad: bool) -> Result<bool, Box<dyn std::error::Error>> {
         bake: Some("6s".into()),
         final_watch: Some("10s".into()),
         manual: false,
+        ..DeployRequest::default()
     };
     println!("\ncanary deploy 10 http://{canary_addr} --steps 10,25,50,75,100 --bake 6s --final-watch 10s\n");
     lock(&srv.controller).deploy(&req, now_ms() as u64)?;

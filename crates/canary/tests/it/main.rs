@@ -13,3 +13,4 @@ mod proxy;
 mod rollout;
 mod routing;
 mod support;
+mod windows;

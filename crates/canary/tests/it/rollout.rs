@@ -14,7 +14,7 @@ fn quick(canary: &Upstream, share: f64, steps: &str) -> DeployRequest {
         steps: Some(steps.into()),
         bake: Some("1s".into()),
         final_watch: Some("1s".into()),
-        manual: false,
+        ..DeployRequest::default()
     }
 }
 
@@ -36,6 +36,7 @@ fn rolling(
         bake: Some("10m".into()),
         final_watch: None,
         manual: false,
+        ..DeployRequest::default()
     };
     lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
     (srv, stop, load)
@@ -121,6 +122,7 @@ async fn killing_the_canary_mid_rollout_costs_clients_nothing_and_rolls_back() {
         bake: Some("10m".into()),
         final_watch: None,
         manual: false,
+        ..DeployRequest::default()
     };
     lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;

@@ -1,0 +1,89 @@
+//! Deployment windows from the command line: `canary window`, and `deploy`
+//! refused outside a window unless forced with a reason.
+
+use crate::support::*;
+
+#[test]
+fn window_answers_by_the_seed_rules_or_the_config() {
+    let cases = [
+        ("2026-12-08T10:30:00+09:00", 0, "best window"),
+        ("2026-12-08T01:30:00Z", 0, "best window"), // the same instant in UTC
+        ("2026-12-11T15:00:00+09:00", 1, "Friday afternoon"),
+        ("2026-12-12T11:00:00+09:00", 1, "weekend"),
+        ("2026-12-09T20:00:00+09:00", 1, "evening peak"),
+        ("2026-12-10T02:00:00+09:00", 1, "night hours"),
+        ("not-a-time", 2, ""),
+    ];
+    for (at, code, needle) in cases {
+        let (got, out, err) = cli(&["window", "--at", at]);
+        assert_eq!(got, code, "{at}: {out}{err}");
+        assert!(out.contains(needle), "{at}: {out}");
+    }
+    let (_, out, _) = cli(&["window", "--at", "2026-12-11T15:00:00+09:00"]);
+    assert!(out.contains("next allowed: 2026-12-14T14:00:00+09:00"), "{out}");
+    // A config with a holiday and another timezone.
+    let dir = tempdir();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[windows]\ntimezone = \"Europe/Paris\"\nholidays = [\"2026-12-08\"]\n").unwrap();
+    let c = cfg.display().to_string();
+    let (code, out, _) = cli(&["window", "--config", &c, "--at", "2026-12-08T10:30:00+01:00"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("public holiday (2026-12-08)") && out.contains("Europe/Paris"), "{out}");
+    let (code, out, _) = cli(&["window", "--config", &c, "--at", "2026-12-09T10:30:00+01:00"]);
+    assert_eq!(code, 0, "{out}");
+    std::fs::write(&cfg, "[windows]\ntimezone = \"Nowhere/Land\"\n").unwrap();
+    let (code, _, err) = cli(&["window", "--config", &c]);
+    assert_eq!(code, 2);
+    assert!(err.contains("windows.timezone"), "{err}");
+}
+
+#[test]
+fn deploy_outside_a_window_is_refused_unless_forced_with_a_reason() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[windows]\nenabled = true\n[[windows.freeze]]\nfrom = \"2000-01-01\"\nto = \"2999-12-31\"\nreason = \"release freeze\"\n").unwrap();
+    let (c, state) = (cfg.display().to_string(), arg(dir.path(), "s.db"));
+    let p = Process::start(&[
+        "--config",
+        &c,
+        "--stable",
+        &stable.url(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--state",
+        &state,
+    ]);
+    let admin = format!("http://{}", p.admin);
+    let (code, _, err) = cli(&["deploy", "10", &canary.url(), "--admin", &admin]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("freeze: release freeze") && err.contains("--force --reason"), "{err}");
+    let (code, _, err) = cli(&["deploy", "10", &canary.url(), "--admin", &admin, "--force"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--reason"), "{err}");
+    let (code, out, _) = cli(&["status", "--json", "--admin", &admin]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"state\":\"idle\""), "refusals changed nothing: {out}");
+    let (code, out, err) = cli(&[
+        "deploy",
+        "10",
+        &canary.url(),
+        "--admin",
+        &admin,
+        "--force",
+        "--reason",
+        "hotfix for checkout",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let events = rt.block_on(async { admin_json(&client(), p.admin, "/api/events").await });
+    let overridden = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "window_overridden")
+        .expect("the override is recorded");
+    assert_eq!(overridden["detail"]["reason"], "hotfix for checkout");
+    assert_eq!(overridden["detail"]["rule"], "freeze: release freeze");
+}
