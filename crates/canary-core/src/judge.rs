@@ -179,6 +179,44 @@ pub struct Verdict {
     pub outcome: Outcome,
     /// One line per criterion.
     pub criteria: Vec<Criterion>,
+    /// What each version looked like in the window judged (for reports).
+    #[serde(default)]
+    pub versions: Vec<ArmSummary>,
+}
+
+/// One version's figures in a judged window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmSummary {
+    /// `stable` or `canary`.
+    pub version: String,
+    /// Requests.
+    pub requests: u64,
+    /// Error rate, percent.
+    pub error_rate: Option<f64>,
+    /// p50 latency, ms.
+    pub p50_ms: Option<f64>,
+    /// p95 latency, ms.
+    pub p95_ms: Option<f64>,
+    /// p99 latency, ms.
+    pub p99_ms: Option<f64>,
+}
+
+impl ArmWindow {
+    fn summary(&self, version: &str) -> ArmSummary {
+        ArmSummary {
+            version: version.to_string(),
+            requests: self.requests,
+            error_rate: self.error_rate().map(round2),
+            p50_ms: self.quantile_ms(0.5),
+            p95_ms: self.quantile_ms(0.95),
+            p99_ms: self.quantile_ms(0.99),
+        }
+    }
+}
+
+fn with_versions(mut v: Verdict, o: &Observation) -> Verdict {
+    v.versions = vec![o.stable.summary("stable"), o.canary.summary("canary")];
+    v
 }
 
 impl Verdict {
@@ -191,7 +229,7 @@ impl Verdict {
         } else {
             Outcome::Pass
         };
-        Verdict { outcome, criteria }
+        Verdict { outcome, criteria, versions: Vec::new() }
     }
 
     /// The failing criteria in one line, e.g. `error_rate 12.0 > 5 (...)`.
@@ -230,75 +268,84 @@ pub fn judge_step(p: &Policy, o: &Observation) -> Verdict {
     let c = &o.canary;
     let enough = c.requests >= p.min_requests;
     let few = format!("{} canary requests, {} needed", c.requests, p.min_requests);
+    let gate = (!enough).then_some(few.as_str());
     let mut out = vec![
         proportion_below(
             p,
             "error_rate",
-            c.errors,
-            c.requests,
+            (c.errors, c.requests),
             c.error_rate(),
-            p.max_error_rate / 100.0,
-            enough,
-            &few,
+            Bar { limit: p.max_error_rate / 100.0, shown: p.max_error_rate, unit: "%" },
+            gate,
         ),
         proportion_below(
             p,
             "p95_ms",
-            c.slower_than(p.max_p95_ms),
-            c.samples(),
+            (c.slower_than(p.max_p95_ms), c.samples()),
             c.quantile_ms(0.95),
-            0.05,
-            enough,
-            &few,
-        )
-        .with_threshold(p.max_p95_ms),
+            Bar { limit: 0.05, shown: p.max_p95_ms, unit: " ms" },
+            gate,
+        ),
         error_vs_stable(p, o, enough, &few),
         p95_vs_stable(p, o, enough, &few),
     ];
     out.extend(resources(&c.resources, [p.max_memory, p.max_cpu, p.max_db_connections], false));
-    Verdict::from(out)
+    with_versions(Verdict::from(out), o)
+}
+
+/// The bar a proportion is held to: the proportion's limit (0..1), and the
+/// threshold as shown (1% for the error rate; 200 ms for "5% slower than 200 ms").
+struct Bar {
+    limit: f64,
+    shown: f64,
+    unit: &'static str,
 }
 
 /// A step criterion on a proportion (errors, or requests slower than a bar)
-/// that must stay below `limit`: pass when the estimate is below it, fail only
-/// when even the lower confidence bound is above it, and otherwise hold for
-/// more data. So a step never advances on a bad-looking estimate and never
+/// that must stay below its limit: pass when the estimate is below it, fail
+/// only when even the lower confidence bound is above it, and otherwise hold
+/// for more data. So a step never advances on a bad-looking estimate and never
 /// rolls back on the noise of a small sample.
-#[allow(clippy::too_many_arguments)]
 fn proportion_below(
     p: &Policy,
     name: &str,
-    hits: u64,
-    n: u64,
+    (hits, n): (u64, u64),
     value: Option<f64>,
-    limit: f64,
-    enough: bool,
-    few: &str,
+    bar: Bar,
+    few: Option<&str>,
 ) -> Criterion {
-    let t = limit * 100.0;
-    if !enough || n == 0 {
+    let t = bar.shown;
+    if let Some(few) = few {
         return line(name, value, t, Outcome::Inconclusive, few);
+    }
+    if n == 0 {
+        return line(name, value, t, Outcome::Inconclusive, "no requests");
     }
     let estimate = hits as f64 / n as f64;
     let (lo, _) = wilson(hits, n, p.confidence_z).unwrap_or((0.0, 1.0));
-    let (outcome, note) = if estimate < limit {
-        (Outcome::Pass, format!("must be below {}", round2(t)))
-    } else if lo > limit {
-        (Outcome::Fail, format!("surely above {} (lower bound {})", round2(t), round2(lo * 100.0)))
+    let (outcome, note) = if estimate < bar.limit {
+        (Outcome::Pass, format!("must be below {}{}", round2(t), bar.unit))
+    } else if lo > bar.limit {
+        (
+            Outcome::Fail,
+            format!(
+                "surely above {}{} (lower bound {}% of requests)",
+                round2(t),
+                bar.unit,
+                round2(lo * 100.0)
+            ),
+        )
     } else {
         (
             Outcome::Inconclusive,
-            format!("at or above {} but within noise of it on {n} requests; collecting more", round2(t)),
+            format!(
+                "at or above {}{} but within noise of it on {n} requests; collecting more",
+                round2(t),
+                bar.unit
+            ),
         )
     };
     line(name, value, t, outcome, note)
-}
-
-impl Criterion {
-    fn with_threshold(mut self, t: f64) -> Criterion {
-        self.threshold = t;
-        self
-    }
 }
 
 fn error_vs_stable(p: &Policy, o: &Observation, enough: bool, few: &str) -> Criterion {
@@ -391,7 +438,7 @@ pub fn judge_rollback(p: &Policy, o: &Observation) -> Verdict {
         surge(p, o),
     ];
     out.extend(resources(&c.resources, [p.rollback_memory, p.rollback_cpu, 100.0], true));
-    Verdict::from(out)
+    with_versions(Verdict::from(out), o)
 }
 
 /// Fails when the lower confidence bound of `hits / n` is above 5%: for the

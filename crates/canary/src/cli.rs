@@ -124,6 +124,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The deployment report of a rollout (default: the latest), markdown or --json.
+    Report {
+        /// The rollout's number.
+        rollout: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The admin API to talk to.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Past rollouts, newest first.
     History {
         /// Print JSON.

@@ -13,6 +13,7 @@
 //! - [`controller`]: the rollout driver: state machine + clock + router + state file.
 //! - [`demo`]: the demo service and `canary demo`.
 //! - [`health_cli`], [`monitor_cli`]: `canary health` (S8) and `canary monitor` (S9).
+//! - [`ops`]: hooks, incident records, release tags and reports, after the fact.
 //! - [`live`]: the routing state the workers read and the API changes.
 //! - [`store`]: the SQLite state file and event log.
 //! - [`dynamic`]: the watched dynamic config file (S16).
@@ -32,6 +33,7 @@ pub mod health_cli;
 pub mod live;
 pub mod metrics;
 pub mod monitor_cli;
+pub mod ops;
 pub mod proxy;
 pub mod rollout_cli;
 pub mod server;

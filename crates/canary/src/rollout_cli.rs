@@ -196,3 +196,28 @@ fn mmss(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
     format!("{}m{:02}s", s / 60, s % 60)
 }
+
+/// `canary report [ROLLOUT] [--json]`
+pub fn report(rollout: Option<&str>, as_json: bool, a: &AdminArgs) -> ExitCode {
+    let id = rollout.unwrap_or("latest");
+    let path = format!("/api/rollouts/{id}/report{}", if as_json { "?format=json" } else { "" });
+    match admin(a).call(Method::GET, &path, None) {
+        Ok((200, Value::String(md))) => {
+            println!("{md}");
+            ExitCode::SUCCESS
+        }
+        Ok((200, v)) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok((404, _)) => {
+            eprintln!("canary report: no rollout `{id}` (see `canary history`)");
+            ExitCode::from(2)
+        }
+        Ok((s, v)) => refused("report", s, &v),
+        Err(e) => {
+            eprintln!("canary report: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

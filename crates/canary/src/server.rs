@@ -68,6 +68,11 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
             .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
     let ctl = Controller::load(Arc::clone(&live), Arc::clone(&metrics), &cfg)
         .map_err(|e| StartError::Io(e.to_string()))?;
+    let (outbox, ops_thread) = crate::ops::spawn(Arc::new(cfg.ops.clone()), Arc::clone(&live))
+        .map_err(|e| StartError::Io(format!("cannot start the ops thread: {e}")))?;
+    let mut ctl = ctl;
+    ctl.outbox = Some(outbox);
+    threads.push(ops_thread);
     let controller = Arc::new(Mutex::new(ctl));
     let stop_controller = Arc::new(AtomicBool::new(false));
     threads.push(
@@ -144,6 +149,9 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish, and joins every thread.
     pub fn shutdown(self) {
         self.stop_controller.store(true, Ordering::Relaxed);
+        // The ops worker ends when its last sender is gone; it finishes what
+        // was queued (each hook bounded by its timeout) first.
+        controller::lock(&self.controller).outbox = None;
         let _ = self.shutdown.send(true);
         for t in self.threads {
             let _ = t.join();

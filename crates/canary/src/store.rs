@@ -39,7 +39,7 @@ pub struct PersistedRouting {
 }
 
 /// One event in the log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Its position in the log.
     pub id: i64,
@@ -77,6 +77,11 @@ impl Store {
         .map_err(wrap)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(wrap)?;
         Ok(Store { conn: Mutex::new(conn), path: p })
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(&self.path)
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -153,6 +158,39 @@ impl Store {
         Ok(bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect())
     }
 
+    /// One rollout's events, oldest first: its timeline.
+    pub fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, at_ms, kind, source, detail FROM events
+                 WHERE json_valid(detail) AND json_extract(detail, '$.rollout') = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([id], row_to_event).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// One rollout as saved.
+    pub fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
+        let body: Option<String> = self
+            .lock()
+            .query_row("SELECT body FROM rollouts WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+    }
+
+    /// Appends an event from `source` (hooks, incidents, tags: things done after the fact).
+    pub fn record_from(
+        &self,
+        kind: &str,
+        source: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        insert_event(&self.lock(), kind, source, detail).map_err(|e| self.err(e))
+    }
+
     /// The next rollout number.
     pub fn next_rollout_id(&self) -> Result<i64, StoreError> {
         self.lock()
@@ -171,20 +209,20 @@ impl Store {
         let mut stmt = conn
             .prepare_cached("SELECT id, at_ms, kind, source, detail FROM events ORDER BY id DESC LIMIT ?1")
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([limit as i64], |r| {
-                let detail: String = r.get(4)?;
-                Ok(Event {
-                    id: r.get(0)?,
-                    at_ms: r.get(1)?,
-                    kind: r.get(2)?,
-                    source: r.get(3)?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-                })
-            })
-            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([limit as i64], row_to_event).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
+}
+
+fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let detail: String = r.get(4)?;
+    Ok(Event {
+        id: r.get(0)?,
+        at_ms: r.get(1)?,
+        kind: r.get(2)?,
+        source: r.get(3)?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+    })
 }
 
 fn insert_event(

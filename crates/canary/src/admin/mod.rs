@@ -58,6 +58,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(prom))
         .route("/api/rollout", get(rollout::status))
         .route("/api/rollouts", get(rollout::history))
+        .route("/api/rollouts/{id}/report", get(rollout::report))
         .route("/api/rollout/deploy", post(rollout::deploy))
         .route("/api/rollout/adjust", post(rollout::adjust))
         .route("/api/rollout/promote", post(rollout::promote))

@@ -142,3 +142,40 @@ where
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
+
+/// `?format=json` (default markdown).
+#[derive(Deserialize)]
+pub struct ReportQuery {
+    format: Option<String>,
+}
+
+/// `GET /api/rollouts/{id}/report`: the deployment report; `id` may be `latest`.
+pub async fn report(
+    State(s): State<AdminState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    let live = Arc::clone(&s.live);
+    let as_json = q.format.as_deref() == Some("json");
+    let work = move || -> Result<Option<Response>, String> {
+        let id = match id.as_str() {
+            "latest" => {
+                live.store().rollouts(1).map_err(|e| e.to_string())?.first().and_then(|r| r["id"].as_i64())
+            }
+            n => Some(n.parse::<i64>().map_err(|_| format!("rollout `{n}` is not a number (or `latest`)"))?),
+        };
+        let Some(id) = id else { return Ok(None) };
+        if as_json {
+            return Ok(crate::ops::report::json(&live, id)?.map(|v| Json(v).into_response()));
+        }
+        Ok(crate::ops::report::markdown(&live, id)?.map(|md| {
+            ([(axum::http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md).into_response()
+        }))
+    };
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(Some(r))) => r,
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "not_found", "no such rollout"),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, "invalid", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}

@@ -3,6 +3,7 @@
 //! anything starts. Every refusal names where the value came from (file or flag),
 //! the key and what is wrong, and `canary serve` exits with code 2.
 
+use crate::ops::config::{Contact, HookConfig, Incidents, OpsConfig, Release, Reports};
 use crate::upstream::Upstream;
 use crate::windows::{Windows, WindowsConfig};
 use canary_core::Share;
@@ -62,6 +63,8 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// Deployment windows (enforced on `deploy` when enabled).
     pub windows: Windows,
+    /// Hooks, incidents, contacts, release tag, reports.
+    pub ops: OpsConfig,
 }
 
 /// Where a request's user key is read from, before falling back to the client address.
@@ -178,6 +181,15 @@ struct FileConfig {
     admin_token: Option<String>,
     #[serde(default)]
     windows: WindowsConfig,
+    #[serde(default)]
+    hooks: Vec<HookConfig>,
+    #[serde(default)]
+    incidents: Incidents,
+    #[serde(default)]
+    contacts: Vec<Contact>,
+    release: Option<Release>,
+    #[serde(default)]
+    reports: Reports,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,7 +324,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         admin: addr(pick(&cli.admin, &f.admin), "127.0.0.1:9090", o, "admin", "--admin")?,
         state: pick(&cli.state, &f.state).0.unwrap_or_else(|| PathBuf::from("canary.db")),
         flags: pick(&cli.flags, &f.flags).0,
-        rollout: rollout_name,
+        rollout: rollout_name.clone(),
         stable,
         canary,
         share: share(cli, &f.routing, o)?,
@@ -331,6 +343,20 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         policy: f.policy,
         admin_token: pick(&cli.admin_token, &f.admin_token).0.filter(|t| !t.is_empty()),
         windows: f.windows.build().map_err(|e| o.err(false, "", "", e))?,
+        ops: OpsConfig {
+            hooks: f
+                .hooks
+                .iter()
+                .enumerate()
+                .map(|(i, h)| h.build(i))
+                .collect::<Result<_, _>>()
+                .map_err(|e| o.err(false, "", "", e))?,
+            incidents: f.incidents.clone(),
+            contacts: f.contacts.clone(),
+            release: f.release.clone(),
+            reports_dir: f.reports.dir.clone(),
+            rollout_name,
+        },
     })
 }
 

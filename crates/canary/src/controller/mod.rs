@@ -18,6 +18,7 @@ pub mod resources;
 use crate::config::ServeConfig;
 use crate::live::{Change, Live, Source, Upstreams};
 use crate::metrics::Metrics;
+use crate::ops::{OpsEvent, Outbox};
 use crate::store::{StoreError, now_ms};
 use crate::upstream::Upstream;
 use crate::windows::Windows;
@@ -93,6 +94,8 @@ pub struct Controller {
     last_persist_ms: u64,
     /// Resource use the versions report, filled by [`resources::poll`].
     pub resources: resources::Shared,
+    /// Where events go for hooks, incidents, tags and reports.
+    pub outbox: Option<Outbox>,
 }
 
 impl Controller {
@@ -117,6 +120,7 @@ impl Controller {
             step_obs: Observation::default(),
             last_persist_ms: 0,
             resources: Default::default(),
+            outbox: None,
         })
     }
 
@@ -298,8 +302,11 @@ impl Controller {
         let body = serde_json::to_value(r).unwrap_or_default();
         self.live.store().save_rollout(r.id, r.state.as_str(), &body, &events)?;
         self.last_persist_ms = now;
-        for (kind, detail) in &events {
+        for (kind, detail) in events {
             tracing::info!(event = kind, detail = %detail, "rollout");
+            if let Some(out) = &self.outbox {
+                out.send(OpsEvent { kind: kind.to_string(), detail, rollout: body.clone() });
+            }
         }
         Ok(())
     }

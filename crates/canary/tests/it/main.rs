@@ -9,6 +9,7 @@ mod checks;
 mod config_cli;
 mod demo;
 mod durability;
+mod ops;
 mod proxy;
 mod rollout;
 mod routing;

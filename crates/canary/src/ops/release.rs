@@ -1,0 +1,51 @@
+//! The release tag after a promotion (S6): an annotated git tag named from a
+//! strftime-style pattern (default `v2-api-release-%Y%m%d`), made unique with
+//! `-2`, `-3`... when the name exists, pushed when configured.
+
+use super::config::Release;
+use serde_json::Value;
+use tokio::process::Command;
+
+/// Tags the repository; returns the tag made.
+pub async fn tag(rel: &Release, rollout: &Value) -> Result<String, String> {
+    let tz = rel.timezone.as_deref().unwrap_or(crate::windows::DEFAULT_TZ);
+    let now = jiff::Timestamp::now().in_tz(tz).map_err(|e| format!("timezone `{tz}`: {e}"))?;
+    let base = now.strftime(&rel.pattern).to_string();
+    let name = unique(rel, &base).await?;
+    let message = format!(
+        "v2 API Production Release: rollout {} promoted {}",
+        rollout["id"],
+        rollout["canary"].as_str().unwrap_or("")
+    );
+    git(rel, &["tag", "-a", &name, "-m", &message]).await?;
+    if rel.push {
+        git(rel, &["push", &rel.remote, &name]).await?;
+    }
+    Ok(name)
+}
+
+async fn unique(rel: &Release, base: &str) -> Result<String, String> {
+    for n in 1..1000 {
+        let name = if n == 1 { base.to_string() } else { format!("{base}-{n}") };
+        if git(rel, &["rev-parse", "-q", "--verify", &format!("refs/tags/{name}")]).await.is_err() {
+            return Ok(name);
+        }
+    }
+    Err(format!("no free tag name after {base}-999"))
+}
+
+async fn git(rel: &Release, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&rel.repo)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}

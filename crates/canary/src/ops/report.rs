@@ -1,0 +1,156 @@
+//! The deployment report (S18): each step with its duration and both
+//! versions' figures, the verdicts, incidents, overrides; markdown or JSON.
+//! Written when a rollout ends, and on demand by `canary report`.
+
+use super::config::{OpsConfig, folder};
+use crate::live::Live;
+use crate::store::Event;
+use serde_json::{Value, json};
+use std::fmt::Write;
+use std::path::PathBuf;
+
+/// A time in ms since the epoch, as RFC 3339 UTC.
+pub fn fmt_ms(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64).map_or_else(
+        |_| ms.to_string(),
+        |t| t.round(jiff::Unit::Second).map_or_else(|_| t.to_string(), |t| t.to_string()),
+    )
+}
+
+/// The report as JSON: the rollout, its steps, its events.
+pub fn json(live: &Live, id: i64) -> Result<Option<Value>, String> {
+    let Some(r) = live.store().rollout(id).map_err(|e| e.to_string())? else { return Ok(None) };
+    let events = live.store().rollout_events(id).map_err(|e| e.to_string())?;
+    Ok(Some(json!({"rollout": r, "steps": steps(&r, &events), "events": events})))
+}
+
+/// One entry per step reached: share, start, duration, and the verdict that ended it.
+fn steps(r: &Value, events: &[Event]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut start = r["started_ms"].as_u64().unwrap_or(0);
+    let mut share = r["plan"]["steps"].get(0).cloned().unwrap_or(Value::Null);
+    for e in events.iter().filter(|e| matches!(e.kind.as_str(), "step_advanced" | "promoted" | "rolled_back"))
+    {
+        let end = e.at_ms as u64;
+        out.push(json!({"share": share, "started": fmt_ms(start), "duration_seconds": (end.saturating_sub(start)) as f64 / 1000.0, "ended_by": e.kind, "verdict": e.detail["verdict"]}));
+        start = end;
+        share = e.detail["share"].clone();
+    }
+    if r["ended_ms"].is_null() {
+        out.push(json!({"share": share, "started": fmt_ms(start), "duration_seconds": null, "ended_by": null, "verdict": r["step_verdict"]}));
+    }
+    out
+}
+
+/// The report as markdown.
+pub fn markdown(live: &Live, id: i64) -> Result<Option<String>, String> {
+    let Some(doc) = json(live, id)? else { return Ok(None) };
+    let r = &doc["rollout"];
+    let mut md = String::new();
+    let _ = writeln!(md, "# Deployment report: rollout {id}\n");
+    let _ = writeln!(md, "- **Outcome:** {}", r["state"].as_str().unwrap_or("?"));
+    let _ = writeln!(
+        md,
+        "- **Canary:** {}  **Stable before:** {}",
+        r["canary"].as_str().unwrap_or("?"),
+        r["previous_stable"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(
+        md,
+        "- **Started:** {}  **Ended:** {}",
+        fmt_ms(r["started_ms"].as_u64().unwrap_or(0)),
+        r["ended_ms"].as_u64().map_or("still running".into(), fmt_ms)
+    );
+    if let Some(why) = r["reason"].as_str() {
+        let _ = writeln!(md, "- **Why:** {why}");
+    }
+    let _ = writeln!(md, "\n## Steps\n");
+    let _ = writeln!(
+        md,
+        "| share | started | duration | ended by | canary req | canary err % | canary p95 ms | stable req | stable err % | stable p95 ms |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    for s in doc["steps"].as_array().into_iter().flatten() {
+        let arm = |v: &str, f: &str| {
+            s["verdict"]["versions"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["version"] == v))
+                .map_or("-".to_string(), |x| num(&x[f]))
+        };
+        let _ = writeln!(
+            md,
+            "| {}% | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            num(&s["share"]),
+            s["started"].as_str().unwrap_or(""),
+            s["duration_seconds"].as_f64().map_or("-".into(), |d| format!("{d:.0}s")),
+            s["ended_by"].as_str().unwrap_or("-"),
+            arm("canary", "requests"),
+            arm("canary", "error_rate"),
+            arm("canary", "p95_ms"),
+            arm("stable", "requests"),
+            arm("stable", "error_rate"),
+            arm("stable", "p95_ms"),
+        );
+    }
+    for s in doc["steps"].as_array().into_iter().flatten().filter(|s| s["verdict"].is_object()) {
+        let _ = writeln!(
+            md,
+            "\n### Verdict at {}% ({})\n\n{}",
+            num(&s["share"]),
+            s["verdict"]["outcome"].as_str().unwrap_or("?"),
+            table_of(&s["verdict"])
+        );
+    }
+    let events: Vec<Event> = serde_json::from_value(doc["events"].clone()).unwrap_or_default();
+    let _ = writeln!(md, "\n## Timeline\n\n{}", timeline(&events));
+    Ok(Some(md))
+}
+
+fn num(v: &Value) -> String {
+    v.as_f64()
+        .map_or("-".to_string(), |x| if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.2}") })
+}
+
+/// A verdict as a markdown table.
+pub fn table_of(v: &Value) -> String {
+    let mut t = String::from("| criterion | value | threshold | result | how |\n|---|---|---|---|---|\n");
+    for c in v["criteria"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} |",
+            c["name"].as_str().unwrap_or(""),
+            num(&c["value"]),
+            num(&c["threshold"]),
+            c["outcome"].as_str().unwrap_or(""),
+            c["note"].as_str().unwrap_or("")
+        );
+    }
+    t
+}
+
+/// Events as a markdown table.
+pub fn timeline(events: &[Event]) -> String {
+    let mut t = String::from("| time | event | share | by |\n|---|---|---|---|\n");
+    for e in events {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} |",
+            fmt_ms(e.at_ms as u64),
+            e.kind,
+            e.detail["share"].as_f64().map_or("".into(), |s| format!("{s}%")),
+            e.source
+        );
+    }
+    t
+}
+
+/// Writes the markdown report when a rollout ends; returns its path.
+pub fn write(cfg: &OpsConfig, live: &Live, rollout: &Value) -> Result<PathBuf, String> {
+    let id = rollout["id"].as_i64().unwrap_or(0);
+    let md = markdown(live, id)?.ok_or_else(|| format!("rollout {id} is not in the state file"))?;
+    let dir = folder(&cfg.reports_dir, &live.store().path(), "reports");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("rollout-{id}.md"));
+    std::fs::write(&path, md).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
