@@ -88,7 +88,7 @@ fn deploy(srv: &Running, canary: SocketAddr) -> Result<()> {
         manual: false,
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, now_ms() as u64)?;
+    lock(&srv.controller).deploy(&req, now_ms() as u64, None)?;
     Ok(())
 }
 

@@ -135,6 +135,18 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Run the pre-deploy checklist on the server (exit 0 all passed, 1 not).
+    Check {
+        /// Confirm a manual item, by name (repeatable).
+        #[arg(long, value_name = "ITEM")]
+        confirm: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The admin API to talk to.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Past rollouts, newest first.
     History {
         /// Print JSON.
@@ -182,6 +194,9 @@ pub struct DeployArgs {
     /// Why the deploy is forced.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Confirm a manual checklist item, by name (repeatable).
+    #[arg(long, value_name = "ITEM")]
+    pub confirm: Vec<String>,
     /// The admin API to talk to.
     #[command(flatten)]
     pub admin: AdminArgs,

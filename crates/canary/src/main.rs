@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         }
         Command::Status { watch, json, admin } => rollout_cli::status(&admin, watch, json),
         Command::History { json, admin } => rollout_cli::history(&admin, json),
+        Command::Check { confirm, json, admin } => rollout_cli::check(&confirm, json, &admin),
         Command::Report { rollout, json, admin } => rollout_cli::report(rollout.as_deref(), json, &admin),
         Command::Demo { bad_canary } => demo::run::run(bad_canary),
         Command::Window { at, config, json } => window_cli::run(at.as_deref(), config.as_deref(), json),

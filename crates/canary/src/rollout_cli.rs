@@ -44,6 +44,7 @@ pub fn deploy(a: &DeployArgs) -> ExitCode {
         manual: a.manual,
         force: a.force,
         reason: a.reason.clone(),
+        confirm: a.confirm.clone(),
     };
     act(&a.admin, "deploy", "/api/rollout/deploy", json!(req))
 }
@@ -220,4 +221,37 @@ pub fn report(rollout: Option<&str>, as_json: bool, a: &AdminArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `canary check [--confirm NAME]... [--json]`: runs the configured checklist on the server.
+pub fn check(confirm: &[String], as_json: bool, a: &AdminArgs) -> ExitCode {
+    let (status, v) =
+        match admin(a).call(Method::POST, "/api/checklist/run", Some(json!({"confirm": confirm}))) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("canary check: {e}");
+                return ExitCode::from(1);
+            }
+        };
+    if status != 200 {
+        return refused("check", status, &v);
+    }
+    if as_json {
+        println!("{v}");
+    } else {
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            println!("no checklist configured (`[[checklist]]` in the config)");
+        }
+        for i in &items {
+            let mark = if i["passed"].as_bool() == Some(true) { "[x]" } else { "[ ]" };
+            println!(
+                "{mark} {:<40} {:>6.1}s  {}",
+                i["name"].as_str().unwrap_or(""),
+                i["seconds"].as_f64().unwrap_or(0.0),
+                i["detail"].as_str().unwrap_or("")
+            );
+        }
+    }
+    ExitCode::from(if v["passed"].as_bool() == Some(true) { 0 } else { 1 })
 }

@@ -60,6 +60,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/rollouts", get(rollout::history))
         .route("/api/rollouts/{id}/report", get(rollout::report))
         .route("/api/rollout/deploy", post(rollout::deploy))
+        .route("/api/checklist/run", post(rollout::checklist))
         .route("/api/rollout/adjust", post(rollout::adjust))
         .route("/api/rollout/promote", post(rollout::promote))
         .route("/api/rollout/pause", post(rollout::pause))

@@ -57,7 +57,41 @@ pub async fn deploy(
             );
         }
     };
-    run(s, move |c| c.deploy(&req, now_ms() as u64)).await
+    let checks = if s.cfg.ops.checklist.is_empty() {
+        None
+    } else {
+        let results = crate::ops::checklist::run(&s.cfg.ops.checklist, &req.confirm).await;
+        if !crate::ops::checklist::all_passed(&results) && !req.force {
+            let failed: Vec<String> =
+                results.iter().filter(|r| !r.passed).map(|r| format!("{} ({})", r.name, r.detail)).collect();
+            let msg = format!(
+                "pre-deploy checklist failed: {}; fix it, or --force --reason TEXT",
+                failed.join("; ")
+            );
+            return (
+                StatusCode::CONFLICT,
+                Json(json!({"error": "conflict", "message": msg, "checklist": results})),
+            )
+                .into_response();
+        }
+        Some(results)
+    };
+    run(s, move |c| c.deploy(&req, now_ms() as u64, checks)).await
+}
+
+/// The body of a checklist run: `{"confirm": ["rollback plan ready"]}`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    #[serde(default)]
+    confirm: Vec<String>,
+}
+
+/// `POST /api/checklist/run`: runs the checklist, changes nothing.
+pub async fn checklist(State(s): State<AdminState>, body: Option<Json<CheckBody>>) -> Response {
+    let confirm = body.map(|Json(b)| b.confirm).unwrap_or_default();
+    let results = crate::ops::checklist::run(&s.cfg.ops.checklist, &confirm).await;
+    Json(json!({"passed": crate::ops::checklist::all_passed(&results), "items": results})).into_response()
 }
 
 /// The body of adjust: `{"share": 25}`.

@@ -190,6 +190,8 @@ struct FileConfig {
     release: Option<Release>,
     #[serde(default)]
     reports: Reports,
+    #[serde(default)]
+    checklist: Vec<crate::ops::checklist::Item>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -356,6 +358,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
             release: f.release.clone(),
             reports_dir: f.reports.dir.clone(),
             rollout_name,
+            checklist: checklist(&f.checklist, o)?,
         },
     })
 }
@@ -480,6 +483,16 @@ fn controls(c: &FileControls, o: &Origin<'_>) -> Result<Controls, ConfigError> {
             parse_duration_ms(h).map_err(|e| o.err(false, "controls.max_hold", "", e.to_string()))?;
     }
     Ok(out)
+}
+
+fn checklist(
+    items: &[crate::ops::checklist::Item],
+    o: &Origin<'_>,
+) -> Result<Vec<crate::ops::checklist::Item>, ConfigError> {
+    for item in items {
+        item.validate().map_err(|e| o.err(false, "", "", e))?;
+    }
+    Ok(items.to_vec())
 }
 
 fn default_workers() -> usize {

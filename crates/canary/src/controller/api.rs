@@ -32,6 +32,9 @@ pub struct DeployRequest {
     /// Why a forced deploy is needed; recorded.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Manual checklist items a person confirms, by name.
+    #[serde(default)]
+    pub confirm: Vec<String>,
 }
 
 /// `GET /api/rollout`: the contract scripts rely on is the top-level `state`

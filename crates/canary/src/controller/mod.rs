@@ -18,6 +18,7 @@ pub mod resources;
 use crate::config::ServeConfig;
 use crate::live::{Change, Live, Source, Upstreams};
 use crate::metrics::Metrics;
+use crate::ops::checklist::ItemResult;
 use crate::ops::{OpsEvent, Outbox};
 use crate::store::{StoreError, now_ms};
 use crate::upstream::Upstream;
@@ -159,7 +160,12 @@ impl Controller {
     }
 
     /// Starts a rollout.
-    pub fn deploy(&mut self, req: &DeployRequest, now: u64) -> Result<Status, ControlError> {
+    pub fn deploy(
+        &mut self,
+        req: &DeployRequest,
+        now: u64,
+        checks: Option<Vec<ItemResult>>,
+    ) -> Result<Status, ControlError> {
         if let Some(r) = self.rollout.as_ref().filter(|r| r.is_active()) {
             return Err(ControlError::Conflict(format!(
                 "rollout {} of {} is {} at {}; promote it or roll it back first",
@@ -176,6 +182,11 @@ impl Controller {
         let (r, mut ds) = Rollout::start(id, canary.url(), &stable, plan, now);
         if let Some(detail) = overridden {
             ds.push(Decision::Event { kind: "window_overridden", detail });
+        }
+        if let Some(results) = checks {
+            let passed = crate::ops::checklist::all_passed(&results);
+            let detail = serde_json::json!({"rollout": id, "passed": passed, "items": results, "forced_reason": (!passed).then(|| req.reason.clone())});
+            ds.push(Decision::Event { kind: "checklist", detail });
         }
         let previous = self.rollout.replace(r);
         if let Err(e) = self.apply(ds, now) {

@@ -86,7 +86,7 @@ fn demo(bad: bool) -> Result<bool, Box<dyn std::error::Error>> {
         ..DeployRequest::default()
     };
     println!("\ncanary deploy 10 http://{canary_addr} --steps 10,25,50,75,100 --bake 6s --final-watch 10s\n");
-    lock(&srv.controller).deploy(&req, now_ms() as u64)?;
+    lock(&srv.controller).deploy(&req, now_ms() as u64, None)?;
     let outcome = watch(&srv);
     stop.store(true, Ordering::Relaxed);
     summarise(&srv, &outcome, sent.load(Ordering::Relaxed));

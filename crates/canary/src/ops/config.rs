@@ -19,6 +19,8 @@ pub struct OpsConfig {
     pub reports_dir: PathBuf,
     /// The rollout's name, for titles.
     pub rollout_name: String,
+    /// The pre-deploy checklist.
+    pub checklist: Vec<super::checklist::Item>,
 }
 
 /// A command or webhook run on events.

@@ -4,6 +4,7 @@
 //! ends.
 //!
 //! # Layout
+//! - [`checklist`]: the pre-deploy checklist (S17).
 //! - [`config`]: the `[[hooks]]`, `[incidents]`, `[[contacts]]`, `[release]`, `[reports]` sections.
 //! - [`hooks`]: commands and webhooks, with timeouts and retries.
 //! - [`incident`]: the markdown incident record.
@@ -15,6 +16,7 @@
 //! rollback. Every outcome (hook failed, incident written, tag made) is
 //! recorded in the event log.
 
+pub mod checklist;
 pub mod config;
 pub mod hooks;
 pub mod incident;

@@ -75,7 +75,7 @@ async fn a_rollback_runs_hooks_writes_the_incident_and_a_hanging_hook_delays_not
         bake: Some("10m".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
+    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     canary.fail_with.store(500, Ordering::Relaxed);
     let failing_since = Instant::now();
@@ -159,7 +159,7 @@ async fn a_promotion_tags_the_release_uniquely_and_writes_the_report() {
             final_watch: Some("1s".into()),
             ..DeployRequest::default()
         };
-        lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
+        lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
         let done = eventually(20, || async { lock(&srv.controller).status().state == "promoted" }).await;
         assert!(done, "{:?}", lock(&srv.controller).status());
         // Undo the promotion so the next rollout has the same stable to start from.

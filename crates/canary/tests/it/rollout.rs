@@ -38,7 +38,7 @@ fn rolling(
         manual: false,
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
+    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
     (srv, stop, load)
 }
 
@@ -55,7 +55,9 @@ async fn a_healthy_canary_is_promoted_and_becomes_stable() {
     let srv = start(config(&stable, None, "0", dir.path()));
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(srv.proxy_addr, 400, Arc::clone(&stop));
-    lock(&srv.controller).deploy(&quick(&canary, 50.0, "50,100"), canary::store::now_ms() as u64).unwrap();
+    lock(&srv.controller)
+        .deploy(&quick(&canary, 50.0, "50,100"), canary::store::now_ms() as u64, None)
+        .unwrap();
     let done = eventually(30, || async { state(&srv).0 == "promoted" }).await;
     assert!(done, "not promoted: {:?}", state(&srv));
     let ups = srv.live.upstreams();
@@ -124,7 +126,7 @@ async fn killing_the_canary_mid_rollout_costs_clients_nothing_and_rolls_back() {
         manual: false,
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64).unwrap();
+    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     canary.kill9();
     let rolled = eventually(15, || async { state(&srv).0 == "rolled_back" }).await;

@@ -87,3 +87,54 @@ fn deploy_outside_a_window_is_refused_unless_forced_with_a_reason() {
     assert_eq!(overridden["detail"]["reason"], "hotfix for checkout");
     assert_eq!(overridden["detail"]["rule"], "freeze: release freeze");
 }
+
+#[test]
+fn the_checklist_gates_deploy_and_is_kept_in_the_history() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let flag = dir.path().join("migration.ok");
+    let cfg = dir.path().join("c.toml");
+    let text = format!(
+        "[[checklist]]\nname = \"unit tests\"\ncommand = \"true\"\n\n[[checklist]]\nname = \"migration ready\"\ncommand = \"test -f {}\"\ntimeout = \"5s\"\n\n[[checklist]]\nname = \"rollback plan\"\nmanual = true\n",
+        flag.display()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (c, state) = (cfg.display().to_string(), arg(dir.path(), "s.db"));
+    let p = Process::start(&[
+        "--config",
+        &c,
+        "--stable",
+        &stable.url(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--state",
+        &state,
+    ]);
+    let admin = format!("http://{}", p.admin);
+    let (code, out, _) = cli(&["check", "--admin", &admin]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[x] unit tests")
+            && out.contains("[ ] migration ready")
+            && out.contains("not confirmed"),
+        "{out}"
+    );
+    let (code, _, err) = cli(&["deploy", "10", &canary.url(), "--admin", &admin]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("pre-deploy checklist failed") && err.contains("migration ready"), "{err}");
+    std::fs::write(&flag, "").unwrap();
+    let (code, out, err) =
+        cli(&["deploy", "10", &canary.url(), "--admin", &admin, "--confirm", "rollback plan"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let events = rt.block_on(async { admin_json(&client(), p.admin, "/api/events").await });
+    let check = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "checklist")
+        .expect("the checklist is recorded");
+    assert_eq!(check["detail"]["passed"], true);
+    assert_eq!(check["detail"]["items"].as_array().unwrap().len(), 3);
+}
