@@ -15,6 +15,7 @@
 //! - [`route_label`]: the bounded label a request's path is measured under.
 //! - [`dynamic`]: the seed's dynamic JSON config (`{"v2-api-canary": {...}}`).
 //! - [`plan`]: a rollout's steps and watching times.
+//! - [`flags`]: feature flags, evaluated with the same sticky bucket.
 //! - [`judge`]: policy plus both versions' statistics -> a verdict table.
 //! - [`stats`]: the Wilson interval behind the rollback tests.
 //! - [`rollout`]: the rollout state machine (time passed in, decisions out).
@@ -25,6 +26,7 @@ pub mod bucket;
 pub mod calendar;
 pub mod dynamic;
 pub mod exclude;
+pub mod flags;
 pub mod judge;
 pub mod path;
 pub mod plan;

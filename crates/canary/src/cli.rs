@@ -147,6 +147,20 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Feature flags: list them, see them for a user, or `set NAME on|off|25%` / `unset NAME`.
+    Flags {
+        /// Nothing (list), `set NAME VALUE`, or `unset NAME`.
+        args: Vec<String>,
+        /// Show which flags are on for this user.
+        #[arg(long, value_name = "ID")]
+        user: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The admin API to talk to.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Past rollouts, newest first.
     History {
         /// Print JSON.

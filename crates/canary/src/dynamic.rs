@@ -34,11 +34,14 @@ pub struct FlagsStatus {
 /// file and what is wrong with it.
 pub fn load(path: &Path, live: &Live) -> Result<bool, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let rollout = live.routing().rollout.clone();
+    let features =
+        canary_core::flags::from_file(&text, &rollout).map_err(|e| format!("{}: {e}", path.display()))?;
     let hash = content_hash(&text);
     if live.flags_hash().as_deref() == Some(hash.as_str()) {
+        live.flags.set_file(features);
         return Ok(false);
     }
-    let rollout = live.routing().rollout.clone();
     let flags =
         canary_core::dynamic::parse(&text, &rollout).map_err(|e| format!("{}: {e}", path.display()))?;
     let change = Change {
@@ -48,6 +51,7 @@ pub fn load(path: &Path, live: &Live) -> Result<bool, String> {
         upstreams: None,
     };
     live.apply(change, Source::FlagsFile).map_err(|e| format!("{}: not applied: {e}", path.display()))?;
+    live.flags.set_file(features);
     Ok(true)
 }
 

@@ -12,6 +12,7 @@
 //! - [`metrics`]: per-version, per-route measurements and their windows.
 //! - [`controller`]: the rollout driver: state machine + clock + router + state file.
 //! - [`demo`]: the demo service and `canary demo`.
+//! - [`feature_flags`]: feature flags from env, file and API.
 //! - [`health_cli`], [`monitor_cli`]: `canary health` (S8) and `canary monitor` (S9).
 //! - [`ops`]: hooks, incident records, release tags and reports, after the fact.
 //! - [`live`]: the routing state the workers read and the API changes.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod dynamic;
+pub mod feature_flags;
 pub mod health_cli;
 pub mod live;
 pub mod metrics;

@@ -6,6 +6,7 @@
 //! so a request sees the old table or the new one, and the file is never behind.
 //! Changes are serialised by one mutex that the hot path never takes.
 
+use crate::feature_flags::FeatureFlags;
 use crate::store::{PersistedRouting, Store, StoreError};
 use crate::upstream::Upstream;
 use arc_swap::{ArcSwap, Guard};
@@ -76,12 +77,20 @@ pub struct Live {
     upstreams: ArcSwap<Upstreams>,
     meta: Mutex<Meta>,
     store: Store,
+    /// Feature flags served to services.
+    pub flags: FeatureFlags,
 }
 
 impl Live {
     /// Starts from the persisted state when there is one, else from the config
     /// (recording that as the first event).
-    pub fn new(store: Store, table: RoutingTable, upstreams: Upstreams) -> Result<Live, StoreError> {
+    pub fn new(
+        store: Store,
+        table: RoutingTable,
+        upstreams: Upstreams,
+        env_flags: Vec<canary_core::flags::Flag>,
+    ) -> Result<Live, StoreError> {
+        let flags = FeatureFlags::new(env_flags, &store)?;
         let (table, upstreams, meta) = match store.load_routing()? {
             Some(p) => restore(table, upstreams, p),
             None => {
@@ -101,6 +110,7 @@ impl Live {
             upstreams: ArcSwap::from_pointee(upstreams),
             meta: Mutex::new(meta),
             store,
+            flags,
         })
     }
 

@@ -31,6 +31,9 @@ fn main() -> ExitCode {
         }
         Command::Status { watch, json, admin } => rollout_cli::status(&admin, watch, json),
         Command::History { json, admin } => rollout_cli::history(&admin, json),
+        Command::Flags { args, user, json, admin } => {
+            rollout_cli::flags(&args, user.as_deref(), json, &admin)
+        }
         Command::Check { confirm, json, admin } => rollout_cli::check(&confirm, json, &admin),
         Command::Report { rollout, json, admin } => rollout_cli::report(rollout.as_deref(), json, &admin),
         Command::Demo { bad_canary } => demo::run::run(bad_canary),

@@ -255,3 +255,66 @@ pub fn check(confirm: &[String], as_json: bool, a: &AdminArgs) -> ExitCode {
     }
     ExitCode::from(if v["passed"].as_bool() == Some(true) { 0 } else { 1 })
 }
+
+/// `canary flags [set NAME VALUE | unset NAME] [--user ID] [--json]`
+pub fn flags(args: &[String], user: Option<&str>, as_json: bool, a: &AdminArgs) -> ExitCode {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let call = match words.as_slice() {
+        [] => match user {
+            Some(u) => admin(a).call(Method::GET, &format!("/api/flags?user={}", encode(u)), None),
+            None => admin(a).call(Method::GET, "/api/flags", None),
+        },
+        ["set", name, value] => {
+            if let Err(e) = canary_core::flags::parse_value(value) {
+                return usage("flags", &format!("value `{value}`: {e}"));
+            }
+            admin(a).call(Method::PUT, &format!("/api/flags/{}", encode(name)), Some(json!({"value": value})))
+        }
+        ["unset", name] => admin(a).call(Method::DELETE, &format!("/api/flags/{}", encode(name)), None),
+        _ => return usage("flags", "expected nothing, `set NAME on|off|25%`, or `unset NAME`"),
+    };
+    let v = match call {
+        Ok((200, v)) => v,
+        Ok((s, v)) => return refused("flags", s, &v),
+        Err(e) => {
+            eprintln!("canary flags: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if as_json {
+        println!("{v}");
+    } else if let Some(map) = v["flags"].as_object() {
+        for (k, on) in map {
+            println!("{k:<32} {}", if on.as_bool() == Some(true) { "on" } else { "off" });
+        }
+    } else {
+        for f in v["flags"].as_array().into_iter().flatten() {
+            let pct = f["percentage"].as_f64().and_then(|p| canary_core::Share::from_percent(p).ok());
+            let state = if f["enabled"].as_bool() == Some(true) {
+                format!("on for {}", pct.map_or("?".into(), |s| s.to_string()))
+            } else {
+                "off".into()
+            };
+            println!(
+                "{:<32} {:<14} from {}",
+                f["name"].as_str().unwrap_or(""),
+                state,
+                f["source"].as_str().unwrap_or("")
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Percent-encodes what is not safe in a URL path or query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

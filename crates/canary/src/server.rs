@@ -49,9 +49,14 @@ pub struct Running {
 /// Starts everything; returns once all listeners are bound.
 pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let cfg = Arc::new(cfg);
+    // Read before the state file is touched: a refused start changes nothing.
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let env_flags = canary_core::flags::from_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(StartError::Config)?;
     let store = Store::open(&cfg.state).map_err(|e| StartError::Io(e.to_string()))?;
-    let live =
-        Arc::new(Live::new(store, table(&cfg), upstreams(&cfg)).map_err(|e| StartError::Io(e.to_string()))?);
+    let live = Live::new(store, table(&cfg), upstreams(&cfg), env_flags)
+        .map_err(|e| StartError::Io(e.to_string()))?;
+    let live = Arc::new(live);
     let flags = Arc::new(Mutex::new(FlagsStatus { path: cfg.flags.clone(), ..FlagsStatus::default() }));
     if let Some(path) = &cfg.flags {
         dynamic::load(path, &live).map_err(StartError::Config)?;

@@ -191,6 +191,35 @@ impl Store {
         insert_event(&self.lock(), kind, source, detail).map_err(|e| self.err(e))
     }
 
+    /// A JSON value kept under `key`.
+    pub fn kv_get(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let text: Option<String> = self
+            .lock()
+            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Keeps `value` under `key`, with its event, in one transaction.
+    pub fn kv_put(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+            params![key, value.to_string()],
+        )
+        .map_err(|e| self.err(e))?;
+        insert_event(&tx, kind, "api", detail).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
     /// The next rollout number.
     pub fn next_rollout_id(&self) -> Result<i64, StoreError> {
         self.lock()

@@ -6,10 +6,12 @@
 //! - [`metrics_json`]: `GET /api/v2/metrics`, the S10 shape, per version and combined.
 //! - [`routing`]: `GET /api/routing`, `PUT /api/routing/share`, `PUT /api/routing/excludes`.
 //! - [`rollout`]: `GET /api/rollout`, `GET /api/rollouts`, `POST /api/rollout/{deploy,adjust,promote,pause,resume,rollback}`.
+//! - [`flags`]: `GET /api/flags[?user=ID]`, `PUT|DELETE /api/flags/{name}`.
 //! - [`auth`]: the admin token on mutating calls.
 //! - this file: the router, health, events, flags-file status and `/metrics`.
 
 pub mod auth;
+pub mod flags;
 pub mod metrics_json;
 pub mod rollout;
 pub mod routing;
@@ -61,6 +63,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/rollouts/{id}/report", get(rollout::report))
         .route("/api/rollout/deploy", post(rollout::deploy))
         .route("/api/checklist/run", post(rollout::checklist))
+        .route("/api/flags", get(flags::get_flags))
+        .route("/api/flags/{name}", put(flags::put_flag).delete(flags::delete_flag))
         .route("/api/rollout/adjust", post(rollout::adjust))
         .route("/api/rollout/promote", post(rollout::promote))
         .route("/api/rollout/pause", post(rollout::pause))

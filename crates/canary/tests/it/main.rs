@@ -9,6 +9,7 @@ mod checks;
 mod config_cli;
 mod demo;
 mod durability;
+mod flags;
 mod ops;
 mod proxy;
 mod rollout;

@@ -259,8 +259,14 @@ impl Process {
     /// Starts the binary with `args` and reads the addresses on its first line
     /// (a server with one address has it as both `proxy` and `admin`).
     pub fn start_cmd(args: &[&str]) -> Process {
+        Process::start_env(args, &[])
+    }
+
+    /// As [`Process::start_cmd`], with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_canary"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
