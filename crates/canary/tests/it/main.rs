@@ -14,5 +14,6 @@ mod ops;
 mod proxy;
 mod rollout;
 mod routing;
+mod shutdown;
 mod support;
 mod windows;
