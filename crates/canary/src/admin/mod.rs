@@ -7,10 +7,12 @@
 //! - [`routing`]: `GET /api/routing`, `PUT /api/routing/share`, `PUT /api/routing/excludes`.
 //! - [`rollout`]: `GET /api/rollout`, `GET /api/rollouts`, `POST /api/rollout/{deploy,adjust,promote,pause,resume,rollback}`.
 //! - [`flags`]: `GET /api/flags[?user=ID]`, `PUT|DELETE /api/flags/{name}`.
+//! - [`dashboard`]: `/admin/monitoring`, its embedded assets, and `GET /api/stream`.
 //! - [`auth`]: the admin token on mutating calls.
 //! - this file: the router, health, events, flags-file status and `/metrics`.
 
 pub mod auth;
+pub mod dashboard;
 pub mod flags;
 pub mod metrics_json;
 pub mod rollout;
@@ -58,6 +60,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/events", get(events))
         .route("/api/flags-file", get(flags_file))
         .route("/metrics", get(prom))
+        .route("/admin/monitoring", get(dashboard::page))
+        .route("/admin/assets/{name}", get(dashboard::asset))
+        .route("/api/stream", get(dashboard::stream))
         .route("/api/rollout", get(rollout::status))
         .route("/api/rollouts", get(rollout::history))
         .route("/api/rollouts/{id}/report", get(rollout::report))

@@ -58,9 +58,10 @@ fn demo(bad: bool) -> Result<bool, Box<dyn std::error::Error>> {
     let (stable, stable_addr) = service("v1", &[])?;
     let faults: &[&str] = if bad { &["--error-rate", "12"] } else { &[] };
     let (canary, canary_addr) = service("v2", faults)?;
+    let note = if bad { " (fails 12% of requests)" } else { "" };
+    let (sp, cp) = (stable.0.id(), canary.0.id());
     println!(
-        "stable v1 on http://{stable_addr}, canary v2 on http://{canary_addr}{}",
-        if bad { " (fails 12% of requests)" } else { "" }
+        "stable v1 on http://{stable_addr} (pid {sp}), canary v2 on http://{canary_addr} (pid {cp}){note}"
     );
     let cli = Overrides {
         stable: Some(format!("http://{stable_addr}")),

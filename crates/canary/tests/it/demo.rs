@@ -4,19 +4,26 @@ use crate::support::*;
 
 #[test]
 fn the_demo_promotes_a_good_canary_and_rolls_back_a_bad_one() {
-    let (code, out, err) = cli(&["demo"]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("rollout ended: promoted"), "{out}");
+    let (code, good, err) = cli(&["demo"]);
+    assert_eq!(code, 0, "{good}{err}");
+    assert!(good.contains("rollout ended: promoted"), "{good}");
     let (code, out, err) = cli(&["demo", "--bad-canary"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("rollout ended: rolled_back"), "{out}");
     assert!(out.contains("why: immediate rollback at 10%") && out.contains("error_rate"), "{out}");
     assert!(out.contains("incident record"), "{out}");
-    // Nothing left running: no demo-service child outlives the demo.
-    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    let alive =
-        String::from_utf8_lossy(&ps.stdout).lines().filter(|l| l.contains("canary demo-service")).count();
-    assert_eq!(alive, 0, "demo services left running");
+    // Nothing left running: the demo services it started (it prints their pids)
+    // are gone. Other tests run demo services at the same time, hence pids.
+    for out in [&good, &out] {
+        let pids: Vec<&str> = out.split("(pid ").skip(1).filter_map(|s| s.split(')').next()).collect();
+        assert_eq!(pids.len(), 2, "{out}");
+        for pid in pids {
+            assert!(
+                !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "demo service {pid} left running"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

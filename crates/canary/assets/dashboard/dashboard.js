@@ -1,0 +1,85 @@
+// The monitoring page: a server-sent event stream (/api/stream) feeds the
+// charts and the rollout panel once a second; EventSource reconnects by itself
+// when the connection drops. Slow-changing tables are polled.
+"use strict";
+const KEEP = 300; // points per chart: five minutes
+const data = { t: [], s_rps: [], c_rps: [], s_err: [], c_err: [], s_p95: [], c_p95: [], s_p50: [], c_p50: [], s_p99: [], c_p99: [], share: [] };
+const css = (v) => getComputedStyle(document.documentElement).getPropertyValue(v).trim();
+let thresholds = { error_rate: 1, rollback_error_rate: 5, p95: 200, rollback_p95: 1000 };
+const charts = {};
+
+function series(label, color, dash) { return { label, stroke: color, width: 2, dash, spanGaps: true }; }
+function shareMarks(u) {
+  // Vertical lines where the share changed: the moments a step began.
+  const ctx = u.ctx, t = u.data[0], sh = data.share;
+  ctx.save(); ctx.strokeStyle = css("--muted"); ctx.setLineDash([4, 4]);
+  for (let i = 1; i < t.length; i++) {
+    if (sh[i] !== sh[i - 1]) {
+      const x = Math.round(u.valToPos(t[i], "x", true));
+      ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+      ctx.fillStyle = css("--muted"); ctx.fillText(sh[i] + "%", x + 3, u.bbox.top + 12);
+    }
+  }
+  ctx.restore();
+}
+function make(id, lines) {
+  const el = document.getElementById(id);
+  const opts = { width: el.clientWidth || 300, height: 180, series: [{}].concat(lines), axes: [{ stroke: css("--muted") }, { stroke: css("--muted") }], hooks: { draw: [shareMarks] } };
+  return new uPlot(opts, [[]].concat(lines.map(() => [])), el);
+}
+function build() {
+  const st = css("--stable"), ca = css("--canary"), bad = css("--bad");
+  charts.rps = make("c-rps", [series("stable", st), series("canary", ca)]);
+  charts.err = make("c-err", [series("stable", st), series("canary", ca), series("advance below", css("--good"), [6, 4]), series("rollback above", bad, [6, 4])]);
+  charts.p95 = make("c-p95", [series("stable", st), series("canary", ca), series("advance below", css("--good"), [6, 4]), series("rollback above", bad, [6, 4])]);
+  charts.lat = make("c-lat", [series("stable p50", st, [2, 2]), series("canary p50", ca, [2, 2]), series("stable p99", st), series("canary p99", ca)]);
+}
+function push(m) {
+  const v = (x) => (x === null || x === undefined ? null : x);
+  data.t.push(m.t / 1000); data.share.push(m.share);
+  for (const [k, arm] of [["s", m.stable], ["c", m.canary]]) {
+    data[k + "_rps"].push(v(arm.rps)); data[k + "_err"].push(v(arm.error_rate));
+    data[k + "_p95"].push(v(arm.p95)); data[k + "_p50"].push(v(arm.p50)); data[k + "_p99"].push(v(arm.p99));
+  }
+  for (const k in data) if (data[k].length > KEEP) data[k].shift();
+  const n = data.t.length, same = (x) => new Array(n).fill(x);
+  charts.rps.setData([data.t, data.s_rps, data.c_rps]);
+  charts.err.setData([data.t, data.s_err, data.c_err, same(thresholds.error_rate), same(thresholds.rollback_error_rate)]);
+  charts.p95.setData([data.t, data.s_p95, data.c_p95, same(thresholds.p95), same(thresholds.rollback_p95)]);
+  charts.lat.setData([data.t, data.s_p50, data.c_p50, data.s_p99, data.c_p99]);
+}
+function text(id, s) { document.getElementById(id).textContent = s; }
+function rows(id, list, cells) {
+  const body = document.querySelector("#" + id + " tbody");
+  body.replaceChildren(...list.map((x) => { const tr = document.createElement("tr"); for (const c of cells(x)) { const td = document.createElement("td"); td.textContent = c === null || c === undefined ? "–" : String(c); tr.appendChild(td); } return tr; }));
+}
+function panel(m) {
+  const st = document.getElementById("state"); st.textContent = m.state; st.className = "state " + m.state;
+  text("share", m.share + "%");
+  const r = m.rollout;
+  text("step", r ? r.step + " / " + r.steps : "–");
+  text("left", r && ["progressing", "holding", "paused"].includes(m.state) ? Math.round(r.time_left_seconds) + " s" : "–");
+  text("reason", r && r.reason ? r.reason : "");
+  const v = r && (r.verdict || r.rollback_check);
+  rows("verdict", v ? v.criteria : [], (c) => [c.name, c.value === null ? null : Math.round(c.value * 100) / 100, Math.round(c.threshold * 100) / 100, c.outcome]);
+  document.querySelectorAll("#verdict td:last-child").forEach((td) => (td.className = td.textContent));
+}
+function connect() {
+  const conn = document.getElementById("conn");
+  const es = new EventSource("/api/stream");
+  es.onopen = () => { conn.textContent = "live"; conn.className = "conn live"; };
+  es.onerror = () => { conn.textContent = "connection lost: retrying…"; conn.className = "conn lost"; };
+  es.onmessage = (e) => { const m = JSON.parse(e.data); thresholds = m.thresholds || thresholds; text("rollout-name", m.rollout_name || ""); push(m); panel(m); document.body.dataset.share = m.share; };
+}
+async function poll() {
+  try {
+    const m = await (await fetch("/api/v2/metrics?window=10m")).json();
+    const routes = Object.entries(m.response_time || {}).sort((a, b) => b[1] - a[1]).slice(0, 5);
+    rows("routes", routes, (r) => [r[0], Math.round(r[1] * 100) / 100]);
+    rows("errors", (m.recent_errors || []).slice(0, 10), (e) => [new Date(e.at_ms).toLocaleTimeString(), e.version, e.method + " " + e.path, e.status, e.error]);
+    const h = await (await fetch("/api/rollouts?limit=10")).json();
+    rows("history", h.rollouts || [], (r) => [r.id, r.state, r.canary, r.reason]);
+  } catch (e) { /* the stream's status shows the connection */ }
+}
+build(); connect(); poll(); setInterval(poll, 5000);
+window.addEventListener("resize", () => { for (const k in charts) { const el = charts[k].root.parentElement; charts[k].setSize({ width: el.clientWidth, height: 180 }); } });

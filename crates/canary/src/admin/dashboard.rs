@@ -1,0 +1,77 @@
+//! The monitoring dashboard (S11) at `/admin/monitoring`: a page and its
+//! assets embedded in the binary (no CDN; uPlot vendored, see
+//! `assets/vendor/uplot/SOURCE.md`), fed by `GET /api/stream`, a server-sent
+//! event stream of both versions' live figures and the rollout's state.
+
+use super::AdminState;
+use crate::controller;
+use crate::metrics::WindowSpec;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use canary_core::Version;
+use futures_util::stream::{self, Stream};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PAGE: &str = include_str!("../../assets/dashboard/index.html");
+const SCRIPT: &str = include_str!("../../assets/dashboard/dashboard.js");
+const STYLE: &str = include_str!("../../assets/dashboard/dashboard.css");
+const UPLOT_JS: &str = include_str!("../../assets/vendor/uplot/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../../assets/vendor/uplot/uPlot.min.css");
+
+/// `GET /admin/monitoring`
+pub async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+/// `GET /admin/assets/{name}`
+pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    let (body, kind) = match name.as_str() {
+        "dashboard.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+        "dashboard.css" => (STYLE, "text/css; charset=utf-8"),
+        "uplot.js" => (UPLOT_JS, "text/javascript; charset=utf-8"),
+        "uplot.css" => (UPLOT_CSS, "text/css; charset=utf-8"),
+        _ => {
+            return super::error(axum::http::StatusCode::NOT_FOUND, "not_found", format!("no asset `{name}`"));
+        }
+    };
+    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}
+
+/// `GET /api/stream`: one JSON event a second.
+pub async fn stream(State(s): State<AdminState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // The first frame goes out at once, so a page that just opened shows data.
+    let ticks = stream::unfold((s, true), |(s, first)| async move {
+        if !first {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let snapshot = frame(&s).await;
+        Some((Ok(Event::default().data(snapshot.to_string())), (s, false)))
+    });
+    Sse::new(ticks).keep_alive(KeepAlive::default())
+}
+
+async fn frame(s: &AdminState) -> Value {
+    let c = Arc::clone(&s.controller);
+    let status = tokio::task::spawn_blocking(move || controller::lock(&c).status()).await.ok();
+    let snap = s.metrics.window(WindowSpec::Last(Duration::from_secs(10)), Instant::now());
+    let arm = |v: Version| {
+        let a = snap.arm(v);
+        json!({"rps": a.rps(), "error_rate": (a.counts.requests > 0).then(|| a.error_rate()), "p50": a.quantile_ms(0.5), "p95": a.quantile_ms(0.95), "p99": a.quantile_ms(0.99)})
+    };
+    let p = &s.cfg.policy;
+    json!({
+        "t": crate::store::now_ms(),
+        "rollout_name": s.cfg.rollout,
+        "state": status.as_ref().map_or("idle".to_string(), |st| st.state.clone()),
+        "share": s.live.routing().share.percent(),
+        "rollout": status.and_then(|st| st.rollout),
+        "stable": arm(Version::Stable),
+        "canary": arm(Version::Canary),
+        "thresholds": {"error_rate": p.max_error_rate, "rollback_error_rate": p.rollback_error_rate, "p95": p.max_p95_ms, "rollback_p95": p.rollback_p95_ms},
+    })
+}
