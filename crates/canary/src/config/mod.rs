@@ -342,8 +342,8 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         max_routes: f.metrics.max_routes.unwrap_or(100).max(1),
         plan: plan(&f.plan, o)?,
         controls: controls(&f.controls, o)?,
-        policy: f.policy,
-        admin_token: pick(&cli.admin_token, &f.admin_token).0.filter(|t| !t.is_empty()),
+        policy: f.policy.clone(),
+        admin_token: admin_token(cli, &f, o)?,
         windows: f.windows.build().map_err(|e| o.err(false, "", "", e))?,
         ops: OpsConfig {
             hooks: f
@@ -454,6 +454,19 @@ fn proxy(p: &FileProxy, o: &Origin<'_>) -> Result<ProxyConfig, ConfigError> {
         max_idle_per_upstream: p.max_idle_per_upstream.unwrap_or(256),
         http2: p.http2.unwrap_or(true),
     })
+}
+
+/// The admin token; required when the admin API listens beyond loopback,
+/// where anyone who can reach it could otherwise change the share.
+fn admin_token(cli: &Overrides, f: &FileConfig, o: &Origin<'_>) -> Result<Option<String>, ConfigError> {
+    let token = pick(&cli.admin_token, &f.admin_token).0.filter(|t| !t.is_empty());
+    let admin = pick(&cli.admin, &f.admin).0.unwrap_or_else(|| "127.0.0.1:9090".into());
+    let loopback = admin.parse::<SocketAddr>().map_or(true, |a| a.ip().is_loopback());
+    if token.is_none() && !loopback {
+        let why = format!("the admin API would listen on {admin}, beyond loopback, without a token: set --admin-token (or admin_token in the config, or CANARY_ADMIN_TOKEN)");
+        return Err(o.err(false, "admin_token", "--admin-token", why));
+    }
+    Ok(token)
 }
 
 fn plan(p: &FilePlan, o: &Origin<'_>) -> Result<Plan, ConfigError> {

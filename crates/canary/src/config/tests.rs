@@ -120,3 +120,12 @@ fn bad_plan_and_policy_values_are_refused() {
         assert!(e.contains(needle), "{text:?} gave {e}");
     }
 }
+
+#[test]
+fn an_admin_api_beyond_loopback_needs_a_token() {
+    let open = Overrides { admin: Some("0.0.0.0:9090".into()), ..with_stable() };
+    let e = load(None, &open).unwrap_err().to_string();
+    assert!(e.contains("beyond loopback") && e.contains("--admin-token"), "{e}");
+    let guarded = Overrides { admin_token: Some("t".into()), ..open };
+    assert_eq!(load(None, &guarded).unwrap().admin_token.as_deref(), Some("t"));
+}
