@@ -8,7 +8,7 @@ const css = (v) => getComputedStyle(document.documentElement).getPropertyValue(v
 let thresholds = { error_rate: 1, rollback_error_rate: 5, p95: 200, rollback_p95: 1000 };
 const charts = {};
 
-function series(label, color, dash) { return { label, stroke: color, width: 2, dash, spanGaps: true }; }
+function series(label, color, dash) { return { label, stroke: color, width: 2, dash, spanGaps: true, points: { show: false } }; }
 function shareMarks(u) {
   // Vertical lines where the share changed: the moments a step began.
   const ctx = u.ctx, t = u.data[0], sh = data.share;
@@ -24,7 +24,7 @@ function shareMarks(u) {
 }
 function make(id, lines) {
   const el = document.getElementById(id);
-  const opts = { width: el.clientWidth || 300, height: 180, series: [{}].concat(lines), axes: [{ stroke: css("--muted") }, { stroke: css("--muted") }], hooks: { draw: [shareMarks] } };
+  const opts = { width: el.clientWidth || 300, height: 180, series: [{}].concat(lines), axes: [{ stroke: css("--muted") }, { stroke: css("--muted") }], hooks: { draw: [shareMarks] }, points: { show: false } };
   return new uPlot(opts, [[]].concat(lines.map(() => [])), el);
 }
 function build() {
@@ -82,4 +82,7 @@ async function poll() {
   } catch (e) { /* the stream's status shows the connection */ }
 }
 build(); connect(); poll(); setInterval(poll, 5000);
-window.addEventListener("resize", () => { for (const k in charts) { const el = charts[k].root.parentElement; charts[k].setSize({ width: el.clientWidth, height: 180 }); } });
+// Charts follow their panel's width, so the page fits a phone as well as a laptop.
+function fit() { for (const k in charts) { const box = charts[k].root.closest(".chart"); charts[k].setSize({ width: Math.max(200, box.clientWidth - 22), height: 180 }); } }
+window.addEventListener("resize", fit);
+fit();

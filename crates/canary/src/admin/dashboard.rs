@@ -36,7 +36,11 @@ pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Re
         "uplot.js" => (UPLOT_JS, "text/javascript; charset=utf-8"),
         "uplot.css" => (UPLOT_CSS, "text/css; charset=utf-8"),
         _ => {
-            return super::error(axum::http::StatusCode::NOT_FOUND, "not_found", format!("no asset `{name}`"));
+            return super::error(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no asset `{name}`"),
+            );
         }
     };
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()

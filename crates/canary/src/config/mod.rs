@@ -463,7 +463,9 @@ fn admin_token(cli: &Overrides, f: &FileConfig, o: &Origin<'_>) -> Result<Option
     let admin = pick(&cli.admin, &f.admin).0.unwrap_or_else(|| "127.0.0.1:9090".into());
     let loopback = admin.parse::<SocketAddr>().map_or(true, |a| a.ip().is_loopback());
     if token.is_none() && !loopback {
-        let why = format!("the admin API would listen on {admin}, beyond loopback, without a token: set --admin-token (or admin_token in the config, or CANARY_ADMIN_TOKEN)");
+        let why = format!(
+            "the admin API would listen on {admin}, beyond loopback, without a token: set --admin-token (or admin_token in the config, or CANARY_ADMIN_TOKEN)"
+        );
         return Err(o.err(false, "admin_token", "--admin-token", why));
     }
     Ok(token)

@@ -7,6 +7,7 @@
 mod admin;
 mod checks;
 mod config_cli;
+mod dashboard;
 mod demo;
 mod durability;
 mod flags;

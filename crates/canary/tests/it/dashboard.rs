@@ -1,0 +1,61 @@
+//! The dashboard in a real browser (headless Chromium driven by
+//! playwright-core, see e2e/): charts draw live data during a rollout and the
+//! share shown matches the API's. Needs node, e2e/node_modules and chromium,
+//! which `.ci/run` installs; elsewhere the test says so and passes only
+//! outside CI.
+
+use crate::support::*;
+use canary::controller::api::DeployRequest;
+use canary::controller::lock;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn e2e_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../e2e")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
+    let ready = e2e_dir().join("node_modules/playwright-core").exists()
+        && std::path::Path::new("/usr/bin/chromium").exists();
+    if !ready {
+        assert!(std::env::var("CI").is_err(), "CI must install chromium and e2e/node_modules (.ci/run does)");
+        eprintln!(
+            "skipping: chromium or e2e/node_modules missing (npm ci --prefix e2e; apt-get install chromium)"
+        );
+        return;
+    }
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let srv = start(config(&stable, None, "0", dir.path()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = spawn_load(srv.proxy_addr, 200, Arc::clone(&stop));
+    let req = DeployRequest {
+        share: 25.0,
+        canary: canary.url(),
+        bake: Some("10m".into()),
+        ..DeployRequest::default()
+    };
+    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    let shot = dir.path().join("dashboard.png");
+    let out = tokio::process::Command::new("node")
+        .arg(e2e_dir().join("dashboard.mjs"))
+        .arg(format!("http://{}", srv.admin_addr))
+        .arg(&shot)
+        .output()
+        .await
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["share_shown"], "25%", "{seen}");
+    assert_eq!(seen["share_api"], 25.0);
+    assert_eq!(seen["state"], "progressing");
+    assert_eq!(seen["charts"], 4, "four charts drew: {seen}");
+    assert!(seen["verdict_rows"].as_u64().unwrap() >= 5, "the verdict table is shown: {seen}");
+    assert_eq!(seen["connection"], "live");
+    assert_eq!(seen["phone_overflow"], false, "usable at phone width");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot was taken");
+    srv.shutdown();
+}

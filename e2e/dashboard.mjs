@@ -1,0 +1,37 @@
+// Opens the dashboard in headless Chromium (Debian's /usr/bin/chromium) and
+// reports what a person would see, as one JSON line: the share shown next to
+// the API's, how many charts drew, how many points the stream delivered.
+// Usage: node dashboard.mjs ADMIN_URL SCREENSHOT_PATH
+import { chromium } from "playwright-core";
+
+const [admin, shot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  await page.goto(`${admin}/admin/monitoring`);
+  await page.waitForFunction(() => document.body.dataset.share !== undefined, null, { timeout: 15000 });
+  await page.waitForTimeout(4000); // a few frames of the stream
+  const seen = await page.evaluate(async () => {
+    const api = await (await fetch("/api/routing")).json();
+    const points = document.querySelectorAll(".u-legend").length;
+    return {
+      share_shown: document.getElementById("share").textContent,
+      share_api: api.share,
+      state: document.getElementById("state").textContent,
+      charts: document.querySelectorAll(".uplot canvas").length,
+      legends: points,
+      verdict_rows: document.querySelectorAll("#verdict tbody tr").length,
+      connection: document.getElementById("conn").textContent,
+    };
+  });
+  if (shot) await page.screenshot({ path: shot });
+  // Narrow screen: the page must still lay out (no horizontal scroll).
+  await page.setViewportSize({ width: 390, height: 844 });
+  seen.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+  console.log(JSON.stringify(seen));
+} finally {
+  await browser.close();
+}
