@@ -43,11 +43,11 @@ pub fn run(url: &str, json: bool, timeout: Duration, retries: u32) -> ExitCode {
         out
     });
     if json {
-        println!("{}", serde_json::json!({"url": base, "overall": overall(&checks).0, "checks": checks}));
+        crate::say!("{}", serde_json::json!({"url": base, "overall": overall(&checks).0, "checks": checks}));
     } else {
-        println!("{:<24} {:<12} {:<6} detail", "check", "result", "status");
+        crate::say!("{:<24} {:<12} {:<6} detail", "check", "result", "status");
         for c in &checks {
-            println!(
+            crate::say!(
                 "{:<24} {:<12} {:<6} {}",
                 c.endpoint,
                 c.result,
@@ -55,7 +55,7 @@ pub fn run(url: &str, json: bool, timeout: Duration, retries: u32) -> ExitCode {
                 c.detail
             );
         }
-        println!("overall: {}", overall(&checks).0);
+        crate::say!("overall: {}", overall(&checks).0);
     }
     ExitCode::from(overall(&checks).1)
 }

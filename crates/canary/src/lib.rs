@@ -23,6 +23,20 @@
 //! - [`window_cli`]: `canary window`.
 //! - [`windows`]: deployment windows: config, timezone, next allowed time.
 
+/// Prints a line to stdout, ignoring a closed pipe (`canary status | head -1`):
+/// a command's output cut short by its reader is not an error worth a panic.
+#[macro_export]
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 pub mod admin;
 pub mod cli;
 pub mod client;

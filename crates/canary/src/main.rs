@@ -69,7 +69,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     // Scripts and tests read this line to learn the bound addresses.
-    println!("canary: proxy listening on {}, admin API on {}", running.proxy_addr, running.admin_addr);
+    canary::say!("canary: proxy listening on {}, admin API on {}", running.proxy_addr, running.admin_addr);
     wait_for_stop_signal();
     tracing::info!("stopping: finishing in-flight requests");
     running.shutdown();

@@ -98,7 +98,7 @@ fn print_line(elapsed: Duration, total: Duration, v: &Result<Verdict, String>) {
             .join("  "),
         Err(e) => format!("could not measure: {e}"),
     };
-    println!("[{bar}] {:>5.0}s  {what}", elapsed.as_secs_f64());
+    crate::say!("[{bar}] {:>5.0}s  {what}", elapsed.as_secs_f64());
 }
 
 fn summary(samples: &[Result<Verdict, String>], json: bool) -> ExitCode {
@@ -113,17 +113,17 @@ fn summary(samples: &[Result<Verdict, String>], json: bool) -> ExitCode {
     let worst = worst_lines(&verdicts);
     if json {
         let errors: Vec<&String> = samples.iter().filter_map(|s| s.as_ref().err()).collect();
-        println!(
+        crate::say!(
             "{}",
             serde_json::json!({"decision": word, "samples": samples.len(), "failed_samples": errors.len(), "errors": errors, "criteria": worst})
         );
     } else {
-        println!("\n{:<24} {:>10} {:>10}  result", "criterion", "worst", "threshold");
+        crate::say!("\n{:<24} {:>10} {:>10}  result", "criterion", "worst", "threshold");
         for c in &worst {
             let v = c.value.map_or("-".to_string(), |x| format!("{x:.2}"));
-            println!("{:<24} {:>10} {:>10.2}  {:?}", c.name, v, c.threshold, c.outcome);
+            crate::say!("{:<24} {:>10} {:>10.2}  {:?}", c.name, v, c.threshold, c.outcome);
         }
-        println!("decision: {word} ({} samples)", samples.len());
+        crate::say!("decision: {word} ({} samples)", samples.len());
     }
     ExitCode::from(code)
 }

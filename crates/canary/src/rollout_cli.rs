@@ -99,7 +99,7 @@ pub fn status(a: &AdminArgs, watch: bool, as_json: bool) -> ExitCode {
             }
         };
         if as_json {
-            println!("{v}");
+            crate::say!("{v}");
         } else {
             if watch {
                 print!("\x1b[2J\x1b[H");
@@ -125,12 +125,12 @@ pub fn history(a: &AdminArgs, as_json: bool) -> ExitCode {
         }
     };
     if as_json {
-        println!("{v}");
+        crate::say!("{v}");
         return ExitCode::SUCCESS;
     }
-    println!("{:<4} {:<12} {:<40} {:<8} reason", "id", "state", "canary", "share");
+    crate::say!("{:<4} {:<12} {:<40} {:<8} reason", "id", "state", "canary", "share");
     for r in v["rollouts"].as_array().into_iter().flatten() {
-        println!(
+        crate::say!(
             "{:<4} {:<12} {:<40} {:<8} {}",
             r["id"],
             r["state"].as_str().unwrap_or("?"),
@@ -144,10 +144,10 @@ pub fn history(a: &AdminArgs, as_json: bool) -> ExitCode {
 
 fn print_status(v: &Value) {
     let Ok(s) = serde_json::from_value::<Status>(v.clone()) else {
-        println!("{v}");
+        crate::say!("{v}");
         return;
     };
-    println!(
+    crate::say!(
         "state: {}   share: {}%   stable: {}   canary: {}",
         s.state,
         s.share,
@@ -156,7 +156,7 @@ fn print_status(v: &Value) {
     );
     let Some(r) = s.rollout else { return };
     let plan: Vec<String> = r.plan.iter().map(|p| format!("{p}")).collect();
-    println!(
+    crate::say!(
         "rollout {}: step {}/{} (plan {}), {} left",
         r.id,
         r.step,
@@ -165,7 +165,7 @@ fn print_status(v: &Value) {
         mmss(r.time_left_seconds)
     );
     if let Some(why) = &r.reason {
-        println!("why: {why}");
+        crate::say!("why: {why}");
     }
     if let Some(v) = &r.verdict {
         print_verdict("step verdict", v);
@@ -176,11 +176,18 @@ fn print_status(v: &Value) {
 }
 
 fn print_verdict(title: &str, v: &Verdict) {
-    println!("{title}: {}", word(v.outcome));
-    println!("  {:<24} {:>10} {:>10}  {:<13} how", "criterion", "value", "threshold", "result");
+    crate::say!("{title}: {}", word(v.outcome));
+    crate::say!("  {:<24} {:>10} {:>10}  {:<13} how", "criterion", "value", "threshold", "result");
     for c in &v.criteria {
         let value = c.value.map_or("-".to_string(), |x| format!("{x:.2}"));
-        println!("  {:<24} {:>10} {:>10.2}  {:<13} {}", c.name, value, c.threshold, word(c.outcome), c.note);
+        crate::say!(
+            "  {:<24} {:>10} {:>10.2}  {:<13} {}",
+            c.name,
+            value,
+            c.threshold,
+            word(c.outcome),
+            c.note
+        );
     }
 }
 
@@ -204,11 +211,11 @@ pub fn report(rollout: Option<&str>, as_json: bool, a: &AdminArgs) -> ExitCode {
     let path = format!("/api/rollouts/{id}/report{}", if as_json { "?format=json" } else { "" });
     match admin(a).call(Method::GET, &path, None) {
         Ok((200, Value::String(md))) => {
-            println!("{md}");
+            crate::say!("{md}");
             ExitCode::SUCCESS
         }
         Ok((200, v)) => {
-            println!("{v}");
+            crate::say!("{v}");
             ExitCode::SUCCESS
         }
         Ok((404, _)) => {
@@ -237,15 +244,15 @@ pub fn check(confirm: &[String], as_json: bool, a: &AdminArgs) -> ExitCode {
         return refused("check", status, &v);
     }
     if as_json {
-        println!("{v}");
+        crate::say!("{v}");
     } else {
         let items = v["items"].as_array().cloned().unwrap_or_default();
         if items.is_empty() {
-            println!("no checklist configured (`[[checklist]]` in the config)");
+            crate::say!("no checklist configured (`[[checklist]]` in the config)");
         }
         for i in &items {
             let mark = if i["passed"].as_bool() == Some(true) { "[x]" } else { "[ ]" };
-            println!(
+            crate::say!(
                 "{mark} {:<40} {:>6.1}s  {}",
                 i["name"].as_str().unwrap_or(""),
                 i["seconds"].as_f64().unwrap_or(0.0),
@@ -282,10 +289,10 @@ pub fn flags(args: &[String], user: Option<&str>, as_json: bool, a: &AdminArgs) 
         }
     };
     if as_json {
-        println!("{v}");
+        crate::say!("{v}");
     } else if let Some(map) = v["flags"].as_object() {
         for (k, on) in map {
-            println!("{k:<32} {}", if on.as_bool() == Some(true) { "on" } else { "off" });
+            crate::say!("{k:<32} {}", if on.as_bool() == Some(true) { "on" } else { "off" });
         }
     } else {
         for f in v["flags"].as_array().into_iter().flatten() {
@@ -295,7 +302,7 @@ pub fn flags(args: &[String], user: Option<&str>, as_json: bool, a: &AdminArgs) 
             } else {
                 "off".into()
             };
-            println!(
+            crate::say!(
                 "{:<32} {:<14} from {}",
                 f["name"].as_str().unwrap_or(""),
                 state,

@@ -33,17 +33,17 @@ pub fn run(at: Option<&str>, config_file: Option<&Path>, as_json: bool) -> ExitC
                 r.clone()
             }
         };
-        println!(
+        crate::say!(
             "{}",
             json!({"allowed": answer.allowed(), "at": local.to_string(), "timezone": windows.tz_name, "rule": rule, "next_allowed": next, "enforced": windows.enabled})
         );
     } else {
-        println!("{local}: {answer}");
+        crate::say!("{local}: {answer}");
         if let Some((z, rule)) = next {
-            println!("next allowed: {z} ({rule})");
+            crate::say!("next allowed: {z} ({rule})");
         }
         if !windows.enabled {
-            println!("(not enforced on deploy: set `[windows] enabled = true` in the config to enforce)");
+            crate::say!("(not enforced on deploy: set `[windows] enabled = true` in the config to enforce)");
         }
     }
     ExitCode::from(if answer.allowed() { 0 } else { 1 })

@@ -60,7 +60,7 @@ fn demo(bad: bool) -> Result<bool, Box<dyn std::error::Error>> {
     let (canary, canary_addr) = service("v2", faults)?;
     let note = if bad { " (fails 12% of requests)" } else { "" };
     let (sp, cp) = (stable.0.id(), canary.0.id());
-    println!(
+    crate::say!(
         "stable v1 on http://{stable_addr} (pid {sp}), canary v2 on http://{canary_addr} (pid {cp}){note}"
     );
     let cli = Overrides {
@@ -71,7 +71,7 @@ fn demo(bad: bool) -> Result<bool, Box<dyn std::error::Error>> {
         ..Overrides::default()
     };
     let srv = server::start(config::load(None, &cli)?)?;
-    println!("canary serve: proxy http://{}, admin http://{}", srv.proxy_addr, srv.admin_addr);
+    crate::say!("canary serve: proxy http://{}, admin http://{}", srv.proxy_addr, srv.admin_addr);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -86,7 +86,9 @@ fn demo(bad: bool) -> Result<bool, Box<dyn std::error::Error>> {
         manual: false,
         ..DeployRequest::default()
     };
-    println!("\ncanary deploy 10 http://{canary_addr} --steps 10,25,50,75,100 --bake 6s --final-watch 10s\n");
+    crate::say!(
+        "\ncanary deploy 10 http://{canary_addr} --steps 10,25,50,75,100 --bake 6s --final-watch 10s\n"
+    );
     lock(&srv.controller).deploy(&req, now_ms() as u64, None)?;
     let outcome = watch(&srv);
     stop.store(true, Ordering::Relaxed);
@@ -167,7 +169,7 @@ fn watch(srv: &Running) -> String {
         let step = st.rollout.as_ref().map_or(String::new(), |r| {
             format!("step {}/{}, {:>4.1}s left", r.step, r.steps, r.time_left_seconds)
         });
-        println!(
+        crate::say!(
             "[{:>3}s] {:<12} share {:>5.1}%  {step:<22} canary: {:>4} req {:>5.1}% err p95 {:>6}   stable: {:>5} req {:>5.1}% err",
             start.elapsed().as_secs(),
             st.state,
@@ -186,18 +188,18 @@ fn watch(srv: &Running) -> String {
 
 fn summarise(srv: &Running, outcome: &str, sent: u64) {
     let st = lock(&srv.controller).status();
-    println!("\nrollout ended: {outcome} ({sent} requests answered during the demo)");
+    crate::say!("\nrollout ended: {outcome} ({sent} requests answered during the demo)");
     match outcome {
-        "promoted" => println!("the canary is the new stable: {}", st.stable),
+        "promoted" => crate::say!("the canary is the new stable: {}", st.stable),
         "rolled_back" => {
-            println!("why: {}", st.rollout.as_ref().and_then(|r| r.reason.clone()).unwrap_or_default());
-            println!("\nincident record (from the event log):");
+            crate::say!("why: {}", st.rollout.as_ref().and_then(|r| r.reason.clone()).unwrap_or_default());
+            crate::say!("\nincident record (from the event log):");
             if let Ok(events) = srv.live.store().events(50) {
                 let timeline: Vec<_> =
                     events.iter().rev().filter(|e| e.detail.get("rollout").is_some()).collect();
                 let t0 = timeline.first().map_or(0, |e| e.at_ms);
                 for e in timeline {
-                    println!(
+                    crate::say!(
                         "  +{:>5.1}s  {:<16} share {}%",
                         (e.at_ms - t0) as f64 / 1000.0,
                         e.kind,
@@ -210,7 +212,7 @@ fn summarise(srv: &Running, outcome: &str, sent: u64) {
                             |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
                         let (name, outcome) =
                             (c["name"].as_str().unwrap_or(""), c["outcome"].as_str().unwrap_or(""));
-                        println!(
+                        crate::say!(
                             "    {name:<22} value {:>8}  threshold {:>8}  {outcome}",
                             num(&c["value"]),
                             num(&c["threshold"])
@@ -219,6 +221,6 @@ fn summarise(srv: &Running, outcome: &str, sent: u64) {
                 }
             }
         }
-        other => println!("the demo stopped while the rollout was {other}"),
+        other => crate::say!("the demo stopped while the rollout was {other}"),
     }
 }
