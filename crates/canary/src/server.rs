@@ -90,6 +90,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         cfg: Arc::clone(&cfg),
         flags,
         controller: Arc::clone(&controller),
+        sessions: Arc::default(),
     };
     threads.push(spawn_admin(admin_sock, state, rx)?);
     Ok(Running { proxy_addr, admin_addr, live, metrics, controller, shutdown: tx, stop_controller, threads })

@@ -81,7 +81,27 @@ async function poll() {
     rows("history", h.rollouts || [], (r) => [r.id, r.state, r.canary, r.reason]);
   } catch (e) { /* the stream's status shows the connection */ }
 }
-build(); connect(); poll(); setInterval(poll, 5000);
+// Actions: shown to anyone logged in; the server decides (a viewer is refused).
+let session = { role: null, csrf: "" };
+async function loadSession() {
+  try { session = await (await fetch("/admin/session")).json(); } catch (e) { return; }
+  text("who", session.role ? session.role : "");
+  document.getElementById("actions").hidden = !session.role;
+}
+async function act(name) {
+  const body = {};
+  if (name === "adjust") body.share = Number(document.getElementById("adjust-share").value);
+  if (name === "rollback" || name === "pause") body.reason = "from the dashboard";
+  const what = name === "adjust" ? "set the share to " + body.share + "%" : name;
+  if (!window.confirm("Really " + what + "?")) return;
+  const r = await fetch("/api/rollout/" + name, { method: "POST", headers: { "content-type": "application/json", "x-csrf-token": session.csrf }, body: JSON.stringify(body) });
+  const v = await r.json().catch(() => ({}));
+  const out = document.getElementById("action-result");
+  out.textContent = r.ok ? name + ": done, now " + v.state + " at " + v.share + "%" : name + " refused (" + r.status + "): " + (v.message || "");
+  out.className = r.ok ? "reason pass" : "reason fail";
+}
+document.querySelectorAll("#actions button[data-act]").forEach((b) => b.addEventListener("click", () => act(b.dataset.act)));
+build(); connect(); poll(); loadSession(); setInterval(poll, 5000);
 // Charts follow their panel's width, so the page fits a phone as well as a laptop.
 function fit() { for (const k in charts) { const box = charts[k].root.closest(".chart"); charts[k].setSize({ width: Math.max(200, box.clientWidth - 22), height: 180 }); } }
 window.addEventListener("resize", fit);

@@ -8,12 +8,14 @@
 //! - [`rollout`]: `GET /api/rollout`, `GET /api/rollouts`, `POST /api/rollout/{deploy,adjust,promote,pause,resume,rollback}`.
 //! - [`flags`]: `GET /api/flags[?user=ID]`, `PUT|DELETE /api/flags/{name}`.
 //! - [`dashboard`]: `/admin/monitoring`, its embedded assets, and `GET /api/stream`.
+//! - [`login`]: the dashboard's login form, sessions and CSRF token.
 //! - [`auth`]: the admin token on mutating calls.
 //! - this file: the router, health, events, flags-file status and `/metrics`.
 
 pub mod auth;
 pub mod dashboard;
 pub mod flags;
+pub mod login;
 pub mod metrics_json;
 pub mod rollout;
 pub mod routing;
@@ -47,6 +49,8 @@ pub struct AdminState {
     pub flags: Arc<Mutex<FlagsStatus>>,
     /// The rollout controller.
     pub controller: Arc<Mutex<Controller>>,
+    /// The dashboard's login sessions.
+    pub sessions: Arc<auth::Sessions>,
 }
 
 /// The admin API's routes.
@@ -61,6 +65,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/flags-file", get(flags_file))
         .route("/metrics", get(prom))
         .route("/admin/monitoring", get(dashboard::page))
+        .route("/admin/login", get(login::form).post(login::login))
+        .route("/admin/logout", post(login::logout))
+        .route("/admin/session", get(login::session))
         .route("/admin/assets/{name}", get(dashboard::asset))
         .route("/api/stream", get(dashboard::stream))
         .route("/api/rollout", get(rollout::status))

@@ -61,6 +61,8 @@ pub struct ServeConfig {
     pub controls: Controls,
     /// The token mutating admin calls must carry, if any.
     pub admin_token: Option<String>,
+    /// A token that may read (dashboard, API) but not act; when set, reads need a token.
+    pub viewer_token: Option<String>,
     /// Deployment windows (enforced on `deploy` when enabled).
     pub windows: Windows,
     /// Hooks, incidents, contacts, release tag, reports.
@@ -153,6 +155,9 @@ pub struct Overrides {
     /// A token that mutating admin API calls must send (`Authorization: Bearer ...`).
     #[arg(long, value_name = "TOKEN", env = "CANARY_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// A token that may read the dashboard and API but not act.
+    #[arg(long, value_name = "TOKEN", env = "CANARY_VIEWER_TOKEN", hide_env_values = true)]
+    pub viewer_token: Option<String>,
 }
 
 /// The TOML file as written; every field optional, unknown keys refused.
@@ -179,6 +184,7 @@ struct FileConfig {
     #[serde(default)]
     controls: FileControls,
     admin_token: Option<String>,
+    viewer_token: Option<String>,
     #[serde(default)]
     windows: WindowsConfig,
     #[serde(default)]
@@ -344,6 +350,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         controls: controls(&f.controls, o)?,
         policy: f.policy.clone(),
         admin_token: admin_token(cli, &f, o)?,
+        viewer_token: pick(&cli.viewer_token, &f.viewer_token).0.filter(|t| !t.is_empty()),
         windows: f.windows.build().map_err(|e| o.err(false, "", "", e))?,
         ops: OpsConfig {
             hooks: f

@@ -59,3 +59,47 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot was taken");
     srv.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_can_roll_back_from_the_page_and_a_viewer_cannot() {
+    let ready = e2e_dir().join("node_modules/playwright-core").exists()
+        && std::path::Path::new("/usr/bin/chromium").exists();
+    if !ready {
+        assert!(std::env::var("CI").is_err(), "CI must install chromium and e2e/node_modules (.ci/run does)");
+        eprintln!("skipping: chromium or e2e/node_modules missing");
+        return;
+    }
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let mut cfg = config(&stable, None, "0", dir.path());
+    cfg.admin_token = Some("op-secret".into());
+    cfg.viewer_token = Some("view-secret".into());
+    let srv = start(cfg);
+    let req = DeployRequest {
+        share: 25.0,
+        canary: canary.url(),
+        bake: Some("10m".into()),
+        ..DeployRequest::default()
+    };
+    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(e2e_dir().join("actions.mjs"))
+        .args([format!("http://{}", srv.admin_addr), "view-secret".into(), "op-secret".into()])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (v, o) = (&seen["viewer"], &seen["operator"]);
+    assert_eq!(v["login_shown"], true, "the page asks for a login: {seen}");
+    assert_eq!((v["role"].as_str(), o["role"].as_str()), (Some("viewer"), Some("operator")));
+    assert!(v["result"].as_str().unwrap().contains("refused (403)"), "{seen}");
+    assert!(o["result"].as_str().unwrap().contains("now rolled_back at 0%"), "{seen}");
+    assert_eq!((o["http_only"].as_bool(), o["same_site"].as_str()), (Some(true), Some("Strict")));
+    assert_eq!(lock(&srv.controller).status().state, "rolled_back");
+    // With a viewer token configured, reads need a token too; health stays open.
+    let c = client();
+    assert_eq!(get(&c, srv.admin_addr, "/api/rollout", &[]).await.0, 401);
+    assert_eq!(get(&c, srv.admin_addr, "/api/rollout", &[("authorization", "Bearer view-secret")]).await.0, 200);
+    assert_eq!(get(&c, srv.admin_addr, "/api/v2/health", &[]).await.0, 200);
+    srv.shutdown();
+}
