@@ -99,7 +99,10 @@ async fn an_operator_can_roll_back_from_the_page_and_a_viewer_cannot() {
     // With a viewer token configured, reads need a token too; health stays open.
     let c = client();
     assert_eq!(get(&c, srv.admin_addr, "/api/rollout", &[]).await.0, 401);
-    assert_eq!(get(&c, srv.admin_addr, "/api/rollout", &[("authorization", "Bearer view-secret")]).await.0, 200);
+    assert_eq!(
+        get(&c, srv.admin_addr, "/api/rollout", &[("authorization", "Bearer view-secret")]).await.0,
+        200
+    );
     assert_eq!(get(&c, srv.admin_addr, "/api/v2/health", &[]).await.0, 200);
     srv.shutdown();
 }

@@ -11,6 +11,7 @@ mod dashboard;
 mod demo;
 mod durability;
 mod flags;
+mod hostile;
 mod ops;
 mod proxy;
 mod rollout;
