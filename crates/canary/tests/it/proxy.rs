@@ -134,6 +134,7 @@ async fn share_changed_a_thousand_times_under_load_fails_no_request() {
     });
     let load: Vec<_> = load.collect();
     let live = Arc::clone(&srv.live);
+    let before = ok.load(Ordering::Relaxed);
     tokio::task::spawn_blocking(move || {
         for i in 0..1000u16 {
             let share = Share::from_basis_points((i * 37) % 10_001).unwrap();
@@ -142,11 +143,14 @@ async fn share_changed_a_thousand_times_under_load_fails_no_request() {
     })
     .await
     .unwrap();
+    let during = ok.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
     join_all(load).await;
     let (ok, bad) = (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
     assert_eq!(bad, 0, "{bad} of {} requests failed", ok + bad);
-    assert!(ok > 1000, "the load ran alongside the changes: {ok} requests");
+    // However slow the machine, requests must have been answered while the
+    // share was changing, or the test proved nothing.
+    assert!(during >= 100, "only {during} requests were answered during the 1,000 changes");
     let events = srv.live.store().events(2000).unwrap();
     assert!(events.iter().filter(|e| e.kind == "share_changed").count() >= 990, "every change is recorded");
     Arc::try_unwrap(srv).unwrap().shutdown();
