@@ -28,7 +28,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_cleanly() {
     assert_eq!(status, 200);
     let pid = p.child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(
         tokio::net::TcpStream::connect(proxy).await.is_err(),
         "new connections are refused while draining"
