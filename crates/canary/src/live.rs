@@ -114,6 +114,17 @@ impl Live {
         })
     }
 
+    /// Sends no traffic to the canary without recording it: only for a rollback
+    /// while the state file cannot be written. The next successful write
+    /// records the share as it is.
+    pub fn emergency_share_zero(&self) {
+        let _guard = self.lock_meta();
+        let mut t = (*self.routing.load_full()).clone();
+        t.share = Share::ZERO;
+        self.routing.store(Arc::new(t));
+        tracing::error!("canary share set to 0 in memory only: the state file cannot be written");
+    }
+
     /// The current routing table (lock-free).
     pub fn routing(&self) -> Guard<Arc<RoutingTable>> {
         self.routing.load()

@@ -154,6 +154,9 @@ fn print_status(v: &Value) {
         s.stable,
         s.canary.as_deref().unwrap_or("-")
     );
+    if let Some(e) = &s.error {
+        crate::say!("PROBLEM: {e}");
+    }
     let Some(r) = s.rollout else { return };
     let plan: Vec<String> = r.plan.iter().map(|p| format!("{p}")).collect();
     crate::say!(

@@ -51,6 +51,9 @@ pub struct Status {
     pub canary: Option<String>,
     /// The latest rollout, if any.
     pub rollout: Option<RolloutView>,
+    /// Why the controller cannot work right now (the state file failing), if so.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A rollout as shown.
@@ -92,6 +95,7 @@ impl Status {
             stable: ups.stable.url().to_string(),
             canary: ups.canary.as_ref().map(|c| c.url().to_string()),
             rollout: r.map(view),
+            error: None,
         }
     }
 }

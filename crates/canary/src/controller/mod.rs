@@ -97,6 +97,8 @@ pub struct Controller {
     pub resources: resources::Shared,
     /// Where events go for hooks, incidents, tags and reports.
     pub outbox: Option<Outbox>,
+    /// Why the controller cannot do its job right now (the state file failing).
+    fault: Option<String>,
 }
 
 impl Controller {
@@ -122,12 +124,15 @@ impl Controller {
             last_persist_ms: 0,
             resources: Default::default(),
             outbox: None,
+            fault: None,
         })
     }
 
     /// Where things stand, for `status`.
     pub fn status(&self) -> Status {
-        Status::of(self.rollout.as_ref(), &self.live)
+        let mut st = Status::of(self.rollout.as_ref(), &self.live);
+        st.error = self.fault.clone();
+        st
     }
 
     /// One look: measure, judge, act.
@@ -282,12 +287,32 @@ impl Controller {
     }
 
     /// Applies decisions; on a failed write, puts the rollout back as it was.
+    /// Applies decisions. If the state file cannot be written, nothing the
+    /// rollout decided takes effect, except a rollback: pulling the canary out
+    /// must never wait for a disk. Either way the rollout holds (paused, in
+    /// memory) and says why; it is recorded once the file can be written again.
     fn carry_out(&mut self, before: Rollout, ds: Vec<Decision>, now: u64) -> Result<(), ControlError> {
         let result = self.apply(ds, now);
-        if result.is_err() {
-            self.rollout = Some(before);
+        match &result {
+            Ok(()) => self.fault = None,
+            Err(ControlError::Store(e)) => self.hold_on_store_error(before, now, e.to_string()),
+            Err(_) => self.rollout = Some(before),
         }
         result
+    }
+
+    fn hold_on_store_error(&mut self, before: Rollout, now: u64, e: String) {
+        let rolled_back = self.rollout.as_ref().is_some_and(|r| r.state == State::RolledBack) && before.state != State::RolledBack;
+        self.fault = Some(format!("the state file cannot be written ({e}); the rollout holds until it can"));
+        if rolled_back {
+            self.live.emergency_share_zero();
+            return;
+        }
+        let mut held = before;
+        if held.is_active() && held.state != State::Paused {
+            let _ = held.pause(now, &format!("state file cannot be written: {e}"));
+        }
+        self.rollout = Some(held);
     }
 
     fn apply(&mut self, ds: Vec<Decision>, now: u64) -> Result<(), ControlError> {
