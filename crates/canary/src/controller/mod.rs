@@ -302,7 +302,8 @@ impl Controller {
     }
 
     fn hold_on_store_error(&mut self, before: Rollout, now: u64, e: String) {
-        let rolled_back = self.rollout.as_ref().is_some_and(|r| r.state == State::RolledBack) && before.state != State::RolledBack;
+        let rolled_back = self.rollout.as_ref().is_some_and(|r| r.state == State::RolledBack)
+            && before.state != State::RolledBack;
         self.fault = Some(format!("the state file cannot be written ({e}); the rollout holds until it can"));
         if rolled_back {
             self.live.emergency_share_zero();

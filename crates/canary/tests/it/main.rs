@@ -9,6 +9,7 @@ mod checks;
 mod config_cli;
 mod dashboard;
 mod demo;
+mod disk;
 mod durability;
 mod flags;
 mod hostile;

@@ -1,0 +1,99 @@
+//! The state file's disk filling up mid-rollout: the rollout holds (paused),
+//! says why, never advances unrecorded, and carries on once there is room.
+//! Uses a small tmpfs, so it needs root (CI runs as root).
+
+use crate::support::*;
+use std::process::Command as Cmd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = Cmd::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir)
+            .status()
+            .ok()?
+            .success();
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Cmd::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_holds_the_rollout_and_says_why() {
+    let dir = tempdir();
+    let Some(fs) = Tmpfs::mount(&dir.path().join("state")) else {
+        assert!(std::env::var("CI").is_err(), "CI runs as root and must be able to mount a tmpfs");
+        eprintln!("skipping: cannot mount a tmpfs (not root)");
+        return;
+    };
+    let (stable, canary) = (Upstream::start("stable"), Upstream::start("canary"));
+    let state = fs.0.join("s.db").display().to_string();
+    let p = Process::start(&[
+        "--stable",
+        &stable.url(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--state",
+        &state,
+    ]);
+    let admin = format!("http://{}", p.admin);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = spawn_load(p.proxy, 300, Arc::clone(&stop));
+    let (code, _, err) = cli(&[
+        "deploy",
+        "50",
+        &canary.url(),
+        "--steps",
+        "50,100",
+        "--bake",
+        "3s",
+        "--final-watch",
+        "3s",
+        "--admin",
+        &admin,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let filler = fill(&fs.0);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let status = || async {
+        let (_, out, _) = cli(&["status", "--json", "--admin", &admin]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let s = status().await;
+    assert_eq!(s["state"], "paused", "{s}");
+    assert_eq!(s["share"], 50.0, "never advanced without recording it: {s}");
+    assert!(s["error"].as_str().unwrap_or("").contains("state file cannot be written"), "{s}");
+    std::fs::remove_file(&filler).unwrap();
+    let recovered = eventually(10, || async { status().await["error"].is_null() }).await;
+    assert!(recovered, "the error clears once the file can be written");
+    let (code, out, err) = cli(&["resume", "--admin", &admin]);
+    assert_eq!(code, 0, "{out}{err}");
+    let promoted = eventually(20, || async { status().await["state"] == "promoted" }).await;
+    stop.store(true, Ordering::Relaxed);
+    let (_, bad) = load.await.unwrap();
+    assert!(promoted, "{}", status().await);
+    assert_eq!(bad, 0, "no client request failed through it all");
+    drop(p);
+}
