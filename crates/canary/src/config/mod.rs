@@ -280,6 +280,15 @@ pub fn load_windows(file: Option<&Path>) -> Result<Windows, ConfigError> {
     parsed.windows.build().map_err(|reason| ConfigError { origin, key: String::new(), reason })
 }
 
+/// Parses and validates config text as if it were a file with no flags given
+/// (for tools and fuzzing: the same path a file takes, minus the read).
+pub fn load_str(text: &str) -> Result<ServeConfig, ConfigError> {
+    let origin = "config text".to_string();
+    let parsed: FileConfig =
+        toml::from_str(text).map_err(|e| ConfigError { origin, key: String::new(), reason: toml_reason(&e, text) })?;
+    build(parsed, &Overrides::default(), &Origin { file: None })
+}
+
 /// Reads the optional file, applies the overrides and validates the result.
 pub fn load(file: Option<&Path>, cli: &Overrides) -> Result<ServeConfig, ConfigError> {
     let parsed = match file {

@@ -129,3 +129,9 @@ fn an_admin_api_beyond_loopback_needs_a_token() {
     let guarded = Overrides { admin_token: Some("t".into()), ..open };
     assert_eq!(load(None, &guarded).unwrap().admin_token.as_deref(), Some("t"));
 }
+
+#[test]
+fn text_is_validated_like_a_file() {
+    assert!(load_str("[upstreams]\nstable = \"http://127.0.0.1:1\"\n").is_ok());
+    assert!(load_str("[upstreams\n").unwrap_err().to_string().contains("line 1"));
+}
