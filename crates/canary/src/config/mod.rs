@@ -284,8 +284,11 @@ pub fn load_windows(file: Option<&Path>) -> Result<Windows, ConfigError> {
 /// (for tools and fuzzing: the same path a file takes, minus the read).
 pub fn load_str(text: &str) -> Result<ServeConfig, ConfigError> {
     let origin = "config text".to_string();
-    let parsed: FileConfig =
-        toml::from_str(text).map_err(|e| ConfigError { origin, key: String::new(), reason: toml_reason(&e, text) })?;
+    let parsed: FileConfig = toml::from_str(text).map_err(|e| ConfigError {
+        origin,
+        key: String::new(),
+        reason: toml_reason(&e, text),
+    })?;
     build(parsed, &Overrides::default(), &Origin { file: None })
 }
 

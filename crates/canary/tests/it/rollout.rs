@@ -257,3 +257,40 @@ fn after_kill_9_a_rollout_resumes_at_the_same_step_with_its_remaining_bake() {
     // About 2-4 s were baked before the kill; the 2 s it was down do not count.
     assert!((594.0..=599.0).contains(&left), "time left {left}");
 }
+
+#[test]
+fn the_admin_token_never_appears_in_the_logs() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let state = arg(dir.path(), "s.db");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args([
+            "serve",
+            "--stable",
+            &stable.url(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--state",
+            &state,
+        ])
+        .args(["--admin-token", "tok-7f3a9c"])
+        .env("CANARY_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+        .unwrap();
+    let admin = format!("http://{}", line.trim().rsplit(' ').next().unwrap());
+    let (code, _, err) = cli(&["deploy", "10", &canary.url(), "--admin", &admin, "--token", "tok-7f3a9c"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = cli(&["rollback", "--admin", &admin, "--token", "wrong-token"]);
+    assert_eq!(code, 4);
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("rollout_started"), "the logs were captured: {}", &logs[..logs.len().min(500)]);
+    assert!(!logs.contains("tok-7f3a9c") && !logs.contains("wrong-token"), "a token was logged");
+}
