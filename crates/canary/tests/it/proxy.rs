@@ -170,11 +170,19 @@ fn a_100_mb_body_streams_both_ways_in_flat_memory() {
         &arg(dir.path(), "s.db"),
     ]);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let before = p.peak_rss_kib();
     let size: u64 = 100 * 1024 * 1024;
+    let c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Zeros>();
+    // Warm up first (pools, metric slots, allocator arenas), so what is measured
+    // is what the bodies themselves cost.
     rt.block_on(async {
-        let c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<Zeros>();
+        for path in ["/count", "/bytes/1048576"] {
+            let req = Request::post(format!("http://{}{path}", p.proxy)).body(Zeros::new(1 << 20)).unwrap();
+            let _ = c.request(req).await.unwrap().into_body().collect().await.unwrap();
+        }
+    });
+    let before = p.peak_rss_kib();
+    rt.block_on(async {
         let up = Request::post(format!("http://{}/count", p.proxy)).body(Zeros::new(size)).unwrap();
         let resp = c.request(up).await.unwrap();
         assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), size.to_string());
@@ -187,7 +195,9 @@ fn a_100_mb_body_streams_both_ways_in_flat_memory() {
         assert_eq!(got, size);
     });
     let growth = p.peak_rss_kib().saturating_sub(before);
-    assert!(growth < 20 * 1024, "peak memory grew by {growth} KiB while streaming 2 x 100 MiB");
+    // Buffering either body whole would add 100 MiB; streaming costs a few
+    // buffers' worth whatever the size.
+    assert!(growth < 32 * 1024, "peak memory grew by {growth} KiB while streaming 2 x 100 MiB");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
