@@ -85,7 +85,9 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// Time for an upstream to send its response head before answering 504.
     pub response_timeout: Duration,
-    /// Time for a client to send a whole request head.
+    /// Time for a client to send a whole request head; it also bounds how long
+    /// an idle keep-alive connection is kept (as nginx's client_header_timeout
+    /// and keepalive_timeout do). Default 60 s.
     pub header_read_timeout: Duration,
     /// The largest request head accepted, in bytes (431 beyond).
     pub max_header_bytes: usize,
@@ -466,7 +468,7 @@ fn proxy(p: &FileProxy, o: &Origin<'_>) -> Result<ProxyConfig, ConfigError> {
     Ok(ProxyConfig {
         connect_timeout: ms(p.connect_timeout_ms, 2_000, "proxy.connect_timeout_ms")?,
         response_timeout: ms(p.response_timeout_ms, 30_000, "proxy.response_timeout_ms")?,
-        header_read_timeout: ms(p.header_read_timeout_ms, 10_000, "proxy.header_read_timeout_ms")?,
+        header_read_timeout: ms(p.header_read_timeout_ms, 60_000, "proxy.header_read_timeout_ms")?,
         max_header_bytes,
         max_body_bytes: p.max_body_bytes.unwrap_or(1 << 30),
         workers,
