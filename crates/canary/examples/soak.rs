@@ -41,9 +41,14 @@ fn spawn(args: &[&str]) -> Result<(Guard, Vec<SocketAddr>)> {
     let guard = Guard(child);
     let mut line = String::new();
     std::io::BufReader::new(out).read_line(&mut line)?;
-    let addrs: Vec<SocketAddr> = line.split_whitespace().filter_map(|w| w.trim_end_matches(',').parse().ok()).collect();
+    let addrs: Vec<SocketAddr> =
+        line.split_whitespace().filter_map(|w| w.trim_end_matches(',').parse().ok()).collect();
     if addrs.is_empty() {
-        return Err(format!("`canary {}` said {line:?}; build it first: cargo build --release -p canary", args.join(" ")).into());
+        return Err(format!(
+            "`canary {}` said {line:?}; build it first: cargo build --release -p canary",
+            args.join(" ")
+        )
+        .into());
     }
     Ok((guard, addrs))
 }

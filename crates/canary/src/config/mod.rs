@@ -89,6 +89,8 @@ pub struct ProxyConfig {
     /// an idle keep-alive connection is kept (as nginx's client_header_timeout
     /// and keepalive_timeout do). Default 60 s.
     pub header_read_timeout: Duration,
+    /// The longest pause in a request body before it is answered 408.
+    pub body_read_timeout: Duration,
     /// The largest request head accepted, in bytes (431 beyond).
     pub max_header_bytes: usize,
     /// The largest request body accepted, in bytes (413 beyond).
@@ -241,6 +243,7 @@ struct FileProxy {
     connect_timeout_ms: Option<u64>,
     response_timeout_ms: Option<u64>,
     header_read_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
     max_header_bytes: Option<usize>,
     max_body_bytes: Option<u64>,
     workers: Option<usize>,
@@ -469,6 +472,7 @@ fn proxy(p: &FileProxy, o: &Origin<'_>) -> Result<ProxyConfig, ConfigError> {
         connect_timeout: ms(p.connect_timeout_ms, 2_000, "proxy.connect_timeout_ms")?,
         response_timeout: ms(p.response_timeout_ms, 30_000, "proxy.response_timeout_ms")?,
         header_read_timeout: ms(p.header_read_timeout_ms, 60_000, "proxy.header_read_timeout_ms")?,
+        body_read_timeout: ms(p.body_read_timeout_ms, 30_000, "proxy.body_read_timeout_ms")?,
         max_header_bytes,
         max_body_bytes: p.max_body_bytes.unwrap_or(1 << 30),
         workers,

@@ -12,20 +12,43 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// The body sent upstream: the client's body (cut off past the size limit),
-/// or none, for a body-less request replayed on stable after the canary failed.
+/// The body sent upstream: the client's body (cut off past the size limit,
+/// and past a pause longer than the body read timeout), or none, for a
+/// body-less request replayed on stable after the canary failed.
 #[derive(Debug)]
 pub enum UpstreamReqBody {
     /// The client's body.
-    Client(Limited<Incoming>),
+    Client(ClientBody),
     /// No body.
     Empty,
 }
+
+/// A client's request body with a limit on how long it may stall.
+#[derive(Debug)]
+pub struct ClientBody {
+    inner: Limited<Incoming>,
+    idle: std::time::Duration,
+    // Armed only while the client is silent, so a steady upload costs nothing.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl ClientBody {
+    /// Wraps `inner`; a pause longer than `idle` ends the body with [`BodyStalled`].
+    pub fn new(inner: Limited<Incoming>, idle: std::time::Duration) -> ClientBody {
+        ClientBody { inner, idle, timer: None }
+    }
+}
+
+/// The client stopped sending its body.
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent no body data for {0:?}")]
+pub struct BodyStalled(pub std::time::Duration);
 
 impl hyper::body::Body for UpstreamReqBody {
     type Data = bytes::Bytes;
@@ -35,22 +58,34 @@ impl hyper::body::Body for UpstreamReqBody {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            UpstreamReqBody::Client(b) => std::pin::Pin::new(b).poll_frame(cx),
-            UpstreamReqBody::Empty => std::task::Poll::Ready(None),
+        use std::task::Poll;
+        let UpstreamReqBody::Client(b) = self.get_mut() else { return Poll::Ready(None) };
+        match std::pin::Pin::new(&mut b.inner).poll_frame(cx) {
+            Poll::Pending => {
+                let idle = b.idle;
+                let timer = b.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(idle))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                b.timer = None;
+                ready
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            UpstreamReqBody::Client(b) => b.is_end_stream(),
+            UpstreamReqBody::Client(b) => b.inner.is_end_stream(),
             UpstreamReqBody::Empty => true,
         }
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         match self {
-            UpstreamReqBody::Client(b) => b.size_hint(),
+            UpstreamReqBody::Client(b) => b.inner.size_hint(),
             UpstreamReqBody::Empty => hyper::body::SizeHint::with_exact(0),
         }
     }

@@ -9,7 +9,7 @@
 
 use super::body::{Completion, ProxyBody};
 use super::headers::{X_CANARY, X_CANARY_VERSION, set_forwarded, strip_hop_by_hop};
-use super::pool::{Checkout, Pool, UpstreamReqBody};
+use super::pool::{BodyStalled, Checkout, ClientBody, Pool, UpstreamReqBody};
 use super::reply;
 use crate::config::{ServeConfig, UserKey};
 use crate::live::Live;
@@ -80,7 +80,7 @@ pub async fn handle(
     drop(norm);
     let ctx =
         Ctx { route, start, method: req.method().clone(), uri: req.uri().clone(), version: req.version(), w };
-    let req = prepare(req, peer, ctx.w.cfg.proxy.max_body_bytes);
+    let req = prepare(req, peer, ctx.w.cfg.proxy.max_body_bytes, ctx.w.cfg.proxy.body_read_timeout);
     Ok(forward(&ctx, version, req).await)
 }
 
@@ -136,7 +136,12 @@ fn ip_bytes(peer: SocketAddr, buf: &mut [u8; 48]) -> &[u8] {
     &buf[..n]
 }
 
-fn prepare(req: Request<Incoming>, peer: SocketAddr, limit: u64) -> Request<UpstreamReqBody> {
+fn prepare(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    limit: u64,
+    idle: std::time::Duration,
+) -> Request<UpstreamReqBody> {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // HTTP/2 carries the host in the `:authority` pseudo-header, not `Host`.
@@ -149,7 +154,7 @@ fn prepare(req: Request<Incoming>, peer: SocketAddr, limit: u64) -> Request<Upst
     // Limited counts bytes as they stream, catching chunked bodies that grow
     // past the limit without declaring a length.
     let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    Request::from_parts(parts, UpstreamReqBody::Client(body))
+    Request::from_parts(parts, UpstreamReqBody::Client(ClientBody::new(body, idle)))
 }
 
 async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> Response<ProxyBody> {
@@ -197,6 +202,11 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
                 "upstream_timeout",
                 &format!("{version} upstream: {why}"),
             )
+        }
+        Err(SendError::Failed(e)) if caused_by::<BodyStalled>(&e) => {
+            record(ctx, version, Some(408), false);
+            let msg = format!("the request body stalled for {:?}", ctx.w.cfg.proxy.body_read_timeout);
+            reply::error(StatusCode::REQUEST_TIMEOUT, "body_timeout", &msg)
         }
         Err(SendError::Failed(e)) if is_body_limit(&e) => {
             record(ctx, version, Some(413), false);
@@ -322,9 +332,14 @@ fn remember(ctx: &Ctx, version: Version, status: Option<u16>, why: &str) {
 }
 
 fn is_body_limit(e: &hyper::Error) -> bool {
+    caused_by::<LengthLimitError>(e)
+}
+
+/// Whether `E` is somewhere in `e`'s chain of causes.
+fn caused_by<E: std::error::Error + 'static>(e: &hyper::Error) -> bool {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
-        if s.is::<LengthLimitError>() {
+        if s.is::<E>() {
             return true;
         }
         src = s.source();

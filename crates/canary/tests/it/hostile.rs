@@ -90,3 +90,26 @@ async fn a_slowloris_client_is_cut_off_and_does_not_starve_others() {
     }
     srv.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stalls_its_body_gets_408_and_frees_the_upstream() {
+    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let mut cfg = config(&stable, None, "0", dir.path());
+    cfg.proxy.body_read_timeout = Duration::from_millis(500);
+    let srv = start(cfg);
+    let a = srv.proxy_addr;
+    let stalled = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let reply = raw(a, b"POST /count HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nonly ten.").await;
+        (reply, started.elapsed())
+    });
+    let c = client();
+    for _ in 0..10 {
+        assert_eq!(get(&c, a, "/", &[]).await.0, 200, "others are served meanwhile");
+    }
+    let (reply, took) = stalled.await.unwrap();
+    assert_eq!(status(&reply), "408", "{reply}");
+    assert!(reply.contains("body_timeout"), "{reply}");
+    assert!(took < Duration::from_secs(3), "answered soon after the stall: {took:?}");
+    srv.shutdown();
+}
