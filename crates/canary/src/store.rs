@@ -278,8 +278,8 @@ mod tests {
 
     #[test]
     fn routing_and_events_survive_reopen() {
-        let dir = tempdir();
-        let path = dir.join("state.db");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
         let r = PersistedRouting {
             share_bp: 2500,
             excludes: vec!["/a/*".into()],
@@ -296,11 +296,5 @@ mod tests {
         let ev = s.events(10).unwrap();
         assert_eq!((ev.len(), ev[0].kind.as_str(), ev[0].source.as_str()), (1, "share_changed", "api"));
         assert_eq!(ev[0].detail["to"], 25.0);
-    }
-
-    fn tempdir() -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("canary-store-{}-{}", std::process::id(), now_ms()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
     }
 }
