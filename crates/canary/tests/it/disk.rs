@@ -48,16 +48,7 @@ async fn a_full_disk_holds_the_rollout_and_says_why() {
     };
     let (stable, canary) = (Upstream::start("stable"), Upstream::start("canary"));
     let state = fs.0.join("s.db").display().to_string();
-    let p = Process::start(&[
-        "--stable",
-        &stable.url(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--state",
-        &state,
-    ]);
+    let p = serve_proc(&stable, &state, &[]);
     let admin = format!("http://{}", p.admin);
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(p.proxy, 300, Arc::clone(&stop));

@@ -142,16 +142,7 @@ async fn killing_the_canary_mid_rollout_costs_clients_nothing_and_rolls_back() {
 fn the_cli_deploys_reports_and_refuses_misuse_cleanly() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let state = arg(dir.path(), "s.db");
-    let p = Process::start(&[
-        "--stable",
-        &stable.url(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--state",
-        &state,
-    ]);
+    let p = serve_proc(&stable, &state, &[]);
     let admin = format!("http://{}", p.admin);
     let a = ["--admin", admin.as_str()];
     let run = |args: &[&str]| cli(&[args, &a[..]].concat());

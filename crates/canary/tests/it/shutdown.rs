@@ -8,18 +8,7 @@ use std::time::Duration;
 async fn sigterm_lets_in_flight_requests_finish_then_exits_cleanly() {
     let (stable, dir) = (Upstream::start("stable"), tempdir());
     let state = arg(dir.path(), "s.db");
-    let mut p = Process::start(&[
-        "--stable",
-        &stable.url(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--state",
-        &state,
-        "--share",
-        "0",
-    ]);
+    let mut p = serve_proc(&stable, &state, &["--share", "0"]);
     let c = client();
     let proxy = p.proxy;
     let slow = tokio::spawn(async move { get(&client(), proxy, "/slow/1500", &[]).await });
@@ -38,17 +27,6 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_cleanly() {
     let code = tokio::task::spawn_blocking(move || p.child.wait().unwrap()).await.unwrap();
     assert!(code.success(), "exit status {code}");
     // The state was saved: a new process starts from the share set before SIGTERM.
-    let p = Process::start(&[
-        "--stable",
-        &stable.url(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--state",
-        &state,
-        "--share",
-        "0",
-    ]);
+    let p = serve_proc(&stable, &state, &["--share", "0"]);
     assert_eq!(admin_json(&client(), p.admin, "/api/routing").await["share"], 5.0);
 }

@@ -301,6 +301,16 @@ impl Drop for Process {
     }
 }
 
+/// `canary serve` as a process in front of `stable` on ephemeral ports, its
+/// state in `state`, with `extra` flags.
+pub fn serve_proc(stable: &Upstream, state: &str, extra: &[&str]) -> Process {
+    let url = stable.url();
+    let mut args =
+        vec!["--stable", url.as_str(), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--state", state];
+    args.extend_from_slice(extra);
+    Process::start(&args)
+}
+
 /// Runs the binary to completion; returns exit code and stderr.
 pub fn run_canary(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_canary")).args(args).output().unwrap();
