@@ -6,6 +6,7 @@
 //! it is dropped early (client gone) or fails, it records that and lets the
 //! connection close.
 
+use super::h1;
 use super::pool::{Checkout, Pool};
 use crate::metrics::{Outcome, Shard};
 use bytes::Bytes;
@@ -24,7 +25,7 @@ pub enum ProxyBody {
     /// The upstream's body, streamed.
     Upstream {
         /// The body.
-        inner: Incoming,
+        inner: UpstreamBody,
         /// What to do when it ends.
         done: Completion,
     },
@@ -39,6 +40,55 @@ impl ProxyBody {
     }
 }
 
+/// An upstream's response body, from whichever client carried the exchange.
+#[derive(Debug)]
+pub enum UpstreamBody {
+    /// From hyper's client (requests with a body).
+    Hyper(Incoming),
+    /// Read straight from the connection (the lean path, see `h1`).
+    Lean(h1::body::Body),
+}
+
+impl UpstreamBody {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self {
+            UpstreamBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::Lean(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Hyper(b) => b.is_end_stream(),
+            UpstreamBody::Lean(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Hyper(b) => b.size_hint(),
+            UpstreamBody::Lean(b) => b.size_hint(),
+        }
+    }
+
+    /// The lean path's connection, if it can carry another exchange.
+    fn take_reusable(&mut self) -> Option<h1::Conn> {
+        match self {
+            UpstreamBody::Hyper(_) => None,
+            UpstreamBody::Lean(b) => b.take_reusable(),
+        }
+    }
+}
+
+/// The connection behind a response, to go back to the pool when it ends.
+#[derive(Debug)]
+pub enum Recycle {
+    /// A hyper connection.
+    Hyper(Checkout),
+    /// A plain connection to the upstream with this key; the body holds it.
+    Lean(Arc<str>),
+}
+
 /// Records a request's outcome and recycles its connection, exactly once.
 #[derive(Debug)]
 pub struct Completion {
@@ -47,7 +97,7 @@ pub struct Completion {
     /// The worker's pool.
     pub pool: Arc<Pool>,
     /// The connection, returned to the pool on a clean end.
-    pub conn: Option<Checkout>,
+    pub conn: Option<Recycle>,
     /// The outcome so far; completed with the latency at the end.
     pub outcome: Outcome,
     /// When the request arrived.
@@ -57,10 +107,16 @@ pub struct Completion {
 }
 
 impl Completion {
-    fn finish(&mut self, clean: bool) {
+    fn finish(&mut self, body: &mut UpstreamBody, clean: bool) {
         self.finished = true;
-        if let Some(c) = self.conn.take().filter(|_| clean) {
-            self.pool.put(c);
+        match self.conn.take().filter(|_| clean) {
+            Some(Recycle::Hyper(c)) => self.pool.put(c),
+            Some(Recycle::Lean(key)) => {
+                if let Some(c) = body.take_reusable() {
+                    self.pool.put_lean(key, c);
+                }
+            }
+            None => {}
         }
     }
 }
@@ -86,17 +142,17 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Upstream { inner, done } => match Pin::new(inner).poll_frame(cx) {
+            ProxyBody::Upstream { inner, done } => match inner.poll_frame(cx) {
                 Poll::Ready(None) => {
-                    done.finish(true);
+                    done.finish(inner, true);
                     Poll::Ready(None)
                 }
                 Poll::Ready(Some(Err(e))) => {
                     done.outcome.failure = true;
-                    done.finish(false);
-                    Poll::Ready(Some(Err(e.into())))
+                    done.finish(inner, false);
+                    Poll::Ready(Some(Err(e)))
                 }
-                other => other.map_err(Into::into),
+                other => other,
             },
         }
     }
@@ -126,7 +182,7 @@ impl Drop for ProxyBody {
             && !done.finished
             && inner.is_end_stream()
         {
-            done.finish(true);
+            done.finish(inner, true);
         }
     }
 }

@@ -56,11 +56,15 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// Sets the `x-forwarded-*` headers for a request from `peer`.
-pub fn set_forwarded(h: &mut HeaderMap, peer: IpAddr) {
+/// Sets the `x-forwarded-*` headers for a request from `peer`, whose address
+/// is `peer_ip` already formatted as a header value (once per connection).
+pub fn set_forwarded(h: &mut HeaderMap, peer_ip: &HeaderValue) {
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => HeaderValue::from_str(&format!("{prev}, {peer}")).ok(),
-        _ => ip_value(peer),
+        Some(prev) if !prev.is_empty() => {
+            let ip = peer_ip.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{prev}, {ip}")).ok()
+        }
+        _ => Some(peer_ip.clone()),
     };
     if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR, v);
@@ -71,15 +75,11 @@ pub fn set_forwarded(h: &mut HeaderMap, peer: IpAddr) {
     }
 }
 
-/// The address as a header value, formatted on the stack.
-fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
-    use std::io::Write;
-    let mut buf = [0u8; 48];
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    // An IPv6 address is at most 45 characters, so it always fits.
-    write!(cur, "{ip}").ok()?;
-    let n = cur.position() as usize;
-    HeaderValue::from_bytes(&buf[..n]).ok()
+/// The address as a header value.
+pub fn ip_value(ip: IpAddr) -> HeaderValue {
+    // An IP address's text is always a valid header value; the fallback is
+    // never taken.
+    HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 #[cfg(test)]
@@ -104,7 +104,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         h.insert(header::HOST, HeaderValue::from_static("api.example"));
-        set_forwarded(&mut h, "127.0.0.1".parse().unwrap());
+        set_forwarded(&mut h, &ip_value("127.0.0.1".parse().unwrap()));
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[&X_FORWARDED_HOST], "api.example");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");

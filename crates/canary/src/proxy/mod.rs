@@ -4,6 +4,7 @@
 //! - [`listener`]: binds one `SO_REUSEPORT` socket per worker on the same address.
 //! - [`service`]: one request's phases (limits, route, forward, respond).
 //! - [`pool`]: a worker's upstream connections.
+//! - [`h1`]: the lean in-task HTTP/1.1 exchange for body-less requests.
 //! - [`body`]: the streamed response body that records the outcome at its end.
 //! - [`headers`]: hop-by-hop and `x-forwarded-*` handling.
 //! - [`reply`]: the proxy's own JSON error replies.
@@ -14,6 +15,7 @@
 //! path free of cross-thread locks and cache-line traffic.
 
 pub mod body;
+pub mod h1;
 pub mod headers;
 pub mod listener;
 pub mod pool;
@@ -89,7 +91,8 @@ async fn serve(worker: Arc<Worker>, sock: std::net::TcpListener, mut shutdown: w
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let w = Arc::clone(&worker);
-                    let svc = service_fn(move |req| service::handle(Arc::clone(&w), peer, req));
+                    let peer = service::Peer::new(peer);
+                    let svc = service_fn(move |req| service::handle(Arc::clone(&w), Arc::clone(&peer), req));
                     let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                     tokio::spawn(graceful.watch(conn));
                 }

@@ -6,6 +6,7 @@
 //! lets the proxy see that the canary refused the connection while it still
 //! holds the request, and send it to stable instead.
 
+use super::h1;
 use crate::upstream::Upstream;
 use http_body_util::Limited;
 use hyper::body::Incoming;
@@ -123,10 +124,15 @@ pub enum ConnectError {
     },
 }
 
-/// Idle connections by upstream URL.
+/// Idle connections of one kind, by upstream URL.
+type Idle<T> = Mutex<HashMap<Arc<str>, Vec<T>>>;
+
+/// Idle connections by upstream URL: hyper's, for requests with a body, and
+/// plain sockets for the lean path of body-less requests (see `h1`).
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<HashMap<Arc<str>, Vec<Sender>>>,
+    idle: Idle<Sender>,
+    lean: Idle<h1::Conn>,
     connect_timeout: Duration,
     max_idle: usize,
 }
@@ -143,23 +149,54 @@ pub struct Checkout {
 impl Pool {
     /// An empty pool.
     pub fn new(connect_timeout: Duration, max_idle: usize) -> Arc<Pool> {
-        Arc::new(Pool { idle: Mutex::new(HashMap::new()), connect_timeout, max_idle })
+        Arc::new(Pool { idle: Idle::default(), lean: Idle::default(), connect_timeout, max_idle })
     }
 
     /// An idle connection to `up` that is ready, else a new one.
     pub async fn checkout(&self, up: &Upstream) -> Result<Checkout, ConnectError> {
-        while let Some(mut sender) = self.take_idle(up.url()) {
+        while let Some(mut sender) = take(&self.idle, up.url()) {
             // A connection goes back to the pool as its response ends; the
             // connection task may need a moment to become ready again.
             if !sender.is_closed() && sender.ready().await.is_ok() {
                 return Ok(Checkout { sender, key: up.url_arc() });
             }
         }
-        self.connect(up).await
+        // Boxed: connecting is rare, and its future would otherwise make every
+        // request's future (moved on each poll setup) larger.
+        Box::pin(self.connect(up)).await
     }
 
     /// A new connection to `up`, bypassing idle ones.
     pub async fn connect(&self, up: &Upstream) -> Result<Checkout, ConnectError> {
+        let stream = self.dial(up).await?;
+        let (sender, conn) = match http1::handshake(TokioIo::new(stream)).await {
+            Ok(pair) => pair,
+            Err(source) => return Err(ConnectError::Handshake { upstream: up.url().to_string(), source }),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(Checkout { sender, key: up.url_arc() })
+    }
+
+    /// An idle plain connection to `up` that is still open, else a new one.
+    pub async fn checkout_lean(&self, up: &Upstream) -> Result<h1::Conn, ConnectError> {
+        while let Some(conn) = take(&self.lean, up.url()) {
+            if conn.looks_alive() {
+                return Ok(conn);
+            }
+        }
+        Box::pin(self.connect_lean(up)).await
+    }
+
+    /// A new plain connection to `up`, bypassing idle ones.
+    pub async fn connect_lean(&self, up: &Upstream) -> Result<h1::Conn, ConnectError> {
+        Ok(h1::Conn::new(self.dial(up).await?))
+    }
+
+    async fn dial(&self, up: &Upstream) -> Result<TcpStream, ConnectError> {
         let upstream = || up.url().to_string();
         let connecting = TcpStream::connect((up.host(), up.port()));
         let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
@@ -171,36 +208,35 @@ impl Pool {
         };
         // Small request/response exchanges must not wait on Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = match http1::handshake(TokioIo::new(stream)).await {
-            Ok(pair) => pair,
-            Err(source) => return Err(ConnectError::Handshake { upstream: upstream(), source }),
-        };
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(Checkout { sender, key: up.url_arc() })
+        Ok(stream)
     }
 
     /// Returns a connection whose exchange finished cleanly.
     pub fn put(&self, c: Checkout) {
-        if c.sender.is_closed() {
-            return;
-        }
-        let mut idle = self.lock();
-        let list = idle.entry(c.key).or_default();
-        if list.len() < self.max_idle {
-            list.push(c.sender);
+        if !c.sender.is_closed() {
+            put(&self.idle, c.key, c.sender, self.max_idle);
         }
     }
 
-    fn take_idle(&self, key: &str) -> Option<Sender> {
-        self.lock().get_mut(key)?.pop()
+    /// Returns a plain connection whose body was read to its end.
+    pub fn put_lean(&self, key: Arc<str>, conn: h1::Conn) {
+        put(&self.lean, key, conn, self.max_idle);
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Vec<Sender>>> {
-        // The map holds only senders; a panic elsewhere cannot leave it torn.
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+fn take<T>(idle: &Idle<T>, key: &str) -> Option<T> {
+    lock(idle).get_mut(key)?.pop()
+}
+
+fn put<T>(idle: &Idle<T>, key: Arc<str>, conn: T, max: usize) {
+    let mut idle = lock(idle);
+    let list = idle.entry(key).or_default();
+    if list.len() < max {
+        list.push(conn);
     }
+}
+
+fn lock<T>(idle: &Idle<T>) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Vec<T>>> {
+    // The map holds only connections; a panic elsewhere cannot leave it torn.
+    idle.lock().unwrap_or_else(PoisonError::into_inner)
 }

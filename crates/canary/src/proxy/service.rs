@@ -7,8 +7,9 @@
 //! 4. **respond**: strip hop-by-hop headers, add `x-canary-version`, stream the
 //!    body back; the outcome is recorded when the body ends (see `body.rs`).
 
-use super::body::{Completion, ProxyBody};
-use super::headers::{X_CANARY, X_CANARY_VERSION, set_forwarded, strip_hop_by_hop};
+use super::body::{BoxError, Completion, ProxyBody, Recycle, UpstreamBody};
+use super::h1;
+use super::headers::{X_CANARY, X_CANARY_VERSION, ip_value, set_forwarded, strip_hop_by_hop};
 use super::pool::{BodyStalled, Checkout, ClientBody, Pool, UpstreamReqBody};
 use super::reply;
 use crate::config::{ServeConfig, UserKey};
@@ -23,7 +24,6 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 use std::convert::Infallible;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,6 +39,21 @@ pub struct Worker {
     pub shard: Arc<Shard>,
     /// This worker's upstream connections.
     pub pool: Arc<Pool>,
+}
+
+/// The client at the other end of a connection, formatted once for all the
+/// requests it sends: the address is the user key when a request has none,
+/// and goes into `x-forwarded-for`.
+#[derive(Debug)]
+pub struct Peer {
+    ip: HeaderValue,
+}
+
+impl Peer {
+    /// The peer at `addr`.
+    pub fn new(addr: SocketAddr) -> Arc<Peer> {
+        Arc::new(Peer { ip: ip_value(addr.ip()) })
+    }
 }
 
 /// The request's identity for measurement and error records.
@@ -61,13 +76,13 @@ enum SendError {
     /// The upstream did not send a response head in time.
     Timeout,
     /// The exchange failed after the request was (partly) sent.
-    Failed(hyper::Error),
+    Failed(BoxError),
 }
 
 /// Handles one request; never fails (errors become replies).
 pub async fn handle(
     w: Arc<Worker>,
-    peer: SocketAddr,
+    peer: Arc<Peer>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
@@ -75,12 +90,12 @@ pub async fn handle(
         return Ok(r);
     }
     let norm = path::normalize(req.uri().path());
-    let version = decide_with(&w.live.routing(), &facts(&w.cfg, &req, &norm, peer));
+    let version = decide_with(&w.live.routing(), &facts(&w.cfg, &req, &norm, &peer));
     let route = w.shard.route_index(&w.cfg.routes.label(&norm));
     drop(norm);
     let ctx =
         Ctx { route, start, method: req.method().clone(), uri: req.uri().clone(), version: req.version(), w };
-    let req = prepare(req, peer, ctx.w.cfg.proxy.max_body_bytes, ctx.w.cfg.proxy.body_read_timeout);
+    let req = prepare(req, &peer, ctx.w.cfg.proxy.max_body_bytes, ctx.w.cfg.proxy.body_read_timeout);
     Ok(forward(&ctx, version, req).await)
 }
 
@@ -93,7 +108,7 @@ fn too_large(cfg: &ServeConfig, req: &Request<Incoming>) -> Option<Response<Prox
     })
 }
 
-fn facts<'a>(cfg: &'a ServeConfig, req: &'a Request<Incoming>, path: &'a str, peer: SocketAddr) -> Facts<'a> {
+fn facts<'a>(cfg: &'a ServeConfig, req: &'a Request<Incoming>, path: &'a str, peer: &'a Peer) -> Facts<'a> {
     let h = req.headers();
     let forced = h
         .get(&X_CANARY)
@@ -103,42 +118,29 @@ fn facts<'a>(cfg: &'a ServeConfig, req: &'a Request<Incoming>, path: &'a str, pe
         UserKey::Header(name) => h.get(name).map(|v| v.as_bytes()).filter(|v| !v.is_empty()),
         UserKey::Cookie(name) => cookies(req).find_map(|c| cookie_value(c, name)).filter(|v| !v.is_empty()),
     };
-    Facts { path, forced, key: key.map(bounded_key), peer }
+    let key = key.map(bounded_key).unwrap_or(peer.ip.as_bytes());
+    Facts { path, forced, key }
 }
 
 fn cookies(req: &Request<Incoming>) -> impl Iterator<Item = &[u8]> {
     req.headers().get_all(header::COOKIE).iter().map(|v| v.as_bytes())
 }
 
-/// Request facts whose user key may fall back to the client address, which
-/// is formatted on the stack rather than allocated.
+/// What routing needs to know of a request; the user key falls back to the
+/// client's address.
 struct Facts<'a> {
     path: &'a str,
     forced: Option<Override>,
-    key: Option<&'a [u8]>,
-    peer: SocketAddr,
+    key: &'a [u8],
 }
 
 fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>) -> Version {
-    let mut buf = [0u8; 48];
-    let key = match f.key {
-        Some(k) => k,
-        None => ip_bytes(f.peer, &mut buf),
-    };
-    decide(table, &RequestFacts { path: f.path, forced: f.forced, user_key: key }).version
-}
-
-fn ip_bytes(peer: SocketAddr, buf: &mut [u8; 48]) -> &[u8] {
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    // An IPv6 address is at most 45 characters, so it always fits in 48.
-    let _ = write!(cur, "{}", peer.ip());
-    let n = cur.position() as usize;
-    &buf[..n]
+    decide(table, &RequestFacts { path: f.path, forced: f.forced, user_key: f.key }).version
 }
 
 fn prepare(
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: &Peer,
     limit: u64,
     idle: std::time::Duration,
 ) -> Request<UpstreamReqBody> {
@@ -150,7 +152,7 @@ fn prepare(
     {
         parts.headers.insert(header::HOST, a);
     }
-    set_forwarded(&mut parts.headers, peer.ip());
+    set_forwarded(&mut parts.headers, &peer.ip);
     // Limited counts bytes as they stream, catching chunked bodies that grow
     // past the limit without declaring a length.
     let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
@@ -220,6 +222,12 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
     }
 }
 
+/// An upstream response head with its body and the connection behind it.
+type Sent = (Response<UpstreamBody>, Recycle);
+
+/// The most bytes accepted in an upstream's response head.
+const MAX_RESPONSE_HEAD: usize = 128 * 1024;
+
 // See `SendError` for why the large error is not boxed.
 #[allow(clippy::result_large_err)]
 async fn send(
@@ -227,8 +235,60 @@ async fn send(
     up: &Upstream,
     mut req: Request<UpstreamReqBody>,
     timeout: std::time::Duration,
-) -> Result<(Response<Incoming>, Checkout), SendError> {
+) -> Result<Sent, SendError> {
+    use hyper::body::Body;
     retarget(&mut req, up);
+    if h1::eligible(req.method(), req.body().is_end_stream()) {
+        send_lean(pool, up, req, timeout).await
+    } else {
+        let (resp, conn) = send_hyper(pool, up, req, timeout).await?;
+        Ok((resp.map(UpstreamBody::Hyper), Recycle::Hyper(conn)))
+    }
+}
+
+/// A body-less idempotent request over a plain pooled connection (see `h1`).
+#[allow(clippy::result_large_err)]
+async fn send_lean(
+    pool: &Pool,
+    up: &Upstream,
+    req: Request<UpstreamReqBody>,
+    timeout: std::time::Duration,
+) -> Result<Sent, SendError> {
+    let (parts, body) = req.into_parts();
+    let mut fresh = false;
+    loop {
+        // After one pooled connection turned out closed, only a new one is trusted.
+        let got = if fresh { pool.connect_lean(up).await } else { pool.checkout_lean(up).await };
+        let mut conn = match got {
+            Ok(c) => c,
+            Err(e) => return Err(SendError::NotSent(Request::from_parts(parts, body), e.to_string())),
+        };
+        match tokio::time::timeout(timeout, conn.exchange(&parts, MAX_RESPONSE_HEAD)).await {
+            Err(_) => return Err(SendError::Timeout),
+            Ok(Ok(head)) => {
+                let mut resp = Response::new(UpstreamBody::Lean(h1::body::Body::new(
+                    conn,
+                    head.framing,
+                    head.keep_alive,
+                )));
+                *resp.status_mut() = head.status;
+                *resp.headers_mut() = head.headers;
+                return Ok((resp, Recycle::Lean(up.url_arc())));
+            }
+            Ok(Err(h1::ExchangeError::Stale(_))) if !fresh => fresh = true,
+            Ok(Err(e)) => return Err(SendError::Failed(Box::new(e))),
+        }
+    }
+}
+
+/// Any other request, through hyper's client.
+#[allow(clippy::result_large_err)]
+async fn send_hyper(
+    pool: &Pool,
+    up: &Upstream,
+    mut req: Request<UpstreamReqBody>,
+    timeout: std::time::Duration,
+) -> Result<(Response<Incoming>, Checkout), SendError> {
     let mut attempt = 0;
     loop {
         // A pooled connection may have been closed by the upstream a moment
@@ -244,7 +304,7 @@ async fn send(
             Ok(Err(mut e)) => match e.take_message() {
                 Some(r) if attempt < 2 => req = r,
                 Some(r) => return Err(SendError::NotSent(r, e.into_error().to_string())),
-                None => return Err(SendError::Failed(e.into_error())),
+                None => return Err(SendError::Failed(Box::new(e.into_error()))),
             },
         }
         attempt += 1;
@@ -280,7 +340,7 @@ fn retarget(req: &mut Request<UpstreamReqBody>, up: &Upstream) {
     req.headers_mut().insert(header::HOST, up.host_header().clone());
 }
 
-fn respond(ctx: &Ctx, version: Version, resp: Response<Incoming>, conn: Checkout) -> Response<ProxyBody> {
+fn respond(ctx: &Ctx, version: Version, resp: Response<UpstreamBody>, conn: Recycle) -> Response<ProxyBody> {
     let status = resp.status().as_u16();
     if status >= 500 {
         remember(ctx, version, Some(status), "upstream answered with a server error");
@@ -331,13 +391,13 @@ fn remember(ctx: &Ctx, version: Version, status: Option<u16>, why: &str) {
     });
 }
 
-fn is_body_limit(e: &hyper::Error) -> bool {
+fn is_body_limit(e: &BoxError) -> bool {
     caused_by::<LengthLimitError>(e)
 }
 
-/// Whether `E` is somewhere in `e`'s chain of causes.
-fn caused_by<E: std::error::Error + 'static>(e: &hyper::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+/// Whether `E` is `e` or somewhere in its chain of causes.
+fn caused_by<E: std::error::Error + 'static>(e: &BoxError) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
     while let Some(s) = src {
         if s.is::<E>() {
             return true;

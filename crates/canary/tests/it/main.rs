@@ -19,4 +19,5 @@ mod rollout;
 mod routing;
 mod shutdown;
 mod support;
+mod upstream_wire;
 mod windows;

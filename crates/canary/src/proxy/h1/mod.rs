@@ -1,0 +1,342 @@
+//! A lean HTTP/1.1 exchange with an upstream for requests without a body,
+//! run inside the client connection's own task.
+//!
+//! hyper's client drives each upstream connection from a task of its own and
+//! passes every request, response and body chunk between tasks through
+//! channels; a profile of the proxy showed that hand-off among its largest
+//! costs. Requests without a body (most API traffic: GET, HEAD, DELETE...)
+//! need none of hyper's full-duplex machinery, so they take this path: the
+//! request head is written and the response read on the same socket by the
+//! task that serves the client, and the body is streamed straight from that
+//! socket (see [`body`]). Requests with a body keep hyper's client, which
+//! streams uploads while it reads an early response.
+//!
+//! Only idempotent methods (RFC 9110 section 9.2.2) come here, so a request on
+//! a pooled connection that the upstream closed just as it was picked can be
+//! sent again on a new one without asking whether it was acted on.
+
+pub mod body;
+pub mod framing;
+
+use bytes::{Buf, BytesMut};
+use framing::{Chunked, Framing};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header, request};
+use std::io;
+use std::mem::MaybeUninit;
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bytes read from the upstream at a time.
+pub const READ_CHUNK: usize = 16 * 1024;
+/// Response headers accepted, as hyper's default.
+const MAX_HEADERS: usize = 100;
+
+/// One upstream connection and what was read from it but not yet used.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    // The request head is encoded here; kept to reuse its allocation.
+    wbuf: Vec<u8>,
+    // Whether an exchange already completed on it (it came from the pool).
+    reused: bool,
+}
+
+/// The parts of a response head the proxy needs.
+#[derive(Debug)]
+pub struct Head {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers, as sent.
+    pub headers: HeaderMap,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the connection may carry another exchange after this body.
+    pub keep_alive: bool,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// A pooled connection was closed by the upstream before any response
+    /// byte arrived: it went idle-stale just as it was picked. Sending again
+    /// on a new connection is safe for the idempotent requests sent here.
+    #[error("the upstream closed a kept-alive connection: {0}")]
+    Stale(io::Error),
+    /// The socket failed.
+    #[error("upstream connection failed: {0}")]
+    Io(io::Error),
+    /// The upstream's response is not valid HTTP/1.1.
+    #[error("invalid response from the upstream: {0}")]
+    Protocol(String),
+}
+
+/// Whether a request may take this path.
+pub fn eligible(method: &Method, body_is_empty: bool) -> bool {
+    body_is_empty
+        && matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE | Method::PUT)
+}
+
+impl Conn {
+    /// Wraps a newly connected socket.
+    pub fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(512),
+            reused: false,
+        }
+    }
+
+    /// Whether an idle connection is still usable: nothing (an EOF, a reset
+    /// or stray bytes) arrived while it sat in the pool. Usually answered from
+    /// the reactor's readiness without a system call.
+    pub fn looks_alive(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Sends the request head and reads the response head.
+    pub async fn exchange(&mut self, req: &request::Parts, max_head: usize) -> Result<Head, ExchangeError> {
+        self.wbuf.clear();
+        encode_head(&mut self.wbuf, req);
+        if let Err(e) = self.stream.write_all(&self.wbuf).await {
+            return Err(if self.reused { ExchangeError::Stale(e) } else { ExchangeError::Io(e) });
+        }
+        self.read_head(req.method == Method::HEAD, max_head).await
+    }
+
+    async fn read_head(&mut self, head_request: bool, max_head: usize) -> Result<Head, ExchangeError> {
+        let mut received = !self.buf.is_empty();
+        loop {
+            if !self.buf.is_empty() {
+                match parse_head(&self.buf, head_request)? {
+                    Parsed::Partial => {}
+                    // 100 Continue and other interim answers precede the real one.
+                    Parsed::Interim(n) => {
+                        self.buf.advance(n);
+                        continue;
+                    }
+                    Parsed::Final(n, head) => {
+                        self.buf.advance(n);
+                        return Ok(head);
+                    }
+                }
+            }
+            if self.buf.len() >= max_head {
+                return Err(ExchangeError::Protocol(format!("response head exceeds {max_head} bytes")));
+            }
+            self.buf.reserve(READ_CHUNK);
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) if self.reused && !received => {
+                    return Err(ExchangeError::Stale(io::ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(0) => {
+                    return Err(ExchangeError::Protocol(
+                        "the connection closed before a complete response head".into(),
+                    ));
+                }
+                Ok(_) => received = true,
+                Err(e) if self.reused && !received => return Err(ExchangeError::Stale(e)),
+                Err(e) => return Err(ExchangeError::Io(e)),
+            }
+        }
+    }
+}
+
+/// `METHOD /path?query HTTP/1.1`, the headers, and the blank line.
+fn encode_head(out: &mut Vec<u8>, req: &request::Parts) {
+    let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(if target.is_empty() { b"/" } else { target.as_bytes() });
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &req.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+enum Parsed {
+    Partial,
+    Interim(usize),
+    Final(usize, Head),
+}
+
+fn parse_head(buf: &[u8], head_request: bool) -> Result<Parsed, ExchangeError> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let n = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+    {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(e) => return Err(ExchangeError::Protocol(format!("bad response head: {e}"))),
+    };
+    let code = resp.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| ExchangeError::Protocol(format!("status code {code} is out of range")))?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(ExchangeError::Protocol("101 Switching Protocols to a request without Upgrade".into()));
+    }
+    if status.is_informational() {
+        return Ok(Parsed::Interim(n));
+    }
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| ExchangeError::Protocol(format!("invalid header name {:?}", h.name)))?;
+        let value = HeaderValue::from_bytes(h.value)
+            .map_err(|_| ExchangeError::Protocol(format!("invalid value for header {}", h.name)))?;
+        headers.append(name, value);
+    }
+    let framing = framing(status, head_request, &headers)?;
+    let keep_alive = resp.version == Some(1) && !has_token(&headers, header::CONNECTION, "close");
+    // A body delimited by the connection's end leaves nothing to reuse; one
+    // sent with both Transfer-Encoding and Content-Length is suspect (RFC 9112
+    // section 6.3): it is read by the former and the connection closed after.
+    let keep_alive = keep_alive
+        && !matches!(framing, Framing::UntilClose)
+        && !(headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH));
+    Ok(Parsed::Final(n, Head { status, headers, framing, keep_alive }))
+}
+
+/// RFC 9112 section 6.3, for a response.
+fn framing(status: StatusCode, head_request: bool, h: &HeaderMap) -> Result<Framing, ExchangeError> {
+    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Length(0));
+    }
+    if h.contains_key(header::TRANSFER_ENCODING) {
+        let last =
+            h.get_all(header::TRANSFER_ENCODING).iter().next_back().map(HeaderValue::as_bytes).unwrap_or(b"");
+        let last = last.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
+        return Ok(if last.eq_ignore_ascii_case(b"chunked") {
+            Framing::Chunked(Chunked::default())
+        } else {
+            Framing::UntilClose
+        });
+    }
+    let mut len = None;
+    for v in h.get_all(header::CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|&b| b == b',') {
+            let n = std::str::from_utf8(part.trim_ascii())
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| ExchangeError::Protocol("invalid Content-Length".into()))?;
+            if len.is_some_and(|l| l != n) {
+                return Err(ExchangeError::Protocol("conflicting Content-Length values".into()));
+            }
+            len = Some(n);
+        }
+    }
+    Ok(len.map_or(Framing::UntilClose, Framing::Length))
+}
+
+fn has_token(h: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    h.get_all(name)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(wire: &str, head_request: bool) -> Result<Head, ExchangeError> {
+        match parse_head(wire.as_bytes(), head_request)? {
+            Parsed::Final(n, h) => {
+                assert_eq!(n, wire.find("\r\n\r\n").unwrap() + 4);
+                Ok(h)
+            }
+            Parsed::Interim(_) => panic!("interim"),
+            Parsed::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", false).unwrap();
+        assert_eq!(h.framing, Framing::Length(12));
+        assert!(h.keep_alive);
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", true).unwrap();
+        assert_eq!(h.framing, Framing::Length(0), "HEAD has no body");
+        let h = head("HTTP/1.1 304 Not Modified\r\nContent-Length: 12\r\n\r\n", false).unwrap();
+        assert_eq!(h.framing, Framing::Length(0));
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false).unwrap();
+        assert_eq!(h.framing, Framing::Chunked(Chunked::Size));
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", false)
+            .unwrap();
+        assert_eq!(h.framing, Framing::Chunked(Chunked::Size), "Transfer-Encoding wins");
+        assert!(!h.keep_alive, "and the connection is not reused");
+        let h = head("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n", false).unwrap();
+        assert_eq!(h.framing, Framing::UntilClose);
+        assert!(!h.keep_alive);
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n", false).unwrap();
+        assert_eq!(h.framing, Framing::Length(3));
+    }
+
+    #[test]
+    fn bad_lengths_are_refused() {
+        for cl in ["3, 4", "-1", "", "0x10", "99999999999999999999999"] {
+            let wire = format!("HTTP/1.1 200 OK\r\nContent-Length: {cl}\r\n\r\n");
+            assert!(head(&wire, false).is_err(), "{cl:?}");
+        }
+    }
+
+    #[test]
+    fn connection_close_and_http_1_0_end_reuse() {
+        assert!(
+            !head("HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n", false)
+                .unwrap()
+                .keep_alive
+        );
+        assert!(!head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).unwrap().keep_alive);
+    }
+
+    #[test]
+    fn interim_and_partial_heads() {
+        assert!(matches!(parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", false), Ok(Parsed::Interim(25))));
+        assert!(matches!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", false), Ok(Parsed::Partial)));
+        assert!(parse_head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false).is_err());
+        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n", false).is_err());
+    }
+
+    #[test]
+    fn request_head_is_origin_form_with_every_header() {
+        let req = http::Request::get("/a/b?c=1")
+            .header("host", "up:80")
+            .header("x-many", "1")
+            .header("x-many", "2")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let mut out = Vec::new();
+        encode_head(&mut out, &parts);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /a/b?c=1 HTTP/1.1\r\nhost: up:80\r\nx-many: 1\r\nx-many: 2\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn only_bodyless_idempotent_requests_are_eligible() {
+        assert!(eligible(&Method::GET, true));
+        assert!(eligible(&Method::DELETE, true));
+        assert!(!eligible(&Method::GET, false));
+        assert!(!eligible(&Method::POST, true));
+        assert!(!eligible(&Method::PATCH, true));
+    }
+}
