@@ -15,7 +15,8 @@
 #        canary     workers = 1, stable and canary both = the backend, share 50
 #        canary-w2  the same with workers = 2 (reported separately; CANARY_W2=0 skips it)
 #   4. for ROUNDS rounds, measures each target in turn (direct, nginx, haproxy,
-#      canary, canary-w2): a WARMUP wrk run, then
+#      canary, canary-w2; round r starts at the r-th, so that a drift in the
+#      machine's load does not always fall on the same target): a WARMUP wrk run, then
 #        wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency
 #      and the CPU time (utime+stime from /proc/PID/stat, plus any child
 #      processes) used by the proxy process during the measured run; for
@@ -368,8 +369,15 @@ printf 'round\ttarget\treq_s\tp50_us\tp99_us\tcpu_us_per_req\tbackend_cpu_us_per
 WRK_LIMIT=$((DURATION_S + 30))
 WARMUP_LIMIT=$((WARMUP_S + 30))
 
+# The machine's load drifts over minutes; starting each round one target
+# later spreads that drift over all targets instead of always the same one.
+rotated() {
+    local r=$1 n=${#TARGETS[@]} i
+    for ((i = 0; i < n; i++)); do echo "${TARGETS[$(((i + r - 1) % n))]}"; done
+}
+
 for ((r = 1; r <= ROUNDS; r++)); do
-    for t in "${TARGETS[@]}"; do
+    for t in $(rotated "$r"); do
         url=${URL[$t]} pid=${PID[$t]}
         alive "$pid" || die "$t (pid $pid) is gone before round $r"
         if ((WARMUP_S > 0)); then
