@@ -151,10 +151,15 @@ async fn broken_answers_are_502_or_a_cut_body_and_counted() {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error"], "upstream_failed", "{path}");
     }
-    // A body cut short: the status is already sent, so the client's read fails.
+    // A body cut short: the client connection is closed mid-response. Whether
+    // the head reached the client first depends on timing; either way the
+    // client must see a failure, never a complete response.
     let req = Request::get(format!("http://{}/truncated", srv.proxy_addr)).body(Full::default()).unwrap();
-    let resp = c.request(req).await.unwrap();
-    assert!(resp.into_body().collect().await.is_err(), "a short body must not look complete");
+    let whole = match c.request(req).await {
+        Ok(resp) => resp.into_body().collect().await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!whole, "a short body must not look complete");
     // And the proxy still serves the next request.
     assert_eq!(get(&c, srv.proxy_addr, "/plain", &[]).await.2, "plain");
     let ok = eventually(5, || async {

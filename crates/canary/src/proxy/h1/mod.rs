@@ -20,7 +20,7 @@ pub mod framing;
 
 use bytes::{Buf, BytesMut};
 use framing::{Chunked, Framing};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header, request};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, request};
 use std::io;
 use std::mem::MaybeUninit;
 use std::task::{Context, Poll, Waker};
@@ -194,61 +194,88 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Parsed, ExchangeError> {
         return Ok(Parsed::Interim(n));
     }
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let mut seen = Framed::default();
     for h in resp.headers.iter() {
+        if !seen.note(h.name, h.value)? {
+            continue;
+        }
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| ExchangeError::Protocol(format!("invalid header name {:?}", h.name)))?;
         let value = HeaderValue::from_bytes(h.value)
             .map_err(|_| ExchangeError::Protocol(format!("invalid value for header {}", h.name)))?;
         headers.append(name, value);
     }
-    let framing = framing(status, head_request, &headers)?;
-    let keep_alive = resp.version == Some(1) && !has_token(&headers, header::CONNECTION, "close");
+    let framing = seen.framing(status, head_request);
     // A body delimited by the connection's end leaves nothing to reuse; one
     // sent with both Transfer-Encoding and Content-Length is suspect (RFC 9112
     // section 6.3): it is read by the former and the connection closed after.
-    let keep_alive = keep_alive
-        && !matches!(framing, Framing::UntilClose)
-        && !(headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH));
+    let suspect = seen.chunked_last.is_some() && seen.length.is_some();
+    let keep_alive =
+        resp.version == Some(1) && !seen.close && !suspect && !matches!(framing, Framing::UntilClose);
     Ok(Parsed::Final(n, Head { status, headers, framing, keep_alive }))
 }
 
-/// RFC 9112 section 6.3, for a response.
-fn framing(status: StatusCode, head_request: bool, h: &HeaderMap) -> Result<Framing, ExchangeError> {
-    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Ok(Framing::Length(0));
-    }
-    if h.contains_key(header::TRANSFER_ENCODING) {
-        let last =
-            h.get_all(header::TRANSFER_ENCODING).iter().next_back().map(HeaderValue::as_bytes).unwrap_or(b"");
-        let last = last.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
-        return Ok(if last.eq_ignore_ascii_case(b"chunked") {
-            Framing::Chunked(Chunked::default())
-        } else {
-            Framing::UntilClose
-        });
-    }
-    let mut len = None;
-    for v in h.get_all(header::CONTENT_LENGTH) {
-        for part in v.as_bytes().split(|&b| b == b',') {
-            let n = std::str::from_utf8(part.trim_ascii())
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| ExchangeError::Protocol("invalid Content-Length".into()))?;
-            if len.is_some_and(|l| l != n) {
-                return Err(ExchangeError::Protocol("conflicting Content-Length values".into()));
-            }
-            len = Some(n);
-        }
-    }
-    Ok(len.map_or(Framing::UntilClose, Framing::Length))
+/// What a response's headers say about its framing and its connection,
+/// gathered in the one pass that copies them, instead of by lookups after.
+#[derive(Default)]
+struct Framed {
+    /// Whether the last Transfer-Encoding coding is `chunked`, if there is one.
+    chunked_last: Option<bool>,
+    length: Option<u64>,
+    close: bool,
 }
 
-fn has_token(h: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    h.get_all(name)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+impl Framed {
+    /// Notes one header; false when it is only about this connection
+    /// (`Keep-Alive`, or a `Connection` naming nothing but close/keep-alive)
+    /// and need not be copied, since it is never forwarded.
+    fn note(&mut self, name: &str, value: &[u8]) -> Result<bool, ExchangeError> {
+        if name.eq_ignore_ascii_case("content-length") {
+            for part in value.split(|&b| b == b',') {
+                let n = parse_length(part.trim_ascii())
+                    .ok_or_else(|| ExchangeError::Protocol("invalid Content-Length".into()))?;
+                if self.length.is_some_and(|l| l != n) {
+                    return Err(ExchangeError::Protocol("conflicting Content-Length values".into()));
+                }
+                self.length = Some(n);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
+            self.chunked_last = Some(last.eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case("connection") {
+            let mut only_own = true;
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                only_own &= token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive");
+            }
+            // A Connection header that names other headers is kept, so the
+            // hop-by-hop stripping downstream can remove those too.
+            return Ok(!only_own);
+        } else if name.eq_ignore_ascii_case("keep-alive") {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// RFC 9112 section 6.3, for a response.
+    fn framing(&self, status: StatusCode, head_request: bool) -> Framing {
+        if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            return Framing::Length(0);
+        }
+        match (self.chunked_last, self.length) {
+            (Some(true), _) => Framing::Chunked(Chunked::default()),
+            (Some(false), _) | (None, None) => Framing::UntilClose,
+            (None, Some(n)) => Framing::Length(n),
+        }
+    }
+}
+
+/// A Content-Length value: ASCII digits only, no sign, no spaces, fits a u64.
+fn parse_length(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -294,6 +321,18 @@ mod tests {
             let wire = format!("HTTP/1.1 200 OK\r\nContent-Length: {cl}\r\n\r\n");
             assert!(head(&wire, false).is_err(), "{cl:?}");
         }
+    }
+
+    #[test]
+    fn connection_only_headers_are_not_copied() {
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(h.headers.len(), 1, "{:?}", h.headers);
+        let h = head("HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\n\r\n", false).unwrap();
+        assert!(h.headers.contains_key("connection"), "kept so that x-secret is stripped too");
     }
 
     #[test]
