@@ -420,6 +420,16 @@ median() {
 }
 sum_col() { awk -F'\t' -v t="$1" -v c="$2" 'NR > 1 && $2 == t {s += $c} END {print s + 0}' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "nan"; else printf "%.2f", a / b}'; }
+# median over rounds of (C's column COL / P's column COL) within the same round:
+# targets measured seconds apart share the machine's load of the moment, so
+# this pairs out drift that the medians of whole columns keep
+paired() {
+    awk -F'\t' -v c="$1" -v p="$2" -v k="$3" 'NR > 1 && $2 == c {a[$1] = $k} NR > 1 && $2 == p {b[$1] = $k}
+        END {for (r in a) if ((r in b) && b[r] + 0 > 0) print a[r] / b[r]}' "$RESULTS" | sort -g |
+        awk '{a[NR] = $1} END {
+            if (NR == 0) print "nan"; else if (NR % 2) printf "%.2f", a[(NR + 1) / 2];
+            else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
 
 declare -A M_RPS M_P99
 {
@@ -437,8 +447,10 @@ declare -A M_RPS M_P99
     for c in canary canary-w2; do
         [[ -n ${M_RPS[$c]:-} ]] || continue
         for p in nginx haproxy; do
-            printf '%-9s / %-7s  req/s %s  p99 %s\n' "$c" "$p" \
-                "$(ratio "${M_RPS[$c]}" "${M_RPS[$p]}")" "$(ratio "${M_P99[$c]}" "${M_P99[$p]}")"
+            printf '%-9s / %-7s  req/s %s  p99 %s  cpu/req %s   (paired per round: req/s %s  p99 %s  cpu/req %s)\n' \
+                "$c" "$p" "$(ratio "${M_RPS[$c]}" "${M_RPS[$p]}")" "$(ratio "${M_P99[$c]}" "${M_P99[$p]}")" \
+                "$(ratio "$(median "$c" 6)" "$(median "$p" 6)")" \
+                "$(paired "$c" "$p" 3)" "$(paired "$c" "$p" 5)" "$(paired "$c" "$p" 6)"
         done
     done
     echo

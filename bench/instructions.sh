@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# bench/instructions.sh: user-space instructions per proxied request, canary
+# against nginx, counted by valgrind's callgrind. Unlike req/s on a shared
+# machine, an instruction count does not move with the neighbours' load, so a
+# change to the hot path shows up here even when wall-clock runs are too noisy
+# to tell. Kernel work (the system calls) is not counted: both proxies make
+# the same four per request (read and write on each side), see BENCHMARKS.md.
+#
+# Usage (from anywhere):
+#     bash bench/instructions.sh               # builds canary in release mode first
+#     BUILD=0 DURATION=10s bash bench/instructions.sh
+#
+# What one run does:
+#   1. starts a backend: nginx, 1 worker, `return 200 "ok"`
+#   2. for canary (workers = 1, share 50) and for an nginx reverse proxy (1
+#      worker, upstream keepalive, as in bench/run.sh), each under callgrind:
+#      a WARMUP wrk run, counters zeroed (callgrind_control -z), a measured
+#      `wrk -t1 -c8 -d$DURATION -H 'x-user-id: u1'`, counters dumped; the
+#      instructions in that dump divided by the requests wrk completed
+#   3. prints both figures and canary / nginx
+#
+# Environment (defaults in brackets): DURATION [10s] WARMUP [3s] BUILD [1]
+#   NGINX [/usr/sbin/nginx] WRK [/usr/bin/wrk] OUT [bench/out/instructions-<UTC timestamp>]
+# Every process started here is stopped on exit. Only 127.0.0.1 is used.
+
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+BUILD=${BUILD:-1}
+NGINX=${NGINX:-/usr/sbin/nginx}
+WRK=${WRK:-/usr/bin/wrk}
+
+die() { echo "instructions: $*" >&2; exit 1; }
+for tool in "$NGINX" "$WRK" valgrind callgrind_control curl; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool (apt-get install valgrind nginx wrk curl)"
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${OUT:-$ROOT/bench/out/instructions-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+CANARY_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/canary
+if [[ $BUILD == 1 ]]; then
+    echo "instructions: cargo build --release -p canary"
+    (cd "$ROOT" && cargo build --release -p canary) >"$OUT/build.log" 2>&1 || die "build failed: $OUT/build.log"
+fi
+[[ -x $CANARY_BIN ]] || die "no binary at $CANARY_BIN (run with BUILD=1)"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_http() { # URL: until it answers, at most 60 s (valgrind starts slowly)
+    for _ in $(seq 1 120); do curl -fs -o /dev/null "$1" && return 0; sleep 0.5; done
+    die "$1 did not answer within 60 s"
+}
+
+BACKEND_PORT=$(free_port)
+cat >"$OUT/backend.conf" <<EOF
+worker_processes 1;
+daemon off;
+error_log $OUT/backend.err;
+pid $OUT/backend.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 "ok"; } }
+}
+EOF
+"$NGINX" -c "$OUT/backend.conf" -p "$OUT" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$BACKEND_PORT/"
+
+# measure NAME URL PID: instructions per request of the callgrind'ed PID
+measure() {
+    local name=$1 url=$2 pid=$3 requests ir dump
+    wait_http "$url"
+    "$WRK" -t1 -c8 -d"$WARMUP" -H 'x-user-id: u1' "$url" >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    requests=$("$WRK" -t1 -c8 -d"$DURATION" -H 'x-user-id: u1' "$url" | tee "$OUT/$name.wrk" |
+        awk '/requests in/ {print $1}')
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    sleep 1
+    dump=$(ls -t "$OUT/$name.callgrind".*.1 2>/dev/null | head -1)
+    [[ -n $dump ]] || die "$name: no callgrind dump"
+    ir=$(awk '/^summary:/ {print $2}' "$dump")
+    [[ -n $requests && $requests -gt 0 ]] || die "$name: wrk completed no request"
+    echo "$name $requests $ir $((ir / requests))"
+}
+
+# --- canary ---
+C_PORT=$(free_port) A_PORT=$(free_port)
+printf '[proxy]\nworkers = 1\n' >"$OUT/canary.toml"
+valgrind --tool=callgrind --callgrind-out-file="$OUT/canary.callgrind.%p" "$CANARY_BIN" serve \
+    --config "$OUT/canary.toml" --state "$OUT/canary.db" --share 50 \
+    --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
+    --listen "127.0.0.1:$C_PORT" --admin "127.0.0.1:$A_PORT" >"$OUT/canary.log" 2>&1 &
+CPID=$!
+PIDS+=($CPID)
+read -r _ c_req c_ir c_per < <(measure canary "http://127.0.0.1:$C_PORT/" "$CPID")
+kill "$CPID"
+
+# --- nginx as the proxy ---
+N_PORT=$(free_port)
+cat >"$OUT/proxy.conf" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+error_log $OUT/proxy.err;
+pid $OUT/proxy.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$N_PORT;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+valgrind --tool=callgrind --callgrind-out-file="$OUT/nginx.callgrind.%p" "$NGINX" -c "$OUT/proxy.conf" -p "$OUT" \
+    >"$OUT/nginx.log" 2>&1 &
+NPID=$!
+PIDS+=($NPID)
+read -r _ n_req n_ir n_per < <(measure nginx "http://127.0.0.1:$N_PORT/" "$NPID")
+kill "$NPID"
+
+{
+    echo "user-space instructions per request (callgrind; wrk -t1 -c8 -d$DURATION; canary at $(cd "$ROOT" && git rev-parse --short HEAD))"
+    printf '%-8s %10s %14s %10s\n' target requests instructions per_req
+    printf '%-8s %10s %14s %10s\n' canary "$c_req" "$c_ir" "$c_per"
+    printf '%-8s %10s %14s %10s\n' nginx "$n_req" "$n_ir" "$n_per"
+    awk -v c="$c_per" -v n="$n_per" 'BEGIN { printf "canary / nginx: %.2f\n", c / n }'
+} | tee "$OUT/summary.txt"
