@@ -18,6 +18,7 @@
 //! - [`live`]: the routing state the workers read and the API changes.
 //! - [`store`]: the SQLite state file and event log.
 //! - [`dynamic`]: the watched dynamic config file (S16).
+//! - [`reload`]: SIGHUP re-reads the TOML config file.
 //! - [`admin`]: the admin HTTP API.
 //! - [`upstream`]: upstream URLs.
 //! - [`window_cli`]: `canary window`.
@@ -51,6 +52,7 @@ pub mod metrics;
 pub mod monitor_cli;
 pub mod ops;
 pub mod proxy;
+pub mod reload;
 pub mod rollout_cli;
 pub mod server;
 pub mod store;

@@ -9,6 +9,7 @@ use crate::dynamic::{self, FlagsStatus};
 use crate::live::{Live, Upstreams};
 use crate::metrics::Metrics;
 use crate::proxy;
+use crate::reload;
 use crate::store::Store;
 use canary_core::RoutingTable;
 use std::net::SocketAddr;
@@ -114,19 +115,29 @@ fn spawn_admin(
     state: AdminState,
     rx: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, StartError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Io(format!("cannot start the admin runtime: {e}")))?;
+    // Made here, before canary reports itself ready: from then on a SIGHUP
+    // reloads the config instead of ending the process (its default action).
+    let hup = {
+        let _in_rt = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| StartError::Io(format!("cannot listen for SIGHUP: {e}")))?
+    };
     std::thread::Builder::new()
         .name("canary-admin".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => return tracing::error!(error = %e, "cannot start the admin runtime"),
-            };
-            rt.block_on(run_admin(sock, state, rx));
-        })
+        .spawn(move || rt.block_on(run_admin(sock, state, rx, hup)))
         .map_err(|e| StartError::Io(format!("cannot start the admin thread: {e}")))
 }
 
-async fn run_admin(sock: std::net::TcpListener, state: AdminState, mut rx: watch::Receiver<bool>) {
+async fn run_admin(
+    sock: std::net::TcpListener,
+    state: AdminState,
+    mut rx: watch::Receiver<bool>,
+    hup: tokio::signal::unix::Signal,
+) {
     let listener = match tokio::net::TcpListener::from_std(sock) {
         Ok(l) => l,
         Err(e) => return tracing::error!(error = %e, "cannot register the admin listener"),
@@ -138,6 +149,12 @@ async fn run_admin(sock: std::net::TcpListener, state: AdminState, mut rx: watch
         .flags
         .clone()
         .map(|p| tokio::spawn(dynamic::watch(p, Arc::clone(&state.live), Arc::clone(&state.flags))));
+    let reloader = tokio::spawn(reload::watch(
+        hup,
+        (*state.cfg).clone(),
+        Arc::clone(&state.controller),
+        Arc::clone(&state.live),
+    ));
     let app = admin::router(state);
     let stop = async move {
         let _ = rx.changed().await;
@@ -146,6 +163,7 @@ async fn run_admin(sock: std::net::TcpListener, state: AdminState, mut rx: watch
         tracing::error!(error = %e, "admin API stopped");
     }
     poller.abort();
+    reloader.abort();
     if let Some(w) = watcher {
         w.abort();
     }

@@ -67,7 +67,7 @@ async fn frame(s: &AdminState) -> Value {
         let a = snap.arm(v);
         json!({"rps": a.rps(), "error_rate": (a.counts.requests > 0).then(|| a.error_rate()), "p50": a.quantile_ms(0.5), "p95": a.quantile_ms(0.95), "p99": a.quantile_ms(0.99)})
     };
-    let p = &s.cfg.policy;
+    let thresholds = status.as_ref().and_then(|st| st.thresholds.clone());
     json!({
         "t": crate::store::now_ms(),
         "rollout_name": s.cfg.rollout,
@@ -76,6 +76,6 @@ async fn frame(s: &AdminState) -> Value {
         "rollout": status.and_then(|st| st.rollout),
         "stable": arm(Version::Stable),
         "canary": arm(Version::Canary),
-        "thresholds": {"error_rate": p.max_error_rate, "rollback_error_rate": p.rollback_error_rate, "p95": p.max_p95_ms, "rollback_p95": p.rollback_p95_ms},
+        "thresholds": thresholds.map(|t| json!({"error_rate": t.error_rate, "rollback_error_rate": t.rollback_error_rate, "p95": t.p95_ms, "rollback_p95": t.rollback_p95_ms})),
     })
 }

@@ -67,6 +67,18 @@ pub struct ServeConfig {
     pub windows: Windows,
     /// Hooks, incidents, contacts, release tag, reports.
     pub ops: OpsConfig,
+    /// The file and flags this came from, to read again on SIGHUP (none
+    /// when there was no file).
+    pub source: Option<ConfigSource>,
+}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The TOML file.
+    pub file: PathBuf,
+    /// The command-line values that override it.
+    pub cli: Overrides,
 }
 
 /// Where a request's user key is read from, before falling back to the client address.
@@ -303,7 +315,9 @@ pub fn load(file: Option<&Path>, cli: &Overrides) -> Result<ServeConfig, ConfigE
         Some(path) => read_file(path)?,
         None => FileConfig::default(),
     };
-    build(parsed, cli, &Origin { file })
+    let mut cfg = build(parsed, cli, &Origin { file })?;
+    cfg.source = file.map(|f| ConfigSource { file: f.to_path_buf(), cli: cli.clone() });
+    Ok(cfg)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -384,6 +398,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
             rollout_name,
             checklist: checklist(&f.checklist, o)?,
         },
+        source: None,
     })
 }
 

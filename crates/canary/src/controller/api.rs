@@ -54,6 +54,35 @@ pub struct Status {
     /// Why the controller cannot work right now (the state file failing), if so.
     #[serde(default)]
     pub error: Option<String>,
+    /// The judge's main thresholds in force (they change with a config reload).
+    #[serde(default)]
+    pub thresholds: Option<Thresholds>,
+}
+
+/// The thresholds a person watches: a step passes below the first two, and
+/// the canary is rolled back at once above the last two.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Thresholds {
+    /// The highest error rate a step may show, percent.
+    pub error_rate: f64,
+    /// The highest p95 a step may show, ms.
+    pub p95_ms: f64,
+    /// The error rate that rolls back at once, percent.
+    pub rollback_error_rate: f64,
+    /// The p95 that rolls back at once, ms.
+    pub rollback_p95_ms: f64,
+}
+
+impl Thresholds {
+    /// The figures of `p`.
+    pub fn of(p: &canary_core::judge::Policy) -> Thresholds {
+        Thresholds {
+            error_rate: p.max_error_rate,
+            p95_ms: p.max_p95_ms,
+            rollback_error_rate: p.rollback_error_rate,
+            rollback_p95_ms: p.rollback_p95_ms,
+        }
+    }
 }
 
 /// A rollout as shown.
@@ -96,6 +125,7 @@ impl Status {
             canary: ups.canary.as_ref().map(|c| c.url().to_string()),
             rollout: r.map(view),
             error: None,
+            thresholds: None,
         }
     }
 }

@@ -132,7 +132,33 @@ impl Controller {
     pub fn status(&self) -> Status {
         let mut st = Status::of(self.rollout.as_ref(), &self.live);
         st.error = self.fault.clone();
+        st.thresholds = Some(api::Thresholds::of(&self.policy));
         st
+    }
+
+    /// Takes the parts of a reloaded configuration the controller owns (the
+    /// judge's thresholds, controls, default plan, windows); returns the names
+    /// of those that changed. A rollout in progress keeps its own plan.
+    pub fn reconfigure(&mut self, cfg: &ServeConfig) -> Vec<&'static str> {
+        use crate::reload::differs;
+        let mut changed = Vec::new();
+        if differs(&self.policy, &cfg.policy) {
+            self.policy = cfg.policy.clone();
+            changed.push("[policy]");
+        }
+        if differs(&self.controls, &cfg.controls) {
+            self.controls = cfg.controls.clone();
+            changed.push("[controls]");
+        }
+        if differs(&self.plan, &cfg.plan) {
+            self.plan = cfg.plan.clone();
+            changed.push("[plan]");
+        }
+        if differs(&self.windows, &cfg.windows) {
+            self.windows = cfg.windows.clone();
+            changed.push("[windows]");
+        }
+        changed
     }
 
     /// One look: measure, judge, act.

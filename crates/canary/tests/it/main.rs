@@ -15,6 +15,7 @@ mod flags;
 mod hostile;
 mod ops;
 mod proxy;
+mod reload;
 mod rollout;
 mod routing;
 mod shutdown;
