@@ -20,6 +20,9 @@ use std::time::Instant;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A response body.
+// The streamed variant is the common one; boxing it to shrink the rare error
+// reply would cost an allocation on every proxied response.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ProxyBody {
     /// The upstream's body, streamed.

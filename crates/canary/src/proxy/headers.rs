@@ -2,7 +2,7 @@
 //! both ways (RFC 9110 section 7.6.1), `x-forwarded-*` set on the way up, and
 //! the upstream's `Host` on the request.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
 /// Headers that describe one connection, never forwarded.
@@ -57,20 +57,27 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Sets the `x-forwarded-*` headers for a request from `peer`, whose address
-/// is `peer_ip` already formatted as a header value (once per connection).
-pub fn set_forwarded(h: &mut HeaderMap, peer_ip: &HeaderValue) {
-    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => {
+/// is `peer_ip` already formatted as a header value (once per connection);
+/// `client_host` is the host the client asked for.
+pub fn set_forwarded(h: &mut HeaderMap, peer_ip: &HeaderValue, client_host: Option<HeaderValue>) {
+    // One lookup for both reading and writing the header.
+    match h.entry(X_FORWARDED_FOR) {
+        Entry::Occupied(mut e) => {
             let ip = peer_ip.to_str().unwrap_or_default();
-            HeaderValue::from_str(&format!("{prev}, {ip}")).ok()
+            let joined = e
+                .get()
+                .to_str()
+                .ok()
+                .filter(|prev| !prev.is_empty())
+                .and_then(|prev| HeaderValue::from_str(&format!("{prev}, {ip}")).ok());
+            e.insert(joined.unwrap_or_else(|| peer_ip.clone()));
         }
-        _ => Some(peer_ip.clone()),
-    };
-    if let Some(v) = xff {
-        h.insert(X_FORWARDED_FOR, v);
+        Entry::Vacant(e) => {
+            e.insert(peer_ip.clone());
+        }
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Some(host) = h.get(header::HOST).cloned() {
+    if let Some(host) = client_host {
         h.insert(X_FORWARDED_HOST, host);
     }
 }
@@ -104,7 +111,8 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         h.insert(header::HOST, HeaderValue::from_static("api.example"));
-        set_forwarded(&mut h, &ip_value("127.0.0.1".parse().unwrap()));
+        let host = h.get(header::HOST).cloned();
+        set_forwarded(&mut h, &ip_value("127.0.0.1".parse().unwrap()), host);
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[&X_FORWARDED_HOST], "api.example");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");

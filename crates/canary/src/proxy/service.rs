@@ -73,10 +73,23 @@ struct Ctx {
 enum SendError {
     /// The request never left: it is handed back with the reason.
     NotSent(Request<UpstreamReqBody>, String),
-    /// The upstream did not send a response head in time.
-    Timeout,
-    /// The exchange failed after the request was (partly) sent.
-    Failed(BoxError),
+    /// The upstream did not send a response head in time; the request comes
+    /// back when the path kept it (the lean one does).
+    Timeout(Option<Request<UpstreamReqBody>>),
+    /// The exchange failed after the request was (partly) sent; the request
+    /// comes back as with `Timeout`.
+    Failed(BoxError, Option<Request<UpstreamReqBody>>),
+}
+
+impl SendError {
+    /// The request handed back after the upstream took it and failed, if it
+    /// is safe to send again (see [`replayable`]).
+    fn take_safe_request(&mut self) -> Option<Request<UpstreamReqBody>> {
+        match self {
+            SendError::Timeout(r) | SendError::Failed(_, r) => r.take().filter(|r| is_safe(r.method())),
+            SendError::NotSent(..) => None,
+        }
+    }
 }
 
 /// Handles one request; never fails (errors become replies).
@@ -147,12 +160,13 @@ fn prepare(
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // HTTP/2 carries the host in the `:authority` pseudo-header, not `Host`.
-    if !parts.headers.contains_key(header::HOST)
-        && let Some(a) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    {
-        parts.headers.insert(header::HOST, a);
-    }
-    set_forwarded(&mut parts.headers, &peer.ip);
+    // (The upstream's own `Host` replaces the client's later, in `retarget`.)
+    let client_host = parts
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    set_forwarded(&mut parts.headers, &peer.ip, client_host);
     // Limited counts bytes as they stream, catching chunked bodies that grow
     // past the limit without declaring a length.
     let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
@@ -166,8 +180,17 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
         _ => (Version::Stable, &ups.stable),
     };
     ctx.w.shard.begin(version);
-    let replay = if version == Version::Canary { replayable(&req) } else { None };
-    match send(&ctx.w.pool, target, req, ctx.w.cfg.proxy.response_timeout).await {
+    // The lean path hands a failed request back; any other is copied first,
+    // in case the canary fails it. A canary with a path prefix has already
+    // rewritten the path of the request it hands back, so it is copied too.
+    let comes_back = lean(&req) && target.base_path().is_empty();
+    let copy = if version == Version::Canary && !comes_back { replayable(&req) } else { None };
+    let mut result = send(&ctx.w.pool, target, req, ctx.w.cfg.proxy.response_timeout).await;
+    let replay = match &mut result {
+        Err(e) if version == Version::Canary => copy.or_else(|| e.take_safe_request()),
+        _ => None,
+    };
+    match result {
         Ok((resp, conn)) => respond(ctx, version, resp, conn),
         Err(SendError::NotSent(req, why)) if version == Version::Canary => {
             fail(ctx, version, None, &why);
@@ -177,9 +200,9 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
         // a request without a body whose method is safe to repeat is served
         // by stable instead, so even a canary killed mid-request costs the
         // user nothing. It still counts as a canary failure.
-        Err(e @ (SendError::Timeout | SendError::Failed(_))) if replay.is_some() => {
+        Err(e @ (SendError::Timeout(_) | SendError::Failed(..))) if replay.is_some() => {
             let why = match &e {
-                SendError::Failed(e) => e.to_string(),
+                SendError::Failed(e, _) => e.to_string(),
                 _ => format!("no response within {:?}", ctx.w.cfg.proxy.response_timeout),
             };
             fail(ctx, version, None, &why);
@@ -196,7 +219,7 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
                 &format!("{version} upstream: {why}"),
             )
         }
-        Err(SendError::Timeout) => {
+        Err(SendError::Timeout(_)) => {
             let why = format!("no response within {:?}", ctx.w.cfg.proxy.response_timeout);
             fail(ctx, version, None, &why);
             reply::error(
@@ -205,17 +228,17 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
                 &format!("{version} upstream: {why}"),
             )
         }
-        Err(SendError::Failed(e)) if caused_by::<BodyStalled>(&e) => {
+        Err(SendError::Failed(e, _)) if caused_by::<BodyStalled>(&e) => {
             record(ctx, version, Some(408), false);
             let msg = format!("the request body stalled for {:?}", ctx.w.cfg.proxy.body_read_timeout);
             reply::error(StatusCode::REQUEST_TIMEOUT, "body_timeout", &msg)
         }
-        Err(SendError::Failed(e)) if is_body_limit(&e) => {
+        Err(SendError::Failed(e, _)) if is_body_limit(&e) => {
             record(ctx, version, Some(413), false);
             let msg = format!("request body exceeds the limit of {} bytes", ctx.w.cfg.proxy.max_body_bytes);
             reply::error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &msg)
         }
-        Err(SendError::Failed(e)) => {
+        Err(SendError::Failed(e, _)) => {
             fail(ctx, version, None, &e.to_string());
             reply::error(StatusCode::BAD_GATEWAY, "upstream_failed", &format!("{version} upstream: {e}"))
         }
@@ -236,9 +259,8 @@ async fn send(
     mut req: Request<UpstreamReqBody>,
     timeout: std::time::Duration,
 ) -> Result<Sent, SendError> {
-    use hyper::body::Body;
     retarget(&mut req, up);
-    if h1::eligible(req.method(), req.body().is_end_stream()) {
+    if lean(&req) {
         send_lean(pool, up, req, timeout).await
     } else {
         let (resp, conn) = send_hyper(pool, up, req, timeout).await?;
@@ -259,24 +281,26 @@ async fn send_lean(
     loop {
         // After one pooled connection turned out closed, only a new one is trusted.
         let got = if fresh { pool.connect_lean(up).await } else { pool.checkout_lean(up).await };
+        let back = |parts, body| Some(Request::from_parts(parts, body));
         let mut conn = match got {
             Ok(c) => c,
+            // Written once already (on the connection that went stale), so
+            // it may have been acted on: not "never sent", which would let
+            // a PUT or DELETE be sent again to stable.
+            Err(e) if fresh => return Err(SendError::Failed(Box::new(e), back(parts, body))),
             Err(e) => return Err(SendError::NotSent(Request::from_parts(parts, body), e.to_string())),
         };
         match tokio::time::timeout(timeout, conn.exchange(&parts, MAX_RESPONSE_HEAD)).await {
-            Err(_) => return Err(SendError::Timeout),
+            Err(_) => return Err(SendError::Timeout(back(parts, body))),
             Ok(Ok(head)) => {
-                let mut resp = Response::new(UpstreamBody::Lean(h1::body::Body::new(
-                    conn,
-                    head.framing,
-                    head.keep_alive,
-                )));
+                let body = h1::body::Body::new(conn, head.framing, head.keep_alive, timeout);
+                let mut resp = Response::new(UpstreamBody::Lean(body));
                 *resp.status_mut() = head.status;
                 *resp.headers_mut() = head.headers;
                 return Ok((resp, Recycle::Lean(up.url_arc())));
             }
             Ok(Err(h1::ExchangeError::Stale(_))) if !fresh => fresh = true,
-            Ok(Err(e)) => return Err(SendError::Failed(Box::new(e))),
+            Ok(Err(e)) => return Err(SendError::Failed(Box::new(e), back(parts, body))),
         }
     }
 }
@@ -299,12 +323,12 @@ async fn send_hyper(
             Err(e) => return Err(SendError::NotSent(req, e.to_string())),
         };
         match tokio::time::timeout(timeout, conn.sender.try_send_request(req)).await {
-            Err(_) => return Err(SendError::Timeout),
+            Err(_) => return Err(SendError::Timeout(None)),
             Ok(Ok(resp)) => return Ok((resp, conn)),
             Ok(Err(mut e)) => match e.take_message() {
                 Some(r) if attempt < 2 => req = r,
                 Some(r) => return Err(SendError::NotSent(r, e.into_error().to_string())),
-                None => return Err(SendError::Failed(Box::new(e.into_error()))),
+                None => return Err(SendError::Failed(Box::new(e.into_error()), None)),
             },
         }
         attempt += 1;
@@ -315,8 +339,7 @@ async fn send_hyper(
 /// repeated on stable if the canary fails it after it was sent.
 fn replayable(req: &Request<UpstreamReqBody>) -> Option<Request<UpstreamReqBody>> {
     use hyper::body::Body;
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe || !req.body().is_end_stream() {
+    if !is_safe(req.method()) || !req.body().is_end_stream() {
         return None;
     }
     let mut copy = Request::new(UpstreamReqBody::Empty);
@@ -325,6 +348,17 @@ fn replayable(req: &Request<UpstreamReqBody>) -> Option<Request<UpstreamReqBody>
     *copy.version_mut() = req.version();
     *copy.headers_mut() = req.headers().clone();
     Some(copy)
+}
+
+/// Methods whose repetition changes nothing on the server (RFC 9110 section 9.2.1).
+fn is_safe(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Whether the request takes the lean path (see `h1`).
+fn lean(req: &Request<UpstreamReqBody>) -> bool {
+    use hyper::body::Body;
+    h1::eligible(req.method(), req.body().is_end_stream())
 }
 
 fn retarget(req: &mut Request<UpstreamReqBody>, up: &Upstream) {
@@ -350,6 +384,13 @@ fn respond(ctx: &Ctx, version: Version, resp: Response<UpstreamBody>, conn: Recy
     // not turn a keep-alive HTTP/1.1 client connection into a one-shot one.
     parts.version = ctx.version;
     strip_hop_by_hop(&mut parts.headers);
+    // hyper's client keeps a Content-Length sent beside Transfer-Encoding,
+    // and hyper's server refuses to write both (RFC 9112 section 6.3: the
+    // length is ignored and must not be forwarded). The lean path never
+    // keeps it, so only hyper's responses are checked.
+    if matches!(conn, Recycle::Hyper(_)) && parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
     if ctx.w.cfg.version_header {
         parts.headers.insert(X_CANARY_VERSION, HeaderValue::from_static(version.as_str()));
     }

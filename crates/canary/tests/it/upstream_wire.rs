@@ -40,6 +40,12 @@ fn answer(method: &str, path: &str) -> (&'static str, After) {
         (_, "/truncated") => ("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", Close),
         (_, "/garbage") => ("SSH-2.0-OpenSSH_9.2\r\n\r\n", Close),
         (_, "/bad-length") => ("HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", Close),
+        (_, "/te-and-cl") => (
+            "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            KeepOpen,
+        ),
+        // Half the announced body, then silence with the connection open.
+        (_, "/stall") => ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf", KeepOpen),
         _ => ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain", KeepOpen),
     }
 }
@@ -82,8 +88,16 @@ async fn serve_raw(mut s: TcpStream) {
 }
 
 async fn start_in_front_of(addr: SocketAddr) -> (canary::server::Running, tempfile::TempDir) {
+    start_with(addr, |_| {}).await
+}
+
+async fn start_with(
+    addr: SocketAddr,
+    tune: impl FnOnce(&mut canary::config::ServeConfig),
+) -> (canary::server::Running, tempfile::TempDir) {
     let (dummy, dir) = (Upstream::start("unused"), tempdir());
     let mut cfg = config(&dummy, None, "0", dir.path());
+    tune(&mut cfg);
     cfg.stable = canary::upstream::Upstream::parse(&format!("http://{addr}")).unwrap();
     (start(cfg), dir)
 }
@@ -100,6 +114,8 @@ async fn every_body_framing_arrives_whole() {
         ("/continue", 200, "final"),
         ("/no-content", 204, ""),
         ("/plain", 200, "plain"),
+        // Transfer-Encoding wins; the Content-Length beside it is not forwarded.
+        ("/te-and-cl", 200, "hello"),
     ];
     for round in 0..3 {
         for (path, status, body) in cases {
@@ -116,8 +132,9 @@ async fn every_body_framing_arrives_whole() {
         assert!(resp.into_body().collect().await.unwrap().to_bytes().is_empty());
     }
     let opened = conns.load(Ordering::SeqCst);
-    // Kept-alive answers reuse their connection; the two that close cannot.
-    assert!(opened <= 3 * 2 + 4, "{opened} upstream connections for 21 requests");
+    // Kept-alive answers reuse their connection; the two that close cannot,
+    // nor can the one with both Transfer-Encoding and Content-Length.
+    assert!(opened <= 3 * 3 + 4, "{opened} upstream connections for 24 requests");
     srv.shutdown();
 }
 
@@ -168,5 +185,30 @@ async fn broken_answers_are_502_or_a_cut_body_and_counted() {
     })
     .await;
     assert!(ok, "two bad heads and one cut body count as upstream failures");
+    srv.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_the_upstream_stops_sending_is_cut_after_the_response_timeout() {
+    let (up, _) = raw_upstream().await;
+    let (srv, _dir) =
+        start_with(up, |c| c.proxy.response_timeout = std::time::Duration::from_millis(400)).await;
+    let c = client();
+    let req = Request::get(format!("http://{}/stall", srv.proxy_addr)).body(Full::default()).unwrap();
+    let exchange = async {
+        match c.request(req).await {
+            Ok(resp) => resp.into_body().collect().await.is_ok(),
+            Err(_) => false,
+        }
+    };
+    // Without the body timeout the client would wait as long as the upstream stays silent.
+    let whole = tokio::time::timeout(std::time::Duration::from_secs(20), exchange).await;
+    assert_eq!(whole, Ok(false), "the body is cut, not left hanging, and does not look complete");
+    let ok = eventually(5, || async {
+        let m = admin_json(&c, srv.admin_addr, "/api/v2/metrics").await;
+        m["versions"]["stable"]["requests"]["upstream_failures"] == 1
+    })
+    .await;
+    assert!(ok, "the stalled body counts as an upstream failure");
     srv.shutdown();
 }

@@ -10,6 +10,8 @@ use hyper::body::{Frame, SizeHint};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::time::Sleep;
 
 /// Larger reads once a body is known to be long: fewer system calls per byte.
 const BULK_READ: usize = 64 * 1024;
@@ -21,12 +23,18 @@ pub struct Body {
     framing: Framing,
     keep_alive: bool,
     ended: bool,
+    /// How long the upstream may send nothing mid-body.
+    idle: Duration,
+    // Armed only while waiting for the upstream, so a body already read or
+    // arriving steadily costs no timer.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Body {
-    /// The body that follows a response head on `conn`.
-    pub fn new(conn: Conn, framing: Framing, keep_alive: bool) -> Body {
-        Body { conn: Some(conn), framing, keep_alive, ended: false }
+    /// The body that follows a response head on `conn`; a pause longer than
+    /// `idle` in the upstream's sending ends it with an error.
+    pub fn new(conn: Conn, framing: Framing, keep_alive: bool, idle: Duration) -> Body {
+        Body { conn: Some(conn), framing, keep_alive, ended: false, idle, timer: None }
     }
 
     /// The connection, if the body was read to its end, the upstream allows
@@ -71,7 +79,19 @@ impl hyper::body::Body for Body {
                 Ok(Piece::NeedMore) => {}
             }
             conn.buf.reserve(size);
-            match ready!(tokio_util::io::poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.buf)) {
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.buf);
+            let Poll::Ready(read) = read else {
+                let idle = this.idle;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                ready!(timer.as_mut().poll(cx));
+                let e = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the upstream sent no body data for {idle:?}"),
+                );
+                return Poll::Ready(Some(Err(e)));
+            };
+            this.timer = None;
+            match read {
                 Ok(0) if this.framing == Framing::UntilClose => {
                     this.ended = true;
                     return Poll::Ready(None);

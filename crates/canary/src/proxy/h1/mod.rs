@@ -23,7 +23,6 @@ use framing::{Chunked, Framing};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, request};
 use std::io;
 use std::mem::MaybeUninit;
-use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -93,15 +92,11 @@ impl Conn {
     /// or stray bytes) arrived while it sat in the pool. Usually answered from
     /// the reactor's readiness without a system call.
     pub fn looks_alive(&self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.stream.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => {
-                let mut probe = [0u8; 1];
-                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
-        }
+        // `try_read` answers WouldBlock from the cached readiness without a
+        // system call, and, unlike `poll_read_ready`, never reports "not
+        // ready" just because the task has used up its cooperative budget.
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Sends the request head and reads the response head.
@@ -206,6 +201,11 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Parsed, ExchangeError> {
         headers.append(name, value);
     }
     let framing = seen.framing(status, head_request);
+    if seen.chunked_last.is_some() {
+        // RFC 9112 section 6.3: with Transfer-Encoding, Content-Length is
+        // ignored and must not be forwarded (nor can a response carry both).
+        headers.remove(http::header::CONTENT_LENGTH);
+    }
     // A body delimited by the connection's end leaves nothing to reuse; one
     // sent with both Transfer-Encoding and Content-Length is suspect (RFC 9112
     // section 6.3): it is read by the former and the connection closed after.
@@ -333,6 +333,14 @@ mod tests {
         assert_eq!(h.headers.len(), 1, "{:?}", h.headers);
         let h = head("HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\n\r\n", false).unwrap();
         assert!(h.headers.contains_key("connection"), "kept so that x-secret is stripped too");
+    }
+
+    #[test]
+    fn content_length_beside_transfer_encoding_is_dropped() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", false)
+            .unwrap();
+        assert!(!h.headers.contains_key("content-length"));
+        assert!(h.headers.contains_key("transfer-encoding"));
     }
 
     #[test]
