@@ -13,7 +13,8 @@
 # What one run does:
 #   1. starts a backend: nginx, 1 worker, `return 200 "ok"`
 #   2. for canary (workers = 1, share 50) and for an nginx reverse proxy (1
-#      worker, upstream keepalive, as in bench/run.sh), each under callgrind:
+#      worker, upstream keepalive, X-Forwarded-* headers set as canary sets
+#      them, as in bench/run.sh), each under callgrind:
 #      a WARMUP wrk run, counters zeroed (callgrind_control -z), a measured
 #      `wrk -t1 -c8 -d$DURATION -H 'x-user-id: u1'`, counters dumped; the
 #      instructions in that dump divided by the requests wrk completed
@@ -118,7 +119,13 @@ http {
   upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$N_PORT;
-    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location / {
+      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+      # What canary always sends the upstream, so both do the same work.
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+    }
   }
 }
 EOF

@@ -27,6 +27,7 @@
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [10s]  WARMUP [2s]  CONNECTIONS [32]  THREADS [1]
 #   CANARY_W2 [1]  BUILD [1] (0 = use the existing target/release/canary)
+#   FORWARDED [1] (nginx and haproxy add X-Forwarded-For/-Proto/-Host, as canary does)
 #   NGINX [/usr/sbin/nginx]  HAPROXY [/usr/sbin/haproxy]  WRK [/usr/bin/wrk]
 #   OUT [bench/out/<UTC timestamp>]
 #
@@ -46,6 +47,7 @@ WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 CANARY_W2=${CANARY_W2:-1}
+FORWARDED=${FORWARDED:-1}
 BUILD=${BUILD:-1}
 NGINX=${NGINX:-/usr/sbin/nginx}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
@@ -268,6 +270,19 @@ wait_http "http://127.0.0.1:$BACKEND_PORT/" ok "$BACKEND_PID" backend
 BACKEND_WORKER=$(nginx_worker "$BACKEND_PID")
 
 # --- 3. proxies ---------------------------------------------------------------------
+# canary always tells the upstream who the client was (X-Forwarded-For, -Proto,
+# -Host); with FORWARDED=1 nginx and haproxy are configured to do the same, as
+# they usually are in front of an API, so all three send the backend the same
+# request and the backend does the same work for each.
+NGINX_FORWARDED="" HAPROXY_FORWARDED=""
+if [[ $FORWARDED == 1 ]]; then
+    NGINX_FORWARDED='            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;'
+    HAPROXY_FORWARDED='    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]'
+fi
 NGINX_PORT=$(free_port)
 d=$TMP/nginx && mkdir -p "$d"
 {
@@ -284,6 +299,7 @@ d=$TMP/nginx && mkdir -p "$d"
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+$NGINX_FORWARDED
         }
     }
 }
@@ -314,6 +330,7 @@ frontend fe
     default_backend be
 
 backend be
+$HAPROXY_FORWARDED
     server s1 127.0.0.1:$BACKEND_PORT
 EOF
 "$HAPROXY" -db -f "$d/haproxy.cfg" >"$d/stdout.log" 2>&1 &
