@@ -79,6 +79,19 @@ pub enum Command {
     Rollback(String),
 }
 
+/// Replaces `mine` with `new` if they differ, noting `name` in `changed`.
+fn take<T: Clone + std::fmt::Debug>(
+    mine: &mut T,
+    new: &T,
+    name: &'static str,
+    changed: &mut Vec<&'static str>,
+) {
+    if crate::reload::differs(mine, new) {
+        *mine = new.clone();
+        changed.push(name);
+    }
+}
+
 /// The controller's state.
 #[derive(Debug)]
 pub struct Controller {
@@ -140,24 +153,11 @@ impl Controller {
     /// judge's thresholds, controls, default plan, windows); returns the names
     /// of those that changed. A rollout in progress keeps its own plan.
     pub fn reconfigure(&mut self, cfg: &ServeConfig) -> Vec<&'static str> {
-        use crate::reload::differs;
         let mut changed = Vec::new();
-        if differs(&self.policy, &cfg.policy) {
-            self.policy = cfg.policy.clone();
-            changed.push("[policy]");
-        }
-        if differs(&self.controls, &cfg.controls) {
-            self.controls = cfg.controls.clone();
-            changed.push("[controls]");
-        }
-        if differs(&self.plan, &cfg.plan) {
-            self.plan = cfg.plan.clone();
-            changed.push("[plan]");
-        }
-        if differs(&self.windows, &cfg.windows) {
-            self.windows = cfg.windows.clone();
-            changed.push("[windows]");
-        }
+        take(&mut self.policy, &cfg.policy, "[policy]", &mut changed);
+        take(&mut self.controls, &cfg.controls, "[controls]", &mut changed);
+        take(&mut self.plan, &cfg.plan, "[plan]", &mut changed);
+        take(&mut self.windows, &cfg.windows, "[windows]", &mut changed);
         changed
     }
 

@@ -102,6 +102,15 @@ async fn start_with(
     (start(cfg), dir)
 }
 
+/// Whether stable's upstream failures reach `n` within 5 s.
+async fn stable_failures_reach(admin: SocketAddr, n: u64) -> bool {
+    eventually(5, || async {
+        let m = admin_json(&client(), admin, "/api/v2/metrics").await;
+        m["versions"]["stable"]["requests"]["upstream_failures"] == n
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_body_framing_arrives_whole() {
     let (up, conns) = raw_upstream().await;
@@ -179,12 +188,10 @@ async fn broken_answers_are_502_or_a_cut_body_and_counted() {
     assert!(!whole, "a short body must not look complete");
     // And the proxy still serves the next request.
     assert_eq!(get(&c, srv.proxy_addr, "/plain", &[]).await.2, "plain");
-    let ok = eventually(5, || async {
-        let m = admin_json(&c, srv.admin_addr, "/api/v2/metrics").await;
-        m["versions"]["stable"]["requests"]["upstream_failures"] == 3
-    })
-    .await;
-    assert!(ok, "two bad heads and one cut body count as upstream failures");
+    assert!(
+        stable_failures_reach(srv.admin_addr, 3).await,
+        "two bad heads and one cut body count as upstream failures"
+    );
     srv.shutdown();
 }
 
@@ -204,11 +211,6 @@ async fn a_body_the_upstream_stops_sending_is_cut_after_the_response_timeout() {
     // Without the body timeout the client would wait as long as the upstream stays silent.
     let whole = tokio::time::timeout(std::time::Duration::from_secs(20), exchange).await;
     assert_eq!(whole, Ok(false), "the body is cut, not left hanging, and does not look complete");
-    let ok = eventually(5, || async {
-        let m = admin_json(&c, srv.admin_addr, "/api/v2/metrics").await;
-        m["versions"]["stable"]["requests"]["upstream_failures"] == 1
-    })
-    .await;
-    assert!(ok, "the stalled body counts as an upstream failure");
+    assert!(stable_failures_reach(srv.admin_addr, 1).await, "the stalled body counts as an upstream failure");
     srv.shutdown();
 }
