@@ -198,19 +198,7 @@ fn the_cli_deploys_reports_and_refuses_misuse_cleanly() {
 fn mutating_calls_need_the_token_when_one_is_set() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let state = arg(dir.path(), "s.db");
-    let args = [
-        "--stable",
-        &stable.url(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--state",
-        &state,
-        "--admin-token",
-        "s3cret",
-    ];
-    let p = Process::start(&args);
+    let p = serve_proc(&stable, &state, &["--admin-token", "s3cret"]);
     let admin = format!("http://{}", p.admin);
     let (code, _, err) = cli(&["deploy", "10", &canary.url(), "--admin", &admin]);
     assert_eq!(code, 4, "{err}");

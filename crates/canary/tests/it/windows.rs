@@ -43,18 +43,7 @@ fn deploy_outside_a_window_is_refused_unless_forced_with_a_reason() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[windows]\nenabled = true\n[[windows.freeze]]\nfrom = \"2000-01-01\"\nto = \"2999-12-31\"\nreason = \"release freeze\"\n").unwrap();
     let (c, state) = (cfg.display().to_string(), arg(dir.path(), "s.db"));
-    let p = Process::start(&[
-        "--config",
-        &c,
-        "--stable",
-        &stable.url(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--state",
-        &state,
-    ]);
+    let p = serve_proc(&stable, &state, &["--config", &c]);
     let admin = format!("http://{}", p.admin);
     let (code, _, err) = cli(&["deploy", "10", &canary.url(), "--admin", &admin]);
     assert_eq!(code, 3, "{err}");
@@ -99,18 +88,7 @@ fn the_checklist_gates_deploy_and_is_kept_in_the_history() {
     );
     std::fs::write(&cfg, text).unwrap();
     let (c, state) = (cfg.display().to_string(), arg(dir.path(), "s.db"));
-    let p = Process::start(&[
-        "--config",
-        &c,
-        "--stable",
-        &stable.url(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--state",
-        &state,
-    ]);
+    let p = serve_proc(&stable, &state, &["--config", &c]);
     let admin = format!("http://{}", p.admin);
     let (code, out, _) = cli(&["check", "--admin", &admin]);
     assert_eq!(code, 1, "{out}");
