@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
         share,
         excludes: Excludes::new(&["/api/admin/*", "/api/internal/*"]).unwrap_or_else(|_| Excludes::none()),
         has_canary: true,
+        canary_blocked: head.get(2).is_some_and(|b| b & 1 == 1),
     };
     let forced = cookie_value(cookie.as_bytes(), "x-canary").and_then(Override::parse);
     let facts = RequestFacts { path: &norm, forced, user_key: bounded_key(key.as_bytes()) };

@@ -80,6 +80,9 @@ pub enum Decision {
         /// The new canary URL, if any.
         canary: Option<String>,
     },
+    /// Keep every request off the canary, overrides included (`true`, after a
+    /// rollback), or let the share and overrides apply again (`false`, a deploy).
+    BlockCanary(bool),
     /// Record an event in the log.
     Event {
         /// What happened.
@@ -107,6 +110,20 @@ pub enum CommandError {
         id: i64,
         /// Its state.
         state: &'static str,
+    },
+    /// A manual advance past a step whose verdict fails, without `force`.
+    #[error(
+        "rollout {id}: step {step} at {share} fails its verdict ({reason}); moving on needs --force, or roll back with `canary rollback`"
+    )]
+    VerdictFailed {
+        /// The rollout.
+        id: i64,
+        /// The 1-based step being left.
+        step: usize,
+        /// Its share.
+        share: Share,
+        /// The failing criteria.
+        reason: String,
     },
     /// Resume on a step waiting for `promote`.
     #[error("rollout {id} passed step {step} and waits for `canary promote` (a manual plan)")]
@@ -187,6 +204,7 @@ impl Rollout {
         let d = vec![
             Decision::SetUpstreams { stable: stable.to_string(), canary: Some(canary.to_string()) },
             Decision::SetShare(share),
+            Decision::BlockCanary(false),
             r.event("rollout_started", json!({"canary": canary, "stable": stable, "plan": r.plan})),
         ];
         (r, d)
@@ -255,7 +273,7 @@ impl Rollout {
                     format!("step {} at {} passed; waiting for `canary promote`", self.step + 1, self.share);
                 self.pause_with(now, why, "awaiting_promote")
             }
-            _ => self.advance(now, Some(sv)),
+            _ => self.advance(now, sv),
         }
     }
 
@@ -279,17 +297,31 @@ impl Rollout {
         self.pause_with(now, why, "paused")
     }
 
-    fn advance(&mut self, now: u64, verdict: Option<&Verdict>) -> Vec<Decision> {
+    fn advance(&mut self, now: u64, verdict: &Verdict) -> Vec<Decision> {
         if self.step + 1 >= self.plan.steps.len() {
-            return self.complete(now, verdict);
+            return self.complete(now, verdict, json!({}));
         }
-        self.step += 1;
-        self.share = self.plan.steps[self.step];
+        self.move_to(now, self.step + 1, "step_advanced", verdict, json!({}))
+    }
+
+    /// Enters step `to` with a fresh bake. `verdict` is the judge's view of
+    /// the step being left (kept with the event: the report's step figures);
+    /// `extra` says how, e.g. by whose hand.
+    fn move_to(
+        &mut self,
+        now: u64,
+        to: usize,
+        kind: &'static str,
+        verdict: &Verdict,
+        extra: Value,
+    ) -> Vec<Decision> {
+        let (from_step, from_share) = (self.step + 1, self.share.percent());
+        self.step = to;
+        self.share = self.plan.steps[to];
         self.enter_step(now);
-        vec![
-            Decision::SetShare(self.share),
-            self.event("step_advanced", json!({"verdict": verdict, "skipped_bake": verdict.is_none()})),
-        ]
+        let mut detail = json!({"verdict": verdict, "from_step": from_step, "from_share": from_share});
+        merge_into(&mut detail, extra);
+        vec![Decision::SetShare(self.share), self.event(kind, detail)]
     }
 
     fn enter_step(&mut self, now: u64) {
@@ -302,20 +334,29 @@ impl Rollout {
         self.step_verdict = None;
     }
 
-    fn complete(&mut self, now: u64, verdict: Option<&Verdict>) -> Vec<Decision> {
+    fn complete(&mut self, now: u64, verdict: &Verdict, extra: Value) -> Vec<Decision> {
+        let (from_step, from_share) = (self.step + 1, self.share.percent());
         self.state = State::Promoted;
         self.ended_ms = Some(now);
         self.share = Share::ZERO;
         self.reason = None;
+        let mut detail = json!({"verdict": verdict, "new_stable": self.canary, "from_step": from_step, "from_share": from_share});
+        merge_into(&mut detail, extra);
         vec![
             Decision::SetUpstreams { stable: self.canary.clone(), canary: None },
             Decision::SetShare(Share::ZERO),
-            self.event("promoted", json!({"verdict": verdict, "new_stable": self.canary})),
+            self.event("promoted", detail),
         ]
     }
 
+    /// Ends the rollout rolled back. The event keeps the step and share in
+    /// force when the failure was seen (`at_step`, `at_share`), the verdict
+    /// that decided it (none for a person's rollback) and the step's latest
+    /// figures, for the incident record and the report.
     fn roll_back(&mut self, now: u64, reason: String, verdict: Option<&Verdict>) -> Vec<Decision> {
         let was_promoted = self.state == State::Promoted;
+        let (at_step, at_share) = (self.step + 1, self.share.percent());
+        let planned_share = self.plan.steps.get(self.step).map(|s| s.percent());
         self.state = State::RolledBack;
         self.ended_ms = Some(now);
         self.share = Share::ZERO;
@@ -325,9 +366,18 @@ impl Rollout {
             d.push(Decision::SetUpstreams { stable: self.previous_stable.clone(), canary: None });
         }
         d.push(Decision::SetShare(Share::ZERO));
+        d.push(Decision::BlockCanary(true));
         d.push(self.event(
             "rolled_back",
-            json!({"reason": reason, "verdict": verdict, "restored_stable": was_promoted}),
+            json!({
+                "reason": reason,
+                "verdict": verdict,
+                "step_verdict": self.step_verdict,
+                "restored_stable": was_promoted,
+                "at_step": if was_promoted { None } else { Some(at_step) },
+                "at_share": if was_promoted { 100.0 } else { at_share },
+                "planned_share": if was_promoted { None } else { planned_share },
+            }),
         ));
         d
     }
@@ -355,62 +405,16 @@ impl Rollout {
             Err(CommandError::Ended { id: self.id, state: self.state.as_str() })
         }
     }
+}
 
-    /// `promote`: the next step now, skipping the rest of the bake; with
-    /// `full`, straight to promotion.
-    pub fn promote(&mut self, now: u64, full: bool) -> Result<Vec<Decision>, CommandError> {
-        self.ensure_active()?;
-        Ok(if full { self.complete(now, None) } else { self.advance(now, None) })
-    }
-
-    /// `pause`: stop advancing (rollback criteria stay armed).
-    pub fn pause(&mut self, now: u64, reason: &str) -> Result<Vec<Decision>, CommandError> {
-        self.ensure_active()?;
-        Ok(self.pause_with(now, reason.to_string(), "paused"))
-    }
-
-    /// `resume`: continue the bake where it stopped, at the step's share.
-    pub fn resume(&mut self, now: u64) -> Result<Vec<Decision>, CommandError> {
-        self.ensure_active()?;
-        if self.awaiting_promote {
-            return Err(CommandError::AwaitingPromote { id: self.id, step: self.step + 1 });
-        }
-        if self.state != State::Paused {
-            return Err(CommandError::NotPaused { id: self.id, state: self.state.as_str() });
-        }
-        let planned = self.plan.steps[self.step];
-        let mut d = Vec::new();
-        if self.share != planned {
-            self.share = planned;
-            d.push(Decision::SetShare(planned));
-        }
-        self.state = State::Progressing;
-        self.hold_since_ms = None;
-        self.reason = None;
-        self.last_tick_ms = now;
-        d.push(self.event("resumed", json!({})));
-        Ok(d)
-    }
-
-    /// `rollback`: share 0 at once, no analysis; after a promotion, the
-    /// previous stable comes back.
-    pub fn rollback(&mut self, now: u64, reason: &str) -> Result<Vec<Decision>, CommandError> {
-        if self.state == State::RolledBack {
-            return Err(CommandError::Ended { id: self.id, state: self.state.as_str() });
-        }
-        Ok(self.roll_back(now, format!("by hand: {reason}"), None))
-    }
-
-    /// `adjust`: a person sets the share; the plan pauses until `resume`.
-    pub fn adjust(&mut self, now: u64, share: Share, source: &str) -> Result<Vec<Decision>, CommandError> {
-        self.ensure_active()?;
-        self.share = share;
-        let why = format!("share set to {share} by {source}; `canary resume` returns to the plan");
-        let mut d = vec![Decision::SetShare(share)];
-        d.extend(self.pause_with(now, why, "adjusted"));
-        Ok(d)
+/// Adds the fields of `extra` (an object) to `detail`.
+fn merge_into(detail: &mut Value, extra: Value) {
+    if let (Value::Object(d), Value::Object(e)) = (detail, extra) {
+        d.extend(e);
     }
 }
+
+mod commands;
 
 #[cfg(test)]
 mod tests;

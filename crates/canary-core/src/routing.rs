@@ -1,5 +1,5 @@
 //! The routing decision for one request, made in a fixed order:
-//! 1. no canary configured -> stable;
+//! 1. no canary configured, or the canary rolled back (blocked) -> stable;
 //! 2. an excluded path -> stable;
 //! 3. an explicit override (`x-canary` header or cookie) -> as asked;
 //! 4. the user's sticky bucket below the share -> canary, else stable.
@@ -26,6 +26,9 @@ pub struct RoutingTable {
     pub excludes: Excludes,
     /// Whether a canary upstream exists at all.
     pub has_canary: bool,
+    /// The canary was rolled back: nothing reaches it, overrides included,
+    /// until the next deploy (or a person forces a share on it).
+    pub canary_blocked: bool,
 }
 
 /// Why a request went where it went.
@@ -33,6 +36,8 @@ pub struct RoutingTable {
 pub enum Reason {
     /// No canary upstream is configured.
     NoCanary,
+    /// The canary was rolled back.
+    Blocked,
     /// The path matched an exclude pattern.
     Excluded,
     /// The client asked for a version.
@@ -68,6 +73,9 @@ pub fn decide(table: &RoutingTable, req: &RequestFacts<'_>) -> Decision {
     if !table.has_canary {
         return stable(Reason::NoCanary);
     }
+    if table.canary_blocked {
+        return stable(Reason::Blocked);
+    }
     if table.excludes.matches(req.path) {
         return stable(Reason::Excluded);
     }
@@ -91,6 +99,7 @@ mod tests {
             share: Share::from_percent(share).unwrap(),
             excludes: Excludes::new(&["/api/admin/*"]).unwrap(),
             has_canary: true,
+            canary_blocked: false,
         }
     }
 
@@ -118,6 +127,17 @@ mod tests {
         t.has_canary = false;
         let d = decide(&t, &facts("/", Some(Override::Always), b"u"));
         assert_eq!(d.reason, Reason::NoCanary);
+    }
+
+    #[test]
+    fn a_blocked_canary_gets_nobody_even_when_forced() {
+        let mut t = table(100.0);
+        t.canary_blocked = true;
+        for i in 0..2000 {
+            let key = format!("user-{i}");
+            let d = decide(&t, &facts("/api/v2/rooms", Some(Override::Always), key.as_bytes()));
+            assert_eq!(d, Decision { version: Version::Stable, reason: Reason::Blocked });
+        }
     }
 
     #[test]

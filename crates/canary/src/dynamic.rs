@@ -48,7 +48,8 @@ pub fn load(path: &Path, live: &Live) -> Result<bool, String> {
         share: Some(flags.effective_share()),
         excludes: Some(flags.excludes),
         flags_hash: Some(hash),
-        upstreams: None,
+        // A rolled-back canary stays blocked: a file cannot say "force".
+        ..Change::default()
     };
     live.apply(change, Source::FlagsFile).map_err(|e| format!("{}: not applied: {e}", path.display()))?;
     live.flags.set_file(features);

@@ -60,6 +60,8 @@ pub struct Change {
     pub flags_hash: Option<String>,
     /// New upstreams (a rollout starting, promoted, or undone).
     pub upstreams: Option<Upstreams>,
+    /// Block the canary (a rollback) or lift the block (a deploy, a forced adjust).
+    pub blocked: Option<bool>,
 }
 
 /// What is persisted beside the routing table.
@@ -121,6 +123,7 @@ impl Live {
         let _guard = self.lock_meta();
         let mut t = (*self.routing.load_full()).clone();
         t.share = Share::ZERO;
+        t.canary_blocked = true;
         self.routing.store(Arc::new(t));
         tracing::error!("canary share set to 0 in memory only: the state file cannot be written");
     }
@@ -164,6 +167,9 @@ impl Live {
         if let Some(e) = change.excludes {
             new.excludes = e;
         }
+        if let Some(b) = change.blocked {
+            new.canary_blocked = b;
+        }
         if let Some(h) = change.flags_hash {
             new_meta.flags_hash = Some(h);
         }
@@ -201,6 +207,7 @@ fn restore(
     p: PersistedRouting,
 ) -> (RoutingTable, Upstreams, Meta) {
     table.share = Share::from_basis_points(p.share_bp).unwrap_or(table.share);
+    table.canary_blocked = p.canary_blocked;
     // Patterns were validated before they were saved; a file edited by hand
     // into an invalid state keeps the config's excludes instead.
     if let Ok(ex) = Excludes::new(&p.excludes) {
@@ -229,14 +236,20 @@ fn persisted(t: &RoutingTable, meta: &Meta) -> PersistedRouting {
         excludes: t.excludes.patterns().to_vec(),
         flags_hash: meta.flags_hash.clone(),
         upstreams: meta.pinned.clone(),
+        canary_blocked: t.canary_blocked,
     }
 }
 
 fn describe(t: &RoutingTable) -> serde_json::Value {
-    json!({"share": t.share.percent(), "excludes": t.excludes.patterns()})
+    json!({"share": t.share.percent(), "excludes": t.excludes.patterns(), "canary_blocked": t.canary_blocked})
 }
 
 fn kind(old: &RoutingTable, new: &RoutingTable) -> &'static str {
+    // A rollback moves the share and blocks at once: it stays a share change
+    // (the detail's `canary_blocked` tells the rest).
+    if old.canary_blocked != new.canary_blocked && old.share == new.share {
+        return if new.canary_blocked { "canary_blocked" } else { "canary_unblocked" };
+    }
     match (old.share != new.share, old.excludes != new.excludes) {
         (true, false) => "share_changed",
         (false, true) => "excludes_changed",

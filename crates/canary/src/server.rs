@@ -103,6 +103,7 @@ fn table(cfg: &ServeConfig) -> RoutingTable {
         share: cfg.share,
         excludes: cfg.excludes.clone(),
         has_canary: cfg.canary.is_some(),
+        canary_blocked: false,
     }
 }
 

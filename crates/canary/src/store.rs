@@ -36,6 +36,9 @@ pub struct PersistedRouting {
     /// The upstreams, once a rollout has set them (they then outlive the config).
     #[serde(default)]
     pub upstreams: Option<(String, Option<String>)>,
+    /// The canary was rolled back: no traffic reaches it until a deploy.
+    #[serde(default)]
+    pub canary_blocked: bool,
 }
 
 /// One event in the log.
@@ -285,6 +288,7 @@ mod tests {
             excludes: vec!["/a/*".into()],
             flags_hash: None,
             upstreams: None,
+            canary_blocked: true,
         };
         {
             let s = Store::open(&path).unwrap();

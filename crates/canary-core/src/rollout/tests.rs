@@ -2,7 +2,7 @@
 //! every 250 ms of simulated time; hours pass in milliseconds.
 
 use super::*;
-use crate::judge::ArmWindow;
+use crate::judge::{ArmWindow, judge_step};
 use crate::window::TickRing;
 use hdrhistogram::Histogram;
 
@@ -101,12 +101,12 @@ impl Sim {
             match d {
                 Decision::SetShare(s) => self.shares.push(s.percent()),
                 Decision::Event { kind, .. } => {
-                    if matches!(kind, "step_advanced" | "promoted" | "resumed") {
+                    if matches!(kind, "step_advanced" | "stepped_back" | "promoted" | "resumed") {
                         self.step_obs = Observation::default();
                     }
                     self.events.push(kind);
                 }
-                Decision::SetUpstreams { .. } => {}
+                Decision::SetUpstreams { .. } | Decision::BlockCanary(_) => {}
             }
         }
         let _ = r;
@@ -130,6 +130,16 @@ impl Sim {
         let fast = self.ticks.recent(self.policy.min_fast_requests);
         let ds = r.tick(self.now, &self.policy, &self.controls, &fast, &self.step_obs);
         self.apply(r, ds);
+    }
+
+    /// The judge's view of the step so far, as the driver passes to commands.
+    fn verdict(&self) -> Verdict {
+        judge_step(&self.policy, &self.step_obs)
+    }
+
+    /// Ticks for `ms` of simulated time (or until the rollout ends).
+    fn run_for(&mut self, r: &mut Rollout, ms: u64) {
+        self.run_until_end(r, ms);
     }
 
     fn run_until_end(&mut self, r: &mut Rollout, limit_ms: u64) {
@@ -233,10 +243,10 @@ fn manual_plans_wait_for_promote_and_commands_check_the_state() {
     sim.run_until_end(&mut r, 5 * 60_000);
     assert!(r.awaiting_promote && r.state == State::Paused && r.step == 0);
     assert!(matches!(r.resume(sim.now), Err(CommandError::AwaitingPromote { .. })));
-    let ds = r.promote(sim.now, false).unwrap();
+    let ds = r.promote(sim.now, false, &sim.verdict()).unwrap();
     assert!(ds.contains(&Decision::SetShare(Share::from_percent(25.0).unwrap())));
     assert_eq!(r.state, State::Progressing);
-    let ds = r.adjust(sim.now, Share::ZERO, "adjust").unwrap();
+    let ds = r.adjust(sim.now, Share::ZERO, false, &sim.verdict()).unwrap();
     assert_eq!((ds[0].clone(), r.state), (Decision::SetShare(Share::ZERO), State::Paused));
     let ds = r.resume(sim.now).unwrap();
     assert_eq!(
@@ -244,11 +254,11 @@ fn manual_plans_wait_for_promote_and_commands_check_the_state() {
         Decision::SetShare(Share::from_percent(25.0).unwrap()),
         "resume returns to the plan's share"
     );
-    let ds = r.promote(sim.now, true).unwrap();
+    let ds = r.promote(sim.now, true, &sim.verdict()).unwrap();
     assert!(ds.contains(&Decision::SetUpstreams { stable: "http://canary".into(), canary: None }));
-    assert!(matches!(r.promote(sim.now, false), Err(CommandError::Ended { .. })));
+    assert!(matches!(r.promote(sim.now, false, &sim.verdict()), Err(CommandError::Ended { .. })));
     // A rollback after promotion restores the previous stable.
-    let ds = r.rollback(sim.now, "bad release").unwrap();
+    let ds = r.rollback(sim.now, "bad release", &sim.verdict()).unwrap();
     assert!(ds.contains(&Decision::SetUpstreams { stable: "http://stable".into(), canary: None }));
     assert!(r.reason.unwrap().contains("bad release"));
 }
@@ -266,4 +276,112 @@ fn time_while_stopped_does_not_count_as_watching() {
     sim.step(&mut r);
     assert_eq!(r.time_left_ms(), left - TICK_MS, "one tick of bake after the restart, not an hour");
     assert_eq!(r.step, 0);
+}
+
+fn pct(p: f64) -> Share {
+    Share::from_percent(p).unwrap()
+}
+
+fn event_detail<'a>(ds: &'a [Decision], want: &str) -> &'a Value {
+    ds.iter()
+        .find_map(|d| match d {
+            Decision::Event { kind, detail } if *kind == want => Some(detail),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {want} event in {ds:?}"))
+}
+
+#[test]
+fn the_seeds_runbook_of_adjusts_walks_the_plan_and_promotes_after_the_final_watch() {
+    let mut sim = Sim::new(21, 400.0);
+    let mut r = sim.start(quick_plan());
+    for (k, share) in [25.0, 50.0, 75.0, 100.0].into_iter().enumerate() {
+        sim.run_for(&mut r, 20_000); // watched a while, less than the bake
+        let ds = r.adjust(sim.now, pct(share), false, &sim.verdict()).unwrap();
+        let d = event_detail(&ds, "step_advanced");
+        assert_eq!((d["by_hand"].as_str(), d["from_step"].as_u64()), (Some("adjust"), Some(k as u64 + 1)));
+        assert!(d["verdict"]["versions"][1]["requests"].as_u64().unwrap() > 0, "the step's figures are kept");
+        assert_eq!((r.step, r.share, r.state), (k + 1, pct(share), State::Progressing), "not paused");
+        sim.apply(&r, ds);
+    }
+    assert_eq!(r.time_left_ms(), 120_000, "adjust 100 starts the final watch");
+    sim.run_until_end(&mut r, 10 * 60_000);
+    assert_eq!(r.state, State::Promoted, "promoted by the plan after the final watch: {:?}", r.reason);
+    assert_eq!(sim.events.iter().filter(|e| **e == "step_advanced").count(), 4);
+}
+
+#[test]
+fn a_manual_advance_past_a_failing_step_is_refused_unless_forced() {
+    let mut sim = Sim::new(22, 400.0);
+    sim.canary = Behaviour { error_p: 0.002, latency_ms: (150.0, 400.0) }; // p95 over 200 ms, under 1 s
+    let mut r = sim.start(quick_plan());
+    sim.run_for(&mut r, 40_000);
+    assert!(r.is_active(), "a p95 under 1 s does not roll back at once: {:?}", r.reason);
+    let err = r.adjust(sim.now, pct(25.0), false, &sim.verdict()).unwrap_err();
+    assert!(matches!(err, CommandError::VerdictFailed { step: 1, .. }), "{err}");
+    assert!(err.to_string().contains("p95") && err.to_string().contains("--force"), "{err}");
+    assert_eq!((r.step, r.share), (0, pct(10.0)), "nothing changed");
+    let ds = r.adjust(sim.now, pct(25.0), true, &sim.verdict()).unwrap();
+    assert_eq!(event_detail(&ds, "step_advanced")["forced"], true);
+    assert_eq!(r.share, pct(25.0));
+}
+
+#[test]
+fn adjusting_back_steps_back_without_pausing_and_off_plan_pauses() {
+    let mut sim = Sim::new(23, 400.0);
+    let mut r = sim.start(quick_plan());
+    for share in [25.0, 50.0] {
+        let ds = r.adjust(sim.now, pct(share), false, &sim.verdict()).unwrap();
+        sim.apply(&r, ds);
+    }
+    let ds = r.adjust(sim.now, pct(25.0), false, &sim.verdict()).unwrap();
+    assert_eq!(event_detail(&ds, "stepped_back")["from_share"], 50.0);
+    assert_eq!((r.step, r.state, r.time_left_ms()), (1, State::Progressing, 60_000));
+    // Off the plan: paused; promote then goes to the first step above, never lower.
+    let ds = r.adjust(sim.now, pct(60.0), false, &sim.verdict()).unwrap();
+    assert_eq!((ds[0].clone(), r.state), (Decision::SetShare(pct(60.0)), State::Paused));
+    let _ = r.promote(sim.now, false, &sim.verdict()).unwrap();
+    assert_eq!((r.step, r.share, r.state), (3, pct(75.0), State::Progressing));
+    // The current step's share puts a paused rollout back on the plan.
+    let _ = r.pause(sim.now, "look").unwrap();
+    let ds = r.adjust(sim.now, pct(75.0), false, &sim.verdict()).unwrap();
+    assert!(matches!(ds.last(), Some(Decision::Event { kind: "resumed", .. })));
+    assert_eq!(r.state, State::Progressing);
+}
+
+#[test]
+fn a_manual_plan_driven_by_adjust_promotes_on_promote_after_100() {
+    let mut sim = Sim::new(24, 400.0);
+    let mut r = sim.start(Plan { manual: true, ..quick_plan() });
+    let ds = r.adjust(sim.now, pct(100.0), false, &sim.verdict()).unwrap();
+    assert_eq!(event_detail(&ds, "step_advanced")["skipped_steps"], 3);
+    sim.apply(&r, ds);
+    sim.run_until_end(&mut r, 5 * 60_000);
+    assert!(r.awaiting_promote && r.share == Share::FULL, "{:?}", r.reason);
+    let ds = r.promote(sim.now, false, &sim.verdict()).unwrap();
+    assert_eq!(r.state, State::Promoted);
+    assert!(event_detail(&ds, "promoted")["verdict"]["versions"].is_array());
+}
+
+#[test]
+fn a_rollback_records_the_step_and_share_in_force_and_blocks_the_canary() {
+    let mut sim = Sim::new(25, 400.0);
+    let mut r = sim.start(quick_plan());
+    let ds = r.adjust(sim.now, pct(50.0), false, &sim.verdict()).unwrap();
+    sim.apply(&r, ds);
+    sim.canary = Behaviour { error_p: 0.2, latency_ms: (5.0, 40.0) };
+    let mut ds = Vec::new();
+    while r.is_active() {
+        sim.now += TICK_MS;
+        let (c, s) = (sim.arm(200, sim.canary), sim.arm(200, sim.stable));
+        sim.ticks.push(Observation { stable: s, canary: c });
+        let fast = sim.ticks.recent(sim.policy.min_fast_requests);
+        ds = r.tick(sim.now, &sim.policy, &sim.controls, &fast, &sim.step_obs);
+    }
+    assert!(ds.contains(&Decision::BlockCanary(true)));
+    let d = event_detail(&ds, "rolled_back");
+    assert_eq!(
+        (d["at_share"].as_f64(), d["at_step"].as_u64(), d["share"].as_f64()),
+        (Some(50.0), Some(3), Some(0.0))
+    );
 }

@@ -93,10 +93,11 @@ fn shape<'a>(a: &ArmStats, in_flight: i64, errors: impl Iterator<Item = &'a Erro
             "p95_response_time": a.quantile_ms(0.95).map(round),
             "p99_response_time": a.quantile_ms(0.99).map(round),
         },
+        // Without a request there is no rate to give: null, not "0% errors".
         "reliability": {
-            "error_rate": round(a.error_rate()),
-            "uptime": round(a.availability()),
-            "success_rate": round(a.success_rate()),
+            "error_rate": rate(c.requests, a.error_rate()),
+            "uptime": rate(c.requests, a.availability()),
+            "success_rate": rate(c.requests, a.success_rate()),
         },
         "capacity": {
             "requests_per_second": round(a.rps()),
@@ -122,6 +123,11 @@ fn routes(a: &ArmStats) -> Value {
         })
         .collect::<Map<String, Value>>()
         .into()
+}
+
+/// A percentage of `requests`, or null when there were none.
+fn rate(requests: u64, percent: f64) -> Value {
+    if requests == 0 { Value::Null } else { json!(round(percent)) }
 }
 
 fn round(x: f64) -> f64 {

@@ -94,27 +94,30 @@ pub async fn checklist(State(s): State<AdminState>, body: Option<Json<CheckBody>
     Json(json!({"passed": crate::ops::checklist::all_passed(&results), "items": results})).into_response()
 }
 
-/// The body of adjust: `{"share": 25}`.
+/// The body of adjust: `{"share": 25}`, with `"force": true` to move past a
+/// failing verdict or to send a rolled-back canary traffic again.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustBody {
     share: f64,
+    #[serde(default)]
+    force: bool,
 }
 
 /// `POST /api/rollout/adjust`
 pub async fn adjust(State(s): State<AdminState>, body: Result<Json<AdjustBody>, JsonRejection>) -> Response {
-    let share = match body.map(|Json(b)| Share::from_percent(b.share)) {
-        Ok(Ok(share)) => share,
-        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "invalid", format!("share: {e}")),
+    let (share, force) = match body.map(|Json(b)| (Share::from_percent(b.share), b.force)) {
+        Ok((Ok(share), force)) => (share, force),
+        Ok((Err(e), _)) => return error(StatusCode::BAD_REQUEST, "invalid", format!("share: {e}")),
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid",
-                format!("expected {{\"share\": 25}}: {}", e.body_text()),
+                format!("expected {{\"share\": 25}} (and optionally \"force\": true): {}", e.body_text()),
             );
         }
     };
-    command(s, Command::Adjust(share)).await
+    command(s, Command::Adjust { share, force }).await
 }
 
 /// The body of promote: `{"full": false}`.

@@ -30,6 +30,10 @@ fn describe(s: &AdminState) -> serde_json::Value {
         "stable": ups.stable.url(),
         "canary": ups.canary.as_ref().map(|c| c.url()),
         "version_header": s.cfg.version_header,
+        // After a rollback every request goes to stable, `x-canary: always`
+        // included, until the next deploy or a forced adjust.
+        "canary_blocked": t.canary_blocked,
+        "overrides": if t.canary_blocked { "ignored: the canary was rolled back" } else { "honoured" },
     })
 }
 
@@ -38,9 +42,13 @@ fn describe(s: &AdminState) -> serde_json::Value {
 /// The body of `PUT /api/routing/share`.
 pub struct ShareBody {
     share: serde_json::Value,
+    #[serde(default)]
+    force: bool,
 }
 
-/// `PUT /api/routing/share` with `{"share": 25}` (a number or a string such as "12.5").
+/// `PUT /api/routing/share` with `{"share": 25}` (a number or a string such as
+/// "12.5"). After a rollback a share above 0 is refused (409) unless
+/// `"force": true`, which also lifts the block.
 pub async fn put_share(
     State(s): State<AdminState>,
     body: Result<Json<ShareBody>, JsonRejection>,
@@ -55,7 +63,18 @@ pub async fn put_share(
         _ => None,
     };
     match parsed {
-        Some(Ok(share)) => apply(s, Change { share: Some(share), ..Change::default() }).await,
+        Some(Ok(share)) if s.live.routing().canary_blocked && share > Share::ZERO && !b.force => error(
+            StatusCode::CONFLICT,
+            "canary_blocked",
+            format!(
+                "the canary was rolled back and gets no traffic until the next deploy; \
+                 to send it {share} anyway, add \"force\": true"
+            ),
+        ),
+        Some(Ok(share)) => {
+            let blocked = (b.force && share > Share::ZERO).then_some(false);
+            apply(s, Change { share: Some(share), blocked, ..Change::default() }).await
+        }
         Some(Err(e)) => bad(format!("share: {e}")),
         None => bad("share: expected a number from 0 to 100".to_string()),
     }

@@ -25,7 +25,7 @@ use crate::upstream::Upstream;
 use crate::windows::Windows;
 use api::{DeployRequest, Status};
 use canary_core::Share;
-use canary_core::judge::{Observation, Policy};
+use canary_core::judge::{Observation, Policy, judge_step};
 use canary_core::plan::{Plan, parse_duration_ms};
 use canary_core::rollout::{CommandError, Controls, Decision, Rollout, State};
 use canary_core::window::{TickRing, merge};
@@ -67,8 +67,14 @@ impl From<CommandError> for ControlError {
 /// What a person asks of a rollout.
 #[derive(Debug, Clone)]
 pub enum Command {
-    /// Move the share by hand.
-    Adjust(Share),
+    /// Move the share by hand (`force`: past a failing verdict, or a
+    /// rolled-back canary's share above 0).
+    Adjust {
+        /// The share asked for.
+        share: Share,
+        /// Whether the person insists.
+        force: bool,
+    },
     /// Next step now; `true`: promote outright.
     Promote(bool),
     /// Stop advancing.
@@ -178,7 +184,7 @@ impl Controller {
         if external != r.share {
             // Someone else moved the share (API, flags file): a person's hand
             // on the wheel pauses the plan rather than fighting it.
-            ds.extend(r.adjust(now, external, "an operator (outside the rollout)")?);
+            ds.extend(r.share_moved(now, external, "an operator (outside the rollout)"));
             ds.retain(|d| !matches!(d, Decision::SetShare(_)));
         }
         let fast = self.ring.recent(self.policy.min_fast_requests);
@@ -282,21 +288,34 @@ impl Controller {
             return self.without_rollout(cmd);
         }
         let before = r.clone();
+        // The judge's view of the step so far: what a manual move is checked
+        // against, and the step's figures in the record.
+        let sv = judge_step(&self.policy, &self.step_obs);
         let ds = match cmd {
-            Command::Adjust(s) => r.adjust(now, s, "`canary adjust`")?,
-            Command::Promote(full) => r.promote(now, full)?,
+            Command::Adjust { share, force } => r.adjust(now, share, force, &sv)?,
+            Command::Promote(full) => r.promote(now, full, &sv)?,
             Command::Pause(why) => r.pause(now, &format!("paused by hand: {why}"))?,
             Command::Resume => r.resume(now)?,
-            Command::Rollback(why) => r.rollback(now, &why)?,
+            Command::Rollback(why) => r.rollback(now, &why, &sv)?,
         };
         self.carry_out(before, ds, now)?;
         Ok(self.status())
     }
 
     fn without_rollout(&mut self, cmd: Command) -> Result<Status, ControlError> {
-        let share = match cmd {
-            Command::Adjust(s) => s,
-            Command::Rollback(_) => Share::ZERO,
+        let mut change = Change::default();
+        match cmd {
+            Command::Adjust { share, force } => {
+                change.share = Some(share);
+                if self.live.routing().canary_blocked && share > Share::ZERO {
+                    if !force {
+                        return Err(ControlError::Conflict(self.blocked_message(share)));
+                    }
+                    // An explicit choice to send users to this canary again.
+                    change.blocked = Some(false);
+                }
+            }
+            Command::Rollback(_) => change.share = Some(Share::ZERO),
             Command::Promote(_) => {
                 return Err(ControlError::Conflict(
                     "nothing to promote: no rollout is in progress (start one with `canary deploy`)".into(),
@@ -307,9 +326,18 @@ impl Controller {
                     "no rollout is in progress; nothing to pause or resume".into(),
                 ));
             }
-        };
-        self.live.apply(Change { share: Some(share), ..Change::default() }, Source::Api)?;
+        }
+        self.live.apply(change, Source::Api)?;
         Ok(self.status())
+    }
+
+    fn blocked_message(&self, share: Share) -> String {
+        let which = self.rollout.as_ref().map_or(String::new(), |r| format!(" of rollout {}", r.id));
+        format!(
+            "the canary{which} was rolled back: it gets no traffic, overrides included, until the next \
+             `canary deploy`; to send it {share} anyway: `canary adjust {} --force`",
+            share.percent()
+        )
     }
 
     /// Applies decisions; on a failed write, puts the rollout back as it was.
@@ -349,13 +377,14 @@ impl Controller {
         for d in ds {
             match d {
                 Decision::SetShare(s) => change.share = Some(s),
+                Decision::BlockCanary(b) => change.blocked = Some(b),
                 Decision::SetUpstreams { stable, canary } => {
                     change.upstreams = Some(upstreams(&stable, canary.as_deref())?)
                 }
                 Decision::Event { kind, detail } => events.push((kind, detail)),
             }
         }
-        let moved = change.share.is_some() || change.upstreams.is_some();
+        let moved = change.share.is_some() || change.upstreams.is_some() || change.blocked.is_some();
         if moved {
             self.live.apply(change, Source::Controller)?;
             // The mix of traffic changed: older ticks describe another step.

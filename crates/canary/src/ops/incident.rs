@@ -28,12 +28,8 @@ pub fn render(cfg: &OpsConfig, live: &Live, r: &Value) -> Result<String, String>
     let mut md = String::new();
     let _ = writeln!(md, "# [Rollback] {} rollout {id}\n", cfg.rollout_name);
     let _ = writeln!(md, "- **Rolled back at:** {}", fmt_ms(r["ended_ms"].as_u64().unwrap_or(0)));
-    let _ = writeln!(
-        md,
-        "- **Share at the time:** step {} of {}",
-        r["step"].as_u64().unwrap_or(0) + 1,
-        r["plan"]["steps"].as_array().map_or(0, Vec::len)
-    );
+    let rolled_back = events.iter().rev().find(|e| e.kind == "rolled_back");
+    let _ = writeln!(md, "- **Share at the time:** {}", share_at_failure(r, rolled_back.map(|e| &e.detail)));
     let _ = writeln!(
         md,
         "- **Canary:** {}  **Stable:** {}",
@@ -41,19 +37,23 @@ pub fn render(cfg: &OpsConfig, live: &Live, r: &Value) -> Result<String, String>
         r["previous_stable"].as_str().unwrap_or("?")
     );
     let _ = writeln!(md, "- **Cause:** {}\n", r["reason"].as_str().unwrap_or("unknown"));
-    let failing = events
-        .iter()
-        .rev()
-        .find(|e| e.kind == "rolled_back")
-        .map(|e| e.detail["verdict"].clone())
-        .unwrap_or(Value::Null);
-    if failing.is_object() {
-        let _ = writeln!(md, "## The verdict that decided it\n\n{}", table_of(&failing));
+    let detail = rolled_back.map_or(&Value::Null, |e| &e.detail);
+    if detail["verdict"].is_object() {
+        let _ = writeln!(md, "## The verdict that decided it\n\n{}", table_of(&detail["verdict"]));
+    } else if detail["step_verdict"].is_object() {
+        let _ = writeln!(
+            md,
+            "## The step's figures when it was rolled back\n\n{}",
+            table_of(&detail["step_verdict"])
+        );
     }
     let _ = writeln!(md, "## Timeline\n\n{}", timeline(&events));
     let overrides: Vec<_> = events
         .iter()
-        .filter(|e| matches!(e.kind.as_str(), "window_overridden" | "adjusted" | "paused" | "resumed"))
+        .filter(|e| {
+            e.detail["by_hand"].is_string()
+                || matches!(e.kind.as_str(), "window_overridden" | "adjusted" | "paused" | "resumed")
+        })
         .collect();
     let _ = writeln!(md, "## Overrides and manual actions\n");
     if overrides.is_empty() {
@@ -61,7 +61,15 @@ pub fn render(cfg: &OpsConfig, live: &Live, r: &Value) -> Result<String, String>
     }
     for e in overrides {
         let why = e.detail["reason"].as_str().unwrap_or("");
-        let _ = writeln!(md, "- {} {} {why}", fmt_ms(e.at_ms as u64), e.kind);
+        let share = e.detail["share"].as_f64().unwrap_or_default();
+        let how = match (e.detail["by_hand"].as_str(), e.detail["forced"].as_bool()) {
+            (Some(cmd), Some(true)) => {
+                format!("by `canary {cmd}` to {share}%, forced past a failing verdict")
+            }
+            (Some(cmd), _) => format!("by `canary {cmd}` to {share}%"),
+            _ => String::new(),
+        };
+        let _ = writeln!(md, "- {} {} {how}{why}", fmt_ms(e.at_ms as u64), e.kind);
     }
     let _ = writeln!(md, "\n## Contacts\n");
     if cfg.contacts.is_empty() {
@@ -83,4 +91,22 @@ pub fn render(cfg: &OpsConfig, live: &Live, r: &Value) -> Result<String, String>
         }
     }
     Ok(md)
+}
+
+/// "50% (step 3 of 5)": the share in force when the failure was seen, from
+/// the rollback's event (the rollout itself is at 0% by then).
+fn share_at_failure(r: &Value, detail: Option<&Value>) -> String {
+    let steps = r["plan"]["steps"].as_array().map_or(0, Vec::len);
+    let Some(d) = detail.filter(|d| d["at_share"].is_number()) else {
+        // A record written before rollbacks kept their share: the step only.
+        return format!("step {} of {steps}", r["step"].as_u64().unwrap_or(0) + 1);
+    };
+    let share = d["at_share"].as_f64().unwrap_or(0.0);
+    match (d["at_step"].as_u64(), d["planned_share"].as_f64()) {
+        (None, _) => format!("{share}% (after the promotion: the previous stable was restored)"),
+        (Some(k), Some(p)) if p != share => {
+            format!("{share}%, set by hand (the plan's step {k} of {steps} is {p}%)")
+        }
+        (Some(k), _) => format!("{share}% (step {k} of {steps})"),
+    }
 }

@@ -29,10 +29,14 @@ fn steps(r: &Value, events: &[Event]) -> Vec<Value> {
     let mut out = Vec::new();
     let mut start = r["started_ms"].as_u64().unwrap_or(0);
     let mut share = r["plan"]["steps"].get(0).cloned().unwrap_or(Value::Null);
-    for e in events.iter().filter(|e| matches!(e.kind.as_str(), "step_advanced" | "promoted" | "rolled_back"))
-    {
+    let ends = ["step_advanced", "stepped_back", "promoted", "rolled_back"];
+    for e in events.iter().filter(|e| ends.contains(&e.kind.as_str())) {
         let end = e.at_ms as u64;
-        out.push(json!({"share": share, "started": fmt_ms(start), "duration_seconds": (end.saturating_sub(start)) as f64 / 1000.0, "ended_by": e.kind, "verdict": e.detail["verdict"]}));
+        // A rollback by hand has no deciding verdict: the step's own figures then.
+        let verdict =
+            if e.detail["verdict"].is_object() { &e.detail["verdict"] } else { &e.detail["step_verdict"] };
+        let by = e.detail["by_hand"].as_str().map(|c| format!("canary {c}"));
+        out.push(json!({"share": share, "started": fmt_ms(start), "duration_seconds": (end.saturating_sub(start)) as f64 / 1000.0, "ended_by": e.kind, "by_hand": by, "verdict": verdict}));
         start = end;
         share = e.detail["share"].clone();
     }
@@ -83,7 +87,10 @@ pub fn markdown(live: &Live, id: i64) -> Result<Option<String>, String> {
             num(&s["share"]),
             s["started"].as_str().unwrap_or(""),
             s["duration_seconds"].as_f64().map_or("-".into(), |d| format!("{d:.0}s")),
-            s["ended_by"].as_str().unwrap_or("-"),
+            match (s["ended_by"].as_str(), s["by_hand"].as_str()) {
+                (Some(k), Some(by)) => format!("{k} ({by})"),
+                (k, _) => k.unwrap_or("-").to_string(),
+            },
             arm("canary", "requests"),
             arm("canary", "error_rate"),
             arm("canary", "p95_ms"),

@@ -11,6 +11,14 @@ async fn metrics_answer_the_seeds_jq_pipelines() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let srv = start(config(&stable, Some(&canary), "50", dir.path()));
     let c = client();
+    // Before any request: no rate and no percentile to give, so null, not "0% errors, 100% up".
+    let empty = admin_json(&c, srv.admin_addr, "/api/v2/metrics").await;
+    for scope in [&empty, &empty["versions"]["canary"]] {
+        for f in ["/reliability/error_rate", "/reliability/uptime", "/reliability/success_rate"] {
+            assert_eq!(scope.pointer(f), Some(&serde_json::Value::Null), "{f}: {scope}");
+        }
+        assert_eq!(scope["performance"]["p95_response_time"], serde_json::Value::Null);
+    }
     for i in 0..40 {
         get(&c, srv.proxy_addr, "/api/v2/rooms", &[("x-user-id", &format!("u{i}"))]).await;
         get(&c, srv.proxy_addr, "/status/503", &[("x-user-id", &format!("u{i}"))]).await;

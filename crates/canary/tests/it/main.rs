@@ -18,6 +18,7 @@ mod proxy;
 mod reload;
 mod rollout;
 mod routing;
+mod runbook;
 mod shutdown;
 mod support;
 mod upstream_wire;

@@ -231,7 +231,29 @@ pub async fn admin_put(
     path: &str,
     body: serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let req = Request::put(format!("http://{addr}{path}"))
+    admin_send(c, http::Method::PUT, addr, path, body).await
+}
+
+/// POST JSON to the admin API; returns status and the JSON reply.
+pub async fn admin_post(
+    c: &Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    admin_send(c, http::Method::POST, addr, path, body).await
+}
+
+async fn admin_send(
+    c: &Client<HttpConnector, Full<Bytes>>,
+    method: http::Method,
+    addr: SocketAddr,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
         .unwrap();
