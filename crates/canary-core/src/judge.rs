@@ -105,6 +105,8 @@ pub struct ArmWindow {
     pub errors: u64,
     /// 5xx responses only.
     pub server_errors: u64,
+    /// Failures replayed on stable, which the client never saw.
+    pub recovered: u64,
     /// Latencies in microseconds.
     pub latency: Option<Histogram<u64>>,
     /// Self-reported resource use.

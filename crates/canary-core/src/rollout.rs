@@ -174,6 +174,32 @@ pub struct Rollout {
     pub step_verdict: Option<Verdict>,
     /// The latest rollback-window verdict.
     pub fast_verdict: Option<Verdict>,
+    /// The traffic it carried, counted over every tick while it ran.
+    #[serde(default)]
+    pub tally: Tally,
+}
+
+/// What a rollout carried and what it cost users (S22: zero downtime).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Requests routed to the canary.
+    pub canary_requests: u64,
+    /// Of those, failed (5xx or no answer).
+    pub canary_errors: u64,
+    /// Of the failures, replayed on stable: the client never saw them.
+    pub canary_recovered: u64,
+    /// Requests routed to stable.
+    pub stable_requests: u64,
+    /// Of those, failed.
+    pub stable_errors: u64,
+}
+
+impl Tally {
+    /// Requests the canary failed in front of a user: its errors less the
+    /// ones replayed on stable.
+    pub fn lost(&self) -> u64 {
+        self.canary_errors.saturating_sub(self.canary_recovered)
+    }
 }
 
 impl Rollout {
@@ -200,6 +226,7 @@ impl Rollout {
             awaiting_promote: false,
             step_verdict: None,
             fast_verdict: None,
+            tally: Tally::default(),
         };
         let d = vec![
             Decision::SetUpstreams { stable: stable.to_string(), canary: Some(canary.to_string()) },
@@ -218,6 +245,19 @@ impl Rollout {
     /// Watching time left at this step, in ms.
     pub fn time_left_ms(&self) -> u64 {
         self.plan.bake_of(self.step).saturating_sub(self.baked_ms)
+    }
+
+    /// Adds one tick's traffic to the tally while the rollout runs.
+    pub fn account(&mut self, tick: &Observation) {
+        if !self.is_active() {
+            return;
+        }
+        let t = &mut self.tally;
+        t.canary_requests += tick.canary.requests;
+        t.canary_errors += tick.canary.errors;
+        t.canary_recovered += tick.canary.recovered;
+        t.stable_requests += tick.stable.requests;
+        t.stable_errors += tick.stable.errors;
     }
 
     /// After a restart: the time the controller was down is not watching time.

@@ -54,6 +54,7 @@ pub fn merge(into: &mut ArmWindow, from: &ArmWindow) {
     into.requests += from.requests;
     into.errors += from.errors;
     into.server_errors += from.server_errors;
+    into.recovered += from.recovered;
     if let Some(h) = &from.latency {
         match into.latency.as_mut() {
             // Same bounds on both sides in practice; a mismatch would only lose

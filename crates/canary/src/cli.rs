@@ -124,13 +124,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The deployment report of a rollout (default: the latest), markdown or --json.
+    /// The deployment report of a rollout (default: the latest), markdown or --json;
+    /// `--summary`: success indicators across the last rollouts.
     Report {
         /// The rollout's number.
         rollout: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Across rollouts: requests lost, rollbacks, each promotion's p95 and
+        /// error rate before and after, and the trend.
+        #[arg(long, conflicts_with = "rollout")]
+        summary: bool,
+        /// How many of the latest rollouts the summary covers.
+        #[arg(long, value_name = "N", default_value_t = 10, requires = "summary")]
+        last: usize,
         /// The admin API to talk to.
         #[command(flatten)]
         admin: AdminArgs,

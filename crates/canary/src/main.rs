@@ -35,7 +35,8 @@ fn main() -> ExitCode {
             rollout_cli::flags(&args, user.as_deref(), json, &admin)
         }
         Command::Check { confirm, json, admin } => rollout_cli::check(&confirm, json, &admin),
-        Command::Report { rollout, json, admin } => rollout_cli::report(rollout.as_deref(), json, &admin),
+        Command::Report { json, summary: true, last, admin, .. } => rollout_cli::summary(last, json, &admin),
+        Command::Report { rollout, json, admin, .. } => rollout_cli::report(rollout.as_deref(), json, &admin),
         Command::Demo { bad_canary } => demo::run::run(bad_canary),
         Command::Window { at, config, json } => window_cli::run(at.as_deref(), config.as_deref(), json),
         Command::Health { url, json, timeout, retries } => health(&url, json, timeout, retries),

@@ -233,6 +233,26 @@ pub fn report(rollout: Option<&str>, as_json: bool, a: &AdminArgs) -> ExitCode {
     }
 }
 
+/// `canary report --summary [--last N] [--json]`: success indicators across rollouts.
+pub fn summary(last: usize, as_json: bool, a: &AdminArgs) -> ExitCode {
+    let path = format!("/api/rollouts/summary?last={last}{}", if as_json { "" } else { "&format=text" });
+    match admin(a).call(Method::GET, &path, None) {
+        Ok((200, Value::String(text))) => {
+            crate::say!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Ok((200, v)) => {
+            crate::say!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok((s, v)) => refused("report", s, &v),
+        Err(e) => {
+            eprintln!("canary report: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// `canary check [--confirm NAME]... [--json]`: runs the configured checklist on the server.
 pub fn check(confirm: &[String], as_json: bool, a: &AdminArgs) -> ExitCode {
     let (status, v) =

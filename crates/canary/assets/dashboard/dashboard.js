@@ -71,6 +71,13 @@ function connect() {
   es.onerror = () => { conn.textContent = "connection lost: retrying…"; conn.className = "conn lost"; };
   es.onmessage = (e) => { const m = JSON.parse(e.data); thresholds = m.thresholds || thresholds; text("rollout-name", m.rollout_name || ""); push(m); panel(m); document.body.dataset.share = m.share; };
 }
+// S22 at a glance: rollbacks, requests lost, and how p95 moves release to release.
+function summaryLine(s) {
+  if (!s.rollouts || s.rollouts.length === 0) return "";
+  const t = s.trend || {};
+  const p95 = t.p95_ms ? "; p95 after promotion " + Math.round(t.p95_ms[0]) + " → " + Math.round(t.p95_ms[1]) + " ms" : "";
+  return s.promoted + " promoted, " + s.rolled_back + " rolled back; requests lost " + s.requests_lost + " of " + s.canary_requests + "; p95 no worse in " + s.better_p95 + " of " + s.compared + " promotions" + p95;
+}
 async function poll() {
   try {
     const m = await (await fetch("/api/v2/metrics?window=10m")).json();
@@ -78,7 +85,11 @@ async function poll() {
     rows("routes", routes, (r) => [r[0], Math.round(r[1] * 100) / 100]);
     rows("errors", (m.recent_errors || []).slice(0, 10), (e) => [new Date(e.at_ms).toLocaleTimeString(), e.version, e.method + " " + e.path, e.status, e.error]);
     const h = await (await fetch("/api/rollouts?limit=10")).json();
-    rows("history", h.rollouts || [], (r) => [r.id, r.state, r.canary, r.reason]);
+    const s = await (await fetch("/api/rollouts/summary?last=10")).json();
+    const byId = Object.fromEntries((s.rollouts || []).map((e) => [e.id, e]));
+    const change = (e, k, unit) => { const f = (x) => (x && x[k] !== null && x[k] !== undefined ? Math.round(x[k] * 10) / 10 : "–"); return e ? f(e.before) + " → " + f(e.after) + " " + unit : null; };
+    rows("history", h.rollouts || [], (r) => [r.id, r.state, r.canary, byId[r.id] ? byId[r.id].requests_lost : null, change(byId[r.id], "p95_ms", "ms"), change(byId[r.id], "error_rate", "%"), r.reason]);
+    text("indicators", summaryLine(s));
   } catch (e) { /* the stream's status shows the connection */ }
 }
 // Actions: shown to anyone logged in; the server decides (a viewer is refused).

@@ -73,6 +73,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/rollout", get(rollout::status))
         .route("/api/rollouts", get(rollout::history))
         .route("/api/rollouts/{id}/report", get(rollout::report))
+        .route("/api/rollouts/summary", get(rollout::summary))
         .route("/api/rollout/deploy", post(rollout::deploy))
         .route("/api/checklist/run", post(rollout::checklist))
         .route("/api/flags", get(flags::get_flags))

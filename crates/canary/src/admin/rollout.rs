@@ -186,6 +186,33 @@ pub struct ReportQuery {
     format: Option<String>,
 }
 
+/// The query of the summary: `?last=10&format=text`.
+#[derive(Deserialize)]
+pub struct SummaryQuery {
+    last: Option<usize>,
+    format: Option<String>,
+}
+
+/// `GET /api/rollouts/summary`: success indicators over the last N rollouts
+/// (default 10), JSON or `format=text`.
+pub async fn summary(State(s): State<AdminState>, Query(q): Query<SummaryQuery>) -> Response {
+    let live = Arc::clone(&s.live);
+    let last = q.last.unwrap_or(10);
+    if !(1..=1000).contains(&last) {
+        return error(StatusCode::BAD_REQUEST, "invalid", format!("last={last}: give 1 to 1000 rollouts"));
+    }
+    let as_text = q.format.as_deref() == Some("text");
+    match tokio::task::spawn_blocking(move || crate::ops::summary::json(&live, last)).await {
+        Ok(Ok(sum)) if as_text => {
+            let t = crate::ops::summary::text(&sum);
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response()
+        }
+        Ok(Ok(sum)) => Json(sum).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, "state_file", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
 /// `GET /api/rollouts/{id}/report`: the deployment report; `id` may be `latest`.
 pub async fn report(
     State(s): State<AdminState>,

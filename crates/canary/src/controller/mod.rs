@@ -176,6 +176,9 @@ impl Controller {
         merge(&mut self.step_obs.canary, &t.canary);
         // Resource use is a level, not a count: the step is judged on the latest.
         (self.step_obs.stable.resources, self.step_obs.canary.resources) = (stable, canary);
+        if let Some(r) = self.rollout.as_mut() {
+            r.account(&t);
+        }
         self.ring.push(t);
         let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) else { return Ok(()) };
         let before = r.clone();

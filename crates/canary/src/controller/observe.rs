@@ -44,6 +44,7 @@ fn delta(now: &TotalsSnapshot, prev: &TotalsSnapshot) -> ArmWindow {
         requests: c.requests.saturating_sub(p.requests),
         errors: c.errors().saturating_sub(p.errors()),
         server_errors: c.by_class[4].saturating_sub(p.by_class[4]),
+        recovered: c.recovered.saturating_sub(p.recovered),
         latency,
         resources: Default::default(),
     }

@@ -138,6 +138,15 @@ impl Shard {
         add_route(slot.route_mut(usize::from(o.route)), o.latency_us, is_error);
     }
 
+    /// Notes that a failure just recorded on `v` was replayed on stable, so
+    /// the client never saw it (the failure still counts against `v`).
+    pub fn record_recovered(&self, v: Version, now: Instant) {
+        let tick = now.saturating_duration_since(self.started).as_secs() / SLOT_SECS;
+        let mut d = self.lock();
+        d.totals[v.index()].counts.recovered += 1;
+        slot_for(&mut d.versions[v.index()], tick).counts.recovered += 1;
+    }
+
     /// Remembers an error for `recent_errors`, dropping the oldest past the bound.
     pub fn record_error(&self, e: ErrorRecord) {
         let mut d = self.lock();

@@ -13,6 +13,8 @@ pub struct Counts {
     pub by_class: [u64; 5],
     /// Requests the upstream never answered: refused, timed out, reset.
     pub upstream_failures: u64,
+    /// Of those failures, the ones replayed on stable: the client never saw them.
+    pub recovered: u64,
 }
 
 impl Counts {
@@ -20,6 +22,7 @@ impl Counts {
     pub fn add(&mut self, o: &Counts) {
         self.requests += o.requests;
         self.upstream_failures += o.upstream_failures;
+        self.recovered += o.recovered;
         for (a, b) in self.by_class.iter_mut().zip(o.by_class) {
             *a += b;
         }

@@ -22,6 +22,7 @@ pub mod hooks;
 pub mod incident;
 pub mod release;
 pub mod report;
+pub mod summary;
 
 use crate::live::Live;
 use config::OpsConfig;

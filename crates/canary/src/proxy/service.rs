@@ -194,6 +194,7 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
         Ok((resp, conn)) => respond(ctx, version, resp, conn),
         Err(SendError::NotSent(req, why)) if version == Version::Canary => {
             fail(ctx, version, None, &why);
+            ctx.w.shard.record_recovered(version, Instant::now());
             Box::pin(forward(ctx, Version::Stable, req)).await
         }
         // The canary took the request and then failed it (died, reset, hung):
@@ -207,7 +208,10 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
             };
             fail(ctx, version, None, &why);
             match replay {
-                Some(req) => Box::pin(forward(ctx, Version::Stable, req)).await,
+                Some(req) => {
+                    ctx.w.shard.record_recovered(version, Instant::now());
+                    Box::pin(forward(ctx, Version::Stable, req)).await
+                }
                 None => reply::error(StatusCode::BAD_GATEWAY, "upstream_failed", &why),
             }
         }

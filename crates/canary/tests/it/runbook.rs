@@ -78,6 +78,16 @@ async fn the_seeds_runbook_of_adjusts_promotes_tags_the_release_and_reports_ever
             if i < 4 { (Some("step_advanced"), Some("canary adjust")) } else { (Some("promoted"), None) };
         assert_eq!((ended_by, by), want, "step {i}: {s}");
     }
+    // S22 across rollouts: nothing lost, no rollback, figures before and after.
+    let (code, out, err) = run(&admin, &["report", "--summary", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let sum: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((sum["promoted"].as_u64(), sum["zero_downtime"].as_bool()), (Some(1), Some(true)), "{sum}");
+    let r = &sum["rollouts"][0];
+    assert!(r["canary_requests"].as_u64().unwrap() > 100 && r["requests_lost"] == 0, "{r}");
+    assert!(r["before"]["p95_ms"].is_number() && r["after"]["p95_ms"].is_number(), "{r}");
+    let (_, text, _) = run(&admin, &["report", "--summary"]).await;
+    assert!(text.contains("1 promoted, 0 rolled back") && text.contains("Zero downtime: yes"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,4 +191,13 @@ async fn a_rolled_back_canary_gets_no_traffic_even_forced_and_the_incident_names
     let md = std::fs::read_to_string(file).unwrap();
     assert!(md.contains("**Share at the time:** 50% (step 2 of 3)"), "{md}");
     assert!(md.contains("by `canary adjust` to 50%"), "the manual advance is listed: {md}");
+    let (code, out, err) = run(&admin, &["report", "--summary", "--json", "--last", "5"]).await;
+    assert_eq!(code, 0, "{err}");
+    let sum: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (sum["rolled_back"].as_u64(), sum["zero_rollbacks"].as_bool()),
+        (Some(1), Some(false)),
+        "{sum}"
+    );
+    assert!(sum["requests_lost"].as_u64().unwrap() > 0, "the canary's 500s reached users: {sum}");
 }
