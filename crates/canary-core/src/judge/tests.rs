@@ -3,7 +3,14 @@ use super::*;
 fn arm(requests: u64, errors: u64, latency_ms: f64) -> ArmWindow {
     let mut h = Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap();
     h.record_n((latency_ms * 1000.0) as u64, requests.max(1)).unwrap();
-    ArmWindow { requests, errors, server_errors: errors, latency: Some(h), resources: Resources::default() }
+    ArmWindow {
+        requests,
+        errors,
+        server_errors: errors,
+        recovered: 0,
+        latency: Some(h),
+        resources: Resources::default(),
+    }
 }
 
 fn outcome(v: &Verdict, name: &str) -> Outcome {
