@@ -15,75 +15,17 @@
 //!   second at 100 requests/s. The controller further requires
 //!   `rollback_after` consecutive failing evaluations.
 
+mod policy;
+mod routes;
+mod targets;
+
+pub use policy::{OnFailure, Policy};
+pub use routes::RouteCount;
+
 use crate::stats::wilson;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-
-/// The decision rules and their thresholds; defaults are the seed's (S12, S13).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Policy {
-    /// Advance only below this canary error rate, in percent.
-    pub max_error_rate: f64,
-    /// Advance only below this canary p95, in ms.
-    pub max_p95_ms: f64,
-    /// Advance only below this memory use, in percent (where reported).
-    pub max_memory: f64,
-    /// Advance only below this CPU use, in percent (where reported).
-    pub max_cpu: f64,
-    /// Advance only below this share of the database pool in use, in percent (where reported).
-    pub max_db_connections: f64,
-    /// Advance only if the canary's error rate exceeds stable's by at most this many points.
-    pub max_error_rate_increase: f64,
-    /// Advance only if canary p95 <= stable p95 x this + `p95_slack_ms`.
-    pub max_p95_ratio: f64,
-    /// Absolute slack for the p95 ratio, in ms, so 1 ms vs 2 ms is not "twice as slow".
-    pub p95_slack_ms: f64,
-    /// Roll back when the canary error rate is surely above this, in percent.
-    pub rollback_error_rate: f64,
-    /// Roll back when the canary p95 is surely above this, in ms.
-    pub rollback_p95_ms: f64,
-    /// Roll back when memory is above this, in percent.
-    pub rollback_memory: f64,
-    /// Roll back when CPU is above this, in percent.
-    pub rollback_cpu: f64,
-    /// Roll back when the canary's 5xx rate is surely above stable's by this many points.
-    pub surge_margin: f64,
-    /// Canary requests needed in a step before it can pass.
-    pub min_requests: u64,
-    /// Canary requests needed in the recent window before it can trigger a rollback.
-    pub min_fast_requests: u64,
-    /// The normal quantile for the rollback tests against fixed thresholds
-    /// (1.645: one-sided 95%).
-    pub confidence_z: f64,
-    /// The normal quantile for the 5xx surge test against stable (2.326:
-    /// one-sided 99%): both sides are noisy, so it asks for more certainty.
-    pub surge_z: f64,
-}
-
-impl Default for Policy {
-    fn default() -> Policy {
-        Policy {
-            max_error_rate: 1.0,
-            max_p95_ms: 200.0,
-            max_memory: 80.0,
-            max_cpu: 70.0,
-            max_db_connections: 80.0,
-            max_error_rate_increase: 1.0,
-            max_p95_ratio: 1.5,
-            p95_slack_ms: 10.0,
-            rollback_error_rate: 5.0,
-            rollback_p95_ms: 1000.0,
-            rollback_memory: 90.0,
-            rollback_cpu: 90.0,
-            surge_margin: 2.0,
-            min_requests: 100,
-            min_fast_requests: 100,
-            confidence_z: 1.645,
-            surge_z: 2.326,
-        }
-    }
-}
+use std::collections::BTreeMap;
 
 /// Resource use a version reports about itself, when it does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -94,6 +36,15 @@ pub struct Resources {
     pub cpu: Option<f64>,
     /// Database pool in use, percent.
     pub db_connections: Option<f64>,
+}
+
+/// What a version's health endpoints said lately.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Failed checks in a row (0 after a success).
+    pub failures: u32,
+    /// The last answer, e.g. `/api/v2/health 503 {"status":"unhealthy"}`.
+    pub last: String,
 }
 
 /// One version's statistics over a window.
@@ -107,6 +58,10 @@ pub struct ArmWindow {
     pub server_errors: u64,
     /// Failures replayed on stable, which the client never saw.
     pub recovered: u64,
+    /// Requests and errors per route label.
+    pub routes: BTreeMap<String, RouteCount>,
+    /// The version's own health checks, when they are polled.
+    pub health: Option<Health>,
     /// Latencies in microseconds.
     pub latency: Option<Histogram<u64>>,
     /// Self-reported resource use.
@@ -123,6 +78,11 @@ impl ArmWindow {
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
         let h = self.latency.as_ref().filter(|h| !h.is_empty())?;
         Some(h.value_at_quantile(q) as f64 / 1000.0)
+    }
+
+    /// Requests the upstream never answered (errors that are not 5xx).
+    fn unanswered(&self) -> u64 {
+        self.errors.saturating_sub(self.server_errors)
     }
 
     fn samples(&self) -> u64 {
@@ -291,6 +251,11 @@ pub fn judge_step(p: &Policy, o: &Observation) -> Verdict {
         error_vs_stable(p, o, enough, &few),
         p95_vs_stable(p, o, enough, &few),
     ];
+    if p.targets {
+        out.extend(targets::lines(p, c, gate));
+    }
+    out.extend(routes::step_lines(p, o));
+    out.push(health_line(p, c.health.as_ref()));
     out.extend(resources(&c.resources, [p.max_memory, p.max_cpu, p.max_db_connections], false));
     with_versions(Verdict::from(out), o)
 }
@@ -423,8 +388,33 @@ fn resources(r: &Resources, limits: [f64; 3], rollback: bool) -> Vec<Criterion> 
         .collect()
 }
 
-/// Must the canary be rolled back now? Judged over a short recent window.
-pub fn judge_rollback(p: &Policy, o: &Observation) -> Verdict {
+/// The health gate: `health_failures` failed checks in a row fail the step.
+fn health_line(p: &Policy, h: Option<&Health>) -> Criterion {
+    let t = f64::from(p.health_failures);
+    match h {
+        _ if p.health_failures == 0 => line("health", None, t, Outcome::NotReported, "health gate off"),
+        None => line("health", None, t, Outcome::NotReported, "no health endpoint answered yet"),
+        Some(h) => {
+            let failed = h.failures >= p.health_failures;
+            let note = format!(
+                "{} failed in a row ({} fail the step); last: {}",
+                h.failures, p.health_failures, h.last
+            );
+            line(
+                "health",
+                Some(f64::from(h.failures)),
+                t,
+                if failed { Outcome::Fail } else { Outcome::Pass },
+                note,
+            )
+        }
+    }
+}
+
+/// Must the canary be rolled back now? Judged over a short recent window
+/// (`o`), and per route over the step so far (`step`): a route carrying a
+/// sliver of traffic gathers too few requests in seconds to be judged.
+pub fn judge_rollback(p: &Policy, o: &Observation, step: &Observation) -> Verdict {
     let c = &o.canary;
     let mut out = vec![
         surely_above("error_rate", c.errors, c.requests, c.error_rate(), p.rollback_error_rate, p, "%"),
@@ -438,6 +428,7 @@ pub fn judge_rollback(p: &Policy, o: &Observation) -> Verdict {
             " ms",
         ),
         surge(p, o),
+        routes::rollback_line(p, step),
     ];
     out.extend(resources(&c.resources, [p.rollback_memory, p.rollback_cpu, 100.0], true));
     with_versions(Verdict::from(out), o)

@@ -13,7 +13,7 @@
 //! `promote`), fail rolls back, inconclusive holds and, past `max_hold_ms`,
 //! pauses for a person.
 
-use crate::judge::{Observation, Outcome, Policy, Verdict, judge_rollback, judge_step};
+use crate::judge::{Observation, OnFailure, Outcome, Policy, Verdict, judge_rollback, judge_step};
 use crate::plan::Plan;
 use crate::share::Share;
 use serde::{Deserialize, Serialize};
@@ -280,13 +280,12 @@ impl Rollout {
         }
         let dt = now.saturating_sub(self.last_tick_ms).min(c.max_tick_gap_ms);
         self.last_tick_ms = now;
-        let fv = judge_rollback(p, fast);
+        let fv = judge_rollback(p, fast, step);
         self.breaches = if fv.outcome == Outcome::Fail { self.breaches + 1 } else { 0 };
         let breached = self.breaches >= c.rollback_after.max(1);
         self.fast_verdict = Some(fv.clone());
         if breached {
-            let reason = format!("immediate rollback at {}: {}", self.share, fv.reason());
-            return self.roll_back(now, reason, Some(&fv));
+            return self.on_breach(now, p, &fv);
         }
         if self.state == State::Paused {
             return Vec::new();
@@ -297,11 +296,37 @@ impl Rollout {
         if self.baked_ms < self.plan.bake_of(self.step) {
             return Vec::new();
         }
-        self.conclude_step(now, c, &sv)
+        self.conclude_step(now, p, c, &sv)
     }
 
-    fn conclude_step(&mut self, now: u64, c: &Controls, sv: &Verdict) -> Vec<Decision> {
+    /// The immediate-rollback criteria failed: roll back, or with
+    /// `on_failure_immediate = "pause"` hold the share for a person (once).
+    fn on_breach(&mut self, now: u64, p: &Policy, fv: &Verdict) -> Vec<Decision> {
+        let why = format!("immediate rollback at {}: {}", self.share, fv.reason());
+        match p.on_failure_immediate {
+            OnFailure::Rollback => self.roll_back(now, why, Some(fv)),
+            OnFailure::Pause if self.state == State::Paused => Vec::new(),
+            OnFailure::Pause => {
+                self.step_verdict = Some(fv.clone());
+                let why = format!(
+                    "paused instead of rolling back ([policy] on_failure_immediate = \"pause\"): {why}"
+                );
+                self.pause_with(now, why, "paused")
+            }
+        }
+    }
+
+    fn conclude_step(&mut self, now: u64, p: &Policy, c: &Controls, sv: &Verdict) -> Vec<Decision> {
         match sv.outcome {
+            Outcome::Fail if p.on_failure == OnFailure::Pause => {
+                let why = format!(
+                    "step {} at {} failed, paused for a person ([policy] on_failure = \"pause\"): {}",
+                    self.step + 1,
+                    self.share,
+                    sv.reason()
+                );
+                self.pause_with(now, why, "paused")
+            }
             Outcome::Fail => {
                 let reason = format!("step {} at {} failed: {}", self.step + 1, self.share, sv.reason());
                 self.roll_back(now, reason, Some(sv))

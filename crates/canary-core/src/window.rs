@@ -55,6 +55,15 @@ pub fn merge(into: &mut ArmWindow, from: &ArmWindow) {
     into.errors += from.errors;
     into.server_errors += from.server_errors;
     into.recovered += from.recovered;
+    for (route, n) in &from.routes {
+        // Most routes are there already: look up before allocating a key.
+        match into.routes.get_mut(route) {
+            Some(c) => c.add(n),
+            None => {
+                into.routes.insert(route.clone(), *n);
+            }
+        }
+    }
     if let Some(h) = &from.latency {
         match into.latency.as_mut() {
             // Same bounds on both sides in practice; a mismatch would only lose
@@ -64,6 +73,10 @@ pub fn merge(into: &mut ArmWindow, from: &ArmWindow) {
             }
             None => into.latency = Some(h.clone()),
         }
+    }
+    // A level, not a count: the latest reading stands.
+    if from.health.is_some() {
+        into.health.clone_from(&from.health);
     }
     if into.resources == Default::default() {
         into.resources = from.resources;

@@ -145,6 +145,8 @@ async fn run_admin(
     };
     let res = controller::lock(&state.controller).resources.clone();
     let poller = tokio::spawn(controller::resources::poll(Arc::clone(&state.live), res));
+    let health = controller::lock(&state.controller).health.clone();
+    let health_poller = tokio::spawn(controller::health::poll(Arc::clone(&state.live), health));
     let watcher = state
         .cfg
         .flags
@@ -164,6 +166,7 @@ async fn run_admin(
         tracing::error!(error = %e, "admin API stopped");
     }
     poller.abort();
+    health_poller.abort();
     reloader.abort();
     if let Some(w) = watcher {
         w.abort();

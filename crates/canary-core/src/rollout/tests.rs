@@ -26,9 +26,14 @@ impl Rng {
 struct Behaviour {
     error_p: f64,
     latency_ms: (f64, f64),
+    /// The error probability on the `/pay` route, when it differs.
+    pay_error_p: Option<f64>,
 }
 
-const HEALTHY: Behaviour = Behaviour { error_p: 0.002, latency_ms: (5.0, 40.0) };
+const HEALTHY: Behaviour = Behaviour { error_p: 0.002, latency_ms: (5.0, 40.0), pay_error_p: None };
+
+/// The share of requests on `/pay` (the rest go to `/rooms`).
+const PAY_SHARE: f64 = 0.005;
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap()
@@ -38,6 +43,9 @@ fn add(into: &mut ArmWindow, from: &ArmWindow) {
     into.requests += from.requests;
     into.errors += from.errors;
     into.server_errors += from.server_errors;
+    for (route, n) in &from.routes {
+        into.routes.entry(route.clone()).or_default().add(n);
+    }
     if let Some(h) = &from.latency {
         into.latency.get_or_insert_with(histogram).add(h).unwrap();
     }
@@ -79,10 +87,16 @@ impl Sim {
         let mut w = ArmWindow { requests: n, ..ArmWindow::default() };
         let mut h = histogram();
         for _ in 0..n {
-            if self.rng.next() < b.error_p {
+            let pay = self.rng.next() < PAY_SHARE;
+            let p = if pay { b.pay_error_p.unwrap_or(b.error_p) } else { b.error_p };
+            let failed = self.rng.next() < p;
+            if failed {
                 w.errors += 1;
                 w.server_errors += 1;
             }
+            let route = w.routes.entry(if pay { "/pay" } else { "/rooms" }.to_string()).or_default();
+            route.requests += 1;
+            route.errors += u64::from(failed);
             let ms = b.latency_ms.0 + self.rng.next() * (b.latency_ms.1 - b.latency_ms.0);
             h.record((ms * 1000.0) as u64).unwrap();
         }
@@ -188,8 +202,8 @@ fn an_error_spike_at_50_percent_rolls_back_within_one_and_a_half_seconds_and_nam
 #[test]
 fn a_canary_twice_as_slow_as_stable_but_under_200_ms_is_caught_relative_to_stable() {
     let mut sim = Sim::new(5, 200.0);
-    sim.stable = Behaviour { error_p: 0.0, latency_ms: (40.0, 60.0) };
-    sim.canary = Behaviour { error_p: 0.0, latency_ms: (90.0, 120.0) };
+    sim.stable = Behaviour { error_p: 0.0, latency_ms: (40.0, 60.0), ..HEALTHY };
+    sim.canary = Behaviour { error_p: 0.0, latency_ms: (90.0, 120.0), ..HEALTHY };
     let mut r = sim.start(quick_plan());
     sim.run_until_end(&mut r, 3_600_000);
     assert_eq!(r.state, State::RolledBack);
@@ -225,7 +239,8 @@ fn noise_at_a_healthy_level_causes_no_rollback() {
         let mut sim = Sim::new(seed * 7919, 200.0);
         sim.stable = Behaviour { error_p: 0.01, ..HEALTHY };
         sim.canary = Behaviour { error_p: 0.01, ..HEALTHY };
-        sim.policy.max_error_rate = 2.0; // the step criterion is not under test here
+        sim.policy.max_error_rate = 2.0; // the step criteria are not under test here
+        sim.policy.target_success_rate = 98.0;
         let mut r = sim.start(quick_plan());
         sim.run_until_end(&mut r, 3_600_000);
         if r.state == State::RolledBack {
@@ -313,7 +328,7 @@ fn the_seeds_runbook_of_adjusts_walks_the_plan_and_promotes_after_the_final_watc
 #[test]
 fn a_manual_advance_past_a_failing_step_is_refused_unless_forced() {
     let mut sim = Sim::new(22, 400.0);
-    sim.canary = Behaviour { error_p: 0.002, latency_ms: (150.0, 400.0) }; // p95 over 200 ms, under 1 s
+    sim.canary = Behaviour { error_p: 0.002, latency_ms: (150.0, 400.0), ..HEALTHY }; // p95 over 200 ms, under 1 s
     let mut r = sim.start(quick_plan());
     sim.run_for(&mut r, 40_000);
     assert!(r.is_active(), "a p95 under 1 s does not roll back at once: {:?}", r.reason);
@@ -369,7 +384,7 @@ fn a_rollback_records_the_step_and_share_in_force_and_blocks_the_canary() {
     let mut r = sim.start(quick_plan());
     let ds = r.adjust(sim.now, pct(50.0), false, &sim.verdict()).unwrap();
     sim.apply(&r, ds);
-    sim.canary = Behaviour { error_p: 0.2, latency_ms: (5.0, 40.0) };
+    sim.canary = Behaviour { error_p: 0.2, ..HEALTHY };
     let mut ds = Vec::new();
     while r.is_active() {
         sim.now += TICK_MS;
@@ -384,4 +399,88 @@ fn a_rollback_records_the_step_and_share_in_force_and_blocks_the_canary() {
         (d["at_share"].as_f64(), d["at_step"].as_u64(), d["share"].as_f64()),
         (Some(50.0), Some(3), Some(0.0))
     );
+}
+
+#[test]
+fn a_canary_breaking_a_route_with_half_a_percent_of_traffic_is_rolled_back_within_one_step_naming_it() {
+    // 100 requests/s in all, the canary at 10%: /pay sees a canary request every 20 s.
+    let mut sim = Sim::new(31, 100.0);
+    sim.canary = Behaviour { pay_error_p: Some(1.0), ..HEALTHY };
+    let mut r = sim.start(Plan::default()); // 10-minute steps
+    sim.run_until_end(&mut r, 10 * 60_000);
+    assert_eq!(r.state, State::RolledBack, "not caught within the first step: {:?}", r.reason);
+    assert_eq!(r.step, 0);
+    let why = r.reason.clone().unwrap();
+    assert!(why.contains("immediate rollback") && why.contains("route /pay"), "{why}");
+}
+
+#[test]
+fn the_same_traffic_mix_with_a_healthy_canary_is_promoted() {
+    for seed in [32, 33, 34] {
+        let mut sim = Sim::new(seed, 100.0);
+        let mut r = sim.start(quick_plan());
+        sim.run_until_end(&mut r, 3_600_000);
+        assert_eq!(r.state, State::Promoted, "seed {seed}: {:?}", r.reason);
+    }
+}
+
+#[test]
+fn a_step_fails_on_a_route_worse_than_stable_there_even_below_the_rollback_bar() {
+    // /pay fails 4% on the canary, 0.2% on stable: the whole version stays
+    // near 0.2%, and 4% is under the 5% rollback bar, so only the route test sees it.
+    let mut sim = Sim::new(35, 4000.0);
+    sim.canary = Behaviour { pay_error_p: Some(0.04), ..HEALTHY };
+    sim.policy.max_error_rate_increase = 0.5;
+    let mut r =
+        sim.start(Plan { steps: vec![Share::from_percent(50.0).unwrap(), Share::FULL], ..quick_plan() });
+    sim.run_until_end(&mut r, 3_600_000);
+    let why = r.reason.clone().unwrap_or_default();
+    assert!(r.state == State::RolledBack && why.contains("route /pay"), "{:?}: {why}", r.state);
+}
+
+#[test]
+fn the_seeds_targets_fail_a_step_whose_p99_is_over_500_ms() {
+    // p95 under 200 ms, but the slowest 3% take 600-800 ms: p99 misses its target.
+    let mut sim = Sim::new(36, 400.0);
+    sim.canary = Behaviour { latency_ms: (5.0, 40.0), ..HEALTHY };
+    let mut r = sim.start(quick_plan());
+    // A slow tail: every 33rd canary request takes 700 ms.
+    while r.is_active() && sim.now < 1_000_000 + 3_600_000 {
+        sim.now += TICK_MS;
+        let (mut c, s) = (sim.arm(10, sim.canary), sim.arm(90, sim.stable));
+        if let Some(h) = c.latency.as_mut() {
+            h.record_n(700_000, 1).unwrap(); // 1 in 11 requests: p99 (and p95) past 500 ms
+        }
+        c.requests += 1;
+        add(&mut sim.step_obs.canary, &c);
+        add(&mut sim.step_obs.stable, &s);
+        sim.ticks.push(Observation { stable: s, canary: c });
+        let fast = sim.ticks.recent(sim.policy.min_fast_requests);
+        let ds = r.tick(sim.now, &sim.policy, &sim.controls, &fast, &sim.step_obs);
+        sim.apply(&r, ds);
+    }
+    let why = r.reason.clone().unwrap_or_default();
+    assert!(r.state == State::RolledBack && why.contains("p99_ms"), "{:?}: {why}", r.state);
+}
+
+#[test]
+fn on_failure_pause_holds_a_failed_step_for_a_person_instead_of_rolling_back() {
+    let mut sim = Sim::new(37, 400.0);
+    sim.canary = Behaviour { latency_ms: (150.0, 400.0), ..HEALTHY }; // p95 over 200 ms, under 1 s
+    sim.policy.on_failure = OnFailure::Pause;
+    let mut r = sim.start(quick_plan());
+    sim.run_until_end(&mut r, 5 * 60_000);
+    assert_eq!((r.state, r.share), (State::Paused, Share::from_percent(10.0).unwrap()));
+    assert!(r.reason.clone().unwrap().contains("on_failure"), "{:?}", r.reason);
+    // The immediate criteria still roll back unless they are set to pause too.
+    sim.canary = Behaviour { error_p: 0.3, ..HEALTHY };
+    sim.run_until_end(&mut r, 60_000);
+    assert_eq!(r.state, State::RolledBack);
+    let mut sim = Sim::new(38, 400.0);
+    sim.canary = Behaviour { error_p: 0.3, ..HEALTHY };
+    sim.policy.on_failure_immediate = OnFailure::Pause;
+    let mut r = sim.start(quick_plan());
+    sim.run_for(&mut r, 60_000);
+    assert_eq!(r.state, State::Paused, "{:?}", r.reason);
+    assert_eq!(sim.events.iter().filter(|e| **e == "paused").count(), 1, "paused once, not every tick");
 }

@@ -12,6 +12,7 @@
 //! in turn, so a command and a tick never interleave. The proxy never takes it.
 
 pub mod api;
+pub mod health;
 pub mod observe;
 pub mod resources;
 
@@ -114,6 +115,8 @@ pub struct Controller {
     last_persist_ms: u64,
     /// Resource use the versions report, filled by [`resources::poll`].
     pub resources: resources::Shared,
+    /// The canary's health checks, filled by [`health::poll`].
+    pub health: health::Shared,
     /// Where events go for hooks, incidents, tags and reports.
     pub outbox: Option<Outbox>,
     /// Why the controller cannot do its job right now (the state file failing).
@@ -142,6 +145,7 @@ impl Controller {
             step_obs: Observation::default(),
             last_persist_ms: 0,
             resources: Default::default(),
+            health: Default::default(),
             outbox: None,
             fault: None,
         })
@@ -176,6 +180,8 @@ impl Controller {
         merge(&mut self.step_obs.canary, &t.canary);
         // Resource use is a level, not a count: the step is judged on the latest.
         (self.step_obs.stable.resources, self.step_obs.canary.resources) = (stable, canary);
+        let canary_url = self.live.upstreams().canary.as_ref().map(|c| c.url().to_string());
+        self.step_obs.canary.health = health::read(&self.health, canary_url.as_deref());
         if let Some(r) = self.rollout.as_mut() {
             r.account(&t);
         }

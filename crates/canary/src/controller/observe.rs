@@ -4,7 +4,8 @@
 use crate::metrics::Metrics;
 use crate::metrics::shard::TotalsSnapshot;
 use canary_core::Version;
-use canary_core::judge::{ArmWindow, Observation};
+use canary_core::judge::{ArmWindow, Observation, RouteCount};
+use std::collections::BTreeMap;
 
 /// Remembers the last reading.
 #[derive(Debug, Default)]
@@ -28,6 +29,24 @@ impl Observer {
     }
 }
 
+/// Each route's requests and errors since the previous reading (routes
+/// without a request since are left out).
+fn routes(
+    now: &BTreeMap<String, RouteCount>,
+    prev: &BTreeMap<String, RouteCount>,
+) -> BTreeMap<String, RouteCount> {
+    now.iter()
+        .filter_map(|(label, n)| {
+            let p = prev.get(label).copied().unwrap_or_default();
+            let d = RouteCount {
+                requests: n.requests.saturating_sub(p.requests),
+                errors: n.errors.saturating_sub(p.errors),
+            };
+            (d.requests > 0).then(|| (label.clone(), d))
+        })
+        .collect()
+}
+
 fn delta(now: &TotalsSnapshot, prev: &TotalsSnapshot) -> ArmWindow {
     let (c, p) = (&now.counts, &prev.counts);
     let latency = match (&now.latency, &prev.latency) {
@@ -45,6 +64,8 @@ fn delta(now: &TotalsSnapshot, prev: &TotalsSnapshot) -> ArmWindow {
         errors: c.errors().saturating_sub(p.errors()),
         server_errors: c.by_class[4].saturating_sub(p.by_class[4]),
         recovered: c.recovered.saturating_sub(p.recovered),
+        routes: routes(&now.routes, &prev.routes),
+        health: None,
         latency,
         resources: Default::default(),
     }

@@ -8,9 +8,11 @@
 use super::slot::{Counts, RouteCounts, Slot, new_histogram};
 use super::{RETAINED_SLOTS, SLOT_SECS};
 use canary_core::Version;
+use canary_core::judge::RouteCount;
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -72,6 +74,8 @@ pub(super) struct Totals {
     pub(super) counts: Counts,
     pub(super) latency: Option<Histogram<u64>>,
     pub(super) sum_us: u64,
+    /// Requests and errors by this shard's route index, for the per-route judge.
+    pub(super) routes: Vec<RouteCount>,
 }
 
 /// Totals since start, merged across workers.
@@ -83,6 +87,8 @@ pub struct TotalsSnapshot {
     pub latency: Option<Histogram<u64>>,
     /// Sum of those latencies, microseconds.
     pub sum_us: u64,
+    /// Requests and errors by route label.
+    pub routes: BTreeMap<String, RouteCount>,
 }
 
 /// One worker's measurements.
@@ -177,6 +183,11 @@ impl Shard {
         for (o, t) in out.iter_mut().zip(&d.totals) {
             o.counts.add(&t.counts);
             o.sum_us += t.sum_us;
+            // Route indexes are this shard's own: merge by label.
+            for (i, n) in t.routes.iter().enumerate().filter(|(_, n)| n.requests > 0) {
+                let label = d.routes.get(i).map_or(OTHER_ROUTE, |l| &**l);
+                o.routes.entry(label.to_string()).or_default().add(n);
+            }
             if let Some(h) = &t.latency {
                 if o.latency.is_none() {
                     o.latency = new_histogram();
@@ -220,6 +231,12 @@ fn count(c: &mut Counts, o: &Outcome) {
 
 fn record_totals(t: &mut Totals, o: &Outcome) {
     count(&mut t.counts, o);
+    let i = usize::from(o.route);
+    if t.routes.len() <= i {
+        t.routes.resize(i + 1, RouteCount::default());
+    }
+    t.routes[i].requests += 1;
+    t.routes[i].errors += u64::from(o.failure || o.status.is_none_or(|s| s >= 500));
     if o.status.is_some() {
         if t.latency.is_none() {
             t.latency = new_histogram();

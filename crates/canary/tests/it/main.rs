@@ -13,6 +13,7 @@ mod disk;
 mod durability;
 mod flags;
 mod hostile;
+mod judge;
 mod ops;
 mod proxy;
 mod reload;

@@ -29,6 +29,8 @@ use std::time::Duration;
 /// - `/count`: reads the body and answers its length
 /// - `/bytes/{n}`: streams n bytes
 /// - `/api/v2/metrics` on an upstream named `canary-hot`: memory at 95%
+/// - `/api/v2/pay...` on an upstream named `canary-pay-broken`: 500
+/// - `/api/v2/health` on an upstream named `canary-sick`: 503 unhealthy
 pub struct Upstream {
     pub addr: SocketAddr,
     /// When non-zero, every request is answered with this status.
@@ -110,6 +112,8 @@ async fn answer(
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
             full(200, name.to_string())
         }
+        ["api", "v2", "pay", ..] if name == "canary-pay-broken" => full(500, "payment failed".into()),
+        ["api", "v2", "health"] if name == "canary-sick" => full(503, r#"{"status":"unhealthy"}"#.into()),
         ["api", "v2", "metrics"] if name == "canary-hot" => {
             full(200, r#"{"resources": {"memory_percent": 95.0, "cpu_percent": 20.0}}"#.to_string())
         }

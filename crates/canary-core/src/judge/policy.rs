@@ -1,0 +1,112 @@
+//! The judge's policy: every threshold and rule it applies, with the seed's
+//! values as defaults (S12, S13), read from the config's `[policy]`.
+
+use serde::{Deserialize, Serialize};
+
+/// The decision rules and their thresholds; defaults are the seed's (S12, S13).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Advance only below this canary error rate, in percent.
+    pub max_error_rate: f64,
+    /// Advance only below this canary p95, in ms.
+    pub max_p95_ms: f64,
+    /// Advance only below this memory use, in percent (where reported).
+    pub max_memory: f64,
+    /// Advance only below this CPU use, in percent (where reported).
+    pub max_cpu: f64,
+    /// Advance only below this share of the database pool in use, in percent (where reported).
+    pub max_db_connections: f64,
+    /// Advance only if the canary's error rate exceeds stable's by at most this many points.
+    pub max_error_rate_increase: f64,
+    /// Advance only if canary p95 <= stable p95 x this + `p95_slack_ms`.
+    pub max_p95_ratio: f64,
+    /// Absolute slack for the p95 ratio, in ms, so 1 ms vs 2 ms is not "twice as slow".
+    pub p95_slack_ms: f64,
+    /// Roll back when the canary error rate is surely above this, in percent.
+    pub rollback_error_rate: f64,
+    /// Roll back when the canary p95 is surely above this, in ms.
+    pub rollback_p95_ms: f64,
+    /// Roll back when memory is above this, in percent.
+    pub rollback_memory: f64,
+    /// Roll back when CPU is above this, in percent.
+    pub rollback_cpu: f64,
+    /// Roll back when the canary's 5xx rate is surely above stable's by this many points.
+    pub surge_margin: f64,
+    /// Canary requests needed in a step before it can pass.
+    pub min_requests: u64,
+    /// Canary requests needed in the recent window before it can trigger a rollback.
+    pub min_fast_requests: u64,
+    /// The normal quantile for the rollback tests against fixed thresholds
+    /// (1.645: one-sided 95%).
+    pub confidence_z: f64,
+    /// The normal quantile for the 5xx surge test against stable (2.326:
+    /// one-sided 99%): both sides are noisy, so it asks for more certainty.
+    pub surge_z: f64,
+    /// Judge the seed's target table too: p50, p99, uptime, success (S12).
+    pub targets: bool,
+    /// Target p50, ms: fewer than half the canary's requests may be slower.
+    pub target_p50_ms: f64,
+    /// Target p99, ms: fewer than 1% of the canary's requests may be slower.
+    pub target_p99_ms: f64,
+    /// Target uptime, percent: the share of requests the canary answered at all.
+    pub target_uptime: f64,
+    /// Target success rate, percent: the share of requests that were not errors.
+    pub target_success_rate: f64,
+    /// Canary requests a route needs in the step before it can fail on its own.
+    pub min_route_requests: u64,
+    /// The normal quantile for per-route tests (3.09: one-sided 99.9%): many
+    /// routes are tested at once, so each asks for more certainty.
+    pub route_z: f64,
+    /// Consecutive failed health checks of the canary that fail its step (0: off).
+    pub health_failures: u32,
+    /// What a failed step does: roll back (the default) or pause for a person.
+    pub on_failure: OnFailure,
+    /// What the immediate-rollback criteria do (default: roll back).
+    pub on_failure_immediate: OnFailure,
+}
+
+/// What a failed judgement does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Pull the canary back (share 0).
+    #[default]
+    Rollback,
+    /// Hold the share and wait for a person (`resume`, `rollback`, `adjust`).
+    Pause,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            max_error_rate: 1.0,
+            max_p95_ms: 200.0,
+            max_memory: 80.0,
+            max_cpu: 70.0,
+            max_db_connections: 80.0,
+            max_error_rate_increase: 1.0,
+            max_p95_ratio: 1.5,
+            p95_slack_ms: 10.0,
+            rollback_error_rate: 5.0,
+            rollback_p95_ms: 1000.0,
+            rollback_memory: 90.0,
+            rollback_cpu: 90.0,
+            surge_margin: 2.0,
+            min_requests: 100,
+            min_fast_requests: 100,
+            confidence_z: 1.645,
+            surge_z: 2.326,
+            targets: true,
+            target_p50_ms: 100.0,
+            target_p99_ms: 500.0,
+            target_uptime: 99.9,
+            target_success_rate: 99.0,
+            min_route_requests: 10,
+            health_failures: 3,
+            route_z: 3.09,
+            on_failure: OnFailure::Rollback,
+            on_failure_immediate: OnFailure::Rollback,
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Per-route judgement: the canary against stable on the same route, so a
+//! canary that breaks one endpoint carrying a sliver of traffic (a payment
+//! call at 0.5%) is caught even though the version as a whole looks fine.
+//!
+//! Each route's error proportion is tested with Wilson bounds at `route_z`
+//! (3.09, one-sided 99.9%, by default: dozens of routes are tested at every
+//! look, so each test asks for more certainty than the whole-version ones):
+//! - a step fails on a route whose canary error rate is surely above stable's
+//!   on that route by more than `max_error_rate_increase` points (or surely
+//!   above `max_error_rate` when stable has too few requests there to compare);
+//! - the canary is rolled back at once on a route whose error rate is surely
+//!   above `rollback_error_rate` and surely above stable's on that route by
+//!   `surge_margin` points, judged over the step so far.
+//!
+//! A route needs `min_route_requests` canary requests before it can fail.
+
+use super::{Criterion, Observation, Outcome, Policy, line, round2};
+use crate::stats::wilson;
+use serde::{Deserialize, Serialize};
+
+/// Requests and errors on one route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteCount {
+    /// Requests.
+    pub requests: u64,
+    /// Of those, 5xx or unanswered.
+    pub errors: u64,
+}
+
+impl RouteCount {
+    /// Adds another count.
+    pub fn add(&mut self, o: &RouteCount) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+    }
+
+    fn rate(&self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.errors as f64 * 100.0 / self.requests as f64 }
+    }
+
+    /// Lower and upper Wilson bounds at `z`, in percent.
+    fn bounds(&self, z: f64) -> (f64, f64) {
+        wilson(self.errors, self.requests, z).map_or((0.0, 100.0), |(lo, hi)| (lo * 100.0, hi * 100.0))
+    }
+}
+
+/// One route compared.
+struct Compared<'a> {
+    route: &'a str,
+    canary: RouteCount,
+    /// Stable on the route, when it has enough requests to compare with.
+    stable: Option<RouteCount>,
+}
+
+fn compared<'a>(p: &Policy, o: &'a Observation) -> Vec<Compared<'a>> {
+    o.canary
+        .routes
+        .iter()
+        .filter(|(_, c)| c.requests >= p.min_route_requests)
+        .map(|(route, c)| Compared {
+            route,
+            canary: *c,
+            stable: o.stable.routes.get(route).copied().filter(|s| s.requests >= p.min_route_requests),
+        })
+        .collect()
+}
+
+/// The step's route lines: one per failing route, named, then a summary line
+/// (routes compared, routes seen only on the canary, routes still too small).
+pub(super) fn step_lines(p: &Policy, o: &Observation) -> Vec<Criterion> {
+    let all = compared(p, o);
+    let mut out = Vec::new();
+    for c in &all {
+        let (lo, _) = c.canary.bounds(p.route_z);
+        let (bar, against) = match c.stable {
+            Some(s) => (
+                s.bounds(p.route_z).1 + p.max_error_rate_increase,
+                format!("stable {}/{}", s.errors, s.requests),
+            ),
+            None => (p.max_error_rate, "no stable traffic on it to compare".to_string()),
+        };
+        if lo > bar {
+            let note = format!(
+                "canary {}/{} failed ({against}); surely worse (lower bound {}%)",
+                c.canary.errors,
+                c.canary.requests,
+                round2(lo)
+            );
+            out.push(line(
+                &format!("route {}", c.route),
+                Some(round2(c.canary.rate())),
+                round2(bar),
+                Outcome::Fail,
+                note,
+            ));
+        }
+    }
+    out.push(summary_line(p, o, &all));
+    out
+}
+
+fn summary_line(p: &Policy, o: &Observation, all: &[Compared<'_>]) -> Criterion {
+    let with_stable = all.iter().filter(|c| c.stable.is_some()).count();
+    let only: Vec<&str> =
+        o.canary.routes.keys().filter(|r| !o.stable.routes.contains_key(*r)).map(String::as_str).collect();
+    let small = o.canary.routes.len() - all.len();
+    let mut note = format!(
+        "{} routes judged ({with_stable} against stable); {small} under {} canary requests",
+        all.len(),
+        p.min_route_requests
+    );
+    if !only.is_empty() {
+        note.push_str(&format!("; only on the canary: {}", only.join(", ")));
+    }
+    line("routes", Some(all.len() as f64), p.min_route_requests as f64, Outcome::Pass, note)
+}
+
+/// The immediate-rollback route line over the step window `o`: the worst
+/// route surely above `rollback_error_rate` and surely above stable's there.
+pub(super) fn rollback_line(p: &Policy, o: &Observation) -> Criterion {
+    let t = p.rollback_error_rate;
+    let worst = compared(p, o)
+        .into_iter()
+        .filter_map(|c| {
+            let (lo, _) = c.canary.bounds(p.route_z);
+            let stable_hi = c.stable.map_or(0.0, |s| s.bounds(p.route_z).1);
+            (lo > t && lo > stable_hi + p.surge_margin).then_some((c, lo))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    match worst {
+        Some((c, lo)) => {
+            let stable = c.stable.map_or("none".to_string(), |s| format!("{}/{}", s.errors, s.requests));
+            let note = format!(
+                "route {}: canary {}/{} failed, stable {stable}; surely above {t}% (lower bound {}%)",
+                c.route,
+                c.canary.errors,
+                c.canary.requests,
+                round2(lo)
+            );
+            line(&format!("route {}", c.route), Some(round2(c.canary.rate())), t, Outcome::Fail, note)
+        }
+        None => {
+            line("route_error_rates", None, t, Outcome::Pass, format!("no route surely above {t}% this step"))
+        }
+    }
+}
