@@ -24,7 +24,8 @@ fn mixed_load(addr: SocketAddr, rps: u64, stop: Arc<AtomicBool>) -> tokio::task:
         while !stop.load(Ordering::Relaxed) {
             tick.tick().await;
             i += 1;
-            let path = if i % 200 == 0 { format!("/api/v2/pay/{i}") } else { "/api/v2/rooms".to_string() };
+            let path =
+                if i.is_multiple_of(200) { format!("/api/v2/pay/{i}") } else { "/api/v2/rooms".to_string() };
             let (c, bad) = (c.clone(), Arc::clone(&bad));
             tokio::spawn(async move {
                 let req = http::Request::get(format!("http://{addr}{path}"))
