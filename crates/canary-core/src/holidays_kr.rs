@@ -1,12 +1,12 @@
 //! South Korea's public holidays, 2025-2030, as data: what `[windows]
 //! builtin_holidays = "kr"` refuses (the default in Asia/Seoul).
 //!
-//! Source: the 월력요항 (the official almanac the Korea Astronomy and Space
-//! Science Institute, KASI / 한국천문연구원, prepares each June for the year
-//! after, as published in the official gazette and in data.go.kr's 특일 정보),
-//! which applies the Public Holidays Act (공휴일에 관한 법률) and the
-//! 관공서의 공휴일에 관한 규정. 2025-2027 are as published there; 2028-2030 are
-//! not published yet and follow from the same rules:
+//! Source: the 월력요항, the official almanac computed by the Korea Astronomy
+//! and Space Science Institute (KASI, 한국천문연구원) and published in the
+//! official gazette each June for the year after (data.go.kr's 특일 정보 serves
+//! the same days). It applies the Public Holidays Act (공휴일에 관한 법률) and
+//! the 관공서의 공휴일에 관한 규정. 2025-2027 are as published there; 2028-2030
+//! are not published yet and follow from the same rules:
 //! - Lunar days in Korean time (KST): Seollal = lunar 1/1 with the day before
 //!   and after, Buddha's Birthday = lunar 4/8, Chuseok = lunar 8/15 with the
 //!   day before and after. Each was checked against KASI's lunar table and
@@ -27,7 +27,7 @@
 //!   Year's Day have none.
 //! - Days declared one at a time: the temporary holiday of 2025-01-27, the
 //!   presidential election of 2025-06-03 and the local elections of 2026-06-03
-//!   (both in the 월력요항). Later election days are not included: the election
+//!   (all three in the published lists). Later election days are not included: the election
 //!   law puts the next ones on 2028-04-12 (National Assembly), 2030-03-27
 //!   (President) and 2030-06-12 (local), but they are not published yet and can
 //!   still move; a team adds them with `[windows] holidays` when they are.
