@@ -1,11 +1,13 @@
 //! Deployment windows (S19): when a deploy may start. Pure: the shell turns a
 //! timestamp into local civil time in the configured timezone and asks.
 //!
-//! Checked in this order: a freeze period, a public holiday, a refused span
+//! Checked in this order: a freeze period, a public holiday (a built-in one by
+//! its name, see [`crate::holidays`], or one the config lists), a refused span
 //! (Friday afternoon, weekend, night hours, the evening peak), then the allowed
 //! spans (best: Tue-Thu 10-11h; fine: Mon-Fri 14-16h). Outside every allowed
 //! span is refused too: deploys happen when people are there to watch.
 
+use crate::holidays::Builtin;
 use std::fmt;
 
 /// A local date and time, as the shell read it in the policy's timezone.
@@ -117,10 +119,32 @@ pub struct Calendar {
     pub allow: Vec<Span>,
     /// Spans refused even inside an allowed one.
     pub deny: Vec<Span>,
-    /// Public holidays (whole days).
+    /// Public holidays the config lists (whole days), beside the built-in ones.
     pub holidays: Vec<(i16, u8, u8)>,
+    /// The built-in table of public holidays, if any.
+    pub builtin: Builtin,
     /// Freeze periods.
     pub freezes: Vec<Freeze>,
+}
+
+/// A public holiday on some day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holiday {
+    /// The day.
+    pub date: (i16, u8, u8),
+    /// Its name when it comes from the built-in table, e.g. `Chuseok (추석)`;
+    /// none for a day the config lists.
+    pub name: Option<&'static str>,
+}
+
+impl fmt::Display for Holiday {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (y, m, d) = self.date;
+        match self.name {
+            Some(name) => write!(f, "public holiday: {name}, {y:04}-{m:02}-{d:02}"),
+            None => write!(f, "public holiday ({y:04}-{m:02}-{d:02})"),
+        }
+    }
 }
 
 /// The answer for one moment.
@@ -159,12 +183,14 @@ fn span(days: &str, from: &str, to: &str, name: &str) -> Span {
 }
 
 impl Calendar {
-    /// The seed's rules (S19), without holidays or freezes.
+    /// The seed's rules (S19), without holidays or freezes (the shell picks
+    /// the built-in holidays by the timezone).
     pub fn seed() -> Calendar {
         Calendar {
             allow: Calendar::seed_allow(),
             deny: Calendar::seed_deny(),
             holidays: Vec::new(),
+            builtin: Builtin::None,
             freezes: Vec::new(),
         }
     }
@@ -192,9 +218,8 @@ impl Calendar {
         if let Some(f) = self.freezes.iter().find(|f| f.from <= c.date && c.date <= f.to) {
             return Answer::Refused(format!("freeze: {}", f.reason));
         }
-        if self.holidays.contains(&c.date) {
-            let (y, m, d) = c.date;
-            return Answer::Refused(format!("public holiday ({y:04}-{m:02}-{d:02})"));
+        if let Some(h) = self.holiday_on(c.date) {
+            return Answer::Refused(h.to_string());
         }
         if let Some(s) = self.deny.iter().find(|s| s.contains(c)) {
             return Answer::Refused(s.name.clone());
@@ -203,6 +228,21 @@ impl Calendar {
             Some(s) => Answer::Allowed(s.name.clone()),
             None => Answer::Refused("outside every deployment window".to_string()),
         }
+    }
+
+    /// The public holiday on `date`, if it is one: the built-in table's
+    /// (with its name) before the config's own days.
+    pub fn holiday_on(&self, date: (i16, u8, u8)) -> Option<Holiday> {
+        match self.builtin.name_on(date) {
+            Some(name) => Some(Holiday { date, name: Some(name) }),
+            None => self.holidays.contains(&date).then_some(Holiday { date, name: None }),
+        }
+    }
+
+    /// A note when the built-in holidays do not cover `date`'s year, so an
+    /// answer there is not read as knowing that day is a working day.
+    pub fn holidays_note(&self, date: (i16, u8, u8)) -> Option<String> {
+        self.builtin.gap_note(date.0)
     }
 }
 

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`calendar`]: deployment windows, holidays and freezes (S19).
+//! - [`holidays`], [`holidays_kr`]: built-in public holidays (South Korea's, 2025-2030).
 //! - [`share`]: the canary's share of traffic, 0..=100% in basis points.
 //! - [`bucket`]: the sticky bucket of a user (murmur3 of rollout name and key).
 //! - [`exclude`]: path globs that always go to stable.
@@ -27,6 +28,8 @@ pub mod calendar;
 pub mod dynamic;
 pub mod exclude;
 pub mod flags;
+pub mod holidays;
+pub mod holidays_kr;
 pub mod judge;
 pub mod path;
 pub mod plan;

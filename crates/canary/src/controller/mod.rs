@@ -254,19 +254,18 @@ impl Controller {
         if !self.windows.enabled {
             return Ok(None);
         }
-        let now = jiff::Timestamp::now();
-        let (answer, at) = self.windows.check(now);
-        let canary_core::calendar::Answer::Refused(rule) = answer else { return Ok(None) };
+        let j = self.windows.judge(jiff::Timestamp::now());
+        let canary_core::calendar::Answer::Refused(rule) = &j.answer else {
+            // Allowed, but in a year the built-in holidays do not know: say so.
+            if let Some(note) = &j.note {
+                tracing::warn!(at = %j.local, note = %note, "deploy allowed by the windows");
+            }
+            return Ok(None);
+        };
         if let Some(why) = reason.filter(|_| req.force) {
-            return Ok(Some(serde_json::json!({"rule": rule, "at": at.to_string(), "reason": why})));
+            return Ok(Some(serde_json::json!({"rule": rule, "at": j.local.to_string(), "reason": why})));
         }
-        let next = self
-            .windows
-            .next_allowed(now)
-            .map_or("none in the next 60 days".into(), |(z, r)| format!("{z} ({r})"));
-        Err(ControlError::Conflict(format!(
-            "deploy refused at {at}: {rule}; next allowed: {next}; to deploy anyway: --force --reason TEXT"
-        )))
+        Err(ControlError::Conflict(j.deploy_refusal().unwrap_or_default()))
     }
 
     fn parse_deploy(&self, req: &DeployRequest) -> Result<(Upstream, Plan), ControlError> {

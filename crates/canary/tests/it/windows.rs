@@ -38,6 +38,57 @@ fn window_answers_by_the_seed_rules_or_the_config() {
 }
 
 #[test]
+fn korean_public_holidays_are_built_in_and_named() {
+    let (code, out, _) = cli(&["window", "--at", "2026-09-25T10:30:00+09:00"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refused: public holiday: Chuseok (추석), 2026-09-25"), "{out}");
+    // Chuseok runs Thursday to Saturday; Monday morning is no window, its afternoon is.
+    assert!(out.contains("next allowed: 2026-09-28T14:00:00+09:00"), "{out}");
+    let (code, out, _) = cli(&["window", "--at", "2026-09-29T10:30:00+09:00"]);
+    assert_eq!(code, 0, "the Tuesday after: {out}");
+    assert!(out.contains("best window") && !out.contains("note:"), "{out}");
+    let (code, out, _) = cli(&["window", "--json", "--at", "2026-10-05T14:30:00+09:00"]);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let name = "Substitute holiday for National Foundation Day (개천절 대체공휴일)";
+    assert_eq!(v["holiday"], serde_json::json!({"date": "2026-10-05", "name": name}));
+    assert_eq!(v["rule"], format!("public holiday: {name}, 2026-10-05"));
+    assert_eq!((v["allowed"].as_bool(), v["timezone"].as_str()), (Some(false), Some("Asia/Seoul")));
+    assert_eq!(v["next_allowed"]["at"], "2026-10-06T10:00:00+09:00[Asia/Seoul]");
+    assert_eq!((v["builtin_holidays"].as_str(), v["note"].is_null()), (Some("kr"), true));
+    // A year the table does not know is said, not passed off as free of holidays.
+    let (code, out, _) = cli(&["window", "--at", "2031-01-07T10:30:00+09:00"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("note: built-in Korean public holidays cover 2025-2030; 2031 is not covered"),
+        "{out}"
+    );
+}
+
+#[test]
+fn builtin_holidays_none_allows_a_holiday_inside_an_allowed_span() {
+    let dir = tempdir();
+    let cfg = dir.path().join("c.toml");
+    let c = cfg.display().to_string();
+    // The day before Chuseok 2026 is a Thursday: 10:30 is the best window on any other week.
+    let at = "2026-09-24T10:30:00+09:00";
+    std::fs::write(&cfg, "[windows]\nholidays = [\"2026-12-08\"]\n").unwrap();
+    let (code, out, _) = cli(&["window", "--config", &c, "--at", at]);
+    assert_eq!(code, 1, "built in by default beside the config's own days: {out}");
+    assert!(out.contains("Chuseok, the day before (추석 전날)"), "{out}");
+    std::fs::write(&cfg, "[windows]\nbuiltin_holidays = \"none\"\nholidays = [\"2026-12-08\"]\n").unwrap();
+    let (code, out, _) = cli(&["window", "--config", &c, "--at", at]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("allowed: best window"), "{out}");
+    let (code, out, _) = cli(&["window", "--config", &c, "--at", "2026-12-08T10:30:00+09:00"]);
+    assert_eq!(code, 1, "the config's own day still counts: {out}");
+    std::fs::write(&cfg, "[windows]\nbuiltin_holidays = \"us\"\n").unwrap();
+    let (code, _, err) = cli(&["window", "--config", &c]);
+    assert_eq!(code, 2);
+    assert!(err.contains("windows.builtin_holidays") && err.contains("\"none\""), "{err}");
+}
+
+#[test]
 fn deploy_outside_a_window_is_refused_unless_forced_with_a_reason() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let cfg = dir.path().join("c.toml");
