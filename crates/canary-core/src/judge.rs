@@ -15,10 +15,12 @@
 //!   second at 100 requests/s. The controller further requires
 //!   `rollback_after` consecutive failing evaluations.
 
+mod latency;
 mod policy;
 mod routes;
 mod targets;
 
+pub use latency::mann_whitney;
 pub use policy::{OnFailure, Policy};
 pub use routes::RouteCount;
 
@@ -249,7 +251,7 @@ pub fn judge_step(p: &Policy, o: &Observation) -> Verdict {
             gate,
         ),
         error_vs_stable(p, o, enough, &few),
-        p95_vs_stable(p, o, enough, &few),
+        latency::p95_vs_stable(p, o, enough, &few),
     ];
     if p.targets {
         out.extend(targets::lines(p, c, gate));
@@ -345,20 +347,6 @@ fn error_vs_stable(p: &Policy, o: &Observation, enough: bool, few: &str) -> Crit
 
 /// Why a relative criterion cannot be judged at 100%.
 const NO_STABLE: &str = "no stable traffic to compare with (the canary takes it all)";
-
-fn p95_vs_stable(p: &Policy, o: &Observation, enough: bool, few: &str) -> Criterion {
-    let name = "p95_vs_stable";
-    match (o.canary.quantile_ms(0.95), o.stable.quantile_ms(0.95)) {
-        (Some(c), Some(s)) if enough => {
-            let t = s * p.max_p95_ratio + p.p95_slack_ms;
-            let ok = c <= t;
-            let note = format!("stable p95 {} ms x {} + {} ms", round2(s), p.max_p95_ratio, p.p95_slack_ms);
-            line(name, Some(c), t, if ok { Outcome::Pass } else { Outcome::Fail }, note)
-        }
-        (c, None) if enough => line(name, c, 0.0, Outcome::NotReported, NO_STABLE),
-        (c, _) => line(name, c, 0.0, Outcome::Inconclusive, few),
-    }
-}
 
 fn resources(r: &Resources, limits: [f64; 3], rollback: bool) -> Vec<Criterion> {
     let names = ["memory_percent", "cpu_percent", "db_connections_percent"];
