@@ -5,7 +5,7 @@
 //! canary's, against stable's). Exit 0 go, 1 no-go, 2 could not measure.
 //! Ctrl-C ends early with the summary so far.
 
-use crate::client::fetch;
+use super::client::fetch;
 use canary_core::judge::{Figures, Outcome, Policy, Resources, Verdict, judge_figures};
 use serde_json::Value;
 use std::process::ExitCode;

@@ -6,8 +6,8 @@
 //! 2 bad input (nothing was sent or nothing changed); 3 refused in the current
 //! state (e.g. `promote` with nothing to promote); 4 unauthorized.
 
-use crate::cli::{AdminArgs, DeployArgs};
-use crate::client::Admin;
+use super::client::Admin;
+use super::{AdminArgs, DeployArgs};
 use crate::controller::api::{DeployRequest, Status};
 use crate::upstream::Upstream;
 use canary_core::Share;

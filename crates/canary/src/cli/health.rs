@@ -3,7 +3,7 @@
 //! Exit 0 healthy; 1 unhealthy or degraded; 2 unreachable, or an answer that
 //! is not the expected shape (a JSON object with a `status`), saying which.
 
-use crate::client::{Fetched, fetch};
+use super::client::{Fetched, fetch};
 use serde::Serialize;
 use serde_json::Value;
 use std::process::ExitCode;

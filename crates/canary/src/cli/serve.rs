@@ -1,0 +1,55 @@
+//! `canary serve` in the foreground: load and validate the config, start
+//! everything, print the bound addresses, and stop gracefully on SIGTERM or
+//! Ctrl-C (in-flight requests are finished first).
+
+use super::ServeArgs;
+use crate::{config, server};
+use std::process::ExitCode;
+
+/// Runs the server until a stop signal.
+pub fn run(args: &ServeArgs) -> ExitCode {
+    let cfg = match config::load(args.config.as_deref(), &args.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("canary serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let running = match server::start(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("canary serve: {e}");
+            return ExitCode::from(match e {
+                server::StartError::Config(_) => 2,
+                server::StartError::Io(_) => 1,
+            });
+        }
+    };
+    // Scripts and tests read this line to learn the bound addresses.
+    crate::say!("canary: proxy listening on {}, admin API on {}", running.proxy_addr, running.admin_addr);
+    wait_for_stop_signal();
+    tracing::info!("stopping: finishing in-flight requests");
+    running.shutdown();
+    ExitCode::SUCCESS
+}
+
+fn wait_for_stop_signal() {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return tracing::error!(error = %e, "cannot wait for signals"),
+    };
+    rt.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) =
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            else {
+                return;
+            };
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    });
+}
