@@ -14,7 +14,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own progress; its logs would only interleave.
     init_logging(if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" });
-    canary::cli::run::run(cli.command)
+    // The one place an outcome becomes an exit status.
+    ExitCode::from(canary::cli::run::run(cli.command))
 }
 
 fn init_logging(default: &str) {

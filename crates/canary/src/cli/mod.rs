@@ -4,21 +4,29 @@
 //!
 //! # Layout
 //! - [`args`]: the clap definitions (`Cli`, `Command` and their flags).
+//! - [`exit`]: [`Exit`], every command's outcome and its exit status.
 //! - [`run`]: one parsed command -> the function that runs it.
 //! - [`serve`]: `canary serve` in the foreground until SIGTERM or Ctrl-C.
 //! - [`client`]: the admin API client and a plain GET for any service.
-//! - [`rollout`]: `deploy`, `adjust`, `promote`, `pause`, `resume`, `rollback`,
-//!   `status`, `history`, `report`, `check`, `flags`.
+//! - [`rollout`]: `deploy`, `adjust`, `promote`, `pause`, `resume`, `rollback`.
+//! - [`status`]: `status` and `history`.
+//! - [`records`]: `report` and `check`.
+//! - [`flags`]: `canary flags`, feature flags on the server.
 //! - [`health`], [`monitor`]: `canary health` (S8) and `canary monitor` (S9).
 //! - [`window`]: `canary window`.
 
 pub mod args;
 pub mod client;
+pub mod exit;
+pub mod flags;
 pub mod health;
 pub mod monitor;
+pub mod records;
 pub mod rollout;
 pub mod run;
 pub mod serve;
+pub mod status;
 pub mod window;
 
 pub use args::*;
+pub use exit::Exit;

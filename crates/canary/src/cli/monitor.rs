@@ -5,10 +5,11 @@
 //! canary's, against stable's). Exit 0 go, 1 no-go, 2 could not measure.
 //! Ctrl-C ends early with the summary so far.
 
+use super::AdminArgs;
 use super::client::fetch;
+use super::exit::{Exit, fail};
 use canary_core::judge::{Figures, Outcome, Policy, Resources, Verdict, judge_figures};
 use serde_json::Value;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// What to watch.
@@ -20,20 +21,56 @@ pub struct Target {
     pub pointer: String,
 }
 
-/// Runs the watch; returns the exit code.
-pub fn run(target: &Target, minutes: f64, interval: Duration, json: bool) -> ExitCode {
-    if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
-        eprintln!(
-            "canary monitor: minutes `{minutes}`: give a duration from 0 to 1440 minutes (decimals allowed, e.g. 0.5)"
+/// `canary monitor [URL] MINUTES`: checks the arguments, watches, judges.
+pub fn command(args: &[String], interval: f64, json: bool, admin: &AdminArgs) -> Exit {
+    let (target, minutes) = match args {
+        [minutes] => (own_figures(admin), minutes),
+        [url, minutes] => (service(url), minutes),
+        _ => {
+            let why = format!("expected `[URL] MINUTES`, got {} arguments", args.len());
+            return fail(Exit::BadInput, "monitor", why);
+        }
+    };
+    let Ok(minutes) = minutes.parse::<f64>() else {
+        return fail(
+            Exit::BadInput,
+            "monitor",
+            format!("minutes `{minutes}` is not a number (e.g. 10 or 0.5)"),
         );
-        return ExitCode::from(2);
+    };
+    if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
+        let why = format!(
+            "minutes `{minutes}`: give a duration from 0 to 1440 minutes (decimals allowed, e.g. 0.5)"
+        );
+        return fail(Exit::BadInput, "monitor", why);
     }
+    if !(interval > 0.0 && interval <= 3600.0) {
+        return fail(
+            Exit::BadInput,
+            "monitor",
+            format!("--interval {interval}: give seconds above 0, at most 3600"),
+        );
+    }
+    run(&target, minutes, Duration::from_secs_f64(interval), json)
+}
+
+/// The running canary's own figures for its canary, from its admin API.
+fn own_figures(admin: &AdminArgs) -> Target {
+    Target {
+        url: format!("{}/api/v2/metrics?window=1m", admin.admin.trim_end_matches('/')),
+        pointer: "/versions/canary".into(),
+    }
+}
+
+/// A service's own `/api/v2/metrics` (S10).
+fn service(url: &str) -> Target {
+    Target { url: format!("{}/api/v2/metrics", url.trim_end_matches('/')), pointer: String::new() }
+}
+
+fn run(target: &Target, minutes: f64, interval: Duration, json: bool) -> Exit {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("canary monitor: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(Exit::CannotTell, "monitor", e),
     };
     let samples = rt.block_on(watch(target, Duration::from_secs_f64(minutes * 60.0), interval, json));
     summary(&samples, json)
@@ -101,14 +138,14 @@ fn print_line(elapsed: Duration, total: Duration, v: &Result<Verdict, String>) {
     crate::say!("[{bar}] {:>5.0}s  {what}", elapsed.as_secs_f64());
 }
 
-fn summary(samples: &[Result<Verdict, String>], json: bool) -> ExitCode {
+fn summary(samples: &[Result<Verdict, String>], json: bool) -> Exit {
     let verdicts: Vec<&Verdict> = samples.iter().filter_map(|s| s.as_ref().ok()).collect();
     let failed = verdicts.iter().any(|v| v.outcome == Outcome::Fail);
     let measured = verdicts.iter().any(|v| v.outcome != Outcome::Inconclusive);
-    let (word, code) = match (measured, failed) {
-        (_, true) => ("no-go", 1),
-        (true, false) => ("go", 0),
-        (false, false) => ("could not measure", 2),
+    let (word, exit) = match (measured, failed) {
+        (_, true) => ("no-go", Exit::No),
+        (true, false) => ("go", Exit::Done),
+        (false, false) => ("could not measure", Exit::CannotTell),
     };
     let worst = worst_lines(&verdicts);
     if json {
@@ -125,7 +162,11 @@ fn summary(samples: &[Result<Verdict, String>], json: bool) -> ExitCode {
         }
         crate::say!("decision: {word} ({} samples)", samples.len());
     }
-    ExitCode::from(code)
+    if exit != Exit::Done {
+        // The table says which criterion; stderr says why the exit is not 0.
+        eprintln!("canary monitor: {word}");
+    }
+    exit
 }
 
 /// Per criterion, the worst line seen: a failure over a pass, a higher value over a lower.

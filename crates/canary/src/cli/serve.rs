@@ -3,34 +3,26 @@
 //! Ctrl-C (in-flight requests are finished first).
 
 use super::ServeArgs;
+use super::exit::{Exit, fail};
 use crate::{config, server};
-use std::process::ExitCode;
 
 /// Runs the server until a stop signal.
-pub fn run(args: &ServeArgs) -> ExitCode {
+pub fn run(args: &ServeArgs) -> Exit {
     let cfg = match config::load(args.config.as_deref(), &args.overrides) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("canary serve: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(Exit::BadInput, "serve", e),
     };
     let running = match server::start(cfg) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("canary serve: {e}");
-            return ExitCode::from(match e {
-                server::StartError::Config(_) => 2,
-                server::StartError::Io(_) => 1,
-            });
-        }
+        Err(e @ server::StartError::Config(_)) => return fail(Exit::BadInput, "serve", e),
+        Err(e @ server::StartError::Io(_)) => return fail(Exit::Failed, "serve", e),
     };
     // Scripts and tests read this line to learn the bound addresses.
     crate::say!("canary: proxy listening on {}, admin API on {}", running.proxy_addr, running.admin_addr);
     wait_for_stop_signal();
     tracing::info!("stopping: finishing in-flight requests");
     running.shutdown();
-    ExitCode::SUCCESS
+    Exit::Done
 }
 
 fn wait_for_stop_signal() {

@@ -2,27 +2,21 @@
 //! and why, by the config's `[windows]` policy or, without one, the seed's rules.
 //! Exit 0 allowed, 1 refused, 2 a TIME or config it cannot read.
 
+use super::exit::{Exit, fail};
 use crate::config;
 use crate::windows::parse_at;
 use serde_json::json;
 use std::path::Path;
-use std::process::ExitCode;
 
 /// Runs the command.
-pub fn run(at: Option<&str>, config_file: Option<&Path>, as_json: bool) -> ExitCode {
+pub fn run(at: Option<&str>, config_file: Option<&Path>, as_json: bool) -> Exit {
     let windows = match config::load_windows(config_file) {
         Ok(w) => w,
-        Err(e) => {
-            eprintln!("canary window: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(Exit::BadInput, "window", e),
     };
     let t = match at.map(parse_at).transpose() {
         Ok(t) => t.unwrap_or_else(jiff::Timestamp::now),
-        Err(e) => {
-            eprintln!("canary window: --at {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(Exit::BadInput, "window", format!("--at {e}")),
     };
     let (answer, local) = windows.check(t);
     let next = if answer.allowed() { None } else { windows.next_allowed(t) };
@@ -46,5 +40,5 @@ pub fn run(at: Option<&str>, config_file: Option<&Path>, as_json: bool) -> ExitC
             crate::say!("(not enforced on deploy: set `[windows] enabled = true` in the config to enforce)");
         }
     }
-    ExitCode::from(if answer.allowed() { 0 } else { 1 })
+    Exit::answer(answer.allowed())
 }
