@@ -84,6 +84,8 @@ pub enum Command {
     /// Run the demo GamePlaza API (used by `canary demo` and tests).
     DemoService(DemoServiceArgs),
     /// Check a service's health endpoints (exit 0 healthy, 1 unhealthy, 2 unreachable or bad answer).
+    // The seed's runbook calls it `health-check`.
+    #[command(visible_alias = "health-check")]
     Health {
         /// The service's base URL, e.g. http://127.0.0.1:3000.
         url: String,
@@ -98,6 +100,8 @@ pub enum Command {
         retries: u32,
     },
     /// Watch metrics for MINUTES and judge them: go (0), no-go (1), could not measure (2).
+    // The seed's runbook calls it `monitor-metrics`.
+    #[command(visible_alias = "monitor-metrics")]
     Monitor {
         /// `[URL] MINUTES`: a service's base URL (else the running canary's own figures) and the minutes to watch.
         #[arg(num_args = 1..=2, required = true, value_name = "[URL] MINUTES")]

@@ -86,3 +86,23 @@ async fn the_seeds_jq_pipelines_work_on_the_demo_services_metrics() {
     let keys: Vec<&str> = slowest.as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap()).collect();
     assert!(keys.contains(&"/api/v2/rooms/{id}") && keys.contains(&"/api/v2/rooms"), "{slowest}");
 }
+
+/// The seed's runbook names, as written: `health-check URL` and
+/// `monitor-metrics URL MINUTES` are `health` and `monitor`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runbooks_health_check_and_monitor_metrics_work_as_written() {
+    let svc = demo(&[]);
+    let c = client();
+    for _ in 0..40 {
+        get(&c, svc.proxy, "/api/v2/rooms", &[]).await;
+    }
+    let url = format!("http://{}", svc.proxy);
+    let (code, out, err) = cli(&["health-check", &url]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("overall: healthy"), "{out}");
+    let (code, out, err) = cli(&["monitor-metrics", &url, "0.02", "--interval", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("decision: go"), "{out}");
+    let (_, help, _) = cli(&["--help"]);
+    assert!(help.contains("health-check") && help.contains("monitor-metrics"), "{help}");
+}
