@@ -26,6 +26,9 @@ pub enum Command {
     Adjust {
         /// The share, 0 to 100.
         percent: String,
+        /// Move past a failing verdict, or raise a rolled-back canary's share.
+        #[arg(long)]
+        force: bool,
         /// The admin API to talk to.
         #[command(flatten)]
         admin: AdminArgs,

@@ -40,12 +40,18 @@ pub fn deploy(a: &DeployArgs) -> Exit {
     act(&a.admin, "deploy", "/api/rollout/deploy", json!(req))
 }
 
-/// `canary adjust PERCENT`
-pub fn adjust(percent: &str, a: &AdminArgs) -> Exit {
-    match percent.parse::<Share>() {
-        Ok(s) => act(a, "adjust", "/api/rollout/adjust", json!({"share": s.percent()})),
-        Err(e) => fail(Exit::BadInput, "adjust", format!("percent: {e}")),
+/// `canary adjust PERCENT [--force]`
+pub fn adjust(percent: &str, force: bool, a: &AdminArgs) -> Exit {
+    let share = match percent.parse::<Share>() {
+        Ok(s) => s,
+        Err(e) => return fail(Exit::BadInput, "adjust", format!("percent: {e}")),
+    };
+    let mut body = json!({"share": share.percent()});
+    // Only when asked for: a plain adjust keeps the body every server takes.
+    if force {
+        body["force"] = json!(true);
     }
+    act(a, "adjust", "/api/rollout/adjust", body)
 }
 
 /// `canary promote`, `pause`, `resume`, `rollback`.

@@ -11,7 +11,7 @@ pub fn run(command: Command) -> Exit {
     match command {
         Command::Serve(args) => serve::run(&args),
         Command::Deploy(args) => rollout::deploy(&args),
-        Command::Adjust { percent, admin } => rollout::adjust(&percent, &admin),
+        Command::Adjust { percent, force, admin } => rollout::adjust(&percent, force, &admin),
         Command::Promote { full, admin } => rollout::simple("promote", json!({"full": full}), &admin),
         Command::Pause { reason, admin } => rollout::simple("pause", json!({"reason": reason}), &admin),
         Command::Resume { admin } => rollout::simple("resume", json!({}), &admin),

@@ -33,3 +33,64 @@ fn an_unreachable_admin_api_exits_1_and_says_where_it_looked() {
         assert!(err.contains("cannot reach the admin API") && err.contains(&admin), "{args:?}: {err}");
     }
 }
+
+/// A one-shot admin API: answers the first request with `status` and `body`,
+/// and hands back the request it got (head and body).
+fn one_answer(status: &'static str, body: &'static str) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read the head, then as many body bytes as it announces.
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got).to_string();
+        let head_len = text.find("\r\n\r\n").unwrap() + 4;
+        let len: usize = text
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        while got.len() < head_len + len {
+            let n = s.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        let reply = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(reply.as_bytes()).unwrap();
+        String::from_utf8_lossy(&got).to_string()
+    });
+    (url, handle)
+}
+
+#[test]
+fn adjust_force_sends_force_and_a_409_is_exit_3_with_the_servers_message() {
+    let (admin, seen) = one_answer(
+        "409 Conflict",
+        r#"{"error":"conflict","message":"the canary was rolled back: use --force"}"#,
+    );
+    let (code, _, err) = cli(&["adjust", "30", "--force", "--admin", &admin]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("the canary was rolled back: use --force"), "{err}");
+    let request = seen.join().unwrap();
+    assert!(request.starts_with("POST /api/rollout/adjust "), "{request}");
+    let body: serde_json::Value = serde_json::from_str(request.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body, serde_json::json!({"share": 30.0, "force": true}));
+
+    // Without --force the body is the one every server takes.
+    let (admin, seen) = one_answer("409 Conflict", r#"{"message":"no canary configured"}"#);
+    let (code, _, err) = cli(&["adjust", "30", "--admin", &admin]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("no canary configured"), "{err}");
+    let request = seen.join().unwrap();
+    let body: serde_json::Value = serde_json::from_str(request.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body, serde_json::json!({"share": 30.0}));
+}
