@@ -105,20 +105,7 @@ pub enum Command {
     /// Watch metrics for MINUTES and judge them: go (0), no-go (1), could not measure (2).
     // The seed's runbook calls it `monitor-metrics`.
     #[command(visible_alias = "monitor-metrics")]
-    Monitor {
-        /// `[URL] MINUTES`: a service's base URL (else the running canary's own figures) and the minutes to watch.
-        #[arg(num_args = 1..=2, required = true, value_name = "[URL] MINUTES")]
-        args: Vec<String>,
-        /// Seconds between samples.
-        #[arg(long, default_value_t = 5.0)]
-        interval: f64,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
-        /// The admin API to talk to (without a URL).
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
+    Monitor(MonitorArgs),
     /// May a deploy start now (or --at TIME)? Exit 0 allowed, 1 refused, 2 unreadable TIME.
     Window {
         /// An RFC 3339 time, any offset, e.g. 2026-12-01T10:30:00+09:00 [default: now].
@@ -219,6 +206,27 @@ pub struct DeployArgs {
     #[arg(long, value_name = "ITEM")]
     pub confirm: Vec<String>,
     /// The admin API to talk to.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// `canary monitor [URL] MINUTES`
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// `[URL] MINUTES`: a service's base URL (else the running canary's own figures) and the minutes to watch.
+    #[arg(num_args = 1..=2, required = true, value_name = "[URL] MINUTES")]
+    pub args: Vec<String>,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 5.0)]
+    pub interval: f64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Judge by this config file's `[policy]` [default: without a URL, the running
+    /// server's thresholds in force; with a URL, the seed's].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The admin API to talk to (without a URL).
     #[command(flatten)]
     pub admin: AdminArgs,
 }

@@ -13,6 +13,7 @@
 //! - [`records`]: `report` and `check`.
 //! - [`flags`]: `canary flags`, feature flags on the server.
 //! - [`health`], [`monitor`]: `canary health` (S8) and `canary monitor` (S9).
+//! - [`policy`]: the thresholds `monitor` judges by, and where they came from.
 //! - [`window`]: `canary window`.
 
 pub mod args;
@@ -21,6 +22,7 @@ pub mod exit;
 pub mod flags;
 pub mod health;
 pub mod monitor;
+pub mod policy;
 pub mod records;
 pub mod rollout;
 pub mod run;

@@ -2,12 +2,16 @@
 //! judges them with the controller's thresholds (S12/S13), then prints a
 //! go/no-go table. With a URL it polls `<url>/api/v2/metrics` (S10); without,
 //! the running canary's own per-version figures from its admin API (the
-//! canary's, against stable's). Exit 0 go, 1 no-go, 2 could not measure.
+//! canary's, against stable's). The thresholds are `--config`'s `[policy]`,
+//! else the running server's in force (without a URL), else the seed's; it
+//! says which. Exit 0 go, 1 no-go, 2 could not measure.
 //! Ctrl-C ends early with the summary so far.
 
-use super::AdminArgs;
 use super::client::fetch;
 use super::exit::{Exit, fail};
+use super::policy::{self, Chosen};
+use super::{AdminArgs, MonitorArgs};
+use crate::controller::api::Thresholds;
 use canary_core::judge::{Figures, Outcome, Policy, Resources, Verdict, judge_figures};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -22,36 +26,43 @@ pub struct Target {
 }
 
 /// `canary monitor [URL] MINUTES`: checks the arguments, watches, judges.
-pub fn command(args: &[String], interval: f64, json: bool, admin: &AdminArgs) -> Exit {
-    let (target, minutes) = match args {
-        [minutes] => (own_figures(admin), minutes),
+pub fn command(a: &MonitorArgs) -> Exit {
+    let (target, minutes) = match a.args.as_slice() {
+        [minutes] => (own_figures(&a.admin), minutes),
         [url, minutes] => (service(url), minutes),
         _ => {
-            let why = format!("expected `[URL] MINUTES`, got {} arguments", args.len());
+            let why = format!("expected `[URL] MINUTES`, got {} arguments", a.args.len());
             return fail(Exit::BadInput, "monitor", why);
         }
     };
-    let Ok(minutes) = minutes.parse::<f64>() else {
-        return fail(
-            Exit::BadInput,
-            "monitor",
-            format!("minutes `{minutes}` is not a number (e.g. 10 or 0.5)"),
-        );
+    let minutes = match parse_minutes(minutes) {
+        Ok(m) => m,
+        Err(why) => return fail(Exit::BadInput, "monitor", why),
     };
-    if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
-        let why = format!(
-            "minutes `{minutes}`: give a duration from 0 to 1440 minutes (decimals allowed, e.g. 0.5)"
-        );
+    if !(a.interval > 0.0 && a.interval <= 3600.0) {
+        let why = format!("--interval {}: give seconds above 0, at most 3600", a.interval);
         return fail(Exit::BadInput, "monitor", why);
     }
-    if !(interval > 0.0 && interval <= 3600.0) {
-        return fail(
-            Exit::BadInput,
-            "monitor",
-            format!("--interval {interval}: give seconds above 0, at most 3600"),
-        );
+    let chosen = match policy::choose(a.config.as_deref(), a.args.len() == 1, &a.admin) {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    if !a.json {
+        crate::say!("judging by {}: {}", chosen.from, policy::describe(&chosen.policy));
     }
-    run(&target, minutes, Duration::from_secs_f64(interval), json)
+    run(&target, &chosen, minutes, Duration::from_secs_f64(a.interval), a.json)
+}
+
+fn parse_minutes(text: &str) -> Result<f64, String> {
+    let Ok(minutes) = text.parse::<f64>() else {
+        return Err(format!("minutes `{text}` is not a number (e.g. 10 or 0.5)"));
+    };
+    if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
+        return Err(format!(
+            "minutes `{text}`: give a duration from 0 to 1440 minutes (decimals allowed, e.g. 0.5)"
+        ));
+    }
+    Ok(minutes)
 }
 
 /// The running canary's own figures for its canary, from its admin API.
@@ -67,24 +78,30 @@ fn service(url: &str) -> Target {
     Target { url: format!("{}/api/v2/metrics", url.trim_end_matches('/')), pointer: String::new() }
 }
 
-fn run(target: &Target, minutes: f64, interval: Duration, json: bool) -> Exit {
+fn run(target: &Target, chosen: &Chosen, minutes: f64, interval: Duration, json: bool) -> Exit {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(Exit::CannotTell, "monitor", e),
     };
-    let samples = rt.block_on(watch(target, Duration::from_secs_f64(minutes * 60.0), interval, json));
-    summary(&samples, json)
+    let total = Duration::from_secs_f64(minutes * 60.0);
+    let samples = rt.block_on(watch(target, &chosen.policy, total, interval, json));
+    summary(&samples, chosen, json)
 }
 
-async fn watch(t: &Target, total: Duration, interval: Duration, json: bool) -> Vec<Result<Verdict, String>> {
+async fn watch(
+    t: &Target,
+    policy: &Policy,
+    total: Duration,
+    interval: Duration,
+    json: bool,
+) -> Vec<Result<Verdict, String>> {
     let start = Instant::now();
     let mut out = Vec::new();
-    let policy = Policy::default();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
         let sample = fetch(&t.url, Duration::from_secs(5)).await.and_then(|f| figures(&f.json?, &t.pointer));
-        let verdict = sample.map(|f| judge_figures(&policy, &f));
+        let verdict = sample.map(|f| judge_figures(policy, &f));
         if !json {
             print_line(start.elapsed(), total, &verdict);
         }
@@ -138,7 +155,7 @@ fn print_line(elapsed: Duration, total: Duration, v: &Result<Verdict, String>) {
     crate::say!("[{bar}] {:>5.0}s  {what}", elapsed.as_secs_f64());
 }
 
-fn summary(samples: &[Result<Verdict, String>], json: bool) -> Exit {
+fn summary(samples: &[Result<Verdict, String>], chosen: &Chosen, json: bool) -> Exit {
     let verdicts: Vec<&Verdict> = samples.iter().filter_map(|s| s.as_ref().ok()).collect();
     let failed = verdicts.iter().any(|v| v.outcome == Outcome::Fail);
     let measured = verdicts.iter().any(|v| v.outcome != Outcome::Inconclusive);
@@ -152,7 +169,7 @@ fn summary(samples: &[Result<Verdict, String>], json: bool) -> Exit {
         let errors: Vec<&String> = samples.iter().filter_map(|s| s.as_ref().err()).collect();
         crate::say!(
             "{}",
-            serde_json::json!({"decision": word, "samples": samples.len(), "failed_samples": errors.len(), "errors": errors, "criteria": worst})
+            serde_json::json!({"decision": word, "samples": samples.len(), "failed_samples": errors.len(), "errors": errors, "criteria": worst, "thresholds": Thresholds::of(&chosen.policy), "thresholds_from": chosen.from})
         );
     } else {
         crate::say!("\n{:<24} {:>10} {:>10}  result", "criterion", "worst", "threshold");

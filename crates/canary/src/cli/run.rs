@@ -24,7 +24,7 @@ pub fn run(command: Command) -> Exit {
         Command::Demo { bad_canary } => demo::run::run(bad_canary),
         Command::Window { at, config, json } => window::run(at.as_deref(), config.as_deref(), json),
         Command::Health { url, json, timeout, retries } => health::run(&url, json, timeout, retries),
-        Command::Monitor { args, interval, json, admin } => monitor::command(&args, interval, json, &admin),
+        Command::Monitor(args) => monitor::command(&args),
         Command::DemoService(args) => demo::service::serve(&args),
     }
 }
