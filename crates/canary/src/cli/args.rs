@@ -2,13 +2,26 @@
 //! validated configuration each command runs with.
 
 use crate::config::Overrides;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// `canary --version`: the crate's version and the commit it was built from
+/// (set by build.rs; "unknown" outside a git checkout).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CANARY_COMMIT"), ")");
+
+/// The exit codes, for `--help` and the man page.
+const EXIT_STATUS: &str = "Exit status: 0 done (healthy, go, allowed); 1 failed, or the answer is no \
+(unhealthy, no-go, outside a deployment window, a checklist item failed); 2 bad input, nothing \
+changed (for health and monitor also: could not tell); 3 refused in the current state; \
+4 unauthorized.
+
+The admin API: --admin URL or CANARY_ADMIN (default http://127.0.0.1:9090); \
+--token TOKEN or CANARY_TOKEN.";
 
 /// canary: put a new version of an HTTP API in front of a slice of users,
 /// watch it, and promote it or pull it back.
 #[derive(Debug, Parser)]
-#[command(name = "canary", version, about, long_about = None)]
+#[command(name = "canary", version = VERSION, about, long_about = None, after_long_help = EXIT_STATUS)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -164,6 +177,28 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Print a shell completion script, e.g. `canary completions bash > /etc/bash_completion.d/canary`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (`canary man | man -l -`), or one command's (`canary man deploy`).
+    Man {
+        /// The command whose page to print [default: the main page].
+        command: Option<String>,
+    },
+}
+
+/// The shells `canary completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// bash (bash-completion).
+    Bash,
+    /// zsh (compinit).
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// Where the admin API is, for commands that talk to a running `canary serve`.

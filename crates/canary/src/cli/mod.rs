@@ -15,6 +15,7 @@
 //! - [`health`], [`monitor`]: `canary health` (S8) and `canary monitor` (S9).
 //! - [`policy`]: the thresholds `monitor` judges by, and where they came from.
 //! - [`window`]: `canary window`.
+//! - [`packaging`]: `canary completions` and `canary man`, from the definitions.
 
 pub mod args;
 pub mod client;
@@ -22,6 +23,7 @@ pub mod exit;
 pub mod flags;
 pub mod health;
 pub mod monitor;
+pub mod packaging;
 pub mod policy;
 pub mod records;
 pub mod rollout;

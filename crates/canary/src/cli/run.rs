@@ -2,7 +2,7 @@
 //! [`Exit`]; `main` turns it into the process's exit status.
 
 use super::exit::Exit;
-use super::{Command, flags, health, monitor, records, rollout, serve, status, window};
+use super::{Command, flags, health, monitor, packaging, records, rollout, serve, status, window};
 use crate::demo;
 use serde_json::json;
 
@@ -26,5 +26,7 @@ pub fn run(command: Command) -> Exit {
         Command::Health { url, json, timeout, retries } => health::run(&url, json, timeout, retries),
         Command::Monitor(args) => monitor::command(&args),
         Command::DemoService(args) => demo::service::serve(&args),
+        Command::Completions { shell } => packaging::completions(shell),
+        Command::Man { command } => packaging::man(command.as_deref()),
     }
 }

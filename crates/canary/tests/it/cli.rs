@@ -94,3 +94,45 @@ fn adjust_force_sends_force_and_a_409_is_exit_3_with_the_servers_message() {
     let body: serde_json::Value = serde_json::from_str(request.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(body, serde_json::json!({"share": 30.0}));
 }
+
+#[test]
+fn completions_for_each_shell_name_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = cli(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        for name in ["deploy", "rollback", "monitor", "health-check", "admin"] {
+            assert!(out.contains(name), "{shell} completions lack {name}");
+        }
+    }
+    let (code, _, err) = cli(&["completions", "ksh"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("ksh") && err.contains("bash, zsh, fish"), "{err}");
+}
+
+#[test]
+fn the_man_pages_come_from_the_definitions() {
+    let (code, out, err) = cli(&["man"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(".ie") && out.contains(".TH canary 1"), "{out}");
+    assert!(out.contains("canary\\-deploy(1)") && out.contains("Exit status: 0 done"), "{out}");
+    let (code, out, _) = cli(&["man", "deploy"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(".TH canary-deploy 1") && out.contains("\\-\\-final\\-watch"), "{out}");
+    let (code, _, err) = cli(&["man", "deplo"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no command `deplo`") && err.contains("deploy"), "{err}");
+}
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let (code, out, _) = cli(&["--version"]);
+    assert_eq!(code, 0);
+    // "canary 0.1.0 (1a2b3c4)", or "(unknown)" when built outside a git checkout.
+    let commit = out
+        .trim()
+        .strip_prefix(&format!("canary {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|r| r.strip_suffix(')'));
+    let commit = commit.unwrap_or_else(|| panic!("unexpected version line: {out}"));
+    let hex = commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit());
+    assert!(hex || commit == "unknown", "{out}");
+}
