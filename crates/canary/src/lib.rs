@@ -3,17 +3,15 @@
 //! file, the admin API and the command line.
 //!
 //! # Layout
-//! - [`cli`]: the command line (`canary serve ...`), parsed into configs.
-//! - [`client`]: the CLI's client for the admin API.
+//! - [`cli`]: the command line: every command's definition, dispatch and the
+//!   client-side commands (rollout, health, monitor, window).
 //! - [`config`]: defaults, TOML file and flags merged and validated.
-//! - [`rollout_cli`]: the rollout commands of the CLI.
 //! - [`server`]: starts and stops everything `canary serve` runs.
 //! - [`proxy`]: the data plane (workers, pool, per-request service).
 //! - [`metrics`]: per-version, per-route measurements and their windows.
 //! - [`controller`]: the rollout driver: state machine + clock + router + state file.
 //! - [`demo`]: the demo service and `canary demo`.
 //! - [`feature_flags`]: feature flags from env, file and API.
-//! - [`health_cli`], [`monitor_cli`]: `canary health` (S8) and `canary monitor` (S9).
 //! - [`ops`]: hooks, incident records, release tags and reports, after the fact.
 //! - [`live`]: the routing state the workers read and the API changes.
 //! - [`store`]: the SQLite state file and event log.
@@ -21,7 +19,6 @@
 //! - [`reload`]: SIGHUP re-reads the TOML config file.
 //! - [`admin`]: the admin HTTP API.
 //! - [`upstream`]: upstream URLs.
-//! - [`window_cli`]: `canary window`.
 //! - [`windows`]: deployment windows: config, timezone, next allowed time.
 
 /// Prints a line to stdout, ignoring a closed pipe (`canary status | head -1`):
@@ -40,22 +37,17 @@ macro_rules! say {
 
 pub mod admin;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod dynamic;
 pub mod feature_flags;
-pub mod health_cli;
 pub mod live;
 pub mod metrics;
-pub mod monitor_cli;
 pub mod ops;
 pub mod proxy;
 pub mod reload;
-pub mod rollout_cli;
 pub mod server;
 pub mod store;
 pub mod upstream;
-pub mod window_cli;
 pub mod windows;

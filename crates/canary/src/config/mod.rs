@@ -297,6 +297,13 @@ pub fn load_windows(file: Option<&Path>) -> Result<Windows, ConfigError> {
     parsed.windows.build().map_err(|reason| ConfigError { origin, key: String::new(), reason })
 }
 
+/// The judge's thresholds of a config file (its `[policy]` section), for
+/// `canary monitor --config`: the whole file is read and checked as
+/// `canary serve` would, so a file monitor accepts is one serve accepts.
+pub fn load_policy(file: &Path) -> Result<Policy, ConfigError> {
+    read_file(file).map(|f| f.policy)
+}
+
 /// Parses and validates config text as if it were a file with no flags given
 /// (for tools and fuzzing: the same path a file takes, minus the read).
 pub fn load_str(text: &str) -> Result<ServeConfig, ConfigError> {

@@ -71,6 +71,15 @@ pub struct Thresholds {
     pub rollback_error_rate: f64,
     /// The p95 that rolls back at once, ms.
     pub rollback_p95_ms: f64,
+    /// The highest memory use a step may show, percent (absent from older servers).
+    #[serde(default)]
+    pub memory: Option<f64>,
+    /// The highest CPU use a step may show, percent.
+    #[serde(default)]
+    pub cpu: Option<f64>,
+    /// The highest share of the database pool a step may use, percent.
+    #[serde(default)]
+    pub db_connections: Option<f64>,
 }
 
 impl Thresholds {
@@ -81,6 +90,24 @@ impl Thresholds {
             p95_ms: p.max_p95_ms,
             rollback_error_rate: p.rollback_error_rate,
             rollback_p95_ms: p.rollback_p95_ms,
+            memory: Some(p.max_memory),
+            cpu: Some(p.max_cpu),
+            db_connections: Some(p.max_db_connections),
+        }
+    }
+
+    /// The judge's policy with these thresholds; the seed's for anything not given.
+    pub fn policy(&self) -> canary_core::judge::Policy {
+        let seed = canary_core::judge::Policy::default();
+        canary_core::judge::Policy {
+            max_error_rate: self.error_rate,
+            max_p95_ms: self.p95_ms,
+            rollback_error_rate: self.rollback_error_rate,
+            rollback_p95_ms: self.rollback_p95_ms,
+            max_memory: self.memory.unwrap_or(seed.max_memory),
+            max_cpu: self.cpu.unwrap_or(seed.max_cpu),
+            max_db_connections: self.db_connections.unwrap_or(seed.max_db_connections),
+            ..seed
         }
     }
 }

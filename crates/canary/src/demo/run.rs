@@ -6,6 +6,7 @@
 //! fails 12% of requests), rolled back by itself with the reason and the record.
 //! Every process it starts is stopped before it returns.
 
+use crate::cli::exit::{Exit, fail};
 use crate::config::{self, Overrides};
 use crate::controller::api::DeployRequest;
 use crate::controller::lock;
@@ -20,7 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -41,18 +42,16 @@ impl Drop for ChildGuard {
 }
 
 /// Runs the demo; the exit code says whether it ended as it should.
-pub fn run(bad_canary: bool) -> ExitCode {
+pub fn run(bad_canary: bool) -> Exit {
+    let expected = if bad_canary { "rolled_back" } else { "promoted" };
     match demo(bad_canary) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("canary demo: {e}");
-            ExitCode::from(1)
-        }
+        Ok(outcome) if outcome == expected => Exit::Done,
+        Ok(outcome) => fail(Exit::Failed, "demo", format!("the rollout ended {outcome}, not {expected}")),
+        Err(e) => fail(Exit::Failed, "demo", e),
     }
 }
 
-fn demo(bad: bool) -> Result<bool, Box<dyn std::error::Error>> {
+fn demo(bad: bool) -> Result<String, Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("canary-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (stable, stable_addr) = service("v1", &[])?;
@@ -97,7 +96,7 @@ fn demo(bad: bool) -> Result<bool, Box<dyn std::error::Error>> {
     srv.shutdown();
     drop((stable, canary));
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(outcome == if bad { "rolled_back" } else { "promoted" })
+    Ok(outcome)
 }
 
 /// Starts `canary demo-service` and reads the address it listens on.

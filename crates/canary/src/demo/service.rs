@@ -3,6 +3,7 @@
 //! a test can make one version worse than the other: `--error-rate`,
 //! `--extra-latency-ms`, `--fail-db`, and the `--version` it reports.
 
+use crate::cli::exit::{Exit, fail};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -211,18 +212,14 @@ async fn cancel(State(app): State<App>, Path(id): Path<i64>) -> ApiResult {
 }
 
 /// Runs `canary demo-service` until SIGTERM or Ctrl-C.
-pub fn serve(args: &crate::cli::DemoServiceArgs) -> std::process::ExitCode {
-    use std::process::ExitCode;
+pub fn serve(args: &crate::cli::DemoServiceArgs) -> Exit {
     if !(0.0..=100.0).contains(&args.error_rate) {
-        eprintln!(
-            "canary demo-service: --error-rate {}: must be a percentage from 0 to 100",
-            args.error_rate
-        );
-        return ExitCode::from(2);
+        let why = format!("--error-rate {}: must be a percentage from 0 to 100", args.error_rate);
+        return fail(Exit::BadInput, "demo-service", why);
     }
     let Ok(addr) = args.listen.parse::<std::net::SocketAddr>() else {
-        eprintln!("canary demo-service: --listen `{}` is not an address; write IP:PORT", args.listen);
-        return ExitCode::from(2);
+        let why = format!("--listen `{}` is not an address; write IP:PORT", args.listen);
+        return fail(Exit::BadInput, "demo-service", why);
     };
     let faults = Faults {
         error_rate: args.error_rate,
@@ -248,11 +245,8 @@ pub fn serve(args: &crate::cli::DemoServiceArgs) -> std::process::ExitCode {
             })
         });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("canary demo-service: {e}");
-            ExitCode::from(1)
-        }
+        Ok(()) => Exit::Done,
+        Err(e) => fail(Exit::Failed, "demo-service", e),
     }
 }
 

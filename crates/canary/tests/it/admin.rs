@@ -62,7 +62,7 @@ async fn prometheus_text_passes_promtool() {
     else {
         assert!(
             std::env::var("CI").is_err(),
-            "promtool must be installed in CI (.ci/run installs prometheus)"
+            "promtool must be installed in CI (./test.sh installs prometheus)"
         );
         eprintln!("promtool not installed: skipping its check");
         return srv.shutdown();

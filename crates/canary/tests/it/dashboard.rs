@@ -1,7 +1,7 @@
 //! The dashboard in a real browser (headless Chromium driven by
 //! playwright-core, see e2e/): charts draw live data during a rollout and the
 //! share shown matches the API's. Needs node, e2e/node_modules and chromium,
-//! which `.ci/run` installs; elsewhere the test says so and passes only
+//! which `./test.sh` installs; elsewhere the test says so and passes only
 //! outside CI.
 
 use crate::support::*;
@@ -20,7 +20,10 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
     let ready = e2e_dir().join("node_modules/playwright-core").exists()
         && std::path::Path::new("/usr/bin/chromium").exists();
     if !ready {
-        assert!(std::env::var("CI").is_err(), "CI must install chromium and e2e/node_modules (.ci/run does)");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install chromium and e2e/node_modules (./test.sh does)"
+        );
         eprintln!(
             "skipping: chromium or e2e/node_modules missing (npm ci --prefix e2e; apt-get install chromium)"
         );
@@ -65,7 +68,10 @@ async fn an_operator_can_roll_back_from_the_page_and_a_viewer_cannot() {
     let ready = e2e_dir().join("node_modules/playwright-core").exists()
         && std::path::Path::new("/usr/bin/chromium").exists();
     if !ready {
-        assert!(std::env::var("CI").is_err(), "CI must install chromium and e2e/node_modules (.ci/run does)");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install chromium and e2e/node_modules (./test.sh does)"
+        );
         eprintln!("skipping: chromium or e2e/node_modules missing");
         return;
     }

@@ -6,6 +6,7 @@
 
 mod admin;
 mod checks;
+mod cli;
 mod config_cli;
 mod dashboard;
 mod demo;

@@ -413,7 +413,7 @@ pub fn jq(filter: &str, input: &str) -> serde_json::Value {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("jq is required for these tests (apt-get install jq)");
+        .expect("jq is required for these tests (./test.sh installs it)");
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "jq {filter} failed");

@@ -3,28 +3,22 @@
 //! (with South Korea's public holidays in Asia/Seoul, named when they refuse).
 //! Exit 0 allowed, 1 refused, 2 a TIME or config it cannot read.
 
+use super::exit::{Exit, fail};
 use crate::config;
 use crate::windows::{Judgement, Windows, parse_at};
 use canary_core::calendar::Answer;
 use serde_json::json;
 use std::path::Path;
-use std::process::ExitCode;
 
 /// Runs the command.
-pub fn run(at: Option<&str>, config_file: Option<&Path>, as_json: bool) -> ExitCode {
+pub fn run(at: Option<&str>, config_file: Option<&Path>, as_json: bool) -> Exit {
     let windows = match config::load_windows(config_file) {
         Ok(w) => w,
-        Err(e) => {
-            eprintln!("canary window: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(Exit::BadInput, "window", e),
     };
     let t = match at.map(parse_at).transpose() {
         Ok(t) => t.unwrap_or_else(jiff::Timestamp::now),
-        Err(e) => {
-            eprintln!("canary window: --at {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(Exit::BadInput, "window", format!("--at {e}")),
     };
     let j = windows.judge(t);
     if as_json {
@@ -41,7 +35,7 @@ pub fn run(at: Option<&str>, config_file: Option<&Path>, as_json: bool) -> ExitC
             crate::say!("(not enforced on deploy: set `[windows] enabled = true` in the config to enforce)");
         }
     }
-    ExitCode::from(if j.answer.allowed() { 0 } else { 1 })
+    Exit::answer(j.answer.allowed())
 }
 
 /// The `--json` answer: the fields scripts already read, then the day's

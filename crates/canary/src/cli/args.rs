@@ -2,13 +2,26 @@
 //! validated configuration each command runs with.
 
 use crate::config::Overrides;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// `canary --version`: the crate's version and the commit it was built from
+/// (set by build.rs; "unknown" outside a git checkout).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CANARY_COMMIT"), ")");
+
+/// The exit codes, for `--help` and the man page.
+const EXIT_STATUS: &str = "Exit status: 0 done (healthy, go, allowed); 1 failed, or the answer is no \
+(unhealthy, no-go, outside a deployment window, a checklist item failed); 2 bad input, nothing \
+changed (for health and monitor also: could not tell); 3 refused in the current state; \
+4 unauthorized.
+
+The admin API: --admin URL or CANARY_ADMIN (default http://127.0.0.1:9090); \
+--token TOKEN or CANARY_TOKEN.";
 
 /// canary: put a new version of an HTTP API in front of a slice of users,
 /// watch it, and promote it or pull it back.
 #[derive(Debug, Parser)]
-#[command(name = "canary", version, about, long_about = None)]
+#[command(name = "canary", version = VERSION, about, long_about = None, after_long_help = EXIT_STATUS)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -22,10 +35,15 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start a rollout: the canary takes PERCENT of traffic, then the plan's steps.
     Deploy(DeployArgs),
-    /// Set the canary's share by hand (`adjust 0` blocks canary traffic); pauses a rollout.
+    /// Set the canary's share by hand: a step of the plan moves the rollout there
+    /// (the seed's `adjust 25`, `50`, `75`, `100`); any other share, `adjust 0`
+    /// included, pauses the plan.
     Adjust {
         /// The share, 0 to 100.
         percent: String,
+        /// Move past a failing verdict, or raise a rolled-back canary's share.
+        #[arg(long)]
+        force: bool,
         /// The admin API to talk to.
         #[command(flatten)]
         admin: AdminArgs,
@@ -84,6 +102,8 @@ pub enum Command {
     /// Run the demo GamePlaza API (used by `canary demo` and tests).
     DemoService(DemoServiceArgs),
     /// Check a service's health endpoints (exit 0 healthy, 1 unhealthy, 2 unreachable or bad answer).
+    // The seed's runbook calls it `health-check`.
+    #[command(visible_alias = "health-check")]
     Health {
         /// The service's base URL, e.g. http://127.0.0.1:3000.
         url: String,
@@ -98,20 +118,9 @@ pub enum Command {
         retries: u32,
     },
     /// Watch metrics for MINUTES and judge them: go (0), no-go (1), could not measure (2).
-    Monitor {
-        /// `[URL] MINUTES`: a service's base URL (else the running canary's own figures) and the minutes to watch.
-        #[arg(num_args = 1..=2, required = true, value_name = "[URL] MINUTES")]
-        args: Vec<String>,
-        /// Seconds between samples.
-        #[arg(long, default_value_t = 5.0)]
-        interval: f64,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
-        /// The admin API to talk to (without a URL).
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
+    // The seed's runbook calls it `monitor-metrics`.
+    #[command(visible_alias = "monitor-metrics")]
+    Monitor(MonitorArgs),
     /// May a deploy start now (or --at TIME)? Exit 0 allowed, 1 refused, 2 unreadable TIME.
     Window {
         /// An RFC 3339 time, any offset, e.g. 2026-12-01T10:30:00+09:00 [default: now].
@@ -178,6 +187,28 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Print a shell completion script, e.g. `canary completions bash > /etc/bash_completion.d/canary`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (`canary man | man -l -`), or one command's (`canary man deploy`).
+    Man {
+        /// The command whose page to print [default: the main page].
+        command: Option<String>,
+    },
+}
+
+/// The shells `canary completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// bash (bash-completion).
+    Bash,
+    /// zsh (compinit).
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// Where the admin API is, for commands that talk to a running `canary serve`.
@@ -220,6 +251,27 @@ pub struct DeployArgs {
     #[arg(long, value_name = "ITEM")]
     pub confirm: Vec<String>,
     /// The admin API to talk to.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// `canary monitor [URL] MINUTES`
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// `[URL] MINUTES`: a service's base URL (else the running canary's own figures) and the minutes to watch.
+    #[arg(num_args = 1..=2, required = true, value_name = "[URL] MINUTES")]
+    pub args: Vec<String>,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 5.0)]
+    pub interval: f64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Judge by this config file's `[policy]` [default: without a URL, the running
+    /// server's thresholds in force; with a URL, the seed's].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The admin API to talk to (without a URL).
     #[command(flatten)]
     pub admin: AdminArgs,
 }

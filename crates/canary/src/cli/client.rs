@@ -3,6 +3,8 @@
 //! `CANARY_ADMIN`, or `http://127.0.0.1:9090`; sends the token from `--token`
 //! or env `CANARY_TOKEN`.
 
+use super::AdminArgs;
+use super::exit::{Exit, fail};
 use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full};
@@ -115,4 +117,30 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+impl From<&AdminArgs> for Admin {
+    fn from(a: &AdminArgs) -> Admin {
+        Admin { url: a.admin.clone(), token: a.token.clone() }
+    }
+}
+
+/// Prints the admin API's refusal (its `message`, else the whole body) and
+/// returns the exit its HTTP status means.
+pub fn refused(cmd: &str, status: u16, v: &serde_json::Value) -> Exit {
+    let msg =
+        v.get("message").and_then(serde_json::Value::as_str).map_or_else(|| v.to_string(), str::to_string);
+    fail(Exit::of_http(status), cmd, format!("refused ({status}): {msg}"))
+}
+
+/// The body of a successful call, or the exit after saying why there is none.
+pub fn answered(
+    cmd: &str,
+    call: Result<(u16, serde_json::Value), Unreachable>,
+) -> Result<serde_json::Value, Exit> {
+    match call {
+        Ok((200, v)) => Ok(v),
+        Ok((status, v)) => Err(refused(cmd, status, &v)),
+        Err(e) => Err(fail(Exit::Failed, cmd, e)),
+    }
 }

@@ -2,13 +2,18 @@
 //! judges them with the controller's thresholds (S12/S13), then prints a
 //! go/no-go table. With a URL it polls `<url>/api/v2/metrics` (S10); without,
 //! the running canary's own per-version figures from its admin API (the
-//! canary's, against stable's). Exit 0 go, 1 no-go, 2 could not measure.
+//! canary's, against stable's). The thresholds are `--config`'s `[policy]`,
+//! else the running server's in force (without a URL), else the seed's; it
+//! says which. Exit 0 go, 1 no-go, 2 could not measure.
 //! Ctrl-C ends early with the summary so far.
 
-use crate::client::fetch;
+use super::client::fetch;
+use super::exit::{Exit, fail};
+use super::policy::{self, Chosen};
+use super::{AdminArgs, MonitorArgs};
+use crate::controller::api::Thresholds;
 use canary_core::judge::{Figures, Outcome, Policy, Resources, Verdict, judge_figures};
 use serde_json::Value;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// What to watch.
@@ -20,34 +25,83 @@ pub struct Target {
     pub pointer: String,
 }
 
-/// Runs the watch; returns the exit code.
-pub fn run(target: &Target, minutes: f64, interval: Duration, json: bool) -> ExitCode {
-    if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
-        eprintln!(
-            "canary monitor: minutes `{minutes}`: give a duration from 0 to 1440 minutes (decimals allowed, e.g. 0.5)"
-        );
-        return ExitCode::from(2);
-    }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("canary monitor: {e}");
-            return ExitCode::from(2);
+/// `canary monitor [URL] MINUTES`: checks the arguments, watches, judges.
+pub fn command(a: &MonitorArgs) -> Exit {
+    let (target, minutes) = match a.args.as_slice() {
+        [minutes] => (own_figures(&a.admin), minutes),
+        [url, minutes] => (service(url), minutes),
+        _ => {
+            let why = format!("expected `[URL] MINUTES`, got {} arguments", a.args.len());
+            return fail(Exit::BadInput, "monitor", why);
         }
     };
-    let samples = rt.block_on(watch(target, Duration::from_secs_f64(minutes * 60.0), interval, json));
-    summary(&samples, json)
+    let minutes = match parse_minutes(minutes) {
+        Ok(m) => m,
+        Err(why) => return fail(Exit::BadInput, "monitor", why),
+    };
+    if !(a.interval > 0.0 && a.interval <= 3600.0) {
+        let why = format!("--interval {}: give seconds above 0, at most 3600", a.interval);
+        return fail(Exit::BadInput, "monitor", why);
+    }
+    let chosen = match policy::choose(a.config.as_deref(), a.args.len() == 1, &a.admin) {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    if !a.json {
+        crate::say!("judging by {}: {}", chosen.from, policy::describe(&chosen.policy));
+    }
+    run(&target, &chosen, minutes, Duration::from_secs_f64(a.interval), a.json)
 }
 
-async fn watch(t: &Target, total: Duration, interval: Duration, json: bool) -> Vec<Result<Verdict, String>> {
+fn parse_minutes(text: &str) -> Result<f64, String> {
+    let Ok(minutes) = text.parse::<f64>() else {
+        return Err(format!("minutes `{text}` is not a number (e.g. 10 or 0.5)"));
+    };
+    if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
+        return Err(format!(
+            "minutes `{text}`: give a duration from 0 to 1440 minutes (decimals allowed, e.g. 0.5)"
+        ));
+    }
+    Ok(minutes)
+}
+
+/// The running canary's own figures for its canary, from its admin API.
+fn own_figures(admin: &AdminArgs) -> Target {
+    Target {
+        url: format!("{}/api/v2/metrics?window=1m", admin.admin.trim_end_matches('/')),
+        pointer: "/versions/canary".into(),
+    }
+}
+
+/// A service's own `/api/v2/metrics` (S10).
+fn service(url: &str) -> Target {
+    Target { url: format!("{}/api/v2/metrics", url.trim_end_matches('/')), pointer: String::new() }
+}
+
+fn run(target: &Target, chosen: &Chosen, minutes: f64, interval: Duration, json: bool) -> Exit {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(Exit::CannotTell, "monitor", e),
+    };
+    let total = Duration::from_secs_f64(minutes * 60.0);
+    let samples = rt.block_on(watch(target, &chosen.policy, total, interval, json));
+    summary(&samples, chosen, json)
+}
+
+async fn watch(
+    t: &Target,
+    policy: &Policy,
+    total: Duration,
+    interval: Duration,
+    json: bool,
+) -> Vec<Result<Verdict, String>> {
     let start = Instant::now();
     let mut out = Vec::new();
-    let policy = Policy::default();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
         let sample = fetch(&t.url, Duration::from_secs(5)).await.and_then(|f| figures(&f.json?, &t.pointer));
-        let verdict = sample.map(|f| judge_figures(&policy, &f));
+        let verdict = sample.map(|f| judge_figures(policy, &f));
         if !json {
             print_line(start.elapsed(), total, &verdict);
         }
@@ -101,21 +155,21 @@ fn print_line(elapsed: Duration, total: Duration, v: &Result<Verdict, String>) {
     crate::say!("[{bar}] {:>5.0}s  {what}", elapsed.as_secs_f64());
 }
 
-fn summary(samples: &[Result<Verdict, String>], json: bool) -> ExitCode {
+fn summary(samples: &[Result<Verdict, String>], chosen: &Chosen, json: bool) -> Exit {
     let verdicts: Vec<&Verdict> = samples.iter().filter_map(|s| s.as_ref().ok()).collect();
     let failed = verdicts.iter().any(|v| v.outcome == Outcome::Fail);
     let measured = verdicts.iter().any(|v| v.outcome != Outcome::Inconclusive);
-    let (word, code) = match (measured, failed) {
-        (_, true) => ("no-go", 1),
-        (true, false) => ("go", 0),
-        (false, false) => ("could not measure", 2),
+    let (word, exit) = match (measured, failed) {
+        (_, true) => ("no-go", Exit::No),
+        (true, false) => ("go", Exit::Done),
+        (false, false) => ("could not measure", Exit::CannotTell),
     };
     let worst = worst_lines(&verdicts);
     if json {
         let errors: Vec<&String> = samples.iter().filter_map(|s| s.as_ref().err()).collect();
         crate::say!(
             "{}",
-            serde_json::json!({"decision": word, "samples": samples.len(), "failed_samples": errors.len(), "errors": errors, "criteria": worst})
+            serde_json::json!({"decision": word, "samples": samples.len(), "failed_samples": errors.len(), "errors": errors, "criteria": worst, "thresholds": Thresholds::of(&chosen.policy), "thresholds_from": chosen.from})
         );
     } else {
         crate::say!("\n{:<24} {:>10} {:>10}  result", "criterion", "worst", "threshold");
@@ -125,7 +179,11 @@ fn summary(samples: &[Result<Verdict, String>], json: bool) -> ExitCode {
         }
         crate::say!("decision: {word} ({} samples)", samples.len());
     }
-    ExitCode::from(code)
+    if exit != Exit::Done {
+        // The table says which criterion; stderr says why the exit is not 0.
+        eprintln!("canary monitor: {word}");
+    }
+    exit
 }
 
 /// Per criterion, the worst line seen: a failure over a pass, a higher value over a lower.

@@ -3,10 +3,10 @@
 //! Exit 0 healthy; 1 unhealthy or degraded; 2 unreachable, or an answer that
 //! is not the expected shape (a JSON object with a `status`), saying which.
 
-use crate::client::{Fetched, fetch};
+use super::client::{Fetched, fetch};
+use super::exit::{Exit, fail};
 use serde::Serialize;
 use serde_json::Value;
-use std::process::ExitCode;
 use std::time::Duration;
 
 /// The three checks, in order.
@@ -25,14 +25,19 @@ pub struct Check {
     pub detail: String,
 }
 
-/// Runs the checks and prints them; returns the exit code.
-pub fn run(url: &str, json: bool, timeout: Duration, retries: u32) -> ExitCode {
+/// `canary health URL`: checks `--timeout` (seconds), runs the checks and prints them.
+pub fn run(url: &str, json: bool, timeout: f64, retries: u32) -> Exit {
+    if !(timeout > 0.0 && timeout < 3600.0) {
+        return fail(
+            Exit::BadInput,
+            "health",
+            format!("--timeout {timeout}: give seconds above 0 and below 3600"),
+        );
+    }
+    let timeout = Duration::from_secs_f64(timeout);
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("canary health: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(Exit::CannotTell, "health", e),
     };
     let base = url.trim_end_matches('/');
     let checks: Vec<Check> = rt.block_on(async {
@@ -57,17 +62,22 @@ pub fn run(url: &str, json: bool, timeout: Duration, retries: u32) -> ExitCode {
         }
         crate::say!("overall: {}", overall(&checks).0);
     }
-    ExitCode::from(overall(&checks).1)
+    let (word, exit) = overall(&checks);
+    if exit != Exit::Done {
+        // The table says which check; stderr says why the exit is not 0.
+        eprintln!("canary health: {base}: {word}");
+    }
+    exit
 }
 
-fn overall(checks: &[Check]) -> (&'static str, u8) {
+fn overall(checks: &[Check]) -> (&'static str, Exit) {
     let any = |r: &str| checks.iter().any(|c| c.result == r);
     if any("unreachable") || any("bad_answer") {
-        ("could not check", 2)
+        ("could not check", Exit::CannotTell)
     } else if any("unhealthy") || any("degraded") {
-        ("unhealthy", 1)
+        ("unhealthy", Exit::No)
     } else {
-        ("healthy", 0)
+        ("healthy", Exit::Done)
     }
 }
 
