@@ -113,18 +113,11 @@ async fn a_manual_advance_past_a_failing_step_exits_3_unless_forced() {
         (Some(50.0), Some(1)),
         "nothing changed"
     );
-    let (status, r) = admin_post(
-        &client(),
-        p.admin,
-        "/api/rollout/adjust",
-        serde_json::json!({"share": 75, "force": true}),
-    )
-    .await;
-    assert_eq!(
-        (status, r["share"].as_f64(), r["rollout"]["step"].as_u64()),
-        (200, Some(75.0), Some(2)),
-        "{r}"
-    );
+    let (code, out, err) = run(&admin, &["adjust", "75", "--force"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("step 2/"), "{out}");
+    let r = rollout(&p).await;
+    assert_eq!((r["share"].as_f64(), r["rollout"]["step"].as_u64()), (Some(75.0), Some(2)), "{r}");
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
     let events = admin_json(&client(), p.admin, "/api/events").await;
