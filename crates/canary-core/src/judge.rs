@@ -105,6 +105,8 @@ pub struct Observation {
     pub stable: ArmWindow,
     /// Canary.
     pub canary: ArmWindow,
+    /// Lines from a team's own checks (Prometheus, webhooks), judged outside.
+    pub external: Vec<Criterion>,
 }
 
 /// The outcome of one criterion, or of a whole verdict.
@@ -258,6 +260,7 @@ pub fn judge_step(p: &Policy, o: &Observation) -> Verdict {
     }
     out.extend(routes::step_lines(p, o));
     out.push(health_line(p, c.health.as_ref()));
+    out.extend(o.external.iter().cloned());
     out.extend(resources(&c.resources, [p.max_memory, p.max_cpu, p.max_db_connections], false));
     with_versions(Verdict::from(out), o)
 }

@@ -12,6 +12,7 @@
 //! - [`controller`]: the rollout driver: state machine + clock + router + state file.
 //! - [`demo`]: the demo service and `canary demo`.
 //! - [`feature_flags`]: feature flags from env, file and API.
+//! - [`analysis`]: a team's own checks: Prometheus queries and webhook gates.
 //! - [`ops`]: hooks, incident records, release tags and reports, after the fact.
 //! - [`live`]: the routing state the workers read and the API changes.
 //! - [`store`]: the SQLite state file and event log.
@@ -36,6 +37,7 @@ macro_rules! say {
 }
 
 pub mod admin;
+pub mod analysis;
 pub mod cli;
 pub mod config;
 pub mod controller;

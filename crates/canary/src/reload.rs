@@ -93,7 +93,7 @@ fn list(names: &[&str]) -> String {
 /// The sections, by their names in the file, that differ and cannot change
 /// while running.
 fn restart_only_changes(old: &ServeConfig, new: &ServeConfig) -> Vec<&'static str> {
-    let fields: [(&'static str, bool); 15] = [
+    let fields: [(&'static str, bool); 16] = [
         ("listen", differs(&old.listen, &new.listen)),
         ("admin", differs(&old.admin, &new.admin)),
         ("state", differs(&old.state, &new.state)),
@@ -109,6 +109,7 @@ fn restart_only_changes(old: &ServeConfig, new: &ServeConfig) -> Vec<&'static st
         ("admin_token", differs(&old.admin_token, &new.admin_token)),
         ("viewer_token", differs(&old.viewer_token, &new.viewer_token)),
         ("hooks, incidents, contacts, release, reports or checklist", differs(&old.ops, &new.ops)),
+        ("[analysis]", differs(&old.analysis, &new.analysis)),
     ];
     fields.into_iter().filter(|(_, d)| *d).map(|(name, _)| name).collect()
 }

@@ -147,6 +147,7 @@ async fn run_admin(
     let poller = tokio::spawn(controller::resources::poll(Arc::clone(&state.live), res));
     let health = controller::lock(&state.controller).health.clone();
     let health_poller = tokio::spawn(controller::health::poll(Arc::clone(&state.live), health));
+    let checks = spawn_analysis(&state);
     let watcher = state
         .cfg
         .flags
@@ -167,6 +168,7 @@ async fn run_admin(
     }
     poller.abort();
     health_poller.abort();
+    checks.iter().for_each(|c| c.abort());
     reloader.abort();
     if let Some(w) = watcher {
         w.abort();
@@ -185,4 +187,14 @@ impl Running {
             let _ = t.join();
         }
     }
+}
+
+/// Starts a team's own checks (`[analysis]`), asking the controller which
+/// rollout, if any, they judge.
+fn spawn_analysis(state: &AdminState) -> Vec<tokio::task::JoinHandle<()>> {
+    let c = Arc::clone(&state.controller);
+    let name = state.cfg.rollout.clone();
+    let current: crate::analysis::Current = Arc::new(move || controller::lock(&c).analysis_context(&name));
+    let out = controller::lock(&state.controller).analysis.clone();
+    crate::analysis::spawn(state.cfg.analysis.clone(), current, out)
 }

@@ -140,7 +140,7 @@ impl Sim {
         let (c, s) = (self.arm(nc, self.canary), self.arm(ns, self.stable));
         add(&mut self.step_obs.canary, &c);
         add(&mut self.step_obs.stable, &s);
-        self.ticks.push(Observation { stable: s, canary: c });
+        self.ticks.push(Observation { stable: s, canary: c, ..Observation::default() });
         let fast = self.ticks.recent(self.policy.min_fast_requests);
         let ds = r.tick(self.now, &self.policy, &self.controls, &fast, &self.step_obs);
         self.apply(r, ds);
@@ -389,7 +389,7 @@ fn a_rollback_records_the_step_and_share_in_force_and_blocks_the_canary() {
     while r.is_active() {
         sim.now += TICK_MS;
         let (c, s) = (sim.arm(200, sim.canary), sim.arm(200, sim.stable));
-        sim.ticks.push(Observation { stable: s, canary: c });
+        sim.ticks.push(Observation { stable: s, canary: c, ..Observation::default() });
         let fast = sim.ticks.recent(sim.policy.min_fast_requests);
         ds = r.tick(sim.now, &sim.policy, &sim.controls, &fast, &sim.step_obs);
     }
@@ -454,7 +454,7 @@ fn the_seeds_targets_fail_a_step_whose_p99_is_over_500_ms() {
         c.requests += 1;
         add(&mut sim.step_obs.canary, &c);
         add(&mut sim.step_obs.stable, &s);
-        sim.ticks.push(Observation { stable: s, canary: c });
+        sim.ticks.push(Observation { stable: s, canary: c, ..Observation::default() });
         let fast = sim.ticks.recent(sim.policy.min_fast_requests);
         let ds = r.tick(sim.now, &sim.policy, &sim.controls, &fast, &sim.step_obs);
         sim.apply(&r, ds);

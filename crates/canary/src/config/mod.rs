@@ -67,6 +67,8 @@ pub struct ServeConfig {
     pub windows: Windows,
     /// Hooks, incidents, contacts, release tag, reports.
     pub ops: OpsConfig,
+    /// A team's own checks (`[analysis]`).
+    pub analysis: Vec<crate::analysis::config::Check>,
     /// The file and flags this came from, to read again on SIGHUP (none
     /// when there was no file).
     pub source: Option<ConfigSource>,
@@ -214,6 +216,8 @@ struct FileConfig {
     reports: Reports,
     #[serde(default)]
     checklist: Vec<crate::ops::checklist::Item>,
+    #[serde(default)]
+    analysis: crate::analysis::config::AnalysisConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -405,6 +409,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
             rollout_name,
             checklist: checklist(&f.checklist, o)?,
         },
+        analysis: f.analysis.build().map_err(|e| o.err(false, "", "", e))?,
         source: None,
     })
 }

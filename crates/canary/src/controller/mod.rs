@@ -117,6 +117,8 @@ pub struct Controller {
     pub resources: resources::Shared,
     /// The canary's health checks, filled by [`health::poll`].
     pub health: health::Shared,
+    /// A team's own checks' latest answers, filled by [`crate::analysis::spawn`].
+    pub analysis: crate::analysis::Shared,
     /// Where events go for hooks, incidents, tags and reports.
     pub outbox: Option<Outbox>,
     /// Why the controller cannot do its job right now (the state file failing).
@@ -146,6 +148,7 @@ impl Controller {
             last_persist_ms: 0,
             resources: Default::default(),
             health: Default::default(),
+            analysis: crate::analysis::shared(cfg.analysis.iter().map(|c| c.name.clone()).collect()),
             outbox: None,
             fault: None,
         })
@@ -157,6 +160,18 @@ impl Controller {
         st.error = self.fault.clone();
         st.thresholds = Some(api::Thresholds::of(&self.policy));
         st
+    }
+
+    /// What a team's own checks need to know of the rollout in progress, if any.
+    pub fn analysis_context(&self, name: &str) -> Option<crate::analysis::Context> {
+        let r = self.rollout.as_ref().filter(|r| r.is_active())?;
+        Some(crate::analysis::Context {
+            id: r.id,
+            name: name.to_string(),
+            step: r.step + 1,
+            share: r.share.percent(),
+            canary: r.canary.clone(),
+        })
     }
 
     /// Takes the parts of a reloaded configuration the controller owns (the
@@ -187,6 +202,7 @@ impl Controller {
         }
         self.ring.push(t);
         let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) else { return Ok(()) };
+        self.step_obs.external = crate::analysis::read(&self.analysis, r.id);
         let before = r.clone();
         let external = self.live.routing().share;
         let mut ds = Vec::new();

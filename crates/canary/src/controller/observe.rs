@@ -21,6 +21,7 @@ impl Observer {
             Some(prev) => Observation {
                 stable: delta(&now[Version::Stable.index()], &prev[Version::Stable.index()]),
                 canary: delta(&now[Version::Canary.index()], &prev[Version::Canary.index()]),
+                ..Observation::default()
             },
             None => Observation::default(),
         };
