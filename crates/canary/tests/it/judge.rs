@@ -136,3 +136,137 @@ async fn on_failure_pause_holds_a_3_percent_error_canary_for_a_person() {
     assert!(why.contains("on_failure") && why.contains("error_rate"), "{why}");
     srv.shutdown();
 }
+
+/// A config file with `extra` TOML, loaded as `canary serve` loads it.
+fn config_with(stable: &Upstream, dir: &std::path::Path, extra: &str) -> canary::config::ServeConfig {
+    let file = dir.join("canary.toml");
+    std::fs::write(&file, extra).unwrap();
+    let cli = canary::config::Overrides {
+        stable: Some(stable.url()),
+        listen: Some("127.0.0.1:0".into()),
+        admin: Some("127.0.0.1:0".into()),
+        state: Some(dir.join("canary.db")),
+        ..Default::default()
+    };
+    canary::config::load(Some(&file), &cli).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_gate_answering_503_fails_the_step_and_an_unreachable_one_holds() {
+    let (stable, canary, gate, dir) =
+        (Upstream::start("stable"), Upstream::start("canary"), Upstream::start("gate"), tempdir());
+    gate.fail_with.store(503, Ordering::Relaxed);
+    let toml = format!(
+        "[[analysis.webhook]]\nname = \"qa-gate\"\nurl = \"{}/gate\"\ninterval = \"500ms\"\n\
+         [[analysis.webhook]]\nname = \"change-board\"\nurl = \"http://127.0.0.1:1/gate\"\ninterval = \"500ms\"\ntimeout = \"1s\"\n",
+        gate.url()
+    );
+    let srv = start(config_with(&stable, dir.path(), &toml));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = spawn_load(srv.proxy_addr, 300, Arc::clone(&stop));
+    deploy(&srv, canary.url(), "3s");
+    let rolled = eventually(20, || async { state(&srv).0 == "rolled_back" }).await;
+    let (st, _, why) = state(&srv);
+    assert!(rolled, "still {st}: {why}");
+    assert!(why.contains("qa-gate") && why.contains("answered 503"), "{why}");
+    // The gate now passes, but the other one cannot be reached: the step holds.
+    gate.fail_with.store(0, Ordering::Relaxed);
+    deploy(&srv, canary.url(), "2s");
+    let held = eventually(20, || async { state(&srv).0 == "holding" }).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let (st, _, why) = state(&srv);
+    assert!(held, "an unreachable gate must hold, not pass: {st}: {why}");
+    assert!(why.contains("change-board") && why.contains("unreachable"), "{why}");
+    srv.shutdown();
+}
+
+/// A Prometheus server (Debian's) on loopback scraping `target` every second.
+struct Prometheus {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Prometheus {
+    fn start(dir: &std::path::Path, target: SocketAddr) -> Option<Prometheus> {
+        let bin = std::path::Path::new("/usr/bin/prometheus");
+        if !bin.exists() {
+            assert!(std::env::var("CI").is_err(), "CI must install prometheus (./test.sh does)");
+            eprintln!("skipping: prometheus missing (apt-get install prometheus)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cfg = dir.join("prometheus.yml");
+        let scrape = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        std::fs::write(&cfg, scrape).unwrap();
+        let child = std::process::Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Some(Prometheus { child, url: format!("http://127.0.0.1:{port}") })
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An exporter serving `checkout_seconds{version="canary"} VALUE`.
+fn exporter(value: f64) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let body = format!(
+                    "# TYPE checkout_seconds gauge\ncheckout_seconds{{version=\"canary\"}} {value}\ncheckout_seconds{{version=\"stable\"}} 0.1\n"
+                );
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(format!("{head}{body}").as_bytes()).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_query_past_its_max_fails_the_step() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let (target, exporter) = exporter(2.5);
+    let Some(prom) = Prometheus::start(dir.path(), target) else { return };
+    let toml = format!(
+        "[[analysis.prometheus]]\nname = \"checkout-latency\"\nurl = \"{}\"\n\
+         query = 'max(checkout_seconds{{version=\"{{{{version}}}}\"}})'\nmax = 1.0\ninterval = \"1s\"\n",
+        prom.url
+    );
+    let srv = start(config_with(&stable, dir.path(), &toml));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = spawn_load(srv.proxy_addr, 300, Arc::clone(&stop));
+    deploy(&srv, canary.url(), "4s");
+    let rolled = eventually(40, || async { state(&srv).0 == "rolled_back" }).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    exporter.abort();
+    let (st, _, why) = state(&srv);
+    assert!(rolled, "still {st}: {why}");
+    assert!(why.contains("checkout-latency 2.5 vs threshold 1"), "{why}");
+    srv.shutdown();
+}
