@@ -20,6 +20,7 @@
 //! - [`judge`]: policy plus both versions' statistics -> a verdict table.
 //! - [`stats`]: the Wilson interval behind the rollback tests.
 //! - [`rollout`]: the rollout state machine (time passed in, decisions out).
+//! - [`sim`]: a seeded traffic model driving rollouts in simulated time.
 //! - [`window`]: the sample-sized recent window for rollback checks.
 //! - [`version`]: stable or canary.
 
@@ -38,6 +39,7 @@ pub mod rollout;
 pub mod route_label;
 pub mod routing;
 pub mod share;
+pub mod sim;
 pub mod stats;
 pub mod version;
 pub mod window;

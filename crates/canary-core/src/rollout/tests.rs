@@ -2,167 +2,7 @@
 //! every 250 ms of simulated time; hours pass in milliseconds.
 
 use super::*;
-use crate::judge::{ArmWindow, judge_step};
-use crate::window::TickRing;
-use hdrhistogram::Histogram;
-
-const TICK_MS: u64 = 250;
-const MAX_FAST_TICKS: usize = 40; // the driver's longest rollback window: 10 s
-
-/// A deterministic pseudo-random source (xorshift64*), so every run is repeatable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// How one version behaves: its error probability and latency (ms) range.
-#[derive(Clone, Copy)]
-struct Behaviour {
-    error_p: f64,
-    latency_ms: (f64, f64),
-    /// The error probability on the `/pay` route, when it differs.
-    pay_error_p: Option<f64>,
-}
-
-const HEALTHY: Behaviour = Behaviour { error_p: 0.002, latency_ms: (5.0, 40.0), pay_error_p: None };
-
-/// The share of requests on `/pay` (the rest go to `/rooms`).
-const PAY_SHARE: f64 = 0.005;
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap()
-}
-
-fn add(into: &mut ArmWindow, from: &ArmWindow) {
-    into.requests += from.requests;
-    into.errors += from.errors;
-    into.server_errors += from.server_errors;
-    for (route, n) in &from.routes {
-        into.routes.entry(route.clone()).or_default().add(n);
-    }
-    if let Some(h) = &from.latency {
-        into.latency.get_or_insert_with(histogram).add(h).unwrap();
-    }
-}
-
-/// Drives one rollout against a traffic model until it ends or time runs out.
-struct Sim {
-    rng: Rng,
-    total_rps: f64,
-    stable: Behaviour,
-    canary: Behaviour,
-    ticks: TickRing,
-    step_obs: Observation,
-    now: u64,
-    shares: Vec<f64>,
-    events: Vec<&'static str>,
-    policy: Policy,
-    controls: Controls,
-}
-
-impl Sim {
-    fn new(seed: u64, total_rps: f64) -> Sim {
-        Sim {
-            rng: Rng(seed.max(1)),
-            total_rps,
-            stable: HEALTHY,
-            canary: HEALTHY,
-            ticks: TickRing::new(MAX_FAST_TICKS),
-            step_obs: Observation::default(),
-            now: 1_000_000,
-            shares: Vec::new(),
-            events: Vec::new(),
-            policy: Policy::default(),
-            controls: Controls::default(),
-        }
-    }
-
-    fn arm(&mut self, n: u64, b: Behaviour) -> ArmWindow {
-        let mut w = ArmWindow { requests: n, ..ArmWindow::default() };
-        let mut h = histogram();
-        for _ in 0..n {
-            let pay = self.rng.next() < PAY_SHARE;
-            let p = if pay { b.pay_error_p.unwrap_or(b.error_p) } else { b.error_p };
-            let failed = self.rng.next() < p;
-            if failed {
-                w.errors += 1;
-                w.server_errors += 1;
-            }
-            let route = w.routes.entry(if pay { "/pay" } else { "/rooms" }.to_string()).or_default();
-            route.requests += 1;
-            route.errors += u64::from(failed);
-            let ms = b.latency_ms.0 + self.rng.next() * (b.latency_ms.1 - b.latency_ms.0);
-            h.record((ms * 1000.0) as u64).unwrap();
-        }
-        w.latency = Some(h);
-        w
-    }
-
-    /// Requests in one tick for a rate, with the fraction carried as a coin flip.
-    fn count(&mut self, rps: f64) -> u64 {
-        let exact = rps * TICK_MS as f64 / 1000.0;
-        exact.floor() as u64 + u64::from(self.rng.next() < exact.fract())
-    }
-
-    fn apply(&mut self, r: &Rollout, ds: Vec<Decision>) {
-        for d in ds {
-            match d {
-                Decision::SetShare(s) => self.shares.push(s.percent()),
-                Decision::Event { kind, .. } => {
-                    if matches!(kind, "step_advanced" | "stepped_back" | "promoted" | "resumed") {
-                        self.step_obs = Observation::default();
-                    }
-                    self.events.push(kind);
-                }
-                Decision::SetUpstreams { .. } | Decision::BlockCanary(_) => {}
-            }
-        }
-        let _ = r;
-    }
-
-    fn start(&mut self, plan: Plan) -> Rollout {
-        let (r, ds) = Rollout::start(1, "http://canary", "http://stable", plan, self.now);
-        self.apply(&r, ds);
-        r
-    }
-
-    /// One tick of traffic and judging.
-    fn step(&mut self, r: &mut Rollout) {
-        self.now += TICK_MS;
-        let p = r.share.percent() / 100.0;
-        let (nc, ns) = (self.count(self.total_rps * p), self.count(self.total_rps * (1.0 - p)));
-        let (c, s) = (self.arm(nc, self.canary), self.arm(ns, self.stable));
-        add(&mut self.step_obs.canary, &c);
-        add(&mut self.step_obs.stable, &s);
-        self.ticks.push(Observation { stable: s, canary: c, ..Observation::default() });
-        let fast = self.ticks.recent(self.policy.min_fast_requests);
-        let ds = r.tick(self.now, &self.policy, &self.controls, &fast, &self.step_obs);
-        self.apply(r, ds);
-    }
-
-    /// The judge's view of the step so far, as the driver passes to commands.
-    fn verdict(&self) -> Verdict {
-        judge_step(&self.policy, &self.step_obs)
-    }
-
-    /// Ticks for `ms` of simulated time (or until the rollout ends).
-    fn run_for(&mut self, r: &mut Rollout, ms: u64) {
-        self.run_until_end(r, ms);
-    }
-
-    fn run_until_end(&mut self, r: &mut Rollout, limit_ms: u64) {
-        let end = self.now + limit_ms;
-        while r.is_active() && self.now < end {
-            self.step(r);
-        }
-    }
-}
+use crate::sim::{Behaviour, HEALTHY, Sim, TICK_MS};
 
 fn quick_plan() -> Plan {
     Plan { bake_ms: 60_000, final_watch_ms: 120_000, ..Plan::default() }
@@ -172,7 +12,7 @@ fn quick_plan() -> Plan {
 fn a_healthy_canary_is_promoted_after_exactly_the_plans_steps() {
     let mut sim = Sim::new(7, 200.0);
     let mut r = sim.start(Plan::default());
-    sim.run_until_end(&mut r, 3 * 3_600_000);
+    sim.run_for(&mut r, 3 * 3_600_000);
     assert_eq!(r.state, State::Promoted, "{:?}", r.reason);
     assert_eq!(sim.shares, [10.0, 25.0, 50.0, 75.0, 100.0, 0.0]);
     // 4 steps x 10 min + 30 min at 100%, to the tick.
@@ -190,7 +30,7 @@ fn an_error_spike_at_50_percent_rolls_back_within_one_and_a_half_seconds_and_nam
     }
     let onset = sim.now;
     sim.canary = Behaviour { error_p: 0.10, ..HEALTHY };
-    sim.run_until_end(&mut r, 60_000);
+    sim.run_for(&mut r, 60_000);
     assert_eq!(r.state, State::RolledBack);
     let took = r.ended_ms.unwrap() - onset;
     assert!(took <= 1_500, "rolled back {took} ms after the errors began");
@@ -205,7 +45,7 @@ fn a_canary_twice_as_slow_as_stable_but_under_200_ms_is_caught_relative_to_stabl
     sim.stable = Behaviour { error_p: 0.0, latency_ms: (40.0, 60.0), ..HEALTHY };
     sim.canary = Behaviour { error_p: 0.0, latency_ms: (90.0, 120.0), ..HEALTHY };
     let mut r = sim.start(quick_plan());
-    sim.run_until_end(&mut r, 3_600_000);
+    sim.run_for(&mut r, 3_600_000);
     assert_eq!(r.state, State::RolledBack);
     let v = r.step_verdict.clone().unwrap();
     let line = |n: &str| v.criteria.iter().find(|c| c.name == n).unwrap().outcome;
@@ -220,7 +60,7 @@ fn low_traffic_holds_then_pauses_and_never_promotes() {
     let mut sim = Sim::new(3, 0.5); // 0.05 requests/s reach a 10% canary: 30 in 10 minutes
     sim.controls.max_hold_ms = 10 * 60_000;
     let mut r = sim.start(quick_plan());
-    sim.run_until_end(&mut r, 2 * 3_600_000);
+    sim.run_for(&mut r, 2 * 3_600_000);
     assert!(r.is_active(), "never ends on no data: {:?} {:?}", r.state, r.reason);
     assert_eq!((r.state, r.step), (State::Paused, 0));
     assert!(sim.events.contains(&"holding"));
@@ -242,7 +82,7 @@ fn noise_at_a_healthy_level_causes_no_rollback() {
         sim.policy.max_error_rate = 2.0; // the step criteria are not under test here
         sim.policy.target_success_rate = 98.0;
         let mut r = sim.start(quick_plan());
-        sim.run_until_end(&mut r, 3_600_000);
+        sim.run_for(&mut r, 3_600_000);
         if r.state == State::RolledBack {
             eprintln!("seed {seed}: {:?}", r.reason);
             false_rollbacks += 1;
@@ -255,7 +95,7 @@ fn noise_at_a_healthy_level_causes_no_rollback() {
 fn manual_plans_wait_for_promote_and_commands_check_the_state() {
     let mut sim = Sim::new(9, 200.0);
     let mut r = sim.start(Plan { manual: true, ..quick_plan() });
-    sim.run_until_end(&mut r, 5 * 60_000);
+    sim.run_for(&mut r, 5 * 60_000);
     assert!(r.awaiting_promote && r.state == State::Paused && r.step == 0);
     assert!(matches!(r.resume(sim.now), Err(CommandError::AwaitingPromote { .. })));
     let ds = r.promote(sim.now, false, &sim.verdict()).unwrap();
@@ -317,10 +157,10 @@ fn the_seeds_runbook_of_adjusts_walks_the_plan_and_promotes_after_the_final_watc
         assert_eq!((d["by_hand"].as_str(), d["from_step"].as_u64()), (Some("adjust"), Some(k as u64 + 1)));
         assert!(d["verdict"]["versions"][1]["requests"].as_u64().unwrap() > 0, "the step's figures are kept");
         assert_eq!((r.step, r.share, r.state), (k + 1, pct(share), State::Progressing), "not paused");
-        sim.apply(&r, ds);
+        sim.apply(ds);
     }
     assert_eq!(r.time_left_ms(), 120_000, "adjust 100 starts the final watch");
-    sim.run_until_end(&mut r, 10 * 60_000);
+    sim.run_for(&mut r, 10 * 60_000);
     assert_eq!(r.state, State::Promoted, "promoted by the plan after the final watch: {:?}", r.reason);
     assert_eq!(sim.events.iter().filter(|e| **e == "step_advanced").count(), 4);
 }
@@ -347,7 +187,7 @@ fn adjusting_back_steps_back_without_pausing_and_off_plan_pauses() {
     let mut r = sim.start(quick_plan());
     for share in [25.0, 50.0] {
         let ds = r.adjust(sim.now, pct(share), false, &sim.verdict()).unwrap();
-        sim.apply(&r, ds);
+        sim.apply(ds);
     }
     let ds = r.adjust(sim.now, pct(25.0), false, &sim.verdict()).unwrap();
     assert_eq!(event_detail(&ds, "stepped_back")["from_share"], 50.0);
@@ -370,8 +210,8 @@ fn a_manual_plan_driven_by_adjust_promotes_on_promote_after_100() {
     let mut r = sim.start(Plan { manual: true, ..quick_plan() });
     let ds = r.adjust(sim.now, pct(100.0), false, &sim.verdict()).unwrap();
     assert_eq!(event_detail(&ds, "step_advanced")["skipped_steps"], 3);
-    sim.apply(&r, ds);
-    sim.run_until_end(&mut r, 5 * 60_000);
+    sim.apply(ds);
+    sim.run_for(&mut r, 5 * 60_000);
     assert!(r.awaiting_promote && r.share == Share::FULL, "{:?}", r.reason);
     let ds = r.promote(sim.now, false, &sim.verdict()).unwrap();
     assert_eq!(r.state, State::Promoted);
@@ -383,7 +223,7 @@ fn a_rollback_records_the_step_and_share_in_force_and_blocks_the_canary() {
     let mut sim = Sim::new(25, 400.0);
     let mut r = sim.start(quick_plan());
     let ds = r.adjust(sim.now, pct(50.0), false, &sim.verdict()).unwrap();
-    sim.apply(&r, ds);
+    sim.apply(ds);
     sim.canary = Behaviour { error_p: 0.2, ..HEALTHY };
     let mut ds = Vec::new();
     while r.is_active() {
@@ -407,7 +247,7 @@ fn a_canary_breaking_a_route_with_half_a_percent_of_traffic_is_rolled_back_withi
     let mut sim = Sim::new(31, 100.0);
     sim.canary = Behaviour { pay_error_p: Some(1.0), ..HEALTHY };
     let mut r = sim.start(Plan::default()); // 10-minute steps
-    sim.run_until_end(&mut r, 10 * 60_000);
+    sim.run_for(&mut r, 10 * 60_000);
     assert_eq!(r.state, State::RolledBack, "not caught within the first step: {:?}", r.reason);
     assert_eq!(r.step, 0);
     let why = r.reason.clone().unwrap();
@@ -419,7 +259,7 @@ fn the_same_traffic_mix_with_a_healthy_canary_is_promoted() {
     for seed in [32, 33, 34] {
         let mut sim = Sim::new(seed, 100.0);
         let mut r = sim.start(quick_plan());
-        sim.run_until_end(&mut r, 3_600_000);
+        sim.run_for(&mut r, 3_600_000);
         assert_eq!(r.state, State::Promoted, "seed {seed}: {:?}", r.reason);
     }
 }
@@ -433,7 +273,7 @@ fn a_step_fails_on_a_route_worse_than_stable_there_even_below_the_rollback_bar()
     sim.policy.max_error_rate_increase = 0.5;
     let mut r =
         sim.start(Plan { steps: vec![Share::from_percent(50.0).unwrap(), Share::FULL], ..quick_plan() });
-    sim.run_until_end(&mut r, 3_600_000);
+    sim.run_for(&mut r, 3_600_000);
     let why = r.reason.clone().unwrap_or_default();
     assert!(r.state == State::RolledBack && why.contains("route /pay"), "{:?}: {why}", r.state);
 }
@@ -444,20 +284,15 @@ fn the_seeds_targets_fail_a_step_whose_p99_is_over_500_ms() {
     let mut sim = Sim::new(36, 400.0);
     sim.canary = Behaviour { latency_ms: (5.0, 40.0), ..HEALTHY };
     let mut r = sim.start(quick_plan());
-    // A slow tail: every 33rd canary request takes 700 ms.
+    // A slow tail: one canary request in 11 takes 700 ms.
     while r.is_active() && sim.now < 1_000_000 + 3_600_000 {
         sim.now += TICK_MS;
         let (mut c, s) = (sim.arm(10, sim.canary), sim.arm(90, sim.stable));
         if let Some(h) = c.latency.as_mut() {
-            h.record_n(700_000, 1).unwrap(); // 1 in 11 requests: p99 (and p95) past 500 ms
+            h.record_n(700_000, 1).unwrap(); // p99 (and p95) past 500 ms
         }
         c.requests += 1;
-        add(&mut sim.step_obs.canary, &c);
-        add(&mut sim.step_obs.stable, &s);
-        sim.ticks.push(Observation { stable: s, canary: c, ..Observation::default() });
-        let fast = sim.ticks.recent(sim.policy.min_fast_requests);
-        let ds = r.tick(sim.now, &sim.policy, &sim.controls, &fast, &sim.step_obs);
-        sim.apply(&r, ds);
+        sim.push(&mut r, c, s);
     }
     let why = r.reason.clone().unwrap_or_default();
     assert!(r.state == State::RolledBack && why.contains("p99_ms"), "{:?}: {why}", r.state);
@@ -469,12 +304,12 @@ fn on_failure_pause_holds_a_failed_step_for_a_person_instead_of_rolling_back() {
     sim.canary = Behaviour { latency_ms: (150.0, 400.0), ..HEALTHY }; // p95 over 200 ms, under 1 s
     sim.policy.on_failure = OnFailure::Pause;
     let mut r = sim.start(quick_plan());
-    sim.run_until_end(&mut r, 5 * 60_000);
+    sim.run_for(&mut r, 5 * 60_000);
     assert_eq!((r.state, r.share), (State::Paused, Share::from_percent(10.0).unwrap()));
     assert!(r.reason.clone().unwrap().contains("on_failure"), "{:?}", r.reason);
     // The immediate criteria still roll back unless they are set to pause too.
     sim.canary = Behaviour { error_p: 0.3, ..HEALTHY };
-    sim.run_until_end(&mut r, 60_000);
+    sim.run_for(&mut r, 60_000);
     assert_eq!(r.state, State::RolledBack);
     let mut sim = Sim::new(38, 400.0);
     sim.canary = Behaviour { error_p: 0.3, ..HEALTHY };
