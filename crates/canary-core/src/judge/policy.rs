@@ -31,7 +31,9 @@ pub struct Policy {
     pub rollback_memory: f64,
     /// Roll back when CPU is above this, in percent.
     pub rollback_cpu: f64,
-    /// Roll back when the canary's 5xx rate is surely above stable's by this many points.
+    /// Roll back when the canary's 5xx rate is surely above stable's by this many
+    /// points (5: a canary at 4% errors against a clean stable fails its step,
+    /// but is not a surge to pull at once; see examples/decisions).
     pub surge_margin: f64,
     /// Canary requests needed in a step before it can pass.
     pub min_requests: u64,
@@ -92,7 +94,7 @@ impl Default for Policy {
             rollback_p95_ms: 1000.0,
             rollback_memory: 90.0,
             rollback_cpu: 90.0,
-            surge_margin: 2.0,
+            surge_margin: 5.0,
             min_requests: 100,
             min_fast_requests: 100,
             confidence_z: 1.645,
