@@ -20,6 +20,7 @@
 //! - [`reload`]: SIGHUP re-reads the TOML config file.
 //! - [`admin`]: the admin HTTP API.
 //! - [`upstream`]: upstream URLs.
+//! - [`tls`]: TLS to `https://` upstreams and on the proxy listener.
 //! - [`windows`]: deployment windows: config, timezone, next allowed time.
 
 /// Prints a line to stdout, ignoring a closed pipe (`canary status | head -1`):
@@ -51,5 +52,6 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod upstream;
 pub mod windows;

@@ -12,11 +12,13 @@
 //! validate is refused the same way. A refusal keeps the running
 //! configuration, and is logged and recorded as an event, as is a reload.
 //! The dynamic config file (`--flags`) is reloaded on the same signal by its
-//! own watcher (see `dynamic.rs`).
+//! own watcher (see `dynamic.rs`), and the listener's TLS certificate and key
+//! are read again (see `tls::rotate`).
 
 use crate::config::{self, ConfigSource, ServeConfig};
 use crate::controller::{self, Controller};
 use crate::live::Live;
+use crate::tls::rotate::Rotation;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
@@ -37,9 +39,13 @@ pub async fn watch(
     running: ServeConfig,
     controller: Arc<Mutex<Controller>>,
     live: Arc<Live>,
+    tls: Option<Arc<Rotation>>,
 ) {
     let mut running = running;
     while hup.recv().await.is_some() {
+        if let Some(tls) = &tls {
+            tls.reload("sighup", &live);
+        }
         let Some(src) = running.source.clone() else {
             tracing::info!("SIGHUP: no --config file to reload");
             continue;
@@ -93,13 +99,19 @@ fn list(names: &[&str]) -> String {
 /// The sections, by their names in the file, that differ and cannot change
 /// while running.
 fn restart_only_changes(old: &ServeConfig, new: &ServeConfig) -> Vec<&'static str> {
-    let fields: [(&'static str, bool); 16] = [
+    let fields: [(&'static str, bool); 17] = [
         ("listen", differs(&old.listen, &new.listen)),
         ("admin", differs(&old.admin, &new.admin)),
         ("state", differs(&old.state, &new.state)),
         ("flags", differs(&old.flags, &new.flags)),
         ("rollout", differs(&old.rollout, &new.rollout)),
-        ("[upstreams]", differs(&old.stable, &new.stable) || differs(&old.canary, &new.canary)),
+        (
+            "[upstreams]",
+            differs(&old.stable, &new.stable)
+                || differs(&old.canary, &new.canary)
+                || differs(&old.upstream_tls, &new.upstream_tls),
+        ),
+        ("[tls]", differs(&old.tls, &new.tls)),
         ("routing.share", differs(&old.share, &new.share)),
         ("routing.exclude", differs(&old.excludes, &new.excludes)),
         ("routing.user_header / user_cookie", differs(&old.user_key, &new.user_key)),

@@ -11,7 +11,9 @@ use crate::metrics::Metrics;
 use crate::proxy;
 use crate::reload;
 use crate::store::Store;
+use crate::tls::{self, rotate::Rotation};
 use canary_core::RoutingTable;
+use rustls::ClientConfig;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,6 +56,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let env_flags = canary_core::flags::from_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(StartError::Config)?;
+    let (proxy_tls, rotation) = start_tls(&cfg)?;
     let store = Store::open(&cfg.state).map_err(|e| StartError::Io(e.to_string()))?;
     let live = Live::new(store, table(&cfg), upstreams(&cfg), env_flags)
         .map_err(|e| StartError::Io(e.to_string()))?;
@@ -70,7 +73,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         .map_err(|e| StartError::Io(format!("admin API: cannot listen on {}: {e}", cfg.admin)))?;
     let admin_addr = admin_sock.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
     let (proxy_addr, mut threads) =
-        proxy::start(Arc::clone(&cfg), Arc::clone(&live), &metrics, rx.clone())
+        proxy::start(Arc::clone(&cfg), Arc::clone(&live), &metrics, &proxy_tls, rx.clone())
             .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
     let ctl = Controller::load(Arc::clone(&live), Arc::clone(&metrics), &cfg)
         .map_err(|e| StartError::Io(e.to_string()))?;
@@ -93,8 +96,32 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         controller: Arc::clone(&controller),
         sessions: Arc::default(),
     };
-    threads.push(spawn_admin(admin_sock, state, rx)?);
+    let side = Sidecar { upstream_tls: proxy_tls.upstreams, rotation };
+    threads.push(spawn_admin(admin_sock, state, side, rx)?);
     Ok(Running { proxy_addr, admin_addr, live, metrics, controller, shutdown: tx, stop_controller, threads })
+}
+
+/// The TLS configs, made before anything else starts: a bad CA file or
+/// certificate pair refuses the start (exit 2) with the file and the reason.
+fn start_tls(cfg: &ServeConfig) -> Result<(proxy::Tls, Option<Arc<Rotation>>), StartError> {
+    let upstreams = tls::client::config(&cfg.upstream_tls).map_err(StartError::Config)?;
+    if cfg.upstream_tls.insecure_skip_verify {
+        tracing::warn!(
+            "upstreams.insecure_skip_verify = true: the certificates of https upstreams are NOT verified; anyone on the path can impersonate them"
+        );
+    }
+    let Some(files) = &cfg.tls else { return Ok((proxy::Tls { upstreams, listener: None }, None)) };
+    let rotation = Rotation::start(files).map_err(StartError::Config)?;
+    let listener = tls::listener::config(rotation.slot(), cfg.proxy.http2).map_err(StartError::Config)?;
+    tracing::info!(cert = %files.cert.display(), "the proxy listener serves TLS");
+    Ok((proxy::Tls { upstreams, listener: Some(listener) }, Some(rotation)))
+}
+
+/// What the admin thread runs beside the API besides the pollers of the
+/// config: the upstreams' TLS client and the certificate watcher.
+struct Sidecar {
+    upstream_tls: Arc<ClientConfig>,
+    rotation: Option<Arc<Rotation>>,
 }
 
 fn table(cfg: &ServeConfig) -> RoutingTable {
@@ -114,6 +141,7 @@ fn upstreams(cfg: &ServeConfig) -> Upstreams {
 fn spawn_admin(
     sock: std::net::TcpListener,
     state: AdminState,
+    side: Sidecar,
     rx: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, StartError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -129,13 +157,14 @@ fn spawn_admin(
     };
     std::thread::Builder::new()
         .name("canary-admin".into())
-        .spawn(move || rt.block_on(run_admin(sock, state, rx, hup)))
+        .spawn(move || rt.block_on(run_admin(sock, state, side, rx, hup)))
         .map_err(|e| StartError::Io(format!("cannot start the admin thread: {e}")))
 }
 
 async fn run_admin(
     sock: std::net::TcpListener,
     state: AdminState,
+    side: Sidecar,
     mut rx: watch::Receiver<bool>,
     hup: tokio::signal::unix::Signal,
 ) {
@@ -144,9 +173,11 @@ async fn run_admin(
         Err(e) => return tracing::error!(error = %e, "cannot register the admin listener"),
     };
     let res = controller::lock(&state.controller).resources.clone();
-    let poller = tokio::spawn(controller::resources::poll(Arc::clone(&state.live), res));
+    let client = controller::probe::client(&side.upstream_tls);
+    let poller = tokio::spawn(controller::resources::poll(Arc::clone(&state.live), res, client.clone()));
     let health = controller::lock(&state.controller).health.clone();
-    let health_poller = tokio::spawn(controller::health::poll(Arc::clone(&state.live), health));
+    let health_poller = tokio::spawn(controller::health::poll(Arc::clone(&state.live), health, client));
+    let rotator = side.rotation.clone().map(|r| tokio::spawn(r.watch(Arc::clone(&state.live))));
     let checks = spawn_analysis(&state);
     let watcher = state
         .cfg
@@ -158,6 +189,7 @@ async fn run_admin(
         (*state.cfg).clone(),
         Arc::clone(&state.controller),
         Arc::clone(&state.live),
+        side.rotation,
     ));
     let app = admin::router(state);
     let stop = async move {
@@ -170,7 +202,7 @@ async fn run_admin(
     health_poller.abort();
     checks.iter().for_each(|c| c.abort());
     reloader.abort();
-    if let Some(w) = watcher {
+    for w in [watcher, rotator].into_iter().flatten() {
         w.abort();
     }
 }

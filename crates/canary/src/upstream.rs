@@ -1,8 +1,10 @@
-//! An upstream's address, parsed once from a URL such as `http://10.0.0.5:3000`
-//! or `http://localhost:3001/v2` (a path is prefixed to every request's path).
+//! An upstream's address, parsed once from a URL such as `http://10.0.0.5:3000`,
+//! `https://api.internal` or `http://localhost:3001/v2` (a path is prefixed to
+//! every request's path).
 
 use http::HeaderValue;
 use http::uri::{Authority, Uri};
+use rustls_pki_types::ServerName;
 use std::fmt;
 use std::sync::Arc;
 
@@ -17,34 +19,42 @@ pub struct Upstream {
     host: String,
     port: u16,
     base_path: String,
+    // For https: the name sent as SNI and checked against the certificate,
+    // made once so an unusable host is refused with the URL, not per request.
+    tls: Option<ServerName<'static>>,
 }
 
 impl Upstream {
-    /// Parses `http://host[:port][/path]`; the reason names what is wrong.
+    /// Parses `http[s]://host[:port][/path]`; the reason names what is wrong.
     pub fn parse(s: &str) -> Result<Upstream, String> {
         let uri: Uri = s.parse().map_err(|e| format!("`{s}` is not a URL ({e}); write http://host:port"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "`{s}`: https upstreams are not supported yet; use http:// (terminate TLS in front of the upstream)"
-                ));
+        let (scheme, default_port) = match uri.scheme_str() {
+            Some("http") => ("http", 80),
+            Some("https") => ("https", 443),
+            Some(other) => {
+                return Err(format!("`{s}`: scheme `{other}` is not supported; use http:// or https://"));
             }
-            Some(other) => return Err(format!("`{s}`: scheme `{other}` is not supported; use http://")),
             None => return Err(format!("`{s}` has no scheme; write http://{s}")),
-        }
+        };
         let authority =
             uri.authority().cloned().ok_or_else(|| format!("`{s}` has no host; write http://host:port"))?;
         if uri.query().is_some() {
-            return Err(format!("`{s}` has a query string; an upstream is http://host:port[/path]"));
+            return Err(format!("`{s}` has a query string; an upstream is http[s]://host:port[/path]"));
         }
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority.port_u16().unwrap_or(default_port);
         let base_path = uri.path().trim_end_matches('/').to_string();
-        let url = format!("http://{authority}{base_path}").into();
+        let url = format!("{scheme}://{authority}{base_path}").into();
         let host_header = HeaderValue::from_str(authority.as_str())
             .map_err(|e| format!("`{s}`: host is not a valid header value ({e})"))?;
-        Ok(Upstream { url, authority, host_header, host, port, base_path })
+        let tls = match scheme {
+            "https" => Some(
+                ServerName::try_from(host.clone())
+                    .map_err(|e| format!("`{s}`: `{host}` cannot be checked against a certificate ({e})"))?,
+            ),
+            _ => None,
+        };
+        Ok(Upstream { url, authority, host_header, host, port, base_path, tls })
     }
 
     /// The normalised URL, as shown in the API.
@@ -77,6 +87,12 @@ impl Upstream {
         self.port
     }
 
+    /// For an https upstream, the name its certificate must carry (also sent
+    /// as SNI); `None` for plain http.
+    pub fn tls_name(&self) -> Option<&ServerName<'static>> {
+        self.tls.as_ref()
+    }
+
     /// A path prefix for every request, without a trailing slash (often empty).
     pub fn base_path(&self) -> &str {
         &self.base_path
@@ -100,11 +116,22 @@ mod tests {
         assert_eq!(u.url(), "http://127.0.0.1:3000/v2");
         let u = Upstream::parse("http://[::1]").unwrap();
         assert_eq!((u.host(), u.port()), ("::1", 80));
+        assert!(u.tls_name().is_none());
+    }
+
+    #[test]
+    fn https_is_tls_on_port_443_named_by_its_host() {
+        let u = Upstream::parse("https://api.internal/v2").unwrap();
+        assert_eq!((u.host(), u.port(), u.url()), ("api.internal", 443, "https://api.internal/v2"));
+        assert_eq!(u.tls_name().map(|n| n.to_str().into_owned()).as_deref(), Some("api.internal"));
+        let u = Upstream::parse("https://127.0.0.1:8443").unwrap();
+        assert_eq!((u.port(), u.url()), (8443, "https://127.0.0.1:8443"));
+        assert!(u.tls_name().is_some(), "an IP address is checked against the certificate's IP names");
     }
 
     #[test]
     fn refuses_what_it_cannot_serve() {
-        for bad in ["localhost:3000", "https://x", "ftp://x", "http://x/?a=1", "not a url", "/path"] {
+        for bad in ["localhost:3000", "ftp://x", "http://x/?a=1", "not a url", "/path"] {
             assert!(Upstream::parse(bad).is_err(), "{bad}");
         }
     }

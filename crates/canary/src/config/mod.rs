@@ -18,6 +18,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+pub use tls::{TlsFiles, UpstreamTls};
+
+mod tls;
 
 /// The rollout name used when none is configured: the seed's flag name.
 pub const DEFAULT_ROLLOUT: &str = "v2-api-canary";
@@ -39,6 +42,10 @@ pub struct ServeConfig {
     pub stable: Upstream,
     /// The canary upstream, if any.
     pub canary: Option<Upstream>,
+    /// How `https://` upstreams are verified.
+    pub upstream_tls: UpstreamTls,
+    /// The certificate and key the listener serves TLS with; plain HTTP without.
+    pub tls: Option<TlsFiles>,
     /// The share to start with when the state file holds none.
     pub share: Share,
     /// Paths that always go to stable, when the state file holds none.
@@ -176,6 +183,12 @@ pub struct Overrides {
     /// A token that may read the dashboard and API but not act.
     #[arg(long, value_name = "TOKEN", env = "CANARY_VIEWER_TOKEN", hide_env_values = true)]
     pub viewer_token: Option<String>,
+    /// Serve TLS on --listen with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The TOML file as written; every field optional, unknown keys refused.
@@ -191,6 +204,8 @@ struct FileConfig {
     upstreams: FileUpstreams,
     #[serde(default)]
     routing: FileRouting,
+    #[serde(default)]
+    tls: tls::FileTls,
     #[serde(default)]
     proxy: FileProxy,
     #[serde(default)]
@@ -241,6 +256,8 @@ struct FileControls {
 struct FileUpstreams {
     stable: Option<String>,
     canary: Option<String>,
+    ca_file: Option<PathBuf>,
+    insecure_skip_verify: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -377,6 +394,11 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         rollout: rollout_name.clone(),
         stable,
         canary,
+        upstream_tls: UpstreamTls {
+            ca_file: f.upstreams.ca_file.clone(),
+            insecure_skip_verify: f.upstreams.insecure_skip_verify.unwrap_or(false),
+        },
+        tls: tls::listener(cli, &f.tls, o)?,
         share: share(cli, &f.routing, o)?,
         excludes: excludes(cli, &f.routing, o)?,
         user_key: user_key(&f.routing, o)?,

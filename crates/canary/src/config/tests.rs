@@ -135,3 +135,31 @@ fn text_is_validated_like_a_file() {
     assert!(load_str("[upstreams]\nstable = \"http://127.0.0.1:1\"\n").is_ok());
     assert!(load_str("[upstreams\n").unwrap_err().to_string().contains("line 1"));
 }
+
+#[test]
+fn tls_settings_are_read_and_a_half_pair_is_refused() {
+    let text = r#"
+[upstreams]
+stable = "https://api.internal"
+ca_file = "/etc/canary/ca.pem"
+insecure_skip_verify = false
+[tls]
+cert = "/etc/canary/tls.crt"
+key = "/etc/canary/tls.key"
+"#;
+    let c = load_text(text, &Overrides::default()).unwrap();
+    assert_eq!(c.stable.url(), "https://api.internal");
+    assert_eq!(c.upstream_tls.ca_file, Some(PathBuf::from("/etc/canary/ca.pem")));
+    assert!(!c.upstream_tls.insecure_skip_verify);
+    let tls = c.tls.unwrap();
+    assert_eq!(
+        (tls.cert, tls.key),
+        (PathBuf::from("/etc/canary/tls.crt"), PathBuf::from("/etc/canary/tls.key"))
+    );
+
+    let e = load_text("[tls]\ncert = \"/x.crt\"\n", &with_stable()).unwrap_err();
+    assert_eq!(e.key, "tls.key", "{e}");
+    let cli = Overrides { tls_key: Some("/x.key".into()), ..with_stable() };
+    let e = load(None, &cli).unwrap_err();
+    assert_eq!((e.origin.as_str(), e.key.as_str()), ("command line", "--tls-cert"), "{e}");
+}

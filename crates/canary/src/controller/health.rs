@@ -9,13 +9,10 @@
 //! exist: not counted either way, and with no `/api/v2/health` at all the
 //! judge says "not reported" rather than passing it.
 
+use super::probe::Probe;
 use crate::live::Live;
-use bytes::Bytes;
 use canary_core::judge::Health;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -38,8 +35,7 @@ pub fn read(s: &Shared, url: Option<&str>) -> Option<Health> {
 }
 
 /// Polls the canary until the task is dropped.
-pub async fn poll(live: Arc<Live>, out: Shared) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+pub async fn poll(live: Arc<Live>, out: Shared, client: Probe) {
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tick.tick().await;
@@ -72,7 +68,7 @@ enum Answer {
     Failed(String),
 }
 
-async fn check(client: &Client<HttpConnector, Empty<Bytes>>, base: &str) -> Answer {
+async fn check(client: &Probe, base: &str) -> Answer {
     let mut seen = Vec::new();
     for (i, path) in CHECKS.iter().enumerate() {
         match ask(client, &format!("{base}{path}")).await {
@@ -88,7 +84,7 @@ async fn check(client: &Client<HttpConnector, Empty<Bytes>>, base: &str) -> Answ
     Answer::Healthy(seen.join(", "))
 }
 
-async fn ask(client: &Client<HttpConnector, Empty<Bytes>>, url: &str) -> Result<(u16, String), String> {
+async fn ask(client: &Probe, url: &str) -> Result<(u16, String), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
     let resp = tokio::time::timeout(TIMEOUT, client.get(uri))
         .await

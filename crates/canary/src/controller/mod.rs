@@ -14,6 +14,7 @@
 pub mod api;
 pub mod health;
 pub mod observe;
+pub mod probe;
 pub mod resources;
 
 use crate::config::ServeConfig;

@@ -8,13 +8,11 @@
 //! `capacity.database_connections` (a percentage of the pool), falling back
 //! to `capacity.database_pool.{in_use,max}`.
 
+use super::probe::Probe;
 use crate::live::Live;
-use bytes::Bytes;
 use canary_core::Version;
 use canary_core::judge::Resources;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -31,8 +29,7 @@ pub fn read(s: &Shared) -> [Resources; 2] {
 }
 
 /// Polls both upstreams until the task is dropped.
-pub async fn poll(live: Arc<Live>, out: Shared) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+pub async fn poll(live: Arc<Live>, out: Shared, client: Probe) {
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tick.tick().await;
@@ -48,10 +45,7 @@ pub async fn poll(live: Arc<Live>, out: Shared) {
     }
 }
 
-async fn fetch(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
-    base: &str,
-) -> Option<Resources> {
+async fn fetch(client: &Probe, base: &str) -> Option<Resources> {
     let uri: http::Uri = format!("{base}/api/v2/metrics").parse().ok()?;
     let resp = tokio::time::timeout(Duration::from_secs(2), client.get(uri)).await.ok()?.ok()?;
     if !resp.status().is_success() {

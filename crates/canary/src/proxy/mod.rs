@@ -4,6 +4,7 @@
 //! - [`listener`]: binds one `SO_REUSEPORT` socket per worker on the same address.
 //! - [`service`]: one request's phases (limits, route, forward, respond).
 //! - [`pool`]: a worker's upstream connections.
+//! - [`stream`]: an upstream connection's bytes, plain TCP or TLS.
 //! - [`h1`]: the lean in-task HTTP/1.1 exchange for body-less requests.
 //! - [`body`]: the streamed response body that records the outcome at its end.
 //! - [`headers`]: hop-by-hop and `x-forwarded-*` handling.
@@ -21,6 +22,7 @@ pub mod listener;
 pub mod pool;
 pub mod reply;
 pub mod service;
+pub mod stream;
 
 use crate::config::ServeConfig;
 use crate::live::Live;
@@ -28,15 +30,27 @@ use crate::metrics::Metrics;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use pool::Pool;
-use service::Worker;
+use service::{Peer, Worker};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::{ClientConfig, ServerConfig};
+
+/// The data plane's TLS: to `https://` upstreams, and on the listener when
+/// it terminates TLS.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The client config every upstream connection is made with.
+    pub upstreams: Arc<ClientConfig>,
+    /// The listener's config; plain HTTP without one.
+    pub listener: Option<Arc<ServerConfig>>,
+}
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -46,6 +60,7 @@ pub fn start(
     cfg: Arc<ServeConfig>,
     live: Arc<Live>,
     metrics: &Metrics,
+    tls: &Tls,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
     let sockets = listener::bind_reuseport(cfg.listen, cfg.proxy.workers)?;
@@ -56,18 +71,28 @@ pub fn start(
             live: Arc::clone(&live),
             cfg: Arc::clone(&cfg),
             shard: metrics.shard(i),
-            pool: Pool::new(cfg.proxy.connect_timeout, cfg.proxy.max_idle_per_upstream),
+            pool: Pool::new(
+                cfg.proxy.connect_timeout,
+                cfg.proxy.max_idle_per_upstream,
+                Arc::clone(&tls.upstreams),
+            ),
         });
         let rx = shutdown.clone();
+        let acceptor = tls.listener.clone().map(TlsAcceptor::from);
         let t = std::thread::Builder::new()
             .name(format!("canary-worker-{i}"))
-            .spawn(move || run(worker, sock, rx))?;
+            .spawn(move || run(worker, sock, acceptor, rx))?;
         threads.push(t);
     }
     Ok((addr, threads))
 }
 
-fn run(worker: Arc<Worker>, sock: std::net::TcpListener, shutdown: watch::Receiver<bool>) {
+fn run(
+    worker: Arc<Worker>,
+    sock: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -75,15 +100,20 @@ fn run(worker: Arc<Worker>, sock: std::net::TcpListener, shutdown: watch::Receiv
             return;
         }
     };
-    rt.block_on(serve(worker, sock, shutdown));
+    rt.block_on(serve(worker, sock, tls, shutdown));
 }
 
-async fn serve(worker: Arc<Worker>, sock: std::net::TcpListener, mut shutdown: watch::Receiver<bool>) {
+async fn serve(
+    worker: Arc<Worker>,
+    sock: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let listener = match TcpListener::from_std(sock) {
         Ok(l) => l,
         Err(e) => return tracing::error!(error = %e, "cannot register the listener"),
     };
-    let builder = builder(&worker.cfg);
+    let builder = Arc::new(builder(&worker.cfg));
     let graceful = GracefulShutdown::new();
     let anchor = tokio::spawn(timer_anchor(anchor_period(&worker.cfg)));
     loop {
@@ -92,10 +122,15 @@ async fn serve(worker: Arc<Worker>, sock: std::net::TcpListener, mut shutdown: w
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let w = Arc::clone(&worker);
-                    let peer = service::Peer::new(peer);
-                    let svc = service_fn(move |req| service::handle(Arc::clone(&w), Arc::clone(&peer), req));
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    tokio::spawn(graceful.watch(conn));
+                    let peer = Peer::new(peer);
+                    if let Some(acceptor) = &tls {
+                        let (acceptor, builder) = (acceptor.clone(), Arc::clone(&builder));
+                        tokio::spawn(serve_tls(acceptor, stream, w, peer, builder, graceful.watcher()));
+                    } else {
+                        let svc = service_fn(move |req| service::handle(Arc::clone(&w), Arc::clone(&peer), req));
+                        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                        tokio::spawn(graceful.watch(conn));
+                    }
                 }
                 // Out of file descriptors and the like: back off briefly rather
                 // than spin, and keep serving the connections already open.
@@ -112,6 +147,28 @@ async fn serve(worker: Arc<Worker>, sock: std::net::TcpListener, mut shutdown: w
         tracing::warn!("some connections were still busy after {DRAIN:?}; closing them");
     }
     anchor.abort();
+}
+
+/// One client connection over TLS: the handshake in the connection's own task
+/// (a slow client never holds up the accept loop), bounded like a request
+/// head by the header read timeout, then HTTP as on a plain connection.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    worker: Arc<Worker>,
+    peer: Arc<Peer>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+) {
+    let limit = worker.cfg.proxy.header_read_timeout;
+    let stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake with a client failed"),
+        Err(_) => return tracing::debug!("TLS handshake with a client timed out after {limit:?}"),
+    };
+    let svc = service_fn(move |req| service::handle(Arc::clone(&worker), Arc::clone(&peer), req));
+    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+    let _ = watcher.watch(conn).await;
 }
 
 /// Keeps a timer due within `period` at all times.

@@ -1,12 +1,15 @@
-//! One worker's pool of HTTP/1.1 connections to the upstreams.
+//! One worker's pool of HTTP/1.1 connections to the upstreams, plain or TLS.
 //!
 //! A connection is checked out for one request and comes back when its response
 //! body has been read to the end (see `body.rs`), so a connection is never
 //! shared by two requests. Connecting is a separate step from sending, which
 //! lets the proxy see that the canary refused the connection while it still
-//! holds the request, and send it to stable instead.
+//! holds the request, and send it to stable instead. For an `https://`
+//! upstream the TLS handshake is part of connecting, so a canary whose
+//! certificate does not verify is refused like a canary that is down.
 
 use super::h1;
+use super::stream::Stream;
 use crate::upstream::Upstream;
 use http_body_util::Limited;
 use hyper::body::Incoming;
@@ -18,6 +21,8 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::ClientConfig;
 
 /// The body sent upstream: the client's body (cut off past the size limit,
 /// and past a pause longer than the body read timeout), or none, for a
@@ -114,6 +119,15 @@ pub enum ConnectError {
         /// The timeout.
         after: Duration,
     },
+    /// The TLS handshake failed: the certificate did not verify, or the
+    /// upstream does not speak TLS.
+    #[error("TLS handshake with {upstream} failed: {source}")]
+    Tls {
+        /// The upstream's URL.
+        upstream: String,
+        /// What rustls said.
+        source: io::Error,
+    },
     /// The HTTP handshake failed.
     #[error("HTTP handshake with {upstream} failed: {source}")]
     Handshake {
@@ -136,6 +150,7 @@ pub struct Pool {
     lean: Idle<h1::Conn>,
     connect_timeout: Duration,
     max_idle: usize,
+    tls: Arc<ClientConfig>,
 }
 
 /// A connection checked out of the pool; [`Pool::put`] it back when done.
@@ -148,9 +163,9 @@ pub struct Checkout {
 }
 
 impl Pool {
-    /// An empty pool.
-    pub fn new(connect_timeout: Duration, max_idle: usize) -> Arc<Pool> {
-        Arc::new(Pool { idle: Idle::default(), lean: Idle::default(), connect_timeout, max_idle })
+    /// An empty pool; `tls` connects to `https://` upstreams.
+    pub fn new(connect_timeout: Duration, max_idle: usize, tls: Arc<ClientConfig>) -> Arc<Pool> {
+        Arc::new(Pool { idle: Idle::default(), lean: Idle::default(), connect_timeout, max_idle, tls })
     }
 
     /// An idle connection to `up` that is ready, else a new one.
@@ -184,7 +199,7 @@ impl Pool {
 
     /// An idle plain connection to `up` that is still open, else a new one.
     pub async fn checkout_lean(&self, up: &Upstream) -> Result<h1::Conn, ConnectError> {
-        while let Some(conn) = take(&self.lean, up.url()) {
+        while let Some(mut conn) = take(&self.lean, up.url()) {
             if conn.looks_alive() {
                 return Ok(conn);
             }
@@ -197,19 +212,27 @@ impl Pool {
         Ok(h1::Conn::new(self.dial(up).await?))
     }
 
-    async fn dial(&self, up: &Upstream) -> Result<TcpStream, ConnectError> {
-        let upstream = || up.url().to_string();
-        let connecting = TcpStream::connect((up.host(), up.port()));
-        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
+    /// TCP, then TLS for an https upstream, both within the connect timeout.
+    async fn dial(&self, up: &Upstream) -> Result<Stream, ConnectError> {
+        match tokio::time::timeout(self.connect_timeout, self.dial_now(up)).await {
+            Ok(got) => got,
             Err(_) => {
-                return Err(ConnectError::Timeout { upstream: upstream(), after: self.connect_timeout });
+                Err(ConnectError::Timeout { upstream: up.url().to_string(), after: self.connect_timeout })
             }
-            Ok(Err(source)) => return Err(ConnectError::Io { upstream: upstream(), source }),
-            Ok(Ok(s)) => s,
-        };
+        }
+    }
+
+    async fn dial_now(&self, up: &Upstream) -> Result<Stream, ConnectError> {
+        let stream = TcpStream::connect((up.host(), up.port()))
+            .await
+            .map_err(|source| ConnectError::Io { upstream: up.url().to_string(), source })?;
         // Small request/response exchanges must not wait on Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        let Some(name) = up.tls_name() else { return Ok(Stream::Plain(stream)) };
+        match TlsConnector::from(Arc::clone(&self.tls)).connect(name.clone(), stream).await {
+            Ok(tls) => Ok(Stream::Tls(Box::new(tls))),
+            Err(source) => Err(ConnectError::Tls { upstream: up.url().to_string(), source }),
+        }
     }
 
     /// Returns a connection whose exchange finished cleanly.

@@ -23,5 +23,6 @@ mod routing;
 mod runbook;
 mod shutdown;
 mod support;
+mod tls;
 mod upstream_wire;
 mod windows;

@@ -31,32 +31,51 @@ use std::time::Duration;
 /// - `/api/v2/metrics` on an upstream named `canary-hot`: memory at 95%
 /// - `/api/v2/pay...` on an upstream named `canary-pay-broken`: 500
 /// - `/api/v2/health` on an upstream named `canary-sick`: 503 unhealthy
+/// - `/sni` (over TLS): the server name the client asked for
 pub struct Upstream {
     pub addr: SocketAddr,
     /// When non-zero, every request is answered with this status.
     pub fail_with: Arc<AtomicU16>,
+    /// Connections accepted (TLS ones once their handshake completed).
+    pub connections: Arc<AtomicU64>,
+    tls: bool,
     stop: Arc<AtomicBool>,
     _thread: std::thread::JoinHandle<()>,
 }
 
 impl Upstream {
     pub fn start(name: &'static str) -> Upstream {
+        Upstream::start_with(name, None)
+    }
+
+    /// An upstream speaking TLS with `cfg`; its URL is `https://localhost:PORT`.
+    pub fn start_tls(name: &'static str, cfg: Arc<rustls::ServerConfig>) -> Upstream {
+        Upstream::start_with(name, Some(tokio_rustls::TlsAcceptor::from(cfg)))
+    }
+
+    fn start_with(name: &'static str, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let fail_with = Arc::new(AtomicU16::new(0));
-        let (s, f) = (Arc::clone(&stop), Arc::clone(&fail_with));
+        let connections = Arc::new(AtomicU64::new(0));
+        let (s, f, n) = (Arc::clone(&stop), Arc::clone(&fail_with), Arc::clone(&connections));
+        let is_tls = tls.is_some();
         let thread = std::thread::spawn(move || {
             let rt =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(serve(listener, name, s, f));
+            rt.block_on(serve(listener, name, s, f, n, tls));
         });
-        Upstream { addr, fail_with, stop, _thread: thread }
+        Upstream { addr, fail_with, connections, tls: is_tls, stop, _thread: thread }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            false => format!("http://{}", self.addr),
+            // A name, so the certificate check and SNI are by name.
+            true => format!("https://localhost:{}", self.addr.port()),
+        }
     }
 }
 
@@ -73,6 +92,8 @@ async fn serve(
     name: &'static str,
     stop: Arc<AtomicBool>,
     fail: Arc<AtomicU16>,
+    connections: Arc<AtomicU64>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     loop {
@@ -80,15 +101,30 @@ async fn serve(
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let fail = Arc::clone(&fail);
+        let (fail, connections, tls) = (Arc::clone(&fail), Arc::clone(&connections), tls.clone());
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let status = fail.load(Ordering::Relaxed);
-                answer(name, req, status)
-            });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let Some(acceptor) = tls else {
+                connections.fetch_add(1, Ordering::Relaxed);
+                return serve_conn(TokioIo::new(stream), name, fail, None).await;
+            };
+            // A refused handshake (an unknown CA on the client's side) ends here.
+            let Ok(stream) = acceptor.accept(stream).await else { return };
+            connections.fetch_add(1, Ordering::Relaxed);
+            let sni: Option<Arc<str>> = stream.get_ref().1.server_name().map(Arc::from);
+            serve_conn(TokioIo::new(stream), name, fail, sni).await;
         });
     }
+}
+
+async fn serve_conn<I>(io: I, name: &'static str, fail: Arc<AtomicU16>, sni: Option<Arc<str>>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let status = fail.load(Ordering::Relaxed);
+        answer(name, req, status, sni.clone())
+    });
+    let _ = http1::Builder::new().serve_connection(io, svc).await;
 }
 
 type UpBody = http_body_util::Either<Full<Bytes>, Zeros>;
@@ -97,6 +133,7 @@ async fn answer(
     name: &'static str,
     req: Request<Incoming>,
     fail: u16,
+    sni: Option<Arc<str>>,
 ) -> Result<Response<UpBody>, Infallible> {
     let path = if fail != 0 { format!("/status/{fail}") } else { req.uri().path().to_string() };
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -108,6 +145,7 @@ async fn answer(
     };
     Ok(match parts.as_slice() {
         ["status", code] => full(code.parse().unwrap_or(500), name.to_string()),
+        ["sni"] => full(200, sni.as_deref().unwrap_or("").to_string()),
         ["slow", ms] => {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
             full(200, name.to_string())
@@ -290,11 +328,16 @@ impl Process {
 
     /// As [`Process::start_cmd`], with extra environment variables.
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Process {
+        Process::start_logged(args, env, Stdio::null())
+    }
+
+    /// As [`Process::start_env`], with the log (stderr) sent to `log`.
+    pub fn start_logged(args: &[&str], env: &[(&str, &str)], log: impl Into<Stdio>) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_canary"))
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let out = child.stdout.take().unwrap();
@@ -418,4 +461,118 @@ pub fn jq(filter: &str, input: &str) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "jq {filter} failed");
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A certificate authority made for one test, and the leaf certificates it issues.
+pub struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+/// A leaf certificate and its key, in PEM.
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub der: rustls::pki_types::CertificateDer<'static>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        let key = rcgen::KeyPair::generate().unwrap();
+        TestCa { issuer: rcgen::CertifiedIssuer::self_signed(params, key).unwrap() }
+    }
+
+    /// The CA certificate in PEM, as a `ca_file` holds it.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A leaf for `localhost` and 127.0.0.1, its common name `cn`.
+    pub fn leaf(&self, cn: &str) -> Leaf {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().clone() }
+    }
+
+    /// A client config trusting this CA only, offering `alpn`.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.issuer.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(cfg)
+    }
+}
+
+impl Leaf {
+    /// Writes `{name}.crt` and `{name}.key` in `dir`; returns their paths.
+    pub fn write(&self, dir: &Path, name: &str) -> (String, String) {
+        let (cert, key) = (arg(dir, &format!("{name}.crt")), arg(dir, &format!("{name}.key")));
+        std::fs::write(&cert, &self.cert_pem).unwrap();
+        std::fs::write(&key, &self.key_pem).unwrap();
+        (cert, key)
+    }
+
+    /// A server config serving this leaf (HTTP/1.1, as upstreams speak it).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::pem::PemObject;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![self.der.clone()], key)
+            .unwrap();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(cfg)
+    }
+}
+
+/// A TLS connection to `addr` checked as `localhost` with `cfg`.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    cfg: &Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::clone(cfg)).connect(name, tcp).await
+}
+
+/// One GET over a new TLS connection with HTTP/1.1; returns status, served
+/// version and the certificate the server presented.
+pub async fn tls_get(
+    addr: SocketAddr,
+    cfg: &Arc<rustls::ClientConfig>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String, Vec<u8>), String> {
+    let tls = tls_connect(addr, cfg).await.map_err(|e| format!("handshake: {e}"))?;
+    let cert =
+        tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).unwrap_or_default();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut b = Request::get(path).header("host", "localhost");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp =
+        send.send_request(b.body(Full::new(Bytes::new())).unwrap()).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let version =
+        resp.headers().get("x-canary-version").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    resp.into_body().collect().await.map_err(|e| e.to_string())?;
+    Ok((status, version, cert))
 }

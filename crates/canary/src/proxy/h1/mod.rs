@@ -18,13 +18,13 @@
 pub mod body;
 pub mod framing;
 
+use super::stream::Stream;
 use bytes::{Buf, BytesMut};
 use framing::{Chunked, Framing};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, request};
 use std::io;
 use std::mem::MaybeUninit;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Bytes read from the upstream at a time.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -34,7 +34,7 @@ const MAX_HEADERS: usize = 100;
 /// One upstream connection and what was read from it but not yet used.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     // The request head is encoded here; kept to reuse its allocation.
     wbuf: Vec<u8>,
@@ -79,7 +79,7 @@ pub fn eligible(method: &Method, body_is_empty: bool) -> bool {
 
 impl Conn {
     /// Wraps a newly connected socket.
-    pub fn new(stream: TcpStream) -> Conn {
+    pub fn new(stream: Stream) -> Conn {
         Conn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -91,19 +91,21 @@ impl Conn {
     /// Whether an idle connection is still usable: nothing (an EOF, a reset
     /// or stray bytes) arrived while it sat in the pool. Usually answered from
     /// the reactor's readiness without a system call.
-    pub fn looks_alive(&self) -> bool {
-        // `try_read` answers WouldBlock from the cached readiness without a
-        // system call, and, unlike `poll_read_ready`, never reports "not
-        // ready" just because the task has used up its cooperative budget.
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    pub fn looks_alive(&mut self) -> bool {
+        self.stream.looks_alive()
     }
 
     /// Sends the request head and reads the response head.
     pub async fn exchange(&mut self, req: &request::Parts, max_head: usize) -> Result<Head, ExchangeError> {
         self.wbuf.clear();
         encode_head(&mut self.wbuf, req);
-        if let Err(e) = self.stream.write_all(&self.wbuf).await {
+        // The flush is free on plain TCP; under TLS it pushes out records
+        // rustls may still hold when the socket was briefly full.
+        let written = match self.stream.write_all(&self.wbuf).await {
+            Ok(()) => self.stream.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             return Err(if self.reused { ExchangeError::Stale(e) } else { ExchangeError::Io(e) });
         }
         self.read_head(req.method == Method::HEAD, max_head).await

@@ -1,0 +1,96 @@
+//! The client side: how canary verifies `https://` upstreams.
+//!
+//! By default against the system's roots (`/etc/ssl/certs` and the like, read
+//! once at start); with `[upstreams] ca_file` against that file's CAs only, as
+//! `curl --cacert` does, so a private CA does not also trust every public one;
+//! with `insecure_skip_verify = true` not at all (a choice logged at start).
+//! ALPN offers HTTP/1.1 only: upstreams are spoken to in HTTP/1.1.
+
+use super::pair;
+use crate::config::UpstreamTls;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use std::sync::Arc;
+
+/// The client config for every upstream connection; the error names the
+/// CA file and what is wrong with it.
+pub fn config(settings: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
+    let provider = super::provider();
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS client: {e}"))?;
+    let mut cfg = if settings.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth()
+    } else {
+        builder.with_root_certificates(roots(settings)?).with_no_client_auth()
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+fn roots(settings: &UpstreamTls) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    if let Some(path) = &settings.ca_file {
+        let text = pair::read(path, "CA file (upstreams.ca_file)")?;
+        for cert in pair::certificates(path, &text)? {
+            roots.add(cert).map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+        }
+        return Ok(roots);
+    }
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!(error = %e, "could not read some of the system's root certificates");
+    }
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        tracing::warn!(
+            "no system root certificates found: https upstreams will fail verification; install ca-certificates or set [upstreams] ca_file"
+        );
+    }
+    Ok(roots)
+}
+
+/// Accepts any certificate, still checking that the handshake's signatures are
+/// sound (so the connection is encrypted, merely unauthenticated).
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,27 @@
+//! TLS with rustls (the `ring` provider): to `https://` upstreams, and on the
+//! proxy listener when a certificate is configured.
+//!
+//! # Layout
+//! - [`client`]: the upstreams' client config: system roots, a private CA
+//!   (`ca_file`) or no verification at all (`insecure_skip_verify`).
+//! - [`pair`]: a certificate chain and its private key read from PEM files,
+//!   with errors that name the file and what is wrong.
+//! - [`listener`]: the server config; its certificate sits behind an
+//!   `ArcSwap`, so a new pair serves new handshakes while open connections
+//!   keep theirs.
+//! - [`rotate`]: the pair re-read when its files change or on SIGHUP; a bad
+//!   pair keeps the old one, and both outcomes are events.
+
+pub mod client;
+pub mod listener;
+pub mod pair;
+pub mod rotate;
+
+use std::sync::Arc;
+
+/// The one crypto provider of the process: `ring` builds with a C compiler
+/// alone, and every config is made with it explicitly, so nothing depends on
+/// a process-wide default being installed.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}

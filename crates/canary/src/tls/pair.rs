@@ -1,0 +1,71 @@
+//! A certificate chain and its private key, read from PEM files.
+//!
+//! Every refusal names the file and says what is wrong with it: unreadable,
+//! not PEM, no certificate or key in it, a key type rustls cannot sign with,
+//! or a key that does not belong to the certificate.
+
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Reads both files and checks that they belong together.
+pub fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, String> {
+    let cert_pem = read(cert, "certificate")?;
+    let key_pem = read(key, "private key")?;
+    from_pem(cert, &cert_pem, key, &key_pem, provider)
+}
+
+/// Reads a file, naming it and what it was meant to hold when it cannot be read.
+pub fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: cannot read the TLS {what}: {e}", path.display()))
+}
+
+/// Builds the pair from PEM text already read from `cert` and `key`.
+pub fn from_pem(
+    cert: &Path,
+    cert_pem: &[u8],
+    key: &Path,
+    key_pem: &[u8],
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, String> {
+    let chain = certificates(cert, cert_pem)?;
+    let der = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => format!(
+            "{}: no PRIVATE KEY block in it; expected a PEM private key (PKCS#8, RSA or EC)",
+            key.display()
+        ),
+        e => format!("{}: not a PEM private key: {e}", key.display()),
+    })?;
+    let signer = provider
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| format!("{}: unusable private key: {e}", key.display()))?;
+    let pair = CertifiedKey::new(chain, signer);
+    match pair.keys_match() {
+        Ok(()) => Ok(Arc::new(pair)),
+        // A key type whose public half rustls cannot derive: nothing to compare.
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(Arc::new(pair)),
+        Err(e) => Err(format!(
+            "{}: this private key does not match the certificate in {} ({e}); give the key the certificate was issued for",
+            key.display(),
+            cert.display()
+        )),
+    }
+}
+
+/// Every certificate in a PEM file, in order; at least one.
+pub fn certificates(path: &Path, text: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let chain = CertificateDer::pem_slice_iter(text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "{}: no CERTIFICATE block in it; expected PEM certificates (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(chain)
+}
