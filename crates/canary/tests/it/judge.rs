@@ -43,6 +43,16 @@ fn mixed_load(addr: SocketAddr, rps: u64, stop: Arc<AtomicBool>) -> tokio::task:
     })
 }
 
+/// Latency bars far above anything loopback shows even on a busy machine:
+/// these tests are about errors, routes, health and gates, not speed.
+fn latency_not_under_test(mut cfg: canary::config::ServeConfig) -> canary::config::ServeConfig {
+    cfg.policy.max_p95_ms = 10_000.0;
+    cfg.policy.rollback_p95_ms = 60_000.0;
+    cfg.policy.max_p95_ratio = 100.0;
+    cfg.policy.targets = false;
+    cfg
+}
+
 fn deploy(srv: &canary::server::Running, canary: String, bake: &str) {
     let req = DeployRequest {
         share: 50.0,
@@ -63,7 +73,7 @@ fn state(srv: &canary::server::Running) -> (String, f64, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_failing_a_route_with_half_a_percent_of_traffic_is_rolled_back_naming_it() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary-pay-broken"), tempdir());
-    let srv = start(config(&stable, None, "0", dir.path()));
+    let srv = start(latency_not_under_test(config(&stable, None, "0", dir.path())));
     let stop = Arc::new(AtomicBool::new(false));
     let load = mixed_load(srv.proxy_addr, 400, Arc::clone(&stop));
     deploy(&srv, canary.url(), "10m");
@@ -87,7 +97,7 @@ async fn a_canary_failing_a_route_with_half_a_percent_of_traffic_is_rolled_back_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_traffic_mix_with_a_healthy_canary_is_promoted() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
-    let srv = start(config(&stable, None, "0", dir.path()));
+    let srv = start(latency_not_under_test(config(&stable, None, "0", dir.path())));
     let stop = Arc::new(AtomicBool::new(false));
     let load = mixed_load(srv.proxy_addr, 400, Arc::clone(&stop));
     deploy(&srv, canary.url(), "4s");
@@ -102,7 +112,7 @@ async fn the_same_traffic_mix_with_a_healthy_canary_is_promoted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_whose_health_endpoint_answers_503_fails_its_step() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary-sick"), tempdir());
-    let srv = start(config(&stable, None, "0", dir.path()));
+    let srv = start(latency_not_under_test(config(&stable, None, "0", dir.path())));
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(srv.proxy_addr, 300, Arc::clone(&stop));
     deploy(&srv, canary.url(), "8s");
@@ -121,7 +131,7 @@ async fn on_failure_pause_holds_a_3_percent_error_canary_for_a_person() {
     let (stable, dir) = (Upstream::start("stable"), tempdir());
     let flaky = ["demo-service", "--version", "v2", "--listen", "127.0.0.1:0", "--error-rate", "3"];
     let canary = Process::start_cmd(&flaky);
-    let mut cfg = config(&stable, None, "0", dir.path());
+    let mut cfg = latency_not_under_test(config(&stable, None, "0", dir.path()));
     cfg.policy.on_failure = OnFailure::Pause;
     let srv = start(cfg);
     let stop = Arc::new(AtomicBool::new(false));
@@ -161,7 +171,7 @@ async fn a_webhook_gate_answering_503_fails_the_step_and_an_unreachable_one_hold
          [[analysis.webhook]]\nname = \"change-board\"\nurl = \"http://127.0.0.1:1/gate\"\ninterval = \"500ms\"\ntimeout = \"1s\"\n",
         gate.url()
     );
-    let srv = start(config_with(&stable, dir.path(), &toml));
+    let srv = start(latency_not_under_test(config_with(&stable, dir.path(), &toml)));
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(srv.proxy_addr, 300, Arc::clone(&stop));
     deploy(&srv, canary.url(), "3s");
@@ -257,7 +267,7 @@ async fn a_prometheus_query_past_its_max_fails_the_step() {
          query = 'max(checkout_seconds{{version=\"{{{{version}}}}\"}})'\nmax = 1.0\ninterval = \"1s\"\n",
         prom.url
     );
-    let srv = start(config_with(&stable, dir.path(), &toml));
+    let srv = start(latency_not_under_test(config_with(&stable, dir.path(), &toml)));
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(srv.proxy_addr, 300, Arc::clone(&stop));
     deploy(&srv, canary.url(), "4s");

@@ -9,6 +9,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Latency bars loopback never reaches even on a busy machine, for the tests
+/// that are not about speed.
+const LOOSE_LATENCY: &str =
+    "[policy]\nmax_p95_ms = 10000.0\nrollback_p95_ms = 60000.0\nmax_p95_ratio = 100.0\ntargets = false\n";
+
+/// `canary serve` with `toml` as its config file.
+fn serve_with(stable: &Upstream, dir: &std::path::Path, toml: &str) -> Process {
+    let cfg = dir.join("canary.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    serve_proc(stable, &arg(dir, "s.db"), &["--config", cfg.to_str().unwrap()])
+}
+
 /// Runs a client command against `admin` without blocking the test's runtime.
 async fn run(admin: &str, args: &[&str]) -> (i32, String, String) {
     let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -41,9 +53,8 @@ fn repo_in(dir: &std::path::Path) -> std::path::PathBuf {
 async fn the_seeds_runbook_of_adjusts_promotes_tags_the_release_and_reports_every_step() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let repo = repo_in(dir.path());
-    let cfg = dir.path().join("canary.toml");
-    std::fs::write(&cfg, format!("[release]\nrepo = {:?}\n", repo.display().to_string())).unwrap();
-    let p = serve_proc(&stable, &arg(dir.path(), "s.db"), &["--config", cfg.to_str().unwrap()]);
+    let toml = format!("{LOOSE_LATENCY}[release]\nrepo = {:?}\n", repo.display().to_string());
+    let p = serve_with(&stable, dir.path(), &toml);
     let admin = format!("http://{}", p.admin);
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(p.proxy, 300, Arc::clone(&stop));
@@ -95,7 +106,7 @@ async fn a_manual_advance_past_a_failing_step_exits_3_unless_forced() {
     let (stable, dir) = (Upstream::start("stable"), tempdir());
     let slow = ["demo-service", "--version", "v2", "--listen", "127.0.0.1:0", "--extra-latency-ms", "300"];
     let canary = Process::start_cmd(&slow);
-    let p = serve_proc(&stable, &arg(dir.path(), "s.db"), &[]);
+    let p = serve_with(&stable, dir.path(), "[policy]\nrollback_p95_ms = 60000.0\n");
     let admin = format!("http://{}", p.admin);
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(p.proxy, 200, Arc::clone(&stop));
@@ -132,7 +143,7 @@ async fn a_manual_advance_past_a_failing_step_exits_3_unless_forced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_canary_gets_no_traffic_even_forced_and_the_incident_names_its_share() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
-    let p = serve_proc(&stable, &arg(dir.path(), "s.db"), &[]);
+    let p = serve_with(&stable, dir.path(), LOOSE_LATENCY);
     let admin = format!("http://{}", p.admin);
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(p.proxy, 300, Arc::clone(&stop));
