@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: installs what the tests need
-# when it is missing (jq, promtool, git, curl, Node.js with npm, chromium),
+# when it is missing (jq, prometheus with promtool, git, curl, Node.js with npm, chromium),
 # the dashboard test's npm packages (e2e/), then runs `cargo test`.
 # Arguments go to cargo test, e.g. `./test.sh -p canary --test it checks::`.
 set -euo pipefail
@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 need=()
 command -v jq >/dev/null || need+=(jq)
-command -v promtool >/dev/null || need+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null || need+=(prometheus)
 command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl)
 { command -v node && command -v npm; } >/dev/null || need+=(nodejs npm)
