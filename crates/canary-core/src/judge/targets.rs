@@ -8,7 +8,6 @@ use super::{ArmWindow, Bar, Criterion, Policy, proportion_below};
 
 /// The target lines for the canary `c`; `gate` says why it is too early.
 pub(super) fn lines(p: &Policy, c: &ArmWindow, gate: Option<&str>) -> Vec<Criterion> {
-    let pct_of = |part: u64| (c.requests > 0).then(|| part as f64 * 100.0 / c.requests as f64);
     let p50 = proportion_below(
         p,
         "p50_ms",
@@ -27,31 +26,25 @@ pub(super) fn lines(p: &Policy, c: &ArmWindow, gate: Option<&str>) -> Vec<Criter
     );
     // Uptime and success are "at least" targets: their complements (requests
     // not answered, requests that were errors) are held below the rest.
-    let mut uptime = proportion_below(
-        p,
-        "uptime",
-        (c.unanswered(), c.requests),
-        pct_of(c.requests - c.unanswered().min(c.requests)),
-        Bar {
-            limit: (100.0 - p.target_uptime) / 100.0,
-            shown: 100.0 - p.target_uptime,
-            unit: "% unanswered",
-        },
-        gate,
-    );
-    uptime.threshold = p.target_uptime;
-    let mut success = proportion_below(
-        p,
-        "success_rate",
-        (c.errors, c.requests),
-        pct_of(c.requests - c.errors.min(c.requests)),
-        Bar {
-            limit: (100.0 - p.target_success_rate) / 100.0,
-            shown: 100.0 - p.target_success_rate,
-            unit: "% errors",
-        },
-        gate,
-    );
-    success.threshold = p.target_success_rate;
+    let uptime = at_least(p, "uptime", (c.unanswered(), c.requests), p.target_uptime, "% unanswered", gate);
+    let success =
+        at_least(p, "success_rate", (c.errors, c.requests), p.target_success_rate, "% errors", gate);
     vec![p50, p99, uptime, success]
+}
+
+/// A target on the share of requests that went right (`target` percent), judged
+/// as the share that went wrong (`bad` of `n`) held below `100 - target`.
+fn at_least(
+    p: &Policy,
+    name: &str,
+    (bad, n): (u64, u64),
+    target: f64,
+    unit: &'static str,
+    gate: Option<&str>,
+) -> Criterion {
+    let value = (n > 0).then(|| (n - bad.min(n)) as f64 * 100.0 / n as f64);
+    let bar = Bar { limit: (100.0 - target) / 100.0, shown: 100.0 - target, unit };
+    let mut line = proportion_below(p, name, (bad, n), value, bar, gate);
+    line.threshold = target;
+    line
 }
