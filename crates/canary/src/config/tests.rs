@@ -73,6 +73,8 @@ fn bad_values_name_file_key_and_reason() {
         ("[routing]\nsharee = 1\n", "line 2", "unknown field `sharee`"),
         ("listen = \"localhost\"\n", "`listen`", "not an address"),
         ("[proxy]\nworkers = 0\n", "`proxy.workers`", "outside 1..256"),
+        ("[routing]\nupgraded_on_rollback = \"drop\"\n", "`routing.upgraded_on_rollback`", "\"close\""),
+        ("[proxy]\nupgraded_idle_timeout_ms = 0\n", "`proxy.upgraded_idle_timeout_ms`", "above 0"),
     ];
     for (text, key, reason) in cases {
         let f = file(text);
@@ -134,4 +136,15 @@ fn an_admin_api_beyond_loopback_needs_a_token() {
 fn text_is_validated_like_a_file() {
     assert!(load_str("[upstreams]\nstable = \"http://127.0.0.1:1\"\n").is_ok());
     assert!(load_str("[upstreams\n").unwrap_err().to_string().contains("line 1"));
+}
+
+#[test]
+fn upgraded_connections_close_on_rollback_and_after_an_idle_hour_by_default() {
+    let c = load(None, &with_stable()).unwrap();
+    assert_eq!(c.upgraded_on_rollback, OnRollback::Close);
+    assert_eq!(c.proxy.upgraded_idle_timeout, Duration::from_secs(3600));
+    let text = "[routing]\nupgraded_on_rollback = \"keep\"\n[proxy]\nupgraded_idle_timeout_ms = 250\n";
+    let c = load_text(text, &with_stable()).unwrap();
+    assert_eq!(c.upgraded_on_rollback, OnRollback::Keep);
+    assert_eq!(c.proxy.upgraded_idle_timeout, Duration::from_millis(250));
 }
