@@ -8,6 +8,8 @@
 //! - [`body`]: the streamed response body that records the outcome at its end.
 //! - [`headers`]: hop-by-hop and `x-forwarded-*` handling.
 //! - [`reply`]: the proxy's own JSON error replies.
+//! - [`upgrade`]: requests that switch protocols (WebSocket...), forwarded
+//!   with their `Upgrade` header; [`tunnel`]: the connection after the 101.
 //!
 //! Each worker is a thread with a single-threaded tokio runtime, its own
 //! listening socket (the kernel spreads connections between them), its own
@@ -21,6 +23,8 @@ pub mod listener;
 pub mod pool;
 pub mod reply;
 pub mod service;
+pub mod tunnel;
+pub mod upgrade;
 
 use crate::config::ServeConfig;
 use crate::live::Live;
@@ -94,7 +98,9 @@ async fn serve(worker: Arc<Worker>, sock: std::net::TcpListener, mut shutdown: w
                     let w = Arc::clone(&worker);
                     let peer = service::Peer::new(peer);
                     let svc = service_fn(move |req| service::handle(Arc::clone(&w), Arc::clone(&peer), req));
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    // With upgrades: after a 101, hyper hands the connection
+                    // over (see `upgrade`); other requests are unaffected.
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
                     tokio::spawn(graceful.watch(conn));
                 }
                 // Out of file descriptors and the like: back off briefly rather

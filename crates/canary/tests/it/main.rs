@@ -24,4 +24,5 @@ mod runbook;
 mod shutdown;
 mod support;
 mod upstream_wire;
+mod websocket;
 mod windows;
