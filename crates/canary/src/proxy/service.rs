@@ -118,7 +118,9 @@ pub async fn handle(
     // request, which has none, pays only for the scan stripping needs anyway.
     let hop = has_hop_by_hop(req.headers());
     if hop && req.version() == http::Version::HTTP_11 && asks_upgrade(req.headers()) {
-        return Ok(upgrade::forward(&ctx, version, req, &peer).await);
+        // Boxed: inline, the upgrade's larger future would grow every
+        // request's future, which is moved and polled on the hot path.
+        return Ok(Box::pin(upgrade::forward(&ctx, version, req, &peer)).await);
     }
     let req = prepare(req, &peer, hop, ctx.w.cfg.proxy.max_body_bytes, ctx.w.cfg.proxy.body_read_timeout);
     Ok(forward(&ctx, version, req).await)
