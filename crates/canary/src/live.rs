@@ -5,6 +5,8 @@
 //! table, writes it with its event to the state file, and only then swaps it in,
 //! so a request sees the old table or the new one, and the file is never behind.
 //! Changes are serialised by one mutex that the hot path never takes.
+//! A rollback (the table becoming `canary_blocked`) is also announced on a
+//! watch channel, for the canary's open upgraded connections to close on.
 
 use crate::feature_flags::FeatureFlags;
 use crate::store::{PersistedRouting, Store, StoreError};
@@ -14,6 +16,7 @@ use canary_core::exclude::Excludes;
 use canary_core::{RoutingTable, Share};
 use serde_json::json;
 use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::watch;
 
 /// The two upstreams, replaced together.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +82,9 @@ pub struct Live {
     upstreams: ArcSwap<Upstreams>,
     meta: Mutex<Meta>,
     store: Store,
+    /// Counts the canary's rollbacks (the table becoming `canary_blocked`);
+    /// open tunnels to the canary watch it to close on one.
+    rollbacks: watch::Sender<u64>,
     /// Feature flags served to services.
     pub flags: FeatureFlags,
 }
@@ -112,6 +118,7 @@ impl Live {
             upstreams: ArcSwap::from_pointee(upstreams),
             meta: Mutex::new(meta),
             store,
+            rollbacks: watch::Sender::new(0),
             flags,
         })
     }
@@ -123,8 +130,12 @@ impl Live {
         let _guard = self.lock_meta();
         let mut t = (*self.routing.load_full()).clone();
         t.share = Share::ZERO;
+        let newly = !t.canary_blocked;
         t.canary_blocked = true;
         self.routing.store(Arc::new(t));
+        if newly {
+            self.rollbacks.send_modify(|n| *n += 1);
+        }
         tracing::error!("canary share set to 0 in memory only: the state file cannot be written");
     }
 
@@ -136,6 +147,12 @@ impl Live {
     /// The current upstreams (lock-free).
     pub fn upstreams(&self) -> Guard<Arc<Upstreams>> {
         self.upstreams.load()
+    }
+
+    /// A receiver that changes each time the canary is rolled back from now
+    /// on (the routing table becomes `canary_blocked`).
+    pub fn canary_rollbacks(&self) -> watch::Receiver<u64> {
+        self.rollbacks.subscribe()
     }
 
     /// The state file.
@@ -197,6 +214,11 @@ impl Live {
         }
         let new = Arc::new(new);
         self.routing.store(Arc::clone(&new));
+        // After the swap: a tunnel that wakes up finds no new user going to
+        // the canary it leaves.
+        if new.canary_blocked && !old.canary_blocked {
+            self.rollbacks.send_modify(|n| *n += 1);
+        }
         Ok(new)
     }
 }

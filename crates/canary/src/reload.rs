@@ -99,7 +99,7 @@ fn list(names: &[&str]) -> String {
 /// The sections, by their names in the file, that differ and cannot change
 /// while running.
 fn restart_only_changes(old: &ServeConfig, new: &ServeConfig) -> Vec<&'static str> {
-    let fields: [(&'static str, bool); 17] = [
+    let fields: [(&'static str, bool); 18] = [
         ("listen", differs(&old.listen, &new.listen)),
         ("admin", differs(&old.admin, &new.admin)),
         ("state", differs(&old.state, &new.state)),
@@ -116,6 +116,7 @@ fn restart_only_changes(old: &ServeConfig, new: &ServeConfig) -> Vec<&'static st
         ("routing.exclude", differs(&old.excludes, &new.excludes)),
         ("routing.user_header / user_cookie", differs(&old.user_key, &new.user_key)),
         ("routing.version_header", differs(&old.version_header, &new.version_header)),
+        ("routing.upgraded_on_rollback", differs(&old.upgraded_on_rollback, &new.upgraded_on_rollback)),
         ("[proxy]", differs(&old.proxy, &new.proxy)),
         ("[metrics]", differs(&old.routes, &new.routes) || differs(&old.max_routes, &new.max_routes)),
         ("admin_token", differs(&old.admin_token, &new.admin_token)),

@@ -38,12 +38,15 @@ pub async fn handler(State(s): State<AdminState>, Query(q): Query<MetricsQuery>)
     let snap = s.metrics.window(spec, Instant::now());
     let errors = s.metrics.recent_errors(RECENT);
     let in_flight = s.metrics.in_flight();
-    let mut top = shape(&snap.combined(), in_flight[0] + in_flight[1], errors.iter());
+    let upgraded = s.metrics.upgraded();
+    let both = Gauges { in_flight: in_flight[0] + in_flight[1], upgraded: upgraded[0] + upgraded[1] };
+    let mut top = shape(&snap.combined(), both, errors.iter());
     let versions: Map<String, Value> = Version::ALL
         .iter()
         .map(|&v| {
             let errs = errors.iter().filter(move |e| e.version == v);
-            (v.to_string(), shape(snap.arm(v), in_flight[v.index()], errs))
+            let g = Gauges { in_flight: in_flight[v.index()], upgraded: upgraded[v.index()] };
+            (v.to_string(), shape(snap.arm(v), g, errs))
         })
         .collect();
     if let Value::Object(m) = &mut top {
@@ -78,8 +81,15 @@ fn parse_duration(s: &str) -> Option<u64> {
     }
 }
 
+/// What is open now, as opposed to counted over the window.
+#[derive(Clone, Copy)]
+struct Gauges {
+    in_flight: i64,
+    upgraded: i64,
+}
+
 /// The S10 shape for one set of statistics.
-fn shape<'a>(a: &ArmStats, in_flight: i64, errors: impl Iterator<Item = &'a ErrorRecord>) -> Value {
+fn shape<'a>(a: &ArmStats, g: Gauges, errors: impl Iterator<Item = &'a ErrorRecord>) -> Value {
     let response_time: Map<String, Value> = a
         .routes
         .iter()
@@ -101,8 +111,9 @@ fn shape<'a>(a: &ArmStats, in_flight: i64, errors: impl Iterator<Item = &'a Erro
         },
         "capacity": {
             "requests_per_second": round(a.rps()),
-            "concurrent_users": in_flight.max(0),
+            "concurrent_users": g.in_flight.max(0),
             "database_connections": Value::Null,
+            "upgraded_connections": g.upgraded.max(0),
         },
         "requests": {
             "total": c.requests, "1xx": c.by_class[0], "2xx": c.by_class[1], "3xx": c.by_class[2],

@@ -142,6 +142,7 @@ async fn prom(State(s): State<AdminState>) -> Response {
     let g = Gauges {
         share: s.live.routing().share,
         in_flight: s.metrics.in_flight(),
+        upgraded: s.metrics.upgraded(),
         uptime_secs: s.metrics.uptime(now).as_secs_f64(),
         rollout: &s.cfg.rollout,
     };

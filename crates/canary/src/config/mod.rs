@@ -54,6 +54,8 @@ pub struct ServeConfig {
     pub user_key: UserKey,
     /// Whether responses carry `x-canary-version`.
     pub version_header: bool,
+    /// What a rollback does to the canary's open upgraded connections.
+    pub upgraded_on_rollback: OnRollback,
     /// Proxy limits and timeouts.
     pub proxy: ProxyConfig,
     /// How requests are labelled for per-route metrics.
@@ -99,6 +101,16 @@ pub enum UserKey {
     Cookie(String),
 }
 
+/// What a rollback does to the upgraded connections (WebSockets...) open on
+/// the canary (`[routing] upgraded_on_rollback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRollback {
+    /// Close them, so their users reconnect and land on stable (the default).
+    Close,
+    /// Leave them open until either side ends them.
+    Keep,
+}
+
 /// Limits and timeouts of the proxy.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -122,6 +134,9 @@ pub struct ProxyConfig {
     pub max_idle_per_upstream: usize,
     /// Serve HTTP/2 (prior knowledge) to clients besides HTTP/1.1.
     pub http2: bool,
+    /// How long an upgraded connection may carry no byte either way before
+    /// it is closed. Default 1 hour.
+    pub upgraded_idle_timeout: Duration,
 }
 
 /// A refused configuration value: where it came from, which key, and why.
@@ -268,6 +283,7 @@ struct FileRouting {
     user_header: Option<String>,
     user_cookie: Option<String>,
     version_header: Option<bool>,
+    upgraded_on_rollback: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,6 +298,7 @@ struct FileProxy {
     workers: Option<usize>,
     max_idle_per_upstream: Option<usize>,
     http2: Option<bool>,
+    upgraded_idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -403,6 +420,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         excludes: excludes(cli, &f.routing, o)?,
         user_key: user_key(&f.routing, o)?,
         version_header: f.routing.version_header.unwrap_or(true),
+        upgraded_on_rollback: on_rollback(&f.routing, o)?,
         proxy: proxy(&f.proxy, o)?,
         routes: RouteTemplates::new(
             f.metrics.routes.as_deref().unwrap_or(&[]),
@@ -527,7 +545,21 @@ fn proxy(p: &FileProxy, o: &Origin<'_>) -> Result<ProxyConfig, ConfigError> {
         workers,
         max_idle_per_upstream: p.max_idle_per_upstream.unwrap_or(256),
         http2: p.http2.unwrap_or(true),
+        upgraded_idle_timeout: ms(p.upgraded_idle_timeout_ms, 3_600_000, "proxy.upgraded_idle_timeout_ms")?,
     })
+}
+
+fn on_rollback(r: &FileRouting, o: &Origin<'_>) -> Result<OnRollback, ConfigError> {
+    match r.upgraded_on_rollback.as_deref() {
+        None | Some("close") => Ok(OnRollback::Close),
+        Some("keep") => Ok(OnRollback::Keep),
+        Some(other) => Err(o.err(
+            false,
+            "routing.upgraded_on_rollback",
+            "",
+            format!("`{other}` is not one of \"close\" (the default) or \"keep\""),
+        )),
+    }
 }
 
 /// The admin token; required when the admin API listens beyond loopback,

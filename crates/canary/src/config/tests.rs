@@ -73,6 +73,8 @@ fn bad_values_name_file_key_and_reason() {
         ("[routing]\nsharee = 1\n", "line 2", "unknown field `sharee`"),
         ("listen = \"localhost\"\n", "`listen`", "not an address"),
         ("[proxy]\nworkers = 0\n", "`proxy.workers`", "outside 1..256"),
+        ("[routing]\nupgraded_on_rollback = \"drop\"\n", "`routing.upgraded_on_rollback`", "\"close\""),
+        ("[proxy]\nupgraded_idle_timeout_ms = 0\n", "`proxy.upgraded_idle_timeout_ms`", "above 0"),
     ];
     for (text, key, reason) in cases {
         let f = file(text);
@@ -162,4 +164,15 @@ key = "/etc/canary/tls.key"
     let cli = Overrides { tls_key: Some("/x.key".into()), ..with_stable() };
     let e = load(None, &cli).unwrap_err();
     assert_eq!((e.origin.as_str(), e.key.as_str()), ("command line", "--tls-cert"), "{e}");
+}
+
+#[test]
+fn upgraded_connections_close_on_rollback_and_after_an_idle_hour_by_default() {
+    let c = load(None, &with_stable()).unwrap();
+    assert_eq!(c.upgraded_on_rollback, OnRollback::Close);
+    assert_eq!(c.proxy.upgraded_idle_timeout, Duration::from_secs(3600));
+    let text = "[routing]\nupgraded_on_rollback = \"keep\"\n[proxy]\nupgraded_idle_timeout_ms = 250\n";
+    let c = load_text(text, &with_stable()).unwrap();
+    assert_eq!(c.upgraded_on_rollback, OnRollback::Keep);
+    assert_eq!(c.proxy.upgraded_idle_timeout, Duration::from_millis(250));
 }

@@ -17,7 +17,7 @@ pub mod shard;
 pub mod slot;
 pub mod window;
 
-pub use shard::{ErrorRecord, Outcome, Shard};
+pub use shard::{ErrorRecord, Outcome, Shard, UpgradedGuard};
 pub use window::{ArmStats, RouteStats, Snapshot, WindowSpec};
 
 use std::sync::Arc;
@@ -89,6 +89,15 @@ impl Metrics {
         self.shards.iter().fold([0, 0], |acc, s| {
             let f = s.in_flight();
             [acc[0] + f[0], acc[1] + f[1]]
+        })
+    }
+
+    /// Upgraded connections (WebSockets...) open now for each version,
+    /// summed across workers.
+    pub fn upgraded(&self) -> [i64; 2] {
+        self.shards.iter().fold([0, 0], |acc, s| {
+            let u = s.upgraded();
+            [acc[0] + u[0], acc[1] + u[1]]
         })
     }
 

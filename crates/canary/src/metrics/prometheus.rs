@@ -16,6 +16,8 @@ pub struct Gauges<'a> {
     pub share: Share,
     /// Requests in flight, stable then canary.
     pub in_flight: [i64; 2],
+    /// Upgraded connections (WebSockets...) open, stable then canary.
+    pub upgraded: [i64; 2],
     /// Seconds since the server started.
     pub uptime_secs: f64,
     /// The rollout's name.
@@ -32,6 +34,15 @@ pub fn render(totals: &[TotalsSnapshot; 2], g: &Gauges<'_>) -> String {
     gauge(&mut out, "canary_in_flight_requests", "Requests being proxied now, by version.");
     for v in Version::ALL {
         let _ = writeln!(out, "canary_in_flight_requests{{version=\"{v}\"}} {}", g.in_flight[v.index()]);
+    }
+    let name = "canary_upgraded_connections";
+    gauge(
+        &mut out,
+        name,
+        "Upgraded connections (WebSocket and other HTTP/1.1 upgrades) open now, by version.",
+    );
+    for v in Version::ALL {
+        let _ = writeln!(out, "{name}{{version=\"{v}\"}} {}", g.upgraded[v.index()]);
     }
     requests(&mut out, totals);
     failures(&mut out, totals);

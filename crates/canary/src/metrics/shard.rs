@@ -1,5 +1,6 @@
 //! One worker's measurements: a ring of time slots per version, its own route
-//! index, in-flight counters and a short list of recent errors.
+//! index, in-flight and upgraded-connection gauges and a short list of recent
+//! errors.
 //!
 //! Only its worker writes to a shard; readers (the admin API) lock it briefly
 //! to copy what they need. So the lock is uncontended on the hot path, and no
@@ -96,7 +97,22 @@ pub struct TotalsSnapshot {
 pub struct Shard {
     data: Mutex<ShardData>,
     in_flight: [AtomicI64; 2],
+    upgraded: [AtomicI64; 2],
     started: Instant,
+}
+
+/// One open upgraded connection (a WebSocket, say) on a version, counted in
+/// [`Shard::upgraded`] for as long as this lives.
+#[derive(Debug)]
+pub struct UpgradedGuard {
+    shard: std::sync::Arc<Shard>,
+    version: Version,
+}
+
+impl Drop for UpgradedGuard {
+    fn drop(&mut self) {
+        self.shard.upgraded[self.version.index()].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Shard {
@@ -111,7 +127,7 @@ impl Shard {
             errors: VecDeque::with_capacity(RECENT_ERRORS),
             totals: Default::default(),
         };
-        Shard { data: Mutex::new(data), in_flight: Default::default(), started }
+        Shard { data: Mutex::new(data), in_flight: Default::default(), upgraded: Default::default(), started }
     }
 
     /// The index of route `label`, adding it while under the cap, else `other` (0).
@@ -175,6 +191,17 @@ impl Shard {
     /// Requests in flight for each version.
     pub fn in_flight(&self) -> [i64; 2] {
         [self.in_flight[0].load(Ordering::Relaxed), self.in_flight[1].load(Ordering::Relaxed)]
+    }
+
+    /// Counts an upgraded connection on `v` as open until the guard drops.
+    pub fn upgraded_open(self: &std::sync::Arc<Self>, v: Version) -> UpgradedGuard {
+        self.upgraded[v.index()].fetch_add(1, Ordering::Relaxed);
+        UpgradedGuard { shard: std::sync::Arc::clone(self), version: v }
+    }
+
+    /// Upgraded connections open now for each version.
+    pub fn upgraded(&self) -> [i64; 2] {
+        [self.upgraded[0].load(Ordering::Relaxed), self.upgraded[1].load(Ordering::Relaxed)]
     }
 
     /// Adds this shard's totals into `out`.

@@ -1,6 +1,6 @@
 //! Header rewriting between client and upstream: hop-by-hop headers removed
-//! both ways (RFC 9110 section 7.6.1), `x-forwarded-*` set on the way up, and
-//! the upstream's `Host` on the request.
+//! both ways (RFC 9110 section 7.6.1) except what a protocol upgrade needs,
+//! `x-forwarded-*` set on the way up, and the upstream's `Host` on the request.
 
 use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
@@ -32,11 +32,21 @@ pub const X_CANARY_VERSION: HeaderName = HeaderName::from_static("x-canary-versi
 /// `Transfer-Encoding` is left alone: hyper reframes every message itself and
 /// needs it to read the body correctly.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // One pass over the (few) names present is cheaper than hashing each of
-    // the eight hop-by-hop names; the usual message has none of them.
-    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
-        return;
+    if has_hop_by_hop(h) {
+        strip_present(h);
     }
+}
+
+/// Whether any hop-by-hop header is present. One pass over the (few) names
+/// present is cheaper than hashing each of the eight hop-by-hop names; the
+/// usual message has none of them. The proxy asks once per request and
+/// reuses the answer: no `Connection` header, no upgrade either.
+pub fn has_hop_by_hop(h: &HeaderMap) -> bool {
+    h.keys().any(|k| HOP_BY_HOP.contains(k))
+}
+
+/// [`strip_hop_by_hop`] for a message known to have some (see [`has_hop_by_hop`]).
+pub fn strip_present(h: &mut HeaderMap) {
     if h.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = h
             .get_all(header::CONNECTION)
@@ -54,6 +64,28 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(n);
         }
     }
+}
+
+/// Whether a request asks to switch protocols (RFC 9110 section 7.8): an
+/// `Upgrade` header, and `upgrade` among the `Connection` options.
+pub fn asks_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+        && h.get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+}
+
+/// Strips hop-by-hop headers from an upgrade's request or 101 response but
+/// keeps what the switch needs on the next hop: `Upgrade` (the request's
+/// protocol when the message has none) and `Connection: upgrade`.
+pub fn keep_upgrade(h: &mut HeaderMap, protocol: Option<HeaderValue>) {
+    let protocol = h.get(header::UPGRADE).cloned().or(protocol);
+    strip_hop_by_hop(h);
+    if let Some(p) = protocol {
+        h.insert(header::UPGRADE, p);
+    }
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
 }
 
 /// Sets the `x-forwarded-*` headers for a request from `peer`, whose address
@@ -104,6 +136,35 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn an_upgrade_keeps_upgrade_and_connection_only() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade, x-secret"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("sec-websocket-key", HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(asks_upgrade(&h));
+        keep_upgrade(&mut h, None);
+        assert_eq!(h.len(), 3, "{h:?}");
+        assert_eq!(h[header::UPGRADE], "websocket");
+        assert_eq!(h[header::CONNECTION], "upgrade");
+        assert!(h.contains_key("sec-websocket-key"));
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(!asks_upgrade(&h), "Upgrade without Connection: upgrade is not a request to switch");
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert!(!asks_upgrade(&h));
+        h.append(header::CONNECTION, HeaderValue::from_static("UPGRADE"));
+        assert!(asks_upgrade(&h));
+        h.remove(header::UPGRADE);
+        assert!(!asks_upgrade(&h));
     }
 
     #[test]

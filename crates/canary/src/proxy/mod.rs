@@ -9,6 +9,8 @@
 //! - [`body`]: the streamed response body that records the outcome at its end.
 //! - [`headers`]: hop-by-hop and `x-forwarded-*` handling.
 //! - [`reply`]: the proxy's own JSON error replies.
+//! - [`upgrade`]: requests that switch protocols (WebSocket...), forwarded
+//!   with their `Upgrade` header; [`tunnel`]: the connection after the 101.
 //!
 //! Each worker is a thread with a single-threaded tokio runtime, its own
 //! listening socket (the kernel spreads connections between them), its own
@@ -23,6 +25,8 @@ pub mod pool;
 pub mod reply;
 pub mod service;
 pub mod stream;
+pub mod tunnel;
+pub mod upgrade;
 
 use crate::config::ServeConfig;
 use crate::live::Live;
@@ -128,7 +132,9 @@ async fn serve(
                         tokio::spawn(serve_tls(acceptor, stream, w, peer, builder, graceful.watcher()));
                     } else {
                         let svc = service_fn(move |req| service::handle(Arc::clone(&w), Arc::clone(&peer), req));
-                        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                        // With upgrades: after a 101, hyper hands the connection
+                        // over (see `upgrade`); other requests are unaffected.
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
                         tokio::spawn(graceful.watch(conn));
                     }
                 }
@@ -167,7 +173,7 @@ async fn serve_tls(
         Err(_) => return tracing::debug!("TLS handshake with a client timed out after {limit:?}"),
     };
     let svc = service_fn(move |req| service::handle(Arc::clone(&worker), Arc::clone(&peer), req));
-    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
     let _ = watcher.watch(conn).await;
 }
 

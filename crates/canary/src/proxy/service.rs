@@ -6,12 +6,18 @@
 //!    the request to stable instead;
 //! 4. **respond**: strip hop-by-hop headers, add `x-canary-version`, stream the
 //!    body back; the outcome is recorded when the body ends (see `body.rs`).
+//!
+//! A request that asks to switch protocols (`Connection: upgrade`) is routed
+//! the same way and then forwarded by `upgrade.rs`.
 
 use super::body::{BoxError, Completion, ProxyBody, Recycle, UpstreamBody};
 use super::h1;
-use super::headers::{X_CANARY, X_CANARY_VERSION, ip_value, set_forwarded, strip_hop_by_hop};
+use super::headers::{
+    X_CANARY, X_CANARY_VERSION, asks_upgrade, has_hop_by_hop, ip_value, set_forwarded, strip_hop_by_hop,
+    strip_present,
+};
 use super::pool::{BodyStalled, Checkout, ClientBody, Pool, UpstreamReqBody};
-use super::reply;
+use super::{reply, upgrade};
 use crate::config::{ServeConfig, UserKey};
 use crate::live::Live;
 use crate::metrics::{ErrorRecord, Outcome, Shard};
@@ -57,8 +63,8 @@ impl Peer {
 }
 
 /// The request's identity for measurement and error records.
-struct Ctx {
-    w: Arc<Worker>,
+pub(super) struct Ctx {
+    pub(super) w: Arc<Worker>,
     route: u16,
     start: Instant,
     method: Method,
@@ -108,7 +114,15 @@ pub async fn handle(
     drop(norm);
     let ctx =
         Ctx { route, start, method: req.method().clone(), uri: req.uri().clone(), version: req.version(), w };
-    let req = prepare(req, &peer, ctx.w.cfg.proxy.max_body_bytes, ctx.w.cfg.proxy.body_read_timeout);
+    // An upgrade needs `Connection: upgrade`, a hop-by-hop header: the usual
+    // request, which has none, pays only for the scan stripping needs anyway.
+    let hop = has_hop_by_hop(req.headers());
+    if hop && req.version() == http::Version::HTTP_11 && asks_upgrade(req.headers()) {
+        // Boxed: inline, the upgrade's larger future would grow every
+        // request's future, which is moved and polled on the hot path.
+        return Ok(Box::pin(upgrade::forward(&ctx, version, req, &peer)).await);
+    }
+    let req = prepare(req, &peer, hop, ctx.w.cfg.proxy.max_body_bytes, ctx.w.cfg.proxy.body_read_timeout);
     Ok(forward(&ctx, version, req).await)
 }
 
@@ -151,14 +165,27 @@ fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>) -> Version {
     decide(table, &RequestFacts { path: f.path, forced: f.forced, user_key: f.key }).version
 }
 
+/// `hop`: whether the request has hop-by-hop headers ([`has_hop_by_hop`]).
 fn prepare(
     req: Request<Incoming>,
     peer: &Peer,
+    hop: bool,
     limit: u64,
     idle: std::time::Duration,
 ) -> Request<UpstreamReqBody> {
     let (mut parts, body) = req.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
+    if hop {
+        strip_present(&mut parts.headers);
+    }
+    add_forwarded(&mut parts, peer);
+    // Limited counts bytes as they stream, catching chunked bodies that grow
+    // past the limit without declaring a length.
+    let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    Request::from_parts(parts, UpstreamReqBody::Client(ClientBody::new(body, idle)))
+}
+
+/// Sets `x-forwarded-*` on a request from `peer`.
+pub(super) fn add_forwarded(parts: &mut http::request::Parts, peer: &Peer) {
     // HTTP/2 carries the host in the `:authority` pseudo-header, not `Host`.
     // (The upstream's own `Host` replaces the client's later, in `retarget`.)
     let client_host = parts
@@ -167,10 +194,6 @@ fn prepare(
         .cloned()
         .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     set_forwarded(&mut parts.headers, &peer.ip, client_host);
-    // Limited counts bytes as they stream, catching chunked bodies that grow
-    // past the limit without declaring a length.
-    let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    Request::from_parts(parts, UpstreamReqBody::Client(ClientBody::new(body, idle)))
 }
 
 async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> Response<ProxyBody> {
@@ -191,6 +214,13 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
         _ => None,
     };
     match result {
+        // hyper's client hands back a 101 to a request that did not ask for
+        // one (the lean path refuses it while parsing): never tunnelled.
+        Ok((resp, _)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let why = "101 Switching Protocols to a request without Upgrade";
+            fail(ctx, version, None, why);
+            reply::error(StatusCode::BAD_GATEWAY, "upstream_failed", &format!("{version} upstream: {why}"))
+        }
         Ok((resp, conn)) => respond(ctx, version, resp, conn),
         Err(SendError::NotSent(req, why)) if version == Version::Canary => {
             fail(ctx, version, None, &why);
@@ -253,7 +283,7 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
 type Sent = (Response<UpstreamBody>, Recycle);
 
 /// The most bytes accepted in an upstream's response head.
-const MAX_RESPONSE_HEAD: usize = 128 * 1024;
+pub(super) const MAX_RESPONSE_HEAD: usize = 128 * 1024;
 
 // See `SendError` for why the large error is not boxed.
 #[allow(clippy::result_large_err)]
@@ -355,7 +385,7 @@ fn replayable(req: &Request<UpstreamReqBody>) -> Option<Request<UpstreamReqBody>
 }
 
 /// Methods whose repetition changes nothing on the server (RFC 9110 section 9.2.1).
-fn is_safe(m: &Method) -> bool {
+pub(super) fn is_safe(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
@@ -365,7 +395,7 @@ fn lean(req: &Request<UpstreamReqBody>) -> bool {
     h1::eligible(req.method(), req.body().is_end_stream())
 }
 
-fn retarget(req: &mut Request<UpstreamReqBody>, up: &Upstream) {
+pub(super) fn retarget(req: &mut Request<UpstreamReqBody>, up: &Upstream) {
     // A request line in origin form (`/path?query`) is already what the
     // upstream needs when there is no prefix: leave it, saving a parse.
     let origin_form = req.uri().scheme().is_none() && req.uri().authority().is_none();
@@ -378,7 +408,12 @@ fn retarget(req: &mut Request<UpstreamReqBody>, up: &Upstream) {
     req.headers_mut().insert(header::HOST, up.host_header().clone());
 }
 
-fn respond(ctx: &Ctx, version: Version, resp: Response<UpstreamBody>, conn: Recycle) -> Response<ProxyBody> {
+pub(super) fn respond(
+    ctx: &Ctx,
+    version: Version,
+    resp: Response<UpstreamBody>,
+    conn: Recycle,
+) -> Response<ProxyBody> {
     let status = resp.status().as_u16();
     if status >= 500 {
         remember(ctx, version, Some(status), "upstream answered with a server error");
@@ -411,12 +446,12 @@ fn respond(ctx: &Ctx, version: Version, resp: Response<UpstreamBody>, conn: Recy
     Response::from_parts(parts, ProxyBody::Upstream { inner, done })
 }
 
-fn fail(ctx: &Ctx, version: Version, status: Option<u16>, why: &str) {
+pub(super) fn fail(ctx: &Ctx, version: Version, status: Option<u16>, why: &str) {
     remember(ctx, version, status, why);
     record(ctx, version, status, true);
 }
 
-fn record(ctx: &Ctx, version: Version, status: Option<u16>, failure: bool) {
+pub(super) fn record(ctx: &Ctx, version: Version, status: Option<u16>, failure: bool) {
     let now = Instant::now();
     let latency_us = now.duration_since(ctx.start).as_micros() as u64;
     ctx.w.shard.record(Outcome { version, route: ctx.route, status, failure, latency_us }, now);

@@ -17,8 +17,13 @@ fn each_bad_value_is_refused_with_its_reason_and_exit_2() {
         "glob.toml",
         "[upstreams]\nstable = \"http://127.0.0.1:1\"\n[routing]\nexclude = [\"/api/[admin\"]\n",
     );
+    let tunnels = cfg(
+        "tunnels.toml",
+        "[upstreams]\nstable = \"http://127.0.0.1:1\"\n[routing]\nupgraded_on_rollback = \"drop\"\n",
+    );
     let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
         (vec!["--config".into(), url.clone()], vec![&url, "upstreams.stable", "http//broken"]),
+        (vec!["--config".into(), tunnels.clone()], vec![&tunnels, "routing.upgraded_on_rollback", "drop"]),
         (vec!["--config".into(), share.clone()], vec![&share, "routing.share", "150 is outside 0..100"]),
         (vec!["--config".into(), key.clone()], vec![&key, "unknown field `bogus`"]),
         (vec!["--config".into(), glob.clone()], vec![&glob, "routing.exclude", "/api/[admin"]),

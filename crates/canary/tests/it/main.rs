@@ -25,4 +25,5 @@ mod shutdown;
 mod support;
 mod tls;
 mod upstream_wire;
+mod websocket;
 mod windows;

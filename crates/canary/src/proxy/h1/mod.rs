@@ -97,6 +97,29 @@ impl Conn {
 
     /// Sends the request head and reads the response head.
     pub async fn exchange(&mut self, req: &request::Parts, max_head: usize) -> Result<Head, ExchangeError> {
+        self.send_head(req).await?;
+        self.read_head(req.method == Method::HEAD, false, max_head).await
+    }
+
+    /// As [`Conn::exchange`] for a request that asks to switch protocols: a
+    /// `101 Switching Protocols` is its final answer (with an empty body), after
+    /// which the connection belongs to the new protocol ([`Conn::into_io`]).
+    pub async fn exchange_upgrade(
+        &mut self,
+        req: &request::Parts,
+        max_head: usize,
+    ) -> Result<Head, ExchangeError> {
+        self.send_head(req).await?;
+        self.read_head(false, true, max_head).await
+    }
+
+    /// The socket and whatever the upstream sent after the response head (the
+    /// first bytes of the new protocol, after a 101).
+    pub fn into_io(self) -> (Stream, BytesMut) {
+        (self.stream, self.buf)
+    }
+
+    async fn send_head(&mut self, req: &request::Parts) -> Result<(), ExchangeError> {
         self.wbuf.clear();
         encode_head(&mut self.wbuf, req);
         // The flush is free on plain TCP; under TLS it pushes out records
@@ -105,17 +128,23 @@ impl Conn {
             Ok(()) => self.stream.flush().await,
             Err(e) => Err(e),
         };
-        if let Err(e) = written {
-            return Err(if self.reused { ExchangeError::Stale(e) } else { ExchangeError::Io(e) });
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) if self.reused => Err(ExchangeError::Stale(e)),
+            Err(e) => Err(ExchangeError::Io(e)),
         }
-        self.read_head(req.method == Method::HEAD, max_head).await
     }
 
-    async fn read_head(&mut self, head_request: bool, max_head: usize) -> Result<Head, ExchangeError> {
+    async fn read_head(
+        &mut self,
+        head_request: bool,
+        upgrade: bool,
+        max_head: usize,
+    ) -> Result<Head, ExchangeError> {
         let mut received = !self.buf.is_empty();
         loop {
             if !self.buf.is_empty() {
-                match parse_head(&self.buf, head_request)? {
+                match parse_head(&self.buf, head_request, upgrade)? {
                     Parsed::Partial => {}
                     // 100 Continue and other interim answers precede the real one.
                     Parsed::Interim(n) => {
@@ -171,7 +200,9 @@ enum Parsed {
     Final(usize, Head),
 }
 
-fn parse_head(buf: &[u8], head_request: bool) -> Result<Parsed, ExchangeError> {
+/// Parses a response head; `upgrade` says whether the request asked to
+/// switch protocols, the only case where a 101 may answer it.
+fn parse_head(buf: &[u8], head_request: bool, upgrade: bool) -> Result<Parsed, ExchangeError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let n = match httparse::ParserConfig::default()
@@ -184,10 +215,11 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Parsed, ExchangeError> {
     let code = resp.code.unwrap_or(0);
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::Protocol(format!("status code {code} is out of range")))?;
-    if status == StatusCode::SWITCHING_PROTOCOLS {
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    if switching && !upgrade {
         return Err(ExchangeError::Protocol("101 Switching Protocols to a request without Upgrade".into()));
     }
-    if status.is_informational() {
+    if status.is_informational() && !switching {
         return Ok(Parsed::Interim(n));
     }
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
@@ -202,7 +234,8 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Parsed, ExchangeError> {
             .map_err(|_| ExchangeError::Protocol(format!("invalid value for header {}", h.name)))?;
         headers.append(name, value);
     }
-    let framing = seen.framing(status, head_request);
+    // After a 101 the bytes are the new protocol's: no HTTP body, no reuse.
+    let framing = if switching { Framing::Length(0) } else { seen.framing(status, head_request) };
     if seen.chunked_last.is_some() {
         // RFC 9112 section 6.3: with Transfer-Encoding, Content-Length is
         // ignored and must not be forwarded (nor can a response carry both).
@@ -212,8 +245,11 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Parsed, ExchangeError> {
     // sent with both Transfer-Encoding and Content-Length is suspect (RFC 9112
     // section 6.3): it is read by the former and the connection closed after.
     let suspect = seen.chunked_last.is_some() && seen.length.is_some();
-    let keep_alive =
-        resp.version == Some(1) && !seen.close && !suspect && !matches!(framing, Framing::UntilClose);
+    let keep_alive = resp.version == Some(1)
+        && !seen.close
+        && !suspect
+        && !switching
+        && !matches!(framing, Framing::UntilClose);
     Ok(Parsed::Final(n, Head { status, headers, framing, keep_alive }))
 }
 
@@ -285,7 +321,7 @@ mod tests {
     use super::*;
 
     fn head(wire: &str, head_request: bool) -> Result<Head, ExchangeError> {
-        match parse_head(wire.as_bytes(), head_request)? {
+        match parse_head(wire.as_bytes(), head_request, false)? {
             Parsed::Final(n, h) => {
                 assert_eq!(n, wire.find("\r\n\r\n").unwrap() + 4);
                 Ok(h)
@@ -357,10 +393,33 @@ mod tests {
 
     #[test]
     fn interim_and_partial_heads() {
-        assert!(matches!(parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", false), Ok(Parsed::Interim(25))));
-        assert!(matches!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", false), Ok(Parsed::Partial)));
-        assert!(parse_head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false).is_err());
-        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n", false).is_err());
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", false, false),
+            Ok(Parsed::Interim(25))
+        ));
+        assert!(matches!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", false, false), Ok(Parsed::Partial)));
+        assert!(parse_head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false, false).is_err());
+        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n", false, false).is_err());
+    }
+
+    #[test]
+    fn a_101_answers_only_an_upgrade() {
+        let wire = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x02hi";
+        let Ok(Parsed::Final(n, h)) = parse_head(wire, false, true) else { panic!("not final") };
+        assert_eq!(&wire[n..], b"\x81\x02hi", "the new protocol's bytes are left for the tunnel");
+        assert_eq!(h.status, StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(h.framing, Framing::Length(0));
+        assert!(!h.keep_alive);
+        assert_eq!(h.headers["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert!(parse_head(wire, false, false).is_err());
+        // An upgrade may still be answered with 100 Continue first, or refused normally.
+        assert!(matches!(parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", false, true), Ok(Parsed::Interim(25))));
+        let Ok(Parsed::Final(_, h)) =
+            parse_head(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n", false, true)
+        else {
+            panic!("not final")
+        };
+        assert_eq!(h.status.as_u16(), 426);
     }
 
     #[test]

@@ -1,0 +1,174 @@
+//! HTTP/1.1 protocol upgrades (WebSocket, and any other `Upgrade:`) through
+//! the proxy.
+//!
+//! An upgrade request has been routed like any other (same sticky decision,
+//! excludes, overrides, blocked canary). It then gets an upstream connection
+//! of its own, never a pooled one, since it will not come back: the head goes
+//! up with `Upgrade` and `Connection: upgrade` kept (the other hop-by-hop
+//! headers are stripped as usual), and the answer comes back:
+//! - `101 Switching Protocols`: passed to the client with its headers
+//!   (`Sec-WebSocket-Accept`...); the upgrade counts once in the version's
+//!   metrics, status 101 with the time to the 101 as latency, and the two
+//!   connections are joined by a tunnel (`tunnel.rs`);
+//! - anything else: a normal response, streamed and measured as usual.
+//!
+//! A canary that refuses the connection or fails the handshake counts as a
+//! canary failure and the request goes to stable, as on the normal path:
+//! nothing has been tunnelled yet.
+//!
+//! A request body is refused (400): the bytes after the head would be body to
+//! one reader and the new protocol to another, which is how requests are
+//! smuggled past a proxy, and no upgrade in use (WebSocket's handshake is a
+//! body-less GET) sends one.
+
+use super::body::{ProxyBody, Recycle, UpstreamBody};
+use super::h1::{self, Head};
+use super::headers::{X_CANARY_VERSION, keep_upgrade};
+use super::pool::UpstreamReqBody;
+use super::reply;
+use super::service::{Ctx, MAX_RESPONSE_HEAD, Peer, add_forwarded, fail, is_safe, record, respond, retarget};
+use super::tunnel::{self, Rollback, Tunnel};
+use crate::config::OnRollback;
+use crate::live::Upstreams;
+use crate::upstream::Upstream;
+use canary_core::Version;
+use http::{HeaderValue, Request, Response, StatusCode, header, request};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// Why an attempt on one version produced no response head.
+enum Miss {
+    /// No connection: the request never left.
+    NotSent(String),
+    /// No response head within the response timeout.
+    Timeout,
+    /// The exchange failed after the head was sent.
+    Failed(String),
+}
+
+/// What the client's side of an upgrade needs once the upstream has switched.
+struct Switch {
+    client: OnUpgrade,
+    /// The protocol the client asked for, in case the 101 does not repeat it.
+    protocol: Option<HeaderValue>,
+    /// Subscribed before the upstream is asked, so no rollback goes unseen.
+    rollbacks: watch::Receiver<u64>,
+}
+
+/// Forwards an upgrade request to `version` (stable if the canary fails it).
+pub(super) async fn forward(
+    ctx: &Ctx,
+    version: Version,
+    mut req: Request<Incoming>,
+    peer: &Peer,
+) -> Response<ProxyBody> {
+    use hyper::body::Body;
+    if !req.body().is_end_stream() {
+        let msg = "a request that asks to switch protocols must not have a body";
+        return reply::error(StatusCode::BAD_REQUEST, "upgrade_with_body", msg);
+    }
+    let switch = Switch {
+        client: hyper::upgrade::on(&mut req),
+        protocol: req.headers().get(header::UPGRADE).cloned(),
+        rollbacks: ctx.w.live.canary_rollbacks(),
+    };
+    let (mut parts, _) = req.into_parts();
+    keep_upgrade(&mut parts.headers, None);
+    add_forwarded(&mut parts, peer);
+    let mut version = version;
+    loop {
+        let ups = ctx.w.live.upstreams();
+        let (v, target) = pick(version, &ups);
+        version = v;
+        ctx.w.shard.begin(version);
+        let miss = match attempt(ctx, target, &parts).await {
+            Ok((head, conn)) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
+                return switched(ctx, version, head, conn, switch);
+            }
+            Ok((head, conn)) => return refused(ctx, version, head, conn, target),
+            Err(miss) => miss,
+        };
+        let why = match &miss {
+            Miss::NotSent(why) | Miss::Failed(why) => why.clone(),
+            Miss::Timeout => format!("no response within {:?}", ctx.w.cfg.proxy.response_timeout),
+        };
+        fail(ctx, version, None, &why);
+        let again = matches!(miss, Miss::NotSent(_)) || is_safe(&parts.method);
+        if version == Version::Canary && again {
+            ctx.w.shard.record_recovered(version, Instant::now());
+            version = Version::Stable;
+            continue;
+        }
+        let (status, code) = match miss {
+            Miss::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            Miss::NotSent(_) => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+            Miss::Failed(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
+        };
+        return reply::error(status, code, &format!("{version} upstream: {why}"));
+    }
+}
+
+/// The version that serves and its upstream: stable when there is no canary.
+fn pick(version: Version, ups: &Upstreams) -> (Version, &Upstream) {
+    match (version, &ups.canary) {
+        (Version::Canary, Some(c)) => (Version::Canary, c),
+        _ => (Version::Stable, &ups.stable),
+    }
+}
+
+/// Sends the head on a new connection and reads the answer's head.
+async fn attempt(ctx: &Ctx, up: &Upstream, parts: &request::Parts) -> Result<(Head, h1::Conn), Miss> {
+    let mut req = Request::new(UpstreamReqBody::Empty);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.headers_mut() = parts.headers.clone();
+    retarget(&mut req, up);
+    let (head, _) = req.into_parts();
+    let mut conn = ctx.w.pool.connect_lean(up).await.map_err(|e| Miss::NotSent(e.to_string()))?;
+    let timeout = ctx.w.cfg.proxy.response_timeout;
+    match tokio::time::timeout(timeout, conn.exchange_upgrade(&head, MAX_RESPONSE_HEAD)).await {
+        Err(_) => Err(Miss::Timeout),
+        Ok(Err(e)) => Err(Miss::Failed(e.to_string())),
+        Ok(Ok(answer)) => Ok((answer, conn)),
+    }
+}
+
+/// The upstream declined to switch: its answer is a normal response. The
+/// connection is not pooled (it was opened for the upgrade).
+fn refused(ctx: &Ctx, version: Version, head: Head, conn: h1::Conn, up: &Upstream) -> Response<ProxyBody> {
+    let body = h1::body::Body::new(conn, head.framing, false, ctx.w.cfg.proxy.response_timeout);
+    let mut resp = Response::new(UpstreamBody::Lean(body));
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = head.headers;
+    respond(ctx, version, resp, Recycle::Lean(up.url_arc()))
+}
+
+/// The upstream switched: measure the upgrade, start the tunnel, and answer
+/// the client with the 101 (hyper hands its connection to the tunnel once
+/// the 101 is written).
+fn switched(ctx: &Ctx, version: Version, head: Head, conn: h1::Conn, s: Switch) -> Response<ProxyBody> {
+    record(ctx, version, Some(101), false);
+    let mut resp = Response::new(ProxyBody::Full(None));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *resp.headers_mut() = head.headers;
+    keep_upgrade(resp.headers_mut(), s.protocol);
+    let cfg = &ctx.w.cfg;
+    if cfg.version_header {
+        resp.headers_mut().insert(X_CANARY_VERSION, HeaderValue::from_static(version.as_str()));
+    }
+    let closes = version == Version::Canary && cfg.upgraded_on_rollback == OnRollback::Close;
+    let rollback = closes.then(|| Rollback { rx: s.rollbacks, live: Arc::clone(&ctx.w.live) });
+    let (upstream, early) = conn.into_io();
+    tokio::spawn(tunnel::run(Tunnel {
+        client: s.client,
+        upstream,
+        early: early.freeze(),
+        idle: cfg.proxy.upgraded_idle_timeout,
+        rollback,
+        open: ctx.w.shard.upgraded_open(version),
+    }));
+    resp
+}
