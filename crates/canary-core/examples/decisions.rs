@@ -5,7 +5,8 @@
 //! `cargo run --release -p canary-core --example decisions [RUNS]` prints one
 //! line per scenario. RUNS (default 1000) is the number of healthy rollouts
 //! per false-alarm scenario; detection scenarios run a fifth as many.
-//! `VERBOSE=1` prints how each run ended.
+//! `VERBOSE=1` prints how each run ended; `CONFIDENCE_Z=2.326` and
+//! `SURGE_MARGIN=2` replace those policy values, to compare settings.
 
 use canary_core::Share;
 use canary_core::plan::Plan;
@@ -46,6 +47,13 @@ struct Run {
 fn run(s: &Scenario, seed: u64) -> Run {
     let mut sim = Sim::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, s.rps);
     (sim.stable, sim.canary) = (s.stable, s.canary);
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
+    if let Some(z) = env("CONFIDENCE_Z") {
+        sim.policy.confidence_z = z;
+    }
+    if let Some(m) = env("SURGE_MARGIN") {
+        sim.policy.surge_margin = m;
+    }
     let mut r: Rollout = sim.start(s.plan.clone());
     let start = sim.now;
     sim.run_for(&mut r, s.limit_ms);

@@ -4,26 +4,12 @@
 //! estimate, fail only when even the lower confidence bound is past the limit,
 //! otherwise hold for more data.
 
-use super::{ArmWindow, Bar, Criterion, Policy, proportion_below};
+use super::{ArmWindow, Bar, Criterion, Policy, proportion_below, quantile_below};
 
 /// The target lines for the canary `c`; `gate` says why it is too early.
 pub(super) fn lines(p: &Policy, c: &ArmWindow, gate: Option<&str>) -> Vec<Criterion> {
-    let p50 = proportion_below(
-        p,
-        "p50_ms",
-        (c.slower_than(p.target_p50_ms), c.samples()),
-        c.quantile_ms(0.50),
-        Bar { limit: 0.50, shown: p.target_p50_ms, unit: " ms" },
-        gate,
-    );
-    let p99 = proportion_below(
-        p,
-        "p99_ms",
-        (c.slower_than(p.target_p99_ms), c.samples()),
-        c.quantile_ms(0.99),
-        Bar { limit: 0.01, shown: p.target_p99_ms, unit: " ms" },
-        gate,
-    );
+    let p50 = quantile_below(p, c, 0.50, p.target_p50_ms, gate);
+    let p99 = quantile_below(p, c, 0.99, p.target_p99_ms, gate);
     // Uptime and success are "at least" targets: their complements (requests
     // not answered, requests that were errors) are held below the rest.
     let uptime = at_least(p, "uptime", (c.unanswered(), c.requests), p.target_uptime, "% unanswered", gate);

@@ -149,16 +149,7 @@ async fn on_failure_pause_holds_a_3_percent_error_canary_for_a_person() {
 
 /// A config file with `extra` TOML, loaded as `canary serve` loads it.
 fn config_with(stable: &Upstream, dir: &std::path::Path, extra: &str) -> canary::config::ServeConfig {
-    let file = dir.join("canary.toml");
-    std::fs::write(&file, extra).unwrap();
-    let cli = canary::config::Overrides {
-        stable: Some(stable.url()),
-        listen: Some("127.0.0.1:0".into()),
-        admin: Some("127.0.0.1:0".into()),
-        state: Some(dir.join("canary.db")),
-        ..Default::default()
-    };
-    canary::config::load(Some(&file), &cli).unwrap()
+    config_of(stable.url(), None, "0", dir, Some(extra))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -215,16 +215,33 @@ pub fn tempdir() -> tempfile::TempDir {
 
 /// Config for an in-process canary on ephemeral ports.
 pub fn config(stable: &Upstream, canary: Option<&Upstream>, share: &str, dir: &Path) -> ServeConfig {
+    config_of(stable.url(), canary.map(Upstream::url), share, dir, None)
+}
+
+/// Config for an in-process canary on ephemeral ports in front of these
+/// upstream URLs, its state in `dir`, with `toml` as its config file if given.
+pub fn config_of(
+    stable: String,
+    canary: Option<String>,
+    share: &str,
+    dir: &Path,
+    toml: Option<&str>,
+) -> ServeConfig {
     let cli = Overrides {
-        stable: Some(stable.url()),
-        canary: canary.map(Upstream::url),
+        stable: Some(stable),
+        canary,
         listen: Some("127.0.0.1:0".into()),
         admin: Some("127.0.0.1:0".into()),
         state: Some(dir.join("canary.db")),
         share: Some(share.into()),
         ..Overrides::default()
     };
-    config::load(None, &cli).unwrap()
+    let file = toml.map(|t| {
+        let f = dir.join("canary.toml");
+        std::fs::write(&f, t).unwrap();
+        f
+    });
+    config::load(file.as_deref(), &cli).unwrap()
 }
 
 /// Starts canary in-process.

@@ -5,7 +5,7 @@
 
 use crate::support::*;
 use bytes::Bytes;
-use canary::config::{self, OnRollback, Overrides, ServeConfig};
+use canary::config::{OnRollback, ServeConfig};
 use canary::controller::api::DeployRequest;
 use canary::controller::{Command, lock};
 use futures_util::{SinkExt, StreamExt};
@@ -85,16 +85,7 @@ fn serve_config(
     share: &str,
     dir: &std::path::Path,
 ) -> ServeConfig {
-    let cli = Overrides {
-        stable: Some(format!("http://{stable}")),
-        canary: canary.map(|c| format!("http://{c}")),
-        listen: Some("127.0.0.1:0".into()),
-        admin: Some("127.0.0.1:0".into()),
-        state: Some(dir.join("canary.db")),
-        share: Some(share.into()),
-        ..Overrides::default()
-    };
-    config::load(None, &cli).unwrap()
+    config_of(format!("http://{stable}"), canary.map(|c| format!("http://{c}")), share, dir, None)
 }
 
 /// Opens a WebSocket through the proxy as `user` with extra headers; returns
