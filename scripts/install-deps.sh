@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs, on a Debian machine, what building canary and running its tests
+# need when it is missing: protoc (etcd-client's build), etcd, jq, prometheus
+# with promtool, git, curl, Node.js with npm, chromium. Used by ./test.sh and CI.
+set -euo pipefail
+
+need=()
+command -v jq >/dev/null || need+=(jq)
+{ command -v promtool && command -v prometheus; } >/dev/null || need+=(prometheus)
+command -v git >/dev/null || need+=(git)
+command -v curl >/dev/null || need+=(curl)
+# etcd-client's build compiles etcd's protobuf definitions; the cluster tests run a real etcd.
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+{ command -v etcd && command -v etcdctl; } >/dev/null || need+=(etcd-server etcd-client)
+{ command -v node && command -v npm; } >/dev/null || need+=(nodejs npm)
+# The dashboard's browser test drives Debian's chromium with playwright-core.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+
+install() {
+  local as_root
+  if ! command -v apt-get >/dev/null; then
+    echo "install-deps.sh: the tests need ${need[*]} (Debian package names) and there is no apt-get here:" \
+      "install their equivalents, then run it again" >&2
+    exit 1
+  elif [ "$(id -u)" -eq 0 ]; then
+    as_root=(env DEBIAN_FRONTEND=noninteractive)
+  elif command -v sudo >/dev/null; then
+    as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
+  else
+    echo "install-deps.sh: the tests need ${need[*]} (Debian package names): install them as root" \
+      "(apt-get install ${need[*]}), or run this as root" >&2
+    exit 1
+  fi
+  echo "install-deps.sh: installing ${need[*]}" >&2
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+}
+
+if [ ${#need[@]} -gt 0 ]; then
+  install
+fi
