@@ -10,7 +10,7 @@ command -v jq >/dev/null || need+=(jq)
 command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl)
 # etcd-client's build compiles etcd's protobuf definitions; the cluster tests run a real etcd.
-command -v protoc >/dev/null || need+=(protobuf-compiler)
+{ command -v protoc && [ -f /usr/include/google/protobuf/descriptor.proto ]; } >/dev/null || need+=(protobuf-compiler libprotobuf-dev)
 { command -v etcd && command -v etcdctl; } >/dev/null || need+=(etcd-server etcd-client)
 { command -v node && command -v npm; } >/dev/null || need+=(nodejs npm)
 # The dashboard's browser test drives Debian's chromium with playwright-core.

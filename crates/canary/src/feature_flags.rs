@@ -75,6 +75,11 @@ impl FeatureFlags {
         Ok(true)
     }
 
+    /// Takes the API-set flags another replica stored.
+    pub fn adopt_api(&self, v: &Value) {
+        *self.lock() = from_json(v);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Flag>> {
         self.api.lock().unwrap_or_else(PoisonError::into_inner)
     }

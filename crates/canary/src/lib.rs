@@ -40,6 +40,7 @@ macro_rules! say {
 pub mod admin;
 pub mod analysis;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod demo;

@@ -104,13 +104,18 @@ impl Live {
             None => {
                 let meta = Meta::default();
                 let first = persisted(&table, &meta);
-                store.save_routing(
+                let saved = store.save_routing(
                     &first,
                     "routing_initialised",
                     Source::Config.as_str(),
                     &describe(&table),
-                )?;
-                (table, upstreams, meta)
+                );
+                match (saved, store.load_routing()?) {
+                    (Ok(()), _) => (table, upstreams, meta),
+                    // Another replica of the cluster initialised it first: theirs stands.
+                    (Err(_), Some(p)) => restore(table, upstreams, p),
+                    (Err(e), None) => return Err(e),
+                }
             }
         };
         Ok(Live {
@@ -121,6 +126,27 @@ impl Live {
             rollbacks: watch::Sender::new(0),
             flags,
         })
+    }
+
+    /// Takes a routing state another replica stored at revision `rev` (from
+    /// the cluster's watch): swapped in as a local change would be, but not
+    /// written again. Ignored when this replica has already seen it or a
+    /// later one (its own writes come back through the watch too).
+    pub fn adopt(&self, p: PersistedRouting, rev: i64) {
+        let mut meta = self.lock_meta();
+        if !self.store.accept_revision(rev) {
+            return;
+        }
+        let old = self.routing.load_full();
+        let (table, ups, new_meta) = restore((*old).clone(), (**self.upstreams.load()).clone(), p);
+        *meta = new_meta;
+        self.upstreams.store(Arc::new(ups));
+        let blocked = table.canary_blocked && !old.canary_blocked;
+        self.routing.store(Arc::new(table));
+        if blocked {
+            self.rollbacks.send_modify(|n| *n += 1);
+        }
+        tracing::info!(revision = rev, "routing state from the cluster applied");
     }
 
     /// Sends no traffic to the canary without recording it: only for a rollback

@@ -3,6 +3,7 @@
 //! is routed by the persisted state; stopped gracefully on request.
 
 use crate::admin::{self, AdminState};
+use crate::cluster::{self, Joined};
 use crate::config::ServeConfig;
 use crate::controller::{self, Controller};
 use crate::dynamic::{self, FlagsStatus};
@@ -44,6 +45,8 @@ pub struct Running {
     pub metrics: Arc<Metrics>,
     /// The rollout controller.
     pub controller: Arc<Mutex<Controller>>,
+    /// The cluster this replica joined, if any.
+    pub joined: Option<Joined>,
     shutdown: watch::Sender<bool>,
     stop_controller: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -57,10 +60,21 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let env_flags = canary_core::flags::from_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(StartError::Config)?;
     let (proxy_tls, rotation) = start_tls(&cfg)?;
-    let store = Store::open(&cfg.state).map_err(|e| StartError::Io(e.to_string()))?;
+    // Bound first: a cluster replica advertises the address it really has.
+    let admin_sock = std::net::TcpListener::bind(cfg.admin)
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .map_err(|e| StartError::Io(format!("admin API: cannot listen on {}: {e}", cfg.admin)))?;
+    let admin_addr = admin_sock.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+    let (store, joined) = open_store(&cfg, admin_addr)?;
     let live = Live::new(store, table(&cfg), upstreams(&cfg), env_flags)
         .map_err(|e| StartError::Io(e.to_string()))?;
     let live = Arc::new(live);
+    if let Some(j) = &joined {
+        // Before the proxy starts: the first request is routed by the
+        // cluster's table, and every change after it reaches this replica.
+        j.start(&live);
+    }
+    let cluster = joined.as_ref().map(|j| Arc::clone(&j.cluster));
     let flags = Arc::new(Mutex::new(FlagsStatus { path: cfg.flags.clone(), ..FlagsStatus::default() }));
     if let Some(path) = &cfg.flags {
         dynamic::load(path, &live).map_err(StartError::Config)?;
@@ -68,10 +82,6 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     }
     let metrics = Arc::new(Metrics::new(cfg.proxy.workers, cfg.max_routes));
     let (tx, rx) = watch::channel(false);
-    let admin_sock = std::net::TcpListener::bind(cfg.admin)
-        .and_then(|l| l.set_nonblocking(true).map(|_| l))
-        .map_err(|e| StartError::Io(format!("admin API: cannot listen on {}: {e}", cfg.admin)))?;
-    let admin_addr = admin_sock.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
     let (proxy_addr, mut threads) =
         proxy::start(Arc::clone(&cfg), Arc::clone(&live), &metrics, &proxy_tls, rx.clone())
             .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
@@ -81,6 +91,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         .map_err(|e| StartError::Io(format!("cannot start the ops thread: {e}")))?;
     let mut ctl = ctl;
     ctl.outbox = Some(outbox);
+    ctl.cluster = cluster.clone();
     threads.push(ops_thread);
     let controller = Arc::new(Mutex::new(ctl));
     let stop_controller = Arc::new(AtomicBool::new(false));
@@ -95,10 +106,32 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         flags,
         controller: Arc::clone(&controller),
         sessions: Arc::default(),
+        cluster,
     };
     let side = Sidecar { upstream_tls: proxy_tls.upstreams, rotation };
     threads.push(spawn_admin(admin_sock, state, side, rx)?);
-    Ok(Running { proxy_addr, admin_addr, live, metrics, controller, shutdown: tx, stop_controller, threads })
+    Ok(Running {
+        proxy_addr,
+        admin_addr,
+        live,
+        metrics,
+        controller,
+        joined,
+        shutdown: tx,
+        stop_controller,
+        threads,
+    })
+}
+
+/// The SQLite file, or with `--etcd` the cluster's shared state.
+fn open_store(cfg: &ServeConfig, admin: SocketAddr) -> Result<(Store, Option<Joined>), StartError> {
+    let Some(cc) = &cfg.cluster else {
+        let store = Store::open(&cfg.state).map_err(|e| StartError::Io(e.to_string()))?;
+        return Ok((store, None));
+    };
+    let advertise = cc.advertise.unwrap_or(admin).to_string();
+    let (store, joined) = cluster::join(cc, &advertise, &cfg.state).map_err(StartError::Io)?;
+    Ok((store, Some(joined)))
 }
 
 /// The TLS configs, made before anything else starts: a bad CA file or
@@ -176,9 +209,14 @@ async fn run_admin(
     let client = controller::probe::client(&side.upstream_tls);
     let poller = tokio::spawn(controller::resources::poll(Arc::clone(&state.live), res, client.clone()));
     let health = controller::lock(&state.controller).health.clone();
-    let health_poller = tokio::spawn(controller::health::poll(Arc::clone(&state.live), health, client));
+    let health_poller =
+        tokio::spawn(controller::health::poll(Arc::clone(&state.live), health, client.clone()));
     let rotator = side.rotation.clone().map(|r| tokio::spawn(r.watch(Arc::clone(&state.live))));
     let checks = spawn_analysis(&state);
+    let fleet = state.cluster.clone().map(|c| {
+        let token = state.cfg.admin_token.clone().or_else(|| state.cfg.viewer_token.clone());
+        tokio::spawn(crate::cluster::fleet::collect(c, client.clone(), token))
+    });
     let watcher = state
         .cfg
         .flags
@@ -202,7 +240,7 @@ async fn run_admin(
     health_poller.abort();
     checks.iter().for_each(|c| c.abort());
     reloader.abort();
-    for w in [watcher, rotator].into_iter().flatten() {
+    for w in [watcher, rotator, fleet].into_iter().flatten() {
         w.abort();
     }
 }
@@ -211,6 +249,9 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish, and joins every thread.
     pub fn shutdown(self) {
         self.stop_controller.store(true, Ordering::Relaxed);
+        if let Some(j) = &self.joined {
+            j.resign();
+        }
         // The ops worker ends when its last sender is gone; it finishes what
         // was queued (each hook bounded by its timeout) first.
         controller::lock(&self.controller).outbox = None;

@@ -20,6 +20,8 @@ pub mod metrics_json;
 pub mod rollout;
 pub mod routing;
 
+use crate::cluster::Cluster;
+use crate::cluster::wire::{WireSnapshot, WireTotals};
 use crate::config::ServeConfig;
 use crate::controller::Controller;
 use crate::dynamic::FlagsStatus;
@@ -51,6 +53,8 @@ pub struct AdminState {
     pub controller: Arc<Mutex<Controller>>,
     /// The dashboard's login sessions.
     pub sessions: Arc<auth::Sessions>,
+    /// The cluster this replica belongs to, if any.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// The admin API's routes.
@@ -83,7 +87,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/rollout/pause", post(rollout::pause))
         .route("/api/rollout/resume", post(rollout::resume))
         .route("/api/rollout/rollback", post(rollout::rollback))
+        .route(crate::cluster::TOTALS_PATH, get(totals))
         .fallback(not_found)
+        // Inside the token check: a caller is checked where it called.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::cluster::forward::to_leader))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .with_state(state)
 }
@@ -104,8 +111,10 @@ async fn not_found() -> Response {
 async fn health(State(s): State<AdminState>) -> Json<serde_json::Value> {
     let ups = s.live.upstreams();
     let flags_error = s.flags.lock().ok().and_then(|f| f.last_error.clone());
+    let etcd_error = s.cluster.as_ref().and_then(|c| c.etcd_error());
     Json(json!({
-        "status": if flags_error.is_some() { "degraded" } else { "healthy" },
+        "status": if flags_error.is_some() || etcd_error.is_some() { "degraded" } else { "healthy" },
+        "cluster": s.cluster.as_ref().map(|c| c.describe()),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": s.metrics.uptime(Instant::now()).as_secs(),
         "rollout": s.cfg.rollout,
@@ -135,6 +144,18 @@ async fn flags_file(State(s): State<AdminState>) -> Response {
         Ok(f) => Json(f.clone()).into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "flags status unavailable"),
     }
+}
+
+/// This replica's traffic totals, for the leader to judge the fleet.
+async fn totals(State(s): State<AdminState>) -> Json<WireSnapshot> {
+    let boot =
+        s.metrics.started_wall().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let t = s.metrics.totals();
+    Json(WireSnapshot {
+        node: s.cluster.as_ref().map_or_else(String::new, |c| c.node_id.clone()),
+        boot,
+        versions: [WireTotals::of(&t[0]), WireTotals::of(&t[1])],
+    })
 }
 
 async fn prom(State(s): State<AdminState>) -> Response {

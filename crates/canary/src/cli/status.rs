@@ -72,6 +72,9 @@ pub fn print_status(v: &Value) {
     if let Some(e) = &s.error {
         crate::say!("PROBLEM: {e}");
     }
+    if let Some(c) = &s.cluster {
+        print_cluster(c);
+    }
     let Some(r) = s.rollout else { return };
     let plan: Vec<String> = r.plan.iter().map(|p| format!("{p}")).collect();
     crate::say!(
@@ -90,6 +93,24 @@ pub fn print_status(v: &Value) {
     }
     if let Some(v) = &r.rollback_check {
         print_verdict("rollback check (recent requests)", v);
+    }
+}
+
+/// One line per replica, the leader marked: `replica b (127.0.0.1:9091) leader, seen 120 ms ago`.
+fn print_cluster(c: &Value) {
+    let leader = c["leader"].as_str();
+    crate::say!(
+        "cluster: answered by {}, leader {}",
+        c["node"].as_str().unwrap_or("?"),
+        leader.unwrap_or("none (election under way)")
+    );
+    for r in c["replicas"].as_array().into_iter().flatten() {
+        let id = r["id"].as_str().unwrap_or("?");
+        let seen = r["last_seen_ms"]
+            .as_u64()
+            .map_or("not yet heard from".to_string(), |ms| format!("seen {ms} ms ago"));
+        let mark = if Some(id) == leader { " leader," } else { "" };
+        crate::say!("  replica {id} ({}){mark} {seen}", r["admin"].as_str().unwrap_or("?"));
     }
 }
 

@@ -12,6 +12,7 @@ use canary_core::judge::Policy;
 use canary_core::plan::{Plan, parse_duration_ms};
 use canary_core::rollout::Controls;
 use canary_core::route_label::RouteTemplates;
+pub use cluster::ClusterConfig;
 use http::HeaderName;
 use serde::Deserialize;
 use std::fmt;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 pub use tls::{TlsFiles, UpstreamTls};
 
+mod cluster;
 mod tls;
 
 /// The rollout name used when none is configured: the seed's flag name.
@@ -78,6 +80,8 @@ pub struct ServeConfig {
     pub ops: OpsConfig,
     /// A team's own checks (`[analysis]`).
     pub analysis: Vec<crate::analysis::config::Check>,
+    /// Several replicas sharing state in etcd; `None`: one process, the SQLite file.
+    pub cluster: Option<ClusterConfig>,
     /// The file and flags this came from, to read again on SIGHUP (none
     /// when there was no file).
     pub source: Option<ConfigSource>,
@@ -204,6 +208,12 @@ pub struct Overrides {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// etcd client URLs, comma-separated: share state with other replicas (build feature `etcd`).
+    #[arg(long, value_name = "URLS")]
+    pub etcd: Option<String>,
+    /// This replica's name in the cluster [default: the admin address].
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
 }
 
 /// The TOML file as written; every field optional, unknown keys refused.
@@ -248,6 +258,8 @@ struct FileConfig {
     checklist: Vec<crate::ops::checklist::Item>,
     #[serde(default)]
     analysis: crate::analysis::config::AnalysisConfig,
+    #[serde(default)]
+    cluster: cluster::FileCluster,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -403,9 +415,11 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         Some(s) => Some(upstream(&s, o, canary.1, "upstreams.canary", "--canary")?),
         None => None,
     };
+    let admin = addr(pick(&cli.admin, &f.admin), "127.0.0.1:9090", o, "admin", "--admin")?;
     Ok(ServeConfig {
         listen: addr(pick(&cli.listen, &f.listen), "127.0.0.1:8080", o, "listen", "--listen")?,
-        admin: addr(pick(&cli.admin, &f.admin), "127.0.0.1:9090", o, "admin", "--admin")?,
+        admin,
+        cluster: cluster::cluster(cli, &f.cluster, &rollout_name, admin, o)?,
         state: pick(&cli.state, &f.state).0.unwrap_or_else(|| PathBuf::from("canary.db")),
         flags: pick(&cli.flags, &f.flags).0,
         rollout: rollout_name.clone(),

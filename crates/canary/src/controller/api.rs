@@ -57,6 +57,10 @@ pub struct Status {
     /// The judge's main thresholds in force (they change with a config reload).
     #[serde(default)]
     pub thresholds: Option<Thresholds>,
+    /// With `--etcd`: `{"leader", "replicas": [{"id", "admin", "last_seen_ms"}], "node",
+    /// "is_leader", "etcd_error"}`; `null` for a single process.
+    #[serde(default)]
+    pub cluster: Option<serde_json::Value>,
 }
 
 /// The thresholds a person watches: a step passes below the first two, and
@@ -153,6 +157,7 @@ impl Status {
             rollout: r.map(view),
             error: None,
             thresholds: None,
+            cluster: None,
         }
     }
 }

@@ -17,6 +17,8 @@ pub mod observe;
 pub mod probe;
 pub mod resources;
 
+use crate::cluster::Cluster;
+use crate::cluster::fleet::FleetObserver;
 use crate::config::ServeConfig;
 use crate::live::{Change, Live, Source, Upstreams};
 use crate::metrics::Metrics;
@@ -124,6 +126,14 @@ pub struct Controller {
     pub outbox: Option<Outbox>,
     /// Why the controller cannot do its job right now (the state file failing).
     fault: Option<String>,
+    /// The cluster, when this is one replica of several: only the leader acts.
+    pub cluster: Option<Arc<Cluster>>,
+    /// Whether this replica acted as the leader at its last look.
+    leading: bool,
+    /// The other replicas' traffic, added to this one's while leading.
+    fleet: FleetObserver,
+    /// When a follower last read the rollout from the shared store.
+    last_refresh_ms: u64,
 }
 
 impl Controller {
@@ -152,6 +162,10 @@ impl Controller {
             analysis: crate::analysis::shared(cfg.analysis.iter().map(|c| c.name.clone()).collect()),
             outbox: None,
             fault: None,
+            cluster: None,
+            leading: false,
+            fleet: FleetObserver::default(),
+            last_refresh_ms: 0,
         })
     }
 
@@ -160,6 +174,12 @@ impl Controller {
         let mut st = Status::of(self.rollout.as_ref(), &self.live);
         st.error = self.fault.clone();
         st.thresholds = Some(api::Thresholds::of(&self.policy));
+        st.cluster = self.cluster.as_ref().map(|c| c.describe());
+        if let Some(why) = self.cluster.as_ref().and_then(|c| c.etcd_error()).filter(|_| st.error.is_none()) {
+            st.error = Some(format!(
+                "{why}; the rollout holds until etcd answers (routing goes on with the last table)"
+            ));
+        }
         st
     }
 
@@ -187,9 +207,23 @@ impl Controller {
         changed
     }
 
-    /// One look: measure, judge, act.
+    /// One look: measure, judge, act. In a cluster only the leader acts; the
+    /// others keep their view of the rollout fresh for `status`.
     pub fn tick(&mut self, now: u64) -> Result<(), ControlError> {
+        if let Some(c) = self.cluster.clone() {
+            if !c.is_leader() {
+                return self.follow(now);
+            }
+            if !self.leading {
+                self.take_over(&c, now)?;
+            }
+        }
         let mut t = self.observer.tick(&self.metrics);
+        if let Some(c) = &self.cluster {
+            let f = self.fleet.tick(&c.fleet);
+            merge(&mut t.stable, &f.stable);
+            merge(&mut t.canary, &f.canary);
+        }
         let [stable, canary] = resources::read(&self.resources);
         (t.stable.resources, t.canary.resources) = (stable, canary);
         merge(&mut self.step_obs.stable, &t.stable);
@@ -220,6 +254,53 @@ impl Controller {
             return Ok(());
         }
         self.carry_out(before, ds, now)
+    }
+
+    /// A replica that does not lead: reads the rollout the leader saves,
+    /// once a second, so `status` here says what the leader does.
+    fn follow(&mut self, now: u64) -> Result<(), ControlError> {
+        if self.leading {
+            self.leading = false;
+            tracing::warn!("cluster: no longer the leader; this replica's controller stops acting");
+        }
+        if now.saturating_sub(self.last_refresh_ms) < PERSIST_EVERY_MS {
+            return Ok(());
+        }
+        self.last_refresh_ms = now;
+        self.rollout =
+            self.live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        Ok(())
+    }
+
+    /// This replica just became the leader: it continues the rollout where
+    /// the shared store has it (the same step, the bake it had left), judging
+    /// from fresh measurements, and records the change of hands.
+    fn take_over(&mut self, c: &Cluster, now: u64) -> Result<(), ControlError> {
+        let mut rollout: Option<Rollout> =
+            self.live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        if let Some(r) = rollout.as_mut().filter(|r| r.is_active()) {
+            r.resume_after_restart(now);
+        }
+        self.rollout = rollout;
+        self.observer = Observer::default();
+        self.fleet = FleetObserver::default();
+        self.ring.clear();
+        self.step_obs = Observation::default();
+        self.leading = true;
+        let active = self.rollout.as_ref().filter(|r| r.is_active());
+        let detail = serde_json::json!({
+            "node": c.node_id,
+            "rollout": active.map(|r| r.id),
+            "step": active.map(|r| r.step + 1),
+            "share": active.map(|r| r.share.percent()),
+            "baked_ms": active.map(|r| r.baked_ms),
+        });
+        tracing::info!(detail = %detail, "cluster: this replica's controller takes over");
+        if active.is_some() {
+            self.apply(vec![Decision::Event { kind: "leader_changed", detail }], now)
+        } else {
+            self.live.store().record("leader_changed", "cluster", &detail).map_err(ControlError::from)
+        }
     }
 
     /// Starts a rollout.
@@ -383,9 +464,15 @@ impl Controller {
     fn hold_on_store_error(&mut self, before: Rollout, now: u64, e: String) {
         let rolled_back = self.rollout.as_ref().is_some_and(|r| r.state == State::RolledBack)
             && before.state != State::RolledBack;
-        self.fault = Some(format!("the state file cannot be written ({e}); the rollout holds until it can"));
+        self.fault = Some(format!("the state cannot be written ({e}); the rollout holds until it can"));
         if rolled_back {
             self.live.emergency_share_zero();
+            return;
+        }
+        if self.cluster.is_some() {
+            // Shared state fails for a moment (etcd, a lost race): look again
+            // next tick rather than pause for a person to resume.
+            self.rollout = Some(before);
             return;
         }
         let mut held = before;

@@ -48,7 +48,8 @@ fn routes(
         .collect()
 }
 
-fn delta(now: &TotalsSnapshot, prev: &TotalsSnapshot) -> ArmWindow {
+/// What happened between two readings of one version's totals.
+pub fn delta(now: &TotalsSnapshot, prev: &TotalsSnapshot) -> ArmWindow {
     let (c, p) = (&now.counts, &prev.counts);
     let latency = match (&now.latency, &prev.latency) {
         (Some(n), Some(p)) => {

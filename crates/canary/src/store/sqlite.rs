@@ -1,73 +1,31 @@
-//! The state file: an SQLite database holding the routing state (share,
-//! excludes, which dynamic config was last applied) and an append-only event log.
+//! The state file: an SQLite database holding the routing state, rollouts,
+//! key-value state and the event log; one machine's store.
 //!
 //! Every change of routing is written in one transaction together with its
-//! event, before the router sees it, so what is on disk is never behind what
-//! users were served. WAL mode with `synchronous=FULL` makes a committed change
-//! survive `kill -9` and power loss.
+//! event. WAL mode with `synchronous=FULL` makes a committed change survive
+//! `kill -9` and power loss.
 
+use super::{Backend, Event, PersistedRouting, StoreError, now_ms};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The schema this build writes; older files are migrated forward on open.
 const SCHEMA_VERSION: i64 = 1;
 
-/// A failed read or write of the state file.
-#[derive(Debug, thiserror::Error)]
-#[error("state file {path}: {source}")]
-pub struct StoreError {
-    path: String,
-    #[source]
-    source: rusqlite::Error,
-}
-
-/// The routing state as persisted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PersistedRouting {
-    /// The share in basis points.
-    pub share_bp: u16,
-    /// Exclude patterns.
-    pub excludes: Vec<String>,
-    /// The content hash of the dynamic config file last applied, if any.
-    pub flags_hash: Option<String>,
-    /// The upstreams, once a rollout has set them (they then outlive the config).
-    #[serde(default)]
-    pub upstreams: Option<(String, Option<String>)>,
-    /// The canary was rolled back: no traffic reaches it until a deploy.
-    #[serde(default)]
-    pub canary_blocked: bool,
-}
-
-/// One event in the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    /// Its position in the log.
-    pub id: i64,
-    /// Milliseconds since the Unix epoch.
-    pub at_ms: i64,
-    /// What happened, e.g. `share_changed`.
-    pub kind: String,
-    /// Who did it: `api`, `flags-file`, `config`, ...
-    pub source: String,
-    /// The details, as JSON.
-    pub detail: serde_json::Value,
-}
-
 /// The state file, opened.
 #[derive(Debug)]
-pub struct Store {
+pub struct Sqlite {
     conn: Mutex<Connection>,
     path: String,
 }
 
-impl Store {
+impl Sqlite {
     /// Opens (creating if needed) the state file at `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<Sqlite, StoreError> {
         let p = path.display().to_string();
-        let wrap = |source| StoreError { path: p.clone(), source };
+        let wrap =
+            |e: rusqlite::Error| StoreError { place: format!("state file {p}"), message: e.to_string() };
         let conn = Connection::open(path).map_err(wrap)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;
@@ -79,16 +37,11 @@ impl Store {
         )
         .map_err(wrap)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(wrap)?;
-        Ok(Store { conn: Mutex::new(conn), path: p })
+        Ok(Sqlite { conn: Mutex::new(conn), path: p })
     }
 
-    /// The state file's path.
-    pub fn path(&self) -> std::path::PathBuf {
-        std::path::PathBuf::from(&self.path)
-    }
-
-    fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError { path: self.path.clone(), source }
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        StoreError { place: format!("state file {}", self.path), message: e.to_string() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -96,9 +49,11 @@ impl Store {
         // connection is consistent and safe to keep using.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
+impl Backend for Sqlite {
     /// The persisted routing state, if any was ever saved.
-    pub fn load_routing(&self) -> Result<Option<PersistedRouting>, StoreError> {
+    fn load_routing(&self) -> Result<Option<PersistedRouting>, StoreError> {
         let text: Option<String> = self
             .lock()
             .query_row("SELECT value FROM kv WHERE key = 'routing'", [], |r| r.get(0))
@@ -110,7 +65,7 @@ impl Store {
     }
 
     /// Saves the routing state and its event in one transaction.
-    pub fn save_routing(
+    fn save_routing(
         &self,
         r: &PersistedRouting,
         kind: &str,
@@ -130,7 +85,7 @@ impl Store {
     }
 
     /// Saves a rollout (inserted or replaced) with its events, in one transaction.
-    pub fn save_rollout(
+    fn save_rollout(
         &self,
         id: i64,
         state: &str,
@@ -151,7 +106,7 @@ impl Store {
     }
 
     /// Rollouts, newest first.
-    pub fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+    fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached("SELECT body FROM rollouts ORDER BY id DESC LIMIT ?1")
@@ -162,7 +117,7 @@ impl Store {
     }
 
     /// One rollout's events, oldest first: its timeline.
-    pub fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
+    fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
@@ -175,7 +130,7 @@ impl Store {
     }
 
     /// One rollout as saved.
-    pub fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
+    fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
         let body: Option<String> = self
             .lock()
             .query_row("SELECT body FROM rollouts WHERE id = ?1", [id], |r| r.get(0))
@@ -184,18 +139,8 @@ impl Store {
         Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
     }
 
-    /// Appends an event from `source` (hooks, incidents, tags: things done after the fact).
-    pub fn record_from(
-        &self,
-        kind: &str,
-        source: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        insert_event(&self.lock(), kind, source, detail).map_err(|e| self.err(e))
-    }
-
     /// A JSON value kept under `key`.
-    pub fn kv_get(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    fn kv_get(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let text: Option<String> = self
             .lock()
             .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
@@ -205,7 +150,7 @@ impl Store {
     }
 
     /// Keeps `value` under `key`, with its event, in one transaction.
-    pub fn kv_put(
+    fn kv_put(
         &self,
         key: &str,
         value: &serde_json::Value,
@@ -224,19 +169,19 @@ impl Store {
     }
 
     /// The next rollout number.
-    pub fn next_rollout_id(&self) -> Result<i64, StoreError> {
+    fn next_rollout_id(&self) -> Result<i64, StoreError> {
         self.lock()
             .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM rollouts", [], |r| r.get(0))
             .map_err(|e| self.err(e))
     }
 
     /// Appends an event.
-    pub fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
+    fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
         insert_event(&self.lock(), kind, source, detail).map_err(|e| self.err(e))
     }
 
     /// The newest events, newest first.
-    pub fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+    fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached("SELECT id, at_ms, kind, source, detail FROM events ORDER BY id DESC LIMIT ?1")
@@ -270,11 +215,6 @@ fn insert_event(
     .map(|_| ())
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,11 +231,11 @@ mod tests {
             canary_blocked: true,
         };
         {
-            let s = Store::open(&path).unwrap();
+            let s = Sqlite::open(&path).unwrap();
             assert_eq!(s.load_routing().unwrap(), None);
             s.save_routing(&r, "share_changed", "api", &serde_json::json!({"to": 25.0})).unwrap();
         }
-        let s = Store::open(&path).unwrap();
+        let s = Sqlite::open(&path).unwrap();
         assert_eq!(s.load_routing().unwrap(), Some(r));
         let ev = s.events(10).unwrap();
         assert_eq!((ev.len(), ev[0].kind.as_str(), ev[0].source.as_str()), (1, "share_changed", "api"));

@@ -1,0 +1,195 @@
+//! This replica's lease, registration and campaign, on etcd.
+//!
+//! A term: grant a lease of `lease_ttl`; register `/replicas/{node}` on it;
+//! then every [`LOOK_EVERY`] renew the lease, try to create `/leader` on it
+//! (a transaction that succeeds only when the key is absent), and read who
+//! leads and who is registered. The leader key's creation revision is the
+//! term's fence: the controller's writes compare it (see `store::etcd`).
+//!
+//! Leadership is only claimed while the lease surely holds by this replica's
+//! own clock: a renewal sent at `t` and granted `ttl` holds on etcd until at
+//! least `t + ttl`, so stopping at `t + ttl - margin` means a replica cut off
+//! from etcd stops acting before etcd lets another replica take the key.
+
+use super::{Cluster, Leader};
+use crate::store::etcd::Etcd;
+use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the lease is renewed and the leader key looked at.
+pub const LOOK_EVERY: Duration = Duration::from_millis(500);
+
+/// Taken off the lease's length before this replica stops claiming it:
+/// covers a renewal's time in flight and clock rate differences.
+const MARGIN: Duration = Duration::from_millis(1_000);
+
+/// Runs terms forever; between them, nothing is claimed.
+pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>) {
+    loop {
+        if let Err(e) = term(&etcd, &cluster).await {
+            cluster.etcd_failed(format!("etcd: {e}"));
+            tracing::warn!(error = %e, "cluster: lease lost or etcd unreachable; not leading until a new term");
+        }
+        if cluster.is_leader() {
+            tracing::warn!("cluster: this replica stops leading");
+        }
+        cluster.lost();
+        etcd.set_fence(0);
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+}
+
+/// One lease's life. Returns when the lease is surely gone.
+async fn term(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
+    let mut c = etcd.client();
+    let ttl = cluster.lease_ttl;
+    let lease = c.lease_grant(ttl.as_secs() as i64, None).await.map_err(|e| e.to_string())?.id();
+    let granted = Instant::now();
+    cluster.renewed(granted + ttl.saturating_sub(MARGIN));
+    let me = serde_json::json!({"id": cluster.node_id, "admin": cluster.admin}).to_string();
+    let opts = PutOptions::new().with_lease(lease);
+    c.put(etcd.key(&format!("replicas/{}", cluster.node_id)), me.clone(), Some(opts.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut keeper = None;
+    let mut good_until = granted + ttl.saturating_sub(MARGIN);
+    loop {
+        tokio::time::sleep(LOOK_EVERY).await;
+        match renew(&mut c, lease, &mut keeper).await {
+            Ok(until) => {
+                good_until = until.checked_sub(MARGIN).unwrap_or(until);
+                cluster.renewed(good_until);
+            }
+            Err(e) if Instant::now() < good_until => cluster.etcd_failed(format!("etcd: {e}")),
+            Err(e) => {
+                revoke(etcd, lease);
+                return Err(format!("the lease could not be renewed: {e}"));
+            }
+        }
+        if let Err(e) = look(etcd, cluster, &mut c, lease, &me).await {
+            cluster.etcd_failed(format!("etcd: {e}"));
+        }
+    }
+}
+
+type Keeper = (etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream);
+
+/// Renews the lease; returns until when it holds (from when the renewal was sent).
+async fn renew(
+    c: &mut etcd_client::Client,
+    lease: i64,
+    keeper: &mut Option<Keeper>,
+) -> Result<Instant, String> {
+    if keeper.is_none() {
+        *keeper = Some(c.lease_keep_alive(lease).await.map_err(|e| e.to_string())?);
+    }
+    let Some((k, stream)) = keeper.as_mut() else { return Err("no keep-alive stream".into()) };
+    let sent = Instant::now();
+    let answer = async {
+        k.keep_alive().await?;
+        stream.message().await
+    };
+    let result = tokio::time::timeout(Duration::from_secs(1), answer).await;
+    match result {
+        Ok(Ok(Some(r))) if r.ttl() > 0 => Ok(sent + Duration::from_secs(r.ttl() as u64)),
+        Ok(Ok(Some(_))) => Err("the lease expired".into()),
+        other => {
+            // The stream is broken or slow: open a new one next time.
+            *keeper = None;
+            Err(match other {
+                Err(_) => "no answer to the lease renewal within 1 s".into(),
+                Ok(Err(e)) => e.to_string(),
+                _ => "the keep-alive stream ended".into(),
+            })
+        }
+    }
+}
+
+/// Campaigns for the leader key and reads the leader and the replicas.
+async fn look(
+    etcd: &Etcd,
+    cluster: &Cluster,
+    c: &mut etcd_client::Client,
+    lease: i64,
+    me: &str,
+) -> Result<(), etcd_client::Error> {
+    let key = etcd.key("leader");
+    let txn = Txn::new()
+        .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(key.clone(), me, Some(PutOptions::new().with_lease(lease)))])
+        .or_else([TxnOp::get(key, None)]);
+    let resp = c.txn(txn).await?;
+    if resp.succeeded() {
+        let term = resp.header().map_or(0, |h| h.revision());
+        etcd.set_fence(term);
+        cluster.won(term);
+        tracing::info!(term, node = %cluster.node_id, "cluster: this replica leads");
+    } else {
+        held_by(etcd, cluster, &resp.op_responses(), lease);
+    }
+    let mut list = c.get(etcd.key("replicas/"), Some(GetOptions::new().with_prefix())).await?;
+    let replicas = list
+        .take_kvs()
+        .iter()
+        .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(kv.value()).ok())
+        .filter_map(|v| Some((v["id"].as_str()?.to_string(), v["admin"].as_str()?.to_string())))
+        .collect();
+    cluster.saw_replicas(replicas);
+    Ok(())
+}
+
+/// The leader key exists: this replica's (a term it already leads) or another's.
+fn held_by(etcd: &Etcd, cluster: &Cluster, ops: &[TxnOpResponse], lease: i64) {
+    let kv = ops.iter().find_map(|op| match op {
+        TxnOpResponse::Get(g) => g.kvs().first().cloned(),
+        _ => None,
+    });
+    let Some(kv) = kv else { return cluster.saw_leader(None) };
+    if kv.lease() == lease {
+        etcd.set_fence(kv.create_revision());
+        cluster.won(kv.create_revision());
+        return;
+    }
+    if cluster.term().is_some() {
+        tracing::warn!("cluster: another replica holds the leader key; this one stops leading");
+    }
+    cluster.lost();
+    etcd.set_fence(0);
+    let v: serde_json::Value = serde_json::from_slice(kv.value()).unwrap_or_default();
+    let leader = v["id"].as_str().zip(v["admin"].as_str());
+    cluster.saw_leader(leader.map(|(id, admin)| Leader { id: id.to_string(), admin: admin.to_string() }));
+}
+
+/// Gives the lease back (best effort): its keys go at once, so another
+/// replica need not wait for it to expire.
+fn revoke(etcd: &Etcd, lease: i64) {
+    let mut c = etcd.client();
+    etcd.handle().spawn(async move {
+        let _ = c.lease_revoke(lease).await;
+    });
+}
+
+/// Gives up leadership and registration now (a graceful stop).
+pub fn resign(etcd: &Etcd, cluster: &Cluster) {
+    cluster.lost();
+    etcd.set_fence(0);
+    let mut c = etcd.client();
+    let key = etcd.key(&format!("replicas/{}", cluster.node_id));
+    let leader = etcd.key("leader");
+    let me = cluster.node_id.clone();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    etcd.handle().spawn(async move {
+        // Delete the leader key only if it is this replica's.
+        if let Ok(g) = c.get(leader.clone(), None).await {
+            let mine =
+                g.kvs().first().and_then(|kv| serde_json::from_slice::<serde_json::Value>(kv.value()).ok());
+            if let Some(kv) = g.kvs().first().filter(|_| mine.is_some_and(|v| v["id"] == me.as_str())) {
+                let _ = c.lease_revoke(kv.lease()).await;
+            }
+        }
+        let _ = c.delete(key, None).await;
+        let _ = tx.send(());
+    });
+    let _ = rx.recv_timeout(Duration::from_secs(2));
+}

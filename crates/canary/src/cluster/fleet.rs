@@ -1,0 +1,115 @@
+//! The fleet's traffic for the judge: every replica fetches the others'
+//! totals (`GET /internal/v1/totals`) every [`FETCH_EVERY`], and the leader's
+//! controller adds what each replica served since its previous look to its own.
+//!
+//! Totals, not windows, cross the wire: a fetch that is late or lost only
+//! moves traffic into the next look, never drops or doubles it.
+
+use super::wire::WireSnapshot;
+use super::{Cluster, TOTALS_PATH};
+use crate::controller::observe;
+use crate::controller::probe::Probe;
+use crate::metrics::shard::TotalsSnapshot;
+use canary_core::Version;
+use canary_core::judge::Observation;
+use canary_core::window::merge;
+use http_body_util::BodyExt;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// How often the peers' totals are fetched: as often as the controller looks.
+pub const FETCH_EVERY: Duration = Duration::from_millis(250);
+
+/// The longest a fetch may take before it counts as missed.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The peers' latest totals, by node id.
+#[derive(Debug, Default)]
+pub struct Peers(Mutex<BTreeMap<String, WireSnapshot>>);
+
+impl Peers {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, WireSnapshot>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps a fresh reading.
+    pub fn put(&self, s: WireSnapshot) {
+        self.lock().insert(s.node.clone(), s);
+    }
+
+    /// Forgets the replicas no longer registered.
+    pub fn retain(&self, alive: &[String]) {
+        self.lock().retain(|id, _| alive.contains(id));
+    }
+
+    /// The latest readings.
+    pub fn all(&self) -> Vec<WireSnapshot> {
+        self.lock().values().cloned().collect()
+    }
+}
+
+/// Fetches every peer's totals, forever.
+pub async fn collect(cluster: Arc<Cluster>, client: Probe, token: Option<String>) {
+    let mut every = tokio::time::interval(FETCH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let peers = cluster.peers();
+        cluster.fleet.retain(&peers.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
+        let fetches = peers.into_iter().map(|(id, admin)| {
+            let (client, token, cluster) = (client.clone(), token.clone(), Arc::clone(&cluster));
+            async move {
+                if let Some(s) = fetch(&client, &admin, token.as_deref()).await {
+                    cluster.heard_from(&id);
+                    cluster.fleet.put(s);
+                }
+            }
+        });
+        futures_util::future::join_all(fetches).await;
+    }
+}
+
+async fn fetch(client: &Probe, admin: &str, token: Option<&str>) -> Option<WireSnapshot> {
+    let mut req = http::Request::get(format!("http://{admin}{TOTALS_PATH}"));
+    if let Some(t) = token {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = req.body(http_body_util::Empty::new()).ok()?;
+    let get = async {
+        let resp = client.request(req).await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        serde_json::from_slice(&body).ok()
+    };
+    tokio::time::timeout(FETCH_TIMEOUT, get).await.ok().flatten()
+}
+
+/// The last reading of each peer the leader added.
+#[derive(Debug, Default)]
+pub struct FleetObserver {
+    last: BTreeMap<String, (u64, [TotalsSnapshot; 2])>,
+}
+
+impl FleetObserver {
+    /// What the peers served since the previous call. A peer seen for the
+    /// first time, or restarted, is taken as a baseline: its past is not this
+    /// look's traffic.
+    pub fn tick(&mut self, peers: &Peers) -> Observation {
+        let mut out = Observation::default();
+        let readings = peers.all();
+        self.last.retain(|id, _| readings.iter().any(|r| r.node == *id));
+        for r in readings {
+            let now = [r.versions[0].snapshot(), r.versions[1].snapshot()];
+            if let Some((_, prev)) = self.last.get(&r.node).filter(|(boot, _)| *boot == r.boot) {
+                let (s, c) = (Version::Stable.index(), Version::Canary.index());
+                merge(&mut out.stable, &observe::delta(&now[s], &prev[s]));
+                merge(&mut out.canary, &observe::delta(&now[c], &prev[c]));
+            }
+            self.last.insert(r.node.clone(), (r.boot, now));
+        }
+        out
+    }
+}

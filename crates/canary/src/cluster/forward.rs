@@ -1,0 +1,98 @@
+//! Commands reach the leader through any replica: a replica that does not
+//! lead sends every state-changing `/api/` call on to the leader's admin API
+//! and passes its answer back (`x-canary-forwarded-to` names the leader).
+//!
+//! The caller was already checked here (token, or dashboard session and CSRF
+//! token); the forwarded call carries the admin token the replicas share, since
+//! a dashboard session exists only on the replica that made it.
+
+use crate::admin::{AdminState, error};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+/// The largest command body forwarded.
+const MAX_BODY: usize = 1 << 20;
+
+/// Marks a forwarded call, so it is never forwarded twice.
+const FORWARDED_BY: &str = "x-canary-forwarded-by";
+
+/// How long the leader has to answer a forwarded command.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The middleware: forwards when another replica leads.
+pub async fn to_leader(State(s): State<AdminState>, req: Request, next: Next) -> Response {
+    let Some(cluster) = &s.cluster else { return next.run(req).await };
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !changes || !req.uri().path().starts_with("/api/") || cluster.is_leader() {
+        return next.run(req).await;
+    }
+    if req.headers().contains_key(FORWARDED_BY) {
+        // Two replicas each taking the other for the leader, for a moment:
+        // answer rather than bounce.
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_leader",
+            "the leadership is changing hands; nothing was changed, retry in a few seconds",
+        );
+    }
+    let Some(leader) = cluster.forward_to() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_leader",
+            "no replica leads right now (an election is under way, or etcd cannot be reached: see \
+             GET /api/v2/health); nothing was changed, retry in a few seconds",
+        );
+    };
+    let id = cluster.leader().map(|l| l.id).unwrap_or_default();
+    match forward(req, &leader, s.cfg.admin_token.as_deref(), &cluster.node_id).await {
+        Ok(mut resp) => {
+            if let Ok(v) = id.parse() {
+                resp.headers_mut().insert("x-canary-forwarded-to", v);
+            }
+            resp
+        }
+        Err(why) => error(
+            StatusCode::BAD_GATEWAY,
+            "leader_unreachable",
+            format!(
+                "the leader ({id} at {leader}) did not answer: {why}; the command may not have been carried out: check `canary status`"
+            ),
+        ),
+    }
+}
+
+async fn forward(req: Request, leader: &str, token: Option<&str>, me: &str) -> Result<Response, String> {
+    let (parts, body) = req.into_parts();
+    let body = http_body_util::Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("the request body could not be read: {e}"))?
+        .to_bytes();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = http::Request::builder().method(parts.method.clone()).uri(format!("http://{leader}{path}"));
+    for (name, value) in &parts.headers {
+        if name != header::HOST && name != header::AUTHORIZATION && name != header::COOKIE {
+            out = out.header(name, value);
+        }
+    }
+    if let Some(t) = token {
+        out = out.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    out = out.header(FORWARDED_BY, me);
+    let out = out.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+    let resp = tokio::time::timeout(TIMEOUT, client.request(out))
+        .await
+        .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))?
+        .map_err(|e| e.to_string())?;
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((parts.status, parts.headers, Body::from(bytes)).into_response())
+}

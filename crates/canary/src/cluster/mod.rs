@@ -1,0 +1,271 @@
+//! Several replicas of `canary serve`, one rollout: what this replica knows of
+//! its cluster, and the tasks that keep it current.
+//!
+//! # Layout
+//! - this file: [`Cluster`], the shared view: who leads, which replicas are
+//!   alive, whether etcd answers, and the peers' latest traffic totals.
+//! - `election` (feature `etcd`): this replica's lease, its registration
+//!   and its campaign for the leader key.
+//! - `watch` (feature `etcd`): the routing state and API-set flags, as any
+//!   replica changes them, swapped into this replica's router.
+//! - [`wire`]: a replica's traffic totals as JSON, exact (histograms bucket by bucket).
+//! - [`fleet`]: the leader's view of every replica's traffic, for the judge.
+//! - [`forward`]: the admin API's commands, sent on to the leader.
+//!
+//! The request path never waits on any of this: it reads the routing table
+//! as a single process does, and the watch swaps it.
+
+#[cfg(feature = "etcd")]
+pub mod election;
+pub mod fleet;
+pub mod forward;
+#[cfg(feature = "etcd")]
+pub mod watch;
+pub mod wire;
+
+use crate::config::ClusterConfig;
+use crate::live::Live;
+use crate::store::Store;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The internal endpoint a replica serves its traffic totals on.
+pub const TOTALS_PATH: &str = "/internal/v1/totals";
+
+/// A replica as registered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replica {
+    /// Its node id.
+    pub id: String,
+    /// Its admin API address.
+    pub admin: String,
+    /// Milliseconds since this replica last heard from it (its totals
+    /// fetched, or its registration seen); `null` before either.
+    pub last_seen_ms: Option<u64>,
+}
+
+/// The leader as its key says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Leader {
+    /// Its node id.
+    pub id: String,
+    /// Its admin API address, where commands are forwarded.
+    pub admin: String,
+}
+
+#[derive(Debug, Default)]
+struct View {
+    leader: Option<Leader>,
+    /// Registered replicas and when each was last heard from.
+    replicas: BTreeMap<String, (String, Option<Instant>)>,
+    /// This replica's term while it leads: the leader key's creation revision.
+    term: Option<i64>,
+    /// Until when this replica's lease surely holds, from its own clock.
+    lease_until: Option<Instant>,
+    /// Why etcd cannot be used right now.
+    etcd_error: Option<String>,
+}
+
+/// This replica's view of its cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// This replica's node id.
+    pub node_id: String,
+    /// Its admin address, as other replicas reach it.
+    pub admin: String,
+    /// How long a lease outlives silence.
+    pub lease_ttl: Duration,
+    view: Mutex<View>,
+    /// The peers' latest totals (see [`fleet`]).
+    pub fleet: fleet::Peers,
+}
+
+impl Cluster {
+    /// A replica not yet registered, leading nothing.
+    pub fn new(node_id: &str, admin: &str, lease_ttl: Duration) -> Cluster {
+        Cluster {
+            node_id: node_id.to_string(),
+            admin: admin.to_string(),
+            lease_ttl,
+            view: Mutex::default(),
+            fleet: fleet::Peers::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether this replica leads now: it won the key and its lease surely
+    /// still holds (a replica cut off from etcd stops before the lease ends).
+    pub fn is_leader(&self) -> bool {
+        self.term().is_some()
+    }
+
+    /// This replica's term, while it leads.
+    pub fn term(&self) -> Option<i64> {
+        let v = self.lock();
+        let alive = v.lease_until.is_some_and(|t| Instant::now() < t);
+        v.term.filter(|_| alive)
+    }
+
+    /// The leader, as last read from etcd.
+    pub fn leader(&self) -> Option<Leader> {
+        self.lock().leader.clone()
+    }
+
+    /// The leader's admin address when another replica leads.
+    pub fn forward_to(&self) -> Option<String> {
+        let v = self.lock();
+        v.leader.as_ref().filter(|l| l.id != self.node_id).map(|l| l.admin.clone())
+    }
+
+    /// Why etcd cannot be used right now, if it cannot.
+    pub fn etcd_error(&self) -> Option<String> {
+        self.lock().etcd_error.clone()
+    }
+
+    /// The live replicas, this one included.
+    pub fn replicas(&self) -> Vec<Replica> {
+        let now = Instant::now();
+        let v = self.lock();
+        v.replicas
+            .iter()
+            .map(|(id, (admin, seen))| Replica {
+                id: id.clone(),
+                admin: admin.clone(),
+                last_seen_ms: if *id == self.node_id {
+                    Some(0)
+                } else {
+                    seen.map(|t| now.saturating_duration_since(t).as_millis() as u64)
+                },
+            })
+            .collect()
+    }
+
+    /// The other replicas' admin addresses, by node id.
+    pub fn peers(&self) -> Vec<(String, String)> {
+        let v = self.lock();
+        v.replicas
+            .iter()
+            .filter(|(id, _)| **id != self.node_id)
+            .map(|(id, (a, _))| (id.clone(), a.clone()))
+            .collect()
+    }
+
+    /// `cluster` in `status --json`.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "node": self.node_id,
+            "leader": self.leader().map(|l| l.id),
+            "is_leader": self.is_leader(),
+            "replicas": self.replicas(),
+            "etcd_error": self.etcd_error(),
+        })
+    }
+
+    /// The election saw the leader key (`None`: nobody leads).
+    pub fn saw_leader(&self, leader: Option<Leader>) {
+        self.lock().leader = leader;
+    }
+
+    /// This replica holds the leader key in term `term`.
+    pub fn won(&self, term: i64) {
+        let mut v = self.lock();
+        v.term = Some(term);
+        v.leader = Some(Leader { id: self.node_id.clone(), admin: self.admin.clone() });
+    }
+
+    /// This replica no longer leads (or never did).
+    pub fn lost(&self) {
+        self.lock().term = None;
+    }
+
+    /// The lease was renewed: it holds until `until` at the earliest.
+    pub fn renewed(&self, until: Instant) {
+        let mut v = self.lock();
+        v.lease_until = Some(until);
+        v.etcd_error = None;
+    }
+
+    /// etcd failed; `why` is shown by status and health until it answers again.
+    pub fn etcd_failed(&self, why: String) {
+        self.lock().etcd_error = Some(why);
+    }
+
+    /// The registered replicas as listed in etcd.
+    pub fn saw_replicas(&self, list: Vec<(String, String)>) {
+        let now = Instant::now();
+        let mut v = self.lock();
+        let old = std::mem::take(&mut v.replicas);
+        for (id, admin) in list {
+            let seen = old.get(&id).and_then(|(_, s)| *s).or(Some(now));
+            v.replicas.insert(id, (admin, seen));
+        }
+    }
+
+    /// A peer answered (its totals were fetched).
+    pub fn heard_from(&self, id: &str) {
+        if let Some(r) = self.lock().replicas.get_mut(id) {
+            r.1 = Some(Instant::now());
+        }
+    }
+}
+
+/// A replica that joined its cluster: the shared store and its view.
+#[derive(Debug)]
+pub struct Joined {
+    /// The view the admin API, the controller and the tasks share.
+    pub cluster: Arc<Cluster>,
+    #[cfg(feature = "etcd")]
+    etcd: Arc<crate::store::etcd::Etcd>,
+}
+
+/// Connects to etcd; returns the shared store and the membership. Fails when
+/// etcd cannot be reached: a replica must not serve without the shared state.
+#[cfg(feature = "etcd")]
+pub fn join(cc: &ClusterConfig, advertise: &str, local: &Path) -> Result<(Store, Joined), String> {
+    let etcd =
+        crate::store::etcd::Etcd::connect(&cc.etcd, &cc.prefix, &cc.node_id).map_err(|e| e.to_string())?;
+    if local.exists() {
+        tracing::warn!(
+            file = %local.display(),
+            "the cluster's state in etcd is used; this local state file is neither read nor written while --etcd is set"
+        );
+    }
+    let store = Store::with_backend(Box::new(Arc::clone(&etcd)), local);
+    let cluster = Arc::new(Cluster::new(&cc.node_id, advertise, cc.lease_ttl));
+    Ok((store, Joined { cluster, etcd }))
+}
+
+/// Without the `etcd` feature there is no cluster to join.
+#[cfg(not(feature = "etcd"))]
+pub fn join(_: &ClusterConfig, _: &str, _: &Path) -> Result<(Store, Joined), String> {
+    Err("this canary was built without etcd support: build it with `cargo build --release -p canary \
+         --features etcd` (the build needs protoc: apt-get install protobuf-compiler libprotobuf-dev)"
+        .into())
+}
+
+impl Joined {
+    /// Starts the election and the watch, on the store's runtime.
+    pub fn start(&self, live: &Arc<Live>) {
+        #[cfg(feature = "etcd")]
+        {
+            let h = self.etcd.handle();
+            h.spawn(election::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster)));
+            h.spawn(watch::run(Arc::clone(&self.etcd), Arc::clone(live)));
+        }
+        #[cfg(not(feature = "etcd"))]
+        let _ = live;
+    }
+
+    /// Hands the leadership and the registration back (a graceful stop), so
+    /// another replica takes over without waiting for the lease to expire.
+    pub fn resign(&self) {
+        #[cfg(feature = "etcd")]
+        election::resign(&self.etcd, &self.cluster);
+    }
+}

@@ -1,0 +1,81 @@
+//! The routing state and the API-set feature flags, as any replica changes
+//! them, brought into this replica: read once, then watched from the next
+//! revision, so no change between the read and the watch is missed. A broken
+//! watch starts over after a pause; meanwhile the router keeps the last table
+//! it had (fail static).
+
+use crate::live::Live;
+use crate::store::PersistedRouting;
+use crate::store::etcd::Etcd;
+use etcd_client::{EventType, WatchOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The pause before a broken watch is opened again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// What to do with a key's new value at a revision.
+type OnPut = fn(&Live, &[u8], i64);
+
+/// Applies a value off the runtime's threads: applying takes the routing
+/// lock, whose holder may be waiting for this very runtime to commit a write.
+async fn apply(live: &Arc<Live>, on_put: OnPut, value: Vec<u8>, rev: i64) {
+    let live = Arc::clone(live);
+    let _ = tokio::task::spawn_blocking(move || on_put(&live, &value, rev)).await;
+}
+
+/// Watches the routing key and the flags key forever.
+pub async fn run(etcd: Arc<Etcd>, live: Arc<Live>) {
+    let routing = tokio::spawn(keep(Arc::clone(&etcd), Arc::clone(&live), etcd.key("routing"), routing));
+    let flags = tokio::spawn(keep(Arc::clone(&etcd), live, etcd.key("kv/flags"), flags));
+    let _ = tokio::join!(routing, flags);
+}
+
+fn routing(live: &Live, value: &[u8], rev: i64) {
+    match serde_json::from_slice::<PersistedRouting>(value) {
+        Ok(p) => live.adopt(p, rev),
+        Err(e) => {
+            tracing::error!(error = %e, revision = rev, "cluster: unreadable routing state in etcd; keeping the current one")
+        }
+    }
+}
+
+fn flags(live: &Live, value: &[u8], _rev: i64) {
+    match serde_json::from_slice::<serde_json::Value>(value) {
+        Ok(v) => live.flags.adopt_api(&v),
+        Err(e) => {
+            tracing::error!(error = %e, "cluster: unreadable feature flags in etcd; keeping the current ones")
+        }
+    }
+}
+
+async fn keep(etcd: Arc<Etcd>, live: Arc<Live>, key: String, on_put: OnPut) {
+    loop {
+        if let Err(e) = follow(&etcd, &live, &key, on_put).await {
+            tracing::warn!(error = %e, key = %key, "cluster: watch broken; the router keeps its last state, retrying");
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+async fn follow(etcd: &Etcd, live: &Arc<Live>, key: &str, on_put: OnPut) -> Result<(), etcd_client::Error> {
+    let mut c = etcd.client();
+    let got = c.get(key, None).await?;
+    let rev = got.header().map_or(0, |h| h.revision());
+    if let Some(kv) = got.kvs().first() {
+        apply(live, on_put, kv.value().to_vec(), kv.mod_revision()).await;
+    }
+    let opts = WatchOptions::new().with_start_revision(rev + 1);
+    let mut stream = c.watch(key, Some(opts)).await?;
+    while let Some(resp) = stream.message().await? {
+        if resp.canceled() {
+            return Ok(());
+        }
+        for ev in resp.events().iter().filter(|e| e.event_type() == EventType::Put) {
+            if let Some(kv) = ev.kv() {
+                apply(live, on_put, kv.value().to_vec(), kv.mod_revision()).await;
+            }
+        }
+    }
+    Ok(())
+}

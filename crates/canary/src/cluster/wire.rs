@@ -1,0 +1,120 @@
+//! A replica's traffic totals as JSON, for the leader to judge the fleet:
+//! counts, per-route counts and the latency histogram bucket by bucket, so the
+//! leader's merge is exact (HDR histograms add bucket-wise).
+//!
+//! `boot` identifies the replica's process: totals only grow within one, so a
+//! new `boot` tells the reader to start over instead of subtracting.
+
+use crate::metrics::shard::TotalsSnapshot;
+use crate::metrics::slot::{Counts, new_histogram};
+use canary_core::judge::RouteCount;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One version's totals.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WireTotals {
+    requests: u64,
+    by_class: [u64; 5],
+    upstream_failures: u64,
+    recovered: u64,
+    sum_us: u64,
+    /// `[value, count]` per non-empty bucket; the value is the bucket's highest.
+    latency: Vec<[u64; 2]>,
+    /// `[requests, errors]` per route label.
+    routes: BTreeMap<String, [u64; 2]>,
+}
+
+/// A replica's totals for both versions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WireSnapshot {
+    /// The replica's node id.
+    pub node: String,
+    /// Its process's start, in ms since the epoch.
+    pub boot: u64,
+    /// Per version, in `Version::index` order.
+    pub versions: [WireTotals; 2],
+}
+
+impl WireTotals {
+    /// From a snapshot.
+    pub fn of(t: &TotalsSnapshot) -> WireTotals {
+        let c = &t.counts;
+        let latency = t
+            .latency
+            .iter()
+            .flat_map(|h| h.iter_recorded().map(|v| [v.value_iterated_to(), v.count_at_value()]))
+            .collect();
+        WireTotals {
+            requests: c.requests,
+            by_class: c.by_class,
+            upstream_failures: c.upstream_failures,
+            recovered: c.recovered,
+            sum_us: t.sum_us,
+            latency,
+            routes: t.routes.iter().map(|(k, r)| (k.clone(), [r.requests, r.errors])).collect(),
+        }
+    }
+
+    /// Back into a snapshot; values out of the histogram's range are clamped into it.
+    pub fn snapshot(&self) -> TotalsSnapshot {
+        let mut latency = new_histogram::<u64>();
+        if let Some(h) = latency.as_mut() {
+            for [v, n] in &self.latency {
+                h.saturating_record_n(*v, *n);
+            }
+        }
+        TotalsSnapshot {
+            counts: Counts {
+                requests: self.requests,
+                by_class: self.by_class,
+                upstream_failures: self.upstream_failures,
+                recovered: self.recovered,
+            },
+            latency: latency.filter(|h| !h.is_empty()),
+            sum_us: self.sum_us,
+            routes: self
+                .routes
+                .iter()
+                .map(|(k, [requests, errors])| {
+                    (k.clone(), RouteCount { requests: *requests, errors: *errors })
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_trip_keeps_counts_routes_and_every_bucket() {
+        let mut h = new_histogram::<u64>().unwrap();
+        for v in [120, 950, 4_000, 4_001, 250_000, 3_000_000] {
+            h.record(v).unwrap();
+        }
+        let t = TotalsSnapshot {
+            counts: Counts { requests: 6, by_class: [0, 4, 0, 0, 2], upstream_failures: 1, recovered: 1 },
+            latency: Some(h.clone()),
+            sum_us: 3_259_071,
+            routes: [("GET /a".to_string(), RouteCount { requests: 6, errors: 3 })].into_iter().collect(),
+        };
+        let json = serde_json::to_string(&WireTotals::of(&t)).unwrap();
+        let back: WireTotals = serde_json::from_str(&json).unwrap();
+        let s = back.snapshot();
+        assert_eq!(s.counts, t.counts);
+        assert_eq!(s.sum_us, t.sum_us);
+        assert_eq!(s.routes, t.routes);
+        let got = s.latency.unwrap();
+        assert_eq!(got.len(), h.len());
+        for q in [0.1, 0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(got.value_at_quantile(q), h.value_at_quantile(q), "q{q}");
+        }
+        // Merged with the original, the counts double bucket by bucket.
+        let mut sum = h.clone();
+        sum.add(&got).unwrap();
+        assert_eq!(sum.len(), 2 * h.len());
+        assert_eq!(sum.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
+}

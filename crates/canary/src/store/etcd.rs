@@ -1,0 +1,320 @@
+//! The etcd store: the state every replica of a cluster shares, under one key
+//! prefix. Keys (all under the prefix):
+//! - `/routing`: the routing state, JSON, as [`PersistedRouting`].
+//! - `/rollouts/{id:012}`: each rollout's body.
+//! - `/kv/{key}`: API-set feature flags and the like.
+//! - `/events/{ms:013}-{node}-{seq:08}`: the event log; an event's id is the
+//!   etcd revision that created it, so ids follow the order etcd committed.
+//! - `/leader` and `/replicas/{node}`: the election and the replica
+//!   registry (see `crate::cluster`), held by leases.
+//!
+//! Writes that must not race are transactions: a routing change compares the
+//! routing key's revision with the one this replica last saw (two replicas
+//! never both move the share from the same state), and whatever the
+//! controller writes also compares the leader key's creation revision with
+//! this replica's own term (a replica that lost the leadership cannot write).
+//!
+//! The rest of canary is synchronous around its store (the SQLite file is
+//! too); etcd calls run on this store's own runtime, and a caller waits at
+//! most [`CALL_TIMEOUT`] for one.
+
+use super::{Backend, Event, PersistedRouting, StoreError, now_ms};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp,
+};
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::runtime::Runtime;
+
+/// The longest a caller waits for etcd: beyond it the write is reported as
+/// failed (it may still land; the watch then brings it).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most events `rollout_events` scans.
+const EVENT_SCAN: i64 = 100_000;
+
+/// A connection to etcd and the revisions this replica relies on.
+pub struct Etcd {
+    client: Client,
+    /// Dropped with `shutdown_background`, never in place: the store may be
+    /// dropped from within another runtime, where a blocking drop panics.
+    rt: Mutex<Option<Runtime>>,
+    handle: tokio::runtime::Handle,
+    prefix: String,
+    node: String,
+    endpoints: String,
+    /// The routing key's revision as last seen (0: absent).
+    routing_rev: AtomicI64,
+    /// The leader key's creation revision while this replica leads (0: not leading).
+    fence: AtomicI64,
+    seq: AtomicU64,
+}
+
+impl std::fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Etcd").field("endpoints", &self.endpoints).field("prefix", &self.prefix).finish()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Etcd {
+    /// Connects to `endpoints` (tried in turn by the client); fails when none
+    /// answers, since a replica must not serve before it has the shared state.
+    pub fn connect(endpoints: &[String], prefix: &str, node: &str) -> Result<Arc<Etcd>, StoreError> {
+        let place = format!("etcd {} (prefix {prefix})", endpoints.join(","));
+        let fail = |message: String| StoreError { place: place.clone(), message };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("canary-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| fail(format!("cannot start its runtime: {e}")))?;
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_require_leader(true);
+        let eps = endpoints.to_vec();
+        let connect = async move {
+            let mut c = Client::connect(eps, Some(opts)).await?;
+            // `connect` is lazy: ask once so an unreachable etcd fails the start.
+            c.get("/", Some(GetOptions::new().with_count_only())).await?;
+            Ok::<_, etcd_client::Error>(c)
+        };
+        let client = rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), connect).await })
+            .map_err(|_| fail("no answer within 5 s; is etcd running there?".into()))?
+            .map_err(|e| fail(format!("cannot connect: {e}")))?;
+        Ok(Arc::new(Etcd {
+            client,
+            handle: rt.handle().clone(),
+            rt: Mutex::new(Some(rt)),
+            prefix: prefix.trim_end_matches('/').to_string(),
+            node: node.to_string(),
+            endpoints: endpoints.join(","),
+            routing_rev: AtomicI64::new(0),
+            fence: AtomicI64::new(0),
+            seq: AtomicU64::new(0),
+        }))
+    }
+
+    /// The runtime the cluster's own tasks (watch, election) run on.
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.handle.clone()
+    }
+
+    /// A client handle (cheap: they share one channel).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// `key` under the prefix.
+    pub fn key(&self, key: &str) -> String {
+        format!("{}/{key}", self.prefix)
+    }
+
+    /// This replica's node id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Sets (or, with 0, clears) the leadership term the controller's writes
+    /// are fenced with.
+    pub fn set_fence(&self, create_revision: i64) {
+        self.fence.store(create_revision, Ordering::SeqCst);
+    }
+
+    /// Records that the routing state at `rev` has been applied here; false
+    /// when this replica has already seen it or a later one.
+    pub fn accept_routing(&self, rev: i64) -> bool {
+        self.routing_rev.fetch_max(rev, Ordering::SeqCst) < rev
+    }
+
+    fn err(&self, message: impl Into<String>) -> StoreError {
+        StoreError {
+            place: format!("etcd {} (prefix {})", self.endpoints, self.prefix),
+            message: message.into(),
+        }
+    }
+
+    /// Runs `f` on the store's runtime and waits for it, at most [`CALL_TIMEOUT`].
+    fn run<T, F>(&self, f: impl FnOnce(Client) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let fut = f(self.client.clone());
+        self.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        match rx.recv_timeout(CALL_TIMEOUT) {
+            Ok(r) => r.map_err(|e| self.err(e.to_string())),
+            Err(_) => Err(self.err(format!("no answer within {} s", CALL_TIMEOUT.as_secs()))),
+        }
+    }
+
+    fn event_op(&self, kind: &str, source: &str, detail: &serde_json::Value) -> TxnOp {
+        let at = now_ms();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let key = self.key(&format!("events/{at:013}-{}-{seq:08}", self.node));
+        let body = serde_json::json!({"at_ms": at, "kind": kind, "source": source, "detail": detail});
+        TxnOp::put(key, body.to_string(), None)
+    }
+
+    /// The leader fence, when the controller writes; an error when this
+    /// replica does not lead (its writes would be a deposed leader's).
+    fn fence_compare(&self) -> Result<Compare, StoreError> {
+        match self.fence.load(Ordering::SeqCst) {
+            0 => {
+                Err(self.err("this replica is not the leader: only the leader's controller writes rollouts"))
+            }
+            rev => Ok(Compare::create_revision(self.key("leader"), CompareOp::Equal, rev)),
+        }
+    }
+
+    /// Commits `ops` if `when` holds; a failed compare is reported with `why`.
+    fn commit(&self, when: Vec<Compare>, ops: Vec<TxnOp>, why: &str) -> Result<i64, StoreError> {
+        let txn = Txn::new().when(when).and_then(ops);
+        let resp = self.run(|mut c| async move { c.txn(txn).await })?;
+        if !resp.succeeded() {
+            return Err(self.err(why));
+        }
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    fn get_json(&self, key: String) -> Result<Option<(serde_json::Value, i64)>, StoreError> {
+        let resp = self.run(|mut c| async move { c.get(key, None).await })?;
+        Ok(resp
+            .kvs()
+            .first()
+            .and_then(|kv| serde_json::from_slice(kv.value()).ok().map(|v| (v, kv.mod_revision()))))
+    }
+
+    fn list(&self, prefix: String, opts: GetOptions) -> Result<Vec<etcd_client::KeyValue>, StoreError> {
+        let mut resp = self.run(|mut c| async move { c.get(prefix, Some(opts.with_prefix())).await })?;
+        Ok(resp.take_kvs())
+    }
+}
+
+fn to_event(kv: &etcd_client::KeyValue) -> Option<Event> {
+    let v: serde_json::Value = serde_json::from_slice(kv.value()).ok()?;
+    Some(Event {
+        id: kv.create_revision(),
+        at_ms: v["at_ms"].as_i64().unwrap_or(0),
+        kind: v["kind"].as_str().unwrap_or_default().to_string(),
+        source: v["source"].as_str().unwrap_or_default().to_string(),
+        detail: v["detail"].clone(),
+    })
+}
+
+impl Backend for Arc<Etcd> {
+    fn load_routing(&self) -> Result<Option<PersistedRouting>, StoreError> {
+        let Some((v, rev)) = self.get_json(self.key("routing"))? else { return Ok(None) };
+        self.accept_routing(rev);
+        Ok(serde_json::from_value(v).ok())
+    }
+
+    fn save_routing(
+        &self,
+        r: &PersistedRouting,
+        kind: &str,
+        source: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let key = self.key("routing");
+        let seen = self.routing_rev.load(Ordering::SeqCst);
+        let mut when = vec![Compare::mod_revision(key.clone(), CompareOp::Equal, seen)];
+        if source == "controller" {
+            when.push(self.fence_compare()?);
+        }
+        let value = serde_json::to_string(r).unwrap_or_default();
+        let ops = vec![TxnOp::put(key, value, None), self.event_op(kind, source, detail)];
+        let why = "the routing was changed by another replica, or this one lost the leadership, \
+                   a moment ago: nothing was changed here; look again and retry";
+        let rev = self.commit(when, ops, why)?;
+        self.accept_routing(rev);
+        Ok(())
+    }
+
+    fn save_rollout(
+        &self,
+        id: i64,
+        _state: &str,
+        body: &serde_json::Value,
+        events: &[(&str, serde_json::Value)],
+    ) -> Result<(), StoreError> {
+        let mut ops = vec![TxnOp::put(self.key(&format!("rollouts/{id:012}")), body.to_string(), None)];
+        ops.extend(events.iter().map(|(k, d)| self.event_op(k, "controller", d)));
+        let why = "this replica lost the leadership: the rollout was not saved here";
+        self.commit(vec![self.fence_compare()?], ops, why).map(|_| ())
+    }
+
+    fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        let opts = GetOptions::new().with_sort(SortTarget::Key, SortOrder::Descend).with_limit(limit as i64);
+        let kvs = self.list(self.key("rollouts/"), opts)?;
+        Ok(kvs.iter().filter_map(|kv| serde_json::from_slice(kv.value()).ok()).collect())
+    }
+
+    fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(self.get_json(self.key(&format!("rollouts/{id:012}")))?.map(|(v, _)| v))
+    }
+
+    fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
+        let opts = GetOptions::new().with_sort(SortTarget::Create, SortOrder::Ascend).with_limit(EVENT_SCAN);
+        let kvs = self.list(self.key("events/"), opts)?;
+        Ok(kvs.iter().filter_map(to_event).filter(|e| e.detail["rollout"].as_i64() == Some(id)).collect())
+    }
+
+    fn next_rollout_id(&self) -> Result<i64, StoreError> {
+        let opts =
+            GetOptions::new().with_sort(SortTarget::Key, SortOrder::Descend).with_limit(1).with_keys_only();
+        let kvs = self.list(self.key("rollouts/"), opts)?;
+        let last = kvs.first().and_then(|kv| {
+            let key = String::from_utf8_lossy(kv.key()).to_string();
+            key.rsplit('/').next().and_then(|n| n.parse::<i64>().ok())
+        });
+        Ok(last.unwrap_or(0) + 1)
+    }
+
+    fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
+        self.commit(Vec::new(), vec![self.event_op(kind, source, detail)], "").map(|_| ())
+    }
+
+    fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let opts =
+            GetOptions::new().with_sort(SortTarget::Create, SortOrder::Descend).with_limit(limit as i64);
+        Ok(self.list(self.key("events/"), opts)?.iter().filter_map(to_event).collect())
+    }
+
+    fn kv_get(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(self.get_json(self.key(&format!("kv/{key}")))?.map(|(v, _)| v))
+    }
+
+    fn kv_put(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let ops = vec![
+            TxnOp::put(self.key(&format!("kv/{key}")), value.to_string(), None),
+            self.event_op(kind, "api", detail),
+        ];
+        self.commit(Vec::new(), ops, "").map(|_| ())
+    }
+
+    fn accept_revision(&self, rev: i64) -> bool {
+        self.accept_routing(rev)
+    }
+}

@@ -1,0 +1,232 @@
+//! Where canary's state lives: the routing state (share, excludes, upstreams,
+//! which dynamic config was last applied), the rollouts, API-set feature flags
+//! and an append-only event log.
+//!
+//! [`Store`] is the one interface the rest of canary uses; behind it sits one
+//! of two [`Backend`]s:
+//! - [`sqlite`]: a local file, the default for one machine.
+//! - `etcd` (feature `etcd`): shared by every replica of a cluster; its writes
+//!   that must not race are transactions compared on a revision.
+//!
+//! Every change of routing is written together with its event, before the
+//! router sees it, so what is stored is never behind what users were served.
+
+#[cfg(feature = "etcd")]
+pub mod etcd;
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A failed read or write of the state.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{place}: {message}")]
+pub struct StoreError {
+    /// Which store: "state file /var/lib/canary/state.db", "etcd /canary/api".
+    pub place: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The routing state as persisted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersistedRouting {
+    /// The share in basis points.
+    pub share_bp: u16,
+    /// Exclude patterns.
+    pub excludes: Vec<String>,
+    /// The content hash of the dynamic config file last applied, if any.
+    pub flags_hash: Option<String>,
+    /// The upstreams, once a rollout has set them (they then outlive the config).
+    #[serde(default)]
+    pub upstreams: Option<(String, Option<String>)>,
+    /// The canary was rolled back: no traffic reaches it until a deploy.
+    #[serde(default)]
+    pub canary_blocked: bool,
+}
+
+/// One event in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Its position in the log.
+    pub id: i64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// What happened, e.g. `share_changed`.
+    pub kind: String,
+    /// Who did it: `api`, `flags-file`, `config`, ...
+    pub source: String,
+    /// The details, as JSON.
+    pub detail: serde_json::Value,
+}
+
+/// What a store keeps, and how. Each write of state is atomic with its events.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// The persisted routing state, if any was ever saved.
+    fn load_routing(&self) -> Result<Option<PersistedRouting>, StoreError>;
+    /// Saves the routing state with its event, atomically.
+    fn save_routing(
+        &self,
+        r: &PersistedRouting,
+        kind: &str,
+        source: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Saves a rollout (inserted or replaced) with its events, atomically.
+    fn save_rollout(
+        &self,
+        id: i64,
+        state: &str,
+        body: &serde_json::Value,
+        events: &[(&str, serde_json::Value)],
+    ) -> Result<(), StoreError>;
+    /// Rollouts, newest first.
+    fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// One rollout as saved.
+    fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError>;
+    /// One rollout's events, oldest first.
+    fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError>;
+    /// The next rollout number.
+    fn next_rollout_id(&self) -> Result<i64, StoreError>;
+    /// Appends an event.
+    fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError>;
+    /// The newest events, newest first.
+    fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// A JSON value kept under `key`.
+    fn kv_get(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Keeps `value` under `key`, with its event, atomically.
+    fn kv_put(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Whether the routing state at store revision `rev`, written elsewhere,
+    /// is newer than what this process last saw (and now it has seen it).
+    /// A single file has no other writer.
+    fn accept_revision(&self, _rev: i64) -> bool {
+        true
+    }
+}
+
+/// The state, opened.
+#[derive(Debug)]
+pub struct Store {
+    backend: Box<dyn Backend>,
+    /// The local state file's path: relative record folders resolve beside it
+    /// even when the state itself is in etcd.
+    local: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the state file at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store { backend: Box::new(sqlite::Sqlite::open(path)?), local: path.to_path_buf() })
+    }
+
+    /// A store over another backend; `local` is where the state file would be.
+    pub fn with_backend(backend: Box<dyn Backend>, local: &Path) -> Store {
+        Store { backend, local: local.to_path_buf() }
+    }
+
+    /// The state file's path (beside which records are written).
+    pub fn path(&self) -> PathBuf {
+        self.local.clone()
+    }
+
+    /// The persisted routing state, if any was ever saved.
+    pub fn load_routing(&self) -> Result<Option<PersistedRouting>, StoreError> {
+        self.backend.load_routing()
+    }
+
+    /// Saves the routing state and its event in one transaction.
+    pub fn save_routing(
+        &self,
+        r: &PersistedRouting,
+        kind: &str,
+        source: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.backend.save_routing(r, kind, source, detail)
+    }
+
+    /// Saves a rollout (inserted or replaced) with its events, in one transaction.
+    pub fn save_rollout(
+        &self,
+        id: i64,
+        state: &str,
+        body: &serde_json::Value,
+        events: &[(&str, serde_json::Value)],
+    ) -> Result<(), StoreError> {
+        self.backend.save_rollout(id, state, body, events)
+    }
+
+    /// Rollouts, newest first.
+    pub fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.backend.rollouts(limit)
+    }
+
+    /// One rollout's events, oldest first: its timeline.
+    pub fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
+        self.backend.rollout_events(id)
+    }
+
+    /// One rollout as saved.
+    pub fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
+        self.backend.rollout(id)
+    }
+
+    /// Appends an event from `source` (hooks, incidents, tags: things done after the fact).
+    pub fn record_from(
+        &self,
+        kind: &str,
+        source: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.backend.record(kind, source, detail)
+    }
+
+    /// Appends an event.
+    pub fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
+        self.backend.record(kind, source, detail)
+    }
+
+    /// A JSON value kept under `key`.
+    pub fn kv_get(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.backend.kv_get(key)
+    }
+
+    /// Keeps `value` under `key`, with its event, in one transaction.
+    pub fn kv_put(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.backend.kv_put(key, value, kind, detail)
+    }
+
+    /// The next rollout number.
+    pub fn next_rollout_id(&self) -> Result<i64, StoreError> {
+        self.backend.next_rollout_id()
+    }
+
+    /// Whether the routing state at `rev`, from another replica, is newer
+    /// than what this one last saw.
+    pub fn accept_revision(&self, rev: i64) -> bool {
+        self.backend.accept_revision(rev)
+    }
+
+    /// The newest events, newest first.
+    pub fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.backend.events(limit)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
