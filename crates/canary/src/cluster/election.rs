@@ -56,7 +56,13 @@ async fn term(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
     let mut good_until = granted + ttl.saturating_sub(MARGIN);
     loop {
         tokio::time::sleep(LOOK_EVERY).await;
-        match renew(&mut c, lease, &mut keeper).await {
+        // A stream to a member that died fails once: the retry opens one to
+        // another member, so one member down is not a visible problem.
+        let renewed = match renew(&mut c, lease, &mut keeper).await {
+            Err(_) => renew(&mut c, lease, &mut keeper).await,
+            ok => ok,
+        };
+        match renewed {
             Ok(until) => {
                 good_until = until.checked_sub(MARGIN).unwrap_or(until);
                 cluster.renewed(good_until);
@@ -67,7 +73,16 @@ async fn term(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
                 return Err(format!("the lease could not be renewed: {e}"));
             }
         }
-        if let Err(e) = look(etcd, cluster, &mut c, lease, &me).await {
+        // A call that met a member just gone is tried again on another.
+        let mut looked = look(etcd, cluster, &mut c, lease, &me).await;
+        for _ in 0..2 {
+            if looked.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            looked = look(etcd, cluster, &mut c, lease, &me).await;
+        }
+        if let Err(e) = looked {
             cluster.etcd_failed(format!("etcd: {e}"));
         }
     }

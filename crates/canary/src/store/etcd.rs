@@ -22,6 +22,7 @@ use super::{Backend, Event, PersistedRouting, StoreError, now_ms};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp,
 };
+use serde::Deserialize;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -146,16 +147,27 @@ impl Etcd {
         }
     }
 
-    /// Runs `f` on the store's runtime and waits for it, at most [`CALL_TIMEOUT`].
-    fn run<T, F>(&self, f: impl FnOnce(Client) -> F) -> Result<T, StoreError>
+    /// Runs `f` on the store's runtime and waits for it, at most
+    /// [`CALL_TIMEOUT`]; an etcd member failing or its leader changing is
+    /// retried within that time (the client moves to another member).
+    fn run<T, F>(&self, f: impl Fn(Client) -> F + Send + 'static) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let fut = f(self.client.clone());
+        let client = self.client.clone();
+        let deadline = tokio::time::Instant::now() + CALL_TIMEOUT - Duration::from_millis(300);
         self.handle.spawn(async move {
-            let _ = tx.send(fut.await);
+            let result = loop {
+                match f(client.clone()).await {
+                    Err(e) if transient(&e) && tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    r => break r,
+                }
+            };
+            let _ = tx.send(result);
         });
         match rx.recv_timeout(CALL_TIMEOUT) {
             Ok(r) => r.map_err(|e| self.err(e.to_string())),
@@ -185,7 +197,10 @@ impl Etcd {
     /// Commits `ops` if `when` holds; a failed compare is reported with `why`.
     fn commit(&self, when: Vec<Compare>, ops: Vec<TxnOp>, why: &str) -> Result<i64, StoreError> {
         let txn = Txn::new().when(when).and_then(ops);
-        let resp = self.run(|mut c| async move { c.txn(txn).await })?;
+        let resp = self.run(move |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })?;
         if !resp.succeeded() {
             return Err(self.err(why));
         }
@@ -193,7 +208,10 @@ impl Etcd {
     }
 
     fn get_json(&self, key: String) -> Result<Option<(serde_json::Value, i64)>, StoreError> {
-        let resp = self.run(|mut c| async move { c.get(key, None).await })?;
+        let resp = self.run(move |mut c| {
+            let key = key.clone();
+            async move { c.get(key, None).await }
+        })?;
         Ok(resp
             .kvs()
             .first()
@@ -201,8 +219,23 @@ impl Etcd {
     }
 
     fn list(&self, prefix: String, opts: GetOptions) -> Result<Vec<etcd_client::KeyValue>, StoreError> {
-        let mut resp = self.run(|mut c| async move { c.get(prefix, Some(opts.with_prefix())).await })?;
+        let mut resp = self.run(move |mut c| {
+            let (prefix, opts) = (prefix.clone(), opts.clone());
+            async move { c.get(prefix, Some(opts.with_prefix())).await }
+        })?;
         Ok(resp.take_kvs())
+    }
+}
+
+/// An error that another try may not meet: a member down, an election.
+fn transient(e: &etcd_client::Error) -> bool {
+    use tonic::Code;
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => {
+            matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded) || s.message().contains("leader")
+        }
+        _ => false,
     }
 }
 
@@ -241,9 +274,21 @@ impl Backend for Arc<Etcd> {
         let ops = vec![TxnOp::put(key, value, None), self.event_op(kind, source, detail)];
         let why = "the routing was changed by another replica, or this one lost the leadership, \
                    a moment ago: nothing was changed here; look again and retry";
-        let rev = self.commit(when, ops, why)?;
-        self.accept_routing(rev);
-        Ok(())
+        match self.commit(when, ops, why) {
+            Ok(rev) => {
+                self.accept_routing(rev);
+                Ok(())
+            }
+            // A write retried after a member failed may have landed on its
+            // first try: then the state is already the one asked for.
+            Err(e) => match self.get_json(self.key("routing")) {
+                Ok(Some((v, rev))) if PersistedRouting::deserialize(&v).is_ok_and(|p| p == *r) => {
+                    self.accept_routing(rev);
+                    Ok(())
+                }
+                _ => Err(e),
+            },
+        }
     }
 
     fn save_rollout(

@@ -7,6 +7,8 @@
 mod admin;
 mod checks;
 mod cli;
+#[cfg(feature = "etcd")]
+mod cluster;
 mod config_cli;
 mod dashboard;
 mod demo;

@@ -1,0 +1,457 @@
+//! Several `canary serve` replicas sharing one rollout through a real etcd
+//! (Debian's `etcd-server`, started here on loopback): the table reaching every
+//! router, the same user on the same version everywhere, the leader killed
+//! mid-rollout, the fleet judged as one, and etcd failing under them.
+
+use crate::support::*;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One etcd member.
+struct Member {
+    name: String,
+    client: u16,
+    peer: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A real etcd: one member, or three forming a cluster.
+pub struct Etcd {
+    members: Vec<Member>,
+}
+
+impl Etcd {
+    pub fn start(dir: &Path, n: usize) -> Etcd {
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client: free_port(),
+                peer: free_port(),
+                dir: dir.join(format!("etcd-m{i}")),
+                child: None,
+            })
+            .collect();
+        let mut e = Etcd { members };
+        for i in 0..n {
+            e.start_member(i, "new");
+        }
+        e.wait_healthy();
+        e
+    }
+
+    fn initial_cluster(&self) -> String {
+        let peers: Vec<String> =
+            self.members.iter().map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer)).collect();
+        peers.join(",")
+    }
+
+    fn start_member(&mut self, i: usize, state: &str) {
+        let cluster = self.initial_cluster();
+        let m = &mut self.members[i];
+        let client = format!("http://127.0.0.1:{}", m.client);
+        let peer = format!("http://127.0.0.1:{}", m.peer);
+        let child = Command::new("etcd")
+            .args(["--name", &m.name, "--data-dir"])
+            .arg(&m.dir)
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &cluster, "--initial-cluster-state", state])
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd is needed for the cluster tests: apt-get install etcd-server (./test.sh does)");
+        m.child = Some(child);
+    }
+
+    /// The client URLs, comma-separated, as `--etcd` takes them.
+    pub fn urls(&self) -> String {
+        let urls: Vec<String> =
+            self.members.iter().map(|m| format!("http://127.0.0.1:{}", m.client)).collect();
+        urls.join(",")
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ok = Command::new("etcdctl")
+                .args(["--endpoints", &self.urls(), "endpoint", "health"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("etcd did not become healthy within 30 s");
+    }
+
+    /// kill -9 member `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Starts member `i` again on its data.
+    pub fn restart(&mut self, i: usize) {
+        self.start_member(i, "existing");
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// `canary serve` replica `id` in front of `stable`, sharing state through `etcd`.
+fn replica(etcd: &Etcd, stable: &str, dir: &Path, id: &str, toml: &str) -> Process {
+    let cfg = dir.join(format!("{id}.toml"));
+    std::fs::write(&cfg, toml).unwrap();
+    let state = arg(dir, &format!("{id}.db"));
+    let urls = etcd.urls();
+    let args = [
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--stable",
+        stable,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--state",
+        &state,
+        "--etcd",
+        &urls,
+        "--node-id",
+        id,
+    ];
+    let log = std::fs::File::create(dir.join(format!("{id}.log"))).unwrap();
+    Process::start_logged(&args, &[], log)
+}
+
+const FAST: &str = "[cluster]\nlease_ttl = \"3s\"\n";
+
+async fn get_json(admin: SocketAddr, path: &str) -> Value {
+    admin_json(&client(), admin, path).await
+}
+
+/// The leader's node id as `admin` sees it, once one is elected.
+async fn leader(admin: SocketAddr) -> Option<String> {
+    get_json(admin, "/api/rollout").await["cluster"]["leader"].as_str().map(str::to_string)
+}
+
+/// The leader, once every replica in `ps` names the same one.
+async fn wait_for_leader(ps: &[&Process]) -> String {
+    for _ in 0..100 {
+        let seen: Vec<Option<String>> =
+            futures_util::future::join_all(ps.iter().map(|p| leader(p.admin))).await;
+        if let Some(Some(l)) = seen.first().filter(|l| l.is_some() && seen.iter().all(|s| s == *l)) {
+            return l.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no leader agreed on within 10 s");
+}
+
+/// The version `user` is served by through `proxy`.
+async fn version_of(proxy: SocketAddr, user: &str) -> String {
+    let (status, version, _) = get(&client(), proxy, "/api/v2/rooms", &[("x-user-id", user)]).await;
+    assert_eq!(status, 200);
+    version
+}
+
+fn deploy_args(admin: SocketAddr, canary: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = vec!["deploy".to_string(), extra[0].to_string(), canary.to_string()];
+    a.extend(extra[1..].iter().map(|s| s.to_string()));
+    a.extend(["--admin".to_string(), format!("http://{admin}")]);
+    a
+}
+
+fn run(args: &[String]) -> (i32, String, String) {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    cli(&refs)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_share_change_on_any_replica_reaches_every_router_and_users_stay_put() {
+    let dir = tempdir();
+    let etcd = Etcd::start(dir.path(), 1);
+    let (stable, canary) = (Upstream::start("stable"), Upstream::start("canary"));
+    let ps: Vec<Process> =
+        ["a", "b", "c"].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, FAST)).collect();
+    let refs: Vec<&Process> = ps.iter().collect();
+    let lead = wait_for_leader(&refs).await;
+    // Through a replica that does not lead: the command is forwarded.
+    let follower = ps.iter().zip(["a", "b", "c"]).find(|(_, id)| *id != lead).unwrap().0;
+    let args = deploy_args(follower.admin, &canary.url(), &["30", "--manual"]);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    for p in &ps {
+        let ok = eventually(5, || async { get_json(p.admin, "/api/routing").await["share"] == 30.0 }).await;
+        assert!(ok, "replica at {} did not get share 30", p.admin);
+    }
+    // A share change through one replica reaches the others within a second.
+    let (code, _, err) = cli(&["adjust", "45", "--admin", &format!("http://{}", ps[2].admin)]);
+    assert_eq!(code, 0, "{err}");
+    let t = Instant::now();
+    for p in &ps {
+        let ok = eventually(2, || async { get_json(p.admin, "/api/routing").await["share"] == 45.0 }).await;
+        assert!(ok, "replica at {} did not get share 45", p.admin);
+    }
+    assert!(t.elapsed() < Duration::from_secs(2), "propagation took {:?}", t.elapsed());
+    // Every user lands on the same version through every replica.
+    let mut on_canary = 0;
+    for u in 0..60 {
+        let user = format!("user-{u}");
+        let v: Vec<String> =
+            futures_util::future::join_all(ps.iter().map(|p| version_of(p.proxy, &user))).await;
+        assert!(v.iter().all(|x| *x == v[0]), "{user} got {v:?}");
+        on_canary += usize::from(v[0] == "canary");
+    }
+    assert!((10..=45).contains(&on_canary), "{on_canary} of 60 users on the canary at 45%");
+    // status --json names the leader and every replica.
+    let (code, out, _) = cli(&["status", "--json", "--admin", &format!("http://{}", ps[0].admin)]);
+    assert_eq!(code, 0);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["cluster"]["leader"], lead.as_str());
+    let ids: Vec<&str> =
+        s["cluster"]["replicas"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_killed_mid_rollout_another_takes_over_and_finishes_it() {
+    let dir = tempdir();
+    let etcd = Etcd::start(dir.path(), 1);
+    let stable = Process::start_cmd(&["demo-service", "--version", "v1", "--listen", "127.0.0.1:0"]);
+    let canary = Process::start_cmd(&["demo-service", "--version", "v2", "--listen", "127.0.0.1:0"]);
+    let (stable_url, canary_url) = (format!("http://{}", stable.proxy), format!("http://{}", canary.proxy));
+    // Loose latency bars: this is about who drives the rollout, not speed.
+    let toml = format!(
+        "{FAST}[policy]\nmax_p95_ms = 2000\nrollback_p95_ms = 5000\ntarget_p50_ms = 2000\ntarget_p99_ms = 5000\n"
+    );
+    let mut ps: Vec<Option<Process>> =
+        ["a", "b", "c"].iter().map(|id| Some(replica(&etcd, &stable_url, dir.path(), id, &toml))).collect();
+    let refs: Vec<&Process> = ps.iter().flatten().collect();
+    let lead = wait_for_leader(&refs).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut loads: Vec<_> =
+        ps.iter().flatten().map(|p| Some(spawn_load(p.proxy, 60, Arc::clone(&stop)))).collect();
+    let admin = ps[0].as_ref().unwrap().admin;
+    let args =
+        deploy_args(admin, &canary_url, &["50", "--steps", "50,100", "--bake", "6s", "--final-watch", "2s"]);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    // Let the leader bake a little, then kill it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idx = ["a", "b", "c"].iter().position(|id| *id == lead).unwrap();
+    ps[idx].take().unwrap().kill9();
+    let killed = Instant::now();
+    // Its users' requests fail from now on (their load balancer's job to move them).
+    loads[idx].take().unwrap().abort();
+    let alive: Vec<&Process> = ps.iter().flatten().collect();
+    let mut new_leader = None;
+    for _ in 0..100 {
+        if let Some(l) = leader(alive[0].admin).await.filter(|l| *l != lead) {
+            new_leader = Some(l);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let new_leader = new_leader.expect("no new leader within 10 s of the kill");
+    assert!(killed.elapsed() < Duration::from_secs(3 + 2 + 1), "takeover took {:?}", killed.elapsed());
+    let done =
+        eventually(60, || async { get_json(alive[0].admin, "/api/rollout").await["state"] == "promoted" })
+            .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut failed = 0;
+    for l in loads.into_iter().flatten() {
+        failed += l.await.unwrap().1;
+    }
+    let events = get_json(alive[0].admin, "/api/events?limit=200").await;
+    let kinds: Vec<(String, Value)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_string(), e["detail"].clone()))
+        .collect();
+    assert!(done, "not promoted after the takeover; events: {kinds:?}");
+    let changed: Vec<&Value> = kinds.iter().filter(|(k, _)| k == "leader_changed").map(|(_, d)| d).collect();
+    assert!(changed.iter().any(|d| d["node"] == new_leader.as_str() && d["rollout"] == 1), "{kinds:?}");
+    // Each step advanced exactly once, whoever led.
+    let advances: Vec<&Value> = kinds.iter().filter(|(k, _)| k == "step_advanced").map(|(_, d)| d).collect();
+    let mut steps: Vec<String> = advances.iter().map(|d| d["from_step"].to_string()).collect();
+    let n = steps.len();
+    steps.dedup();
+    assert_eq!(steps.len(), n, "a step advanced twice: {advances:?}");
+    // The replicas that stayed served throughout the change of leader.
+    assert_eq!(failed, 0, "{failed} requests failed on the replicas that stayed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fleet_is_judged_as_one_a_canary_failing_on_every_replica_is_rolled_back() {
+    let dir = tempdir();
+    let etcd = Etcd::start(dir.path(), 1);
+    let stable = Process::start_cmd(&["demo-service", "--version", "v1", "--listen", "127.0.0.1:0"]);
+    let canary = Process::start_cmd(&[
+        "demo-service",
+        "--version",
+        "v2",
+        "--listen",
+        "127.0.0.1:0",
+        "--error-rate",
+        "12",
+    ]);
+    let (stable_url, canary_url) = (format!("http://{}", stable.proxy), format!("http://{}", canary.proxy));
+    let ps: Vec<Process> =
+        ["a", "b", "c"].iter().map(|id| replica(&etcd, &stable_url, dir.path(), id, FAST)).collect();
+    let refs: Vec<&Process> = ps.iter().collect();
+    wait_for_leader(&refs).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = ps.iter().map(|p| spawn_load(p.proxy, 34, Arc::clone(&stop))).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, out, err) = run(&deploy_args(ps[1].admin, &canary_url, &["50"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let rolled =
+        eventually(20, || async { get_json(ps[2].admin, "/api/rollout").await["state"] == "rolled_back" })
+            .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in loads {
+        l.await.unwrap();
+    }
+    let r = get_json(ps[2].admin, "/api/rollout").await;
+    assert!(rolled, "not rolled back: {r}");
+    // Every replica routes no one to the canary any more.
+    for p in &ps {
+        assert_eq!(get_json(p.admin, "/api/routing").await["share"], 0.0);
+    }
+    // The leader counted more canary requests than it served itself: the fleet's.
+    let history = get_json(ps[0].admin, "/api/rollouts").await;
+    let tally = history["rollouts"][0]["tally"]["canary_requests"].as_u64().unwrap_or(0);
+    let leader_id = r["cluster"]["leader"].as_str().unwrap().to_string();
+    let own = ps.iter().zip(["a", "b", "c"]).find(|(_, id)| *id == leader_id).unwrap().0;
+    let own_n = get_json(own.admin, "/internal/v1/totals").await["versions"][1]["requests"].as_u64().unwrap();
+    assert!(tally > own_n, "fleet tally {tally} vs the leader's own {own_n}: {history}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_etcd_down_every_replica_keeps_routing_and_the_rollout_holds_until_it_returns() {
+    let dir = tempdir();
+    let mut etcd = Etcd::start(dir.path(), 1);
+    let (stable, canary) = (Upstream::start("stable"), Upstream::start("canary"));
+    let ps: Vec<Process> =
+        ["a", "b"].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, FAST)).collect();
+    let refs: Vec<&Process> = ps.iter().collect();
+    wait_for_leader(&refs).await;
+    let (code, _, err) = run(&deploy_args(ps[0].admin, &canary.url(), &["50", "--bake", "3s"]));
+    assert_eq!(code, 0, "{err}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = ps.iter().map(|p| spawn_load(p.proxy, 50, Arc::clone(&stop))).collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    etcd.kill(0);
+    // Past the lease: nobody leads, the rollout cannot advance.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for p in &ps {
+        let h = get_json(p.admin, "/api/v2/health").await;
+        assert_eq!(h["status"], "degraded", "{h}");
+        assert!(h["cluster"]["etcd_error"].is_string(), "{h}");
+        assert_eq!(get_json(p.admin, "/api/routing").await["share"], 50.0);
+    }
+    let (code, _, err) = cli(&["adjust", "60", "--admin", &format!("http://{}", ps[1].admin)]);
+    assert_ne!(code, 0, "a command without etcd must fail: {err}");
+    // Users are served all along: fail static.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut bad = 0;
+    for l in loads {
+        let (ok, b) = l.await.unwrap();
+        assert!(ok > 100, "{ok} answered");
+        bad += b;
+    }
+    assert_eq!(bad, 0, "requests failed while etcd was down");
+    // etcd back: the rollout goes on to its end.
+    etcd.restart(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = ps.iter().map(|p| spawn_load(p.proxy, 60, Arc::clone(&stop))).collect();
+    let healthy =
+        eventually(20, || async { get_json(ps[1].admin, "/api/v2/health").await["status"] == "healthy" })
+            .await;
+    assert!(healthy, "{}", get_json(ps[1].admin, "/api/v2/health").await);
+    let r = get_json(ps[1].admin, "/api/rollout").await;
+    assert_ne!(r["state"], "rolled_back", "{r}");
+    let moved =
+        eventually(40, || async { get_json(ps[1].admin, "/api/routing").await["share"] != 50.0 }).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in loads {
+        l.await.unwrap();
+    }
+    assert!(moved, "the rollout did not go on: {}", get_json(ps[1].admin, "/api/rollout").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_etcd_member_of_three_down_changes_nothing_visible() {
+    let dir = tempdir();
+    let mut etcd = Etcd::start(dir.path(), 3);
+    let stable = Upstream::start("stable");
+    let canary = Upstream::start("canary");
+    let ps: Vec<Process> =
+        ["a", "b"].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, FAST)).collect();
+    let refs: Vec<&Process> = ps.iter().collect();
+    wait_for_leader(&refs).await;
+    etcd.kill(0);
+    let (code, _, err) = run(&deploy_args(ps[1].admin, &canary.url(), &["20", "--manual"]));
+    assert_eq!(code, 0, "{err}");
+    for p in &ps {
+        let ok = eventually(5, || async { get_json(p.admin, "/api/routing").await["share"] == 20.0 }).await;
+        assert!(ok, "replica at {} did not get share 20", p.admin);
+        let h = get_json(p.admin, "/api/v2/health").await;
+        assert_eq!(h["status"], "healthy", "{h}");
+    }
+}
+
+#[test]
+fn a_replica_refuses_to_start_without_a_reachable_etcd_or_with_a_bad_url() {
+    let dir = tempdir();
+    let state = arg(dir.path(), "s.db");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (code, err) = run_canary(&[
+        "serve",
+        "--stable",
+        "http://127.0.0.1:1",
+        "--state",
+        &state,
+        "--admin",
+        "127.0.0.1:0",
+        "--listen",
+        "127.0.0.1:0",
+        "--etcd",
+        &dead,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("etcd") && err.contains(&dead), "{err}");
+    let (code, err) =
+        run_canary(&["serve", "--stable", "http://127.0.0.1:1", "--etcd", "https://127.0.0.1:2379"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--etcd") && err.contains("http://"), "{err}");
+    let (code, err) = run_canary(&["serve", "--stable", "http://127.0.0.1:1", "--node-id", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--etcd"), "{err}");
+}
