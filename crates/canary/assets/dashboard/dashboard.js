@@ -60,9 +60,18 @@ function panel(m) {
   text("step", r ? r.step + " / " + r.steps : "–");
   text("left", r && ["progressing", "holding", "paused"].includes(m.state) ? Math.round(r.time_left_seconds) + " s" : "–");
   text("reason", r && r.reason ? r.reason : "");
+  cluster(m.cluster);
   const v = r && (r.verdict || r.rollback_check);
   rows("verdict", v ? v.criteria : [], (c) => [c.name, c.value === null ? null : Math.round(c.value * 100) / 100, Math.round(c.threshold * 100) / 100, c.outcome]);
   document.querySelectorAll("#verdict td:last-child").forEach((td) => (td.className = td.textContent));
+}
+// With several replicas: who leads, and when each was last heard from.
+function cluster(c) {
+  const el = document.getElementById("cluster");
+  el.hidden = !c;
+  if (!c) return;
+  text("cluster-leader", c.leader ? "leader " + c.leader + (c.etcd_error ? " — " + c.etcd_error : "") : "no leader: " + (c.etcd_error || "election under way"));
+  rows("replicas", c.replicas || [], (r) => [r.id + (r.id === c.leader ? " (leader)" : "") + (r.id === c.node ? " (this page)" : ""), r.admin, r.last_seen_ms === null ? "–" : r.last_seen_ms + " ms ago"]);
 }
 function connect() {
   const conn = document.getElementById("conn");

@@ -73,6 +73,7 @@ async fn frame(s: &AdminState) -> Value {
         "rollout_name": s.cfg.rollout,
         "state": status.as_ref().map_or("idle".to_string(), |st| st.state.clone()),
         "share": s.live.routing().share.percent(),
+        "cluster": status.as_ref().and_then(|st| st.cluster.clone()),
         "rollout": status.and_then(|st| st.rollout),
         "stable": arm(Version::Stable),
         "canary": arm(Version::Canary),

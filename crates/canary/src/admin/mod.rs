@@ -167,6 +167,9 @@ async fn prom(State(s): State<AdminState>) -> Response {
         uptime_secs: s.metrics.uptime(now).as_secs_f64(),
         rollout: &s.cfg.rollout,
     };
-    let body = prometheus::render(&s.metrics.totals(), &g);
+    let mut body = prometheus::render(&s.metrics.totals(), &g);
+    if let Some(c) = &s.cluster {
+        body.push_str(&c.exposition());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

@@ -50,7 +50,8 @@ pub fn render(totals: &[TotalsSnapshot; 2], g: &Gauges<'_>) -> String {
     out
 }
 
-fn gauge(out: &mut String, name: &str, help: &str) {
+/// A gauge's HELP and TYPE lines.
+pub fn gauge(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
 }
 
@@ -95,6 +96,7 @@ fn latency(out: &mut String, totals: &[TotalsSnapshot; 2]) {
     }
 }
 
-fn escape(s: &str) -> String {
+/// A label value, escaped as the format asks.
+pub fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

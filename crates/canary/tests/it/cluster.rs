@@ -236,6 +236,31 @@ async fn a_share_change_on_any_replica_reaches_every_router_and_users_stay_put()
     let ids: Vec<&str> =
         s["cluster"]["replicas"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["a", "b", "c"]);
+    // /metrics: exactly one replica says it leads, and the text stays valid.
+    let mut leading = 0;
+    for p in &ps {
+        let (status, _, body) = get(&client(), p.admin, "/metrics", &[]).await;
+        assert_eq!(status, 200);
+        leading += body.lines().filter(|l| l.starts_with("canary_cluster_leader{") && l.ends_with(" 1")).count();
+        assert!(body.contains("canary_cluster_replicas 3"), "{body}");
+        promtool_accepts(&body);
+    }
+    assert_eq!(leading, 1);
+}
+
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is needed (./test.sh installs prometheus)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool: {said}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
