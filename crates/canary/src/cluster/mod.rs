@@ -172,13 +172,25 @@ impl Cluster {
         use crate::metrics::prometheus::{escape, gauge};
         use std::fmt::Write;
         let mut out = String::new();
-        gauge(&mut out, "canary_cluster_leader", "1 on the replica whose controller drives the rollout now, else 0.");
+        gauge(
+            &mut out,
+            "canary_cluster_leader",
+            "1 on the replica whose controller drives the rollout now, else 0.",
+        );
         let me = escape(&self.node_id);
         let _ = writeln!(out, "canary_cluster_leader{{node=\"{me}\"}} {}", u8::from(self.is_leader()));
         gauge(&mut out, "canary_cluster_etcd_up", "1 while etcd answers this replica, else 0.");
-        let _ = writeln!(out, "canary_cluster_etcd_up{{node=\"{me}\"}} {}", u8::from(self.etcd_error().is_none()));
+        let _ = writeln!(
+            out,
+            "canary_cluster_etcd_up{{node=\"{me}\"}} {}",
+            u8::from(self.etcd_error().is_none())
+        );
         let name = "canary_cluster_replica_last_seen_seconds";
-        gauge(&mut out, name, "Seconds since this replica last heard from each registered replica (0 for itself).");
+        gauge(
+            &mut out,
+            name,
+            "Seconds since this replica last heard from each registered replica (0 for itself).",
+        );
         for r in self.replicas() {
             if let Some(ms) = r.last_seen_ms {
                 let _ = writeln!(out, "{name}{{replica=\"{}\"}} {:.3}", escape(&r.id), ms as f64 / 1000.0);

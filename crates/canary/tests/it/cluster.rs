@@ -241,7 +241,8 @@ async fn a_share_change_on_any_replica_reaches_every_router_and_users_stay_put()
     for p in &ps {
         let (status, _, body) = get(&client(), p.admin, "/metrics", &[]).await;
         assert_eq!(status, 200);
-        leading += body.lines().filter(|l| l.starts_with("canary_cluster_leader{") && l.ends_with(" 1")).count();
+        leading +=
+            body.lines().filter(|l| l.starts_with("canary_cluster_leader{") && l.ends_with(" 1")).count();
         assert!(body.contains("canary_cluster_replicas 3"), "{body}");
         promtool_accepts(&body);
     }
