@@ -7,9 +7,15 @@
 //! rates are percentages (0.5 means 0.5%), and a figure with no data is `null`,
 //! never a made-up 0. Query: `?window=1m|5m|10m|<N>s|<N>m` (default 1m) or
 //! `?since_ms=<unix milliseconds>`.
+//!
+//! `scope`: in a cluster the answer is the fleet's by default (`"scope":
+//! "fleet"`, every replica's reading added, and `replicas` saying which
+//! answered); `?scope=node` answers for this replica alone. Without a cluster
+//! the process is the whole fleet and answers `"scope": "node"`.
 
 use super::{AdminState, error};
-use crate::metrics::{ArmStats, ErrorRecord, WindowSpec};
+use crate::cluster::fleet_window;
+use crate::metrics::{ArmStats, ErrorRecord, Reading, WindowSpec};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -20,13 +26,14 @@ use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// How many recent errors the reply lists.
-const RECENT: usize = 20;
+pub const RECENT: usize = 20;
 
 /// The query string.
 #[derive(Debug, Deserialize)]
 pub struct MetricsQuery {
     window: Option<String>,
     since_ms: Option<u64>,
+    scope: Option<String>,
 }
 
 /// `GET /api/v2/metrics`
@@ -35,10 +42,50 @@ pub async fn handler(State(s): State<AdminState>, Query(q): Query<MetricsQuery>)
         Ok(x) => x,
         Err(msg) => return error(StatusCode::BAD_REQUEST, "invalid", msg),
     };
-    let snap = s.metrics.window(spec, Instant::now());
-    let errors = s.metrics.recent_errors(RECENT);
-    let in_flight = s.metrics.in_flight();
-    let upgraded = s.metrics.upgraded();
+    let fleet = match q.scope.as_deref() {
+        None | Some("fleet") => true,
+        Some("node") => false,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!(
+                    "scope `{other}`: expected `fleet` (every replica, the default) or `node` (this replica)"
+                ),
+            );
+        }
+    };
+    let local = Reading::of(&s.metrics, spec, Instant::now(), RECENT);
+    let (reading, coverage) = match s.cluster.as_ref().filter(|_| fleet) {
+        Some(c) => {
+            let token = s.cfg.admin_token.as_deref().or(s.cfg.viewer_token.as_deref());
+            let (r, cov) = fleet_window::gather(c, &peer_query(&q, &label), token, local, RECENT).await;
+            (r, Some(cov))
+        }
+        // Without a cluster this process is the whole fleet: its answer is the node's.
+        None => (local, None),
+    };
+    let mut top = render(&reading, &label, s.live.routing().share.percent());
+    if let Value::Object(m) = &mut top {
+        m.insert("scope".into(), json!(if coverage.is_some() { "fleet" } else { "node" }));
+        if let Some(cov) = coverage {
+            m.insert("replicas".into(), json!(cov));
+        }
+    }
+    Json(top).into_response()
+}
+
+/// The window as the peers are asked for it: the same spec, already checked.
+fn peer_query(q: &MetricsQuery, label: &str) -> String {
+    match q.since_ms {
+        Some(ms) => format!("since_ms={ms}"),
+        None => format!("window={label}"),
+    }
+}
+
+/// The S10 shape of a reading, both versions combined at the top level.
+fn render(r: &Reading, label: &str, share: f64) -> Value {
+    let (snap, errors, in_flight, upgraded) = (&r.snapshot, &r.errors, r.in_flight, r.upgraded);
     let both = Gauges { in_flight: in_flight[0] + in_flight[1], upgraded: upgraded[0] + upgraded[1] };
     let mut top = shape(&snap.combined(), both, errors.iter());
     let versions: Map<String, Value> = Version::ALL
@@ -51,13 +98,14 @@ pub async fn handler(State(s): State<AdminState>, Query(q): Query<MetricsQuery>)
         .collect();
     if let Value::Object(m) = &mut top {
         m.insert("window".into(), json!({"spec": label, "seconds": round(snap.seconds)}));
-        m.insert("share".into(), json!(s.live.routing().share.percent()));
+        m.insert("share".into(), json!(share));
         m.insert("versions".into(), Value::Object(versions));
     }
-    Json(top).into_response()
+    top
 }
 
-fn parse_spec(q: &MetricsQuery) -> Result<(WindowSpec, String), String> {
+/// The window asked for, and its label for the reply.
+pub fn parse_spec(q: &MetricsQuery) -> Result<(WindowSpec, String), String> {
     if let Some(ms) = q.since_ms {
         let t = UNIX_EPOCH + Duration::from_millis(ms);
         return Ok((WindowSpec::Since(t), format!("since {ms}")));

@@ -3,7 +3,9 @@
 //! change, the event log, and the dynamic config file's status.
 //!
 //! # Layout
-//! - [`metrics_json`]: `GET /api/v2/metrics`, the S10 shape, per version and combined.
+//! - [`metrics_json`]: `GET /api/v2/metrics`, the S10 shape, per version and
+//!   combined, for the fleet when clustered.
+//! - [`node_window`]: `GET /internal/v1/window`, this replica's part of that answer.
 //! - [`routing`]: `GET /api/routing`, `PUT /api/routing/share`, `PUT /api/routing/excludes`.
 //! - [`rollout`]: `GET /api/rollout`, `GET /api/rollouts`, `POST /api/rollout/{deploy,adjust,promote,pause,resume,rollback}`.
 //! - [`flags`]: `GET /api/flags[?user=ID]`, `PUT|DELETE /api/flags/{name}`.
@@ -17,6 +19,7 @@ pub mod dashboard;
 pub mod flags;
 pub mod login;
 pub mod metrics_json;
+pub mod node_window;
 pub mod rollout;
 pub mod routing;
 
@@ -88,6 +91,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/rollout/resume", post(rollout::resume))
         .route("/api/rollout/rollback", post(rollout::rollback))
         .route(crate::cluster::TOTALS_PATH, get(totals))
+        .route(crate::cluster::WINDOW_PATH, get(node_window::handler))
         .fallback(not_found)
         // Inside the token check: a caller is checked where it called.
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::cluster::forward::to_leader))

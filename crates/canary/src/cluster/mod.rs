@@ -10,6 +10,9 @@
 //!   replica changes them, swapped into this replica's router.
 //! - [`wire`]: a replica's traffic totals as JSON, exact (histograms bucket by bucket).
 //! - [`fleet`]: the leader's view of every replica's traffic, for the judge.
+//! - [`window_wire`]: a replica's reading over a window as JSON, exact.
+//! - [`fleet_window`]: `/api/v2/metrics` for the fleet, every peer's reading
+//!   added to this replica's.
 //! - [`forward`]: the admin API's commands, sent on to the leader.
 //!
 //! The request path never waits on any of this: it reads the routing table
@@ -18,9 +21,11 @@
 #[cfg(feature = "etcd")]
 pub mod election;
 pub mod fleet;
+pub mod fleet_window;
 pub mod forward;
 #[cfg(feature = "etcd")]
 pub mod watch;
+pub mod window_wire;
 pub mod wire;
 
 use crate::config::ClusterConfig;
@@ -34,6 +39,9 @@ use std::time::{Duration, Instant};
 
 /// The internal endpoint a replica serves its traffic totals on.
 pub const TOTALS_PATH: &str = "/internal/v1/totals";
+
+/// The internal endpoint a replica serves its reading over a window on.
+pub const WINDOW_PATH: &str = "/internal/v1/window";
 
 /// A replica as registered.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -8,6 +8,7 @@
 use crate::metrics::shard::TotalsSnapshot;
 use crate::metrics::slot::{Counts, new_histogram};
 use canary_core::judge::RouteCount;
+use hdrhistogram::{Counter, Histogram};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -40,11 +41,7 @@ impl WireTotals {
     /// From a snapshot.
     pub fn of(t: &TotalsSnapshot) -> WireTotals {
         let c = &t.counts;
-        let latency = t
-            .latency
-            .iter()
-            .flat_map(|h| h.iter_recorded().map(|v| [v.value_iterated_to(), v.count_at_value()]))
-            .collect();
+        let latency = t.latency.as_ref().map(buckets).unwrap_or_default();
         WireTotals {
             requests: c.requests,
             by_class: c.by_class,
@@ -58,12 +55,6 @@ impl WireTotals {
 
     /// Back into a snapshot; values out of the histogram's range are clamped into it.
     pub fn snapshot(&self) -> TotalsSnapshot {
-        let mut latency = new_histogram::<u64>();
-        if let Some(h) = latency.as_mut() {
-            for [v, n] in &self.latency {
-                h.saturating_record_n(*v, *n);
-            }
-        }
         TotalsSnapshot {
             counts: Counts {
                 requests: self.requests,
@@ -71,7 +62,7 @@ impl WireTotals {
                 upstream_failures: self.upstream_failures,
                 recovered: self.recovered,
             },
-            latency: latency.filter(|h| !h.is_empty()),
+            latency: histogram(&self.latency, |n| n),
             sum_us: self.sum_us,
             routes: self
                 .routes
@@ -82,6 +73,23 @@ impl WireTotals {
                 .collect(),
         }
     }
+}
+
+/// A histogram's non-empty buckets as `[value, count]`, the value being the
+/// bucket's highest: enough to rebuild it exactly with the same bounds.
+pub fn buckets<C: Counter>(h: &Histogram<C>) -> Vec<[u64; 2]> {
+    h.iter_recorded().map(|v| [v.value_iterated_to(), v.count_at_value().as_u64()]).collect()
+}
+
+/// Rebuilds a histogram from [`buckets`]; `None` when it holds nothing.
+/// `count` narrows a count to the counter type (saturating: a bucket is never
+/// worth failing a whole reading over).
+pub fn histogram<C: Counter>(buckets: &[[u64; 2]], count: impl Fn(u64) -> C) -> Option<Histogram<C>> {
+    let mut h = new_histogram::<C>()?;
+    for [v, n] in buckets {
+        h.saturating_record_n(*v, count(*n));
+    }
+    Some(h).filter(|h| !h.is_empty())
 }
 
 #[cfg(test)]

@@ -7,16 +7,20 @@
 //! - [`window`]: merges the shards' slots over a window (1, 5, 10 minutes, or
 //!   since an instant) into per-version statistics.
 //! - [`prometheus`]: the text exposition for `GET /metrics`.
+//! - [`reading`]: a window with the gauges and recent errors, as
+//!   `/api/v2/metrics` answers it, and the sum of several replicas' readings.
 //!
 //! Data enters through [`Shard::record`] (one call per finished request) and
 //! leaves through [`Metrics::window`]. Time is counted in slots of
 //! [`SLOT_SECS`] seconds since the server started.
 
 pub mod prometheus;
+pub mod reading;
 pub mod shard;
 pub mod slot;
 pub mod window;
 
+pub use reading::Reading;
 pub use shard::{ErrorRecord, Outcome, Shard, UpgradedGuard};
 pub use window::{ArmStats, RouteStats, Snapshot, WindowSpec};
 

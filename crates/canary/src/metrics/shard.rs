@@ -12,7 +12,7 @@ use canary_core::Version;
 use canary_core::judge::RouteCount;
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -41,7 +41,7 @@ pub struct Outcome {
 }
 
 /// One recent error, as listed by `jq '.recent_errors'`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRecord {
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: u64,

@@ -56,6 +56,14 @@ impl Snapshot {
         all.merge(&self.arms[1]);
         all
     }
+
+    /// Adds another snapshot of the same window (another replica's), version
+    /// by version; the window's length stays this one's.
+    pub fn add(&mut self, o: &Snapshot) {
+        for (a, b) in self.arms.iter_mut().zip(&o.arms) {
+            a.merge(b);
+        }
+    }
 }
 
 impl ArmStats {

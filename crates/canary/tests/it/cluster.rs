@@ -481,3 +481,87 @@ fn a_replica_refuses_to_start_without_a_reachable_etcd_or_with_a_bad_url() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--etcd"), "{err}");
 }
+
+/// Stable's and canary's request counts in a `/api/v2/metrics` answer.
+fn counts(m: &Value) -> [u64; 2] {
+    ["stable", "canary"].map(|v| m["versions"][v]["requests"]["total"].as_u64().unwrap())
+}
+
+/// The fleet's answer from `admin` once `answered` replicas are in it (a peer
+/// slow on a loaded machine is retried, not taken for a missing one); the last
+/// answer seen if that never happens.
+async fn fleet_answer(admin: SocketAddr, answered: u64) -> Value {
+    let mut m = Value::Null;
+    for _ in 0..50 {
+        m = get_json(admin, "/api/v2/metrics?window=10m").await;
+        if m["replicas"]["answered"] == answered {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metrics_answer_for_the_fleet_and_name_a_replica_that_does_not_answer() {
+    let dir = tempdir();
+    let etcd = Etcd::start(dir.path(), 1);
+    let (stable, canary) = (Upstream::start("stable"), Upstream::start("canary"));
+    // A long lease: the killed replica stays registered while the test looks.
+    let toml = "[cluster]\nlease_ttl = \"10s\"\n";
+    let ids = ["a", "b", "c"];
+    let mut ps: Vec<Option<Process>> =
+        ids.iter().map(|id| Some(replica(&etcd, &stable.url(), dir.path(), id, toml))).collect();
+    let refs: Vec<&Process> = ps.iter().flatten().collect();
+    wait_for_leader(&refs).await;
+    let (code, out, err) = run(&deploy_args(refs[0].admin, &canary.url(), &["50", "--manual"]));
+    assert_eq!(code, 0, "{out}{err}");
+    for p in &refs {
+        let ok = eventually(5, || async { get_json(p.admin, "/api/routing").await["share"] == 50.0 }).await;
+        assert!(ok, "replica at {} did not get share 50", p.admin);
+    }
+    // A different amount of traffic through each replica, two errors each.
+    let c = client();
+    for (k, p) in refs.iter().enumerate() {
+        for i in 0..20 * (k + 1) {
+            get(&c, p.proxy, "/api/v2/rooms", &[("x-user-id", &format!("{}-{i}", ids[k]))]).await;
+        }
+        for i in 0..2 {
+            get(&c, p.proxy, "/status/503", &[("x-user-id", &format!("{}-e{i}", ids[k]))]).await;
+        }
+    }
+    const NODE: &str = "/api/v2/metrics?window=10m&scope=node";
+    let mut nodes = Vec::new();
+    for (k, p) in refs.iter().enumerate() {
+        let sent = 20 * (k as u64 + 1) + 2;
+        // A request is counted as its response ends: wait for the last ones.
+        let ok =
+            eventually(5, || async { counts(&get_json(p.admin, NODE).await).iter().sum::<u64>() == sent })
+                .await;
+        let m = get_json(p.admin, NODE).await;
+        assert!(ok, "{}: {} of {sent} counted", ids[k], m["requests"]["total"]);
+        assert_eq!(m["scope"], "node");
+        assert!(m.get("replicas").is_none(), "{m}");
+        nodes.push(counts(&m));
+    }
+    let sum = |ns: &[[u64; 2]]| ns.iter().fold([0, 0], |a, n| [a[0] + n[0], a[1] + n[1]]);
+    // Asked of any replica, the default answer is the fleet's: every replica's counts added.
+    for p in &refs {
+        let m = fleet_answer(p.admin, 3).await;
+        assert_eq!(m["scope"], "fleet");
+        assert_eq!(m["replicas"], serde_json::json!({"answered": 3, "of": 3, "missing": []}));
+        assert_eq!(counts(&m), sum(&nodes), "{m}");
+        assert_eq!(m["requests"]["total"], 20 + 40 + 60 + 6);
+        assert_eq!(m["recent_errors"].as_array().unwrap().len(), 6, "every replica's errors: {m}");
+    }
+    let bad = get(&c, refs[0].admin, "/api/v2/metrics?scope=everyone", &[]).await;
+    assert_eq!(bad.0, 400);
+    assert!(bad.2.contains("scope") && bad.2.contains("node"), "{}", bad.2);
+    // A replica killed: still registered, it is named missing, and the
+    // answer is the sum of those that answered.
+    ps[2].take().unwrap().kill9();
+    let a = ps[0].as_ref().unwrap().admin;
+    let m = fleet_answer(a, 2).await;
+    assert_eq!(m["replicas"], serde_json::json!({"answered": 2, "of": 3, "missing": ["c"]}), "{m}");
+    assert_eq!(counts(&m), sum(&nodes[..2]), "{m}");
+}
