@@ -6,6 +6,8 @@
 //! - [`pool`]: a worker's upstream connections.
 //! - [`stream`]: an upstream connection's bytes, plain TCP or TLS.
 //! - [`h1`]: the lean in-task HTTP/1.1 exchange for body-less requests.
+//! - [`h2`]: the shared HTTP/2 connections to `h2c://` and h2 `https://` upstreams.
+//! - [`grpc`]: gRPC calls: their route label and their outcome (`grpc-status`).
 //! - [`body`]: the streamed response body that records the outcome at its end.
 //! - [`headers`]: hop-by-hop and `x-forwarded-*` handling.
 //! - [`reply`]: the proxy's own JSON error replies.
@@ -18,7 +20,9 @@
 //! path free of cross-thread locks and cache-line traffic.
 
 pub mod body;
+pub mod grpc;
 pub mod h1;
+pub mod h2;
 pub mod headers;
 pub mod listener;
 pub mod pool;
@@ -78,7 +82,8 @@ pub fn start(
             pool: Pool::new(
                 cfg.proxy.connect_timeout,
                 cfg.proxy.max_idle_per_upstream,
-                Arc::clone(&tls.upstreams),
+                &tls.upstreams,
+                service::MAX_RESPONSE_HEAD as u32,
             ),
         });
         let rx = shutdown.clone();
