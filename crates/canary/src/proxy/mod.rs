@@ -60,6 +60,10 @@ pub struct Tls {
     pub listener: Option<Arc<ServerConfig>>,
 }
 
+/// The streams an HTTP/2 client may have open on one connection (hyper's
+/// default, written out since it is a limit the proxy relies on).
+const H2_MAX_STREAMS: u32 = 200;
+
 /// How long in-flight requests may take to finish after shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -216,9 +220,20 @@ fn builder(cfg: &ServeConfig) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(cfg.proxy.header_read_timeout)
         .max_buf_size(cfg.proxy.max_header_bytes)
         .keep_alive(true);
+    // HTTP/2 clients: a stream is a request, so the streams one connection
+    // may open at once are bounded as HTTP/1.1's pipelining never needed;
+    // streams reset before they were answered (the "rapid reset" flood) and
+    // streams the client makes the proxy reset are bounded too, past which
+    // hyper ends the connection; a client that vanished without a FIN is
+    // found by pings.
     b.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(cfg.proxy.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(cfg.proxy.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(256))
+        .keep_alive_interval(Some(Duration::from_secs(60)))
+        .keep_alive_timeout(Duration::from_secs(20));
     // HTTP/2 is recognised by its connection preface (prior knowledge, as
     // behind a TLS-terminating balancer); without it, HTTP/1.1 is served with
     // no detection step at all.
