@@ -229,12 +229,11 @@ mod tests {
         decode_all(f, wire, step).map(|(body, rest, _)| (body, rest))
     }
 
+    /// A decoded body, what was left after it, and its trailers.
+    type Decoded = (Vec<u8>, Vec<u8>, Option<HeaderMap>);
+
     /// As [`decode`], with the trailers too.
-    fn decode_all(
-        mut f: Framing,
-        wire: &[u8],
-        step: usize,
-    ) -> Result<(Vec<u8>, Vec<u8>, Option<HeaderMap>), FramingError> {
+    fn decode_all(mut f: Framing, wire: &[u8], step: usize) -> Result<Decoded, FramingError> {
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         let mut trailers = None;
