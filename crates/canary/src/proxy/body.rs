@@ -9,6 +9,7 @@
 
 use super::grpc;
 use super::h1;
+use super::headers::strip_trailer_fields;
 use super::pool::{Checkout, Pool};
 use crate::metrics::{ErrorRecord, Outcome, Shard};
 use bytes::Bytes;
@@ -58,7 +59,17 @@ pub enum UpstreamBody {
 impl UpstreamBody {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self {
-            UpstreamBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            // hyper's HTTP/1.1 client passes chunked trailers on as they came
+            // (the lean path's decoder strips them itself).
+            UpstreamBody::Hyper(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map_ok(|mut f| {
+                    if let Some(t) = f.trailers_mut() {
+                        strip_trailer_fields(t);
+                    }
+                    f
+                })
+                .map_err(Into::into),
             UpstreamBody::Lean(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
         }
     }

@@ -13,6 +13,8 @@ mod demo;
 mod disk;
 mod durability;
 mod flags;
+mod grpc;
+mod grpc_upstream;
 mod hostile;
 mod judge;
 mod ops;

@@ -14,19 +14,6 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 const MAX_LINE: usize = 4096;
 /// Trailer bytes accepted after the last chunk.
 const MAX_TRAILERS: usize = 16 * 1024;
-/// Trailer fields never passed on: framing, routing and connection fields
-/// (RFC 9110 section 6.5.1), which HTTP/2 forbids or which describe this hop.
-const NOT_PASSED: [&str; 9] = [
-    "content-length",
-    "transfer-encoding",
-    "host",
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-connection",
-];
 
 /// The body's framing and how much of it is left.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,13 +182,11 @@ fn trailer_fields(section: &[u8]) -> HeaderMap {
     };
     for f in fields.iter() {
         let Ok(name) = HeaderName::from_bytes(f.name.as_bytes()) else { continue };
-        if NOT_PASSED.contains(&name.as_str()) {
-            continue;
-        }
         if let Ok(value) = HeaderValue::from_bytes(f.value) {
             out.append(name, value);
         }
     }
+    crate::proxy::headers::strip_trailer_fields(&mut out);
     out
 }
 
