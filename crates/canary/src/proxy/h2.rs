@@ -67,9 +67,9 @@ impl Conns {
             .max_header_list_size(max_head)
             .keep_alive_interval(PING_INTERVAL)
             .keep_alive_timeout(PING_TIMEOUT)
-            // An upstream resetting streams faster than it accepts them is
-            // broken or hostile: hyper ends the connection past this many.
-            .max_concurrent_reset_streams(64)
+            // An upstream whose protocol errors make the proxy reset streams
+            // this many times is broken or hostile: the connection is ended
+            // (GOAWAY, ENHANCE_YOUR_CALM) and the next request makes a new one.
             .max_local_error_reset_streams(Some(1024));
         Conns { slots: Mutex::default(), http1: Mutex::default(), builder }
     }
