@@ -264,3 +264,33 @@ async fn an_http2_client_gets_the_chunked_trailers_of_an_http1_upstream() {
     }
     srv.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_canary_that_speaks_only_http1_fails_over_to_stable_at_once() {
+    // A misconfigured URL: h2c:// in front of an HTTP/1.1 server. Its answer
+    // to the HTTP/2 preface is a protocol error, not a hang.
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let canary_url = format!("h2c://{}", canary.addr);
+    let srv = start(config_of(stable.url(), Some(canary_url), "0", dir.path(), None));
+    let c = client();
+    let got = tokio::time::timeout(
+        Duration::from_secs(20),
+        get(&c, srv.proxy_addr, "/", &[("x-canary", "always")]),
+    )
+    .await
+    .expect("an answer, not a hang");
+    assert_eq!((got.0, got.1.as_str()), (200, "stable"), "a safe request is replayed on stable");
+    let post = http::Request::post(format!("http://{}/count", srv.proxy_addr))
+        .header("x-canary", "always")
+        .body(Full::new(Bytes::from_static(b"abc")))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(20), c.request(post)).await.unwrap().unwrap();
+    // Sent and failed: not replayed, the client is told (502). Found dead
+    // before it was sent (the race the error wins less often): stable serves it.
+    let served_by = resp.headers().get("x-canary-version").map(|v| v.to_str().unwrap().to_string());
+    let fine = resp.status() == 502 || (resp.status() == 200 && served_by.as_deref() == Some("stable"));
+    assert!(fine, "{} from {served_by:?}", resp.status());
+    let m = admin_json(&c, srv.admin_addr, "/api/v2/metrics").await;
+    assert_eq!(m["versions"]["canary"]["requests"]["upstream_failures"], 2, "{}", m["versions"]["canary"]);
+    srv.shutdown();
+}
