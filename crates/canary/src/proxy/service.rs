@@ -327,9 +327,18 @@ async fn send(ctx: &Ctx, up: &Upstream, mut req: Request<UpstreamReqBody>) -> Re
         // request's future.
         match Box::pin(send_h2(pool, up, req, timeout, ctx.te_trailers)).await? {
             Ok(sent) => return Ok(sent),
-            // An https upstream that picked HTTP/1.1 by ALPN.
-            Err(back) => req = back,
+            // An https upstream that picked HTTP/1.1 by ALPN (perhaps after
+            // the request was put in HTTP/2's form: `Host` goes back).
+            Err(mut back) => {
+                retarget(&mut back, up);
+                req = back;
+            }
         }
+    }
+    if ctx.te_trailers {
+        // Added for an HTTP/2 canary that then failed: HTTP/1.1 takes no TE
+        // without `Connection: TE`, so it stays on the HTTP/2 hop.
+        req.headers_mut().remove(header::TE);
     }
     if lean(&req) {
         send_lean(pool, up, req, timeout).await
