@@ -33,6 +33,8 @@ async fn unary_and_streaming_calls_pass_through_h2c_upstreams_with_their_trailer
             assert_eq!(version, who, "x-canary-version");
         }
     }
+    let (answer, _) = say(&mut c, ask("te", 0, &[("x-canary", "always")])).await.unwrap();
+    assert_eq!(answer.text, "trailers", "the client's TE: trailers reaches the gRPC server");
     // Streamed answers, then the stream's trailers with its custom metadata.
     let (answers, trailers) = count(&mut c, ask("bo", 50, &[("x-canary", "always")])).await.unwrap();
     assert_eq!(answers.len(), 50);
@@ -48,7 +50,7 @@ async fn unary_and_streaming_calls_pass_through_h2c_upstreams_with_their_trailer
     assert!(conns <= 4, "one multiplexed connection per worker, not one per call: {conns} for 22 calls");
     let m = admin_json(&client(), srv.admin_addr, "/api/v2/metrics").await;
     let canary_m = &m["versions"]["canary"];
-    assert_eq!(canary_m["routes"][SAY]["requests"], 20, "calls are labelled by method: {canary_m}");
+    assert_eq!(canary_m["routes"][SAY]["requests"], 21, "calls are labelled by method: {canary_m}");
     assert_eq!(canary_m["routes"][COUNT]["requests"], 2, "{canary_m}");
     assert_eq!(canary_m["routes"][COUNT]["errors"], 1, "the UNAVAILABLE stream: {canary_m}");
     assert_eq!(canary_m["requests"]["grpc_errors"], 1, "{canary_m}");

@@ -3,8 +3,9 @@
 //! routing are written by hand: two methods need no code generation.
 //!
 //! `canary.test.Echo`:
-//! - `Say(Ask) -> Answer`: answers with the service's name; a service made
-//!   with `fail_every = n` answers every n-th call UNAVAILABLE instead.
+//! - `Say(Ask) -> Answer`: answers with the service's name (and, for the
+//!   name `te`, with the `te` header it got); a service made with
+//!   `fail_every = n` answers every n-th call UNAVAILABLE instead.
 //! - `Count(Ask) -> stream Answer`: `count` answers, then trailers with
 //!   `x-total: count`; when `name` is `fail`, UNAVAILABLE in the trailers;
 //!   when `name` is `hang`, one answer and then nothing, forever.
@@ -160,7 +161,13 @@ impl tonic::server::UnaryService<Ask> for Say {
         if e.fail_every > 0 && n.is_multiple_of(e.fail_every) {
             return futures_util::future::ready(Err(Status::unavailable("overloaded")));
         }
-        let text = format!("hello {}", req.into_inner().name);
+        let te = req.metadata().get("te").map(|v| v.to_str().unwrap_or("?").to_string());
+        let text = match req.into_inner().name.as_str() {
+            // What arrived of the client's `TE: trailers` (hop-by-hop, yet
+            // meant for the gRPC server).
+            "te" => te.unwrap_or_else(|| "none".into()),
+            name => format!("hello {name}"),
+        };
         futures_util::future::ready(Ok(tonic::Response::new(Answer { text, served_by: e.name.into() })))
     }
 }
