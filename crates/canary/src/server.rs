@@ -215,7 +215,7 @@ async fn run_admin(
     let checks = spawn_analysis(&state);
     let fleet = state.cluster.clone().map(|c| {
         let token = state.cfg.admin_token.clone().or_else(|| state.cfg.viewer_token.clone());
-        tokio::spawn(crate::cluster::fleet::collect(c, client.clone(), token))
+        tokio::spawn(crate::cluster::fleet::collect(c, token))
     });
     let watcher = state
         .cfg

@@ -166,7 +166,7 @@ fn shape<'a>(a: &ArmStats, g: Gauges, errors: impl Iterator<Item = &'a ErrorReco
         "requests": {
             "total": c.requests, "1xx": c.by_class[0], "2xx": c.by_class[1], "3xx": c.by_class[2],
             "4xx": c.by_class[3], "5xx": c.by_class[4], "upstream_failures": c.upstream_failures,
-            "replayed_on_stable": c.recovered,
+            "grpc_errors": c.grpc_errors, "replayed_on_stable": c.recovered,
         },
         "recent_errors": errors.collect::<Vec<_>>(),
         "response_time": response_time,

@@ -8,7 +8,6 @@
 use super::wire::WireSnapshot;
 use super::{Cluster, TOTALS_PATH};
 use crate::controller::observe;
-use crate::controller::probe::Probe;
 use crate::metrics::shard::TotalsSnapshot;
 use canary_core::Version;
 use canary_core::judge::Observation;
@@ -49,8 +48,16 @@ impl Peers {
     }
 }
 
+/// A pooled client for the peers' admin APIs (plain HTTP/1.1).
+type Peer = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
 /// Fetches every peer's totals, forever.
-pub async fn collect(cluster: Arc<Cluster>, client: Probe, token: Option<String>) {
+pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
+    let client: Peer =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let mut every = tokio::time::interval(FETCH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -70,7 +77,7 @@ pub async fn collect(cluster: Arc<Cluster>, client: Probe, token: Option<String>
     }
 }
 
-async fn fetch(client: &Probe, admin: &str, token: Option<&str>) -> Option<WireSnapshot> {
+async fn fetch(client: &Peer, admin: &str, token: Option<&str>) -> Option<WireSnapshot> {
     let mut req = http::Request::get(format!("http://{admin}{TOTALS_PATH}"));
     if let Some(t) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));

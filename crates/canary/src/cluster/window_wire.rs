@@ -12,10 +12,7 @@ use std::collections::BTreeMap;
 /// One version over the window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WireArm {
-    requests: u64,
-    by_class: [u64; 5],
-    upstream_failures: u64,
-    recovered: u64,
+    counts: Counts,
     /// `[value, count]` per non-empty bucket; the value is the bucket's highest.
     latency: Vec<[u64; 2]>,
     /// `[requests, errors, sum_us, max_us]` per route label.
@@ -43,10 +40,7 @@ impl WireArm {
     fn of(a: &ArmStats) -> WireArm {
         let c = &a.counts;
         WireArm {
-            requests: c.requests,
-            by_class: c.by_class,
-            upstream_failures: c.upstream_failures,
-            recovered: c.recovered,
+            counts: *c,
             latency: a.latency.as_ref().map(buckets).unwrap_or_default(),
             routes: a
                 .routes
@@ -58,12 +52,7 @@ impl WireArm {
 
     fn stats(&self, seconds: f64) -> ArmStats {
         ArmStats {
-            counts: Counts {
-                requests: self.requests,
-                by_class: self.by_class,
-                upstream_failures: self.upstream_failures,
-                recovered: self.recovered,
-            },
+            counts: self.counts,
             // The windows' histograms count in u32, as the slots do.
             latency: histogram(&self.latency, |n| u32::try_from(n).unwrap_or(u32::MAX)),
             routes: self
@@ -121,7 +110,13 @@ mod tests {
         latencies.iter().for_each(|v| h.record(*v).unwrap());
         let route = RouteCounts { requests: 3, errors: 1, sum_us: 5_120, max_us: 4_000 };
         ArmStats {
-            counts: Counts { requests: 7, by_class: [0, 5, 0, 1, 1], upstream_failures: 1, recovered: 1 },
+            counts: Counts {
+                requests: 7,
+                by_class: [0, 5, 0, 1, 1],
+                upstream_failures: 1,
+                recovered: 1,
+                grpc_errors: 0,
+            },
             latency: Some(h),
             routes: [("GET /a/{id}".to_string(), route)].into_iter().collect(),
             seconds,

@@ -15,10 +15,7 @@ use std::collections::BTreeMap;
 /// One version's totals.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WireTotals {
-    requests: u64,
-    by_class: [u64; 5],
-    upstream_failures: u64,
-    recovered: u64,
+    counts: Counts,
     sum_us: u64,
     /// `[value, count]` per non-empty bucket; the value is the bucket's highest.
     latency: Vec<[u64; 2]>,
@@ -43,10 +40,7 @@ impl WireTotals {
         let c = &t.counts;
         let latency = t.latency.as_ref().map(buckets).unwrap_or_default();
         WireTotals {
-            requests: c.requests,
-            by_class: c.by_class,
-            upstream_failures: c.upstream_failures,
-            recovered: c.recovered,
+            counts: *c,
             sum_us: t.sum_us,
             latency,
             routes: t.routes.iter().map(|(k, r)| (k.clone(), [r.requests, r.errors])).collect(),
@@ -56,12 +50,7 @@ impl WireTotals {
     /// Back into a snapshot; values out of the histogram's range are clamped into it.
     pub fn snapshot(&self) -> TotalsSnapshot {
         TotalsSnapshot {
-            counts: Counts {
-                requests: self.requests,
-                by_class: self.by_class,
-                upstream_failures: self.upstream_failures,
-                recovered: self.recovered,
-            },
+            counts: self.counts,
             latency: histogram(&self.latency, |n| n),
             sum_us: self.sum_us,
             routes: self
@@ -103,7 +92,13 @@ mod tests {
             h.record(v).unwrap();
         }
         let t = TotalsSnapshot {
-            counts: Counts { requests: 6, by_class: [0, 4, 0, 0, 2], upstream_failures: 1, recovered: 1 },
+            counts: Counts {
+                requests: 6,
+                by_class: [0, 4, 0, 0, 2],
+                upstream_failures: 1,
+                recovered: 1,
+                grpc_errors: 1,
+            },
             latency: Some(h.clone()),
             sum_us: 3_259_071,
             routes: [("GET /a".to_string(), RouteCount { requests: 6, errors: 3 })].into_iter().collect(),

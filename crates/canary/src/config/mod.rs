@@ -64,6 +64,8 @@ pub struct ServeConfig {
     pub routes: RouteTemplates,
     /// The most distinct route labels kept per version; the rest count as `other`.
     pub max_routes: usize,
+    /// The `grpc-status` codes that count as errors (`[metrics] grpc_error_codes`).
+    pub grpc_errors: crate::proxy::grpc::Codes,
     /// The default rollout plan.
     pub plan: Plan,
     /// The judge's thresholds.
@@ -169,10 +171,11 @@ impl std::error::Error for ConfigError {}
 /// Values given on the command line (`canary serve` flags); each overrides the file.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
-    /// The stable upstream, e.g. http://127.0.0.1:3000.
+    /// The stable upstream: http://host:port (HTTP/1.1), h2c://host:port
+    /// (HTTP/2, as gRPC servers listen) or https://host (h2 or HTTP/1.1 by ALPN).
     #[arg(long, value_name = "URL")]
     pub stable: Option<String>,
-    /// The canary upstream, e.g. http://127.0.0.1:3001.
+    /// The canary upstream, in the same forms as --stable.
     #[arg(long, value_name = "URL")]
     pub canary: Option<String>,
     /// Where the proxy listens [default: 127.0.0.1:8080].
@@ -319,6 +322,7 @@ struct FileMetrics {
     routes: Option<Vec<String>>,
     route_depth: Option<usize>,
     max_routes: Option<usize>,
+    grpc_error_codes: Option<Vec<crate::proxy::grpc::CodeName>>,
 }
 
 /// Where a value came from, for error messages.
@@ -442,6 +446,11 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         )
         .map_err(|e| o.err(false, "metrics.routes", "", e.to_string()))?,
         max_routes: f.metrics.max_routes.unwrap_or(100).max(1),
+        grpc_errors: match &f.metrics.grpc_error_codes {
+            None => crate::proxy::grpc::Codes::default(),
+            Some(codes) => crate::proxy::grpc::Codes::parse(codes)
+                .map_err(|e| o.err(false, "metrics.grpc_error_codes", "", e))?,
+        },
         plan: plan(&f.plan, o)?,
         controls: controls(&f.controls, o)?,
         policy: f.policy.clone(),

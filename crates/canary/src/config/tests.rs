@@ -176,3 +176,25 @@ fn upgraded_connections_close_on_rollback_and_after_an_idle_hour_by_default() {
     assert_eq!(c.upgraded_on_rollback, OnRollback::Keep);
     assert_eq!(c.proxy.upgraded_idle_timeout, Duration::from_millis(250));
 }
+
+#[test]
+fn grpc_error_codes_by_number_or_name() {
+    let c = load(None, &with_stable()).unwrap();
+    assert_eq!(c.grpc_errors, crate::proxy::grpc::Codes::default());
+    let c = load_text("[metrics]\ngrpc_error_codes = [14, \"internal\"]\n", &with_stable()).unwrap();
+    assert!(c.grpc_errors.counts(14) && c.grpc_errors.counts(13) && !c.grpc_errors.counts(2));
+    let e = load_text("[metrics]\ngrpc_error_codes = [\"SLOW\"]\n", &with_stable()).unwrap_err();
+    assert_eq!(e.key, "metrics.grpc_error_codes");
+    assert!(e.reason.contains("\"SLOW\" is not a gRPC error code"), "{e}");
+}
+
+#[test]
+fn h2c_upstreams_are_accepted_and_other_schemes_named() {
+    let cli = Overrides { canary: Some("h2c://127.0.0.1:50051".into()), ..with_stable() };
+    let c = load(None, &cli).unwrap();
+    assert_eq!(c.canary.unwrap().url(), "h2c://127.0.0.1:50051");
+    let cli = Overrides { canary: Some("grpc://127.0.0.1:50051".into()), ..with_stable() };
+    let e = load(None, &cli).unwrap_err();
+    assert_eq!(e.key, "--canary");
+    assert!(e.reason.contains("`grpc` is not supported") && e.reason.contains("h2c://"), "{e}");
+}

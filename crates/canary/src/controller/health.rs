@@ -7,7 +7,9 @@
 //! A failure is no answer within [`TIMEOUT`], a status other than 2xx, or a
 //! JSON body whose `status` says unhealthy. A 404 means the endpoint does not
 //! exist: not counted either way, and with no `/api/v2/health` at all the
-//! judge says "not reported" rather than passing it.
+//! judge says "not reported" rather than passing it. A gRPC server answers
+//! a path it does not serve with a `grpc-status` (UNIMPLEMENTED) rather than
+//! a 404; that too means there is no such endpoint.
 
 use super::probe::Probe;
 use crate::live::Live;
@@ -90,7 +92,8 @@ async fn ask(client: &Probe, url: &str) -> Result<(u16, String), String> {
         .await
         .map_err(|_| format!("no answer within {TIMEOUT:?}"))?
         .map_err(|e| format!("unreachable: {e}"))?;
-    let status = resp.status().as_u16();
+    // gRPC's "no such method" is this endpoint's 404.
+    let status = if resp.headers().contains_key("grpc-status") { 404 } else { resp.status().as_u16() };
     let body = tokio::time::timeout(TIMEOUT, resp.into_body().collect())
         .await
         .map_err(|_| format!("body not read within {TIMEOUT:?}"))?

@@ -64,7 +64,8 @@ pub fn delta(now: &TotalsSnapshot, prev: &TotalsSnapshot) -> ArmWindow {
     ArmWindow {
         requests: c.requests.saturating_sub(p.requests),
         errors: c.errors().saturating_sub(p.errors()),
-        server_errors: c.by_class[4].saturating_sub(p.by_class[4]),
+        // A failed gRPC call is the upstream answering with an error, as a 5xx is.
+        server_errors: c.server_errors().saturating_sub(p.server_errors()),
         recovered: c.recovered.saturating_sub(p.recovered),
         routes: routes(&now.routes, &prev.routes),
         health: None,

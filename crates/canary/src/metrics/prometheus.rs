@@ -46,6 +46,7 @@ pub fn render(totals: &[TotalsSnapshot; 2], g: &Gauges<'_>) -> String {
     }
     requests(&mut out, totals);
     failures(&mut out, totals);
+    grpc_errors(&mut out, totals);
     latency(&mut out, totals);
     out
 }
@@ -74,6 +75,17 @@ fn failures(out: &mut String, totals: &[TotalsSnapshot; 2]) {
     );
     for v in Version::ALL {
         let _ = writeln!(out, "{name}{{version=\"{v}\"}} {}", totals[v.index()].counts.upstream_failures);
+    }
+}
+
+fn grpc_errors(out: &mut String, totals: &[TotalsSnapshot; 2]) {
+    let name = "canary_grpc_errors_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} gRPC calls answered with a grpc-status counted as an error.\n# TYPE {name} counter"
+    );
+    for v in Version::ALL {
+        let _ = writeln!(out, "{name}{{version=\"{v}\"}} {}", totals[v.index()].counts.grpc_errors);
     }
 }
 

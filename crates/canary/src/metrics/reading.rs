@@ -64,6 +64,7 @@ mod tests {
                 by_class: [0, requests - 1, 0, 0, 1],
                 upstream_failures: 0,
                 recovered: 0,
+                grpc_errors: 1,
             },
             latency: Some(h),
             routes: [(name.to_string(), r)].into_iter().collect(),

@@ -36,6 +36,9 @@ pub struct Outcome {
     pub status: Option<u16>,
     /// Whether the upstream failed to answer (refused, timed out, reset).
     pub failure: bool,
+    /// Whether a gRPC call ended with a `grpc-status` that counts as an
+    /// error (see `proxy::grpc`), though its HTTP status was 200.
+    pub grpc_error: bool,
     /// Microseconds from the request's arrival to the end of the response.
     pub latency_us: u64,
 }
@@ -156,7 +159,7 @@ impl Shard {
         if o.status.is_some() {
             slot.record_latency(o.latency_us);
         }
-        let is_error = o.failure || o.status.is_some_and(|s| s >= 500);
+        let is_error = o.failure || o.grpc_error || o.status.is_some_and(|s| s >= 500);
         add_route(slot.route_mut(usize::from(o.route)), o.latency_us, is_error);
     }
 
@@ -254,6 +257,8 @@ fn count(c: &mut Counts, o: &Outcome) {
         c.by_class[class_index(s)] += 1;
     }
     c.upstream_failures += u64::from(o.failure || o.status.is_none());
+    // Only answered calls: a failure or a 5xx is an error already.
+    c.grpc_errors += u64::from(o.grpc_error && !o.failure && o.status.is_some_and(|s| s < 500));
 }
 
 fn record_totals(t: &mut Totals, o: &Outcome) {
@@ -263,7 +268,7 @@ fn record_totals(t: &mut Totals, o: &Outcome) {
         t.routes.resize(i + 1, RouteCount::default());
     }
     t.routes[i].requests += 1;
-    t.routes[i].errors += u64::from(o.failure || o.status.is_none_or(|s| s >= 500));
+    t.routes[i].errors += u64::from(o.failure || o.grpc_error || o.status.is_none_or(|s| s >= 500));
     if o.status.is_some() {
         if t.latency.is_none() {
             t.latency = new_histogram();

@@ -4,8 +4,10 @@
 use super::MAX_LATENCY_US;
 use hdrhistogram::Histogram;
 
-/// Counts by outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// Counts by outcome. Serialised as is between replicas (a field a peer's
+/// older build lacks reads as 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Counts {
     /// Requests routed to this version, failed ones included.
     pub requests: u64,
@@ -15,6 +17,9 @@ pub struct Counts {
     pub upstream_failures: u64,
     /// Of those failures, the ones replayed on stable: the client never saw them.
     pub recovered: u64,
+    /// Answered gRPC calls whose `grpc-status` counts as an error (their
+    /// HTTP status is 200, so they are in `by_class` as 2xx too).
+    pub grpc_errors: u64,
 }
 
 impl Counts {
@@ -23,14 +28,21 @@ impl Counts {
         self.requests += o.requests;
         self.upstream_failures += o.upstream_failures;
         self.recovered += o.recovered;
+        self.grpc_errors += o.grpc_errors;
         for (a, b) in self.by_class.iter_mut().zip(o.by_class) {
             *a += b;
         }
     }
 
-    /// 5xx responses plus upstream failures: what counts as an error.
+    /// 5xx responses, upstream failures and failed gRPC calls: what counts
+    /// as an error.
     pub fn errors(&self) -> u64 {
-        self.by_class[4] + self.upstream_failures
+        self.by_class[4] + self.upstream_failures + self.grpc_errors
+    }
+
+    /// Errors the upstream answered with: 5xx responses and failed gRPC calls.
+    pub fn server_errors(&self) -> u64 {
+        self.by_class[4] + self.grpc_errors
     }
 }
 
@@ -39,7 +51,7 @@ impl Counts {
 pub struct RouteCounts {
     /// Requests.
     pub requests: u64,
-    /// Errors (5xx or upstream failure).
+    /// Errors (5xx, upstream failure or failed gRPC call).
     pub errors: u64,
     /// Sum of latencies in microseconds, for the mean.
     pub sum_us: u64,

@@ -92,7 +92,11 @@ impl HookConfig {
         let action = match (&self.command, &self.webhook) {
             (Some(c), None) => HookAction::Command(c.clone()),
             (None, Some(u)) => {
-                crate::upstream::Upstream::parse(u).map_err(at)?;
+                let url = crate::upstream::Upstream::parse(u).map_err(at)?;
+                // The upstream parser also takes h2c://, which webhooks are not sent over.
+                if url.protocol() == crate::upstream::Protocol::H2c {
+                    return Err(at(format!("webhook `{u}`: write an http:// or https:// URL")));
+                }
                 HookAction::Webhook(u.clone())
             }
             _ => return Err(at("give exactly one of `command` or `webhook`".into())),

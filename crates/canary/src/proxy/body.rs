@@ -4,12 +4,16 @@
 //! Streaming the upstream body carries a [`Completion`]: when the body ends it
 //! records the request's outcome and returns the connection to the pool; when
 //! it is dropped early (client gone) or fails, it records that and lets the
-//! connection close.
+//! connection close. For a gRPC call whose status comes at the end, it also
+//! reads the trailers as they pass (see `grpc.rs`).
 
+use super::grpc;
 use super::h1;
+use super::headers::strip_trailer_fields;
 use super::pool::{Checkout, Pool};
-use crate::metrics::{Outcome, Shard};
+use crate::metrics::{ErrorRecord, Outcome, Shard};
 use bytes::Bytes;
+use http::HeaderMap;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,7 +50,7 @@ impl ProxyBody {
 /// An upstream's response body, from whichever client carried the exchange.
 #[derive(Debug)]
 pub enum UpstreamBody {
-    /// From hyper's client (requests with a body).
+    /// From hyper's client (requests with a body, and HTTP/2 upstreams).
     Hyper(Incoming),
     /// Read straight from the connection (the lean path, see `h1`).
     Lean(h1::body::Body),
@@ -55,7 +59,17 @@ pub enum UpstreamBody {
 impl UpstreamBody {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self {
-            UpstreamBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            // hyper's HTTP/1.1 client passes chunked trailers on as they came
+            // (the lean path's decoder strips them itself).
+            UpstreamBody::Hyper(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map_ok(|mut f| {
+                    if let Some(t) = f.trailers_mut() {
+                        strip_trailer_fields(t);
+                    }
+                    f
+                })
+                .map_err(Into::into),
             UpstreamBody::Lean(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
         }
     }
@@ -90,6 +104,8 @@ pub enum Recycle {
     Hyper(Checkout),
     /// A plain connection to the upstream with this key; the body holds it.
     Lean(Arc<str>),
+    /// A stream of a shared HTTP/2 connection: nothing to give back.
+    Shared,
 }
 
 /// Records a request's outcome and recycles its connection, exactly once.
@@ -107,6 +123,11 @@ pub struct Completion {
     pub start: Instant,
     /// Whether the body was read to its end.
     pub finished: bool,
+    /// Whether `outcome.latency_us` was set when the head arrived (gRPC,
+    /// whose streams may last minutes) rather than due at the body's end.
+    pub latency_at_head: bool,
+    /// A gRPC call whose `grpc-status` is still to come.
+    pub grpc: Option<Box<grpc::Pending>>,
 }
 
 impl Completion {
@@ -119,8 +140,23 @@ impl Completion {
                     self.pool.put_lean(key, c);
                 }
             }
-            None => {}
+            Some(Recycle::Shared) | None => {}
         }
+    }
+
+    /// The gRPC call ended with these trailers (`None`: with none at all).
+    fn grpc_ended(&mut self, trailers: Option<&HeaderMap>) {
+        let Some(call) = self.grpc.take() else { return };
+        let Some(why) = call.ended(trailers) else { return };
+        self.outcome.grpc_error = true;
+        self.shard.record_error(ErrorRecord {
+            at_ms: crate::store::now_ms() as u64,
+            version: self.outcome.version,
+            method: "POST".into(),
+            path: call.path.into(),
+            status: self.outcome.status,
+            error: why,
+        });
     }
 }
 
@@ -129,7 +165,9 @@ impl Drop for Completion {
         let now = Instant::now();
         // A body that was never read to the end leaves the connection in the
         // middle of a response: it cannot be reused, so it is simply dropped.
-        self.outcome.latency_us = now.duration_since(self.start).as_micros() as u64;
+        if !self.latency_at_head {
+            self.outcome.latency_us = now.duration_since(self.start).as_micros() as u64;
+        }
         self.shard.record(self.outcome, now);
         self.shard.end(self.outcome.version);
     }
@@ -147,8 +185,15 @@ impl Body for ProxyBody {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream { inner, done } => match inner.poll_frame(cx) {
                 Poll::Ready(None) => {
+                    done.grpc_ended(None);
                     done.finish(inner, true);
                     Poll::Ready(None)
+                }
+                Poll::Ready(Some(Ok(frame))) if done.grpc.is_some() => {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        done.grpc_ended(Some(trailers));
+                    }
+                    Poll::Ready(Some(Ok(frame)))
                 }
                 Poll::Ready(Some(Err(e))) => {
                     done.outcome.failure = true;
@@ -185,6 +230,7 @@ impl Drop for ProxyBody {
             && !done.finished
             && inner.is_end_stream()
         {
+            done.grpc_ended(None);
             done.finish(inner, true);
         }
     }

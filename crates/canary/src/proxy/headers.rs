@@ -66,6 +66,30 @@ pub fn strip_present(h: &mut HeaderMap) {
     }
 }
 
+/// Trailer fields never passed on: framing, routing and connection fields
+/// (RFC 9110 section 6.5.1), which HTTP/2 forbids or which describe one hop.
+const NOT_TRAILERS: [HeaderName; 9] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::HOST,
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    HeaderName::from_static("proxy-connection"),
+];
+
+/// Removes from trailers the fields that must not travel in them.
+pub fn strip_trailer_fields(t: &mut HeaderMap) {
+    // Trailers are rare and few: one pass over them decides.
+    if t.keys().any(|k| NOT_TRAILERS.contains(k)) {
+        for n in &NOT_TRAILERS {
+            t.remove(n);
+        }
+    }
+}
+
 /// Whether a request asks to switch protocols (RFC 9110 section 7.8): an
 /// `Upgrade` header, and `upgrade` among the `Connection` options.
 pub fn asks_upgrade(h: &HeaderMap) -> bool {

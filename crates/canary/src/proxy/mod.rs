@@ -6,6 +6,8 @@
 //! - [`pool`]: a worker's upstream connections.
 //! - [`stream`]: an upstream connection's bytes, plain TCP or TLS.
 //! - [`h1`]: the lean in-task HTTP/1.1 exchange for body-less requests.
+//! - [`h2`]: the shared HTTP/2 connections to `h2c://` and h2 `https://` upstreams.
+//! - [`grpc`]: gRPC calls: their route label and their outcome (`grpc-status`).
 //! - [`body`]: the streamed response body that records the outcome at its end.
 //! - [`headers`]: hop-by-hop and `x-forwarded-*` handling.
 //! - [`reply`]: the proxy's own JSON error replies.
@@ -18,7 +20,9 @@
 //! path free of cross-thread locks and cache-line traffic.
 
 pub mod body;
+pub mod grpc;
 pub mod h1;
+pub mod h2;
 pub mod headers;
 pub mod listener;
 pub mod pool;
@@ -56,6 +60,10 @@ pub struct Tls {
     pub listener: Option<Arc<ServerConfig>>,
 }
 
+/// The streams an HTTP/2 client may have open on one connection (hyper's
+/// default, written out since it is a limit the proxy relies on).
+const H2_MAX_STREAMS: u32 = 200;
+
 /// How long in-flight requests may take to finish after shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -78,7 +86,8 @@ pub fn start(
             pool: Pool::new(
                 cfg.proxy.connect_timeout,
                 cfg.proxy.max_idle_per_upstream,
-                Arc::clone(&tls.upstreams),
+                &tls.upstreams,
+                service::MAX_RESPONSE_HEAD as u32,
             ),
         });
         let rx = shutdown.clone();
@@ -211,9 +220,20 @@ fn builder(cfg: &ServeConfig) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(cfg.proxy.header_read_timeout)
         .max_buf_size(cfg.proxy.max_header_bytes)
         .keep_alive(true);
+    // HTTP/2 clients: a stream is a request, so the streams one connection
+    // may open at once are bounded as HTTP/1.1's pipelining never needed;
+    // streams reset before they were answered (the "rapid reset" flood) and
+    // streams the client makes the proxy reset are bounded too, past which
+    // hyper ends the connection; a client that vanished without a FIN is
+    // found by pings.
     b.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(cfg.proxy.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(cfg.proxy.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(256))
+        .keep_alive_interval(Some(Duration::from_secs(60)))
+        .keep_alive_timeout(Duration::from_secs(20));
     // HTTP/2 is recognised by its connection preface (prior knowledge, as
     // behind a TLS-terminating balancer); without it, HTTP/1.1 is served with
     // no detection step at all.

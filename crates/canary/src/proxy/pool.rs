@@ -1,4 +1,5 @@
-//! One worker's pool of HTTP/1.1 connections to the upstreams, plain or TLS.
+//! One worker's pool of HTTP/1.1 connections to the upstreams, plain or TLS,
+//! and its HTTP/2 connections (see `h2.rs`).
 //!
 //! A connection is checked out for one request and comes back when its response
 //! body has been read to the end (see `body.rs`), so a connection is never
@@ -9,8 +10,9 @@
 //! certificate does not verify is refused like a canary that is down.
 
 use super::h1;
+use super::h2;
 use super::stream::Stream;
-use crate::upstream::Upstream;
+use crate::upstream::{Protocol, Upstream};
 use http_body_util::Limited;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -150,7 +152,12 @@ pub struct Pool {
     lean: Idle<h1::Conn>,
     connect_timeout: Duration,
     max_idle: usize,
+    /// Offers HTTP/1.1 only by ALPN: for the HTTP/1.1 paths.
     tls: Arc<ClientConfig>,
+    /// Offers h2 and HTTP/1.1: for the connection that learns which one an
+    /// `https://` upstream speaks.
+    tls_h2: Arc<ClientConfig>,
+    h2: h2::Conns,
 }
 
 /// A connection checked out of the pool; [`Pool::put`] it back when done.
@@ -163,9 +170,50 @@ pub struct Checkout {
 }
 
 impl Pool {
-    /// An empty pool; `tls` connects to `https://` upstreams.
-    pub fn new(connect_timeout: Duration, max_idle: usize, tls: Arc<ClientConfig>) -> Arc<Pool> {
-        Arc::new(Pool { idle: Idle::default(), lean: Idle::default(), connect_timeout, max_idle, tls })
+    /// An empty pool; `tls` connects to `https://` upstreams (its ALPN list
+    /// is replaced: HTTP/1.1 for the HTTP/1.1 paths, h2 and HTTP/1.1 to
+    /// learn what an upstream speaks); HTTP/2 response heads are limited to
+    /// `max_head` bytes.
+    pub fn new(connect_timeout: Duration, max_idle: usize, tls: &ClientConfig, max_head: u32) -> Arc<Pool> {
+        let alpn = |protocols: &[&[u8]]| {
+            let mut c = tls.clone();
+            c.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+            Arc::new(c)
+        };
+        Arc::new(Pool {
+            idle: Idle::default(),
+            lean: Idle::default(),
+            connect_timeout,
+            max_idle,
+            tls: alpn(&[b"http/1.1"]),
+            tls_h2: alpn(&[b"h2", b"http/1.1"]),
+            h2: h2::Conns::new(max_head),
+        })
+    }
+
+    /// Whether requests to `up` go over HTTP/2 now: always for `h2c://`,
+    /// never for `http://`, and for `https://` unless it recently picked
+    /// HTTP/1.1 (see `h2.rs`).
+    pub fn speaks_h2(&self, up: &Upstream) -> bool {
+        match up.protocol() {
+            Protocol::Http1 => false,
+            Protocol::H2c => true,
+            Protocol::Https => !self.h2.picked_http1(up),
+        }
+    }
+
+    /// The shared HTTP/2 connection to `up`, made if needed; `None` when an
+    /// `https://` upstream picked HTTP/1.1 instead (its connection then waits
+    /// in the HTTP/1.1 pool).
+    pub async fn h2(&self, up: &Upstream) -> Result<Option<h2::Sender>, ConnectError> {
+        let got = self.h2.get(up, || self.dial(up, &self.tls_h2)).await?;
+        match got {
+            h2::Got::H2(sender) => Ok(Some(sender)),
+            h2::Got::Http1(stream) => {
+                self.put_lean(up.url_arc(), h1::Conn::new(stream));
+                Ok(None)
+            }
+        }
     }
 
     /// An idle connection to `up` that is ready, else a new one.
@@ -184,7 +232,7 @@ impl Pool {
 
     /// A new connection to `up`, bypassing idle ones.
     pub async fn connect(&self, up: &Upstream) -> Result<Checkout, ConnectError> {
-        let stream = self.dial(up).await?;
+        let stream = self.dial(up, &self.tls).await?;
         let (sender, conn) = match http1::handshake(TokioIo::new(stream)).await {
             Ok(pair) => pair,
             Err(source) => return Err(ConnectError::Handshake { upstream: up.url().to_string(), source }),
@@ -209,12 +257,13 @@ impl Pool {
 
     /// A new plain connection to `up`, bypassing idle ones.
     pub async fn connect_lean(&self, up: &Upstream) -> Result<h1::Conn, ConnectError> {
-        Ok(h1::Conn::new(self.dial(up).await?))
+        Ok(h1::Conn::new(self.dial(up, &self.tls).await?))
     }
 
-    /// TCP, then TLS for an https upstream, both within the connect timeout.
-    async fn dial(&self, up: &Upstream) -> Result<Stream, ConnectError> {
-        match tokio::time::timeout(self.connect_timeout, self.dial_now(up)).await {
+    /// TCP, then TLS with `tls` for an https upstream, both within the
+    /// connect timeout.
+    async fn dial(&self, up: &Upstream, tls: &Arc<ClientConfig>) -> Result<Stream, ConnectError> {
+        match tokio::time::timeout(self.connect_timeout, self.dial_now(up, tls)).await {
             Ok(got) => got,
             Err(_) => {
                 Err(ConnectError::Timeout { upstream: up.url().to_string(), after: self.connect_timeout })
@@ -222,14 +271,14 @@ impl Pool {
         }
     }
 
-    async fn dial_now(&self, up: &Upstream) -> Result<Stream, ConnectError> {
+    async fn dial_now(&self, up: &Upstream, tls: &Arc<ClientConfig>) -> Result<Stream, ConnectError> {
         let stream = TcpStream::connect((up.host(), up.port()))
             .await
             .map_err(|source| ConnectError::Io { upstream: up.url().to_string(), source })?;
         // Small request/response exchanges must not wait on Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let Some(name) = up.tls_name() else { return Ok(Stream::Plain(stream)) };
-        match TlsConnector::from(Arc::clone(&self.tls)).connect(name.clone(), stream).await {
+        match TlsConnector::from(Arc::clone(tls)).connect(name.clone(), stream).await {
             Ok(tls) => Ok(Stream::Tls(Box::new(tls))),
             Err(source) => Err(ConnectError::Tls { upstream: up.url().to_string(), source }),
         }

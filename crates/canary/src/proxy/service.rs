@@ -9,8 +9,14 @@
 //!
 //! A request that asks to switch protocols (`Connection: upgrade`) is routed
 //! the same way and then forwarded by `upgrade.rs`.
+//!
+//! The upstream is spoken to in HTTP/2 when its URL says so (`h2c://`, or an
+//! `https://` upstream that picks h2): over its shared connection (`h2.rs`).
+//! An `http://` upstream never goes near that code: one comparison of the
+//! URL's protocol is all the HTTP/1.1 paths pay for it.
 
 use super::body::{BoxError, Completion, ProxyBody, Recycle, UpstreamBody};
+use super::grpc;
 use super::h1;
 use super::headers::{
     X_CANARY, X_CANARY_VERSION, asks_upgrade, has_hop_by_hop, ip_value, set_forwarded, strip_hop_by_hop,
@@ -21,7 +27,7 @@ use super::{reply, upgrade};
 use crate::config::{ServeConfig, UserKey};
 use crate::live::Live;
 use crate::metrics::{ErrorRecord, Outcome, Shard};
-use crate::upstream::Upstream;
+use crate::upstream::{Protocol, Upstream};
 use canary_core::request::{Override, bounded_key, cookie_value};
 use canary_core::routing::RequestFacts;
 use canary_core::{Version, decide, path};
@@ -70,6 +76,11 @@ pub(super) struct Ctx {
     method: Method,
     uri: Uri,
     version: http::Version,
+    /// Whether the request is a gRPC call (see `grpc.rs`).
+    grpc: bool,
+    /// Whether the client sent `TE: trailers` (hop-by-hop, so stripped, but
+    /// HTTP/2 allows it and gRPC servers may ask for it).
+    te_trailers: bool,
 }
 
 /// Why a send failed.
@@ -110,13 +121,26 @@ pub async fn handle(
     }
     let norm = path::normalize(req.uri().path());
     let version = decide_with(&w.live.routing(), &facts(&w.cfg, &req, &norm, &peer));
-    let route = w.shard.route_index(&w.cfg.routes.label(&norm));
+    let grpc = grpc::is_call(req.method(), req.headers());
+    let route = match grpc.then(|| grpc::label(req.uri().path())).flatten() {
+        Some(method) => w.shard.route_index(method),
+        None => w.shard.route_index(&w.cfg.routes.label(&norm)),
+    };
     drop(norm);
-    let ctx =
-        Ctx { route, start, method: req.method().clone(), uri: req.uri().clone(), version: req.version(), w };
     // An upgrade needs `Connection: upgrade`, a hop-by-hop header: the usual
     // request, which has none, pays only for the scan stripping needs anyway.
     let hop = has_hop_by_hop(req.headers());
+    let te_trailers = hop && asks_trailers(req.headers());
+    let ctx = Ctx {
+        route,
+        start,
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        version: req.version(),
+        grpc,
+        te_trailers,
+        w,
+    };
     if hop && req.version() == http::Version::HTTP_11 && asks_upgrade(req.headers()) {
         // Boxed: inline, the upgrade's larger future would grow every
         // request's future, which is moved and polled on the hot path.
@@ -124,6 +148,13 @@ pub async fn handle(
     }
     let req = prepare(req, &peer, hop, ctx.w.cfg.proxy.max_body_bytes, ctx.w.cfg.proxy.body_read_timeout);
     Ok(forward(&ctx, version, req).await)
+}
+
+/// Whether `TE` names `trailers`.
+fn asks_trailers(h: &http::HeaderMap) -> bool {
+    h.get_all(header::TE).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')).any(|t| {
+        t.trim_ascii().split(|&b| b == b';').next().is_some_and(|t| t.eq_ignore_ascii_case(b"trailers"))
+    })
 }
 
 fn too_large(cfg: &ServeConfig, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
@@ -206,9 +237,10 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
     // The lean path hands a failed request back; any other is copied first,
     // in case the canary fails it. A canary with a path prefix has already
     // rewritten the path of the request it hands back, so it is copied too.
-    let comes_back = lean(&req) && target.base_path().is_empty();
+    // Over HTTP/2 nothing comes back once the stream opened.
+    let comes_back = lean(&req) && target.base_path().is_empty() && !ctx.w.pool.speaks_h2(target);
     let copy = if version == Version::Canary && !comes_back { replayable(&req) } else { None };
-    let mut result = send(&ctx.w.pool, target, req, ctx.w.cfg.proxy.response_timeout).await;
+    let mut result = send(ctx, target, req).await;
     let replay = match &mut result {
         Err(e) if version == Version::Canary => copy.or_else(|| e.take_safe_request()),
         _ => None,
@@ -287,13 +319,27 @@ pub(super) const MAX_RESPONSE_HEAD: usize = 128 * 1024;
 
 // See `SendError` for why the large error is not boxed.
 #[allow(clippy::result_large_err)]
-async fn send(
-    pool: &Pool,
-    up: &Upstream,
-    mut req: Request<UpstreamReqBody>,
-    timeout: std::time::Duration,
-) -> Result<Sent, SendError> {
+async fn send(ctx: &Ctx, up: &Upstream, mut req: Request<UpstreamReqBody>) -> Result<Sent, SendError> {
+    let (pool, timeout) = (&*ctx.w.pool, ctx.w.cfg.proxy.response_timeout);
     retarget(&mut req, up);
+    if up.protocol() != Protocol::Http1 && pool.speaks_h2(up) {
+        // Boxed: rare next to HTTP/1.1, and inline it would grow every
+        // request's future.
+        match Box::pin(send_h2(pool, up, req, timeout, ctx.te_trailers)).await? {
+            Ok(sent) => return Ok(sent),
+            // An https upstream that picked HTTP/1.1 by ALPN (perhaps after
+            // the request was put in HTTP/2's form: `Host` goes back).
+            Err(mut back) => {
+                retarget(&mut back, up);
+                req = back;
+            }
+        }
+    }
+    if ctx.te_trailers {
+        // Added for an HTTP/2 canary that then failed: HTTP/1.1 takes no TE
+        // without `Connection: TE`, so it stays on the HTTP/2 hop.
+        req.headers_mut().remove(header::TE);
+    }
     if lean(&req) {
         send_lean(pool, up, req, timeout).await
     } else {
@@ -369,6 +415,57 @@ async fn send_hyper(
     }
 }
 
+/// Over the upstream's shared HTTP/2 connection; the request comes back
+/// (`Ok(Err)`) when an `https://` upstream picked HTTP/1.1 instead.
+#[allow(clippy::result_large_err)]
+async fn send_h2(
+    pool: &Pool,
+    up: &Upstream,
+    mut req: Request<UpstreamReqBody>,
+    timeout: std::time::Duration,
+    te_trailers: bool,
+) -> Result<Result<Sent, Request<UpstreamReqBody>>, SendError> {
+    let mut attempt = 0;
+    loop {
+        let mut sender = match pool.h2(up).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(Err(req)),
+            Err(e) => return Err(SendError::NotSent(req, e.to_string())),
+        };
+        if attempt == 0 {
+            to_h2(&mut req, up, te_trailers);
+        }
+        match tokio::time::timeout(timeout, sender.try_send_request(req)).await {
+            Err(_) => return Err(SendError::Timeout(None)),
+            Ok(Ok(resp)) => return Ok(Ok((resp.map(UpstreamBody::Hyper), Recycle::Shared))),
+            Ok(Err(mut e)) => match e.take_message() {
+                // The connection died before the stream opened (its death is
+                // seen by the next checkout): once more, on a new one.
+                Some(r) if attempt == 0 => req = r,
+                Some(r) => return Err(SendError::NotSent(r, e.into_error().to_string())),
+                None => return Err(SendError::Failed(Box::new(e.into_error()), None)),
+            },
+        }
+        attempt += 1;
+    }
+}
+
+/// An HTTP/2 request names its target in the `:scheme` and `:authority`
+/// pseudo-headers, which hyper takes from an absolute URI, instead of `Host`.
+fn to_h2(req: &mut Request<UpstreamReqBody>, up: &Upstream, te_trailers: bool) {
+    let pq = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let uri =
+        Uri::builder().scheme(up.h2_scheme()).authority(up.authority().clone()).path_and_query(pq).build();
+    if let Ok(uri) = uri {
+        *req.uri_mut() = uri;
+    }
+    *req.version_mut() = http::Version::HTTP_2;
+    req.headers_mut().remove(header::HOST);
+    if te_trailers {
+        req.headers_mut().insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
 /// A copy of a body-less GET, HEAD or OPTIONS request, kept so it can be
 /// repeated on stable if the canary fails it after it was sent.
 fn replayable(req: &Request<UpstreamReqBody>) -> Option<Request<UpstreamReqBody>> {
@@ -433,17 +530,47 @@ pub(super) fn respond(
     if ctx.w.cfg.version_header {
         parts.headers.insert(X_CANARY_VERSION, HeaderValue::from_static(version.as_str()));
     }
-    let outcome = Outcome { version, route: ctx.route, status: Some(status), failure: false, latency_us: 0 };
+    let outcome = Outcome {
+        version,
+        route: ctx.route,
+        status: Some(status),
+        failure: false,
+        grpc_error: false,
+        latency_us: 0,
+    };
     let w = &ctx.w;
-    let done = Completion {
+    let mut done = Completion {
         shard: Arc::clone(&w.shard),
         pool: Arc::clone(&w.pool),
         conn: Some(conn),
         outcome,
         start: ctx.start,
         finished: false,
+        latency_at_head: false,
+        grpc: None,
     };
+    if ctx.grpc && status == 200 {
+        watch_grpc(ctx, &parts.headers, &mut done);
+    }
     Response::from_parts(parts, ProxyBody::Upstream { inner, done })
+}
+
+/// A gRPC call's response head: its latency is taken now (a stream may last
+/// minutes, and its length says nothing of the upstream's speed), and its
+/// status read from the head of a trailers-only response, or left for the
+/// body to find in the trailers.
+fn watch_grpc(ctx: &Ctx, headers: &http::HeaderMap, done: &mut Completion) {
+    done.outcome.latency_us = ctx.start.elapsed().as_micros() as u64;
+    done.latency_at_head = true;
+    let codes = ctx.w.cfg.grpc_errors;
+    match grpc::status(headers) {
+        Some(code) if codes.counts(code) => {
+            done.outcome.grpc_error = true;
+            remember(ctx, done.outcome.version, Some(200), &grpc::describe(code, Some(headers)));
+        }
+        Some(_) => {}
+        None => done.grpc = Some(Box::new(grpc::Pending { codes, path: ctx.uri.path().into() })),
+    }
 }
 
 pub(super) fn fail(ctx: &Ctx, version: Version, status: Option<u16>, why: &str) {
@@ -454,7 +581,9 @@ pub(super) fn fail(ctx: &Ctx, version: Version, status: Option<u16>, why: &str) 
 pub(super) fn record(ctx: &Ctx, version: Version, status: Option<u16>, failure: bool) {
     let now = Instant::now();
     let latency_us = now.duration_since(ctx.start).as_micros() as u64;
-    ctx.w.shard.record(Outcome { version, route: ctx.route, status, failure, latency_us }, now);
+    ctx.w
+        .shard
+        .record(Outcome { version, route: ctx.route, status, failure, grpc_error: false, latency_us }, now);
     ctx.w.shard.end(version);
 }
 

@@ -24,6 +24,14 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Whether the TLS handshake settled on HTTP/2 by ALPN.
+    pub fn alpn_h2(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2"),
+        }
+    }
+
     /// Whether an idle connection is still usable: nothing (an EOF, a reset,
     /// stray bytes) arrived while it sat in the pool.
     pub fn looks_alive(&mut self) -> bool {

@@ -30,7 +30,7 @@ use super::service::{Ctx, MAX_RESPONSE_HEAD, Peer, add_forwarded, fail, is_safe,
 use super::tunnel::{self, Rollback, Tunnel};
 use crate::config::OnRollback;
 use crate::live::Upstreams;
-use crate::upstream::Upstream;
+use crate::upstream::{Protocol, Upstream};
 use canary_core::Version;
 use http::{HeaderValue, Request, Response, StatusCode, header, request};
 use hyper::body::Incoming;
@@ -127,6 +127,11 @@ async fn attempt(ctx: &Ctx, up: &Upstream, parts: &request::Parts) -> Result<(He
     *req.headers_mut() = parts.headers.clone();
     retarget(&mut req, up);
     let (head, _) = req.into_parts();
+    if up.protocol() == Protocol::H2c {
+        // An HTTP/1.1 upgrade has no HTTP/2 form but extended CONNECT, which
+        // hyper's client cannot map an Upgrade request onto.
+        return Err(Miss::NotSent(format!("{up} speaks HTTP/2 only and cannot take an HTTP/1.1 Upgrade")));
+    }
     let mut conn = ctx.w.pool.connect_lean(up).await.map_err(|e| Miss::NotSent(e.to_string()))?;
     let timeout = ctx.w.cfg.proxy.response_timeout;
     match tokio::time::timeout(timeout, conn.exchange_upgrade(&head, MAX_RESPONSE_HEAD)).await {

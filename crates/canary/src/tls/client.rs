@@ -4,7 +4,8 @@
 //! once at start); with `[upstreams] ca_file` against that file's CAs only, as
 //! `curl --cacert` does, so a private CA does not also trust every public one;
 //! with `insecure_skip_verify = true` not at all (a choice logged at start).
-//! ALPN offers HTTP/1.1 only: upstreams are spoken to in HTTP/1.1.
+//! The ALPN list is set by the proxy's pool per use: HTTP/1.1 for its
+//! HTTP/1.1 connections, h2 and HTTP/1.1 to learn which one an upstream speaks.
 
 use super::pair;
 use crate::config::UpstreamTls;
@@ -29,6 +30,7 @@ pub fn config(settings: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
     } else {
         builder.with_root_certificates(roots(settings)?).with_no_client_auth()
     };
+    // The pool replaces this for the connections that may speak h2.
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

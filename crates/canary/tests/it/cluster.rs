@@ -375,7 +375,9 @@ async fn the_fleet_is_judged_as_one_a_canary_failing_on_every_replica_is_rolled_
     let tally = history["rollouts"][0]["tally"]["canary_requests"].as_u64().unwrap_or(0);
     let leader_id = r["cluster"]["leader"].as_str().unwrap().to_string();
     let own = ps.iter().zip(["a", "b", "c"]).find(|(_, id)| *id == leader_id).unwrap().0;
-    let own_n = get_json(own.admin, "/internal/v1/totals").await["versions"][1]["requests"].as_u64().unwrap();
+    let own_n = get_json(own.admin, "/internal/v1/totals").await["versions"][1]["counts"]["requests"]
+        .as_u64()
+        .unwrap();
     assert!(tally > own_n, "fleet tally {tally} vs the leader's own {own_n}: {history}");
 }
 

@@ -15,6 +15,8 @@ mod demo;
 mod disk;
 mod durability;
 mod flags;
+mod grpc;
+mod grpc_upstream;
 mod hostile;
 mod judge;
 mod ops;

@@ -72,6 +72,11 @@ impl hyper::body::Body for Body {
             match this.framing.next(&mut conn.buf) {
                 Err(e) => return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::InvalidData, e)))),
                 Ok(Piece::Data(b)) => return Poll::Ready(Some(Ok(Frame::data(b)))),
+                // The trailers end the body: hyper polls no further after them.
+                Ok(Piece::Trailers(t)) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Ok(Frame::trailers(t))));
+                }
                 Ok(Piece::Done) => {
                     this.ended = true;
                     return Poll::Ready(None);

@@ -1,13 +1,18 @@
 //! How an upstream response's body is delimited (RFC 9112 section 6.3), and
 //! the decoder that cuts it out of the bytes read so far. Pure: bytes in,
 //! body pieces out, no I/O, so every framing rule is tested on its own.
+//!
+//! A chunked body's trailer fields are handed on (an HTTP/2 client, a gRPC
+//! one say, gets them as trailers), except those about framing or the
+//! connection, which mean nothing past this hop.
 
 use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// A chunk-size or trailer line longer than this is refused: no real
 /// upstream sends one, and a bound keeps a broken one from growing memory.
 const MAX_LINE: usize = 4096;
-/// Trailer bytes accepted (and dropped) after the last chunk.
+/// Trailer bytes accepted after the last chunk.
 const MAX_TRAILERS: usize = 16 * 1024;
 
 /// The body's framing and how much of it is left.
@@ -26,6 +31,8 @@ pub enum Framing {
 pub enum Piece {
     /// Body bytes.
     Data(Bytes),
+    /// The trailer fields after the last chunk (only when there are some).
+    Trailers(HeaderMap),
     /// More bytes must be read first.
     NeedMore,
     /// The body is complete; any bytes left in the buffer are not part of it.
@@ -75,8 +82,8 @@ pub enum Chunked {
     Data(u64),
     /// Expecting the CRLF that ends a chunk's data.
     DataEnd,
-    /// After the last chunk: trailer lines until an empty one; bytes seen so far.
-    Trailers(usize),
+    /// After the last chunk: trailer lines until an empty one.
+    Trailers,
     /// Complete.
     Done,
 }
@@ -89,7 +96,7 @@ impl Chunked {
                     None => return Ok(Piece::NeedMore),
                     Some(line) => {
                         let size = chunk_size(&line)?;
-                        *self = if size == 0 { Chunked::Trailers(0) } else { Chunked::Data(size) };
+                        *self = if size == 0 { Chunked::Trailers } else { Chunked::Data(size) };
                     }
                 },
                 Chunked::Data(left) => {
@@ -110,13 +117,16 @@ impl Chunked {
                     buf.advance(2);
                     *self = Chunked::Size;
                 }
-                Chunked::Trailers(seen) => match take_line(buf)? {
+                Chunked::Trailers => match trailer_section_end(buf)? {
                     None => return Ok(Piece::NeedMore),
-                    Some(line) if line.is_empty() => *self = Chunked::Done,
-                    Some(line) if seen + line.len() > MAX_TRAILERS => {
-                        return Err(FramingError("trailers too large"));
+                    Some(end) => {
+                        let section = buf.split_to(end);
+                        *self = Chunked::Done;
+                        let fields = trailer_fields(&section);
+                        if !fields.is_empty() {
+                            return Ok(Piece::Trailers(fields));
+                        }
                     }
-                    Some(line) => *self = Chunked::Trailers(seen + line.len() + 2),
                 },
                 Chunked::Done => return Ok(Piece::Done),
             }
@@ -136,6 +146,48 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
         None if buf.len() > MAX_LINE => Err(FramingError("chunk-size or trailer line too long")),
         None => Ok(None),
     }
+}
+
+/// Where the trailer section (its lines and the empty line that ends it)
+/// ends in `buf`, once it is all there. Usually the section is just the
+/// empty line, found at once.
+fn trailer_section_end(buf: &[u8]) -> Result<Option<usize>, FramingError> {
+    let mut line_start = 0;
+    for (i, &b) in buf.iter().enumerate().take(MAX_TRAILERS + 2) {
+        if b != b'\n' {
+            continue;
+        }
+        if i == 0 || buf[i - 1] != b'\r' {
+            return Err(FramingError("line ends with a bare LF"));
+        }
+        if i - 1 == line_start {
+            return Ok(Some(i + 1));
+        }
+        line_start = i + 1;
+    }
+    if buf.len() > MAX_TRAILERS {
+        return Err(FramingError("trailers too large"));
+    }
+    Ok(None)
+}
+
+/// The fields of a complete trailer section. Fields that do not parse are
+/// left out rather than failing a body that was delivered whole (trailers
+/// were dropped altogether before they were passed on).
+fn trailer_fields(section: &[u8]) -> HeaderMap {
+    let mut slots = [httparse::EMPTY_HEADER; super::MAX_HEADERS];
+    let mut out = HeaderMap::new();
+    let Ok(httparse::Status::Complete((_, fields))) = httparse::parse_headers(section, &mut slots) else {
+        return out;
+    };
+    for f in fields.iter() {
+        let Ok(name) = HeaderName::from_bytes(f.name.as_bytes()) else { continue };
+        if let Ok(value) = HeaderValue::from_bytes(f.value) {
+            out.append(name, value);
+        }
+    }
+    crate::proxy::headers::strip_trailer_fields(&mut out);
+    out
 }
 
 /// The hex size at the start of a chunk-size line; extensions are ignored.
@@ -158,14 +210,24 @@ mod tests {
     use super::*;
 
     /// Feeds `wire` in pieces of `step` bytes; returns the body and what is left.
-    fn decode(mut f: Framing, wire: &[u8], step: usize) -> Result<(Vec<u8>, Vec<u8>), FramingError> {
+    fn decode(f: Framing, wire: &[u8], step: usize) -> Result<(Vec<u8>, Vec<u8>), FramingError> {
+        decode_all(f, wire, step).map(|(body, rest, _)| (body, rest))
+    }
+
+    /// A decoded body, what was left after it, and its trailers.
+    type Decoded = (Vec<u8>, Vec<u8>, Option<HeaderMap>);
+
+    /// As [`decode`], with the trailers too.
+    fn decode_all(mut f: Framing, wire: &[u8], step: usize) -> Result<Decoded, FramingError> {
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
+        let mut trailers = None;
         let mut fed = 0;
         loop {
             match f.next(&mut buf)? {
                 Piece::Data(d) => out.extend_from_slice(&d),
-                Piece::Done => return Ok((out, buf.to_vec())),
+                Piece::Trailers(t) => trailers = Some(t),
+                Piece::Done => return Ok((out, buf.to_vec(), trailers)),
                 Piece::NeedMore if fed >= wire.len() => return Err(FramingError("ran out")),
                 Piece::NeedMore => {
                     let end = (fed + step).min(wire.len());
@@ -193,6 +255,29 @@ mod tests {
             assert_eq!(body, b"hello world", "step {step}");
             assert!(b"NEXT".starts_with(&rest), "step {step}: {rest:?}");
         }
+    }
+
+    #[test]
+    fn trailers_are_passed_on_in_any_split_but_not_framing_ones() {
+        let wire = b"2\r\nhi\r\n0\r\nx-sum: 1\r\ngrpc-status: 0\r\ncontent-length: 9\r\n\r\nNEXT";
+        for step in 1..wire.len() {
+            let (body, rest, t) = decode_all(Framing::Chunked(Chunked::default()), wire, step).unwrap();
+            assert_eq!(body, b"hi", "step {step}");
+            assert!(b"NEXT".starts_with(&rest), "step {step}: {rest:?}");
+            let t = t.expect("trailers");
+            assert_eq!((t["x-sum"].as_bytes(), t["grpc-status"].as_bytes()), (&b"1"[..], &b"0"[..]));
+            assert!(!t.contains_key("content-length"));
+        }
+        let (_, _, t) = decode_all(Framing::Chunked(Chunked::default()), b"0\r\n\r\n", 1).unwrap();
+        assert!(t.is_none(), "no trailer section, no trailers");
+        let bare = decode(Framing::Chunked(Chunked::default()), b"0\r\nx: 1\n\r\n", 64);
+        assert_eq!(bare, Err(FramingError("line ends with a bare LF")));
+        let mut huge = b"0\r\n".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', MAX_TRAILERS + 10));
+        assert_eq!(
+            decode(Framing::Chunked(Chunked::default()), &huge, 4096),
+            Err(FramingError("trailers too large"))
+        );
     }
 
     #[test]
