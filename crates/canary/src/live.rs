@@ -73,6 +73,10 @@ struct Meta {
     flags_hash: Option<String>,
     /// Upstreams set at runtime; they outlive the config's from then on.
     pinned: Option<(String, Option<String>)>,
+    /// The table in effect is ahead of the store (an emergency rollback the
+    /// store did not take): the next change is written even if it changes
+    /// nothing here.
+    unsaved: bool,
 }
 
 /// The live state.
@@ -137,6 +141,11 @@ impl Live {
         if !self.store.accept_revision(rev) {
             return;
         }
+        if meta.unsaved {
+            // This replica pulled the canary out while the store could not
+            // be written: its table stays ahead until that write lands.
+            return;
+        }
         let old = self.routing.load_full();
         let (table, ups, new_meta) = restore((*old).clone(), (**self.upstreams.load()).clone(), p);
         *meta = new_meta;
@@ -153,12 +162,13 @@ impl Live {
     /// while the state file cannot be written. The next successful write
     /// records the share as it is.
     pub fn emergency_share_zero(&self) {
-        let _guard = self.lock_meta();
+        let mut meta = self.lock_meta();
         let mut t = (*self.routing.load_full()).clone();
         t.share = Share::ZERO;
         let newly = !t.canary_blocked;
         t.canary_blocked = true;
         self.routing.store(Arc::new(t));
+        meta.unsaved = true;
         if newly {
             self.rollbacks.send_modify(|n| *n += 1);
         }
@@ -222,9 +232,10 @@ impl Live {
                 Some((u.stable.url().to_string(), u.canary.as_ref().map(|c| c.url().to_string())));
         }
         let ups_changed = change.upstreams.as_ref().is_some_and(|u| **self.upstreams.load() != *u);
-        if new == *old && new_meta == *meta && !ups_changed {
+        if new == *old && new_meta == *meta && !ups_changed && !meta.unsaved {
             return Ok(old);
         }
+        new_meta.unsaved = false;
         let mut detail = json!({"from": describe(&old), "to": describe(&new)});
         if let (true, Some(u)) = (ups_changed, &change.upstreams) {
             detail["upstreams"] =
@@ -265,7 +276,7 @@ fn restore(
         ups = pinned;
         table.has_canary = ups.canary.is_some();
     }
-    (table, ups, Meta { flags_hash: p.flags_hash, pinned: p.upstreams })
+    (table, ups, Meta { flags_hash: p.flags_hash, pinned: p.upstreams, unsaved: false })
 }
 
 fn restore_upstreams(p: Option<&(String, Option<String>)>) -> Option<Upstreams> {

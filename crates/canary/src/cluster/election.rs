@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 /// How often the lease is renewed and the leader key looked at.
 pub const LOOK_EVERY: Duration = Duration::from_millis(500);
 
+/// Renewals failed in a row before etcd counts as gone (shown, and calls no
+/// longer retried): 1.5 s at one look each 500 ms.
+const GONE_AFTER: u32 = 3;
+
 /// Taken off the lease's length before this replica stops claiming it:
 /// covers a renewal's time in flight and clock rate differences.
 const MARGIN: Duration = Duration::from_millis(1_000);
@@ -54,6 +58,7 @@ async fn term(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut keeper = None;
     let mut good_until = granted + ttl.saturating_sub(MARGIN);
+    let mut failures = 0u32;
     loop {
         tokio::time::sleep(LOOK_EVERY).await;
         // A stream to a member that died fails once: the retry opens one to
@@ -62,12 +67,23 @@ async fn term(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
             Err(_) => renew(&mut c, lease, &mut keeper).await,
             ok => ok,
         };
+        failures = if renewed.is_ok() { 0 } else { failures + 1 };
+        // A member's death or a Raft election fails a renewal or two; only
+        // failures that last are etcd being gone.
+        let gone = failures >= GONE_AFTER;
+        etcd.set_reachable(!gone);
         match renewed {
             Ok(until) => {
                 good_until = until.checked_sub(MARGIN).unwrap_or(until);
                 cluster.renewed(good_until);
             }
-            Err(e) if Instant::now() < good_until => cluster.etcd_failed(format!("etcd: {e}")),
+            Err(e) if Instant::now() < good_until => {
+                if gone {
+                    cluster.etcd_failed(format!("etcd: {e}"));
+                }
+                // Not worth a look that would wait on the same unanswering etcd.
+                continue;
+            }
             Err(e) => {
                 revoke(etcd, lease);
                 return Err(format!("the lease could not be renewed: {e}"));
@@ -97,7 +113,8 @@ async fn renew(
     keeper: &mut Option<Keeper>,
 ) -> Result<Instant, String> {
     if keeper.is_none() {
-        *keeper = Some(c.lease_keep_alive(lease).await.map_err(|e| e.to_string())?);
+        let open = tokio::time::timeout(Duration::from_secs(1), c.lease_keep_alive(lease)).await;
+        *keeper = Some(open.map_err(|_| "no answer within 1 s".to_string())?.map_err(|e| e.to_string())?);
     }
     let Some((k, stream)) = keeper.as_mut() else { return Err("no keep-alive stream".into()) };
     let sent = Instant::now();

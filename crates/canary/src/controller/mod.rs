@@ -134,6 +134,8 @@ pub struct Controller {
     fleet: FleetObserver,
     /// When a follower last read the rollout from the shared store.
     last_refresh_ms: u64,
+    /// A rollback decided while the shared store failed: written again until it takes.
+    unsaved: Option<(Rollout, Vec<Decision>)>,
 }
 
 impl Controller {
@@ -166,6 +168,7 @@ impl Controller {
             leading: false,
             fleet: FleetObserver::default(),
             last_refresh_ms: 0,
+            unsaved: None,
         })
     }
 
@@ -217,6 +220,7 @@ impl Controller {
             if !self.leading {
                 self.take_over(&c, now)?;
             }
+            self.retry_unsaved(now);
         }
         let mut t = self.observer.tick(&self.metrics);
         if let Some(c) = &self.cluster {
@@ -452,19 +456,61 @@ impl Controller {
     /// must never wait for a disk. Either way the rollout holds (paused, in
     /// memory) and says why; it is recorded once the file can be written again.
     fn carry_out(&mut self, before: Rollout, ds: Vec<Decision>, now: u64) -> Result<(), ControlError> {
+        // Kept for a rollback the shared store did not take (see `retry_unsaved`).
+        let copy = self.cluster.as_ref().map(|_| ds.clone());
+        // Only the bake's progress to save: a failed save loses nothing the
+        // next one will not carry, so the rollout is not put back.
+        let progress_only = ds.is_empty();
         let result = self.apply(ds, now);
         match &result {
             Ok(()) => self.fault = None,
-            Err(ControlError::Store(e)) => self.hold_on_store_error(before, now, e.to_string()),
+            Err(ControlError::Store(e)) if progress_only && self.cluster.is_some() => {
+                self.fault = Some(self.cannot_write(e));
+            }
+            Err(ControlError::Store(e)) => {
+                let rolled_back = self.rollout.as_ref().is_some_and(|r| r.state == State::RolledBack);
+                if let (true, Some(ds), Some(r)) = (rolled_back, copy, self.rollout.clone()) {
+                    self.unsaved = Some((r, ds));
+                }
+                self.hold_on_store_error(before, now, e.to_string())
+            }
             Err(_) => self.rollout = Some(before),
         }
         result
     }
 
+    /// A rollback the shared store could not take is written again at each
+    /// look until it is: until then only this replica's router is safe, and
+    /// a new leader would find the rollout still running.
+    fn retry_unsaved(&mut self, now: u64) {
+        let Some((r, ds)) = self.unsaved.take() else { return };
+        // Only while the rollout is still that one (a later deploy supersedes it).
+        let same = self
+            .rollout
+            .as_ref()
+            .is_some_and(|cur| cur.id == r.id && (cur.is_active() || cur.state == State::RolledBack));
+        if !same {
+            return;
+        }
+        self.rollout = Some(r.clone());
+        match self.apply(ds.clone(), now) {
+            Ok(()) => {
+                self.fault = None;
+                tracing::info!(rollout = r.id, "the rollback is now in the shared store");
+            }
+            Err(_) => self.unsaved = Some((r, ds)),
+        }
+    }
+
+    fn cannot_write(&self, e: &dyn std::fmt::Display) -> String {
+        let what = if self.cluster.is_some() { "the shared state (etcd)" } else { "the state file" };
+        format!("{what} cannot be written ({e}); the rollout holds until it can")
+    }
+
     fn hold_on_store_error(&mut self, before: Rollout, now: u64, e: String) {
         let rolled_back = self.rollout.as_ref().is_some_and(|r| r.state == State::RolledBack)
             && before.state != State::RolledBack;
-        self.fault = Some(format!("the state cannot be written ({e}); the rollout holds until it can"));
+        self.fault = Some(self.cannot_write(&e));
         if rolled_back {
             self.live.emergency_share_zero();
             return;

@@ -24,7 +24,7 @@ use etcd_client::{
 };
 use serde::Deserialize;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::runtime::Runtime;
@@ -50,6 +50,9 @@ pub struct Etcd {
     routing_rev: AtomicI64,
     /// The leader key's creation revision while this replica leads (0: not leading).
     fence: AtomicI64,
+    /// Whether the last lease renewal got through: when not, calls are not
+    /// retried, so a controller facing a dead etcd fails fast and keeps judging.
+    reachable: AtomicBool,
     seq: AtomicU64,
 }
 
@@ -104,6 +107,7 @@ impl Etcd {
             endpoints: endpoints.join(","),
             routing_rev: AtomicI64::new(0),
             fence: AtomicI64::new(0),
+            reachable: AtomicBool::new(true),
             seq: AtomicU64::new(0),
         }))
     }
@@ -134,6 +138,11 @@ impl Etcd {
         self.fence.store(create_revision, Ordering::SeqCst);
     }
 
+    /// Whether etcd answered the last lease renewal (set by the election).
+    pub fn set_reachable(&self, yes: bool) {
+        self.reachable.store(yes, Ordering::Relaxed);
+    }
+
     /// Records that the routing state at `rev` has been applied here; false
     /// when this replica has already seen it or a later one.
     pub fn accept_routing(&self, rev: i64) -> bool {
@@ -157,7 +166,8 @@ impl Etcd {
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let client = self.client.clone();
-        let deadline = tokio::time::Instant::now() + CALL_TIMEOUT - Duration::from_millis(300);
+        let retry_for = if self.reachable.load(Ordering::Relaxed) { CALL_TIMEOUT } else { Duration::ZERO };
+        let deadline = tokio::time::Instant::now() + retry_for.saturating_sub(Duration::from_millis(300));
         self.handle.spawn(async move {
             let result = loop {
                 match f(client.clone()).await {

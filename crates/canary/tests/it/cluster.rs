@@ -567,3 +567,54 @@ async fn the_metrics_answer_for_the_fleet_and_name_a_replica_that_does_not_answe
     assert_eq!(m["replicas"], serde_json::json!({"answered": 2, "of": 3, "missing": ["c"]}), "{m}");
     assert_eq!(counts(&m), sum(&nodes[..2]), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_decided_while_etcd_is_down_is_written_when_it_returns() {
+    let dir = tempdir();
+    let mut etcd = Etcd::start(dir.path(), 1);
+    let (stable, canary) = (Upstream::start("stable"), Upstream::start("canary"));
+    // A long lease: the leader keeps acting a while after etcd goes.
+    let toml = "[cluster]\nlease_ttl = \"10s\"\n";
+    let ps: Vec<Process> =
+        ["a", "b"].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, toml)).collect();
+    let refs: Vec<&Process> = ps.iter().collect();
+    let lead = wait_for_leader(&refs).await;
+    let leader = ps.iter().zip(["a", "b"]).find(|(_, id)| *id == lead).unwrap().0;
+    let (code, _, err) = run(&deploy_args(leader.admin, &canary.url(), &["50", "--bake", "1h"]));
+    assert_eq!(code, 0, "{err}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = ps.iter().map(|p| spawn_load(p.proxy, 60, Arc::clone(&stop))).collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    etcd.kill(0);
+    canary.fail_with.store(500, std::sync::atomic::Ordering::SeqCst);
+    // The leader pulls the canary out of its own router at once.
+    let out = eventually(8, || async { get_json(leader.admin, "/api/routing").await["share"] == 0.0 }).await;
+    assert!(
+        out,
+        "the leader kept routing to a failing canary: {}",
+        get_json(leader.admin, "/api/rollout").await
+    );
+    canary.fail_with.store(0, std::sync::atomic::Ordering::SeqCst);
+    etcd.restart(0);
+    // Once etcd takes writes again, the rollback is the cluster's: every
+    // replica routes nobody to the canary and the rollout is rolled back.
+    let everywhere = eventually(40, || async {
+        let mut all = true;
+        for p in &ps {
+            all &= get_json(p.admin, "/api/routing").await["share"] == 0.0;
+        }
+        all && get_json(ps[0].admin, "/api/rollouts").await["rollouts"][0]["state"] == "rolled_back"
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in loads {
+        l.await.unwrap();
+    }
+    let r = get_json(ps[0].admin, "/api/rollouts").await;
+    let shares = [get_json(ps[0].admin, "/api/routing").await, get_json(ps[1].admin, "/api/routing").await];
+    assert!(
+        everywhere,
+        "state {} reason {}; routing {shares:?}",
+        r["rollouts"][0]["state"], r["rollouts"][0]["reason"]
+    );
+}
