@@ -218,6 +218,20 @@ async fn a_share_change_on_any_replica_reaches_every_router_and_users_stay_put()
         assert!(ok, "replica at {} did not get share 45", p.admin);
     }
     assert!(t.elapsed() < Duration::from_secs(2), "propagation took {:?}", t.elapsed());
+    // A feature flag set through one replica is served by every one.
+    let (status, reply) =
+        admin_put(&client(), follower.admin, "/api/flags/new-lobby", serde_json::json!({"value": "on"}))
+            .await;
+    assert_eq!(status, 200, "{reply}");
+    for p in &ps {
+        let on = eventually(2, || async {
+            get_json(p.admin, "/api/flags").await["flags"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f["name"] == "new-lobby" && f["enabled"] == true))
+        })
+        .await;
+        assert!(on, "replica at {} does not serve the flag", p.admin);
+    }
     // Every user lands on the same version through every replica.
     let mut on_canary = 0;
     for u in 0..60 {
@@ -273,7 +287,7 @@ async fn the_leader_killed_mid_rollout_another_takes_over_and_finishes_it() {
     let (stable_url, canary_url) = (format!("http://{}", stable.proxy), format!("http://{}", canary.proxy));
     // Loose latency bars: this is about who drives the rollout, not speed.
     let toml = format!(
-        "{FAST}[policy]\nmax_p95_ms = 2000\nrollback_p95_ms = 5000\ntarget_p50_ms = 2000\ntarget_p99_ms = 5000\n"
+        "{FAST}[policy]\nmax_p95_ms = 2000\nrollback_p95_ms = 5000\ntarget_p50_ms = 2000\ntarget_p99_ms = 5000\nmax_p95_ratio = 100.0\np95_slack_ms = 5000\n"
     );
     let mut ps: Vec<Option<Process>> =
         ["a", "b", "c"].iter().map(|id| Some(replica(&etcd, &stable_url, dir.path(), id, &toml))).collect();
