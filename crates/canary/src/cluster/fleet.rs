@@ -21,7 +21,7 @@ use std::time::Duration;
 pub const FETCH_EVERY: Duration = Duration::from_millis(250);
 
 /// The longest a fetch may take before it counts as missed.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The peers' latest totals, by node id.
 #[derive(Debug, Default)]
@@ -49,7 +49,7 @@ impl Peers {
 }
 
 /// A pooled client for the peers' admin APIs (plain HTTP/1.1).
-type Peer = hyper_util::client::legacy::Client<
+pub type Peer = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     http_body_util::Empty<bytes::Bytes>,
 >;
@@ -78,7 +78,17 @@ pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
 }
 
 async fn fetch(client: &Peer, admin: &str, token: Option<&str>) -> Option<WireSnapshot> {
-    let mut req = http::Request::get(format!("http://{admin}{TOTALS_PATH}"));
+    get_json(client, &format!("http://{admin}{TOTALS_PATH}"), token).await
+}
+
+/// A peer's JSON answer to a GET of `url`, or `None` when it does not answer
+/// within [`FETCH_TIMEOUT`] with a 2xx and readable JSON.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &Peer,
+    url: &str,
+    token: Option<&str>,
+) -> Option<T> {
+    let mut req = http::Request::get(url);
     if let Some(t) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }

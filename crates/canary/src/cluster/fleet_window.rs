@@ -1,25 +1,16 @@
 //! `/api/v2/metrics` for the whole fleet: the replica asked fetches every
 //! peer's reading of the same window (`GET /internal/v1/window`) at once and
 //! adds each answer to its own. A peer that does not answer within
-//! [`FETCH_TIMEOUT`] is listed as missing, so a partial sum is never taken
+//! [`super::fleet::FETCH_TIMEOUT`] is listed as missing, so a partial sum is never taken
 //! for the fleet's.
 
+use super::fleet::{Peer, get_json};
 use super::window_wire::WireWindow;
 use super::{Cluster, WINDOW_PATH};
 use crate::metrics::Reading;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
-use std::time::Duration;
-
-/// Plain HTTP, as the peers' admin addresses are reached for their totals.
-type Http = Client<HttpConnector, Empty<Bytes>>;
-
-/// The longest a peer may take to answer before it counts as missing.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Which replicas the sum covers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,7 +35,7 @@ pub async fn gather(
     let peers = cluster.peers();
     // A client per answer: the peers are few, and a pooled connection would
     // outlive the runtime of whichever caller made it.
-    let client: Http = Client::builder(TokioExecutor::new()).build_http();
+    let client: Peer = Client::builder(TokioExecutor::new()).build_http();
     let fetches = peers.iter().map(|(_, admin)| fetch(&client, admin, query, token));
     let answers = futures_util::future::join_all(fetches).await;
     let mut cov = Coverage { answered: 1, of: peers.len() + 1, missing: Vec::new() };
@@ -61,19 +52,6 @@ pub async fn gather(
     (local, cov)
 }
 
-async fn fetch(client: &Http, admin: &str, query: &str, token: Option<&str>) -> Option<WireWindow> {
-    let mut req = http::Request::get(format!("http://{admin}{WINDOW_PATH}?{query}"));
-    if let Some(t) = token {
-        req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let req = req.body(Empty::new()).ok()?;
-    let get = async {
-        let resp = client.request(req).await.ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        let body = resp.into_body().collect().await.ok()?.to_bytes();
-        serde_json::from_slice(&body).ok()
-    };
-    tokio::time::timeout(FETCH_TIMEOUT, get).await.ok().flatten()
+async fn fetch(client: &Peer, admin: &str, query: &str, token: Option<&str>) -> Option<WireWindow> {
+    get_json(client, &format!("http://{admin}{WINDOW_PATH}?{query}"), token).await
 }
