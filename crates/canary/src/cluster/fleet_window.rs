@@ -9,14 +9,11 @@ use super::{Cluster, WINDOW_PATH};
 use crate::metrics::Reading;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use std::time::Duration;
 
-/// Plain HTTP, as the peers' admin addresses are reached for their totals.
-type Http = Client<HttpConnector, Empty<Bytes>>;
+/// HTTP/1.1, plain or TLS, as the peers' admin APIs are reached for their totals.
+type Http = super::peer::PeerClient<Empty<Bytes>>;
 
 /// The longest a peer may take to answer before it counts as missing.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
@@ -44,8 +41,10 @@ pub async fn gather(
     let peers = cluster.peers();
     // A client per answer: the peers are few, and a pooled connection would
     // outlive the runtime of whichever caller made it.
-    let client: Http = Client::builder(TokioExecutor::new()).build_http();
-    let fetches = peers.iter().map(|(_, admin)| fetch(&client, admin, query, token));
+    let client: Http = cluster.link.client();
+    let fetches = peers
+        .iter()
+        .map(|(_, admin)| fetch(&client, cluster.link.url(admin, &format!("{WINDOW_PATH}?{query}")), token));
     let answers = futures_util::future::join_all(fetches).await;
     let mut cov = Coverage { answered: 1, of: peers.len() + 1, missing: Vec::new() };
     for ((id, _), answer) in peers.into_iter().zip(answers) {
@@ -61,8 +60,8 @@ pub async fn gather(
     (local, cov)
 }
 
-async fn fetch(client: &Http, admin: &str, query: &str, token: Option<&str>) -> Option<WireWindow> {
-    let mut req = http::Request::get(format!("http://{admin}{WINDOW_PATH}?{query}"));
+async fn fetch(client: &Http, url: String, token: Option<&str>) -> Option<WireWindow> {
+    let mut req = http::Request::get(url);
     if let Some(t) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }
