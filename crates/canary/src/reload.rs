@@ -12,7 +12,7 @@
 //! validate is refused the same way. A refusal keeps the running
 //! configuration, and is logged and recorded as an event, as is a reload.
 //! The dynamic config file (`--flags`) is reloaded on the same signal by its
-//! own watcher (see `dynamic.rs`), and the listener's TLS certificate and key
+//! own watcher (see `dynamic.rs`), and the listeners' TLS certificates and keys
 //! are read again (see `tls::rotate`).
 
 use crate::config::{self, ConfigSource, ServeConfig};
@@ -39,12 +39,12 @@ pub async fn watch(
     running: ServeConfig,
     controller: Arc<Mutex<Controller>>,
     live: Arc<Live>,
-    tls: Option<Arc<Rotation>>,
+    tls: Vec<Arc<Rotation>>,
 ) {
     let mut running = running;
     while hup.recv().await.is_some() {
-        if let Some(tls) = &tls {
-            tls.reload("sighup", &live);
+        for pair in &tls {
+            pair.reload("sighup", &live);
         }
         let Some(src) = running.source.clone() else {
             tracing::info!("SIGHUP: no --config file to reload");
@@ -99,7 +99,7 @@ fn list(names: &[&str]) -> String {
 /// The sections, by their names in the file, that differ and cannot change
 /// while running.
 fn restart_only_changes(old: &ServeConfig, new: &ServeConfig) -> Vec<&'static str> {
-    let fields: [(&'static str, bool); 18] = [
+    let fields: [(&'static str, bool); 19] = [
         ("listen", differs(&old.listen, &new.listen)),
         ("admin", differs(&old.admin, &new.admin)),
         ("state", differs(&old.state, &new.state)),
@@ -112,6 +112,7 @@ fn restart_only_changes(old: &ServeConfig, new: &ServeConfig) -> Vec<&'static st
                 || differs(&old.upstream_tls, &new.upstream_tls),
         ),
         ("[tls]", differs(&old.tls, &new.tls)),
+        ("[admin_tls]", differs(&old.admin_tls, &new.admin_tls)),
         ("routing.share", differs(&old.share, &new.share)),
         ("routing.exclude", differs(&old.excludes, &new.excludes)),
         ("routing.user_header / user_cookie", differs(&old.user_key, &new.user_key)),

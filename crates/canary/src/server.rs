@@ -3,6 +3,7 @@
 //! is routed by the persisted state; stopped gracefully on request.
 
 use crate::admin::{self, AdminState};
+use crate::cluster::peer::PeerLink;
 use crate::cluster::{self, Joined};
 use crate::config::ServeConfig;
 use crate::controller::{self, Controller};
@@ -14,7 +15,7 @@ use crate::reload;
 use crate::store::Store;
 use crate::tls::{self, rotate::Rotation};
 use canary_core::RoutingTable;
-use rustls::ClientConfig;
+use rustls::{ClientConfig, ServerConfig};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,12 +61,13 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let env_flags = canary_core::flags::from_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(StartError::Config)?;
     let (proxy_tls, rotation) = start_tls(&cfg)?;
+    let admin_tls = start_admin_tls(&cfg)?;
     // Bound first: a cluster replica advertises the address it really has.
     let admin_sock = std::net::TcpListener::bind(cfg.admin)
         .and_then(|l| l.set_nonblocking(true).map(|_| l))
         .map_err(|e| StartError::Io(format!("admin API: cannot listen on {}: {e}", cfg.admin)))?;
     let admin_addr = admin_sock.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
-    let (store, joined) = open_store(&cfg, admin_addr)?;
+    let (store, joined) = open_store(&cfg, admin_addr, admin_tls.as_ref())?;
     let live = Live::new(store, table(&cfg), upstreams(&cfg), env_flags)
         .map_err(|e| StartError::Io(e.to_string()))?;
     let live = Arc::new(live);
@@ -108,7 +110,9 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         sessions: Arc::default(),
         cluster,
     };
-    let side = Sidecar { upstream_tls: proxy_tls.upstreams, rotation };
+    let rotations = rotation.into_iter().chain(admin_tls.as_ref().map(|a| Arc::clone(&a.rotation))).collect();
+    let side =
+        Sidecar { upstream_tls: proxy_tls.upstreams, rotations, admin_tls: admin_tls.map(|a| a.server) };
     threads.push(spawn_admin(admin_sock, state, side, rx)?);
     Ok(Running {
         proxy_addr,
@@ -124,13 +128,21 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
 }
 
 /// The SQLite file, or with `--etcd` the cluster's shared state.
-fn open_store(cfg: &ServeConfig, admin: SocketAddr) -> Result<(Store, Option<Joined>), StartError> {
+fn open_store(
+    cfg: &ServeConfig,
+    admin: SocketAddr,
+    tls: Option<&AdminTls>,
+) -> Result<(Store, Option<Joined>), StartError> {
     let Some(cc) = &cfg.cluster else {
         let store = Store::open(&cfg.state).map_err(|e| StartError::Io(e.to_string()))?;
         return Ok((store, None));
     };
     let advertise = cc.advertise.unwrap_or(admin).to_string();
-    let (store, joined) = cluster::join(cc, &advertise, &cfg.state).map_err(StartError::Io)?;
+    let link = match tls {
+        Some(t) => PeerLink::https(Arc::clone(&t.peers)),
+        None => PeerLink::plain(),
+    };
+    let (store, joined) = cluster::join(cc, &advertise, &cfg.state, link).map_err(StartError::Io)?;
     Ok((store, Some(joined)))
 }
 
@@ -144,17 +156,41 @@ fn start_tls(cfg: &ServeConfig) -> Result<(proxy::Tls, Option<Arc<Rotation>>), S
         );
     }
     let Some(files) = &cfg.tls else { return Ok((proxy::Tls { upstreams, listener: None }, None)) };
-    let rotation = Rotation::start(files).map_err(StartError::Config)?;
+    let rotation = Rotation::start(files, "proxy").map_err(StartError::Config)?;
     let listener = tls::listener::config(rotation.slot(), cfg.proxy.http2).map_err(StartError::Config)?;
     tracing::info!(cert = %files.cert.display(), "the proxy listener serves TLS");
     Ok((proxy::Tls { upstreams, listener: Some(listener) }, Some(rotation)))
 }
 
+/// The admin API's TLS, when `[admin_tls]` is set.
+struct AdminTls {
+    /// The listener's config, its certificate in `rotation`'s slot.
+    server: Arc<ServerConfig>,
+    rotation: Arc<Rotation>,
+    /// How replicas verify each other's admin certificate.
+    peers: Arc<ClientConfig>,
+}
+
+/// The admin listener's pair, loaded before anything starts: a bad pair or
+/// peers' CA file refuses the start (exit 2) naming the file.
+fn start_admin_tls(cfg: &ServeConfig) -> Result<Option<AdminTls>, StartError> {
+    let Some(t) = &cfg.admin_tls else { return Ok(None) };
+    let rotation = Rotation::start(&t.files, "admin").map_err(StartError::Config)?;
+    // HTTP/1.1 only: the admin API's clients (CLI, browsers, peers) need no more.
+    let server = tls::listener::config(rotation.slot(), false).map_err(StartError::Config)?;
+    let peers = tls::client::verifying(t.ca_file.as_deref(), "CA file (admin_tls.ca_file)")
+        .map_err(StartError::Config)?;
+    tracing::info!(cert = %t.files.cert.display(), "the admin API serves TLS");
+    Ok(Some(AdminTls { server, rotation, peers: Arc::new(peers) }))
+}
+
 /// What the admin thread runs beside the API besides the pollers of the
-/// config: the upstreams' TLS client and the certificate watcher.
+/// config: the upstreams' TLS client, the certificate watchers and the admin
+/// listener's TLS config.
 struct Sidecar {
     upstream_tls: Arc<ClientConfig>,
-    rotation: Option<Arc<Rotation>>,
+    rotations: Vec<Arc<Rotation>>,
+    admin_tls: Option<Arc<ServerConfig>>,
 }
 
 fn table(cfg: &ServeConfig) -> RoutingTable {
@@ -211,7 +247,8 @@ async fn run_admin(
     let health = controller::lock(&state.controller).health.clone();
     let health_poller =
         tokio::spawn(controller::health::poll(Arc::clone(&state.live), health, client.clone()));
-    let rotator = side.rotation.clone().map(|r| tokio::spawn(r.watch(Arc::clone(&state.live))));
+    let rotators: Vec<_> =
+        side.rotations.iter().map(|r| tokio::spawn(Arc::clone(r).watch(Arc::clone(&state.live)))).collect();
     let checks = spawn_analysis(&state);
     let fleet = state.cluster.clone().map(|c| {
         let token = state.cfg.admin_token.clone().or_else(|| state.cfg.viewer_token.clone());
@@ -227,20 +264,28 @@ async fn run_admin(
         (*state.cfg).clone(),
         Arc::clone(&state.controller),
         Arc::clone(&state.live),
-        side.rotation,
+        side.rotations,
     ));
     let app = admin::router(state);
     let stop = async move {
         let _ = rx.changed().await;
     };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+    let served = match side.admin_tls {
+        Some(tls) => {
+            let listener = tls::admin::TlsListener::new(listener, tls);
+            axum::serve(listener, app).with_graceful_shutdown(stop).await
+        }
+        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "admin API stopped");
     }
     poller.abort();
     health_poller.abort();
     checks.iter().for_each(|c| c.abort());
     reloader.abort();
-    for w in [watcher, rotator, fleet].into_iter().flatten() {
+    rotators.iter().for_each(|r| r.abort());
+    for w in [watcher, fleet].into_iter().flatten() {
         w.abort();
     }
 }

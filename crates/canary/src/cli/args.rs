@@ -15,8 +15,8 @@ const EXIT_STATUS: &str = "Exit status: 0 done (healthy, go, allowed); 1 failed,
 changed (for health and monitor also: could not tell); 3 refused in the current state; \
 4 unauthorized.
 
-The admin API: --admin URL or CANARY_ADMIN (default http://127.0.0.1:9090); \
---token TOKEN or CANARY_TOKEN.";
+The admin API: --admin URL or CANARY_ADMIN (default http://127.0.0.1:9090; https:// is verified \
+against the system's roots, or --ca-file FILE / CANARY_CA_FILE); --token TOKEN or CANARY_TOKEN.";
 
 /// canary: put a new version of an HTTP API in front of a slice of users,
 /// watch it, and promote it or pull it back.
@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the traffic-splitting proxy and its admin API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start a rollout: the canary takes PERCENT of traffic, then the plan's steps.
     Deploy(DeployArgs),
     /// Set the canary's share by hand: a step of the plan moves the rollout there
@@ -116,6 +116,9 @@ pub enum Command {
         /// Retries for a check that gets no answer.
         #[arg(long, default_value_t = 2)]
         retries: u32,
+        /// For an https:// URL: trust the CAs in this PEM file instead of the system's.
+        #[arg(long, value_name = "FILE", env = "CANARY_CA_FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// Watch metrics for MINUTES and judge them: go (0), no-go (1), could not measure (2).
     // The seed's runbook calls it `monitor-metrics`.
@@ -220,6 +223,9 @@ pub struct AdminArgs {
     /// The admin token, when `canary serve` requires one.
     #[arg(long, value_name = "TOKEN", env = "CANARY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// For an https:// URL: trust the CAs in this PEM file instead of the system's.
+    #[arg(long, value_name = "FILE", env = "CANARY_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `canary deploy <percent> <canary-url>`

@@ -1,15 +1,14 @@
 //! The CLI's client for the admin API: one JSON request, answered with the
 //! status code and the JSON body. Finds the API from `--admin`, env
-//! `CANARY_ADMIN`, or `http://127.0.0.1:9090`; sends the token from `--token`
-//! or env `CANARY_TOKEN`.
+//! `CANARY_ADMIN`, or `http://127.0.0.1:9090` (`https://` too, see
+//! [`super::tls`]); sends the token from `--token` or env `CANARY_TOKEN`.
 
 use super::AdminArgs;
 use super::exit::{Exit, fail};
 use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long one admin call may take.
@@ -22,6 +21,8 @@ pub struct Admin {
     pub url: String,
     /// The admin token, if any.
     pub token: Option<String>,
+    /// The CA file an https URL is verified with, instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Why a call got no answer.
@@ -32,6 +33,15 @@ pub struct Admin {
 pub struct Unreachable {
     url: String,
     reason: String,
+    /// The CA file given is at fault, not the server: bad input.
+    bad_ca: bool,
+}
+
+impl Unreachable {
+    /// The exit this means: bad input for an unusable CA file, else failed.
+    pub fn exit(&self) -> Exit {
+        if self.bad_ca { Exit::BadInput } else { Exit::Failed }
+    }
 }
 
 impl Admin {
@@ -42,13 +52,18 @@ impl Admin {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<(u16, serde_json::Value), Unreachable> {
-        let fail = |reason: String| Unreachable { url: self.url.clone(), reason };
+        let fail = |reason: String| Unreachable { url: self.url.clone(), reason, bad_ca: false };
+        let client = super::tls::client(&self.url, self.ca_file.as_deref()).map_err(|e| Unreachable {
+            url: self.url.clone(),
+            reason: e.to_string(),
+            bad_ca: true,
+        })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| fail(e.to_string()))?;
         rt.block_on(async {
-            match tokio::time::timeout(TIMEOUT, self.send(method, path, body)).await {
+            match tokio::time::timeout(TIMEOUT, self.send(&client, method, path, body)).await {
                 Ok(r) => r.map_err(fail),
                 Err(_) => Err(fail(format!("no answer within {TIMEOUT:?}"))),
             }
@@ -57,11 +72,11 @@ impl Admin {
 
     async fn send(
         &self,
+        client: &super::tls::HttpClient,
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<(u16, serde_json::Value), String> {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let uri = format!("{}{}", self.url.trim_end_matches('/'), path);
         let mut b =
             Request::builder().method(method).uri(&uri).header(header::CONTENT_TYPE, "application/json");
@@ -70,7 +85,7 @@ impl Admin {
         }
         let payload = body.map(|v| Bytes::from(v.to_string())).unwrap_or_default();
         let req = b.body(Full::new(payload)).map_err(|e| format!("bad admin URL `{uri}`: {e}"))?;
-        let resp = client.request(req).await.map_err(|e| e.to_string())?;
+        let resp = client.request(req).await.map_err(|e| describe(&e))?;
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         let json = serde_json::from_slice(&bytes)
@@ -88,10 +103,11 @@ pub struct Fetched {
     pub json: Result<serde_json::Value, String>,
 }
 
-/// GETs `url` within `timeout`; the error says why nothing usable came back.
-pub async fn fetch(url: &str, timeout: Duration) -> Result<Fetched, String> {
+/// GETs `url` within `timeout`, verifying an https URL against `ca_file`
+/// (else the system's roots); the error says why nothing usable came back.
+pub async fn fetch(url: &str, timeout: Duration, ca_file: Option<&Path>) -> Result<Fetched, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client = super::tls::client(url, ca_file).map_err(|e| e.to_string())?;
     let work = async {
         let resp = client.get(uri).await.map_err(|e| describe(&e))?;
         let status = resp.status().as_u16();
@@ -121,7 +137,7 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
 
 impl From<&AdminArgs> for Admin {
     fn from(a: &AdminArgs) -> Admin {
-        Admin { url: a.admin.clone(), token: a.token.clone() }
+        Admin { url: a.admin.clone(), token: a.token.clone(), ca_file: a.ca_file.clone() }
     }
 }
 
@@ -141,6 +157,6 @@ pub fn answered(
     match call {
         Ok((200, v)) => Ok(v),
         Ok((status, v)) => Err(refused(cmd, status, &v)),
-        Err(e) => Err(fail(Exit::Failed, cmd, e)),
+        Err(e) => Err(fail(e.exit(), cmd, e)),
     }
 }

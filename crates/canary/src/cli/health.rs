@@ -7,6 +7,7 @@ use super::client::{Fetched, fetch};
 use super::exit::{Exit, fail};
 use serde::Serialize;
 use serde_json::Value;
+use std::path::Path;
 use std::time::Duration;
 
 /// The three checks, in order.
@@ -26,13 +27,18 @@ pub struct Check {
 }
 
 /// `canary health URL`: checks `--timeout` (seconds), runs the checks and prints them.
-pub fn run(url: &str, json: bool, timeout: f64, retries: u32) -> Exit {
+pub fn run(url: &str, json: bool, timeout: f64, retries: u32, ca_file: Option<&Path>) -> Exit {
     if !(timeout > 0.0 && timeout < 3600.0) {
         return fail(
             Exit::BadInput,
             "health",
             format!("--timeout {timeout}: give seconds above 0 and below 3600"),
         );
+    }
+    // A CA file that cannot be used is the caller's input at fault, said
+    // once, rather than three unreachable checks.
+    if let Err(e) = super::tls::client(url, ca_file) {
+        return fail(Exit::BadInput, "health", e);
     }
     let timeout = Duration::from_secs_f64(timeout);
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -43,7 +49,7 @@ pub fn run(url: &str, json: bool, timeout: f64, retries: u32) -> Exit {
     let checks: Vec<Check> = rt.block_on(async {
         let mut out = Vec::new();
         for path in CHECKS {
-            out.push(check(&format!("{base}{path}"), path, timeout, retries).await);
+            out.push(check(&format!("{base}{path}"), path, timeout, retries, ca_file).await);
         }
         out
     });
@@ -81,10 +87,10 @@ fn overall(checks: &[Check]) -> (&'static str, Exit) {
     }
 }
 
-async fn check(url: &str, path: &str, timeout: Duration, retries: u32) -> Check {
+async fn check(url: &str, path: &str, timeout: Duration, retries: u32, ca_file: Option<&Path>) -> Check {
     let mut last = String::new();
     for attempt in 0..=retries {
-        match fetch(url, timeout).await {
+        match fetch(url, timeout, ca_file).await {
             Ok(f) => return judge(path, &f),
             Err(e) => last = e,
         }

@@ -8,6 +8,7 @@
 //! - [`run`]: one parsed command -> the function that runs it.
 //! - [`serve`]: `canary serve` in the foreground until SIGTERM or Ctrl-C.
 //! - [`client`]: the admin API client and a plain GET for any service.
+//! - [`tls`]: their HTTP client, for https:// URLs too (`--ca-file`).
 //! - [`rollout`]: `deploy`, `adjust`, `promote`, `pause`, `resume`, `rollback`.
 //! - [`status`]: `status` and `history`.
 //! - [`records`]: `report` and `check`.
@@ -30,6 +31,7 @@ pub mod rollout;
 pub mod run;
 pub mod serve;
 pub mod status;
+pub mod tls;
 pub mod window;
 
 pub use args::*;

@@ -14,6 +14,7 @@ use super::{AdminArgs, MonitorArgs};
 use crate::controller::api::Thresholds;
 use canary_core::judge::{Figures, Outcome, Policy, Resources, Verdict, judge_figures};
 use serde_json::Value;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What to watch.
@@ -23,13 +24,15 @@ pub struct Target {
     pub url: String,
     /// Where the figures sit in the document: `""` or `/versions/canary`.
     pub pointer: String,
+    /// The CA file an https URL is verified with (`--ca-file`).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `canary monitor [URL] MINUTES`: checks the arguments, watches, judges.
 pub fn command(a: &MonitorArgs) -> Exit {
     let (target, minutes) = match a.args.as_slice() {
         [minutes] => (own_figures(&a.admin), minutes),
-        [url, minutes] => (service(url), minutes),
+        [url, minutes] => (service(url, &a.admin), minutes),
         _ => {
             let why = format!("expected `[URL] MINUTES`, got {} arguments", a.args.len());
             return fail(Exit::BadInput, "monitor", why);
@@ -42,6 +45,9 @@ pub fn command(a: &MonitorArgs) -> Exit {
     if !(a.interval > 0.0 && a.interval <= 3600.0) {
         let why = format!("--interval {}: give seconds above 0, at most 3600", a.interval);
         return fail(Exit::BadInput, "monitor", why);
+    }
+    if let Err(e) = super::tls::client(&target.url, target.ca_file.as_deref()) {
+        return fail(Exit::BadInput, "monitor", e);
     }
     let chosen = match policy::choose(a.config.as_deref(), a.args.len() == 1, &a.admin) {
         Ok(c) => c,
@@ -70,12 +76,17 @@ fn own_figures(admin: &AdminArgs) -> Target {
     Target {
         url: format!("{}/api/v2/metrics?window=1m", admin.admin.trim_end_matches('/')),
         pointer: "/versions/canary".into(),
+        ca_file: admin.ca_file.clone(),
     }
 }
 
 /// A service's own `/api/v2/metrics` (S10).
-fn service(url: &str) -> Target {
-    Target { url: format!("{}/api/v2/metrics", url.trim_end_matches('/')), pointer: String::new() }
+fn service(url: &str, admin: &AdminArgs) -> Target {
+    Target {
+        url: format!("{}/api/v2/metrics", url.trim_end_matches('/')),
+        pointer: String::new(),
+        ca_file: admin.ca_file.clone(),
+    }
 }
 
 fn run(target: &Target, chosen: &Chosen, minutes: f64, interval: Duration, json: bool) -> Exit {
@@ -100,7 +111,9 @@ async fn watch(
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
-        let sample = fetch(&t.url, Duration::from_secs(5)).await.and_then(|f| figures(&f.json?, &t.pointer));
+        let sample = fetch(&t.url, Duration::from_secs(5), t.ca_file.as_deref())
+            .await
+            .and_then(|f| figures(&f.json?, &t.pointer));
         let verdict = sample.map(|f| judge_figures(policy, &f));
         if !json {
             print_line(start.elapsed(), total, &verdict);

@@ -24,7 +24,9 @@ pub fn run(command: Command) -> Exit {
         Command::Report { rollout, json, admin, .. } => records::report(rollout.as_deref(), json, &admin),
         Command::Demo { bad_canary } => demo::run::run(bad_canary),
         Command::Window { at, config, json } => window::run(at.as_deref(), config.as_deref(), json),
-        Command::Health { url, json, timeout, retries } => health::run(&url, json, timeout, retries),
+        Command::Health { url, json, timeout, retries, ca_file } => {
+            health::run(&url, json, timeout, retries, ca_file.as_deref())
+        }
         Command::Monitor(args) => monitor::command(&args),
         Command::DemoService(args) => demo::service::serve(&args),
         Command::Completions { shell } => packaging::completions(shell),

@@ -48,16 +48,12 @@ impl Peers {
     }
 }
 
-/// A pooled client for the peers' admin APIs (plain HTTP/1.1).
-pub type Peer = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Empty<bytes::Bytes>,
->;
+/// A pooled client for the peers' admin APIs (HTTP/1.1, plain or TLS).
+pub type Peer = super::peer::PeerClient<http_body_util::Empty<bytes::Bytes>>;
 
 /// Fetches every peer's totals, forever.
 pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
-    let client: Peer =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let client: Peer = cluster.link.client();
     let mut every = tokio::time::interval(FETCH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -67,7 +63,8 @@ pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
         let fetches = peers.into_iter().map(|(id, admin)| {
             let (client, token, cluster) = (client.clone(), token.clone(), Arc::clone(&cluster));
             async move {
-                if let Some(s) = fetch(&client, &admin, token.as_deref()).await {
+                let url = cluster.link.url(&admin, TOTALS_PATH);
+                if let Some(s) = fetch(&client, url, token.as_deref()).await {
                     cluster.heard_from(&id);
                     cluster.fleet.put(s);
                 }
@@ -77,8 +74,8 @@ pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
     }
 }
 
-async fn fetch(client: &Peer, admin: &str, token: Option<&str>) -> Option<WireSnapshot> {
-    get_json(client, &format!("http://{admin}{TOTALS_PATH}"), token).await
+async fn fetch(client: &Peer, url: String, token: Option<&str>) -> Option<WireSnapshot> {
+    get_json(client, &url, token).await
 }
 
 /// A peer's JSON answer to a GET of `url`, or `None` when it does not answer

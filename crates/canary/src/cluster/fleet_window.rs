@@ -8,8 +8,6 @@ use super::fleet::{Peer, get_json};
 use super::window_wire::WireWindow;
 use super::{Cluster, WINDOW_PATH};
 use crate::metrics::Reading;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 
 /// Which replicas the sum covers.
@@ -35,8 +33,10 @@ pub async fn gather(
     let peers = cluster.peers();
     // A client per answer: the peers are few, and a pooled connection would
     // outlive the runtime of whichever caller made it.
-    let client: Peer = Client::builder(TokioExecutor::new()).build_http();
-    let fetches = peers.iter().map(|(_, admin)| fetch(&client, admin, query, token));
+    let client: Peer = cluster.link.client();
+    let fetches = peers
+        .iter()
+        .map(|(_, admin)| fetch(&client, cluster.link.url(admin, &format!("{WINDOW_PATH}?{query}")), token));
     let answers = futures_util::future::join_all(fetches).await;
     let mut cov = Coverage { answered: 1, of: peers.len() + 1, missing: Vec::new() };
     for ((id, _), answer) in peers.into_iter().zip(answers) {
@@ -52,6 +52,6 @@ pub async fn gather(
     (local, cov)
 }
 
-async fn fetch(client: &Peer, admin: &str, query: &str, token: Option<&str>) -> Option<WireWindow> {
-    get_json(client, &format!("http://{admin}{WINDOW_PATH}?{query}"), token).await
+async fn fetch(client: &Peer, url: String, token: Option<&str>) -> Option<WireWindow> {
+    get_json(client, &url, token).await
 }

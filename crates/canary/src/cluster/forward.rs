@@ -6,6 +6,7 @@
 //! token); the forwarded call carries the admin token the replicas share, since
 //! a dashboard session exists only on the replica that made it.
 
+use super::peer::PeerLink;
 use crate::admin::{AdminState, error};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -13,8 +14,6 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
 /// The largest command body forwarded.
@@ -51,7 +50,7 @@ pub async fn to_leader(State(s): State<AdminState>, req: Request, next: Next) ->
         );
     };
     let id = cluster.leader().map(|l| l.id).unwrap_or_default();
-    match forward(req, &leader, s.cfg.admin_token.as_deref(), &cluster.node_id).await {
+    match forward(req, &cluster.link, &leader, s.cfg.admin_token.as_deref(), &cluster.node_id).await {
         Ok(mut resp) => {
             if let Ok(v) = id.parse() {
                 resp.headers_mut().insert("x-canary-forwarded-to", v);
@@ -68,7 +67,13 @@ pub async fn to_leader(State(s): State<AdminState>, req: Request, next: Next) ->
     }
 }
 
-async fn forward(req: Request, leader: &str, token: Option<&str>, me: &str) -> Result<Response, String> {
+async fn forward(
+    req: Request,
+    link: &PeerLink,
+    leader: &str,
+    token: Option<&str>,
+    me: &str,
+) -> Result<Response, String> {
     let (parts, body) = req.into_parts();
     let body = http_body_util::Limited::new(body, MAX_BODY)
         .collect()
@@ -76,7 +81,7 @@ async fn forward(req: Request, leader: &str, token: Option<&str>, me: &str) -> R
         .map_err(|e| format!("the request body could not be read: {e}"))?
         .to_bytes();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut out = http::Request::builder().method(parts.method.clone()).uri(format!("http://{leader}{path}"));
+    let mut out = http::Request::builder().method(parts.method.clone()).uri(link.url(leader, path));
     for (name, value) in &parts.headers {
         if name != header::HOST && name != header::AUTHORIZATION && name != header::COOKIE {
             out = out.header(name, value);
@@ -87,7 +92,7 @@ async fn forward(req: Request, leader: &str, token: Option<&str>, me: &str) -> R
     }
     out = out.header(FORWARDED_BY, me);
     let out = out.body(Full::new(body)).map_err(|e| e.to_string())?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+    let client = link.client::<Full<bytes::Bytes>>();
     let resp = tokio::time::timeout(TIMEOUT, client.request(out))
         .await
         .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))?

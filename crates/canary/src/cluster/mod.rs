@@ -14,6 +14,8 @@
 //! - [`fleet_window`]: `/api/v2/metrics` for the fleet, every peer's reading
 //!   added to this replica's.
 //! - [`forward`]: the admin API's commands, sent on to the leader.
+//! - [`peer`]: how the peers' admin APIs are reached (http, or https with
+//!   `[admin_tls]`).
 //!
 //! The request path never waits on any of this: it reads the routing table
 //! as a single process does, and the watch swaps it.
@@ -23,6 +25,7 @@ pub mod election;
 pub mod fleet;
 pub mod fleet_window;
 pub mod forward;
+pub mod peer;
 #[cfg(feature = "etcd")]
 pub mod watch;
 pub mod window_wire;
@@ -89,6 +92,8 @@ pub struct Cluster {
     view: Mutex<View>,
     /// The peers' latest totals (see [`fleet`]).
     pub fleet: fleet::Peers,
+    /// How the peers' admin APIs are reached (see [`peer`]).
+    pub link: peer::PeerLink,
 }
 
 impl Cluster {
@@ -100,6 +105,7 @@ impl Cluster {
             lease_ttl,
             view: Mutex::default(),
             fleet: fleet::Peers::default(),
+            link: peer::PeerLink::plain(),
         }
     }
 
@@ -269,7 +275,12 @@ pub struct Joined {
 /// Connects to etcd; returns the shared store and the membership. Fails when
 /// etcd cannot be reached: a replica must not serve without the shared state.
 #[cfg(feature = "etcd")]
-pub fn join(cc: &ClusterConfig, advertise: &str, local: &Path) -> Result<(Store, Joined), String> {
+pub fn join(
+    cc: &ClusterConfig,
+    advertise: &str,
+    local: &Path,
+    link: peer::PeerLink,
+) -> Result<(Store, Joined), String> {
     let etcd =
         crate::store::etcd::Etcd::connect(&cc.etcd, &cc.prefix, &cc.node_id).map_err(|e| e.to_string())?;
     if local.exists() {
@@ -279,13 +290,15 @@ pub fn join(cc: &ClusterConfig, advertise: &str, local: &Path) -> Result<(Store,
         );
     }
     let store = Store::with_backend(Box::new(Arc::clone(&etcd)), local);
-    let cluster = Arc::new(Cluster::new(&cc.node_id, advertise, cc.lease_ttl));
+    let mut cluster = Cluster::new(&cc.node_id, advertise, cc.lease_ttl);
+    cluster.link = link;
+    let cluster = Arc::new(cluster);
     Ok((store, Joined { cluster, etcd }))
 }
 
 /// Without the `etcd` feature there is no cluster to join.
 #[cfg(not(feature = "etcd"))]
-pub fn join(_: &ClusterConfig, _: &str, _: &Path) -> Result<(Store, Joined), String> {
+pub fn join(_: &ClusterConfig, _: &str, _: &Path, _: peer::PeerLink) -> Result<(Store, Joined), String> {
     Err("this canary was built without etcd support: build it with `cargo build --release -p canary \
          --features etcd` (the build needs protoc: apt-get install protobuf-compiler libprotobuf-dev)"
         .into())

@@ -19,7 +19,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-pub use tls::{TlsFiles, UpstreamTls};
+pub use tls::{AdminTls, TlsFiles, UpstreamTls};
 
 mod cluster;
 mod tls;
@@ -48,6 +48,8 @@ pub struct ServeConfig {
     pub upstream_tls: UpstreamTls,
     /// The certificate and key the listener serves TLS with; plain HTTP without.
     pub tls: Option<TlsFiles>,
+    /// The admin API's TLS: its pair, and the CA replicas verify each other with.
+    pub admin_tls: Option<AdminTls>,
     /// The share to start with when the state file holds none.
     pub share: Share,
     /// Paths that always go to stable, when the state file holds none.
@@ -211,6 +213,15 @@ pub struct Overrides {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Serve the admin API (--admin) over TLS with this PEM certificate chain (needs --admin-tls-key).
+    #[arg(long, value_name = "FILE")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --admin-tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub admin_tls_key: Option<PathBuf>,
+    /// With --etcd: the PEM CA file replicas verify each other's admin certificate with [default: system roots].
+    #[arg(long, value_name = "FILE")]
+    pub admin_tls_ca: Option<PathBuf>,
     /// etcd client URLs, comma-separated: share state with other replicas (build feature `etcd`).
     #[arg(long, value_name = "URLS")]
     pub etcd: Option<String>,
@@ -234,6 +245,8 @@ struct FileConfig {
     routing: FileRouting,
     #[serde(default)]
     tls: tls::FileTls,
+    #[serde(default)]
+    admin_tls: tls::FileAdminTls,
     #[serde(default)]
     proxy: FileProxy,
     #[serde(default)]
@@ -434,6 +447,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
             insecure_skip_verify: f.upstreams.insecure_skip_verify.unwrap_or(false),
         },
         tls: tls::listener(cli, &f.tls, o)?,
+        admin_tls: tls::admin(cli, &f.admin_tls, o)?,
         share: share(cli, &f.routing, o)?,
         excludes: excludes(cli, &f.routing, o)?,
         user_key: user_key(&f.routing, o)?,

@@ -1,6 +1,7 @@
 //! The TLS settings of a configuration: how `https://` upstreams are verified
 //! (`[upstreams] ca_file`, `insecure_skip_verify`) and the certificate and key
-//! the listener terminates TLS with (`[tls]`, `--tls-cert`/`--tls-key`).
+//! the listener terminates TLS with (`[tls]`, `--tls-cert`/`--tls-key`), and
+//! the admin API's (`[admin_tls]`, `--admin-tls-cert`/`--admin-tls-key`).
 //!
 //! Only paths and choices are kept here; the files are read when the server
 //! starts (see `crate::tls`), so a config parsed by a tool or a fuzzer, or read
@@ -36,28 +37,86 @@ pub(super) struct FileTls {
     key: Option<PathBuf>,
 }
 
-/// The listener's pair: both given, or neither.
+/// The admin listener's TLS (`[admin_tls]`, `--admin-tls-*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminTls {
+    /// The pair the admin API serves.
+    pub files: TlsFiles,
+    /// The CA file replicas verify each other's admin certificate with
+    /// (`--etcd`); the system's roots without one.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The `[admin_tls]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAdminTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+}
+
+/// The proxy listener's pair: both given, or neither.
 pub(super) fn listener(
     cli: &Overrides,
     f: &FileTls,
     o: &Origin<'_>,
 ) -> Result<Option<TlsFiles>, ConfigError> {
-    let cert = pick(&cli.tls_cert, &f.cert);
-    let key = pick(&cli.tls_key, &f.key);
+    let names = Names { section: "tls", flag: "--tls" };
+    both(pick(&cli.tls_cert, &f.cert), pick(&cli.tls_key, &f.key), &names, o)
+}
+
+/// The admin listener's pair and peers' CA; a CA without a pair means
+/// nothing, so it is refused rather than ignored.
+pub(super) fn admin(
+    cli: &Overrides,
+    f: &FileAdminTls,
+    o: &Origin<'_>,
+) -> Result<Option<AdminTls>, ConfigError> {
+    let names = Names { section: "admin_tls", flag: "--admin-tls" };
+    let files = both(pick(&cli.admin_tls_cert, &f.cert), pick(&cli.admin_tls_key, &f.key), &names, o)?;
+    let ca = pick(&cli.admin_tls_ca, &f.ca_file);
+    match (files, ca.0) {
+        (Some(files), ca_file) => Ok(Some(AdminTls { files, ca_file })),
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(o.err(
+            ca.1,
+            "admin_tls.ca_file",
+            "--admin-tls-ca",
+            "a CA for the admin API's peers means nothing while the admin API is plain HTTP: set \
+             --admin-tls-cert and --admin-tls-key (or [admin_tls] cert and key) too, or drop it",
+        )),
+    }
+}
+
+/// How a pair's keys are spelt in the file and on the command line.
+struct Names {
+    section: &'static str,
+    flag: &'static str,
+}
+
+/// A certificate and key: both given, or neither.
+fn both(
+    cert: (Option<PathBuf>, bool),
+    key: (Option<PathBuf>, bool),
+    n: &Names,
+    o: &Origin<'_>,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    let (s, f) = (n.section, n.flag);
     match (cert.0, key.0) {
         (None, None) => Ok(None),
         (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
         (Some(_), None) => Err(o.err(
             cert.1,
-            "tls.key",
-            "--tls-key",
-            "a TLS certificate needs its private key: set --tls-key (or [tls] key) too",
+            &format!("{s}.key"),
+            &format!("{f}-key"),
+            format!("a TLS certificate needs its private key: set {f}-key (or [{s}] key) too"),
         )),
         (None, Some(_)) => Err(o.err(
             key.1,
-            "tls.cert",
-            "--tls-cert",
-            "a TLS private key needs its certificate: set --tls-cert (or [tls] cert) too",
+            &format!("{s}.cert"),
+            &format!("{f}-cert"),
+            format!("a TLS private key needs its certificate: set {f}-cert (or [{s}] cert) too"),
         )),
     }
 }

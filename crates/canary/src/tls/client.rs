@@ -13,6 +13,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use std::path::Path;
 use std::sync::Arc;
 
 /// The client config for every upstream connection; the error names the
@@ -28,17 +29,41 @@ pub fn config(settings: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
             .with_no_client_auth()
     } else {
-        builder.with_root_certificates(roots(settings)?).with_no_client_auth()
+        let ca = settings.ca_file.as_deref();
+        builder.with_root_certificates(roots(ca, "CA file (upstreams.ca_file)")?).with_no_client_auth()
     };
     // The pool replaces this for the connections that may speak h2.
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
 
-fn roots(settings: &UpstreamTls) -> Result<RootCertStore, String> {
+/// A verifying config without ALPN (hyper-rustls sets its own), for the
+/// admin API's clients: the CLI and replicas reaching each other. `ca_file`
+/// replaces the system roots; `what` names the setting it came from.
+pub fn verifying(ca_file: Option<&Path>, what: &str) -> Result<ClientConfig, String> {
+    let builder = ClientConfig::builder_with_provider(super::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS client: {e}"))?;
+    Ok(builder.with_root_certificates(roots(ca_file, what)?).with_no_client_auth())
+}
+
+/// A config that trusts no certificate, for clients whose URLs are all
+/// plain http (a TLS connector needs some config).
+pub fn verifying_none() -> ClientConfig {
+    ClientConfig::builder_with_provider(super::provider())
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(RootCertStore::empty()).with_no_client_auth())
+        .unwrap_or_else(|_| {
+            // Unreachable: ring supports the default versions. The crate's
+            // only provider feature is ring, so this builder finds it too.
+            ClientConfig::builder().with_root_certificates(RootCertStore::empty()).with_no_client_auth()
+        })
+}
+
+fn roots(ca_file: Option<&Path>, what: &str) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    if let Some(path) = &settings.ca_file {
-        let text = pair::read(path, "CA file (upstreams.ca_file)")?;
+    if let Some(path) = ca_file {
+        let text = pair::read(path, what)?;
         for cert in pair::certificates(path, &text)? {
             roots.add(cert).map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
         }
@@ -51,7 +76,7 @@ fn roots(settings: &UpstreamTls) -> Result<RootCertStore, String> {
     let (added, _) = roots.add_parsable_certificates(found.certs);
     if added == 0 {
         tracing::warn!(
-            "no system root certificates found: https upstreams will fail verification; install ca-certificates or set [upstreams] ca_file"
+            "no system root certificates found: https connections will fail verification; install ca-certificates or give a CA file"
         );
     }
     Ok(roots)

@@ -1,5 +1,5 @@
 //! TLS with rustls (the `ring` provider): to `https://` upstreams, and on the
-//! proxy listener when a certificate is configured.
+//! proxy and admin listeners when a certificate is configured.
 //!
 //! # Layout
 //! - [`client`]: the upstreams' client config: system roots, a private CA
@@ -9,9 +9,12 @@
 //! - [`listener`]: the server config; its certificate sits behind an
 //!   `ArcSwap`, so a new pair serves new handshakes while open connections
 //!   keep theirs.
+//! - [`admin`]: the admin API's listener, handshakes done before axum
+//!   sees a connection.
 //! - [`rotate`]: the pair re-read when its files change or on SIGHUP; a bad
 //!   pair keeps the old one, and both outcomes are events.
 
+pub mod admin;
 pub mod client;
 pub mod listener;
 pub mod pair;

@@ -25,6 +25,8 @@ pub const EVERY: Duration = Duration::from_secs(1);
 /// The listener's certificate files and the slot they are loaded into.
 #[derive(Debug)]
 pub struct Rotation {
+    /// Which listener serves the pair ("proxy" or "admin"), for logs and events.
+    listener: &'static str,
     files: TlsFiles,
     slot: Arc<CertSlot>,
     provider: Arc<CryptoProvider>,
@@ -53,12 +55,13 @@ type Read = (Result<Vec<u8>, String>, Result<Vec<u8>, String>);
 
 impl Rotation {
     /// Loads the pair for the first time; the error names the file at fault.
-    pub fn start(files: &TlsFiles) -> Result<Arc<Rotation>, String> {
+    pub fn start(files: &TlsFiles, listener: &'static str) -> Result<Arc<Rotation>, String> {
         let provider = super::provider();
         let read = read(files);
         let print = fingerprint(&read);
         let pair = load(files, read, &provider)?;
         Ok(Arc::new(Rotation {
+            listener,
             files: files.clone(),
             slot: CertSlot::new(pair),
             provider,
@@ -108,7 +111,7 @@ impl Rotation {
             }
             Err(why) => Outcome::Kept(why),
         };
-        report(&self.files, &outcome, source, live);
+        report(self.listener, &self.files, &outcome, source, live);
         outcome
     }
 }
@@ -133,18 +136,23 @@ fn fingerprint(read: &Read) -> u64 {
     h.finish()
 }
 
-fn report(files: &TlsFiles, outcome: &Outcome, source: &str, live: &Live) {
+fn report(listener: &str, files: &TlsFiles, outcome: &Outcome, source: &str, live: &Live) {
     let (cert, key) = (files.cert.display().to_string(), files.key.display().to_string());
     let (kind, detail) = match outcome {
         Outcome::Reloaded => {
-            tracing::info!(cert = %cert, key = %key, source, "TLS certificate reloaded");
-            crate::say!("canary: TLS certificate {cert} reloaded");
-            ("tls_reloaded", serde_json::json!({"cert": cert, "key": key}))
+            tracing::info!(listener, cert = %cert, key = %key, source, "TLS certificate reloaded");
+            crate::say!("canary: TLS certificate {cert} ({listener} listener) reloaded");
+            ("tls_reloaded", serde_json::json!({"listener": listener, "cert": cert, "key": key}))
         }
         Outcome::Kept(why) => {
-            tracing::error!(reason = %why, source, "TLS certificate reload failed; the certificate in service stays");
-            crate::say!("canary: TLS certificate reload failed, the certificate in service stays: {why}");
-            ("tls_reload_failed", serde_json::json!({"cert": cert, "key": key, "reason": why}))
+            tracing::error!(listener, reason = %why, source, "TLS certificate reload failed; the certificate in service stays");
+            crate::say!(
+                "canary: TLS certificate reload failed ({listener} listener), the certificate in service stays: {why}"
+            );
+            (
+                "tls_reload_failed",
+                serde_json::json!({"listener": listener, "cert": cert, "key": key, "reason": why}),
+            )
         }
     };
     if let Err(e) = live.store().record(kind, source, &detail) {

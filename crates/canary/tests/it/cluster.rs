@@ -632,3 +632,52 @@ async fn a_rollback_decided_while_etcd_is_down_is_written_when_it_returns() {
         r["rollouts"][0]["state"], r["rollouts"][0]["reason"]
     );
 }
+
+/// `path` of the admin API at `admin` over https, trusting `ca` only.
+async fn https_json(admin: SocketAddr, path: &str, ca: &str) -> Value {
+    let url = format!("https://127.0.0.1:{}{path}", admin.port());
+    let f = canary::cli::client::fetch(&url, Duration::from_secs(5), Some(Path::new(ca))).await;
+    f.ok().and_then(|f| f.json.ok()).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_admin_tls_the_replicas_reach_each_other_over_https() {
+    let dir = tempdir();
+    let etcd = Etcd::start(dir.path(), 1);
+    let (stable, canary) = (Upstream::start("stable"), Upstream::start("canary"));
+    let ca = TestCa::new("fleet CA");
+    let ca_pem = arg(dir.path(), "ca.pem");
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let (cert, key) = ca.leaf("replica").write(dir.path(), "admin");
+    let toml = format!("{FAST}[admin_tls]\ncert = \"{cert}\"\nkey = \"{key}\"\nca_file = \"{ca_pem}\"\n");
+    let ps: Vec<Process> =
+        ["a", "b"].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, &toml)).collect();
+    let mut lead = None;
+    for _ in 0..100 {
+        let l = https_json(ps[0].admin, "/api/rollout", &ca_pem).await["cluster"]["leader"].clone();
+        if l.is_string() && https_json(ps[1].admin, "/api/rollout", &ca_pem).await["cluster"]["leader"] == l {
+            lead = l.as_str().map(str::to_string);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lead = lead.expect("a leader both replicas agree on");
+    // A command to the replica that does not lead is forwarded over https.
+    let other = if lead == "a" { &ps[1] } else { &ps[0] };
+    let admin = format!("https://127.0.0.1:{}", other.admin.port());
+    let (code, out, err) =
+        cli(&["deploy", "30", &canary.url(), "--manual", "--admin", &admin, "--ca-file", &ca_pem]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Each replica's figures reach the other over https: the fleet answers for both.
+    for p in &ps {
+        let mut m = Value::Null;
+        for _ in 0..50 {
+            m = https_json(p.admin, "/api/v2/metrics?window=10m", &ca_pem).await;
+            if m["replicas"]["answered"] == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(m["replicas"]["answered"], 2, "{m}");
+    }
+}

@@ -31,6 +31,7 @@ use std::time::Duration;
 /// - `/api/v2/metrics` on an upstream named `canary-hot`: memory at 95%
 /// - `/api/v2/pay...` on an upstream named `canary-pay-broken`: 500
 /// - `/api/v2/health` on an upstream named `canary-sick`: 503 unhealthy
+/// - `/api/v2/health*` and `/api/v2/metrics` on one named `service`: healthy
 /// - `/sni` (over TLS): the server name the client asked for
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -155,6 +156,13 @@ async fn answer(
         ["api", "v2", "metrics"] if name == "canary-hot" => {
             full(200, r#"{"resources": {"memory_percent": 95.0, "cpu_percent": 20.0}}"#.to_string())
         }
+        ["api", "v2", "health", ..] if name == "service" => full(200, r#"{"status":"healthy"}"#.into()),
+        ["api", "v2", "metrics"] if name == "service" => full(
+            200,
+            r#"{"performance": {"p95_response_time": 20.0}, "reliability": {"error_rate": 0.0},
+                "resources": {"memory_percent": 30.0, "cpu_percent": 20.0}}"#
+                .into(),
+        ),
         ["headers"] => {
             let map: serde_json::Map<String, serde_json::Value> =
                 req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into())).collect();

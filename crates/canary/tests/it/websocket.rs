@@ -387,3 +387,35 @@ async fn a_canary_that_refuses_the_upgrade_connection_sends_it_to_stable() {
     assert_eq!(m["versions"]["canary"]["requests"]["upstream_failures"], 1);
     srv.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wss_client_through_the_tls_listener_reaches_a_ws_upstream_both_ways() {
+    let (stable, canary, dir) = (echo_upstream("stable").await, echo_upstream("canary").await, tempdir());
+    let ca = TestCa::new("wss CA");
+    let (cert, key) = ca.leaf("proxy").write(dir.path(), "proxy");
+    let mut cfg = serve_config(stable, Some(canary), "0", dir.path());
+    cfg.tls = Some(canary::config::TlsFiles { cert: cert.into(), key: key.into() });
+    let srv = start(cfg);
+    // WebSockets need HTTP/1.1: the client offers only that by ALPN.
+    let tls_cfg = ca.client_config(&[b"http/1.1"]);
+    for (force, want) in [("always", "canary"), ("never", "stable")] {
+        let tls = tls_connect(srv.proxy_addr, &tls_cfg).await.unwrap();
+        let mut req = "wss://localhost/ws".into_client_request().unwrap();
+        req.headers_mut().insert("x-canary", force.parse().unwrap());
+        let (mut ws, resp) = client_async(req, tls).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(resp.headers()["x-canary-version"], want);
+        for n in 0..3 {
+            ws.send(Message::text(format!("hello {n}"))).await.unwrap();
+            let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
+            assert_eq!(reply.unwrap().unwrap().into_text().unwrap().as_str(), format!("{want}: hello {n}"));
+        }
+        // A message larger than one TLS record crosses intact both ways.
+        let big = vec![7u8; 100_000];
+        ws.send(Message::binary(big.clone())).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
+        assert_eq!(reply.unwrap().unwrap().into_data(), [want.as_bytes(), b": ", &big].concat());
+        ws.close(None).await.unwrap();
+    }
+    srv.shutdown();
+}
