@@ -13,13 +13,10 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::convert::Infallible;
+use hyper_util::rt::TokioExecutor;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,32 +25,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/upstream.rs"]
+mod support_upstream;
+use support_upstream::upstream;
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 type Http = Client<HttpConnector, Full<Bytes>>;
-
-/// An upstream failing one request in `fail_every` when that is non-zero.
-async fn upstream(fail_every: Arc<AtomicU64>) -> Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let count = Arc::new(AtomicU64::new(0));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (fail_every, count) = (Arc::clone(&fail_every), Arc::clone(&count));
-            tokio::spawn(async move {
-                let svc = service_fn(move |_req: Request<hyper::body::Incoming>| {
-                    let n = fail_every.load(Ordering::Relaxed);
-                    let i = count.fetch_add(1, Ordering::Relaxed);
-                    let status = if n != 0 && i % n == 0 { 500 } else { 200 };
-                    let mut r = Response::new(Full::new(Bytes::from_static(b"ok")));
-                    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-                    async move { Ok::<_, Infallible>(r) }
-                });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
-    });
-    Ok(addr)
-}
 
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

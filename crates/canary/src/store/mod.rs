@@ -136,48 +136,6 @@ impl Store {
         self.local.clone()
     }
 
-    /// The persisted routing state, if any was ever saved.
-    pub fn load_routing(&self) -> Result<Option<PersistedRouting>, StoreError> {
-        self.backend.load_routing()
-    }
-
-    /// Saves the routing state and its event in one transaction.
-    pub fn save_routing(
-        &self,
-        r: &PersistedRouting,
-        kind: &str,
-        source: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        self.backend.save_routing(r, kind, source, detail)
-    }
-
-    /// Saves a rollout (inserted or replaced) with its events, in one transaction.
-    pub fn save_rollout(
-        &self,
-        id: i64,
-        state: &str,
-        body: &serde_json::Value,
-        events: &[(&str, serde_json::Value)],
-    ) -> Result<(), StoreError> {
-        self.backend.save_rollout(id, state, body, events)
-    }
-
-    /// Rollouts, newest first.
-    pub fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
-        self.backend.rollouts(limit)
-    }
-
-    /// One rollout's events, oldest first: its timeline.
-    pub fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
-        self.backend.rollout_events(id)
-    }
-
-    /// One rollout as saved.
-    pub fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
-        self.backend.rollout(id)
-    }
-
     /// Appends an event from `source` (hooks, incidents, tags: things done after the fact).
     pub fn record_from(
         &self,
@@ -187,42 +145,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.backend.record(kind, source, detail)
     }
+}
 
-    /// Appends an event.
-    pub fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
-        self.backend.record(kind, source, detail)
-    }
+/// Every read and write is the backend's own.
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
 
-    /// A JSON value kept under `key`.
-    pub fn kv_get(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        self.backend.kv_get(key)
-    }
-
-    /// Keeps `value` under `key`, with its event, in one transaction.
-    pub fn kv_put(
-        &self,
-        key: &str,
-        value: &serde_json::Value,
-        kind: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        self.backend.kv_put(key, value, kind, detail)
-    }
-
-    /// The next rollout number.
-    pub fn next_rollout_id(&self) -> Result<i64, StoreError> {
-        self.backend.next_rollout_id()
-    }
-
-    /// Whether the routing state at `rev`, from another replica, is newer
-    /// than what this one last saw.
-    pub fn accept_revision(&self, rev: i64) -> bool {
-        self.backend.accept_revision(rev)
-    }
-
-    /// The newest events, newest first.
-    pub fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.backend.events(limit)
+    fn deref(&self) -> &Self::Target {
+        self.backend.as_ref()
     }
 }
 
