@@ -30,8 +30,15 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 
 /// The longest a caller waits for etcd: beyond it the write is reported as
-/// failed (it may still land; the watch then brings it).
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// failed (it may still land; the watch then brings it). Long enough to
+/// outlast an etcd leader election (its election timeout is 1 s by default,
+/// and a vote or two may be split).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest one try waits: a member that was killed, or one whose
+/// leader is being elected, can hold a request until it times out; short
+/// tries leave time within [`CALL_TIMEOUT`] to try again elsewhere.
+const TRY_TIMEOUT: Duration = Duration::from_millis(1_000);
 
 /// The most events `rollout_events` scans.
 const EVENT_SCAN: i64 = 100_000;
@@ -84,7 +91,7 @@ impl Etcd {
             .map_err(|e| fail(format!("cannot start its runtime: {e}")))?;
         let opts = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(2))
+            .with_timeout(TRY_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_require_leader(true);
         let eps = endpoints.to_vec();
@@ -243,7 +250,9 @@ fn transient(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         etcd_client::Error::GRpcStatus(s) => {
-            matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded) || s.message().contains("leader")
+            // A try cut by `TRY_TIMEOUT` comes back as Cancelled.
+            matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled)
+                || s.message().contains("leader")
         }
         _ => false,
     }
