@@ -49,7 +49,10 @@ fn run(s: &Scenario, seed: u64) -> Run {
     (sim.stable, sim.canary) = (s.stable, s.canary);
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
     if let Some(z) = env("CONFIDENCE_Z") {
-        sim.policy.confidence_z = z;
+        sim.policy.confidence_z = Some(z);
+    }
+    if let Some(a) = env("ALPHA_ROLLBACK") {
+        sim.policy.alpha_rollback = a;
     }
     if let Some(m) = env("SURGE_MARGIN") {
         sim.policy.surge_margin = m;

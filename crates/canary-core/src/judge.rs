@@ -4,27 +4,28 @@
 //!
 //! Two questions, asked differently:
 //! - **May the step advance?** ([`judge_step`], over the whole step so far):
-//!   point estimates against the success criteria (S12) and against stable,
-//!   once there are at least `min_requests` canary requests; fewer is
-//!   *inconclusive*, never a pass.
-//! - **Must it roll back now?** ([`judge_rollback`], over a short recent window):
-//!   the immediate-rollback criteria (S13), each a proportion tested with the
-//!   Wilson interval: the canary fails only when even the *lower* bound of its
-//!   error (or slow-request) rate is above the threshold. Noise at a healthy
-//!   canary's level almost never produces that; a real failure does within a
-//!   second at 100 requests/s. The controller further requires
-//!   `rollback_after` consecutive failing evaluations.
+//!   the success criteria (S12) and the comparisons with stable, once there
+//!   are at least `min_requests` canary requests (fewer is *inconclusive*,
+//!   never a pass). A criterion passes on its estimate at the end of the
+//!   bake, and fails only when an always-valid test
+//!   ([`crate::sequential`]) says it is surely past its bar at `alpha_step`:
+//!   the step is looked at four times a second, and such a failure may end
+//!   the step before its bake is over ([`fails_now`]).
+//! - **Must it roll back now?** ([`judge_rollback`], see `immediate`): CUSUMs
+//!   fed every look, whose false alarms are bounded per hour of looks.
 
+mod immediate;
 mod latency;
 mod policy;
 mod routes;
 mod targets;
 
+pub use immediate::{Watch, judge_rollback};
 pub use latency::mann_whitney;
 pub use policy::{OnFailure, Policy};
 pub use routes::RouteCount;
 
-use crate::stats::wilson;
+use crate::sequential::{lower_bound, surely_above, upper_bound};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -215,6 +216,18 @@ impl Verdict {
     }
 }
 
+/// Lines whose failure is a level read now (resource use) or a test made
+/// for one look at the end of the bake (latency against stable): they fail
+/// a step at its end, never before it.
+const JUDGED_AT_END: [&str; 4] = ["p95_vs_stable", "memory_percent", "cpu_percent", "db_connections_percent"];
+
+/// Whether the step verdict `v` already fails on a line that may end a step
+/// early: an always-valid test surely past its bar, the health gate, a route,
+/// or a team's own check. Waiting out the bake would only expose more users.
+pub fn fails_now(v: &Verdict) -> bool {
+    v.criteria.iter().any(|c| c.outcome == Outcome::Fail && !JUDGED_AT_END.contains(&c.name.as_str()))
+}
+
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
@@ -268,9 +281,9 @@ struct Bar {
 
 /// A step criterion on a proportion (errors, or requests slower than a bar)
 /// that must stay below its limit: pass when the estimate is below it, fail
-/// only when even the lower confidence bound is above it, and otherwise hold
-/// for more data. So a step never advances on a bad-looking estimate and never
-/// rolls back on the noise of a small sample.
+/// only when an always-valid test says it is surely above it, and otherwise
+/// hold for more data. So a step never advances on a bad-looking estimate and
+/// never fails on the noise of a small sample, however often it is looked at.
 fn proportion_below(
     p: &Policy,
     name: &str,
@@ -287,10 +300,11 @@ fn proportion_below(
         return line(name, value, t, Outcome::Inconclusive, "no requests");
     }
     let estimate = hits as f64 / n as f64;
-    let (lo, _) = wilson(hits, n, p.confidence_z).unwrap_or((0.0, 1.0));
+    let alpha = p.step_alpha();
     let (outcome, note) = if estimate < bar.limit {
         (Outcome::Pass, format!("must be below {}{}", round2(t), bar.unit))
-    } else if lo > bar.limit {
+    } else if surely_above(hits, n, bar.limit, alpha) {
+        let lo = lower_bound(hits, n, alpha);
         (
             Outcome::Fail,
             format!(
@@ -327,12 +341,16 @@ fn error_vs_stable(p: &Policy, o: &Observation, enough: bool, few: &str) -> Crit
     match (o.canary.error_rate(), o.stable.error_rate()) {
         (Some(c), Some(s)) if enough => {
             let t = s + p.max_error_rate_increase;
-            let z = p.confidence_z;
-            let c_lo = wilson(o.canary.errors, o.canary.requests, z).map_or(0.0, |b| b.0 * 100.0);
-            let s_hi = wilson(o.stable.errors, o.stable.requests, z).map_or(100.0, |b| b.1 * 100.0);
+            // Both sides are uncertain: half the alpha to each.
+            let alpha = p.step_alpha() / 2.0;
+            let surely_worse = || {
+                let bar = upper_bound(o.stable.errors, o.stable.requests, alpha)
+                    + p.max_error_rate_increase / 100.0;
+                surely_above(o.canary.errors, o.canary.requests, bar, alpha)
+            };
             let outcome = if c <= t {
                 Outcome::Pass
-            } else if c_lo > s_hi + p.max_error_rate_increase {
+            } else if surely_worse() {
                 Outcome::Fail
             } else {
                 Outcome::Inconclusive
@@ -402,95 +420,6 @@ fn health_line(p: &Policy, h: Option<&Health>) -> Criterion {
             )
         }
     }
-}
-
-/// Must the canary be rolled back now? Judged over a short recent window
-/// (`o`), and per route over the step so far (`step`): a route carrying a
-/// sliver of traffic gathers too few requests in seconds to be judged.
-pub fn judge_rollback(p: &Policy, o: &Observation, step: &Observation) -> Verdict {
-    let c = &o.canary;
-    let mut out = vec![
-        surely_above("error_rate", c.errors, c.requests, c.error_rate(), p.rollback_error_rate, p, "%"),
-        surely_above(
-            "p95_ms",
-            c.slower_than(p.rollback_p95_ms),
-            c.samples(),
-            c.quantile_ms(0.95),
-            p.rollback_p95_ms,
-            p,
-            " ms",
-        ),
-        surge(p, o),
-        routes::rollback_line(p, step),
-    ];
-    out.extend(resources(&c.resources, [p.rollback_memory, p.rollback_cpu, 100.0], true));
-    with_versions(Verdict::from(out), o)
-}
-
-/// Fails when the lower confidence bound of `hits / n` is above 5%: for the
-/// error rate that is "surely above the threshold"; for latency, "surely more
-/// than 5% of requests are slower than the threshold", i.e. p95 above it.
-fn surely_above(
-    name: &str,
-    hits: u64,
-    n: u64,
-    value: Option<f64>,
-    t: f64,
-    p: &Policy,
-    unit: &str,
-) -> Criterion {
-    if n < p.min_fast_requests {
-        return line(
-            name,
-            value,
-            t,
-            Outcome::Inconclusive,
-            format!("{n} recent requests, {} needed", p.min_fast_requests),
-        );
-    }
-    // For the error rate the proportion tested is errors/requests against t%;
-    // for p95 it is slow/requests against 5%.
-    let limit = if unit == "%" { t / 100.0 } else { 0.05 };
-    let (lo, _) = wilson(hits, n, p.confidence_z).unwrap_or((0.0, 1.0));
-    let fail = lo > limit;
-    let note = if unit == "%" {
-        format!("rollback when surely above {t}% (lower bound {}%)", round2(lo * 100.0))
-    } else {
-        format!(
-            "rollback when surely over 5% of requests exceed {t} ms (lower bound {}%)",
-            round2(lo * 100.0)
-        )
-    };
-    line(name, value, t, if fail { Outcome::Fail } else { Outcome::Pass }, note)
-}
-
-fn surge(p: &Policy, o: &Observation) -> Criterion {
-    let z = p.surge_z;
-    let (c, s) = (&o.canary, &o.stable);
-    let name = "5xx_surge_vs_stable";
-    let value = (c.requests > 0).then(|| c.server_errors as f64 * 100.0 / c.requests as f64);
-    if c.requests < p.min_fast_requests {
-        return line(
-            name,
-            value,
-            0.0,
-            Outcome::Inconclusive,
-            format!("{} recent requests, {} needed", c.requests, p.min_fast_requests),
-        );
-    }
-    if s.requests < p.min_fast_requests {
-        return line(name, value, 0.0, Outcome::NotReported, NO_STABLE);
-    }
-    let (c_lo, _) = wilson(c.server_errors, c.requests, z).unwrap_or((0.0, 1.0));
-    let s_hi = wilson(s.server_errors, s.requests, z).map_or(0.0, |(_, hi)| hi);
-    let t = (s_hi * 100.0) + p.surge_margin;
-    let fail = c_lo * 100.0 > t;
-    let note = format!(
-        "canary 5xx lower bound {}% vs stable upper bound + {} points",
-        round2(c_lo * 100.0),
-        p.surge_margin
-    );
-    line(name, value, t, if fail { Outcome::Fail } else { Outcome::Pass }, note)
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@
 //! - [`plan`]: a rollout's steps and watching times.
 //! - [`flags`]: feature flags, evaluated with the same sticky bucket.
 //! - [`judge`]: policy plus both versions' statistics -> a verdict table.
-//! - [`stats`]: the Wilson interval behind the rollback tests.
+//! - [`stats`]: the Wilson interval, for the figures reports show.
+//! - [`sequential`]: tests that stay honest under repeated looks (mixture
+//!   likelihood ratios, CUSUM) behind every repeated decision of the judge.
 //! - [`rollout`]: the rollout state machine (time passed in, decisions out).
 //! - [`sim`]: a seeded traffic model driving rollouts in simulated time.
 //! - [`window`]: the sample-sized recent window for rollback checks.
@@ -38,6 +40,7 @@ pub mod request;
 pub mod rollout;
 pub mod route_label;
 pub mod routing;
+pub mod sequential;
 pub mod share;
 pub mod sim;
 pub mod stats;

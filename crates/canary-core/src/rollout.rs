@@ -7,13 +7,16 @@
 //! judge cannot yet tell), `paused` (waiting for a person), and the ends:
 //! `promoted` and `rolled_back`. "Idle" is the absence of an active rollout.
 //!
-//! Every tick judges the recent window for an immediate rollback, then (unless
-//! paused) adds the elapsed time to the step's bake; when the bake is complete
-//! the step's verdict decides: pass advances (or, in a manual plan, waits for
-//! `promote`), fail rolls back, inconclusive holds and, past `max_hold_ms`,
-//! pauses for a person.
+//! Every tick judges the immediate-rollback evidence, then (unless paused)
+//! adds the elapsed time to the step's bake; when the bake is complete the
+//! step's verdict decides: pass advances (or, in a manual plan, waits for
+//! `promote`), fail rolls back (or pauses, by `on_failure`), inconclusive
+//! holds and, past `max_hold_ms`, pauses for a person. A step whose verdict
+//! surely fails before its bake is over fails then (`judge::fails_now`).
 
-use crate::judge::{Observation, OnFailure, Outcome, Policy, Verdict, judge_rollback, judge_step};
+use crate::judge::{
+    Observation, OnFailure, Outcome, Policy, Verdict, Watch, fails_now, judge_rollback, judge_step,
+};
 use crate::plan::Plan;
 use crate::share::Share;
 use serde::{Deserialize, Serialize};
@@ -52,7 +55,8 @@ impl State {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Controls {
-    /// Consecutive failing rollback evaluations before rolling back.
+    /// Consecutive failing rollback evaluations before rolling back (1: the
+    /// evidence is already sequential; more only adds 250 ms a look).
     pub rollback_after: u32,
     /// How long a step may hold on too little data before pausing, in ms.
     pub max_hold_ms: u64,
@@ -63,7 +67,7 @@ pub struct Controls {
 
 impl Default for Controls {
     fn default() -> Controls {
-        Controls { rollback_after: 2, max_hold_ms: 30 * 60_000, max_tick_gap_ms: 5_000 }
+        Controls { rollback_after: 1, max_hold_ms: 30 * 60_000, max_tick_gap_ms: 5_000 }
     }
 }
 
@@ -177,6 +181,10 @@ pub struct Rollout {
     /// The traffic it carried, counted over every tick while it ran.
     #[serde(default)]
     pub tally: Tally,
+    /// The immediate rollback's evidence so far (kept with the rollout, so a
+    /// replica taking over goes on from it).
+    #[serde(default)]
+    pub watch: Watch,
 }
 
 /// What a rollout carried and what it cost users (S22: zero downtime).
@@ -227,6 +235,7 @@ impl Rollout {
             step_verdict: None,
             fast_verdict: None,
             tally: Tally::default(),
+            watch: Watch::default(),
         };
         let d = vec![
             Decision::SetUpstreams { stable: stable.to_string(), canary: Some(canary.to_string()) },
@@ -247,11 +256,13 @@ impl Rollout {
         self.plan.bake_of(self.step).saturating_sub(self.baked_ms)
     }
 
-    /// Adds one tick's traffic to the tally while the rollout runs.
-    pub fn account(&mut self, tick: &Observation) {
+    /// Adds one tick's traffic to the tally and to the immediate rollback's
+    /// evidence while the rollout runs; `step` is the step so far.
+    pub fn account(&mut self, p: &Policy, tick: &Observation, step: &Observation) {
         if !self.is_active() {
             return;
         }
+        self.watch.add(p, tick, step);
         let t = &mut self.tally;
         t.canary_requests += tick.canary.requests;
         t.canary_errors += tick.canary.errors;
@@ -280,7 +291,7 @@ impl Rollout {
         }
         let dt = now.saturating_sub(self.last_tick_ms).min(c.max_tick_gap_ms);
         self.last_tick_ms = now;
-        let fv = judge_rollback(p, fast, step);
+        let fv = judge_rollback(p, fast, step, &self.watch);
         self.breaches = if fv.outcome == Outcome::Fail { self.breaches + 1 } else { 0 };
         let breached = self.breaches >= c.rollback_after.max(1);
         self.fast_verdict = Some(fv.clone());
@@ -293,7 +304,7 @@ impl Rollout {
         self.baked_ms += dt;
         let sv = judge_step(p, step);
         self.step_verdict = Some(sv.clone());
-        if self.baked_ms < self.plan.bake_of(self.step) {
+        if self.baked_ms < self.plan.bake_of(self.step) && !fails_now(&sv) {
             return Vec::new();
         }
         self.conclude_step(now, p, c, &sv)

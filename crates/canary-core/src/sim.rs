@@ -164,7 +164,9 @@ impl Sim {
     pub fn push(&mut self, r: &mut Rollout, canary: ArmWindow, stable: ArmWindow) {
         merge(&mut self.step_obs.canary, &canary);
         merge(&mut self.step_obs.stable, &stable);
-        self.ticks.push(Observation { stable, canary, ..Observation::default() });
+        let tick = Observation { stable, canary, ..Observation::default() };
+        r.account(&self.policy, &tick, &self.step_obs);
+        self.ticks.push(tick);
         let fast = self.ticks.recent(self.policy.min_fast_requests);
         let ds = r.tick(self.now, &self.policy, &self.controls, &fast, &self.step_obs);
         self.apply(ds);

@@ -3,7 +3,7 @@
 //! histogram's buckets are the ties) says whether the canary is *surely*
 //! slower, and the p95 ratio says by how much. The step fails only on both:
 //! p95 past `stable p95 x max_p95_ratio + p95_slack_ms` and the canary
-//! stochastically slower at `confidence_z`; past the bar but not surely
+//! stochastically slower at `alpha_step`; past the bar but not surely
 //! slower, it holds for more data; within the bar it passes.
 //!
 //! Every value of a histogram is counted: with tens of thousands of samples
@@ -11,6 +11,7 @@
 //! (the ratio bar) must be past too before a step fails on it.
 
 use super::{Criterion, NO_STABLE, Observation, Outcome, Policy, line, round2};
+use crate::sequential::normal_quantile;
 use hdrhistogram::Histogram;
 
 /// The one-sided Mann-Whitney test that `slower` is stochastically larger
@@ -70,7 +71,7 @@ pub(super) fn p95_vs_stable(p: &Policy, o: &Observation, enough: bool, few: &str
             );
             let outcome = if cp <= t {
                 Outcome::Pass
-            } else if z > p.confidence_z {
+            } else if z > normal_quantile(p.step_alpha()) {
                 Outcome::Fail
             } else {
                 Outcome::Inconclusive

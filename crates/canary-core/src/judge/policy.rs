@@ -1,6 +1,7 @@
 //! The judge's policy: every threshold and rule it applies, with the seed's
 //! values as defaults (S12, S13), read from the config's `[policy]`.
 
+use crate::sequential::normal_tail;
 use serde::{Deserialize, Serialize};
 
 /// The decision rules and their thresholds; defaults are the seed's (S12, S13).
@@ -37,13 +38,33 @@ pub struct Policy {
     pub surge_margin: f64,
     /// Canary requests needed in a step before it can pass.
     pub min_requests: u64,
-    /// Canary requests needed in the recent window before it can trigger a rollback.
+    /// Canary requests in the recent window the rollback lines show their
+    /// figures over (the decision itself is the CUSUM's, fed every look).
     pub min_fast_requests: u64,
-    /// The normal quantile for the rollback tests against fixed thresholds
-    /// (1.645: one-sided 95%).
-    pub confidence_z: f64,
-    /// The normal quantile for the 5xx surge test against stable (2.326:
-    /// one-sided 99%): both sides are noisy, so it asks for more certainty.
+    /// The immediate rollback's false-alarm allowance: the chance, per hour
+    /// of looks, that a canary good enough to pass its steps (error rate at
+    /// most `max_error_rate`) is rolled back at once (see
+    /// `sequential::Cusum::threshold`).
+    pub alpha_rollback: f64,
+    /// The breach the immediate rollback is tuned to catch fastest, as a
+    /// multiple of its bar (2: a canary at 10% errors against the 5% bar).
+    pub rollback_effect: f64,
+    /// The false-alarm allowance of each step criterion that can fail a step
+    /// (error rate, latency shares, targets, against stable), however often
+    /// the step is looked at.
+    pub alpha_step: f64,
+    /// The same for each route's tests: many routes are tested at every look,
+    /// so each asks for more certainty.
+    pub alpha_route: f64,
+    /// Older spelling of `alpha_step` as a one-sided normal quantile; when
+    /// set, it wins (1.645 is alpha 0.05).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence_z: Option<f64>,
+    /// Older spelling of `alpha_route`, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_z: Option<f64>,
+    /// The normal quantile at which stable's 5xx rate is bounded above for
+    /// the surge test (2.326: one-sided 99%).
     pub surge_z: f64,
     /// Judge the seed's target table too: p50, p99, uptime, success (S12).
     pub targets: bool,
@@ -57,15 +78,47 @@ pub struct Policy {
     pub target_success_rate: f64,
     /// Canary requests a route needs in the step before it can fail on its own.
     pub min_route_requests: u64,
-    /// The normal quantile for per-route tests (3.09: one-sided 99.9%): many
-    /// routes are tested at once, so each asks for more certainty.
-    pub route_z: f64,
     /// Consecutive failed health checks of the canary that fail its step (0: off).
     pub health_failures: u32,
     /// What a failed step does: roll back (the default) or pause for a person.
     pub on_failure: OnFailure,
     /// What the immediate-rollback criteria do (default: roll back).
     pub on_failure_immediate: OnFailure,
+}
+
+impl Policy {
+    /// The step criteria's alpha, from `alpha_step` or the older `confidence_z`.
+    pub fn step_alpha(&self) -> f64 {
+        self.confidence_z.map_or(self.alpha_step, normal_tail)
+    }
+
+    /// The route tests' alpha, from `alpha_route` or the older `route_z`.
+    pub fn route_alpha(&self) -> f64 {
+        self.route_z.map_or(self.alpha_route, normal_tail)
+    }
+
+    /// Checks the alphas and the effect, naming the key that is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let alphas = [
+            ("alpha_rollback", self.alpha_rollback),
+            ("alpha_step", self.alpha_step),
+            ("alpha_route", self.alpha_route),
+        ];
+        for (key, a) in alphas {
+            if !(a > 0.0 && a < 1.0) {
+                return Err(format!(
+                    "[policy] {key} = {a}: must be a probability between 0 and 1, e.g. 0.01"
+                ));
+            }
+        }
+        if !(self.rollback_effect > 1.0 && self.rollback_effect.is_finite()) {
+            return Err(format!(
+                "[policy] rollback_effect = {}: must be above 1 (the multiple of the bar to catch fastest, e.g. 2)",
+                self.rollback_effect
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What a failed judgement does.
@@ -97,7 +150,12 @@ impl Default for Policy {
             surge_margin: 5.0,
             min_requests: 100,
             min_fast_requests: 100,
-            confidence_z: 1.645,
+            alpha_rollback: 0.001,
+            rollback_effect: 2.0,
+            alpha_step: 0.01,
+            alpha_route: 0.001,
+            confidence_z: None,
+            route_z: None,
             surge_z: 2.326,
             targets: true,
             target_p50_ms: 100.0,
@@ -106,7 +164,6 @@ impl Default for Policy {
             target_success_rate: 99.0,
             min_route_requests: 10,
             health_failures: 3,
-            route_z: 3.09,
             on_failure: OnFailure::Rollback,
             on_failure_immediate: OnFailure::Rollback,
         }

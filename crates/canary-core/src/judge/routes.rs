@@ -2,9 +2,11 @@
 //! canary that breaks one endpoint carrying a sliver of traffic (a payment
 //! call at 0.5%) is caught even though the version as a whole looks fine.
 //!
-//! Each route's error proportion is tested with Wilson bounds at `route_z`
-//! (3.09, one-sided 99.9%, by default: dozens of routes are tested at every
-//! look, so each test asks for more certainty than the whole-version ones):
+//! Each route's error proportion is tested with always-valid tests at
+//! `alpha_route` (0.001 by default: dozens of routes are tested at every
+//! look, so each test asks for more certainty than the whole-version ones),
+//! half of it to bound stable's rate on the route above and half to the
+//! canary's test:
 //! - a step fails on a route whose canary error rate is surely above stable's
 //!   on that route by more than `max_error_rate_increase` points (or surely
 //!   above `max_error_rate` when stable has too few requests there to compare);
@@ -15,7 +17,7 @@
 //! A route needs `min_route_requests` canary requests before it can fail.
 
 use super::{Criterion, Observation, Outcome, Policy, line, round2};
-use crate::stats::wilson;
+use crate::sequential::{lower_bound, surely_above, upper_bound};
 use serde::{Deserialize, Serialize};
 
 /// Requests and errors on one route.
@@ -38,9 +40,19 @@ impl RouteCount {
         if self.requests == 0 { 0.0 } else { self.errors as f64 * 100.0 / self.requests as f64 }
     }
 
-    /// Lower and upper Wilson bounds at `z`, in percent.
-    fn bounds(&self, z: f64) -> (f64, f64) {
-        wilson(self.errors, self.requests, z).map_or((0.0, 100.0), |(lo, hi)| (lo * 100.0, hi * 100.0))
+    /// The always-valid upper bound of the error rate at `alpha`, in percent.
+    fn upper(&self, alpha: f64) -> f64 {
+        upper_bound(self.errors, self.requests, alpha) * 100.0
+    }
+
+    /// Whether the error rate is surely above `bar` percent at `alpha`.
+    fn surely_above(&self, bar: f64, alpha: f64) -> bool {
+        surely_above(self.errors, self.requests, bar / 100.0, alpha)
+    }
+
+    /// The always-valid lower bound of the error rate at `alpha`, in percent.
+    fn lower(&self, alpha: f64) -> f64 {
+        lower_bound(self.errors, self.requests, alpha) * 100.0
     }
 }
 
@@ -70,16 +82,18 @@ fn compared<'a>(p: &Policy, o: &'a Observation) -> Vec<Compared<'a>> {
 pub(super) fn step_lines(p: &Policy, o: &Observation) -> Vec<Criterion> {
     let all = compared(p, o);
     let mut out = Vec::new();
+    let alpha = p.route_alpha() / 2.0;
     for c in &all {
-        let (lo, _) = c.canary.bounds(p.route_z);
         let (bar, against) = match c.stable {
-            Some(s) => (
-                s.bounds(p.route_z).1 + p.max_error_rate_increase,
-                format!("stable {}/{}", s.errors, s.requests),
-            ),
+            Some(s) => {
+                (s.upper(alpha) + p.max_error_rate_increase, format!("stable {}/{}", s.errors, s.requests))
+            }
             None => (p.max_error_rate, "no stable traffic on it to compare".to_string()),
         };
-        if lo > bar {
+        // The estimate past the bar first: it is cheap, and the test cannot
+        // pass without it.
+        if c.canary.rate() > bar && c.canary.surely_above(bar, alpha) {
+            let lo = c.canary.lower(alpha);
             let note = format!(
                 "canary {}/{} failed ({against}); surely worse (lower bound {}%)",
                 c.canary.errors,
@@ -119,12 +133,18 @@ fn summary_line(p: &Policy, o: &Observation, all: &[Compared<'_>]) -> Criterion 
 /// route surely above `rollback_error_rate` and surely above stable's there.
 pub(super) fn rollback_line(p: &Policy, o: &Observation) -> Criterion {
     let t = p.rollback_error_rate;
+    let alpha = p.route_alpha() / 2.0;
     let worst = compared(p, o)
         .into_iter()
+        .filter(|c| c.canary.rate() > t)
         .filter_map(|c| {
-            let (lo, _) = c.canary.bounds(p.route_z);
-            let stable_hi = c.stable.map_or(0.0, |s| s.bounds(p.route_z).1);
-            (lo > t && lo > stable_hi + p.surge_margin).then_some((c, lo))
+            let stable_hi = c.stable.map_or(0.0, |s| s.upper(alpha));
+            let bar = t.max(stable_hi + p.surge_margin);
+            if !c.canary.surely_above(bar, alpha) {
+                return None;
+            }
+            let lo = c.canary.lower(alpha);
+            Some((c, lo))
         })
         .max_by(|a, b| a.1.total_cmp(&b.1));
     match worst {

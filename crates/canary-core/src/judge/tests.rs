@@ -39,36 +39,89 @@ fn resources_not_reported_say_so_and_do_not_block() {
     assert_eq!((v.outcome, outcome(&v, "memory_percent")), (Outcome::Fail, Outcome::Fail));
     o.canary.resources.memory = Some(95.0);
     assert_eq!(
-        outcome(&judge_rollback(&Policy::default(), &o, &Observation::default()), "memory_percent"),
+        outcome(
+            &judge_rollback(&Policy::default(), &o, &Observation::default(), &Watch::default()),
+            "memory_percent"
+        ),
         Outcome::Fail
     );
+}
+
+/// Feeds `looks` looks of `tick` to a fresh watch; the look at which the
+/// line `name` first fails, if it does.
+fn looks_to_fail(p: &Policy, tick: &Observation, looks: u32, name: &str) -> Option<u32> {
+    let mut w = Watch::default();
+    (1..=looks).find(|_| {
+        w.add(p, tick, tick);
+        outcome(&judge_rollback(p, tick, tick, &w), name) == Outcome::Fail
+    })
 }
 
 #[test]
 fn rollback_needs_the_rate_to_be_surely_above_the_threshold() {
     let p = Policy::default();
-    let stable = arm(1000, 0, 10.0);
-    // 6% observed on 100 requests: could be noise around 5%.
-    let v = judge_rollback(
-        &p,
-        &Observation { stable: stable.clone(), canary: arm(100, 6, 10.0), ..Observation::default() },
-        &Observation::default(),
+    let look = |canary| Observation { stable: arm(250, 0, 10.0), canary, ..Observation::default() };
+    // 12% of 25 requests a look (100 requests/s): caught within two seconds.
+    let n = looks_to_fail(&p, &look(arm(25, 3, 10.0)), 40, "error_rate");
+    assert!(n.is_some_and(|n| n <= 8), "12% caught at look {n:?}");
+    // 4% a look, below the 5% bar: never, however long it is watched.
+    assert_eq!(looks_to_fail(&p, &look(arm(25, 1, 10.0)), 14_400, "error_rate"), None);
+    // Every request failing: the first look.
+    assert_eq!(looks_to_fail(&p, &look(arm(25, 25, 10.0)), 10, "error_rate"), Some(1));
+    // All slow: p95 surely above 1 s within a second.
+    let n = looks_to_fail(&p, &look(arm(25, 0, 1500.0)), 10, "p95_ms");
+    assert!(n.is_some_and(|n| n <= 4), "all slow caught at look {n:?}");
+}
+
+#[test]
+fn a_stricter_alpha_asks_for_more_evidence_and_the_line_shows_it() {
+    let tick = Observation { stable: arm(250, 0, 10.0), canary: arm(25, 3, 10.0), ..Observation::default() };
+    let loose = looks_to_fail(&Policy { alpha_rollback: 0.1, ..Policy::default() }, &tick, 40, "error_rate");
+    let strict =
+        looks_to_fail(&Policy { alpha_rollback: 1e-6, ..Policy::default() }, &tick, 40, "error_rate");
+    assert!(loose.unwrap() < strict.unwrap(), "{loose:?} {strict:?}");
+    let mut w = Watch::default();
+    w.add(&Policy::default(), &tick, &tick);
+    let v = judge_rollback(&Policy::default(), &tick, &tick, &w);
+    let line = v.criteria.iter().find(|c| c.name == "error_rate").unwrap();
+    assert!(line.note.contains("evidence") && line.note.contains("CUSUM"), "{}", line.note);
+}
+
+#[test]
+fn the_surge_line_compares_with_stable_and_needs_stable_traffic() {
+    let p = Policy::default();
+    let alone = Observation { canary: arm(25, 25, 10.0), ..Observation::default() };
+    assert_eq!(
+        outcome(&judge_rollback(&p, &alone, &alone, &Watch::default()), "5xx_surge_vs_stable"),
+        Outcome::NotReported
     );
-    assert_eq!(outcome(&v, "error_rate"), Outcome::Pass);
-    // 12% on 100: the lower bound is above 5%.
-    let v = judge_rollback(
-        &p,
-        &Observation { stable: stable.clone(), canary: arm(100, 12, 10.0), ..Observation::default() },
-        &Observation::default(),
+    // Stable failing 20% too: a canary at 20% is no surge.
+    let both =
+        Observation { stable: arm(1000, 200, 10.0), canary: arm(25, 5, 10.0), ..Observation::default() };
+    assert_eq!(
+        looks_to_fail(&Policy { rollback_error_rate: 50.0, ..p.clone() }, &both, 400, "5xx_surge_vs_stable"),
+        None
     );
-    assert_eq!(outcome(&v, "error_rate"), Outcome::Fail);
-    // All slow: p95 surely above 1 s.
-    let v = judge_rollback(
-        &p,
-        &Observation { stable, canary: arm(100, 0, 1500.0), ..Observation::default() },
-        &Observation::default(),
+    let worse =
+        Observation { stable: arm(1000, 200, 10.0), canary: arm(25, 20, 10.0), ..Observation::default() };
+    assert!(
+        looks_to_fail(&Policy { rollback_error_rate: 90.0, ..p }, &worse, 40, "5xx_surge_vs_stable")
+            .is_some()
     );
-    assert_eq!(outcome(&v, "p95_ms"), Outcome::Fail);
+}
+
+#[test]
+fn a_step_fails_early_only_on_lines_that_are_surely_past_their_bar() {
+    let p = Policy::default();
+    let bad =
+        Observation { stable: arm(1000, 0, 10.0), canary: arm(500, 50, 10.0), ..Observation::default() };
+    assert!(fails_now(&judge_step(&p, &bad)), "10% errors against a 1% bar");
+    let mut hot =
+        Observation { stable: arm(1000, 0, 10.0), canary: arm(500, 0, 10.0), ..Observation::default() };
+    hot.canary.resources.memory = Some(85.0);
+    let v = judge_step(&p, &hot);
+    assert_eq!(v.outcome, Outcome::Fail);
+    assert!(!fails_now(&v), "a level read now waits for the end of the bake");
 }
 
 #[test]
@@ -105,10 +158,13 @@ fn a_route_fails_only_with_enough_requests_and_rolls_back_only_surely_past_the_b
     let stable = with_routes(arm(10_000, 0, 10.0), &[("/pay", 50, 0)]);
     let few = with_routes(arm(1000, 9, 10.0), &[("/pay", 9, 9)]);
     let o = Observation { stable: stable.clone(), canary: few, ..Observation::default() };
-    assert_eq!(outcome(&judge_rollback(&Policy::default(), &o, &o), "route_error_rates"), Outcome::Pass);
+    assert_eq!(
+        outcome(&judge_rollback(&Policy::default(), &o, &o, &Watch::default()), "route_error_rates"),
+        Outcome::Pass
+    );
     let broken = with_routes(arm(1000, 10, 10.0), &[("/pay", 10, 10)]);
     let o = Observation { stable, canary: broken, ..Observation::default() };
-    let v = judge_rollback(&Policy::default(), &Observation::default(), &o);
+    let v = judge_rollback(&Policy::default(), &Observation::default(), &o, &Watch::default());
     assert_eq!(outcome(&v, "route /pay"), Outcome::Fail, "judged over the step window: {:?}", v.criteria);
     assert!(v.reason().contains("route /pay: canary 10/10 failed"), "{}", v.reason());
 }

@@ -368,7 +368,15 @@ pub fn load_windows(file: Option<&Path>) -> Result<Windows, ConfigError> {
 /// `canary monitor --config`: the whole file is read and checked as
 /// `canary serve` would, so a file monitor accepts is one serve accepts.
 pub fn load_policy(file: &Path) -> Result<Policy, ConfigError> {
-    read_file(file).map(|f| f.policy)
+    let f = read_file(file)?;
+    let origin = file.display().to_string();
+    f.policy.validate().map_err(|reason| ConfigError { origin, key: "policy".into(), reason })?;
+    Ok(f.policy)
+}
+
+fn policy(p: &Policy, o: &Origin<'_>) -> Result<Policy, ConfigError> {
+    p.validate().map_err(|e| o.err(false, "policy", "", e))?;
+    Ok(p.clone())
 }
 
 /// Parses and validates config text as if it were a file with no flags given
@@ -467,7 +475,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         },
         plan: plan(&f.plan, o)?,
         controls: controls(&f.controls, o)?,
-        policy: f.policy.clone(),
+        policy: policy(&f.policy, o)?,
         admin_token: admin_token(cli, &f, o)?,
         viewer_token: pick(&cli.viewer_token, &f.viewer_token).0.filter(|t| !t.is_empty()),
         windows: f.windows.build().map_err(|e| o.err(false, "", "", e))?,

@@ -237,7 +237,7 @@ impl Controller {
         let canary_url = self.live.upstreams().canary.as_ref().map(|c| c.url().to_string());
         self.step_obs.canary.health = health::read(&self.health, canary_url.as_deref());
         if let Some(r) = self.rollout.as_mut() {
-            r.account(&t);
+            r.account(&self.policy, &t, &self.step_obs);
         }
         self.ring.push(t);
         let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) else { return Ok(()) };
