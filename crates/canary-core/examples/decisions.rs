@@ -5,8 +5,9 @@
 //! `cargo run --release -p canary-core --example decisions [RUNS]` prints one
 //! line per scenario. RUNS (default 1000) is the number of healthy rollouts
 //! per false-alarm scenario; detection scenarios run a fifth as many.
-//! `VERBOSE=1` prints how each run ended; `CONFIDENCE_Z=2.326` and
-//! `SURGE_MARGIN=2` replace those policy values, to compare settings.
+//! `VERBOSE=1` prints how each run ended; `ALPHA_ROLLBACK=0.01`,
+//! `CONFIDENCE_Z=2.326` and `SURGE_MARGIN=2` replace those policy values, to
+//! compare settings.
 
 use canary_core::Share;
 use canary_core::plan::Plan;
@@ -34,6 +35,9 @@ struct Scenario {
     expect: Expect,
     runs: u64,
     limit_ms: u64,
+    /// The canary is healthy until this long into the rollout, then turns
+    /// bad; detection is timed from then.
+    onset_ms: u64,
 }
 
 /// What one run did.
@@ -58,6 +62,11 @@ fn run(s: &Scenario, seed: u64) -> Run {
         sim.policy.surge_margin = m;
     }
     let mut r: Rollout = sim.start(s.plan.clone());
+    if s.onset_ms > 0 {
+        sim.canary = HEALTHY;
+        sim.run_for(&mut r, s.onset_ms);
+        sim.canary = s.canary;
+    }
     let start = sim.now;
     sim.run_for(&mut r, s.limit_ms);
     if std::env::var_os("VERBOSE").is_some() {
@@ -129,8 +138,19 @@ fn scenarios(runs: u64) -> Vec<Scenario> {
         expect,
         runs,
         limit_ms,
+        onset_ms: 0,
     };
     vec![
+        base(
+            "10% errors, whole canary (200 req/s, at 50%)",
+            200.0,
+            &plan_from(50.0, minutes(10), minutes(30)),
+            HEALTHY,
+            at(0.10),
+            Expect::Rollback,
+            detect,
+            minutes(20),
+        ),
         base(
             "10% errors, whole canary (100 req/s, at 50%)",
             100.0,
@@ -181,6 +201,19 @@ fn scenarios(runs: u64) -> Vec<Scenario> {
             detect,
             minutes(20),
         ),
+        Scenario {
+            onset_ms: minutes(25),
+            ..base(
+                "10% errors from 25 min in, mid-step (100 req/s, seed's plan)",
+                100.0,
+                &seed_plan,
+                HEALTHY,
+                at(0.10),
+                Expect::Rollback,
+                detect,
+                minutes(20),
+            )
+        },
         base(
             "healthy, 0.2% errors both (100 req/s, 1-min steps)",
             100.0,

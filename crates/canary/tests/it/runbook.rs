@@ -106,7 +106,10 @@ async fn a_manual_advance_past_a_failing_step_exits_3_unless_forced() {
     let (stable, dir) = (Upstream::start("stable"), tempdir());
     let slow = ["demo-service", "--version", "v2", "--listen", "127.0.0.1:0", "--extra-latency-ms", "300"];
     let canary = Process::start_cmd(&slow);
-    let p = serve_with(&stable, dir.path(), "[policy]\nrollback_p95_ms = 60000.0\n");
+    // A step that surely fails ends at once; paused (not rolled back), it
+    // waits for the person who wants to move on anyway.
+    let policy = "[policy]\nrollback_p95_ms = 60000.0\non_failure = \"pause\"\n";
+    let p = serve_with(&stable, dir.path(), policy);
     let admin = format!("http://{}", p.admin);
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(p.proxy, 200, Arc::clone(&stop));
