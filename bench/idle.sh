@@ -22,7 +22,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ulimit -n $((N * 2 + 1024))
+# Each process holds N sockets plus a few: as many as the hard limit allows.
+FILES=$((N * 2 + 1024))
+HARD=$(ulimit -Hn)
+[[ $HARD != unlimited ]] && ((HARD < FILES)) && FILES=$HARD
+((FILES > N + 256)) || { echo "ulimit -Hn $HARD is too low for N=$N" >&2; exit 1; }
+ulimit -n "$FILES"
 (cd "$ROOT" && cargo build --release -p canary --bins --examples >"$TMP/build.log" 2>&1) ||
     { tail -n 30 "$TMP/build.log"; exit 1; }
 
@@ -30,11 +35,11 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 nginx_conf() { # dir server-block
     cat <<CONF
 worker_processes 1;
-worker_rlimit_nofile $((N * 2 + 1024));
+worker_rlimit_nofile $FILES;
 daemon off;
 pid $1/nginx.pid;
 error_log $1/error.log warn;
-events { worker_connections $((N * 2 + 512)); }
+events { worker_connections $((FILES - 64)); }
 http {
     access_log off;
     client_body_temp_path $1/cb; proxy_temp_path $1/p; fastcgi_temp_path $1/f;
@@ -47,7 +52,7 @@ CONF
 worker_of() { # nginx master pid -> its worker pid
     for _ in $(seq 50); do
         kid=$(cat /proc/"$1"/task/*/children 2>/dev/null || true)
-        [[ -n $kid ]] && { echo "$kid"; return; }
+        [[ -n $kid ]] && { echo $kid; return; }
         sleep 0.1
     done
     echo "no nginx worker" >&2; exit 1

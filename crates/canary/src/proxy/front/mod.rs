@@ -119,16 +119,31 @@ async fn read_head(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Re
             }
         }
         stream.readable().await?;
-        if buf.capacity() - buf.len() < HEAD_READ / 4 {
-            buf.reserve(HEAD_READ);
-        }
-        match stream.try_read_buf(buf) {
+        match read_some(stream, buf) {
             Ok(0) => return Ok(None),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
     }
+}
+
+/// One read into `buf`. With nothing buffered, the read goes to the stack
+/// first: the socket reports itself readable once more after each request
+/// (the readiness is cleared only by a read that finds nothing), and a
+/// buffer allocated for that read would stay with the idle connection.
+fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.is_empty() && buf.capacity() == 0 {
+        let mut first = [0u8; HEAD_READ];
+        let n = stream.try_read(&mut first)?;
+        buf.reserve(HEAD_READ.max(n));
+        buf.extend_from_slice(&first[..n]);
+        return Ok(n);
+    }
+    if buf.capacity() - buf.len() < HEAD_READ / 4 {
+        buf.reserve(HEAD_READ);
+    }
+    stream.try_read_buf(buf)
 }
 
 /// One request and its response; whether the connection carries on.
