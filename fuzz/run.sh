@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 each=${SECONDS_EACH:-60}
 export RUSTC_BOOTSTRAP=1
-for target in config dynamic_flags routing; do
+for target in config dynamic_flags routing request_head; do
   echo "== $target ($each s)"
   cargo fuzz run "$target" -- -max_total_time="$each" -max_len=4096
 done

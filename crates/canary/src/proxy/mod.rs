@@ -2,6 +2,9 @@
 //!
 //! # Layout
 //! - [`listener`]: binds one `SO_REUSEPORT` socket per worker on the same address.
+//! - [`front`]: the lean client-side HTTP/1.1 path for plain connections;
+//!   [`general`]: hyper's server, for TLS, HTTP/2 and what `front` hands over;
+//!   [`drain`]: their graceful shutdown.
 //! - [`service`]: one request's phases (limits, route, forward, respond).
 //! - [`pool`]: a worker's upstream connections.
 //! - [`stream`]: an upstream connection's bytes, plain TCP or TLS.
@@ -20,6 +23,9 @@
 //! path free of cross-thread locks and cache-line traffic.
 
 pub mod body;
+pub mod drain;
+pub mod front;
+pub mod general;
 pub mod grpc;
 pub mod h1;
 pub mod h2;
@@ -35,10 +41,9 @@ pub mod upgrade;
 use crate::config::ServeConfig;
 use crate::live::Live;
 use crate::metrics::Metrics;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use drain::{Drain, Watch};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use pool::Pool;
 use service::{Peer, Worker};
 use std::net::SocketAddr;
@@ -127,24 +132,19 @@ async fn serve(
         Err(e) => return tracing::error!(error = %e, "cannot register the listener"),
     };
     let builder = Arc::new(builder(&worker.cfg));
-    let graceful = GracefulShutdown::new();
+    let drain = Drain::new();
     let anchor = tokio::spawn(timer_anchor(anchor_period(&worker.cfg)));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let w = Arc::clone(&worker);
-                    let peer = Peer::new(peer);
+                    let (worker, builder) = (Arc::clone(&worker), Arc::clone(&builder));
+                    let (peer, watch) = (Peer::new(peer), drain.watch());
                     if let Some(acceptor) = &tls {
-                        let (acceptor, builder) = (acceptor.clone(), Arc::clone(&builder));
-                        tokio::spawn(serve_tls(acceptor, stream, w, peer, builder, graceful.watcher()));
+                        tokio::spawn(serve_tls(acceptor.clone(), stream, worker, peer, builder, watch));
                     } else {
-                        let svc = service_fn(move |req| service::handle(Arc::clone(&w), Arc::clone(&peer), req));
-                        // With upgrades: after a 101, hyper hands the connection
-                        // over (see `upgrade`); other requests are unaffected.
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                        tokio::spawn(graceful.watch(conn));
+                        tokio::spawn(front::serve(front::Client { stream, worker, peer, builder, watch }));
                     }
                 }
                 // Out of file descriptors and the like: back off briefly rather
@@ -158,7 +158,7 @@ async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN, drain.shutdown()).await.is_err() {
         tracing::warn!("some connections were still busy after {DRAIN:?}; closing them");
     }
     anchor.abort();
@@ -166,14 +166,14 @@ async fn serve(
 
 /// One client connection over TLS: the handshake in the connection's own task
 /// (a slow client never holds up the accept loop), bounded like a request
-/// head by the header read timeout, then HTTP as on a plain connection.
+/// head by the header read timeout, then HTTP on the general path.
 async fn serve_tls(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     worker: Arc<Worker>,
     peer: Arc<Peer>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
+    watch: Watch,
 ) {
     let limit = worker.cfg.proxy.header_read_timeout;
     let stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
@@ -181,9 +181,7 @@ async fn serve_tls(
         Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake with a client failed"),
         Err(_) => return tracing::debug!("TLS handshake with a client timed out after {limit:?}"),
     };
-    let svc = service_fn(move |req| service::handle(Arc::clone(&worker), Arc::clone(&peer), req));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-    let _ = watcher.watch(conn).await;
+    general::serve(stream, builder, worker, peer, watch).await;
 }
 
 /// Keeps a timer due within `period` at all times.

@@ -119,28 +119,7 @@ pub async fn handle(
     if let Some(r) = too_large(&w.cfg, &req) {
         return Ok(r);
     }
-    let norm = path::normalize(req.uri().path());
-    let version = decide_with(&w.live.routing(), &facts(&w.cfg, &req, &norm, &peer));
-    let grpc = grpc::is_call(req.method(), req.headers());
-    let route = match grpc.then(|| grpc::label(req.uri().path())).flatten() {
-        Some(method) => w.shard.route_index(method),
-        None => w.shard.route_index(&w.cfg.routes.label(&norm)),
-    };
-    drop(norm);
-    // An upgrade needs `Connection: upgrade`, a hop-by-hop header: the usual
-    // request, which has none, pays only for the scan stripping needs anyway.
-    let hop = has_hop_by_hop(req.headers());
-    let te_trailers = hop && asks_trailers(req.headers());
-    let ctx = Ctx {
-        route,
-        start,
-        method: req.method().clone(),
-        uri: req.uri().clone(),
-        version: req.version(),
-        grpc,
-        te_trailers,
-        w,
-    };
+    let (ctx, version, hop) = begin(w, &peer, req.method(), req.uri(), req.version(), req.headers(), start);
     if hop && req.version() == http::Version::HTTP_11 && asks_upgrade(req.headers()) {
         // Boxed: inline, the upgrade's larger future would grow every
         // request's future, which is moved and polled on the hot path.
@@ -148,6 +127,49 @@ pub async fn handle(
     }
     let req = prepare(req, &peer, hop, ctx.w.cfg.proxy.max_body_bytes, ctx.w.cfg.proxy.body_read_timeout);
     Ok(forward(&ctx, version, req).await)
+}
+
+/// Handles one body-less HTTP/1.1 request from the lean path (see `front`),
+/// which has already sent upgrades and bodies to [`handle`].
+pub async fn handle_lean(
+    w: Arc<Worker>,
+    peer: &Peer,
+    mut parts: http::request::Parts,
+) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let (ctx, version, hop) = begin(w, peer, &parts.method, &parts.uri, parts.version, &parts.headers, start);
+    if hop {
+        strip_present(&mut parts.headers);
+    }
+    add_forwarded(&mut parts, peer);
+    forward(&ctx, version, Request::from_parts(parts, UpstreamReqBody::Empty)).await
+}
+
+/// Routes a request and names it for measurement: its context, the version
+/// it goes to, and whether it has hop-by-hop headers.
+fn begin(
+    w: Arc<Worker>,
+    peer: &Peer,
+    method: &Method,
+    uri: &Uri,
+    version: http::Version,
+    headers: &http::HeaderMap,
+    start: Instant,
+) -> (Ctx, Version, bool) {
+    let norm = path::normalize(uri.path());
+    let to = decide_with(&w.live.routing(), &facts(&w.cfg, headers, &norm, peer));
+    let grpc = grpc::is_call(method, headers);
+    let route = match grpc.then(|| grpc::label(uri.path())).flatten() {
+        Some(label) => w.shard.route_index(label),
+        None => w.shard.route_index(&w.cfg.routes.label(&norm)),
+    };
+    drop(norm);
+    // An upgrade needs `Connection: upgrade`, a hop-by-hop header: the usual
+    // request, which has none, pays only for the scan stripping needs anyway.
+    let hop = has_hop_by_hop(headers);
+    let te_trailers = hop && asks_trailers(headers);
+    let ctx = Ctx { route, start, method: method.clone(), uri: uri.clone(), version, grpc, te_trailers, w };
+    (ctx, to, hop)
 }
 
 /// Whether `TE` names `trailers`.
@@ -166,22 +188,21 @@ fn too_large(cfg: &ServeConfig, req: &Request<Incoming>) -> Option<Response<Prox
     })
 }
 
-fn facts<'a>(cfg: &'a ServeConfig, req: &'a Request<Incoming>, path: &'a str, peer: &'a Peer) -> Facts<'a> {
-    let h = req.headers();
+fn facts<'a>(cfg: &'a ServeConfig, h: &'a http::HeaderMap, path: &'a str, peer: &'a Peer) -> Facts<'a> {
     let forced = h
         .get(&X_CANARY)
         .and_then(|v| Override::parse(v.as_bytes()))
-        .or_else(|| cookies(req).find_map(|c| cookie_value(c, "x-canary")).and_then(Override::parse));
+        .or_else(|| cookies(h).find_map(|c| cookie_value(c, "x-canary")).and_then(Override::parse));
     let key = match &cfg.user_key {
         UserKey::Header(name) => h.get(name).map(|v| v.as_bytes()).filter(|v| !v.is_empty()),
-        UserKey::Cookie(name) => cookies(req).find_map(|c| cookie_value(c, name)).filter(|v| !v.is_empty()),
+        UserKey::Cookie(name) => cookies(h).find_map(|c| cookie_value(c, name)).filter(|v| !v.is_empty()),
     };
     let key = key.map(bounded_key).unwrap_or(peer.ip.as_bytes());
     Facts { path, forced, key }
 }
 
-fn cookies(req: &Request<Incoming>) -> impl Iterator<Item = &[u8]> {
-    req.headers().get_all(header::COOKIE).iter().map(|v| v.as_bytes())
+fn cookies(h: &http::HeaderMap) -> impl Iterator<Item = &[u8]> {
+    h.get_all(header::COOKIE).iter().map(|v| v.as_bytes())
 }
 
 /// What routing needs to know of a request; the user key falls back to the

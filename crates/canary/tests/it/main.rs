@@ -8,6 +8,7 @@ mod admin;
 mod admin_tls;
 mod checks;
 mod cli;
+mod client_wire;
 #[cfg(feature = "etcd")]
 mod cluster;
 mod config_cli;

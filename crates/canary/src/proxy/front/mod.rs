@@ -1,0 +1,161 @@
+//! The lean client-side HTTP/1.1 path: a plain connection's requests read,
+//! routed, forwarded and answered without hyper's server.
+//!
+//! hyper's server parses every request into its own structures, drives the
+//! service through a dispatcher, and keeps its read and write buffers (and
+//! the slot for the service's future) for as long as the connection lives:
+//! about 32 KB for a keep-alive connection doing nothing. Here a connection
+//! waiting for its next request holds its socket and a small future; the read
+//! buffer is allocated when bytes arrive and given back once the request that
+//! used it is done, and each request's work lives in an allocation of its own
+//! that ends with the response.
+//!
+//! Only the plain case is served here (see [`head`]): anything else (a body,
+//! an upgrade, HTTP/1.0, a malformed head, HTTP/2's preface) hands the
+//! connection, with the bytes already read, to the general path
+//! (`general.rs`), which keeps it from then on.
+//!
+//! - [`head`]: the request head's parser and the lean-or-general decision;
+//! - [`write`]: the response as HTTP/1.1 bytes;
+//! - [`prefixed`]: the socket handed over with its bytes put back;
+//! - [`date`]: the cached `Date` value.
+
+pub mod date;
+pub mod head;
+pub mod prefixed;
+pub mod write;
+
+use super::drain::Watch;
+use super::general;
+use super::service::{self, Peer, Worker};
+use bytes::BytesMut;
+use head::{Lean, Parsed};
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use prefixed::Prefixed;
+use std::io;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+/// Bytes read for a request head at a time (most heads fit in one read).
+const HEAD_READ: usize = 4096;
+
+/// One client connection, as the accept loop hands it over.
+#[derive(Debug)]
+pub struct Client {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The worker serving it.
+    pub worker: Arc<Worker>,
+    /// The client's address.
+    pub peer: Arc<Peer>,
+    /// For the general path, should the connection need it.
+    pub builder: Arc<auto::Builder<TokioExecutor>>,
+    /// Shutdown's signal; held until the connection ends.
+    pub watch: Watch,
+}
+
+/// What waiting for the next request came to.
+// As `Parsed`: the large variant is the common one, moved once.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Lean(Lean),
+    General,
+    Close,
+}
+
+/// Serves the connection's requests until either side closes it.
+pub async fn serve(mut c: Client) {
+    let mut buf = BytesMut::new();
+    loop {
+        let lean = match next_request(&mut c, &mut buf).await {
+            Next::Lean(lean) => lean,
+            Next::Close => return,
+            Next::General => {
+                let io = Prefixed::new(buf.freeze(), c.stream);
+                // Boxed: hyper's connection future is large, and inline it
+                // would be part of every connection's idle footprint.
+                return Box::pin(general::serve(io, c.builder, c.worker, c.peer, c.watch)).await;
+            }
+        };
+        if buf.is_empty() {
+            // Nothing pipelined behind this request: let the buffer go with
+            // the request's head instead of holding it while idle.
+            buf = BytesMut::new();
+        }
+        if !Box::pin(exchange(&mut c, lean)).await {
+            return;
+        }
+    }
+}
+
+/// Waits for the next request head, within the header read timeout (which
+/// also bounds how long an idle keep-alive connection is kept, as hyper's
+/// server does) and until shutdown, which closes an idle connection.
+async fn next_request(c: &mut Client, buf: &mut BytesMut) -> Next {
+    let cfg = &c.worker.cfg.proxy;
+    let idle = buf.is_empty();
+    let read = tokio::time::timeout(cfg.header_read_timeout, read_head(&c.stream, buf, cfg.max_header_bytes));
+    tokio::select! {
+        biased;
+        got = read => match got {
+            Ok(Ok(Some(Parsed::Lean(lean)))) => Next::Lean(lean),
+            Ok(Ok(Some(Parsed::General(_)))) => Next::General,
+            Ok(Ok(Some(Parsed::Partial) | None)) | Ok(Err(_)) | Err(_) => Next::Close,
+        },
+        () = c.watch.signalled(), if idle => Next::Close,
+    }
+}
+
+/// Reads until `buf` holds a complete head (or one for the general path);
+/// `None` when the client closed first. Memory is taken only once bytes
+/// are there to read.
+async fn read_head(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<Option<Parsed>> {
+    loop {
+        if !buf.is_empty() {
+            match head::parse(buf, max) {
+                Parsed::Partial => {}
+                done => return Ok(Some(done)),
+            }
+        }
+        stream.readable().await?;
+        match read_some(stream, buf) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One read into `buf`. With nothing buffered, the read goes to the stack
+/// first: the socket reports itself readable once more after each request
+/// (the readiness is cleared only by a read that finds nothing), and a
+/// buffer allocated for that read would stay with the idle connection.
+fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.is_empty() && buf.capacity() == 0 {
+        let mut first = [0u8; HEAD_READ];
+        let n = stream.try_read(&mut first)?;
+        buf.reserve(HEAD_READ.max(n));
+        buf.extend_from_slice(&first[..n]);
+        return Ok(n);
+    }
+    if buf.capacity() - buf.len() < HEAD_READ / 4 {
+        buf.reserve(HEAD_READ);
+    }
+    stream.try_read_buf(buf)
+}
+
+/// One request and its response; whether the connection carries on.
+async fn exchange(c: &mut Client, lean: Lean) -> bool {
+    let head_request = lean.parts.method == http::Method::HEAD;
+    let resp = service::handle_lean(Arc::clone(&c.worker), &c.peer, lean.parts).await;
+    let close = lean.close || c.watch.is_signalled();
+    match write::response(&mut c.stream, resp, head_request, close).await {
+        Ok(reusable) => reusable && !close,
+        Err(e) => {
+            tracing::debug!(error = %e, "writing to a client failed");
+            false
+        }
+    }
+}
