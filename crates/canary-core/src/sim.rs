@@ -49,10 +49,13 @@ pub struct Behaviour {
     pub latency_ms: (f64, f64),
     /// The error probability on the `/pay` route, when it differs.
     pub pay_error_p: Option<f64>,
+    /// The latency range on the `/pay` route, when it differs.
+    pub pay_latency_ms: Option<(f64, f64)>,
 }
 
 /// A healthy service: 0.2% errors, 5-40 ms.
-pub const HEALTHY: Behaviour = Behaviour { error_p: 0.002, latency_ms: (5.0, 40.0), pay_error_p: None };
+pub const HEALTHY: Behaviour =
+    Behaviour { error_p: 0.002, latency_ms: (5.0, 40.0), pay_error_p: None, pay_latency_ms: None };
 
 /// Drives one rollout against the traffic model.
 #[derive(Debug)]
@@ -102,6 +105,7 @@ impl Sim {
     pub fn arm(&mut self, n: u64, b: Behaviour) -> ArmWindow {
         let mut w = ArmWindow { requests: n, ..ArmWindow::default() };
         let mut h = latency_histogram();
+        let slow_ms = self.policy.max_p95_ms;
         for _ in 0..n {
             let pay = self.rng.next_f64() < PAY_SHARE;
             let p = if pay { b.pay_error_p.unwrap_or(b.error_p) } else { b.error_p };
@@ -113,7 +117,9 @@ impl Sim {
             let route = w.routes.entry(if pay { "/pay" } else { "/rooms" }.to_string()).or_default();
             route.requests += 1;
             route.errors += u64::from(failed);
-            let ms = b.latency_ms.0 + self.rng.next_f64() * (b.latency_ms.1 - b.latency_ms.0);
+            let (lo, hi) = if pay { b.pay_latency_ms.unwrap_or(b.latency_ms) } else { b.latency_ms };
+            let ms = lo + self.rng.next_f64() * (hi - lo);
+            route.slow += u64::from(ms > slow_ms);
             if let Some(h) = h.as_mut() {
                 h.saturating_record((ms * 1000.0) as u64);
             }

@@ -14,6 +14,11 @@
 //!   above `rollback_error_rate` and surely above stable's on that route by
 //!   `surge_margin` points, judged over the step so far.
 //!
+//! - a step fails on a route whose canary got slow: its share of requests
+//!   slower than `max_p95_ms` surely above 5% and surely 5 points above
+//!   stable's share there (`route {label} latency`); only against stable,
+//!   since some endpoints are slow by nature.
+//!
 //! A route needs `min_route_requests` canary requests before it can fail.
 
 use super::{Criterion, Observation, Outcome, Policy, line, round2};
@@ -27,6 +32,9 @@ pub struct RouteCount {
     pub requests: u64,
     /// Of those, 5xx or unanswered.
     pub errors: u64,
+    /// Of those answered, slower than `max_p95_ms`.
+    #[serde(default)]
+    pub slow: u64,
 }
 
 impl RouteCount {
@@ -34,6 +42,7 @@ impl RouteCount {
     pub fn add(&mut self, o: &RouteCount) {
         self.requests += o.requests;
         self.errors += o.errors;
+        self.slow += o.slow;
     }
 
     fn rate(&self) -> f64 {
@@ -108,9 +117,37 @@ pub(super) fn step_lines(p: &Policy, o: &Observation) -> Vec<Criterion> {
                 note,
             ));
         }
+        out.extend(latency_line(p, c, alpha));
     }
     out.push(summary_line(p, o, &all));
     out
+}
+
+/// "p95 under `max_p95_ms`" is "fewer than 5% of requests slower than it".
+const SLOW_SHARE: f64 = 5.0;
+
+/// A route whose canary got slow: its share of requests slower than
+/// `max_p95_ms` surely above 5% (its p95 is past the bar) and surely above
+/// stable's share on the route by 5 points. Only against stable: some
+/// endpoints are slow by nature (an export, a search), and without stable's
+/// figures on the route there is nothing to say the canary made it so. A
+/// line only when it fails.
+fn latency_line(p: &Policy, c: &Compared<'_>, alpha: f64) -> Option<Criterion> {
+    let pct = |k: u64, n: u64| if n == 0 { 0.0 } else { k as f64 * 100.0 / n as f64 };
+    let (slow, n) = (c.canary.slow, c.canary.requests);
+    let s = c.stable?;
+    let bar = SLOW_SHARE.max(upper_bound(s.slow, s.requests, alpha) * 100.0 + SLOW_SHARE);
+    let against = format!("stable {}/{}", s.slow, s.requests);
+    if pct(slow, n) <= bar || !surely_above(slow, n, bar / 100.0, alpha) {
+        return None;
+    }
+    let note = format!(
+        "canary {slow}/{n} slower than {} ms ({against}); surely more (lower bound {}%): the route's p95 is past the bar",
+        p.max_p95_ms,
+        round2(lower_bound(slow, n, alpha) * 100.0)
+    );
+    let name = format!("route {} latency", c.route);
+    Some(line(&name, Some(round2(pct(slow, n))), round2(bar), Outcome::Fail, note))
 }
 
 fn summary_line(p: &Policy, o: &Observation, all: &[Compared<'_>]) -> Criterion {

@@ -137,7 +137,7 @@ fn figures_are_judged_by_the_same_thresholds() {
 
 fn with_routes(mut a: ArmWindow, routes: &[(&str, u64, u64)]) -> ArmWindow {
     for (r, n, e) in routes {
-        a.routes.insert(r.to_string(), RouteCount { requests: *n, errors: *e });
+        a.routes.insert(r.to_string(), RouteCount { requests: *n, errors: *e, slow: 0 });
     }
     a
 }

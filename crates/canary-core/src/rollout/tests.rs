@@ -286,6 +286,25 @@ fn a_step_fails_on_a_route_worse_than_stable_there_even_below_the_rollback_bar()
 }
 
 #[test]
+fn a_step_fails_on_a_route_that_got_slow_naming_it_while_the_version_as_a_whole_looks_fine() {
+    // /pay takes 300-500 ms on the canary, 5-40 ms on stable: 0.5% of the
+    // traffic, so the version's p95 and every whole-version line stay fine.
+    let mut sim = Sim::new(36, 400.0);
+    sim.canary = Behaviour { pay_latency_ms: Some((300.0, 500.0)), ..HEALTHY };
+    let mut r = sim.start(Plan { bake_ms: 10 * 60_000, ..quick_plan() });
+    sim.run_for(&mut r, 3_600_000);
+    let why = r.reason.clone().unwrap_or_default();
+    assert!(r.state == State::RolledBack && why.contains("route /pay latency"), "{:?}: {why}", r.state);
+    assert_eq!(r.step, 0, "caught within the first step");
+    let mut healthy = Sim::new(36, 400.0);
+    healthy.stable = Behaviour { pay_latency_ms: Some((300.0, 500.0)), ..HEALTHY };
+    healthy.canary = healthy.stable;
+    let mut r = healthy.start(quick_plan());
+    healthy.run_for(&mut r, 3_600_000);
+    assert_eq!(r.state, State::Promoted, "a route slow on both versions is not the canary's: {:?}", r.reason);
+}
+
+#[test]
 fn the_seeds_targets_fail_a_step_whose_p99_is_over_500_ms() {
     // p95 under 200 ms, but the slowest 3% take 600-800 ms: p99 misses its target.
     let mut sim = Sim::new(36, 400.0);

@@ -19,8 +19,9 @@ pub struct WireTotals {
     sum_us: u64,
     /// `[value, count]` per non-empty bucket; the value is the bucket's highest.
     latency: Vec<[u64; 2]>,
-    /// `[requests, errors]` per route label.
-    routes: BTreeMap<String, [u64; 2]>,
+    /// `[requests, errors, slow]` per route label (a replica that counts no
+    /// slow requests sends two numbers).
+    routes: BTreeMap<String, Vec<u64>>,
 }
 
 /// A replica's totals for both versions.
@@ -43,7 +44,7 @@ impl WireTotals {
             counts: *c,
             sum_us: t.sum_us,
             latency,
-            routes: t.routes.iter().map(|(k, r)| (k.clone(), [r.requests, r.errors])).collect(),
+            routes: t.routes.iter().map(|(k, r)| (k.clone(), vec![r.requests, r.errors, r.slow])).collect(),
         }
     }
 
@@ -56,8 +57,9 @@ impl WireTotals {
             routes: self
                 .routes
                 .iter()
-                .map(|(k, [requests, errors])| {
-                    (k.clone(), RouteCount { requests: *requests, errors: *errors })
+                .map(|(k, n)| {
+                    let at = |i: usize| n.get(i).copied().unwrap_or(0);
+                    (k.clone(), RouteCount { requests: at(0), errors: at(1), slow: at(2) })
                 })
                 .collect(),
         }
@@ -101,7 +103,9 @@ mod tests {
             },
             latency: Some(h.clone()),
             sum_us: 3_259_071,
-            routes: [("GET /a".to_string(), RouteCount { requests: 6, errors: 3 })].into_iter().collect(),
+            routes: [("GET /a".to_string(), RouteCount { requests: 6, errors: 3, slow: 2 })]
+                .into_iter()
+                .collect(),
         };
         let json = serde_json::to_string(&WireTotals::of(&t)).unwrap();
         let back: WireTotals = serde_json::from_str(&json).unwrap();

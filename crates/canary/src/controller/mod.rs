@@ -222,6 +222,8 @@ impl Controller {
             }
             self.retry_unsaved(now);
         }
+        // Cheap (a store per worker), and always the policy in force.
+        self.metrics.set_route_slow_ms(self.policy.max_p95_ms);
         let mut t = self.observer.tick(&self.metrics);
         if let Some(c) = &self.cluster {
             let f = self.fleet.tick(&c.fleet);

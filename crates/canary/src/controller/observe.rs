@@ -42,6 +42,7 @@ fn routes(
             let d = RouteCount {
                 requests: n.requests.saturating_sub(p.requests),
                 errors: n.errors.saturating_sub(p.errors),
+                slow: n.slow.saturating_sub(p.slow),
             };
             (d.requests > 0).then(|| (label.clone(), d))
         })

@@ -88,6 +88,13 @@ impl Metrics {
         out
     }
 
+    /// Sets the latency above which a request counts as slow on its route,
+    /// in every worker's shard.
+    pub fn set_route_slow_ms(&self, ms: f64) {
+        let us = (ms * 1000.0).clamp(1.0, MAX_LATENCY_US as f64) as u64;
+        self.shards.iter().for_each(|s| s.set_route_slow_us(us));
+    }
+
     /// Requests in flight for each version, summed across workers.
     pub fn in_flight(&self) -> [i64; 2] {
         self.shards.iter().fold([0, 0], |acc, s| {

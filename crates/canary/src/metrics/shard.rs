@@ -15,12 +15,15 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 /// How many recent errors each worker keeps.
 const RECENT_ERRORS: usize = 50;
+
+/// The per-route slow bar until the controller sets it: the seed's p95 bar, 200 ms.
+const DEFAULT_ROUTE_SLOW_US: u64 = 200_000;
 
 /// The label every route past the cap is counted under.
 pub const OTHER_ROUTE: &str = "other";
@@ -99,6 +102,9 @@ pub struct TotalsSnapshot {
 #[derive(Debug)]
 pub struct Shard {
     data: Mutex<ShardData>,
+    /// Answered requests slower than this count as slow on their route (the
+    /// per-route latency test); set from `[policy] max_p95_ms`.
+    route_slow_us: AtomicU64,
     in_flight: [AtomicI64; 2],
     upgraded: [AtomicI64; 2],
     started: Instant,
@@ -130,7 +136,13 @@ impl Shard {
             errors: VecDeque::with_capacity(RECENT_ERRORS),
             totals: Default::default(),
         };
-        Shard { data: Mutex::new(data), in_flight: Default::default(), upgraded: Default::default(), started }
+        Shard {
+            data: Mutex::new(data),
+            route_slow_us: AtomicU64::new(DEFAULT_ROUTE_SLOW_US),
+            in_flight: Default::default(),
+            upgraded: Default::default(),
+            started,
+        }
     }
 
     /// The index of route `label`, adding it while under the cap, else `other` (0).
@@ -149,11 +161,17 @@ impl Shard {
         i
     }
 
+    /// Sets the latency above which a request counts as slow on its route.
+    pub fn set_route_slow_us(&self, us: u64) {
+        self.route_slow_us.store(us, Ordering::Relaxed);
+    }
+
     /// Records one finished request at `now`.
     pub fn record(&self, o: Outcome, now: Instant) {
         let tick = now.saturating_duration_since(self.started).as_secs() / SLOT_SECS;
+        let slow_us = self.route_slow_us.load(Ordering::Relaxed);
         let mut d = self.lock();
-        record_totals(&mut d.totals[o.version.index()], &o);
+        record_totals(&mut d.totals[o.version.index()], &o, slow_us);
         let slot = slot_for(&mut d.versions[o.version.index()], tick);
         count(&mut slot.counts, &o);
         if o.status.is_some() {
@@ -261,7 +279,7 @@ fn count(c: &mut Counts, o: &Outcome) {
     c.grpc_errors += u64::from(o.grpc_error && !o.failure && o.status.is_some_and(|s| s < 500));
 }
 
-fn record_totals(t: &mut Totals, o: &Outcome) {
+fn record_totals(t: &mut Totals, o: &Outcome, slow_us: u64) {
     count(&mut t.counts, o);
     let i = usize::from(o.route);
     if t.routes.len() <= i {
@@ -270,6 +288,7 @@ fn record_totals(t: &mut Totals, o: &Outcome) {
     t.routes[i].requests += 1;
     t.routes[i].errors += u64::from(o.failure || o.grpc_error || o.status.is_none_or(|s| s >= 500));
     if o.status.is_some() {
+        t.routes[i].slow += u64::from(o.latency_us > slow_us);
         if t.latency.is_none() {
             t.latency = new_histogram();
         }

@@ -95,6 +95,27 @@ async fn a_canary_failing_a_route_with_half_a_percent_of_traffic_is_rolled_back_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_whose_route_with_half_a_percent_of_traffic_got_slow_fails_its_step_naming_it() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary-pay-slow"), tempdir());
+    // The route's bar is `max_p95_ms` (200 ms, the seed's); the version as a
+    // whole is not what this is about.
+    let mut cfg = latency_not_under_test(config(&stable, None, "0", dir.path()));
+    cfg.policy.max_p95_ms = 200.0;
+    let srv = start(cfg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = mixed_load(srv.proxy_addr, 400, Arc::clone(&stop));
+    deploy(&srv, canary.url(), "10m");
+    let rolled = eventually(90, || async { state(&srv).0 == "rolled_back" }).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let (st, _, why) = state(&srv);
+    assert!(rolled, "still {st}: {why}");
+    assert!(why.contains("step 1 at 50% failed") && why.contains("route /api/v2/pay"), "{why}");
+    assert!(why.contains("latency") && why.contains("slower than 200 ms"), "{why}");
+    srv.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_traffic_mix_with_a_healthy_canary_is_promoted() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let srv = start(latency_not_under_test(config(&stable, None, "0", dir.path())));

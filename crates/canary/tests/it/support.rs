@@ -30,6 +30,7 @@ use std::time::Duration;
 /// - `/bytes/{n}`: streams n bytes
 /// - `/api/v2/metrics` on an upstream named `canary-hot`: memory at 95%
 /// - `/api/v2/pay...` on an upstream named `canary-pay-broken`: 500
+/// - `/api/v2/pay...` on an upstream named `canary-pay-slow`: 200 after 400 ms
 /// - `/api/v2/health` on an upstream named `canary-sick`: 503 unhealthy
 /// - `/api/v2/health*` and `/api/v2/metrics` on one named `service`: healthy
 /// - `/sni` (over TLS): the server name the client asked for
@@ -152,6 +153,10 @@ async fn answer(
             full(200, name.to_string())
         }
         ["api", "v2", "pay", ..] if name == "canary-pay-broken" => full(500, "payment failed".into()),
+        ["api", "v2", "pay", ..] if name == "canary-pay-slow" => {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            full(200, name.to_string())
+        }
         ["api", "v2", "health"] if name == "canary-sick" => full(503, r#"{"status":"unhealthy"}"#.into()),
         ["api", "v2", "metrics"] if name == "canary-hot" => {
             full(200, r#"{"resources": {"memory_percent": 95.0, "cpu_percent": 20.0}}"#.to_string())
