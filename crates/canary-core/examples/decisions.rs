@@ -192,6 +192,16 @@ fn scenarios(runs: u64) -> Vec<Scenario> {
             minutes(20),
         ),
         base(
+            "a 0.5% route at 300-500 ms, stable's at 5-40 (100 req/s, at 10%)",
+            100.0,
+            &seed_plan,
+            HEALTHY,
+            Behaviour { pay_latency_ms: Some((300.0, 500.0)), ..HEALTHY },
+            Expect::Rollback,
+            detect,
+            minutes(20),
+        ),
+        base(
             "2x stable's latency (100 req/s, at 10%)",
             100.0,
             &seed_plan,
