@@ -116,11 +116,23 @@ fn bad_plan_and_policy_values_are_refused() {
         ("[plan]\nbake = \"ten minutes\"\n", "`plan.bake`"),
         ("[policy]\nmax_p95 = 1.0\n", "unknown field `max_p95`"),
         ("[controls]\nmax_hold = \"x\"\n", "`controls.max_hold`"),
+        ("[policy]\nalpha_rollback = 0.0\n", "alpha_rollback = 0: must be a probability between 0 and 1"),
+        ("[policy]\nalpha_step = 1.5\n", "alpha_step = 1.5"),
+        ("[policy]\nrollback_effect = 1.0\n", "rollback_effect = 1: must be above 1"),
     ];
     for (text, needle) in cases {
         let e = load_text(text, &with_stable()).unwrap_err().to_string();
         assert!(e.contains(needle), "{text:?} gave {e}");
     }
+}
+
+#[test]
+fn the_older_z_keys_are_still_read_as_alphas() {
+    let c = load_text("[policy]\nconfidence_z = 1.645\nroute_z = 3.09\n", &with_stable()).unwrap();
+    assert!((c.policy.step_alpha() - 0.05).abs() < 1e-3, "{}", c.policy.step_alpha());
+    assert!((c.policy.route_alpha() - 0.001).abs() < 1e-4, "{}", c.policy.route_alpha());
+    let c = load_text("[policy]\nalpha_step = 0.02\n", &with_stable()).unwrap();
+    assert_eq!(c.policy.step_alpha(), 0.02);
 }
 
 #[test]
