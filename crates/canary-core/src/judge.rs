@@ -25,7 +25,7 @@ pub use latency::mann_whitney;
 pub use policy::{OnFailure, Policy};
 pub use routes::RouteCount;
 
-use crate::sequential::{lower_bound, surely_above, upper_bound};
+use crate::sequential::{clean_requests_needed, lower_bound, surely_above, surely_below, upper_bound};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -254,7 +254,7 @@ pub fn judge_step(p: &Policy, o: &Observation) -> Verdict {
             "error_rate",
             (c.errors, c.requests),
             c.error_rate(),
-            Bar { limit: p.max_error_rate / 100.0, shown: p.max_error_rate, unit: "%" },
+            Bar { limit: p.max_error_rate / 100.0, shown: p.max_error_rate, unit: "%", sure_pass: true },
             gate,
         ),
         quantile_below(p, c, 0.95, p.max_p95_ms, gate),
@@ -277,6 +277,10 @@ struct Bar {
     limit: f64,
     shown: f64,
     unit: &'static str,
+    /// Pass only when the proportion is surely below the limit, not merely
+    /// estimated below it: the step's error rate, so a handful of clean
+    /// requests at a trickle of traffic never promotes a canary.
+    sure_pass: bool,
 }
 
 /// A step criterion on a proportion (errors, or requests slower than a bar)
@@ -301,7 +305,18 @@ fn proportion_below(
     }
     let estimate = hits as f64 / n as f64;
     let alpha = p.step_alpha();
-    let (outcome, note) = if estimate < bar.limit {
+    let (outcome, note) = if estimate < bar.limit && bar.sure_pass && !surely_below(hits, n, bar.limit, alpha)
+    {
+        (
+            Outcome::Inconclusive,
+            format!(
+                "below {}{} on {n} requests but not yet surely (the bar needs about {} clean requests); collecting more",
+                round2(t),
+                bar.unit,
+                clean_requests_needed(bar.limit, alpha)
+            ),
+        )
+    } else if estimate < bar.limit {
         (Outcome::Pass, format!("must be below {}{}", round2(t), bar.unit))
     } else if surely_above(hits, n, bar.limit, alpha) {
         let lo = lower_bound(hits, n, alpha);
@@ -332,7 +347,7 @@ fn proportion_below(
 /// of requests slower than 200 ms). The line is named `p{q*100}_ms`.
 fn quantile_below(p: &Policy, c: &ArmWindow, q: f64, ms: f64, gate: Option<&str>) -> Criterion {
     let name = format!("p{}_ms", (q * 100.0).round());
-    let bar = Bar { limit: 1.0 - q, shown: ms, unit: " ms" };
+    let bar = Bar { limit: 1.0 - q, shown: ms, unit: " ms", sure_pass: false };
     proportion_below(p, &name, (c.slower_than(ms), c.samples()), c.quantile_ms(q), bar, gate)
 }
 

@@ -56,6 +56,22 @@ pub fn surely_below(hits: u64, n: u64, p0: f64, alpha: f64) -> bool {
     p0 > 0.0 && surely_above(n - hits.min(n), n, 1.0 - p0, alpha)
 }
 
+/// How many requests without a single failure show a proportion surely
+/// below `p0` at `alpha` (for telling a person how long a step will hold).
+pub fn clean_requests_needed(p0: f64, alpha: f64) -> u64 {
+    // The evidence grows with every clean request: double, then bisect.
+    let mut hi = 1u64;
+    while !surely_below(0, hi, p0, alpha) && hi < 1 << 40 {
+        hi *= 2;
+    }
+    let mut lo = hi / 2;
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if surely_below(0, mid, p0, alpha) { hi = mid } else { lo = mid }
+    }
+    hi
+}
+
 /// The always-valid upper confidence bound of `hits / n` at `alpha`: the
 /// smallest proportion the data can surely be said to be below (1 with no
 /// data).

@@ -29,7 +29,7 @@ fn at_least(
     gate: Option<&str>,
 ) -> Criterion {
     let value = (n > 0).then(|| (n - bad.min(n)) as f64 * 100.0 / n as f64);
-    let bar = Bar { limit: (100.0 - target) / 100.0, shown: 100.0 - target, unit };
+    let bar = Bar { limit: (100.0 - target) / 100.0, shown: 100.0 - target, unit, sure_pass: false };
     let mut line = proportion_below(p, name, (bad, n), value, bar, gate);
     line.threshold = target;
     line

@@ -28,8 +28,20 @@ fn too_few_requests_is_inconclusive_never_a_pass() {
 }
 
 #[test]
+fn a_step_passes_on_its_error_rate_only_once_it_is_surely_below_the_bar() {
+    let p = Policy::default();
+    let few = Observation { stable: arm(1000, 0, 10.0), canary: arm(200, 0, 10.0), ..Observation::default() };
+    let v = judge_step(&p, &few);
+    assert_eq!(outcome(&v, "error_rate"), Outcome::Inconclusive, "200 clean requests do not show < 1%");
+    let note = &v.criteria.iter().find(|c| c.name == "error_rate").unwrap().note;
+    assert!(note.contains("not yet surely") && note.contains("clean requests"), "{note}");
+    let enough = Observation { canary: arm(1000, 0, 10.0), ..few };
+    assert_eq!(outcome(&judge_step(&p, &enough), "error_rate"), Outcome::Pass);
+}
+
+#[test]
 fn resources_not_reported_say_so_and_do_not_block() {
-    let o = Observation { stable: arm(1000, 0, 10.0), canary: arm(500, 0, 10.0), ..Observation::default() };
+    let o = Observation { stable: arm(1000, 0, 10.0), canary: arm(1000, 0, 10.0), ..Observation::default() };
     let v = judge_step(&Policy::default(), &o);
     assert_eq!(v.outcome, Outcome::Pass);
     assert_eq!(outcome(&v, "memory_percent"), Outcome::NotReported);

@@ -158,7 +158,10 @@ async fn on_failure_pause_holds_a_3_percent_error_canary_for_a_person() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(srv.proxy_addr, 300, Arc::clone(&stop));
     deploy(&srv, format!("http://{}", canary.proxy), "6s");
-    let paused = eventually(30, || async { state(&srv).0 != "progressing" }).await;
+    // It may hold first: a few points over the 1% bar take a few thousand
+    // requests to be sure of, however often the step is looked at.
+    let paused =
+        eventually(60, || async { !["progressing", "holding"].contains(&state(&srv).0.as_str()) }).await;
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
     let (st, share, why) = state(&srv);
