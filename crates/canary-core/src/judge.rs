@@ -297,6 +297,20 @@ fn proportion_below(
     few: Option<&str>,
 ) -> Criterion {
     let t = bar.shown;
+    let alpha = p.step_alpha();
+    // The test is valid at any count, so a sure failure need not wait for
+    // `min_requests`; `min_fail_requests` only keeps a version's first burst
+    // of errors as it warms up from failing it on its own.
+    if n >= p.min_fail_requests.max(1) && bar.limit < 1.0 && surely_above(hits, n, bar.limit, alpha) {
+        let lo = lower_bound(hits, n, alpha);
+        let note = format!(
+            "surely above {}{} (lower bound {}% of requests)",
+            round2(t),
+            bar.unit,
+            round2(lo * 100.0)
+        );
+        return line(name, value, t, Outcome::Fail, note);
+    }
     if let Some(few) = few {
         return line(name, value, t, Outcome::Inconclusive, few);
     }
@@ -304,9 +318,16 @@ fn proportion_below(
         return line(name, value, t, Outcome::Inconclusive, "no requests");
     }
     let estimate = hits as f64 / n as f64;
-    let alpha = p.step_alpha();
-    let (outcome, note) = if estimate < bar.limit && bar.sure_pass && !surely_below(hits, n, bar.limit, alpha)
-    {
+    let (outcome, note) = if estimate >= bar.limit {
+        (
+            Outcome::Inconclusive,
+            format!(
+                "at or above {}{} but within noise of it on {n} requests; collecting more",
+                round2(t),
+                bar.unit
+            ),
+        )
+    } else if bar.sure_pass && !surely_below(hits, n, bar.limit, alpha) {
         (
             Outcome::Inconclusive,
             format!(
@@ -316,28 +337,8 @@ fn proportion_below(
                 clean_requests_needed(bar.limit, alpha)
             ),
         )
-    } else if estimate < bar.limit {
-        (Outcome::Pass, format!("must be below {}{}", round2(t), bar.unit))
-    } else if surely_above(hits, n, bar.limit, alpha) {
-        let lo = lower_bound(hits, n, alpha);
-        (
-            Outcome::Fail,
-            format!(
-                "surely above {}{} (lower bound {}% of requests)",
-                round2(t),
-                bar.unit,
-                round2(lo * 100.0)
-            ),
-        )
     } else {
-        (
-            Outcome::Inconclusive,
-            format!(
-                "at or above {}{} but within noise of it on {n} requests; collecting more",
-                round2(t),
-                bar.unit
-            ),
-        )
+        (Outcome::Pass, format!("must be below {}{}", round2(t), bar.unit))
     };
     line(name, value, t, outcome, note)
 }
@@ -354,7 +355,7 @@ fn quantile_below(p: &Policy, c: &ArmWindow, q: f64, ms: f64, gate: Option<&str>
 fn error_vs_stable(p: &Policy, o: &Observation, enough: bool, few: &str) -> Criterion {
     let name = "error_rate_vs_stable";
     match (o.canary.error_rate(), o.stable.error_rate()) {
-        (Some(c), Some(s)) if enough => {
+        (Some(c), Some(s)) if enough || o.canary.requests >= p.min_fail_requests.max(1) => {
             let t = s + p.max_error_rate_increase;
             // Both sides are uncertain: half the alpha to each.
             let alpha = p.step_alpha() / 2.0;
@@ -363,20 +364,18 @@ fn error_vs_stable(p: &Policy, o: &Observation, enough: bool, few: &str) -> Crit
                     + p.max_error_rate_increase / 100.0;
                 surely_above(o.canary.errors, o.canary.requests, bar, alpha)
             };
-            let outcome = if c <= t {
-                Outcome::Pass
-            } else if surely_worse() {
-                Outcome::Fail
+            let note = format!("stable {}% + {} points", round2(s), p.max_error_rate_increase);
+            // As for `proportion_below`: a sure failure needs no `min_requests`.
+            let (outcome, note) = if c > t && surely_worse() {
+                (Outcome::Fail, note)
+            } else if !enough {
+                (Outcome::Inconclusive, few.to_string())
+            } else if c <= t {
+                (Outcome::Pass, note)
             } else {
-                Outcome::Inconclusive
+                (Outcome::Inconclusive, note)
             };
-            line(
-                name,
-                Some(c),
-                t,
-                outcome,
-                format!("stable {}% + {} points", round2(s), p.max_error_rate_increase),
-            )
+            line(name, Some(c), t, outcome, note)
         }
         (c, None) if enough => line(name, c, 0.0, Outcome::NotReported, NO_STABLE),
         (c, _) => line(name, c, 0.0, Outcome::Inconclusive, few),

@@ -38,6 +38,11 @@ pub struct Policy {
     pub surge_margin: f64,
     /// Canary requests needed in a step before it can pass.
     pub min_requests: u64,
+    /// Canary requests needed in a step before it can fail on a criterion
+    /// that is surely past its bar. The tests are valid at any count; this
+    /// keeps a new version's first burst of errors as it warms up from
+    /// failing it on its own.
+    pub min_fail_requests: u64,
     /// Canary requests in the recent window the rollback lines show their
     /// figures over (the decision itself is the CUSUM's, fed every look).
     pub min_fast_requests: u64,
@@ -149,6 +154,7 @@ impl Default for Policy {
             rollback_cpu: 90.0,
             surge_margin: 5.0,
             min_requests: 100,
+            min_fail_requests: 50,
             min_fast_requests: 100,
             alpha_rollback: 0.001,
             rollback_effect: 2.0,
