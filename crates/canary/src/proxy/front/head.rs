@@ -16,6 +16,10 @@ use std::mem::MaybeUninit;
 /// The most headers a request may have, as hyper's server.
 pub const MAX_HEADERS: usize = 100;
 
+/// Headers the proxy adds to a request on its way up (`x-forwarded-for`,
+/// `-proto`, `-host`).
+const ADDED: usize = 3;
+
 /// What the bytes received so far hold.
 // Returned once per request and moved straight into the request's own
 // allocation: boxing the common variant would only add another.
@@ -210,7 +214,9 @@ fn note(name: &str, value: &[u8]) -> Result<Note, Why> {
 fn build(head: &Bytes, spans: &Spans) -> Result<Lean, Why> {
     let method = Method::from_bytes(&spans.method.slice(head)).map_err(|_| Why::Malformed)?;
     let uri = Uri::from_maybe_shared(spans.path.slice(head)).map_err(|_| Why::Target)?;
-    let mut headers = HeaderMap::with_capacity(spans.count);
+    // Room for what the proxy adds (`x-forwarded-*`), so adding them does
+    // not grow and rehash the map.
+    let mut headers = HeaderMap::with_capacity(spans.count + ADDED);
     for (name, value) in &spans.headers[..spans.count] {
         let name = HeaderName::from_bytes(&name.slice(head)).map_err(|_| Why::Malformed)?;
         let value = HeaderValue::from_maybe_shared(value.slice(head)).map_err(|_| Why::Malformed)?;
