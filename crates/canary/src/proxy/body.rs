@@ -45,6 +45,15 @@ impl ProxyBody {
     pub fn full(b: impl Into<Bytes>) -> ProxyBody {
         ProxyBody::Full(Some(b.into()))
     }
+
+    /// The response head in the client's form, when the upstream's was kept
+    /// so (see `h1::raw`); the response's header map is then empty.
+    pub fn take_raw_head(&mut self) -> Option<h1::raw::RawHead> {
+        match self {
+            ProxyBody::Upstream { inner: UpstreamBody::Lean(b), .. } => b.take_raw(),
+            _ => None,
+        }
+    }
 }
 
 /// An upstream's response body, from whichever client carried the exchange.
@@ -85,6 +94,14 @@ impl UpstreamBody {
         match self {
             UpstreamBody::Hyper(b) => b.size_hint(),
             UpstreamBody::Lean(b) => b.size_hint(),
+        }
+    }
+
+    /// The response head in the client's form, if it was kept so.
+    pub fn raw_mut(&mut self) -> Option<&mut h1::raw::RawHead> {
+        match self {
+            UpstreamBody::Hyper(_) => None,
+            UpstreamBody::Lean(b) => b.raw_mut(),
         }
     }
 

@@ -81,6 +81,9 @@ pub(super) struct Ctx {
     /// Whether the client sent `TE: trailers` (hop-by-hop, so stripped, but
     /// HTTP/2 allows it and gRPC servers may ask for it).
     te_trailers: bool,
+    /// Whether the response is written by the lean client path, which takes
+    /// an upstream's response head in its own form (see `h1::raw`).
+    raw_head: bool,
 }
 
 /// Why a send failed.
@@ -137,7 +140,9 @@ pub async fn handle_lean(
     mut parts: http::request::Parts,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
-    let (ctx, version, hop) = begin(w, peer, &parts.method, &parts.uri, parts.version, &parts.headers, start);
+    let (mut ctx, version, hop) =
+        begin(w, peer, &parts.method, &parts.uri, parts.version, &parts.headers, start);
+    ctx.raw_head = !ctx.grpc;
     if hop {
         strip_present(&mut parts.headers);
     }
@@ -168,7 +173,8 @@ fn begin(
     // request, which has none, pays only for the scan stripping needs anyway.
     let hop = has_hop_by_hop(headers);
     let te_trailers = hop && asks_trailers(headers);
-    let ctx = Ctx { route, start, method: method.clone(), uri: uri.clone(), version, grpc, te_trailers, w };
+    let (method, uri) = (method.clone(), uri.clone());
+    let ctx = Ctx { route, start, method, uri, version, grpc, te_trailers, raw_head: false, w };
     (ctx, to, hop)
 }
 
@@ -362,7 +368,7 @@ async fn send(ctx: &Ctx, up: &Upstream, mut req: Request<UpstreamReqBody>) -> Re
         req.headers_mut().remove(header::TE);
     }
     if lean(&req) {
-        send_lean(pool, up, req, timeout).await
+        send_lean(pool, up, req, timeout, ctx.raw_head).await
     } else {
         let (resp, conn) = send_hyper(pool, up, req, timeout).await?;
         Ok((resp.map(UpstreamBody::Hyper), Recycle::Hyper(conn)))
@@ -376,6 +382,7 @@ async fn send_lean(
     up: &Upstream,
     req: Request<UpstreamReqBody>,
     timeout: std::time::Duration,
+    raw_head: bool,
 ) -> Result<Sent, SendError> {
     let (parts, body) = req.into_parts();
     let mut fresh = false;
@@ -391,10 +398,11 @@ async fn send_lean(
             Err(e) if fresh => return Err(SendError::Failed(Box::new(e), back(parts, body))),
             Err(e) => return Err(SendError::NotSent(Request::from_parts(parts, body), e.to_string())),
         };
-        match tokio::time::timeout(timeout, conn.exchange(&parts, MAX_RESPONSE_HEAD)).await {
+        match tokio::time::timeout(timeout, conn.exchange(&parts, MAX_RESPONSE_HEAD, raw_head)).await {
             Err(_) => return Err(SendError::Timeout(back(parts, body))),
             Ok(Ok(head)) => {
-                let body = h1::body::Body::new(conn, head.framing, head.keep_alive, timeout);
+                let body =
+                    h1::body::Body::new(conn, head.framing, head.keep_alive, timeout).with_raw(head.raw);
                 let mut resp = Response::new(UpstreamBody::Lean(body));
                 *resp.status_mut() = head.status;
                 *resp.headers_mut() = head.headers;
@@ -536,7 +544,7 @@ pub(super) fn respond(
     if status >= 500 {
         remember(ctx, version, Some(status), "upstream answered with a server error");
     }
-    let (mut parts, inner) = resp.into_parts();
+    let (mut parts, mut inner) = resp.into_parts();
     // The client's protocol, not the upstream's: an HTTP/1.0 upstream must
     // not turn a keep-alive HTTP/1.1 client connection into a one-shot one.
     parts.version = ctx.version;
@@ -549,7 +557,12 @@ pub(super) fn respond(
         parts.headers.remove(header::CONTENT_LENGTH);
     }
     if ctx.w.cfg.version_header {
-        parts.headers.insert(X_CANARY_VERSION, HeaderValue::from_static(version.as_str()));
+        match inner.raw_mut() {
+            Some(raw) => raw.push(X_CANARY_VERSION.as_str().as_bytes(), version.as_str().as_bytes()),
+            None => {
+                parts.headers.insert(X_CANARY_VERSION, HeaderValue::from_static(version.as_str()));
+            }
+        }
     }
     let outcome = Outcome {
         version,

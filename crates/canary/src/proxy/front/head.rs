@@ -16,6 +16,10 @@ use std::mem::MaybeUninit;
 /// The most headers a request may have, as hyper's server.
 pub const MAX_HEADERS: usize = 100;
 
+/// Headers the proxy adds to a request on its way up (`x-forwarded-for`,
+/// `-proto`, `-host`).
+const ADDED: usize = 3;
+
 /// What the bytes received so far hold.
 // Returned once per request and moved straight into the request's own
 // allocation: boxing the common variant would only add another.
@@ -60,12 +64,21 @@ pub enum Why {
 
 /// Parses the head at the start of `buf`, at most `max_len` bytes long.
 pub fn parse(buf: &mut BytesMut, max_len: usize) -> Parsed {
-    let (len, spans) = match scan(buf) {
+    // Filled in place: the spans are over a kilobyte, and moving them out of
+    // `scan` and on cost more than the rest of the parse.
+    let mut spans = Spans {
+        method: Span::default(),
+        path: Span::default(),
+        headers: [(Span::default(), Span::default()); MAX_HEADERS],
+        count: 0,
+        close: false,
+    };
+    let len = match scan(buf, &mut spans) {
         Scan::Partial if buf.len() > max_len => return Parsed::General(Why::TooLarge),
         Scan::Partial => return Parsed::Partial,
         Scan::General(why) => return Parsed::General(why),
-        Scan::Complete(len, _) if len > max_len => return Parsed::General(Why::TooLarge),
-        Scan::Complete(len, spans) => (len, spans),
+        Scan::Complete(len) if len > max_len => return Parsed::General(Why::TooLarge),
+        Scan::Complete(len) => len,
     };
     // The head's bytes are shared by the header values that point into them.
     let head = buf.split_to(len).freeze();
@@ -82,13 +95,11 @@ pub fn parse(buf: &mut BytesMut, max_len: usize) -> Parsed {
 }
 
 /// What a first pass over the head found.
-// The spans are returned once per request, by a move the compiler makes in
-// place; boxing them would be an allocation per request.
-#[allow(clippy::large_enum_variant)]
 enum Scan {
     Partial,
     General(Why),
-    Complete(usize, Spans),
+    /// A head of this many bytes, its parts noted in the spans.
+    Complete(usize),
 }
 
 /// Where a head's parts lie in its bytes: the small fixed structure one
@@ -122,8 +133,8 @@ impl Span {
     }
 }
 
-/// Checks the head and notes where its parts are, copying nothing.
-fn scan(buf: &[u8]) -> Scan {
+/// Checks the head and notes in `spans` where its parts are, copying nothing.
+fn scan(buf: &[u8], spans: &mut Spans) -> Scan {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default()
@@ -140,13 +151,9 @@ fn scan(buf: &[u8]) -> Scan {
     if !path.starts_with('/') || method == "CONNECT" {
         return Scan::General(Why::Target);
     }
-    let mut spans = Spans {
-        method: Span::of(buf, method.as_bytes()),
-        path: Span::of(buf, path.as_bytes()),
-        headers: [(Span::default(), Span::default()); MAX_HEADERS],
-        count: req.headers.len(),
-        close: false,
-    };
+    spans.method = Span::of(buf, method.as_bytes());
+    spans.path = Span::of(buf, path.as_bytes());
+    spans.count = req.headers.len();
     let mut lengths = 0;
     for (slot, h) in spans.headers.iter_mut().zip(req.headers.iter()) {
         match note(h.name, h.value) {
@@ -162,7 +169,7 @@ fn scan(buf: &[u8]) -> Scan {
     if lengths > 1 {
         return Scan::General(Why::Body);
     }
-    Scan::Complete(len, spans)
+    Scan::Complete(len)
 }
 
 /// What one header says about the request.
@@ -210,7 +217,9 @@ fn note(name: &str, value: &[u8]) -> Result<Note, Why> {
 fn build(head: &Bytes, spans: &Spans) -> Result<Lean, Why> {
     let method = Method::from_bytes(&spans.method.slice(head)).map_err(|_| Why::Malformed)?;
     let uri = Uri::from_maybe_shared(spans.path.slice(head)).map_err(|_| Why::Target)?;
-    let mut headers = HeaderMap::with_capacity(spans.count);
+    // Room for what the proxy adds (`x-forwarded-*`), so adding them does
+    // not grow and rehash the map.
+    let mut headers = HeaderMap::with_capacity(spans.count + ADDED);
     for (name, value) in &spans.headers[..spans.count] {
         let name = HeaderName::from_bytes(&name.slice(head)).map_err(|_| Why::Malformed)?;
         let value = HeaderValue::from_maybe_shared(value.slice(head)).map_err(|_| Why::Malformed)?;

@@ -5,6 +5,7 @@
 
 use super::date;
 use crate::proxy::body::ProxyBody;
+use crate::proxy::h1::raw::{self, RawHead};
 use bytes::{Buf, Bytes};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
@@ -39,10 +40,16 @@ pub async fn response<W: AsyncWrite + Unpin>(
     head_request: bool,
     close: bool,
 ) -> io::Result<bool> {
-    let (mut parts, body) = resp.into_parts();
-    let framing = plan(parts.status, head_request, &mut parts.headers, &body);
-    let mut out = Vec::with_capacity(256 + 64 * parts.headers.len());
-    encode_head(&mut out, parts.status, &parts.headers, close);
+    let (mut parts, mut body) = resp.into_parts();
+    let (framing, out) = match body.take_raw_head() {
+        Some(raw) => finish_raw(raw, &parts.headers, head_request, close),
+        None => {
+            let framing = plan(parts.status, head_request, &mut parts.headers, &body);
+            let mut out = Vec::with_capacity(256 + 64 * parts.headers.len());
+            encode_head(&mut out, parts.status, &parts.headers, close);
+            (framing, out)
+        }
+    };
     match framing {
         // Dropping the body now records its outcome and recycles its
         // upstream connection (see `ProxyBody`'s drop).
@@ -120,23 +127,42 @@ fn parse_length(h: &HeaderMap) -> Option<u64> {
 /// The status line, the headers, `Date` if the upstream sent none, and
 /// `Connection: close` when the connection ends after this response.
 pub fn encode_head(out: &mut Vec<u8>, status: StatusCode, h: &HeaderMap, close: bool) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    raw::status_line(out, status);
+    extend_headers(out, h);
+    end_head(out, h.contains_key(DATE), close && !h.contains_key(CONNECTION));
+}
+
+/// A head the upstream's bytes gave (see `h1::raw`), with any header of the
+/// proxy's own from `h`, and the same additions as [`encode_head`]. Its
+/// framing is its length (the raw form is only taken for a plain body of a
+/// known, non-zero length), or none for HEAD, whose length stays as sent.
+fn finish_raw(raw: RawHead, h: &HeaderMap, head_request: bool, close: bool) -> (Framing, Vec<u8>) {
+    let mut out = raw.out;
+    extend_headers(&mut out, h);
+    // The upstream's Connection never reaches here (see `h1::raw`).
+    end_head(&mut out, raw.date || h.contains_key(DATE), close && !h.contains_key(CONNECTION));
+    let framing = if head_request { Framing::None } else { Framing::Length(raw.length) };
+    (framing, out)
+}
+
+fn extend_headers(out: &mut Vec<u8>, h: &HeaderMap) {
     for (name, value) in h {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !h.contains_key(DATE) {
+}
+
+/// `Date` unless the head has one, `Connection: close` if asked, and the
+/// blank line.
+fn end_head(out: &mut Vec<u8>, has_date: bool, add_close: bool) {
+    if !has_date {
         out.extend_from_slice(b"date: ");
         date::extend(out);
         out.extend_from_slice(b"\r\n");
     }
-    if close && !h.contains_key(CONNECTION) {
+    if add_close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");

@@ -4,6 +4,7 @@
 //! only when the body ended exactly where its framing said.
 
 use super::framing::{Framing, Piece};
+use super::raw::RawHead;
 use super::{Conn, READ_CHUNK};
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
@@ -28,13 +29,31 @@ pub struct Body {
     // Armed only while waiting for the upstream, so a body already read or
     // arriving steadily costs no timer.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The response head in the client's form, until it is written.
+    raw: Option<RawHead>,
 }
 
 impl Body {
     /// The body that follows a response head on `conn`; a pause longer than
     /// `idle` in the upstream's sending ends it with an error.
     pub fn new(conn: Conn, framing: Framing, keep_alive: bool, idle: Duration) -> Body {
-        Body { conn: Some(conn), framing, keep_alive, ended: false, idle, timer: None }
+        Body { conn: Some(conn), framing, keep_alive, ended: false, idle, timer: None, raw: None }
+    }
+
+    /// The body, carrying its response head in the client's form.
+    pub fn with_raw(mut self, raw: Option<RawHead>) -> Body {
+        self.raw = raw;
+        self
+    }
+
+    /// The response head in the client's form, if it was kept so.
+    pub fn raw_mut(&mut self) -> Option<&mut RawHead> {
+        self.raw.as_mut()
+    }
+
+    /// Takes the response head in the client's form, to write it.
+    pub fn take_raw(&mut self) -> Option<RawHead> {
+        self.raw.take()
     }
 
     /// The connection, if the body was read to its end, the upstream allows

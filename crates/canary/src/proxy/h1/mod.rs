@@ -17,11 +17,13 @@
 
 pub mod body;
 pub mod framing;
+pub mod raw;
 
 use super::stream::Stream;
 use bytes::{Buf, BytesMut};
 use framing::{Chunked, Framing};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, request};
+use raw::RawHead;
 use std::io;
 use std::mem::MaybeUninit;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,6 +55,9 @@ pub struct Head {
     pub framing: Framing,
     /// Whether the connection may carry another exchange after this body.
     pub keep_alive: bool,
+    /// The head as the client will get it, when asked for and the response is
+    /// plain (see [`raw`]); `headers` is then empty.
+    pub raw: Option<RawHead>,
 }
 
 /// Why an exchange failed.
@@ -95,10 +100,17 @@ impl Conn {
         self.stream.looks_alive()
     }
 
-    /// Sends the request head and reads the response head.
-    pub async fn exchange(&mut self, req: &request::Parts, max_head: usize) -> Result<Head, ExchangeError> {
+    /// Sends the request head and reads the response head; `raw`: the head
+    /// may be kept in the client's form (see [`raw`]).
+    pub async fn exchange(
+        &mut self,
+        req: &request::Parts,
+        max_head: usize,
+        raw: bool,
+    ) -> Result<Head, ExchangeError> {
         self.send_head(req).await?;
-        self.read_head(req.method == Method::HEAD, false, max_head).await
+        let want = Want { head_request: req.method == Method::HEAD, upgrade: false, raw };
+        self.read_head(want, max_head).await
     }
 
     /// As [`Conn::exchange`] for a request that asks to switch protocols: a
@@ -110,7 +122,7 @@ impl Conn {
         max_head: usize,
     ) -> Result<Head, ExchangeError> {
         self.send_head(req).await?;
-        self.read_head(false, true, max_head).await
+        self.read_head(Want { head_request: false, upgrade: true, raw: false }, max_head).await
     }
 
     /// The socket and whatever the upstream sent after the response head (the
@@ -135,16 +147,11 @@ impl Conn {
         }
     }
 
-    async fn read_head(
-        &mut self,
-        head_request: bool,
-        upgrade: bool,
-        max_head: usize,
-    ) -> Result<Head, ExchangeError> {
+    async fn read_head(&mut self, want: Want, max_head: usize) -> Result<Head, ExchangeError> {
         let mut received = !self.buf.is_empty();
         loop {
             if !self.buf.is_empty() {
-                match parse_head(&self.buf, head_request, upgrade)? {
+                match parse_head(&self.buf, want)? {
                     Parsed::Partial => {}
                     // 100 Continue and other interim answers precede the real one.
                     Parsed::Interim(n) => {
@@ -194,15 +201,25 @@ fn encode_head(out: &mut Vec<u8>, req: &request::Parts) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// What the request asks of the response head.
+#[derive(Clone, Copy)]
+struct Want {
+    /// The request was HEAD: no body follows.
+    head_request: bool,
+    /// The request asked to switch protocols: a 101 may answer it.
+    upgrade: bool,
+    /// The head may be kept in the client's form.
+    raw: bool,
+}
+
 enum Parsed {
     Partial,
     Interim(usize),
     Final(usize, Head),
 }
 
-/// Parses a response head; `upgrade` says whether the request asked to
-/// switch protocols, the only case where a 101 may answer it.
-fn parse_head(buf: &[u8], head_request: bool, upgrade: bool) -> Result<Parsed, ExchangeError> {
+/// Parses a response head.
+fn parse_head(buf: &[u8], want: Want) -> Result<Parsed, ExchangeError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let n = match httparse::ParserConfig::default()
@@ -216,15 +233,30 @@ fn parse_head(buf: &[u8], head_request: bool, upgrade: bool) -> Result<Parsed, E
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::Protocol(format!("status code {code} is out of range")))?;
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    if switching && !upgrade {
+    if switching && !want.upgrade {
         return Err(ExchangeError::Protocol("101 Switching Protocols to a request without Upgrade".into()));
     }
     if status.is_informational() && !switching {
         return Ok(Parsed::Interim(n));
     }
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let http11 = resp.version == Some(1);
+    if want.raw
+        && let Some((raw, seen)) = raw::head(status, resp.headers, n)?
+    {
+        let (framing, keep_alive) = seen.outcome(status, want.head_request, http11, false);
+        let head = Head { status, headers: HeaderMap::new(), framing, keep_alive, raw: Some(raw) };
+        return Ok(Parsed::Final(n, head));
+    }
+    let (headers, seen) = header_map(resp.headers)?;
+    let (framing, keep_alive) = seen.outcome(status, want.head_request, http11, switching);
+    Ok(Parsed::Final(n, Head { status, headers, framing, keep_alive, raw: None }))
+}
+
+/// The headers worth keeping, in a map, and what they say.
+fn header_map(parsed: &[httparse::Header<'_>]) -> Result<(HeaderMap, Framed), ExchangeError> {
+    let mut headers = HeaderMap::with_capacity(parsed.len());
     let mut seen = Framed::default();
-    for h in resp.headers.iter() {
+    for h in parsed {
         if !seen.note(h.name, h.value)? {
             continue;
         }
@@ -234,29 +266,18 @@ fn parse_head(buf: &[u8], head_request: bool, upgrade: bool) -> Result<Parsed, E
             .map_err(|_| ExchangeError::Protocol(format!("invalid value for header {}", h.name)))?;
         headers.append(name, value);
     }
-    // After a 101 the bytes are the new protocol's: no HTTP body, no reuse.
-    let framing = if switching { Framing::Length(0) } else { seen.framing(status, head_request) };
     if seen.chunked_last.is_some() {
         // RFC 9112 section 6.3: with Transfer-Encoding, Content-Length is
         // ignored and must not be forwarded (nor can a response carry both).
         headers.remove(http::header::CONTENT_LENGTH);
     }
-    // A body delimited by the connection's end leaves nothing to reuse; one
-    // sent with both Transfer-Encoding and Content-Length is suspect (RFC 9112
-    // section 6.3): it is read by the former and the connection closed after.
-    let suspect = seen.chunked_last.is_some() && seen.length.is_some();
-    let keep_alive = resp.version == Some(1)
-        && !seen.close
-        && !suspect
-        && !switching
-        && !matches!(framing, Framing::UntilClose);
-    Ok(Parsed::Final(n, Head { status, headers, framing, keep_alive }))
+    Ok((headers, seen))
 }
 
 /// What a response's headers say about its framing and its connection,
 /// gathered in the one pass that copies them, instead of by lookups after.
 #[derive(Default)]
-struct Framed {
+pub(crate) struct Framed {
     /// Whether the last Transfer-Encoding coding is `chunked`, if there is one.
     chunked_last: Option<bool>,
     length: Option<u64>,
@@ -267,32 +288,64 @@ impl Framed {
     /// Notes one header; false when it is only about this connection
     /// (`Keep-Alive`, or a `Connection` naming nothing but close/keep-alive)
     /// and need not be copied, since it is never forwarded.
-    fn note(&mut self, name: &str, value: &[u8]) -> Result<bool, ExchangeError> {
+    pub(crate) fn note(&mut self, name: &str, value: &[u8]) -> Result<bool, ExchangeError> {
         if name.eq_ignore_ascii_case("content-length") {
-            for part in value.split(|&b| b == b',') {
-                let n = parse_length(part.trim_ascii())
-                    .ok_or_else(|| ExchangeError::Protocol("invalid Content-Length".into()))?;
-                if self.length.is_some_and(|l| l != n) {
-                    return Err(ExchangeError::Protocol("conflicting Content-Length values".into()));
-                }
-                self.length = Some(n);
-            }
+            self.content_length(value)?;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             let last = value.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
             self.chunked_last = Some(last.eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case("connection") {
-            let mut only_own = true;
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                only_own &= token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive");
-            }
             // A Connection header that names other headers is kept, so the
             // hop-by-hop stripping downstream can remove those too.
-            return Ok(!only_own);
+            return Ok(self.connection(value));
         } else if name.eq_ignore_ascii_case("keep-alive") {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Notes a `Content-Length` value: every one the response sends must agree.
+    pub(crate) fn content_length(&mut self, value: &[u8]) -> Result<(), ExchangeError> {
+        for part in value.split(|&b| b == b',') {
+            let n = parse_length(part.trim_ascii())
+                .ok_or_else(|| ExchangeError::Protocol("invalid Content-Length".into()))?;
+            if self.length.is_some_and(|l| l != n) {
+                return Err(ExchangeError::Protocol("conflicting Content-Length values".into()));
+            }
+            self.length = Some(n);
+        }
+        Ok(())
+    }
+
+    /// Notes a `Connection` value; whether it names anything but `close` and
+    /// `keep-alive`.
+    pub(crate) fn connection(&mut self, value: &[u8]) -> bool {
+        let mut only_own = true;
+        for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            self.close |= token.eq_ignore_ascii_case(b"close");
+            only_own &= token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive");
+        }
+        !only_own
+    }
+
+    /// How the body is delimited and whether the connection may be reused
+    /// after it; `http11`: the response was HTTP/1.1; `switching`: a 101.
+    fn outcome(
+        &self,
+        status: StatusCode,
+        head_request: bool,
+        http11: bool,
+        switching: bool,
+    ) -> (Framing, bool) {
+        // After a 101 the bytes are the new protocol's: no HTTP body, no reuse.
+        let framing = if switching { Framing::Length(0) } else { self.framing(status, head_request) };
+        // A body delimited by the connection's end leaves nothing to reuse; one
+        // sent with both Transfer-Encoding and Content-Length is suspect (RFC 9112
+        // section 6.3): it is read by the former and the connection closed after.
+        let suspect = self.chunked_last.is_some() && self.length.is_some();
+        let keep_alive =
+            http11 && !self.close && !suspect && !switching && !matches!(framing, Framing::UntilClose);
+        (framing, keep_alive)
     }
 
     /// RFC 9112 section 6.3, for a response.
@@ -320,8 +373,11 @@ fn parse_length(s: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
+    const PLAIN: Want = Want { head_request: false, upgrade: false, raw: false };
+    const UPGRADE: Want = Want { head_request: false, upgrade: true, raw: false };
+
     fn head(wire: &str, head_request: bool) -> Result<Head, ExchangeError> {
-        match parse_head(wire.as_bytes(), head_request, false)? {
+        match parse_head(wire.as_bytes(), Want { head_request, upgrade: false, raw: false })? {
             Parsed::Final(n, h) => {
                 assert_eq!(n, wire.find("\r\n\r\n").unwrap() + 4);
                 Ok(h)
@@ -393,29 +449,26 @@ mod tests {
 
     #[test]
     fn interim_and_partial_heads() {
-        assert!(matches!(
-            parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", false, false),
-            Ok(Parsed::Interim(25))
-        ));
-        assert!(matches!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", false, false), Ok(Parsed::Partial)));
-        assert!(parse_head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false, false).is_err());
-        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n", false, false).is_err());
+        assert!(matches!(parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", PLAIN), Ok(Parsed::Interim(25))));
+        assert!(matches!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", PLAIN), Ok(Parsed::Partial)));
+        assert!(parse_head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", PLAIN).is_err());
+        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n", PLAIN).is_err());
     }
 
     #[test]
     fn a_101_answers_only_an_upgrade() {
         let wire = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x02hi";
-        let Ok(Parsed::Final(n, h)) = parse_head(wire, false, true) else { panic!("not final") };
+        let Ok(Parsed::Final(n, h)) = parse_head(wire, UPGRADE) else { panic!("not final") };
         assert_eq!(&wire[n..], b"\x81\x02hi", "the new protocol's bytes are left for the tunnel");
         assert_eq!(h.status, StatusCode::SWITCHING_PROTOCOLS);
         assert_eq!(h.framing, Framing::Length(0));
         assert!(!h.keep_alive);
         assert_eq!(h.headers["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-        assert!(parse_head(wire, false, false).is_err());
+        assert!(parse_head(wire, PLAIN).is_err());
         // An upgrade may still be answered with 100 Continue first, or refused normally.
-        assert!(matches!(parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", false, true), Ok(Parsed::Interim(25))));
+        assert!(matches!(parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", UPGRADE), Ok(Parsed::Interim(25))));
         let Ok(Parsed::Final(_, h)) =
-            parse_head(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n", false, true)
+            parse_head(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n", UPGRADE)
         else {
             panic!("not final")
         };
