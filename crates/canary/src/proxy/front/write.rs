@@ -240,6 +240,9 @@ async fn body_with_length<W: AsyncWrite + Unpin>(
                 return Ok(false);
             }
             None => {
+                // Recorded before the last bytes leave: a client that has
+                // its answer finds it counted (see `ProxyBody`'s drop).
+                drop(body);
                 flush(io, &mut out).await?;
                 return Ok(left == 0);
             }
@@ -271,6 +274,7 @@ async fn body_chunked<W: AsyncWrite + Unpin>(
                 return Ok(false);
             }
             None => {
+                drop(body);
                 out.extend_from_slice(b"0\r\n\r\n");
                 flush(io, &mut out).await?;
                 return Ok(true);
