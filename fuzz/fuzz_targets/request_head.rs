@@ -11,21 +11,37 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = BytesMut::from(data);
-    match parse(&mut buf, 2048) {
+    let user_key = http::HeaderName::from_static("x-user-id");
+    match parse(&mut buf, 2048, Some(&user_key)) {
         Parsed::Partial | Parsed::General(_) => assert_eq!(&buf[..], data),
         Parsed::Lean(lean) => {
             let head_len = data.len() - buf.len();
             assert!(head_len <= 2048 && data.ends_with(&buf));
             assert!(data[..head_len].ends_with(b"\n"), "a head ends with its blank line");
-            let p = &lean.parts;
-            assert_eq!(p.version, http::Version::HTTP_11);
-            assert!(p.uri.scheme().is_none() && p.uri.path().starts_with('/'));
-            assert!(p.method != http::Method::CONNECT);
-            let h = &p.headers;
-            assert!(!h.contains_key("transfer-encoding") && !h.contains_key("upgrade") && !h.contains_key("expect"));
-            let lengths: Vec<_> = h.get_all("content-length").iter().collect();
-            assert!(lengths.len() <= 1 && lengths.iter().all(|v| v.as_bytes() == b"0"));
-            assert!(h.len() <= canary::proxy::front::head::MAX_HEADERS);
+            assert!(lean.uri.scheme().is_none() && lean.uri.path().starts_with('/'));
+            assert!(lean.method != http::Method::CONNECT);
+            assert!(lean.value(lean.seen.host).is_some(), "Host is required");
+            // The lines passed on are well-formed and carry nothing the
+            // proxy must drop or rewrite.
+            assert!(lean.lines.is_empty() || lean.lines.ends_with(b"\r\n"));
+            let mut lines = 0;
+            for line in lean.lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                lines += 1;
+                let line = line.strip_suffix(b"\r").expect("each line ends in CRLF");
+                let colon = line.iter().position(|&b| b == b':').expect("name: value");
+                let name = String::from_utf8_lossy(&line[..colon]).to_ascii_lowercase();
+                assert!(!name.is_empty() && !line[..colon].contains(&b'\r'));
+                for dropped in ["host", "connection", "transfer-encoding", "upgrade", "expect", "te", "x-forwarded-for"] {
+                    assert_ne!(name, dropped);
+                }
+                if name == "content-length" {
+                    assert_eq!(&line[colon..], b": 0");
+                }
+            }
+            assert!(lines <= canary::proxy::front::head::MAX_HEADERS);
+            let parts = lean.into_parts();
+            assert_eq!(parts.version, http::Version::HTTP_11);
+            assert!(parts.headers.get_all("content-length").iter().count() <= 1);
         }
     }
 });

@@ -5,7 +5,8 @@
 //! - [`front`]: the lean client-side HTTP/1.1 path for plain connections;
 //!   [`general`]: hyper's server, for TLS, HTTP/2 and what `front` hands over;
 //!   [`drain`]: their graceful shutdown.
-//! - [`service`]: one request's phases (limits, route, forward, respond).
+//! - [`service`]: one request's phases (limits, route, forward, respond);
+//!   [`lean`]: the same for a lean-path request, from its client's bytes.
 //! - [`pool`]: a worker's upstream connections.
 //! - [`stream`]: an upstream connection's bytes, plain TCP or TLS.
 //! - [`h1`]: the lean in-task HTTP/1.1 exchange for body-less requests.
@@ -30,6 +31,7 @@ pub mod grpc;
 pub mod h1;
 pub mod h2;
 pub mod headers;
+pub mod lean;
 pub mod listener;
 pub mod pool;
 pub mod reply;

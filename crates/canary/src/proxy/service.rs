@@ -66,6 +66,11 @@ impl Peer {
     pub fn new(addr: SocketAddr) -> Arc<Peer> {
         Arc::new(Peer { ip: ip_value(addr.ip()) })
     }
+
+    /// The address, as a header value.
+    pub fn ip(&self) -> &HeaderValue {
+        &self.ip
+    }
 }
 
 /// The request's identity for measurement and error records.
@@ -84,6 +89,26 @@ pub(super) struct Ctx {
     /// Whether the response is written by the lean client path, which takes
     /// an upstream's response head in its own form (see `h1::raw`).
     raw_head: bool,
+}
+
+impl Ctx {
+    /// The context of a request the lean client path forwards from its own
+    /// bytes (see `lean.rs`): HTTP/1.1, never a gRPC call (those have a body),
+    /// its upstream's response head kept in the client's form.
+    pub(super) fn lean(w: Arc<Worker>, route: u16, start: Instant, method: Method, uri: Uri) -> Ctx {
+        let version = http::Version::HTTP_11;
+        Ctx { w, route, start, method, uri, version, grpc: false, te_trailers: false, raw_head: true }
+    }
+
+    /// The request's method.
+    pub(super) fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The request's target as the upstream gets it, but for a path prefix.
+    pub(super) fn target(&self) -> &str {
+        self.uri.path_and_query().map_or("/", PathAndQuery::as_str)
+    }
 }
 
 /// Why a send failed.
@@ -195,31 +220,52 @@ fn too_large(cfg: &ServeConfig, req: &Request<Incoming>) -> Option<Response<Prox
 }
 
 fn facts<'a>(cfg: &'a ServeConfig, h: &'a http::HeaderMap, path: &'a str, peer: &'a Peer) -> Facts<'a> {
-    let forced = h
-        .get(&X_CANARY)
-        .and_then(|v| Override::parse(v.as_bytes()))
-        .or_else(|| cookies(h).find_map(|c| cookie_value(c, "x-canary")).and_then(Override::parse));
-    let key = match &cfg.user_key {
-        UserKey::Header(name) => h.get(name).map(|v| v.as_bytes()).filter(|v| !v.is_empty()),
-        UserKey::Cookie(name) => cookies(h).find_map(|c| cookie_value(c, name)).filter(|v| !v.is_empty()),
+    let user = match &cfg.user_key {
+        UserKey::Header(name) => h.get(name).map(HeaderValue::as_bytes),
+        UserKey::Cookie(_) => None,
     };
-    let key = key.map(bounded_key).unwrap_or(peer.ip.as_bytes());
-    Facts { path, forced, key }
+    let fields = Fields { canary: h.get(&X_CANARY).map(HeaderValue::as_bytes), user, cookies: || cookies(h) };
+    fields.facts(cfg, path, peer)
 }
 
 fn cookies(h: &http::HeaderMap) -> impl Iterator<Item = &[u8]> {
     h.get_all(header::COOKIE).iter().map(|v| v.as_bytes())
 }
 
+/// The request headers routing reads: `x-canary`, the user key's header (when
+/// the key is one) and the cookies (each time they are asked for).
+pub(super) struct Fields<'a, C> {
+    pub(super) canary: Option<&'a [u8]>,
+    pub(super) user: Option<&'a [u8]>,
+    pub(super) cookies: C,
+}
+
+impl<'a, C: Fn() -> I, I: Iterator<Item = &'a [u8]>> Fields<'a, C> {
+    /// What routing needs to know: the override (header, else cookie) and
+    /// the user key (its header or cookie, else the client's address).
+    pub(super) fn facts(self, cfg: &'a ServeConfig, path: &'a str, peer: &'a Peer) -> Facts<'a> {
+        let forced = self
+            .canary
+            .and_then(Override::parse)
+            .or_else(|| (self.cookies)().find_map(|c| cookie_value(c, "x-canary")).and_then(Override::parse));
+        let key = match &cfg.user_key {
+            UserKey::Header(_) => self.user,
+            UserKey::Cookie(name) => (self.cookies)().find_map(|c| cookie_value(c, name)),
+        };
+        let key = key.filter(|v| !v.is_empty()).map(bounded_key).unwrap_or(peer.ip.as_bytes());
+        Facts { path, forced, key }
+    }
+}
+
 /// What routing needs to know of a request; the user key falls back to the
 /// client's address.
-struct Facts<'a> {
+pub(super) struct Facts<'a> {
     path: &'a str,
     forced: Option<Override>,
     key: &'a [u8],
 }
 
-fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>) -> Version {
+pub(super) fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>) -> Version {
     decide(table, &RequestFacts { path: f.path, forced: f.forced, user_key: f.key }).version
 }
 
@@ -293,7 +339,7 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
         Err(e @ (SendError::Timeout(_) | SendError::Failed(..))) if replay.is_some() => {
             let why = match &e {
                 SendError::Failed(e, _) => e.to_string(),
-                _ => format!("no response within {:?}", ctx.w.cfg.proxy.response_timeout),
+                _ => timeout_reason(ctx),
             };
             fail(ctx, version, None, &why);
             match replay {
@@ -304,23 +350,8 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
                 None => reply::error(StatusCode::BAD_GATEWAY, "upstream_failed", &why),
             }
         }
-        Err(SendError::NotSent(_, why)) => {
-            fail(ctx, version, None, &why);
-            reply::error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unavailable",
-                &format!("{version} upstream: {why}"),
-            )
-        }
-        Err(SendError::Timeout(_)) => {
-            let why = format!("no response within {:?}", ctx.w.cfg.proxy.response_timeout);
-            fail(ctx, version, None, &why);
-            reply::error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                &format!("{version} upstream: {why}"),
-            )
-        }
+        Err(SendError::NotSent(_, why)) => unavailable(ctx, version, &why),
+        Err(SendError::Timeout(_)) => timed_out(ctx, version),
         Err(SendError::Failed(e, _)) if caused_by::<BodyStalled>(&e) => {
             record(ctx, version, Some(408), false);
             let msg = format!("the request body stalled for {:?}", ctx.w.cfg.proxy.body_read_timeout);
@@ -331,15 +362,38 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
             let msg = format!("request body exceeds the limit of {} bytes", ctx.w.cfg.proxy.max_body_bytes);
             reply::error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &msg)
         }
-        Err(SendError::Failed(e, _)) => {
-            fail(ctx, version, None, &e.to_string());
-            reply::error(StatusCode::BAD_GATEWAY, "upstream_failed", &format!("{version} upstream: {e}"))
-        }
+        Err(SendError::Failed(e, _)) => failed(ctx, version, &e.to_string()),
     }
 }
 
+/// The upstream could not be reached: a failure, answered 502.
+pub(super) fn unavailable(ctx: &Ctx, version: Version, why: &str) -> Response<ProxyBody> {
+    fail(ctx, version, None, why);
+    let msg = format!("{version} upstream: {why}");
+    reply::error(StatusCode::BAD_GATEWAY, "upstream_unavailable", &msg)
+}
+
+/// No response head in time: a failure, answered 504.
+pub(super) fn timed_out(ctx: &Ctx, version: Version) -> Response<ProxyBody> {
+    let why = timeout_reason(ctx);
+    fail(ctx, version, None, &why);
+    let msg = format!("{version} upstream: {why}");
+    reply::error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &msg)
+}
+
+/// The exchange failed once under way: a failure, answered 502.
+pub(super) fn failed(ctx: &Ctx, version: Version, why: &str) -> Response<ProxyBody> {
+    fail(ctx, version, None, why);
+    reply::error(StatusCode::BAD_GATEWAY, "upstream_failed", &format!("{version} upstream: {why}"))
+}
+
+/// Why a request timed out, as recorded.
+pub(super) fn timeout_reason(ctx: &Ctx) -> String {
+    format!("no response within {:?}", ctx.w.cfg.proxy.response_timeout)
+}
+
 /// An upstream response head with its body and the connection behind it.
-type Sent = (Response<UpstreamBody>, Recycle);
+pub(super) type Sent = (Response<UpstreamBody>, Recycle);
 
 /// The most bytes accepted in an upstream's response head.
 pub(super) const MAX_RESPONSE_HEAD: usize = 128 * 1024;
@@ -385,31 +439,69 @@ async fn send_lean(
     raw_head: bool,
 ) -> Result<Sent, SendError> {
     let (parts, body) = req.into_parts();
+    let want = LeanWant { timeout, head_request: parts.method == Method::HEAD, raw_head };
+    match exchange_lean(pool, up, want, |out| h1::encode_head(out, &parts)).await {
+        Ok(sent) => Ok(sent),
+        Err(LeanFailure::NotSent(why)) => Err(SendError::NotSent(Request::from_parts(parts, body), why)),
+        Err(LeanFailure::Timeout) => Err(SendError::Timeout(Some(Request::from_parts(parts, body)))),
+        Err(LeanFailure::Failed(e)) => Err(SendError::Failed(e, Some(Request::from_parts(parts, body)))),
+    }
+}
+
+/// How a lean exchange is to go.
+#[derive(Clone, Copy)]
+pub(super) struct LeanWant {
+    /// How long the upstream has to send its response head.
+    pub(super) timeout: std::time::Duration,
+    /// The request is HEAD: no body comes back.
+    pub(super) head_request: bool,
+    /// The response head may be kept in the client's form (see `h1::raw`).
+    pub(super) raw_head: bool,
+}
+
+/// Why a lean exchange failed; its caller still holds the request.
+pub(super) enum LeanFailure {
+    /// The request never left.
+    NotSent(String),
+    /// No response head in time.
+    Timeout,
+    /// The exchange failed after the request was (perhaps) sent.
+    Failed(BoxError),
+}
+
+/// A request head written by `encode` on a pooled plain connection to `up`
+/// (a new one if the pooled one turns out closed), and the response head.
+pub(super) async fn exchange_lean(
+    pool: &Pool,
+    up: &Upstream,
+    want: LeanWant,
+    encode: impl Fn(&mut Vec<u8>),
+) -> Result<Sent, LeanFailure> {
     let mut fresh = false;
     loop {
         // After one pooled connection turned out closed, only a new one is trusted.
         let got = if fresh { pool.connect_lean(up).await } else { pool.checkout_lean(up).await };
-        let back = |parts, body| Some(Request::from_parts(parts, body));
         let mut conn = match got {
             Ok(c) => c,
             // Written once already (on the connection that went stale), so
             // it may have been acted on: not "never sent", which would let
             // a PUT or DELETE be sent again to stable.
-            Err(e) if fresh => return Err(SendError::Failed(Box::new(e), back(parts, body))),
-            Err(e) => return Err(SendError::NotSent(Request::from_parts(parts, body), e.to_string())),
+            Err(e) if fresh => return Err(LeanFailure::Failed(Box::new(e))),
+            Err(e) => return Err(LeanFailure::NotSent(e.to_string())),
         };
-        match tokio::time::timeout(timeout, conn.exchange(&parts, MAX_RESPONSE_HEAD, raw_head)).await {
-            Err(_) => return Err(SendError::Timeout(back(parts, body))),
+        let exchange = conn.exchange_with(&encode, want.head_request, MAX_RESPONSE_HEAD, want.raw_head);
+        match tokio::time::timeout(want.timeout, exchange).await {
+            Err(_) => return Err(LeanFailure::Timeout),
             Ok(Ok(head)) => {
                 let body =
-                    h1::body::Body::new(conn, head.framing, head.keep_alive, timeout).with_raw(head.raw);
+                    h1::body::Body::new(conn, head.framing, head.keep_alive, want.timeout).with_raw(head.raw);
                 let mut resp = Response::new(UpstreamBody::Lean(body));
                 *resp.status_mut() = head.status;
                 *resp.headers_mut() = head.headers;
                 return Ok((resp, Recycle::Lean(up.url_arc())));
             }
             Ok(Err(h1::ExchangeError::Stale(_))) if !fresh => fresh = true,
-            Ok(Err(e)) => return Err(SendError::Failed(Box::new(e), back(parts, body))),
+            Ok(Err(e)) => return Err(LeanFailure::Failed(Box::new(e))),
         }
     }
 }

@@ -235,3 +235,64 @@ async fn idle_connections_are_served_again_and_closed_at_shutdown() {
     }
     stopped.await.unwrap();
 }
+
+/// An upstream that keeps the request heads it gets, each answered `ok`.
+async fn recording_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut chunk).await {
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let _ = tx.send(String::from_utf8_lossy(&buf[..end + 4]).to_string());
+                        buf.drain(..end + 4);
+                        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_gets_the_clients_lines_with_its_own_host_and_forwarded_headers() {
+    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let (recorder, mut heads) = recording_upstream().await;
+    let mut cfg = config(&stable, None, "0", dir.path());
+    cfg.stable = canary::upstream::Upstream::parse(&format!("http://{recorder}/base")).unwrap();
+    let srv = start(cfg);
+    let mut c = Reader::connect(srv.proxy_addr).await;
+    c.send(
+        b"GET /p?q=1 HTTP/1.1\r\nHost: api.example\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+          TE: trailers\r\nProxy-Authorization: Basic eA==\r\nX-Forwarded-For: 10.0.0.1\r\n\
+          X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nX-Many: 1\r\nx-many: 2\r\n\r\n",
+    )
+    .await;
+    let a = c.answer(false).await;
+    assert_eq!((a.status, a.body.as_slice()), (200, &b"ok"[..]), "{a:?}");
+    let head = heads.recv().await.unwrap();
+    assert_eq!(
+        head,
+        format!(
+            "GET /base/p?q=1 HTTP/1.1\r\nhost: {recorder}\r\nX-Many: 1\r\nx-many: 2\r\n\
+             x-forwarded-for: 10.0.0.1, 127.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: api.example\r\n\r\n"
+        ),
+        "hop-by-hop and the client's x-forwarded-* are gone; the upstream's host and path prefix are set"
+    );
+    // A forwarded-for chain that is not plain text is replaced, not extended.
+    c.send(b"DELETE /d HTTP/1.1\r\nhost: h\r\nx-forwarded-for: \xff\r\n\r\n").await;
+    assert_eq!(c.answer(false).await.status, 200);
+    let head = heads.recv().await.unwrap();
+    assert!(head.starts_with("DELETE /base/d HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("\r\nx-forwarded-for: 127.0.0.1\r\n"), "{head}");
+    srv.shutdown();
+}

@@ -27,9 +27,11 @@ pub mod write;
 
 use super::drain::Watch;
 use super::general;
-use super::service::{self, Peer, Worker};
+use super::service::{Peer, Worker};
+use crate::config::UserKey;
 use bytes::BytesMut;
 use head::{Lean, Parsed};
+use http::HeaderName;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use prefixed::Prefixed;
@@ -95,7 +97,12 @@ pub async fn serve(mut c: Client) {
 async fn next_request(c: &mut Client, buf: &mut BytesMut) -> Next {
     let cfg = &c.worker.cfg.proxy;
     let idle = buf.is_empty();
-    let read = tokio::time::timeout(cfg.header_read_timeout, read_head(&c.stream, buf, cfg.max_header_bytes));
+    let user_key = match &c.worker.cfg.user_key {
+        UserKey::Header(name) => Some(name),
+        UserKey::Cookie(_) => None,
+    };
+    let head = read_head(&c.stream, buf, cfg.max_header_bytes, user_key);
+    let read = tokio::time::timeout(cfg.header_read_timeout, head);
     tokio::select! {
         biased;
         got = read => match got {
@@ -110,10 +117,15 @@ async fn next_request(c: &mut Client, buf: &mut BytesMut) -> Next {
 /// Reads until `buf` holds a complete head (or one for the general path);
 /// `None` when the client closed first. Memory is taken only once bytes
 /// are there to read.
-async fn read_head(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<Option<Parsed>> {
+async fn read_head(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    max: usize,
+    user_key: Option<&HeaderName>,
+) -> io::Result<Option<Parsed>> {
     loop {
         if !buf.is_empty() {
-            match head::parse(buf, max) {
+            match head::parse(buf, max, user_key) {
                 Parsed::Partial => {}
                 done => return Ok(Some(done)),
             }
@@ -151,9 +163,10 @@ fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
 
 /// One request and its response; whether the connection carries on.
 async fn exchange(c: &mut Client, lean: Lean) -> bool {
-    let head_request = lean.parts.method == http::Method::HEAD;
-    let resp = service::handle_lean(Arc::clone(&c.worker), &c.peer, lean.parts).await;
-    let close = lean.close || c.watch.is_signalled();
+    let head_request = lean.method == http::Method::HEAD;
+    let close = lean.close;
+    let resp = super::lean::handle(Arc::clone(&c.worker), &c.peer, lean).await;
+    let close = close || c.watch.is_signalled();
     match write::response(&mut c.stream, resp, head_request, close).await {
         Ok(reusable) => reusable && !close,
         Err(e) => {

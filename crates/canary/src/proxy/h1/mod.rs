@@ -108,9 +108,22 @@ impl Conn {
         max_head: usize,
         raw: bool,
     ) -> Result<Head, ExchangeError> {
-        self.send_head(req).await?;
-        let want = Want { head_request: req.method == Method::HEAD, upgrade: false, raw };
-        self.read_head(want, max_head).await
+        self.exchange_with(|out| encode_head(out, req), req.method == Method::HEAD, max_head, raw).await
+    }
+
+    /// As [`Conn::exchange`], with the request head written by `encode`;
+    /// `head_request`: the request is HEAD.
+    pub async fn exchange_with(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>),
+        head_request: bool,
+        max_head: usize,
+        raw: bool,
+    ) -> Result<Head, ExchangeError> {
+        self.wbuf.clear();
+        encode(&mut self.wbuf);
+        self.send_head().await?;
+        self.read_head(Want { head_request, upgrade: false, raw }, max_head).await
     }
 
     /// As [`Conn::exchange`] for a request that asks to switch protocols: a
@@ -121,7 +134,9 @@ impl Conn {
         req: &request::Parts,
         max_head: usize,
     ) -> Result<Head, ExchangeError> {
-        self.send_head(req).await?;
+        self.wbuf.clear();
+        encode_head(&mut self.wbuf, req);
+        self.send_head().await?;
         self.read_head(Want { head_request: false, upgrade: true, raw: false }, max_head).await
     }
 
@@ -131,9 +146,8 @@ impl Conn {
         (self.stream, self.buf)
     }
 
-    async fn send_head(&mut self, req: &request::Parts) -> Result<(), ExchangeError> {
-        self.wbuf.clear();
-        encode_head(&mut self.wbuf, req);
+    /// Sends the request head encoded in `wbuf`.
+    async fn send_head(&mut self) -> Result<(), ExchangeError> {
         // The flush is free on plain TCP; under TLS it pushes out records
         // rustls may still hold when the socket was briefly full.
         let written = match self.stream.write_all(&self.wbuf).await {
@@ -186,7 +200,7 @@ impl Conn {
 }
 
 /// `METHOD /path?query HTTP/1.1`, the headers, and the blank line.
-fn encode_head(out: &mut Vec<u8>, req: &request::Parts) {
+pub fn encode_head(out: &mut Vec<u8>, req: &request::Parts) {
     let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(req.method.as_str().as_bytes());
     out.push(b' ');
