@@ -31,7 +31,9 @@ use super::body::ProxyBody;
 /// Handles one lean-path request.
 pub async fn handle(w: Arc<Worker>, peer: &Peer, req: Lean) -> Response<ProxyBody> {
     if !takes(&w, &req.method) {
-        return service::handle_lean(w, peer, req.into_parts()).await;
+        // Boxed: hyper's client and HTTP/2 make this future several times
+        // the size of the common one, and every request's would carry it.
+        return Box::pin(service::handle_lean(w, peer, req.into_parts())).await;
     }
     let start = Instant::now();
     let (ctx, version) = begin(w, peer, &req, start);

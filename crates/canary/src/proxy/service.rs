@@ -480,7 +480,9 @@ pub(super) async fn exchange_lean(
     let mut fresh = false;
     loop {
         // After one pooled connection turned out closed, only a new one is trusted.
-        let got = if fresh { pool.connect_lean(up).await } else { pool.checkout_lean(up).await };
+        // Connecting is boxed (as in `checkout_lean`): its future, with TLS's
+        // handshake, is larger than all the rest of the exchange.
+        let got = if fresh { Box::pin(pool.connect_lean(up)).await } else { pool.checkout_lean(up).await };
         let mut conn = match got {
             Ok(c) => c,
             // Written once already (on the connection that went stale), so

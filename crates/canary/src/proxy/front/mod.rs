@@ -85,7 +85,11 @@ pub async fn serve(mut c: Client) {
             // the request's head instead of holding it while idle.
             buf = BytesMut::new();
         }
-        if !Box::pin(exchange(&mut c, lean)).await {
+        // The allocation first, then the future written into it: built on
+        // the stack and then boxed, the whole (kilobytes, for its largest
+        // state) would be copied for each request.
+        let fut = Box::write(Box::new_uninit(), exchange(&mut c, lean));
+        if !Box::into_pin(fut).await {
             return;
         }
     }

@@ -255,7 +255,7 @@ fn parse_head(buf: &[u8], want: Want) -> Result<Parsed, ExchangeError> {
     }
     let http11 = resp.version == Some(1);
     if want.raw
-        && let Some((raw, seen)) = raw::head(status, resp.headers, n)?
+        && let Some((raw, seen)) = raw::head(status, buf, resp.headers, n)?
     {
         let (framing, keep_alive) = seen.outcome(status, want.head_request, http11, false);
         let head = Head { status, headers: HeaderMap::new(), framing, keep_alive, raw: Some(raw) };

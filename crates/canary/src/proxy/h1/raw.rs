@@ -5,10 +5,10 @@
 //! `Content-Length` above zero, no `Transfer-Encoding`, and none of the
 //! headers the proxy must rewrite (hop-by-hop ones other than the
 //! connection's own `Connection`/`Keep-Alive`, or an `x-canary-version` of
-//! the upstream's). For those the client's bytes are the ones the header map
-//! would have produced (names in lower case, one header a line), save that
-//! repeated names keep the order they came in. Anything else takes the
-//! header map, as before.
+//! the upstream's). For those the client gets the upstream's header lines as
+//! they came (names in the upstream's case, as nginx passes them), copied in
+//! runs between the lines left out, less the connection's own. Anything else
+//! takes the header map, as before.
 
 use super::{ExchangeError, Framed};
 use http::StatusCode;
@@ -69,8 +69,11 @@ fn kind(name: &str) -> Kind {
 
 /// The head of a plain response, with what its headers say of framing and
 /// the connection; `None` when it is not plain (see the module's doc).
+/// `buf`: the response, its head `head_len` bytes long, which `headers`
+/// point into.
 pub(super) fn head(
     status: StatusCode,
+    buf: &[u8],
     headers: &[httparse::Header<'_>],
     head_len: usize,
 ) -> Result<Option<(RawHead, Framed)>, ExchangeError> {
@@ -80,18 +83,47 @@ pub(super) fn head(
     let mut out = Vec::with_capacity(head_len + 96);
     status_line(&mut out, status);
     let (mut seen, mut date) = (Framed::default(), false);
-    for h in headers {
-        match kind(h.name) {
+    // The run of lines to copy, as offsets into `buf`: from `run` to the
+    // start of the line at hand.
+    let mut run: Option<usize> = None;
+    for (i, h) in headers.iter().enumerate() {
+        let copy = match kind(h.name) {
             Kind::Refuse => return Ok(None),
             // The Connection header names other headers too: the header map
             // strips them.
             Kind::Connection if seen.connection(h.value) => return Ok(None),
-            Kind::Connection | Kind::KeepAlive => continue,
-            Kind::Length => seen.content_length(h.value)?,
-            Kind::Date => date = true,
-            Kind::Copy => {}
+            Kind::Connection | Kind::KeepAlive => false,
+            Kind::Length => {
+                seen.content_length(h.value)?;
+                true
+            }
+            Kind::Date => {
+                date = true;
+                true
+            }
+            Kind::Copy => true,
+        };
+        let start = offset(buf, h.name.as_bytes());
+        let end = headers.get(i + 1).map_or(head_len - 2, |next| offset(buf, next.name.as_bytes()));
+        // A line ended by a bare LF is written anew, in CRLF.
+        let crlf = buf.get(end.saturating_sub(2)..end) == Some(b"\r\n");
+        match (copy && crlf, run) {
+            (true, None) => run = Some(start),
+            (true, Some(_)) => {}
+            (false, from) => {
+                if let Some(from) = from {
+                    out.extend_from_slice(&buf[from..start]);
+                }
+                run = None;
+                if copy {
+                    line(&mut out, h.name.as_bytes(), h.value);
+                }
+            }
         }
-        line(&mut out, h.name.as_bytes(), h.value);
+    }
+    if let Some(from) = run {
+        let end = head_len - 2;
+        out.extend_from_slice(&buf[from..end]);
     }
     match seen.length {
         Some(length) if length > 0 => Ok(Some((RawHead { out, date, length }, seen))),
@@ -109,13 +141,14 @@ pub fn status_line(out: &mut Vec<u8>, status: StatusCode) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// One header line, its name in lower case as a header map holds it.
+/// Where `part`, a slice of `buf`, starts in it.
+fn offset(buf: &[u8], part: &[u8]) -> usize {
+    (part.as_ptr() as usize).saturating_sub(buf.as_ptr() as usize)
+}
+
+/// One header line.
 fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    // Copied, then lowered in place: a byte-at-a-time iterator into the
-    // vector cost several times as much.
-    let at = out.len();
     out.extend_from_slice(name);
-    out[at..].make_ascii_lowercase();
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
@@ -138,18 +171,31 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let status = StatusCode::from_u16(resp.code.unwrap()).unwrap();
-        head(status, resp.headers, n).unwrap().map(|(raw, _)| raw)
+        head(status, wire.as_bytes(), resp.headers, n).unwrap().map(|(raw, _)| raw)
     }
 
     #[test]
-    fn a_plain_head_is_copied_with_names_in_lower_case() {
-        let raw = run("HTTP/1.1 200 OK\r\nServer: x\r\nDate: d\r\nContent-Length: 2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\n\r\n").unwrap();
+    fn a_plain_head_is_copied_as_sent_less_the_connections_own_lines() {
+        let raw = run("HTTP/1.1 200 OK\r\nServer: x\r\nDate: d\r\nContent-Length: 2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A:1 \r\n\r\n").unwrap();
         assert_eq!(
             String::from_utf8_lossy(&raw.out),
-            "HTTP/1.1 200 OK\r\nserver: x\r\ndate: d\r\ncontent-length: 2\r\nx-a: 1\r\n"
+            "HTTP/1.1 200 OK\r\nServer: x\r\nDate: d\r\nContent-Length: 2\r\nX-A:1 \r\n"
         );
         assert!(raw.date);
         assert_eq!(raw.length, 2);
+        let raw = run("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 2\r\n\r\n").unwrap();
+        assert_eq!(String::from_utf8_lossy(&raw.out), "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n");
+    }
+
+    #[test]
+    fn lines_ended_by_a_bare_lf_are_written_in_crlf() {
+        let raw = run("HTTP/1.1 200 OK\nA: 1\nContent-Length: 2\r\nB: 2\n\n").unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&raw.out),
+            "HTTP/1.1 200 OK\r\nA: 1\r\nContent-Length: 2\r\nB: 2\r\n"
+        );
+        let raw = run("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nB: 2\r\n\n").unwrap();
+        assert_eq!(String::from_utf8_lossy(&raw.out), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nB: 2\r\n");
     }
 
     #[test]
