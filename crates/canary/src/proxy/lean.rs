@@ -23,13 +23,16 @@ use super::service::{
 use crate::upstream::Upstream;
 use canary_core::{Version, path};
 use http::{Method, Response};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::time::Sleep;
 
 use super::body::ProxyBody;
 
-/// Handles one lean-path request.
-pub async fn handle(w: Arc<Worker>, peer: &Peer, req: Lean) -> Response<ProxyBody> {
+/// Handles one lean-path request; `timer`: the client connection's, for the
+/// wait for the response head (see `deadline`).
+pub async fn handle(w: Arc<Worker>, peer: &Peer, req: Lean, timer: Pin<&mut Sleep>) -> Response<ProxyBody> {
     if !takes(&w, &req.method) {
         // Boxed: hyper's client and HTTP/2 make this future several times
         // the size of the common one, and every request's would carry it.
@@ -37,7 +40,7 @@ pub async fn handle(w: Arc<Worker>, peer: &Peer, req: Lean) -> Response<ProxyBod
     }
     let start = Instant::now();
     let (ctx, version) = begin(w, peer, &req, start);
-    forward(&ctx, version, &req, peer).await
+    forward(&ctx, version, &req, peer, timer).await
 }
 
 /// Whether the request is forwarded from its own bytes: a method the lean
@@ -61,14 +64,20 @@ fn begin(w: Arc<Worker>, peer: &Peer, req: &Lean, start: Instant) -> (Ctx, Versi
     (Ctx::lean(w, route, start, req.method.clone(), req.uri.clone()), to)
 }
 
-async fn forward(ctx: &Ctx, version: Version, req: &Lean, peer: &Peer) -> Response<ProxyBody> {
+async fn forward(
+    ctx: &Ctx,
+    version: Version,
+    req: &Lean,
+    peer: &Peer,
+    mut timer: Pin<&mut Sleep>,
+) -> Response<ProxyBody> {
     let ups = ctx.w.live.upstreams();
     let (version, target) = match (version, &ups.canary) {
         (Version::Canary, Some(c)) => (Version::Canary, c),
         _ => (Version::Stable, &ups.stable),
     };
     ctx.w.shard.begin(version);
-    let failure = match send(ctx, target, req, peer).await {
+    let failure = match send(ctx, target, req, peer, timer.as_mut()).await {
         Ok((resp, conn)) => return respond(ctx, version, resp, conn),
         Err(f) => f,
     };
@@ -84,7 +93,7 @@ async fn forward(ctx: &Ctx, version: Version, req: &Lean, peer: &Peer) -> Respon
         };
         fail(ctx, version, None, &why);
         ctx.w.shard.record_recovered(version, Instant::now());
-        return Box::pin(forward(ctx, Version::Stable, req, peer)).await;
+        return Box::pin(forward(ctx, Version::Stable, req, peer, timer)).await;
     }
     match failure {
         LeanFailure::NotSent(why) => service::unavailable(ctx, version, &why),
@@ -93,13 +102,19 @@ async fn forward(ctx: &Ctx, version: Version, req: &Lean, peer: &Peer) -> Respon
     }
 }
 
-async fn send(ctx: &Ctx, up: &Upstream, req: &Lean, peer: &Peer) -> Result<Sent, LeanFailure> {
+async fn send(
+    ctx: &Ctx,
+    up: &Upstream,
+    req: &Lean,
+    peer: &Peer,
+    timer: Pin<&mut Sleep>,
+) -> Result<Sent, LeanFailure> {
     let want = LeanWant {
         timeout: ctx.w.cfg.proxy.response_timeout,
         head_request: req.method == Method::HEAD,
         raw_head: true,
     };
-    service::exchange_lean(&ctx.w.pool, up, want, |out| encode(out, ctx, req, up, peer)).await
+    service::exchange_lean(&ctx.w.pool, up, want, timer, |out| encode(out, ctx, req, up, peer)).await
 }
 
 /// The upstream's request head: the request line (with the upstream's path

@@ -8,6 +8,7 @@
 //! - [`service`]: one request's phases (limits, route, forward, respond);
 //!   [`lean`]: the same for a lean-path request, from its client's bytes.
 //! - [`pool`]: a worker's upstream connections.
+//! - [`deadline`]: waits cut off by a timer kept with the connection.
 //! - [`stream`]: an upstream connection's bytes, plain TCP or TLS.
 //! - [`h1`]: the lean in-task HTTP/1.1 exchange for body-less requests.
 //! - [`h2`]: the shared HTTP/2 connections to `h2c://` and h2 `https://` upstreams.
@@ -24,6 +25,7 @@
 //! path free of cross-thread locks and cache-line traffic.
 
 pub mod body;
+pub mod deadline;
 pub mod drain;
 pub mod front;
 pub mod general;

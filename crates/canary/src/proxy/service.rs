@@ -23,7 +23,7 @@ use super::headers::{
     strip_present,
 };
 use super::pool::{BodyStalled, Checkout, ClientBody, Pool, UpstreamReqBody};
-use super::{reply, upgrade};
+use super::{deadline, reply, upgrade};
 use crate::config::{ServeConfig, UserKey};
 use crate::live::Live;
 use crate::metrics::{ErrorRecord, Outcome, Shard};
@@ -37,8 +37,10 @@ use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::time::Sleep;
 
 /// Everything one worker's requests share.
 #[derive(Debug)]
@@ -440,7 +442,8 @@ async fn send_lean(
 ) -> Result<Sent, SendError> {
     let (parts, body) = req.into_parts();
     let want = LeanWant { timeout, head_request: parts.method == Method::HEAD, raw_head };
-    match exchange_lean(pool, up, want, |out| h1::encode_head(out, &parts)).await {
+    let timer = std::pin::pin!(deadline::timer());
+    match exchange_lean(pool, up, want, timer, |out| h1::encode_head(out, &parts)).await {
         Ok(sent) => Ok(sent),
         Err(LeanFailure::NotSent(why)) => Err(SendError::NotSent(Request::from_parts(parts, body), why)),
         Err(LeanFailure::Timeout) => Err(SendError::Timeout(Some(Request::from_parts(parts, body)))),
@@ -470,11 +473,13 @@ pub(super) enum LeanFailure {
 }
 
 /// A request head written by `encode` on a pooled plain connection to `up`
-/// (a new one if the pooled one turns out closed), and the response head.
+/// (a new one if the pooled one turns out closed), and the response head,
+/// awaited with `timer` (see `deadline`).
 pub(super) async fn exchange_lean(
     pool: &Pool,
     up: &Upstream,
     want: LeanWant,
+    mut timer: Pin<&mut Sleep>,
     encode: impl Fn(&mut Vec<u8>),
 ) -> Result<Sent, LeanFailure> {
     let mut fresh = false;
@@ -492,9 +497,9 @@ pub(super) async fn exchange_lean(
             Err(e) => return Err(LeanFailure::NotSent(e.to_string())),
         };
         let exchange = conn.exchange_with(&encode, want.head_request, MAX_RESPONSE_HEAD, want.raw_head);
-        match tokio::time::timeout(want.timeout, exchange).await {
-            Err(_) => return Err(LeanFailure::Timeout),
-            Ok(Ok(head)) => {
+        match deadline::within(timer.as_mut(), want.timeout, exchange).await {
+            None => return Err(LeanFailure::Timeout),
+            Some(Ok(head)) => {
                 let body =
                     h1::body::Body::new(conn, head.framing, head.keep_alive, want.timeout).with_raw(head.raw);
                 let mut resp = Response::new(UpstreamBody::Lean(body));
@@ -502,8 +507,8 @@ pub(super) async fn exchange_lean(
                 *resp.headers_mut() = head.headers;
                 return Ok((resp, Recycle::Lean(up.url_arc())));
             }
-            Ok(Err(h1::ExchangeError::Stale(_))) if !fresh => fresh = true,
-            Ok(Err(e)) => return Err(LeanFailure::Failed(Box::new(e))),
+            Some(Err(h1::ExchangeError::Stale(_))) if !fresh => fresh = true,
+            Some(Err(e)) => return Err(LeanFailure::Failed(Box::new(e))),
         }
     }
 }

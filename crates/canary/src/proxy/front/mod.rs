@@ -25,6 +25,7 @@ pub mod head;
 pub mod prefixed;
 pub mod write;
 
+use super::deadline;
 use super::drain::Watch;
 use super::general;
 use super::service::{Peer, Worker};
@@ -36,11 +37,13 @@ use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use prefixed::Prefixed;
 use std::io;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 /// Bytes read for a request head at a time (most heads fit in one read).
-const HEAD_READ: usize = 4096;
+const HEAD_READ: usize = 1024;
 
 /// One client connection, as the accept loop hands it over.
 #[derive(Debug)]
@@ -69,8 +72,12 @@ enum Next {
 /// Serves the connection's requests until either side closes it.
 pub async fn serve(mut c: Client) {
     let mut buf = BytesMut::new();
+    // Kept for the connection's life and reset for each wait (see `deadline`):
+    // one for the next request head, one for each response head. Two, so that
+    // each is only ever moved later, which is the cheap reset.
+    let (mut head_timer, mut response_timer) = (pin!(deadline::timer()), pin!(deadline::timer()));
     loop {
-        let lean = match next_request(&mut c, &mut buf).await {
+        let lean = match next_request(&mut c, &mut buf, head_timer.as_mut()).await {
             Next::Lean(lean) => lean,
             Next::Close => return,
             Next::General => {
@@ -88,7 +95,7 @@ pub async fn serve(mut c: Client) {
         // The allocation first, then the future written into it: built on
         // the stack and then boxed, the whole (kilobytes, for its largest
         // state) would be copied for each request.
-        let fut = Box::write(Box::new_uninit(), exchange(&mut c, lean));
+        let fut = Box::write(Box::new_uninit(), exchange(&mut c, lean, response_timer.as_mut()));
         if !Box::into_pin(fut).await {
             return;
         }
@@ -98,7 +105,7 @@ pub async fn serve(mut c: Client) {
 /// Waits for the next request head, within the header read timeout (which
 /// also bounds how long an idle keep-alive connection is kept, as hyper's
 /// server does) and until shutdown, which closes an idle connection.
-async fn next_request(c: &mut Client, buf: &mut BytesMut) -> Next {
+async fn next_request(c: &mut Client, buf: &mut BytesMut, timer: Pin<&mut Sleep>) -> Next {
     let cfg = &c.worker.cfg.proxy;
     let idle = buf.is_empty();
     let user_key = match &c.worker.cfg.user_key {
@@ -106,13 +113,13 @@ async fn next_request(c: &mut Client, buf: &mut BytesMut) -> Next {
         UserKey::Cookie(_) => None,
     };
     let head = read_head(&c.stream, buf, cfg.max_header_bytes, user_key);
-    let read = tokio::time::timeout(cfg.header_read_timeout, head);
+    let read = deadline::within(timer, cfg.header_read_timeout, head);
     tokio::select! {
         biased;
         got = read => match got {
-            Ok(Ok(Some(Parsed::Lean(lean)))) => Next::Lean(lean),
-            Ok(Ok(Some(Parsed::General(_)))) => Next::General,
-            Ok(Ok(Some(Parsed::Partial) | None)) | Ok(Err(_)) | Err(_) => Next::Close,
+            Some(Ok(Some(Parsed::Lean(lean)))) => Next::Lean(lean),
+            Some(Ok(Some(Parsed::General(_)))) => Next::General,
+            Some(Ok(Some(Parsed::Partial) | None)) | Some(Err(_)) | None => Next::Close,
         },
         () = c.watch.signalled(), if idle => Next::Close,
     }
@@ -166,10 +173,10 @@ fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
 }
 
 /// One request and its response; whether the connection carries on.
-async fn exchange(c: &mut Client, lean: Lean) -> bool {
+async fn exchange(c: &mut Client, lean: Lean, timer: Pin<&mut Sleep>) -> bool {
     let head_request = lean.method == http::Method::HEAD;
     let close = lean.close;
-    let resp = super::lean::handle(Arc::clone(&c.worker), &c.peer, lean).await;
+    let resp = super::lean::handle(Arc::clone(&c.worker), &c.peer, lean, timer).await;
     let close = close || c.watch.is_signalled();
     match write::response(&mut c.stream, resp, head_request, close).await {
         Ok(reusable) => reusable && !close,
