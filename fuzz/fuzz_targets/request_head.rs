@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             assert!(lines <= canary::proxy::front::head::MAX_HEADERS);
-            let parts = lean.into_parts();
+            let parts = lean.to_parts();
             assert_eq!(parts.version, http::Version::HTTP_11);
             assert!(parts.headers.get_all("content-length").iter().count() <= 1);
         }

@@ -46,6 +46,12 @@ impl ProxyBody {
         ProxyBody::Full(Some(b.into()))
     }
 
+    /// Done with: dropped in place (which records its outcome and recycles
+    /// its upstream connection, see the drop), leaving an empty body.
+    pub fn finish(&mut self) {
+        *self = ProxyBody::Full(None);
+    }
+
     /// The response head in the client's form, when the upstream's was kept
     /// so (see `h1::raw`); the response's header map is then empty.
     pub fn take_raw_head(&mut self) -> Option<h1::raw::RawHead> {

@@ -32,15 +32,17 @@ use super::body::ProxyBody;
 
 /// Handles one lean-path request; `timer`: the client connection's, for the
 /// wait for the response head (see `deadline`).
-pub async fn handle(w: Arc<Worker>, peer: &Peer, req: Lean, timer: Pin<&mut Sleep>) -> Response<ProxyBody> {
+// The request is borrowed, not moved: moved, its few hundred bytes would be
+// copied into this future and again into its locals.
+pub async fn handle(w: Arc<Worker>, peer: &Peer, req: &Lean, timer: Pin<&mut Sleep>) -> Response<ProxyBody> {
     if !takes(&w, &req.method) {
         // Boxed: hyper's client and HTTP/2 make this future several times
         // the size of the common one, and every request's would carry it.
-        return Box::pin(service::handle_lean(w, peer, req.into_parts())).await;
+        return Box::pin(service::handle_lean(w, peer, req.to_parts())).await;
     }
     let start = Instant::now();
-    let (ctx, version) = begin(w, peer, &req, start);
-    forward(&ctx, version, &req, peer, timer).await
+    let (ctx, version) = begin(w, peer, req, start);
+    forward(&ctx, version, req, peer, timer).await
 }
 
 /// Whether the request is forwarded from its own bytes: a method the lean

@@ -93,7 +93,7 @@ impl Lean {
     /// HTTP/2 upstream, a method hyper's client sends): every header the
     /// client sent but the hop-by-hop ones, `Host` and `x-forwarded-for`
     /// included, as the general path would have them.
-    pub fn into_parts(self) -> request::Parts {
+    pub fn to_parts(&self) -> request::Parts {
         let mut headers = HeaderMap::with_capacity(8);
         let mut put = |name: &[u8], value: &[u8]| {
             // Both were checked by httparse, whose rules are `http`'s.
@@ -114,8 +114,8 @@ impl Lean {
             put(b"x-forwarded-for", xff);
         }
         let mut parts = http::Request::new(()).into_parts().0;
-        parts.method = self.method;
-        parts.uri = self.uri;
+        parts.method = self.method.clone();
+        parts.uri = self.uri.clone();
         parts.version = http::Version::HTTP_11;
         parts.headers = headers;
         parts
@@ -454,7 +454,7 @@ mod tests {
         let Parsed::Lean(l) = p else { panic!("{p:?}") };
         assert_eq!(l.value(l.seen.user), Some(&b"\xff\xfe"[..]));
         assert_eq!(l.uri.path(), "/%ff");
-        let parts = l.into_parts();
+        let parts = l.to_parts();
         assert_eq!(parts.headers["x-user-id"].as_bytes(), b"\xff\xfe");
         assert_eq!(parts.headers["content-length"], "0");
     }
@@ -473,7 +473,7 @@ mod tests {
         assert_eq!(l.value(l.seen.canary), Some(&b"always"[..]));
         assert_eq!(l.value(l.seen.user), Some(&b"u1"[..]));
         assert_eq!(l.cookies().collect::<Vec<_>>(), [&b"uid=7"[..]]);
-        let parts = l.into_parts();
+        let parts = l.to_parts();
         assert_eq!(parts.headers["host"], "api");
         assert_eq!(parts.headers["x-forwarded-for"], "10.0.0.1");
         assert_eq!(parts.headers["x-kept"], "1");

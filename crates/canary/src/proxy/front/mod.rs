@@ -175,10 +175,11 @@ fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
 /// One request and its response; whether the connection carries on.
 async fn exchange(c: &mut Client, lean: Lean, timer: Pin<&mut Sleep>) -> bool {
     let head_request = lean.method == http::Method::HEAD;
-    let close = lean.close;
-    let resp = super::lean::handle(Arc::clone(&c.worker), &c.peer, lean, timer).await;
-    let close = close || c.watch.is_signalled();
-    match write::response(&mut c.stream, resp, head_request, close).await {
+    let mut resp = super::lean::handle(Arc::clone(&c.worker), &c.peer, &lean, timer).await;
+    let close = lean.close || c.watch.is_signalled();
+    // The head's bytes are not needed while the body streams.
+    drop(lean);
+    match write::response(&mut c.stream, &mut resp, head_request, close).await {
         Ok(reusable) => reusable && !close,
         Err(e) => {
             tracing::debug!(error = %e, "writing to a client failed");

@@ -33,28 +33,30 @@ pub enum Framing {
 
 /// Writes `resp` to `io`; `head_request`: the request was HEAD; `close`: the
 /// connection closes after it. Returns whether the connection may carry
-/// another request (the body was written whole and as framed).
+/// another request (the body was written whole and as framed). The body is
+/// done with (recorded, see `ProxyBody`'s drop) by the time this returns.
+// The response is borrowed, not moved: moved, its few hundred bytes would be
+// copied into this future and on into the body's.
 pub async fn response<W: AsyncWrite + Unpin>(
     io: &mut W,
-    resp: Response<ProxyBody>,
+    resp: &mut Response<ProxyBody>,
     head_request: bool,
     close: bool,
 ) -> io::Result<bool> {
-    let (mut parts, mut body) = resp.into_parts();
-    let (framing, out) = match body.take_raw_head() {
-        Some(raw) => finish_raw(raw, &parts.headers, head_request, close),
+    let (framing, out) = match resp.body_mut().take_raw_head() {
+        Some(raw) => finish_raw(raw, resp.headers(), head_request, close),
         None => {
-            let framing = plan(parts.status, head_request, &mut parts.headers, &body);
-            let mut out = Vec::with_capacity(256 + 64 * parts.headers.len());
-            encode_head(&mut out, parts.status, &parts.headers, close);
+            let (status, hint) = (resp.status(), length_hint(resp.body()));
+            let framing = plan(status, head_request, resp.headers_mut(), hint);
+            let mut out = Vec::with_capacity(256 + 64 * resp.headers().len());
+            encode_head(&mut out, status, resp.headers(), close);
             (framing, out)
         }
     };
+    let body = resp.body_mut();
     match framing {
-        // Dropping the body now records its outcome and recycles its
-        // upstream connection (see `ProxyBody`'s drop).
         Framing::None | Framing::Length(0) => {
-            drop(body);
+            body.finish();
             io.write_all(&out).await?;
             Ok(true)
         }
@@ -63,13 +65,18 @@ pub async fn response<W: AsyncWrite + Unpin>(
     }
 }
 
+/// What the body knows of its length: `Some(0)` when it has ended.
+pub fn length_hint(body: &ProxyBody) -> Option<u64> {
+    if body.is_end_stream() { Some(0) } else { body.size_hint().exact() }
+}
+
 /// Decides the framing and sets the headers that say it, as hyper's server
 /// does: `Transfer-Encoding` wins (ending in `chunked`), then a
 /// `Content-Length` sent along, then what the body knows of its length.
-pub fn plan(status: StatusCode, head_request: bool, h: &mut HeaderMap, body: &ProxyBody) -> Framing {
+/// `hint`: what the body knows of its length ([`length_hint`]).
+pub fn plan(status: StatusCode, head_request: bool, h: &mut HeaderMap, hint: Option<u64>) -> Framing {
     let bodiless_status = status.is_informational() || matches!(status.as_u16(), 204 | 304);
     let can_body = !head_request && !bodiless_status;
-    let hint = if body.is_end_stream() { Some(0) } else { body.size_hint().exact() };
     if let Some(te) = h.get(TRANSFER_ENCODING) {
         if can_body {
             if !ends_chunked(te.as_bytes()) {
@@ -217,12 +224,12 @@ async fn put<W: AsyncWrite + Unpin>(io: &mut W, out: &mut Vec<u8>, mut data: Byt
 async fn body_with_length<W: AsyncWrite + Unpin>(
     io: &mut W,
     mut out: Vec<u8>,
-    mut body: ProxyBody,
+    body: &mut ProxyBody,
     len: u64,
 ) -> io::Result<bool> {
     let mut left = len;
     loop {
-        match next(io, &mut out, &mut body).await? {
+        match next(io, &mut out, body).await? {
             Some(Ok(f)) => {
                 let Ok(mut data) = f.into_data() else { continue };
                 // More than announced would be read as the next response.
@@ -242,7 +249,7 @@ async fn body_with_length<W: AsyncWrite + Unpin>(
             None => {
                 // Recorded before the last bytes leave: a client that has
                 // its answer finds it counted (see `ProxyBody`'s drop).
-                drop(body);
+                body.finish();
                 flush(io, &mut out).await?;
                 return Ok(left == 0);
             }
@@ -253,10 +260,10 @@ async fn body_with_length<W: AsyncWrite + Unpin>(
 async fn body_chunked<W: AsyncWrite + Unpin>(
     io: &mut W,
     mut out: Vec<u8>,
-    mut body: ProxyBody,
+    body: &mut ProxyBody,
 ) -> io::Result<bool> {
     loop {
-        match next(io, &mut out, &mut body).await? {
+        match next(io, &mut out, body).await? {
             Some(Ok(f)) => {
                 // Trailers are dropped, as hyper's server drops them when the
                 // response declares none (`Trailer` is hop-by-hop, so removed).
@@ -274,7 +281,7 @@ async fn body_chunked<W: AsyncWrite + Unpin>(
                 return Ok(false);
             }
             None => {
-                drop(body);
+                body.finish();
                 out.extend_from_slice(b"0\r\n\r\n");
                 flush(io, &mut out).await?;
                 return Ok(true);
@@ -292,7 +299,7 @@ mod tests {
         for (n, v) in headers {
             h.append(http::HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
-        let f = plan(StatusCode::from_u16(status).unwrap(), head, &mut h, &body);
+        let f = plan(StatusCode::from_u16(status).unwrap(), head, &mut h, length_hint(&body));
         (f, h)
     }
 
@@ -333,15 +340,15 @@ mod tests {
         let mut wire = Vec::new();
         let mut resp = Response::new(ProxyBody::full("hello"));
         resp.headers_mut().insert(DATE, HeaderValue::from_static("x"));
-        assert!(response(&mut wire, resp, false, false).await.unwrap());
+        assert!(response(&mut wire, &mut resp, false, false).await.unwrap());
         assert_eq!(wire, b"HTTP/1.1 200 OK\r\ndate: x\r\ncontent-length: 5\r\n\r\nhello");
     }
 
     #[tokio::test]
     async fn closing_says_so() {
         let mut wire = Vec::new();
-        let resp = Response::new(ProxyBody::Full(None));
-        response(&mut wire, resp, false, true).await.unwrap();
+        let mut resp = Response::new(ProxyBody::Full(None));
+        response(&mut wire, &mut resp, false, true).await.unwrap();
         let text = String::from_utf8(wire).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
         assert!(text.contains("\r\nconnection: close\r\n") && text.contains("\r\ndate: "), "{text}");
