@@ -9,26 +9,46 @@
 //! kept timer that fires while its connection idles wakes that connection's
 //! task once, for nothing.
 
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
-use std::task::Poll;
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+#[cfg(test)]
+use std::pin::pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 /// `fut`'s output, or `None` when `limit` passed first; `timer` is reset to
-/// the new deadline.
-pub async fn within<F: Future>(mut timer: Pin<&mut Sleep>, limit: Duration, fut: F) -> Option<F::Output> {
+/// the new deadline now.
+// A future of its own rather than an async fn: an async fn would hold `fut`
+// twice (its argument, then the pinned local), and the wait for the next
+// request head is most of what an idle connection holds.
+pub fn within<'t, F: Future>(mut timer: Pin<&'t mut Sleep>, limit: Duration, fut: F) -> Within<'t, F> {
     timer.as_mut().reset(Instant::now() + limit);
-    let mut fut = pin!(fut);
-    poll_fn(|cx| {
+    Within { fut, timer }
+}
+
+pin_project! {
+    /// See [`within`].
+    pub struct Within<'t, F> {
+        #[pin]
+        fut: F,
+        timer: Pin<&'t mut Sleep>,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
         // The work first, as `tokio::time::timeout` does: a timer that has
         // just passed never hides an answer that is there.
-        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+        if let Poll::Ready(out) = this.fut.poll(cx) {
             return Poll::Ready(Some(out));
         }
-        timer.as_mut().poll(cx).map(|()| None)
-    })
-    .await
+        this.timer.as_mut().poll(cx).map(|()| None)
+    }
 }
 
 /// A timer for [`within`], not yet set.

@@ -70,34 +70,38 @@ enum Next {
 }
 
 /// Serves the connection's requests until either side closes it.
-pub async fn serve(mut c: Client) {
-    let mut buf = BytesMut::new();
-    // Kept for the connection's life and reset for each wait (see `deadline`):
-    // one for the next request head, one for each response head. Two, so that
-    // each is only ever moved later, which is the cheap reset.
-    let (mut head_timer, mut response_timer) = (pin!(deadline::timer()), pin!(deadline::timer()));
-    loop {
-        let lean = match next_request(&mut c, &mut buf, head_timer.as_mut()).await {
-            Next::Lean(lean) => lean,
-            Next::Close => return,
-            Next::General => {
-                let io = Prefixed::new(buf.freeze(), c.stream);
-                // Boxed: hyper's connection future is large, and inline it
-                // would be part of every connection's idle footprint.
-                return Box::pin(general::serve(io, c.builder, c.worker, c.peer, c.watch)).await;
+// Not an async fn: one would copy `c` from its argument into a local, and
+// hold both for as long as the connection lives.
+pub fn serve(mut c: Client) -> impl Future<Output = ()> + Send {
+    async move {
+        let mut buf = BytesMut::new();
+        // Kept for the connection's life and reset for each wait (see `deadline`):
+        // one for the next request head, one for each response head. Two, so that
+        // each is only ever moved later, which is the cheap reset.
+        let (mut head_timer, mut response_timer) = (pin!(deadline::timer()), pin!(deadline::timer()));
+        loop {
+            let lean = match next_request(&mut c, &mut buf, head_timer.as_mut()).await {
+                Next::Lean(lean) => lean,
+                Next::Close => return,
+                Next::General => {
+                    let io = Prefixed::new(buf.freeze(), c.stream);
+                    // Boxed: hyper's connection future is large, and inline it
+                    // would be part of every connection's idle footprint.
+                    return Box::pin(general::serve(io, c.builder, c.worker, c.peer, c.watch)).await;
+                }
+            };
+            if buf.is_empty() {
+                // Nothing pipelined behind this request: let the buffer go with
+                // the request's head instead of holding it while idle.
+                buf = BytesMut::new();
             }
-        };
-        if buf.is_empty() {
-            // Nothing pipelined behind this request: let the buffer go with
-            // the request's head instead of holding it while idle.
-            buf = BytesMut::new();
-        }
-        // The allocation first, then the future written into it: built on
-        // the stack and then boxed, the whole (kilobytes, for its largest
-        // state) would be copied for each request.
-        let fut = Box::write(Box::new_uninit(), exchange(&mut c, lean, response_timer.as_mut()));
-        if !Box::into_pin(fut).await {
-            return;
+            // The allocation first, then the future written into it: built on
+            // the stack and then boxed, the whole (kilobytes, for its largest
+            // state) would be copied for each request.
+            let fut = Box::write(Box::new_uninit(), exchange(&mut c, lean, response_timer.as_mut()));
+            if !Box::into_pin(fut).await {
+                return;
+            }
         }
     }
 }
