@@ -72,6 +72,7 @@ enum Next {
 /// Serves the connection's requests until either side closes it.
 // Not an async fn: one would copy `c` from its argument into a local, and
 // hold both for as long as the connection lives.
+#[allow(clippy::manual_async_fn)]
 pub fn serve(mut c: Client) -> impl Future<Output = ()> + Send {
     async move {
         let mut buf = BytesMut::new();
