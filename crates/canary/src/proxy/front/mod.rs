@@ -39,6 +39,8 @@ use prefixed::Prefixed;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -117,7 +119,7 @@ async fn next_request(c: &mut Client, buf: &mut BytesMut, timer: Pin<&mut Sleep>
         UserKey::Header(name) => Some(name),
         UserKey::Cookie(_) => None,
     };
-    let head = read_head(&c.stream, buf, cfg.max_header_bytes, user_key);
+    let head = read_head(&mut c.stream, buf, cfg.max_header_bytes, user_key);
     let read = deadline::within(timer, cfg.header_read_timeout, head);
     tokio::select! {
         biased;
@@ -134,7 +136,7 @@ async fn next_request(c: &mut Client, buf: &mut BytesMut, timer: Pin<&mut Sleep>
 /// `None` when the client closed first. Memory is taken only once bytes
 /// are there to read.
 async fn read_head(
-    stream: &TcpStream,
+    stream: &mut TcpStream,
     buf: &mut BytesMut,
     max: usize,
     user_key: Option<&HeaderName>,
@@ -156,16 +158,21 @@ async fn read_head(
     }
 }
 
-/// One read into `buf`. With nothing buffered, the read goes to a buffer of
-/// its own, kept only when bytes came: the socket reports itself readable
-/// once more after each request (the readiness is cleared only by a read that
-/// finds nothing), and a buffer allocated for that read would stay with the
-/// idle connection. (Not a zeroed array on the stack: clearing 4 KB for every
-/// request cost more than the allocation.)
-fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+/// One read into `buf`, `WouldBlock` when there was nothing after all. With
+/// nothing buffered, the read goes to a buffer of its own, kept only when
+/// bytes came: a buffer allocated for a read that finds nothing would stay
+/// with the idle connection. (Not a zeroed array on the stack: clearing it
+/// for every request cost more than the allocation.)
+///
+/// The read is tokio's `poll_read`, polled once, rather than `try_read`: a
+/// read that fills less than the room it was given leaves the socket drained,
+/// and `poll_read` then clears the readiness, so the next wait goes to the
+/// reactor instead of costing a system call that finds nothing (half a
+/// `recvfrom` per request otherwise, `bench/syscalls.sh`).
+fn read_some(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     if buf.is_empty() && buf.capacity() == 0 {
         let mut fresh = BytesMut::with_capacity(HEAD_READ);
-        let n = stream.try_read_buf(&mut fresh)?;
+        let n = read_now(stream, &mut fresh)?;
         if n > 0 {
             *buf = fresh;
         }
@@ -174,7 +181,17 @@ fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     if buf.capacity() - buf.len() < HEAD_READ / 4 {
         buf.reserve(HEAD_READ);
     }
-    stream.try_read_buf(buf)
+    read_now(stream, buf)
+}
+
+/// `stream.read_buf(buf)` polled once; `WouldBlock` if it would wait. (The
+/// caller waits with `readable`, which registers the task's own waker.)
+fn read_now(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(stream.read_buf(buf)).poll(&mut cx) {
+        Poll::Ready(got) => got,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
 }
 
 /// One request and its response; whether the connection carries on.

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# bench/syscalls.sh: system calls per proxied request, canary against nginx.
+# User-space instructions (bench/instructions.sh) leave out the kernel, where
+# a proxy on loopback spends most of its CPU: each system call avoided is
+# worth more than a thousand instructions saved.
+#
+# Usage (from anywhere):
+#     bash bench/syscalls.sh                # builds canary in release mode first
+#     BUILD=0 DURATION=5s bash bench/syscalls.sh
+#
+# What one run does: starts an nginx backend (1 worker, `return 200 "ok"`),
+# then canary (workers = 1, share 50) and an nginx reverse proxy (1 worker,
+# upstream keepalive, X-Forwarded-* set as canary sets them), one after the
+# other; for each, a WARMUP wrk run, then `strace -c -f` attached to the proxy
+# (nginx: its worker) for a measured `wrk -t1 -c8 -d$DURATION`; prints each
+# system call's count per request, side by side. strace slows both proxies
+# alike; the counts, not the times, are the measure.
+#
+# Environment (defaults in brackets): DURATION [5s] WARMUP [2s] BUILD [1]
+#   NGINX [/usr/sbin/nginx] WRK [/usr/bin/wrk] OUT [bench/out/syscalls-<UTC timestamp>]
+# Every process started here is stopped on exit. Only 127.0.0.1 is used.
+
+set -euo pipefail
+
+DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-2s}
+BUILD=${BUILD:-1}
+NGINX=${NGINX:-/usr/sbin/nginx}
+WRK=${WRK:-/usr/bin/wrk}
+
+die() { echo "syscalls: $*" >&2; exit 1; }
+for tool in "$NGINX" "$WRK" strace curl python3; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool (apt-get install strace nginx wrk curl python3)"
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${OUT:-$ROOT/bench/out/syscalls-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+CANARY_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/canary
+if [[ $BUILD == 1 ]]; then
+    (cd "$ROOT" && cargo build --release -p canary) >"$OUT/build.log" 2>&1 || die "build failed: $OUT/build.log"
+fi
+[[ -x $CANARY_BIN ]] || die "no binary at $CANARY_BIN (run with BUILD=1)"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() {
+    for _ in $(seq 1 60); do curl -fs -o /dev/null "$1" && return 0; sleep 0.5; done
+    die "$1 did not answer within 30 s"
+}
+nginx_conf() { # FILE PORT BODY: a one-worker nginx serving BODY (an http{} server block's inside)
+    cat >"$1" <<EOF
+worker_processes 1;
+daemon off;
+error_log $OUT/$(basename "$1" .conf).err;
+pid $OUT/$(basename "$1" .conf).pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:${BACKEND_PORT:-1}; keepalive 64; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$2; $3 }
+}
+EOF
+}
+
+BACKEND_PORT=$(free_port)
+nginx_conf "$OUT/backend.conf" "$BACKEND_PORT" 'location / { return 200 "ok"; }'
+"$NGINX" -c "$OUT/backend.conf" -p "$OUT" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$BACKEND_PORT/"
+
+# measure NAME URL PID: strace's table for PID during one wrk run, and the requests
+measure() {
+    local name=$1 url=$2 pid=$3
+    wait_http "$url"
+    "$WRK" -t1 -c8 -d"$WARMUP" -H 'x-user-id: u1' "$url" >/dev/null
+    strace -c -f -p "$pid" -o "$OUT/$name.strace" &
+    local spid=$!
+    sleep 1
+    "$WRK" -t1 -c8 -d"$DURATION" -H 'x-user-id: u1' "$url" >"$OUT/$name.wrk"
+    kill -INT "$spid"
+    wait "$spid" 2>/dev/null || true
+    awk '/requests in/ {print $1}' "$OUT/$name.wrk" >"$OUT/$name.requests"
+}
+
+C_PORT=$(free_port) A_PORT=$(free_port)
+printf '[proxy]\nworkers = 1\n' >"$OUT/canary.toml"
+"$CANARY_BIN" serve --config "$OUT/canary.toml" --state "$OUT/canary.db" --share 50 \
+    --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
+    --listen "127.0.0.1:$C_PORT" --admin "127.0.0.1:$A_PORT" >"$OUT/canary.log" 2>&1 &
+CPID=$!
+PIDS+=($CPID)
+measure canary "http://127.0.0.1:$C_PORT/" "$CPID"
+kill "$CPID"
+
+N_PORT=$(free_port)
+nginx_conf "$OUT/proxy.conf" "$N_PORT" 'location / {
+    proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Forwarded-Host $host; }'
+"$NGINX" -c "$OUT/proxy.conf" -p "$OUT" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$N_PORT/"
+NWORKER=$(pgrep -P "$(cat "$OUT/proxy.pid")" | head -1)
+[[ -n $NWORKER ]] || die "no nginx worker process found"
+measure nginx "http://127.0.0.1:$N_PORT/" "$NWORKER"
+
+python3 - "$OUT" "$(cd "$ROOT" && git rev-parse --short HEAD)" <<'PY' | tee "$OUT/summary.txt"
+import re, sys
+out, commit = sys.argv[1], sys.argv[2]
+def table(name):
+    calls = {}
+    for line in open(f"{out}/{name}.strace"):
+        f = line.split()
+        if len(f) >= 5 and re.fullmatch(r"[\d.]+", f[0]) and f[-1] != "total":
+            calls[f[-1]] = int(f[3])
+    return calls, int(open(f"{out}/{name}.requests").read())
+(c, cr), (n, nr) = table("canary"), table("nginx")
+print(f"system calls per request (strace -c; wrk -t1 -c8; canary at {commit}; requests: canary {cr}, nginx {nr})")
+print(f"{'syscall':<16} {'canary':>8} {'nginx':>8}")
+for s in sorted(set(c) | set(n), key=lambda s: -(c.get(s, 0) / cr + n.get(s, 0) / nr)):
+    cv, nv = c.get(s, 0) / cr, n.get(s, 0) / nr
+    if cv >= 0.005 or nv >= 0.005:
+        print(f"{s:<16} {cv:8.2f} {nv:8.2f}")
+print(f"{'total':<16} {sum(c.values()) / cr:8.2f} {sum(n.values()) / nr:8.2f}")
+PY
