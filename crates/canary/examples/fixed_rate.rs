@@ -10,32 +10,39 @@
 //! every connection is open; connection i of C owns slots i, i + C, i + 2C, ...,
 //! so each keep-alive connection sends `GET PATH` (with a `x-user-id: u1`
 //! header, as `bench/instructions.sh`'s wrk) every C / RATE seconds and the
-//! connections are staggered by 1 / RATE. A request's latency runs from its
-//! *scheduled* slot to the end of its response, not from when it was sent: when
-//! an answer is late, the requests that should have followed on that connection
-//! go out as soon as it is in, and each counts the wait. A closed-loop tool
-//! would instead not send them and not measure them (coordinated omission).
-//! Slots of the first WARMUP_S seconds are sent but not recorded; after the
-//! last slot each connection finishes its backlog, for at most 5 s more (slots
-//! still unanswered then count as errors). Latencies go into an HDR histogram
-//! in microseconds.
+//! connections are staggered by 1 / RATE. A request's latency counts from its
+//! *scheduled* slot, not from when it could be sent: when an answer is late, the
+//! requests that should have followed on that connection go out as soon as it
+//! is in, and each counts its wait for it. A closed-loop tool would instead not
+//! send them and not measure them (coordinated omission). What is left out is
+//! the generator's own delay: latency = the slot's wait for its connection's
+//! previous answer + the time from this request's actual send to the end of its
+//! response. (wrk2 counts from the slot outright, so a late timer in the
+//! generator shows as server latency.) Slots of the first WARMUP_S seconds are
+//! sent but not recorded; after the last slot each connection finishes its
+//! backlog, for at most 5 s more (slots still unanswered then count as errors).
+//! Latencies go into an HDR histogram in microseconds.
 //!
-//! The generator runs on one thread (a current_thread runtime), leaving the
-//! machine's other cores to the server under test. Tokio's timers tick in whole
-//! milliseconds, too coarse for slots a fraction of a millisecond apart, so a
-//! connection sleeps until about 2 ms before its slot and then yields in a loop
-//! until the slot's time: requests leave within microseconds of their slot, at
-//! the cost of keeping that one core busy. Whether the generator kept up is
-//! reported, not assumed: `achieved` (responses completed per second of the
-//! measured window, against `rate`) and `gen_lag` (how long after the later of
-//! its slot and its connection's previous response a request actually went
-//! out: the generator's own delay, which a server's slowness does not add to).
+//! The connections live on one thread (a current_thread runtime), which waits
+//! in epoll like any client while requests are in flight, leaving the
+//! machine's other core to the server under test. Tokio's timers tick in whole
+//! milliseconds, too coarse for slots a fraction of a millisecond apart (they
+//! would send each millisecond's requests in one burst, up to 2 ms late), so a
+//! second, mostly sleeping thread paces the schedule: it releases each slot a
+//! little before its time, the lead adapting so that half the sends leave
+//! before their slot and half after, within tens of microseconds. Whether the
+//! generator kept up is reported, not assumed: `achieved` (responses completed
+//! per second of the measured window, against `rate`) and `gen_lag` (how long
+//! after the later of its slot and its connection's previous answer a request
+//! actually went out).
 //!
 //! Output: one line on stdout, `key=value` pairs (`rate achieved requests
-//! errors non_2xx p50_us p90_us p99_us p999_us max_us mean_us gen_lag_p99_us
-//! gen_lag_max_us connections duration_s`; `requests` are the recorded answers,
-//! `errors` the measured slots without one, `non_2xx` the answers recorded
-//! but not 2xx), and a readable summary on stderr. With `FIXED_RATE_TIMELINE=PATH`
+//! errors non_2xx p50_us p90_us p99_us p999_us max_us mean_us svc_p50_us
+//! svc_p99_us svc_p999_us gen_lag_p99_us gen_lag_max_us connections duration_s`;
+//! `requests` are the recorded answers, `errors` the measured slots without
+//! one, `non_2xx` the answers recorded but not 2xx, `svc_*` the latency from
+//! the actual send, as a closed-loop tool would count it), and a readable
+//! summary on stderr. With `FIXED_RATE_TIMELINE=PATH`
 //! it also writes one line per 100 ms of the measured window (by slot time):
 //! `t_s requests max_us over_1ms`, to see when the slow requests were scheduled.
 //!
@@ -48,15 +55,19 @@ use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 const USAGE: &str = "usage: fixed_rate URL RATE DURATION_S [CONNECTIONS] [WARMUP_S]";
 /// The histograms' ceiling (latencies above it are recorded as it): 60 s.
 const MAX_US: u64 = 60_000_000;
-/// How long before its slot a connection stops sleeping and starts yielding.
-const SPIN: Duration = Duration::from_millis(2);
+/// The pacer's first guess of how long before a slot to wake its connection
+/// (a thread's sleep overshoots by tens of microseconds, waking the runtime adds
+/// more); it adapts from there.
+const FIRST_LEAD: Duration = Duration::from_micros(100);
 /// How long after the last slot the backlog may take.
 const GRACE: Duration = Duration::from_secs(5);
 /// The timeline's resolution.
@@ -154,6 +165,12 @@ struct Plan {
     hard_end: Instant,
     request: Vec<u8>,
     addr: SocketAddr,
+    /// Slots below this one are released: their connection may send them.
+    released: AtomicU64,
+    /// One per connection: woken when one of its slots is released.
+    wake: Vec<Notify>,
+    /// How long before its time the pacer releases a slot, in nanoseconds.
+    lead_ns: AtomicI64,
 }
 
 impl Plan {
@@ -164,11 +181,60 @@ impl Plan {
     fn measured(&self, at: Instant) -> bool {
         at >= self.record_from && at < self.end
     }
+
+    /// The pacer thread: releases the slots in order, each a little before
+    /// its time (`lead_ns`), sleeping in between; returns after the last one.
+    fn pace(&self) {
+        let mut n = 0;
+        loop {
+            let at = self.slot(n);
+            if at >= self.end {
+                // Every slot is released: connections still catching up need no more wake-ups.
+                self.released.store(u64::MAX, Ordering::Release);
+                return;
+            }
+            let lead = Duration::from_nanos(self.lead_ns.load(Ordering::Relaxed).max(0).unsigned_abs());
+            let wake = at.checked_sub(lead).unwrap_or(at);
+            let now = Instant::now();
+            if wake > now {
+                std::thread::sleep(wake - now);
+            }
+            self.released.store(n + 1, Ordering::Release);
+            if let Some(w) = self.wake.get((n % self.connections) as usize) {
+                w.notify_one();
+            }
+            n += 1;
+        }
+    }
+
+    /// Waits (connection `i`) until the pacer releases slot `n`, due at `at`.
+    async fn wait_slot(&self, i: usize, n: u64, at: Instant) {
+        let mut slept = false;
+        while self.released.load(Ordering::Acquire) <= n {
+            let Some(w) = self.wake.get(i) else { break };
+            // notify_one leaves a permit when nobody waits, so no wake-up is lost
+            // between the check above and this wait; a stale permit costs one more turn.
+            w.notified().await;
+            slept = true;
+        }
+        if slept {
+            // Tune the pacer's lead so that half the wake-ups come before
+            // their slot and half after: sends then leave within tens of
+            // microseconds of their slot either way, with no busy waiting.
+            let step = if Instant::now() > at { 1_000 } else { -1_000 };
+            let lead = self.lead_ns.fetch_add(step, Ordering::Relaxed) + step;
+            if !(0..=2_000_000).contains(&lead) {
+                self.lead_ns.store(lead.clamp(0, 2_000_000), Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// What one connection saw.
 struct Tally {
     latency: Histogram<u64>,
+    /// From the request's actual send to its response (what wrk would report).
+    service: Histogram<u64>,
     gen_lag: Histogram<u64>,
     ok: u64,
     errors: u64,
@@ -188,6 +254,7 @@ impl Tally {
         let hist = || Histogram::<u64>::new_with_bounds(1, MAX_US, 3).map_err(|e| format!("histogram: {e}"));
         Ok(Tally {
             latency: hist()?,
+            service: hist()?,
             gen_lag: hist()?,
             ok: 0,
             errors: 0,
@@ -207,20 +274,6 @@ impl Tally {
         if self.first_error.is_none() {
             self.first_error = Some(e.to_string());
         }
-    }
-}
-
-/// Waits until `at`: a coarse sleep to shortly before, then yields until the clock gets there.
-async fn wait_until(at: Instant) {
-    let now = Instant::now();
-    if at <= now {
-        return;
-    }
-    if at - now > SPIN + Duration::from_millis(1) {
-        tokio::time::sleep_until((at - SPIN).into()).await;
-    }
-    while Instant::now() < at {
-        tokio::task::yield_now().await;
     }
 }
 
@@ -382,7 +435,7 @@ async fn read_chunked(s: &mut TcpStream, buf: &mut Vec<u8>, mut at: usize) -> io
 }
 
 /// One connection's share of the schedule, until its last slot is answered.
-async fn drive(plan: &Plan, t: &mut Tally, mut stream: Option<TcpStream>) {
+async fn drive(plan: &Plan, i: usize, t: &mut Tally, mut stream: Option<TcpStream>) {
     let mut buf = Vec::with_capacity(4096);
     let mut prev_done = plan.t0;
     loop {
@@ -390,9 +443,14 @@ async fn drive(plan: &Plan, t: &mut Tally, mut stream: Option<TcpStream>) {
         if at >= plan.end {
             return;
         }
-        wait_until(at).await;
+        plan.wait_slot(i, t.next, at).await;
         let start = Instant::now();
-        let lag = start.saturating_duration_since(at.max(prev_done));
+        // The slot could go at `ready`: at its time, or once the connection's
+        // previous answer was in. What it waited for that answer counts in its
+        // latency; what the generator took after `ready` does not (`gen_lag`).
+        let ready = at.max(prev_done);
+        let waited = ready - at;
+        let lag = start.saturating_duration_since(ready);
         let s = match stream.as_mut() {
             Some(s) => s,
             None => match connect(plan.addr).await {
@@ -414,8 +472,11 @@ async fn drive(plan: &Plan, t: &mut Tally, mut stream: Option<TcpStream>) {
                     stream = None;
                 }
                 if plan.measured(at) {
-                    let us = u64::try_from(done.duration_since(at).as_micros()).unwrap_or(u64::MAX);
+                    let latency = waited + done.duration_since(start);
+                    let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
                     t.latency.saturating_record(us.max(1));
+                    let service = u64::try_from(done.duration_since(start).as_micros()).unwrap_or(u64::MAX);
+                    t.service.saturating_record(service.max(1));
                     t.gen_lag.saturating_record(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1));
                     t.ok += 1;
                     if !(200..300).contains(&status) {
@@ -467,7 +528,17 @@ async fn run(args: &Args) -> Result<String, String> {
         hard_end: end + GRACE,
         request,
         addr,
+        released: AtomicU64::new(0),
+        wake: (0..args.connections).map(|_| Notify::new()).collect(),
+        lead_ns: AtomicI64::new(FIRST_LEAD.as_nanos() as i64),
     });
+    let pacer = {
+        let plan = Arc::clone(&plan);
+        std::thread::Builder::new()
+            .name("pacer".into())
+            .spawn(move || plan.pace())
+            .map_err(|e| format!("cannot start the pacer thread: {e}"))?
+    };
     let buckets = (args.duration.as_nanos() / BUCKET.as_nanos()) as usize + 1;
     let mut tasks = Vec::with_capacity(args.connections);
     for (i, s) in streams.into_iter().enumerate() {
@@ -475,7 +546,7 @@ async fn run(args: &Args) -> Result<String, String> {
         let plan = Arc::clone(&plan);
         tasks.push(tokio::spawn(async move {
             let finished =
-                tokio::time::timeout_at(plan.hard_end.into(), drive(&plan, &mut tally, Some(s))).await;
+                tokio::time::timeout_at(plan.hard_end.into(), drive(&plan, i, &mut tally, Some(s))).await;
             if finished.is_err() {
                 // Slots still waiting for an answer (or for their turn) at the deadline.
                 let mut n = tally.next;
@@ -500,6 +571,7 @@ async fn run(args: &Args) -> Result<String, String> {
     for task in tasks {
         let t = task.await.map_err(|e| format!("a connection's task failed: {e}"))?;
         all.latency.add(&t.latency).map_err(|e| format!("histogram: {e}"))?;
+        all.service.add(&t.service).map_err(|e| format!("histogram: {e}"))?;
         all.gen_lag.add(&t.gen_lag).map_err(|e| format!("histogram: {e}"))?;
         all.ok += t.ok;
         all.errors += t.errors;
@@ -516,6 +588,9 @@ async fn run(args: &Args) -> Result<String, String> {
         }
     }
 
+    // It has released every slot by now (the last one came before the connections finished).
+    pacer.join().map_err(|_| "the pacer thread panicked".to_string())?;
+
     if let Ok(path) = std::env::var("FIXED_RATE_TIMELINE") {
         let mut out = String::from("t_s\trequests\tmax_us\tover_1ms\n");
         for (i, (n, max, over)) in all.timeline.iter().enumerate() {
@@ -529,11 +604,12 @@ async fn run(args: &Args) -> Result<String, String> {
 
     let secs = args.duration.as_secs_f64();
     let achieved = all.done_in_window as f64 / secs;
-    let (l, g) = (&all.latency, &all.gen_lag);
+    let (l, g, sv) = (&all.latency, &all.gen_lag, &all.service);
     let q = |h: &Histogram<u64>, q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
     let line = format!(
         "rate={} achieved={achieved:.1} requests={} errors={} non_2xx={} p50_us={} p90_us={} p99_us={} \
-         p999_us={} max_us={} mean_us={:.1} gen_lag_p99_us={} gen_lag_max_us={} connections={} duration_s={}",
+         p999_us={} max_us={} mean_us={:.1} svc_p50_us={} svc_p99_us={} svc_p999_us={} gen_lag_p99_us={} \
+         gen_lag_max_us={} connections={} duration_s={}",
         args.rate,
         all.ok,
         all.errors,
@@ -544,6 +620,9 @@ async fn run(args: &Args) -> Result<String, String> {
         q(l, 0.999),
         l.max(),
         if l.is_empty() { 0.0 } else { l.mean() },
+        q(sv, 0.5),
+        q(sv, 0.99),
+        q(sv, 0.999),
         q(g, 0.99),
         g.max(),
         args.connections,
@@ -553,6 +632,7 @@ async fn run(args: &Args) -> Result<String, String> {
         "fixed_rate: {} at {} req/s over {} connections, {secs} s measured after {} s of warm-up: \
          achieved {achieved:.1} req/s; {} answers, {} errors ({} unanswered at the deadline), {} not 2xx; \
          latency from the scheduled send: p50 {} us, p90 {} us, p99 {} us, p99.9 {} us, max {} us; \
+         from the actual send: p50 {} us, p99 {} us, p99.9 {} us; \
          the generator's own send lag: p99 {} us, max {} us",
         args.url,
         args.rate,
@@ -567,6 +647,9 @@ async fn run(args: &Args) -> Result<String, String> {
         q(l, 0.99),
         q(l, 0.999),
         l.max(),
+        q(sv, 0.5),
+        q(sv, 0.99),
+        q(sv, 0.999),
         q(g, 0.99),
         g.max(),
     );
@@ -666,6 +749,9 @@ mod tests {
             hard_end: t0 + Duration::from_secs(2),
             request: Vec::new(),
             addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            released: AtomicU64::new(0),
+            wake: Vec::new(),
+            lead_ns: AtomicI64::new(0),
         };
         // Connection 1 owns slots 1, 5, 9: 4 ms apart, 1 ms after connection 0's.
         assert_eq!(plan.slot(1) - t0, Duration::from_millis(1));
@@ -708,5 +794,40 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!((status, keep), (200, false));
+    }
+
+    #[tokio::test]
+    async fn every_slot_of_the_window_is_answered_and_counted() {
+        use tokio::net::TcpListener;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n @ 1..) = s.read(&mut buf).await {
+                        got.extend_from_slice(&buf[..n]);
+                        while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                            got.drain(..end + 4);
+                            let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if s.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let a = args(&[&format!("http://{addr}/"), "1000", "0.5", "4", "0.1"]).unwrap();
+        let line = run(&a).await.unwrap();
+        let field = |k: &str| {
+            line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap().to_string()
+        };
+        // Slots 100..599 fall in the measured half second: 500 of them.
+        assert_eq!(field("requests"), "500", "{line}");
+        assert_eq!(field("errors"), "0", "{line}");
+        let achieved: f64 = field("achieved").parse().unwrap();
+        assert!((800.0..=1200.0).contains(&achieved), "{line}");
     }
 }
