@@ -390,8 +390,8 @@ paired() {
 }
 
 {
-    echo "medians of $ROUNDS rounds; fixed_rate URL RATE $DURATION_S $CONNECTIONS $WARMUP_S (open loop," \
-        "latency from the scheduled send); $(nproc) CPUs"
+    echo "medians of $ROUNDS rounds; fixed_rate URL RATE $DURATION_S $CONNECTIONS $WARMUP_S (open loop;" \
+        "latency from the scheduled send, the generator's own delay left out); $(nproc) CPUs"
     printf '%7s %-7s %10s %8s %8s %9s %9s %11s %8s %12s\n' rate target achieved p50_us p99_us p99.9_us \
         max_us gen_lag_p99 errors cpu_us/req
     for rate in "${RATE_LIST[@]}"; do

@@ -568,8 +568,13 @@ async fn run(args: &Args) -> Result<String, String> {
 
     let mut all = Tally::new(0, buckets)?;
     let mut first_error = None;
+    // Every connection finishes before any tally is merged: merging on this
+    // thread while others still wait for answers would delay their reading.
+    let mut tallies = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let t = task.await.map_err(|e| format!("a connection's task failed: {e}"))?;
+        tallies.push(task.await.map_err(|e| format!("a connection's task failed: {e}"))?);
+    }
+    for t in tallies {
         all.latency.add(&t.latency).map_err(|e| format!("histogram: {e}"))?;
         all.service.add(&t.service).map_err(|e| format!("histogram: {e}"))?;
         all.gen_lag.add(&t.gen_lag).map_err(|e| format!("histogram: {e}"))?;
