@@ -1,0 +1,422 @@
+#!/usr/bin/env bash
+# bench/rate.sh: latency of `canary serve` against nginx at a fixed offered
+# rate (open loop), both proxying to the same nginx backend on loopback.
+#
+# bench/run.sh's wrk is closed-loop: each connection sends its next request
+# when the previous answer is in, so a slow moment slows the sender too and
+# the requests that would have waited are never measured, and each proxy is
+# measured at its own throughput. Here the load generator
+# (crates/canary/examples/fixed_rate.rs) sends at a fixed rate whatever the
+# answers do, and measures each request from its scheduled send time: the
+# same offered load for both proxies, and the latency users would see.
+#
+# Usage (from anywhere):
+#     bash bench/rate.sh
+#     RATES="5000 10000" ROUNDS=5 DURATION=20s bash bench/rate.sh
+#
+# What one run does:
+#   1. cargo build --release -p canary --bins --examples (BUILD=0 skips it)
+#   2. starts one backend: nginx, 1 worker, `return 200 "ok"`
+#   3. starts the proxies, each on its own loopback port, both to that backend:
+#        nginx   1 worker, upstream keepalive 64, HTTP/1.1, Connection "",
+#                X-Forwarded-For/-Proto/-Host set (as canary sends them)
+#        canary  workers = 1, stable and canary both = the backend, share 50
+#   4. for ROUNDS rounds, for each rate in RATES, measures both targets one
+#      after the other (canary first in odd rounds, nginx first in even ones):
+#        fixed_rate URL RATE DURATION CONNECTIONS WARMUP
+#      (WARMUP seconds at the same rate, not recorded, then DURATION measured),
+#      and the CPU time of the proxy process during that run (nginx: its worker)
+#   5. prints per rate and target the medians of achieved req/s, p50, p99,
+#      p99.9 and the worst max, and the ratios canary/nginx for p99 and p99.9
+#      (of the medians, and paired: the median over rounds of the ratio within
+#      a round, measured seconds apart)
+#
+# Environment (defaults in brackets):
+#   RATES ["2000 5000 10000 15000"] (requests per second)  ROUNDS [3]
+#   DURATION [10s]  WARMUP [2s]  CONNECTIONS [32]  BUILD [1]
+#   NGINX [/usr/sbin/nginx]  OUT [bench/out/rate-<UTC timestamp>]
+#
+# Output: OUT/results.tsv (one line per measurement), OUT/summary.txt (the
+# table), OUT/env.txt (machine, versions, `uptime` before and after),
+# OUT/gen/*.txt and *.err (raw generator output), OUT/gen/*.timeline.tsv (the
+# slowest request per 100 ms of each measured run, by scheduled time),
+# OUT/logs/ (server configs and logs). Every process started here is stopped
+# on exit, including on failure or Ctrl-C. Only 127.0.0.1 is used.
+#
+# The generator runs its connections on one thread and paces them from a
+# second, mostly sleeping one (see the example's doc); it reports how late it
+# sent (gen_lag) and the rate it achieved. The proxy, the backend and the
+# generator share the machine: compare targets within one run, not across runs.
+
+set -euo pipefail
+
+RATES=${RATES:-2000 5000 10000 15000}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-32}
+BUILD=${BUILD:-1}
+NGINX=${NGINX:-/usr/sbin/nginx}
+
+die() { echo "rate: $*" >&2; exit 1; }
+
+# --- validate the knobs ------------------------------------------------------
+[[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 100)) || die "ROUNDS must be 1..100, got '$ROUNDS'"
+[[ $CONNECTIONS =~ ^[0-9]+$ ]] && ((CONNECTIONS >= 1 && CONNECTIONS <= 10000)) ||
+    die "CONNECTIONS must be 1..10000, got '$CONNECTIONS'"
+[[ $BUILD == 0 || $BUILD == 1 ]] || die "BUILD must be 0 or 1, got '$BUILD'"
+read -r -a RATE_LIST <<<"$RATES"
+((${#RATE_LIST[@]} >= 1)) || die "RATES is empty"
+for rate in "${RATE_LIST[@]}"; do
+    [[ $rate =~ ^[0-9]+$ ]] && ((rate >= 1 && rate <= 1000000)) ||
+        die "each of RATES must be a whole number of requests per second, 1..1000000; got '$rate'"
+done
+
+# "10s" / "2m" / "10" -> seconds
+to_seconds() {
+    local v=$1
+    [[ $v =~ ^([0-9]+)([smh]?)$ ]] || die "bad duration '$v' (use e.g. 10s, 2m)"
+    local n=${BASH_REMATCH[1]} u=${BASH_REMATCH[2]}
+    case $u in
+        m) echo $((n * 60)) ;;
+        h) echo $((n * 3600)) ;;
+        *) echo "$n" ;;
+    esac
+}
+DURATION_S=$(to_seconds "$DURATION")
+WARMUP_S=$(to_seconds "$WARMUP")
+((DURATION_S >= 1)) || die "DURATION must be at least 1s"
+
+for tool in "$NGINX" curl cargo timeout ss; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool"
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$ROOT/bench/out/rate-$STAMP}
+mkdir -p "$OUT/gen" "$OUT/logs"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/canary-rate.XXXXXX")
+CLK_TCK=$(getconf CLK_TCK)
+
+# --- process bookkeeping and cleanup (as in bench/run.sh) ----------------------
+PIDS=()
+
+# A process and all its descendants, one pid a line.
+descendants() {
+    local pid=$1 kids c
+    echo "$pid"
+    kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+    for c in $kids; do descendants "$c"; done
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+cleanup() {
+    local rc=$? all=() p i
+    trap - EXIT INT TERM
+    for p in "${PIDS[@]}"; do
+        alive "$p" || continue
+        # shellcheck disable=SC2207
+        all+=($(descendants "$p"))
+    done
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for ((i = 0; i < 50; i++)); do
+        local left=0
+        for p in "${all[@]}"; do alive "$p" && left=1; done
+        ((left == 0)) && break
+        sleep 0.1
+    done
+    for p in "${all[@]}"; do
+        if alive "$p"; then
+            echo "rate: pid $p did not stop on SIGTERM; sending SIGKILL" >&2
+            kill -KILL "$p" 2>/dev/null || true
+        fi
+    done
+    cp -r "$TMP"/. "$OUT/logs/" 2>/dev/null || true
+    rm -rf "$TMP"
+    if ((rc != 0)); then
+        echo "rate: FAILED (exit $rc); logs in $OUT/logs" >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers (as in bench/run.sh) ------------------------------------------------
+
+# A loopback TCP port no socket uses, below the kernel's ephemeral range.
+USED_PORTS=" "
+EPHEMERAL_LO=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+if ((EPHEMERAL_LO > 12000)); then PORT_LO=10000 PORT_SPAN=$((EPHEMERAL_LO - 10000)); else PORT_LO=20000 PORT_SPAN=10000; fi
+free_port() {
+    local i p
+    for ((i = 0; i < 200; i++)); do
+        p=$((PORT_LO + RANDOM % PORT_SPAN))
+        [[ $USED_PORTS == *" $p "* ]] && continue
+        if [[ -z $(ss -Htan "sport = :$p" 2>/dev/null) ]]; then
+            USED_PORTS+="$p "
+            echo "$p"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+# Waits (at most ~10 s) until URL answers 200 with body BODY, while PID lives.
+wait_http() {
+    local url=$1 body=$2 pid=$3 name=$4 i got
+    for ((i = 0; i < 100; i++)); do
+        alive "$pid" || die "$name (pid $pid) exited during startup; see $OUT/logs"
+        got=$(curl -s --max-time 1 "$url" 2>/dev/null || true)
+        if [[ -z $body || $got == "$body" ]]; then
+            curl -sf --max-time 1 -o /dev/null "$url" 2>/dev/null && return 0
+        fi
+        sleep 0.1
+    done
+    die "$name did not answer $url in time"
+}
+
+# The single child of an nginx master (its worker); waits at most ~5 s.
+nginx_worker() {
+    local master=$1 i kids
+    for ((i = 0; i < 50; i++)); do
+        kids=$(cat /proc/"$master"/task/*/children 2>/dev/null || true)
+        if [[ -n $kids ]]; then
+            set -- $kids
+            (($# == 1)) || die "nginx master $master has $# children, expected 1 worker"
+            echo "$1"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "nginx master $master has no worker"
+}
+
+# utime+stime clock ticks of PID and its descendants.
+cpu_ticks() {
+    local total=0 p stat rest
+    for p in $(descendants "$1"); do
+        stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+        rest=${stat##*) }
+        read -r -a f <<<"$rest"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+nginx_common() { # prefix dir
+    cat <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $1/client_body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    default_type text/plain;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+EOF
+}
+
+# --- 1. build --------------------------------------------------------------------
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+CANARY_BIN=$TARGET_DIR/release/canary
+GEN=$TARGET_DIR/release/examples/fixed_rate
+if [[ $BUILD == 1 ]]; then
+    echo "rate: cargo build --release -p canary --bins --examples"
+    (cd "$ROOT" && cargo build --release -p canary --bins --examples) >"$OUT/build.log" 2>&1 ||
+        { tail -n 30 "$OUT/build.log" >&2; die "cargo build failed (log: $OUT/build.log)"; }
+fi
+[[ -x $CANARY_BIN ]] || die "no binary at $CANARY_BIN (run with BUILD=1)"
+[[ -x $GEN ]] || die "no load generator at $GEN (run with BUILD=1)"
+
+{
+    echo "date_utc: $(date -u '+%Y-%m-%d %H:%M:%S')"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "kernel: $(uname -sr)"
+    echo "nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+    echo "canary_git: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+        "(uncommitted changes: $(cd "$ROOT" && git status --porcelain 2>/dev/null | wc -l) files)"
+    echo "rates: $RATES rounds: $ROUNDS duration: $DURATION warmup: $WARMUP connections: $CONNECTIONS"
+    echo "uptime_at_start: $(uptime)"
+} >"$OUT/env.txt"
+cat "$OUT/env.txt"
+
+# --- 2. backend ---------------------------------------------------------------------
+BACKEND_PORT=$(free_port)
+d=$TMP/backend && mkdir -p "$d"
+{
+    nginx_common "$d"
+    cat <<EOF
+    server {
+        listen 127.0.0.1:$BACKEND_PORT;
+        location / { return 200 "ok"; }
+    }
+}
+EOF
+} >"$d/nginx.conf"
+"$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
+BACKEND_PID=$!
+PIDS+=("$BACKEND_PID")
+wait_http "http://127.0.0.1:$BACKEND_PORT/" ok "$BACKEND_PID" backend
+
+# --- 3. proxies ---------------------------------------------------------------------
+NGINX_PORT=$(free_port)
+d=$TMP/nginx && mkdir -p "$d"
+{
+    nginx_common "$d"
+    cat <<EOF
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+        }
+    }
+}
+EOF
+} >"$d/nginx.conf"
+"$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+wait_http "http://127.0.0.1:$NGINX_PORT/" ok "$NGINX_PID" nginx
+NGINX_WORKER=$(nginx_worker "$NGINX_PID")
+
+d=$TMP/canary && mkdir -p "$d"
+printf '[proxy]\nworkers = 1\n' >"$d/canary.toml"
+CANARY_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+"$CANARY_BIN" serve --config "$d/canary.toml" \
+    --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
+    --listen "127.0.0.1:$CANARY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
+    --state "$d/state.db" --share 50 >"$d/stdout.log" 2>"$d/stderr.log" &
+CANARY_PID=$!
+PIDS+=("$CANARY_PID")
+for ((i = 0; i < 100; i++)); do
+    grep -q '^canary: proxy listening on' "$d/stdout.log" 2>/dev/null && break
+    alive "$CANARY_PID" || { cat "$d/stderr.log" >&2; die "canary exited during startup"; }
+    sleep 0.1
+done
+grep -q '^canary: proxy listening on' "$d/stdout.log" || die "canary printed no ready line in 10 s"
+wait_http "http://127.0.0.1:$ADMIN_PORT/api/v2/health" "" "$CANARY_PID" "canary admin"
+wait_http "http://127.0.0.1:$CANARY_PORT/" ok "$CANARY_PID" canary
+
+TARGETS=(canary nginx)
+declare -A URL PID
+URL[canary]=http://127.0.0.1:$CANARY_PORT/ PID[canary]=$CANARY_PID
+URL[nginx]=http://127.0.0.1:$NGINX_PORT/ PID[nginx]=$NGINX_WORKER
+for t in "${TARGETS[@]}"; do echo "rate: $t ${URL[$t]} (cpu pid ${PID[$t]})"; done
+
+# --- 4. measure ----------------------------------------------------------------------
+RESULTS=$OUT/results.tsv
+COLS=(achieved requests errors non_2xx p50_us p90_us p99_us p999_us max_us mean_us svc_p99_us gen_lag_p99_us gen_lag_max_us)
+{
+    printf 'round\trate\ttarget'
+    printf '\t%s' "${COLS[@]}"
+    printf '\tcpu_us_per_req\tloadavg1\n'
+} >"$RESULTS"
+GEN_LIMIT=$((WARMUP_S + DURATION_S + 30))
+
+# the value of KEY in the key=value line of FILE
+kv() { awk -v k="$2" '{for (i = 1; i <= NF; i++) {split($i, a, "="); if (a[1] == k) print a[2]}}' "$1"; }
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    if ((r % 2)); then order=(canary nginx); else order=(nginx canary); fi
+    for rate in "${RATE_LIST[@]}"; do
+        for t in "${order[@]}"; do
+            url=${URL[$t]} pid=${PID[$t]}
+            alive "$pid" || die "$t (pid $pid) is gone before round $r"
+            raw=$OUT/gen/r$r-$rate-$t
+            load1=$(cut -d' ' -f1 /proc/loadavg)
+            c0=$(cpu_ticks "$pid")
+            FIXED_RATE_TIMELINE=$raw.timeline.tsv timeout "$GEN_LIMIT" \
+                "$GEN" "$url" "$rate" "$DURATION_S" "$CONNECTIONS" "$WARMUP_S" >"$raw.txt" 2>"$raw.err" ||
+                { cat "$raw.err" >&2; die "fixed_rate failed for $t at $rate req/s (see $raw.err)"; }
+            c1=$(cpu_ticks "$pid")
+            alive "$pid" || die "$t (pid $pid) died during round $r"
+            [[ -n $(kv "$raw.txt" p99_us) ]] || die "cannot parse $raw.txt"
+            # CPU per request over the warm-up and the measured seconds, at the offered rate
+            cpu=$(awk -v d=$((c1 - c0)) -v n=$((rate * (WARMUP_S + DURATION_S))) -v hz="$CLK_TCK" \
+                'BEGIN {printf "%.2f", d * 1e6 / hz / n}')
+            {
+                printf '%s\t%s\t%s' "$r" "$rate" "$t"
+                for c in "${COLS[@]}"; do printf '\t%s' "$(kv "$raw.txt" "$c")"; done
+                printf '\t%s\t%s\n' "$cpu" "$load1"
+            } >>"$RESULTS"
+            printf 'rate: round %d/%d %6s req/s %-6s achieved %9s  p50 %6s  p99 %6s  p99.9 %6s  max %6s us  errors %s  gen lag p99 %s us\n' \
+                "$r" "$ROUNDS" "$rate" "$t" "$(kv "$raw.txt" achieved)" "$(kv "$raw.txt" p50_us)" \
+                "$(kv "$raw.txt" p99_us)" "$(kv "$raw.txt" p999_us)" "$(kv "$raw.txt" max_us)" \
+                "$(kv "$raw.txt" errors)" "$(kv "$raw.txt" gen_lag_p99_us)"
+        done
+    done
+done
+echo "uptime_at_end: $(uptime)" >>"$OUT/env.txt"
+tail -n 1 "$OUT/env.txt"
+
+# --- 5. summary ----------------------------------------------------------------------
+# column number of NAME in results.tsv
+col() { head -n 1 "$RESULTS" | tr '\t' '\n' | awk -v n="$1" '$1 == n {print NR}'; }
+med() { sort -g | awk '{a[NR] = $1} END {
+    if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# median over rounds of column NAME for RATE and TARGET
+median() { awk -F'\t' -v r="$1" -v t="$2" -v c="$(col "$3")" 'NR > 1 && $2 == r && $3 == t {print $c}' "$RESULTS" | med; }
+worst() { awk -F'\t' -v r="$1" -v t="$2" -v c="$(col "$3")" 'NR > 1 && $2 == r && $3 == t && $c > m {m = $c} END {print m + 0}' "$RESULTS"; }
+total() { awk -F'\t' -v r="$1" -v t="$2" -v c="$(col "$3")" 'NR > 1 && $2 == r && $3 == t {s += $c} END {print s + 0}' "$RESULTS"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "nan"; else printf "%.2f", a / b}'; }
+# median over rounds of canary's NAME / nginx's NAME in the same round, at RATE
+paired() {
+    awk -F'\t' -v r="$1" -v c="$(col "$2")" 'NR > 1 && $2 == r && $3 == "canary" {a[$1] = $c}
+        NR > 1 && $2 == r && $3 == "nginx" {b[$1] = $c}
+        END {for (k in a) if ((k in b) && b[k] + 0 > 0) print a[k] / b[k]}' "$RESULTS" | med |
+        awk '{if ($1 == "nan") print "nan"; else printf "%.2f", $1}'
+}
+
+{
+    echo "medians of $ROUNDS rounds; fixed_rate URL RATE $DURATION_S $CONNECTIONS $WARMUP_S (open loop;" \
+        "latency from the scheduled send, the generator's own delay left out); $(nproc) CPUs"
+    printf '%7s %-7s %10s %8s %8s %9s %9s %11s %8s %12s\n' rate target achieved p50_us p99_us p99.9_us \
+        max_us gen_lag_p99 errors cpu_us/req
+    for rate in "${RATE_LIST[@]}"; do
+        for t in "${TARGETS[@]}"; do
+            errs=$(($(total "$rate" "$t" errors) + $(total "$rate" "$t" non_2xx)))
+            printf '%7s %-7s %10.1f %8.0f %8.0f %9.0f %9.0f %11.0f %8s %12.2f\n' "$rate" "$t" \
+                "$(median "$rate" "$t" achieved)" "$(median "$rate" "$t" p50_us)" "$(median "$rate" "$t" p99_us)" \
+                "$(median "$rate" "$t" p999_us)" "$(worst "$rate" "$t" max_us)" \
+                "$(median "$rate" "$t" gen_lag_p99_us)" "$errs" "$(median "$rate" "$t" cpu_us_per_req)"
+        done
+    done
+    echo
+    echo "canary / nginx (above 1: canary's latency is higher), of the medians and paired per round"
+    printf '%7s %8s %8s %8s %12s %14s %8s\n' rate p50 p99 p99.9 p99_paired p99.9_paired max
+    for rate in "${RATE_LIST[@]}"; do
+        printf '%7s %8s %8s %8s %12s %14s %8s\n' "$rate" \
+            "$(ratio "$(median "$rate" canary p50_us)" "$(median "$rate" nginx p50_us)")" \
+            "$(ratio "$(median "$rate" canary p99_us)" "$(median "$rate" nginx p99_us)")" \
+            "$(ratio "$(median "$rate" canary p999_us)" "$(median "$rate" nginx p999_us)")" \
+            "$(paired "$rate" p99_us)" "$(paired "$rate" p999_us)" \
+            "$(ratio "$(worst "$rate" canary max_us)" "$(worst "$rate" nginx max_us)")"
+    done
+    echo
+    echo "achieved: responses per second of the measured window (offered: rate); max_us: the worst of the rounds"
+    echo "gen_lag_p99: the generator's own send delay (us); errors: unanswered slots + non-2xx, all rounds"
+    echo "cpu_us/req: the proxy process's CPU (nginx: its worker) over warm-up and measurement, per offered request"
+} | tee "$OUT/summary.txt"
+echo "rate: raw output in $OUT"
