@@ -15,6 +15,7 @@
 //! stable without a copy: at once when it was never sent, and for a method
 //! safe to repeat when the canary took it and then failed.
 
+use super::body::ProxyBody;
 use super::front::head::Lean;
 use super::h1;
 use super::service::{
@@ -27,8 +28,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::time::Sleep;
-
-use super::body::ProxyBody;
 
 /// Handles one lean-path request; `timer`: the client connection's, for the
 /// wait for the response head (see `deadline`).
