@@ -514,12 +514,46 @@ async fn run(args: &Args) -> Result<String, String> {
         streams
             .push(connect(addr).await.map_err(|e| format!("cannot connect to {addr} ({}): {e}", args.url))?);
     }
+    let plan = Arc::new(plan(args, addr));
+    let pacer = {
+        let plan = Arc::clone(&plan);
+        std::thread::Builder::new()
+            .name("pacer".into())
+            .spawn(move || plan.pace())
+            .map_err(|e| format!("cannot start the pacer thread: {e}"))?
+    };
+    let buckets = (args.duration.as_nanos() / BUCKET.as_nanos()) as usize + 1;
+    let mut tasks = Vec::with_capacity(args.connections);
+    for (i, s) in streams.into_iter().enumerate() {
+        let tally = Tally::new(i as u64, buckets)?;
+        tasks.push(tokio::spawn(connection(Arc::clone(&plan), i, tally, s)));
+    }
+    // Every connection finishes before any tally is merged: merging on this
+    // thread while others still wait for answers would delay their reading.
+    let mut tallies = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        tallies.push(task.await.map_err(|e| format!("a connection's task failed: {e}"))?);
+    }
+    let mut all = Tally::new(0, buckets)?;
+    for t in tallies {
+        all.merge(t)?;
+    }
+    // It has released every slot by now (the last one came before the connections finished).
+    pacer.join().map_err(|_| "the pacer thread panicked".to_string())?;
+    if let Ok(path) = std::env::var("FIXED_RATE_TIMELINE") {
+        write_timeline(&path, &all, args.duration)?;
+    }
+    report(args, &all)
+}
+
+/// The schedule for `args`, starting a moment from now.
+fn plan(args: &Args, addr: SocketAddr) -> Plan {
     let request = format!("GET {} HTTP/1.1\r\nHost: {}\r\nx-user-id: u1\r\n\r\n", args.path, args.authority)
         .into_bytes();
     let t0 = Instant::now() + Duration::from_millis(20);
     let record_from = t0 + args.warmup;
     let end = record_from + args.duration;
-    let plan = Arc::new(Plan {
+    Plan {
         t0,
         rate: args.rate,
         connections: args.connections as u64,
@@ -531,82 +565,68 @@ async fn run(args: &Args) -> Result<String, String> {
         released: AtomicU64::new(0),
         wake: (0..args.connections).map(|_| Notify::new()).collect(),
         lead_ns: AtomicI64::new(FIRST_LEAD.as_nanos() as i64),
-    });
-    let pacer = {
-        let plan = Arc::clone(&plan);
-        std::thread::Builder::new()
-            .name("pacer".into())
-            .spawn(move || plan.pace())
-            .map_err(|e| format!("cannot start the pacer thread: {e}"))?
-    };
-    let buckets = (args.duration.as_nanos() / BUCKET.as_nanos()) as usize + 1;
-    let mut tasks = Vec::with_capacity(args.connections);
-    for (i, s) in streams.into_iter().enumerate() {
-        let mut tally = Tally::new(i as u64, buckets)?;
-        let plan = Arc::clone(&plan);
-        tasks.push(tokio::spawn(async move {
-            let finished =
-                tokio::time::timeout_at(plan.hard_end.into(), drive(&plan, i, &mut tally, Some(s))).await;
-            if finished.is_err() {
-                // Slots still waiting for an answer (or for their turn) at the deadline.
-                let mut n = tally.next;
-                loop {
-                    let at = plan.slot(n);
-                    if at >= plan.end {
-                        break;
-                    }
-                    if plan.measured(at) {
-                        tally.errors += 1;
-                        tally.unanswered += 1;
-                    }
-                    n += plan.connections;
-                }
-            }
-            tally
-        }));
     }
+}
 
-    let mut all = Tally::new(0, buckets)?;
-    let mut first_error = None;
-    // Every connection finishes before any tally is merged: merging on this
-    // thread while others still wait for answers would delay their reading.
-    let mut tallies = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        tallies.push(task.await.map_err(|e| format!("a connection's task failed: {e}"))?);
+/// Connection `i`'s slots until the end (or the hard deadline, after which
+/// the measured slots it still owes count as unanswered errors).
+async fn connection(plan: Arc<Plan>, i: usize, mut tally: Tally, s: TcpStream) -> Tally {
+    let finished = tokio::time::timeout_at(plan.hard_end.into(), drive(&plan, i, &mut tally, Some(s))).await;
+    if finished.is_err() {
+        let mut n = tally.next;
+        loop {
+            let at = plan.slot(n);
+            if at >= plan.end {
+                break;
+            }
+            if plan.measured(at) {
+                tally.errors += 1;
+                tally.unanswered += 1;
+            }
+            n += plan.connections;
+        }
     }
-    for t in tallies {
-        all.latency.add(&t.latency).map_err(|e| format!("histogram: {e}"))?;
-        all.service.add(&t.service).map_err(|e| format!("histogram: {e}"))?;
-        all.gen_lag.add(&t.gen_lag).map_err(|e| format!("histogram: {e}"))?;
-        all.ok += t.ok;
-        all.errors += t.errors;
-        all.non_2xx += t.non_2xx;
-        all.unanswered += t.unanswered;
-        all.done_in_window += t.done_in_window;
-        for (a, b) in all.timeline.iter_mut().zip(&t.timeline) {
+    tally
+}
+
+impl Tally {
+    /// Adds another connection's counts to these.
+    fn merge(&mut self, t: Tally) -> Result<(), String> {
+        self.latency.add(&t.latency).map_err(|e| format!("histogram: {e}"))?;
+        self.service.add(&t.service).map_err(|e| format!("histogram: {e}"))?;
+        self.gen_lag.add(&t.gen_lag).map_err(|e| format!("histogram: {e}"))?;
+        self.ok += t.ok;
+        self.errors += t.errors;
+        self.non_2xx += t.non_2xx;
+        self.unanswered += t.unanswered;
+        self.done_in_window += t.done_in_window;
+        for (a, b) in self.timeline.iter_mut().zip(&t.timeline) {
             a.0 += b.0;
             a.1 = a.1.max(b.1);
             a.2 += b.2;
         }
-        if first_error.is_none() {
-            first_error = t.first_error;
+        if self.first_error.is_none() {
+            self.first_error = t.first_error;
+        }
+        Ok(())
+    }
+}
+
+/// One line per 100 ms of the measured window: `t_s requests max_us over_1ms`.
+fn write_timeline(path: &str, all: &Tally, duration: Duration) -> Result<(), String> {
+    let mut out = String::from("t_s\trequests\tmax_us\tover_1ms\n");
+    for (i, (n, max, over)) in all.timeline.iter().enumerate() {
+        let t_s = (i as f64) * BUCKET.as_secs_f64();
+        if t_s < duration.as_secs_f64() {
+            let _ = writeln!(out, "{t_s:.1}\t{n}\t{max}\t{over}");
         }
     }
+    std::fs::write(path, out).map_err(|e| format!("cannot write FIXED_RATE_TIMELINE '{path}': {e}"))
+}
 
-    // It has released every slot by now (the last one came before the connections finished).
-    pacer.join().map_err(|_| "the pacer thread panicked".to_string())?;
-
-    if let Ok(path) = std::env::var("FIXED_RATE_TIMELINE") {
-        let mut out = String::from("t_s\trequests\tmax_us\tover_1ms\n");
-        for (i, (n, max, over)) in all.timeline.iter().enumerate() {
-            let t_s = (i as f64) * BUCKET.as_secs_f64();
-            if t_s < args.duration.as_secs_f64() {
-                let _ = writeln!(out, "{t_s:.1}\t{n}\t{max}\t{over}");
-            }
-        }
-        std::fs::write(&path, out).map_err(|e| format!("cannot write FIXED_RATE_TIMELINE '{path}': {e}"))?;
-    }
-
+/// The stdout line, and a readable summary on stderr; an error when nothing
+/// was answered at all.
+fn report(args: &Args, all: &Tally) -> Result<String, String> {
     let secs = args.duration.as_secs_f64();
     let achieved = all.done_in_window as f64 / secs;
     let (l, g, sv) = (&all.latency, &all.gen_lag, &all.service);
@@ -658,7 +678,7 @@ async fn run(args: &Args) -> Result<String, String> {
         q(g, 0.99),
         g.max(),
     );
-    if let Some(e) = first_error {
+    if let Some(e) = &all.first_error {
         eprintln!("fixed_rate: first error: {e}");
     }
     if achieved < args.rate * 0.99 {
