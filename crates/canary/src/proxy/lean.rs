@@ -21,7 +21,9 @@ use super::h1;
 use super::service::{
     self, Ctx, Fields, LeanFailure, LeanWant, Peer, Sent, Worker, decide_with, fail, respond,
 };
+use crate::live::Upstreams;
 use crate::upstream::Upstream;
+use arc_swap::Guard;
 use canary_core::{Version, path};
 use http::{Method, Response};
 use std::pin::Pin;
@@ -34,23 +36,23 @@ use tokio::time::Sleep;
 // The request is borrowed, not moved: moved, its few hundred bytes would be
 // copied into this future and again into its locals.
 pub async fn handle(w: Arc<Worker>, peer: &Peer, req: &Lean, timer: Pin<&mut Sleep>) -> Response<ProxyBody> {
-    if !takes(&w, &req.method) {
+    let ups = w.live.upstreams();
+    if !takes(&w, &ups, &req.method) {
         // Boxed: hyper's client and HTTP/2 make this future several times
         // the size of the common one, and every request's would carry it.
         return Box::pin(service::handle_lean(w, peer, req.to_parts())).await;
     }
     let start = Instant::now();
     let (ctx, version) = begin(w, peer, req, start);
-    forward(&ctx, version, req, peer, timer).await
+    forward(&ctx, version, req, peer, timer, ups).await
 }
 
 /// Whether the request is forwarded from its own bytes: a method the lean
 /// exchange sends, to upstreams that speak HTTP/1.1.
-fn takes(w: &Worker, method: &Method) -> bool {
+fn takes(w: &Worker, ups: &Upstreams, method: &Method) -> bool {
     if !h1::eligible(method, true) {
         return false;
     }
-    let ups = w.live.upstreams();
     !w.pool.speaks_h2(&ups.stable) && ups.canary.as_ref().is_none_or(|c| !w.pool.speaks_h2(c))
 }
 
@@ -71,8 +73,8 @@ async fn forward(
     req: &Lean,
     peer: &Peer,
     mut timer: Pin<&mut Sleep>,
+    ups: Guard<Arc<Upstreams>>,
 ) -> Response<ProxyBody> {
-    let ups = ctx.w.live.upstreams();
     let (version, target) = match (version, &ups.canary) {
         (Version::Canary, Some(c)) => (Version::Canary, c),
         _ => (Version::Stable, &ups.stable),
@@ -94,7 +96,8 @@ async fn forward(
         };
         fail(ctx, version, None, &why);
         ctx.w.shard.record_recovered(version, Instant::now());
-        return Box::pin(forward(ctx, Version::Stable, req, peer, timer)).await;
+        let ups = ctx.w.live.upstreams();
+        return Box::pin(forward(ctx, Version::Stable, req, peer, timer, ups)).await;
     }
     match failure {
         LeanFailure::NotSent(why) => service::unavailable(ctx, version, &why),

@@ -159,8 +159,9 @@ pub async fn handle(
     Ok(forward(&ctx, version, req).await)
 }
 
-/// Handles one body-less HTTP/1.1 request from the lean path (see `front`),
-/// which has already sent upgrades and bodies to [`handle`].
+/// Handles one body-less HTTP/1.1 request from the lean path (see `front`)
+/// that `lean.rs` does not forward from its own bytes: a method hyper's client
+/// sends (a body-less POST), or an upstream that speaks HTTP/2.
 pub async fn handle_lean(
     w: Arc<Worker>,
     peer: &Peer,

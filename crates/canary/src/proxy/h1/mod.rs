@@ -100,19 +100,9 @@ impl Conn {
         self.stream.looks_alive()
     }
 
-    /// Sends the request head and reads the response head; `raw`: the head
-    /// may be kept in the client's form (see [`raw`]).
-    pub async fn exchange(
-        &mut self,
-        req: &request::Parts,
-        max_head: usize,
-        raw: bool,
-    ) -> Result<Head, ExchangeError> {
-        self.exchange_with(|out| encode_head(out, req), req.method == Method::HEAD, max_head, raw).await
-    }
-
-    /// As [`Conn::exchange`], with the request head written by `encode`;
-    /// `head_request`: the request is HEAD.
+    /// Sends the request head `encode` writes and reads the response head;
+    /// `head_request`: the request is HEAD; `raw`: the head may be kept in the
+    /// client's form (see [`raw`]).
     pub async fn exchange_with(
         &mut self,
         encode: impl FnOnce(&mut Vec<u8>),
@@ -126,7 +116,7 @@ impl Conn {
         self.read_head(Want { head_request, upgrade: false, raw }, max_head).await
     }
 
-    /// As [`Conn::exchange`] for a request that asks to switch protocols: a
+    /// As [`Conn::exchange_with`] for a request that asks to switch protocols: a
     /// `101 Switching Protocols` is its final answer (with an empty body), after
     /// which the connection belongs to the new protocol ([`Conn::into_io`]).
     pub async fn exchange_upgrade(
