@@ -107,23 +107,19 @@ pub(super) fn head(
         let end = headers.get(i + 1).map_or(head_len - 2, |next| offset(buf, next.name.as_bytes()));
         // A line ended by a bare LF is written anew, in CRLF.
         let crlf = buf.get(end.saturating_sub(2)..end) == Some(b"\r\n");
-        match (copy && crlf, run) {
-            (true, None) => run = Some(start),
-            (true, Some(_)) => {}
-            (false, from) => {
-                if let Some(from) = from {
-                    out.extend_from_slice(&buf[from..start]);
-                }
-                run = None;
-                if copy {
-                    line(&mut out, h.name.as_bytes(), h.value);
-                }
-            }
+        if copy && crlf {
+            run.get_or_insert(start);
+            continue;
+        }
+        if let Some(from) = run.take() {
+            out.extend_from_slice(&buf[from..start]);
+        }
+        if copy {
+            line(&mut out, h.name.as_bytes(), h.value);
         }
     }
     if let Some(from) = run {
-        let end = head_len - 2;
-        out.extend_from_slice(&buf[from..end]);
+        out.extend_from_slice(&buf[from..head_len - 2]);
     }
     match seen.length {
         Some(length) if length > 0 => Ok(Some((RawHead { out, date, length }, seen))),
