@@ -14,6 +14,12 @@
 #        haproxy    nbthread 1, mode http, http-reuse always
 #        canary     workers = 1, stable and canary both = the backend, share 50
 #        canary-w2  the same with workers = 2 (reported separately; CANARY_W2=0 skips it)
+#        floor-epoll, floor-uring, floor-uring-defer  with FLOOR=1 only:
+#                   bench/floor, a relay that copies bytes between each client
+#                   and its own upstream connection and does no HTTP, on epoll
+#                   (tokio) and on io_uring (monoio; -defer: completion work run
+#                   only when the thread reaps): the ceiling of any proxy on
+#                   that I/O layer
 #   4. for ROUNDS rounds, measures each target in turn (direct, nginx, haproxy,
 #      canary, canary-w2; round r starts at the r-th, so that a drift in the
 #      machine's load does not always fall on the same target): a WARMUP wrk run, then
@@ -27,6 +33,7 @@
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [10s]  WARMUP [2s]  CONNECTIONS [32]  THREADS [1]
 #   CANARY_W2 [1]  BUILD [1] (0 = use the existing target/release/canary)
+#   FLOOR [0] (1 = also measure bench/floor's two relays; builds them with cargo)
 #   FORWARDED [1] (nginx and haproxy add X-Forwarded-For/-Proto/-Host, as canary does)
 #   NGINX [/usr/sbin/nginx]  HAPROXY [/usr/sbin/haproxy]  WRK [/usr/bin/wrk]
 #   OUT [bench/out/<UTC timestamp>]
@@ -47,6 +54,7 @@ WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 CANARY_W2=${CANARY_W2:-1}
+FLOOR=${FLOOR:-0}
 FORWARDED=${FORWARDED:-1}
 BUILD=${BUILD:-1}
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -107,6 +115,13 @@ if [[ $BUILD == 1 ]]; then
         { tail -n 30 "$OUT/build.log" >&2; die "cargo build failed (log: $OUT/build.log)"; }
 fi
 [[ -x $CANARY_BIN ]] || die "no binary at $CANARY_BIN"
+FLOOR_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/floor
+if [[ $FLOOR == 1 ]]; then
+    echo "bench: cargo build --release (bench/floor)"
+    cargo build --release --locked --manifest-path "$ROOT/bench/floor/Cargo.toml" --target-dir "$FLOOR_TARGET" \
+        >"$OUT/build-floor.log" 2>&1 ||
+        { tail -n 30 "$OUT/build-floor.log" >&2; die "cargo build of bench/floor failed (log: $OUT/build-floor.log)"; }
+fi
 
 {
     echo "date_utc: $(date -u '+%Y-%m-%d %H:%M:%S')"
@@ -251,6 +266,25 @@ if [[ $CANARY_W2 == 1 ]]; then
     URL[canary-w2]=http://127.0.0.1:$CANARY_PORT/ PID[canary-w2]=$CANARY_PID
 fi
 
+# start_floor MODE: bench/floor's relay on io layer MODE, as target floor-MODE
+start_floor() {
+    local mode=$1 d=$TMP/floor-$1 port pid
+    mkdir -p "$d"
+    port=$(free_port)
+    "$FLOOR_TARGET/release/floor" "$mode" "127.0.0.1:$port" "127.0.0.1:$BACKEND_PORT" \
+        >"$d/stdout.log" 2>"$d/stderr.log" &
+    pid=$!
+    PIDS+=("$pid")
+    wait_http "http://127.0.0.1:$port/" ok "$pid" "floor-$mode"
+    TARGETS+=("floor-$mode")
+    URL[floor-$mode]=http://127.0.0.1:$port/ PID[floor-$mode]=$pid
+}
+if [[ $FLOOR == 1 ]]; then
+    start_floor epoll
+    start_floor uring
+    start_floor uring-defer
+fi
+
 for t in "${TARGETS[@]}"; do echo "bench: $t ${URL[$t]} (cpu pid ${PID[$t]})"; done
 
 # --- 4. measure ----------------------------------------------------------------------
@@ -295,7 +329,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         bcpu=$(awk -v d=$((b1 - b0)) -v n="$reqs" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", d * 1e6 / hz / n}')
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$rps" "$p50" "$p99" "$cpu" "$bcpu" \
             "$reqs" "${non2xx:-0}" "${sockerr:-0}" "$load1" >>"$RESULTS"
-        printf 'bench: round %d/%d %-9s %10s req/s  p50 %8s us  p99 %8s us  cpu %6s us/req  non-2xx %s  socket errors %s\n' \
+        printf 'bench: round %d/%d %-17s %10s req/s  p50 %8s us  p99 %8s us  cpu %6s us/req  non-2xx %s  socket errors %s\n' \
             "$r" "$ROUNDS" "$t" "$rps" "$p50" "$p99" "$cpu" "${non2xx:-0}" "${sockerr:-0}"
     done
 done
@@ -324,20 +358,20 @@ paired() {
 declare -A M_RPS M_P99
 {
     echo "medians of $ROUNDS rounds; wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency; $(nproc) CPUs"
-    printf '%-10s %10s %10s %10s %12s %12s %8s\n' target req/s p50_us p99_us cpu_us/req backend_us/req errors
+    printf '%-17s %10s %10s %10s %12s %12s %8s\n' target req/s p50_us p99_us cpu_us/req backend_us/req errors
     for t in "${TARGETS[@]}"; do
         M_RPS[$t]=$(median "$t" 3)
         M_P99[$t]=$(median "$t" 5)
         errs=$(($(sum_col "$t" 9) + $(sum_col "$t" 10)))
-        printf '%-10s %10.0f %10.0f %10.0f %12.2f %12.2f %8s\n' "$t" "${M_RPS[$t]}" "$(median "$t" 4)" \
+        printf '%-17s %10.0f %10.0f %10.0f %12.2f %12.2f %8s\n' "$t" "${M_RPS[$t]}" "$(median "$t" 4)" \
             "${M_P99[$t]}" "$(median "$t" 6)" "$(median "$t" 7)" "$errs"
     done
     echo
     echo "ratios (req/s: higher is better for canary; p99: lower is better for canary)"
-    for c in canary canary-w2; do
+    for c in canary canary-w2 floor-epoll floor-uring floor-uring-defer; do
         [[ -n ${M_RPS[$c]:-} ]] || continue
         for p in nginx haproxy; do
-            printf '%-9s / %-7s  req/s %s  p99 %s  cpu/req %s   (paired per round: req/s %s  p99 %s  cpu/req %s)\n' \
+            printf '%-17s / %-7s  req/s %s  p99 %s  cpu/req %s   (paired per round: req/s %s  p99 %s  cpu/req %s)\n' \
                 "$c" "$p" "$(ratio "${M_RPS[$c]}" "${M_RPS[$p]}")" "$(ratio "${M_P99[$c]}" "${M_P99[$p]}")" \
                 "$(ratio "$(median "$c" 6)" "$(median "$p" 6)")" \
                 "$(paired "$c" "$p" 3)" "$(paired "$c" "$p" 5)" "$(paired "$c" "$p" 6)"

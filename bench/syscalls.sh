@@ -16,7 +16,13 @@
 # system call's count per request, side by side. strace slows both proxies
 # alike; the counts, not the times, are the measure.
 #
-# Environment (defaults in brackets): DURATION [5s] WARMUP [2s] BUILD [1]
+# With RATE=N the measured load is instead the open-loop generator
+# (crates/canary/examples/fixed_rate.rs) at N requests a second on 32
+# connections: at a rate under the proxy's capacity each wake-up carries one
+# request, and the counts show what a proxy pays per wake-up, not only per
+# request (bench/rate.sh's CPU per request at low rates).
+#
+# Environment (defaults in brackets): DURATION [5s] WARMUP [2s] BUILD [1] RATE [unset: wrk]
 #   NGINX [/usr/sbin/nginx] WRK [/usr/bin/wrk] OUT [bench/out/syscalls-<UTC timestamp>]
 # Every process started here is stopped on exit. Only 127.0.0.1 is used.
 
@@ -25,6 +31,7 @@ set -euo pipefail
 DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-2s}
 BUILD=${BUILD:-1}
+RATE=${RATE:-}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
 
@@ -38,9 +45,15 @@ OUT=${OUT:-$ROOT/bench/out/syscalls-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 CANARY_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/canary
 if [[ $BUILD == 1 ]]; then
-    (cd "$ROOT" && cargo build --release -p canary) >"$OUT/build.log" 2>&1 || die "build failed: $OUT/build.log"
+    (cd "$ROOT" && cargo build --release -p canary --bins --examples) >"$OUT/build.log" 2>&1 ||
+        die "build failed: $OUT/build.log"
 fi
 [[ -x $CANARY_BIN ]] || die "no binary at $CANARY_BIN (run with BUILD=1)"
+GEN=$(dirname "$CANARY_BIN")/examples/fixed_rate
+if [[ -n $RATE ]]; then
+    [[ $RATE =~ ^[0-9]+$ ]] && ((RATE >= 1)) || die "RATE must be a whole number of requests a second, got '$RATE'"
+    [[ -x $GEN ]] || die "no load generator at $GEN (run with BUILD=1)"
+fi
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -80,10 +93,18 @@ measure() {
     strace -c -f -p "$pid" -o "$OUT/$name.strace" &
     local spid=$!
     sleep 1
-    "$WRK" -t1 -c8 -d"$DURATION" -H 'x-user-id: u1' "$url" >"$OUT/$name.wrk"
-    kill -INT "$spid"
+    if [[ -n $RATE ]]; then
+        # WARMUP 0: every answer counted, as strace counts every call
+        "$GEN" "$url" "$RATE" "${DURATION%s}" 32 0 >"$OUT/$name.gen" 2>"$OUT/$name.gen.err" ||
+            die "the load generator failed for $name (see $OUT/$name.gen.err)"
+        kill -INT "$spid"
+        sed -n 's/.* requests=\([0-9]*\) .*/\1/p' "$OUT/$name.gen" >"$OUT/$name.requests"
+    else
+        "$WRK" -t1 -c8 -d"$DURATION" -H 'x-user-id: u1' "$url" >"$OUT/$name.wrk"
+        kill -INT "$spid"
+        awk '/requests in/ {print $1}' "$OUT/$name.wrk" >"$OUT/$name.requests"
+    fi
     wait "$spid" 2>/dev/null || true
-    awk '/requests in/ {print $1}' "$OUT/$name.wrk" >"$OUT/$name.requests"
 }
 
 C_PORT=$(free_port) A_PORT=$(free_port)
@@ -109,7 +130,7 @@ NWORKER=$(pgrep -P "$(cat "$OUT/proxy.pid")" | head -1)
 [[ -n $NWORKER ]] || die "no nginx worker process found"
 measure nginx "http://127.0.0.1:$N_PORT/" "$NWORKER"
 
-python3 - "$OUT" "$(cd "$ROOT" && git rev-parse --short HEAD)" <<'PY' | tee "$OUT/summary.txt"
+python3 - "$OUT" "$(cd "$ROOT" && git rev-parse --short HEAD)" "$RATE" <<'PY' | tee "$OUT/summary.txt"
 import re, sys
 out, commit = sys.argv[1], sys.argv[2]
 def table(name):
@@ -120,7 +141,8 @@ def table(name):
             calls[f[-1]] = int(f[3])
     return calls, int(open(f"{out}/{name}.requests").read())
 (c, cr), (n, nr) = table("canary"), table("nginx")
-print(f"system calls per request (strace -c; wrk -t1 -c8; canary at {commit}; requests: canary {cr}, nginx {nr})")
+load = f"fixed_rate {sys.argv[3]} req/s, 32 connections" if sys.argv[3] else "wrk -t1 -c8"
+print(f"system calls per request (strace -c; {load}; canary at {commit}; requests: canary {cr}, nginx {nr})")
 print(f"{'syscall':<16} {'canary':>8} {'nginx':>8}")
 for s in sorted(set(c) | set(n), key=lambda s: -(c.get(s, 0) / cr + n.get(s, 0) / nr)):
     cv, nv = c.get(s, 0) / cr, n.get(s, 0) / nr
