@@ -1,11 +1,14 @@
-# bench/lib.sh: what bench/run.sh and bench/rate.sh share, sourced by both:
-# the bookkeeping that stops every process they start (and its children) on
-# exit, free loopback ports, waiting for a server to answer, an nginx master's
-# worker, a process tree's CPU time, and the common head of an nginx config.
+# bench/lib.sh: what the bench scripts share, sourced by run.sh, rate.sh and
+# syscalls.sh: the bookkeeping that stops every process they start (and its
+# children) on exit, free loopback ports, waiting for a server to answer, an
+# nginx master's worker, a process tree's CPU time, durations, and starting
+# the servers every comparison uses: the nginx backend, nginx as a reverse
+# proxy and `canary serve`, configured alike in every script.
 #
 # The sourcing script sets first: BENCH (the name its messages start with),
 # OUT (the output folder), TMP (a scratch folder copied to $OUT/logs on exit),
-# and a function `die`.
+# NGINX (the nginx binary), CANARY_BIN (before start_canary) and a function
+# `die`.
 
 # --- process bookkeeping and cleanup -----------------------------------------
 PIDS=()
@@ -136,4 +139,102 @@ http {
     keepalive_requests 1000000;
     keepalive_timeout 75s;
 EOF
+}
+
+# "10s" / "2m" / "10" -> seconds
+to_seconds() {
+    local v=$1
+    [[ $v =~ ^([0-9]+)([smh]?)$ ]] || die "bad duration '$v' (use e.g. 10s, 2m)"
+    local n=${BASH_REMATCH[1]} u=${BASH_REMATCH[2]}
+    case $u in
+        m) echo $((n * 60)) ;;
+        h) echo $((n * 3600)) ;;
+        *) echo "$n" ;;
+    esac
+}
+
+# --- the servers ------------------------------------------------------------------
+
+# start_nginx NAME SERVER_BLOCK: an nginx (1 worker) whose http{} ends with
+# SERVER_BLOCK, from $TMP/NAME; sets NGINX_STARTED (the master's pid).
+start_nginx() {
+    local d=$TMP/$1
+    mkdir -p "$d"
+    { nginx_common "$d"; printf '%s\n}\n' "$2"; } >"$d/nginx.conf"
+    "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
+    NGINX_STARTED=$!
+    PIDS+=("$NGINX_STARTED")
+}
+
+# The backend every target reaches: nginx, 1 worker, `return 200 "ok"`. Sets
+# BACKEND_PORT, BACKEND_PID (the master) and BACKEND_WORKER.
+start_backend() {
+    BACKEND_PORT=$(free_port)
+    start_nginx backend "    server {
+        listen 127.0.0.1:$BACKEND_PORT;
+        location / { return 200 \"ok\"; }
+    }"
+    BACKEND_PID=$NGINX_STARTED
+    wait_http "http://127.0.0.1:$BACKEND_PORT/" ok "$BACKEND_PID" backend
+    BACKEND_WORKER=$(nginx_worker "$BACKEND_PID")
+}
+
+# nginx as a reverse proxy to the backend: 1 worker, upstream keepalive 64,
+# HTTP/1.1, `Connection ""`; with FORWARDED (argument 1, default 1) it sets
+# X-Forwarded-For/-Proto/-Host as canary does, so that the backend gets the
+# same request from both. Sets NGINX_PORT, NGINX_PID (the master) and
+# NGINX_WORKER.
+start_nginx_proxy() {
+    local forwarded=""
+    if [[ ${1:-1} == 1 ]]; then
+        forwarded='
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;'
+    fi
+    NGINX_PORT=$(free_port)
+    start_nginx nginx "    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";$forwarded
+        }
+    }"
+    NGINX_PID=$NGINX_STARTED
+    wait_http "http://127.0.0.1:$NGINX_PORT/" ok "$NGINX_PID" nginx
+    NGINX_WORKER=$(nginx_worker "$NGINX_PID")
+}
+
+# start_canary NAME WORKERS: `canary serve` with [proxy] workers = WORKERS,
+# stable and canary both the backend, share 50, state in $TMP/NAME; waits for
+# its ready line, its admin API and a proxied answer. Sets CANARY_PORT and
+# CANARY_PID.
+start_canary() {
+    local name=$1 workers=$2 i admin_port
+    local d=$TMP/$name
+    mkdir -p "$d"
+    printf '[proxy]\nworkers = %s\n' "$workers" >"$d/canary.toml"
+    CANARY_PORT=$(free_port)
+    admin_port=$(free_port)
+    "$CANARY_BIN" serve --config "$d/canary.toml" \
+        --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
+        --listen "127.0.0.1:$CANARY_PORT" --admin "127.0.0.1:$admin_port" \
+        --state "$d/state.db" --share 50 >"$d/stdout.log" 2>"$d/stderr.log" &
+    CANARY_PID=$!
+    PIDS+=("$CANARY_PID")
+    for ((i = 0; i < 100; i++)); do
+        grep -q '^canary: proxy listening on' "$d/stdout.log" 2>/dev/null && break
+        alive "$CANARY_PID" || { cat "$d/stderr.log" >&2; die "$name exited during startup"; }
+        sleep 0.1
+    done
+    grep -q '^canary: proxy listening on' "$d/stdout.log" || die "$name printed no ready line in 10 s"
+    wait_http "http://127.0.0.1:$admin_port/api/v2/health" "" "$CANARY_PID" "$name admin"
+    curl -s --max-time 2 "http://127.0.0.1:$admin_port/api/v2/health" >"$d/health.json" || true
+    wait_http "http://127.0.0.1:$CANARY_PORT/" ok "$CANARY_PID" "$name"
 }

@@ -6,7 +6,7 @@
 # when the previous answer is in, so a slow moment slows the sender too and
 # the requests that would have waited are never measured, and each proxy is
 # measured at its own throughput. Here the load generator
-# (crates/canary/examples/fixed_rate.rs) sends at a fixed rate whatever the
+# (crates/canary/examples/fixed_rate/) sends at a fixed rate whatever the
 # answers do, and measures each request from its scheduled send time: the
 # same offered load for both proxies, and the latency users would see.
 #
@@ -72,20 +72,6 @@ for rate in "${RATE_LIST[@]}"; do
         die "each of RATES must be a whole number of requests per second, 1..1000000; got '$rate'"
 done
 
-# "10s" / "2m" / "10" -> seconds
-to_seconds() {
-    local v=$1
-    [[ $v =~ ^([0-9]+)([smh]?)$ ]] || die "bad duration '$v' (use e.g. 10s, 2m)"
-    local n=${BASH_REMATCH[1]} u=${BASH_REMATCH[2]}
-    case $u in
-        m) echo $((n * 60)) ;;
-        h) echo $((n * 3600)) ;;
-        *) echo "$n" ;;
-    esac
-}
-DURATION_S=$(to_seconds "$DURATION")
-WARMUP_S=$(to_seconds "$WARMUP")
-((DURATION_S >= 1)) || die "DURATION must be at least 1s"
 
 for tool in "$NGINX" curl cargo timeout ss; do
     command -v "$tool" >/dev/null || die "missing tool: $tool"
@@ -101,6 +87,9 @@ CLK_TCK=$(getconf CLK_TCK)
 BENCH=rate
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
+DURATION_S=$(to_seconds "$DURATION")
+WARMUP_S=$(to_seconds "$WARMUP")
+((DURATION_S >= 1)) || die "DURATION must be at least 1s"
 
 # --- 1. build --------------------------------------------------------------------
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -128,72 +117,11 @@ fi
 cat "$OUT/env.txt"
 
 # --- 2. backend ---------------------------------------------------------------------
-BACKEND_PORT=$(free_port)
-d=$TMP/backend && mkdir -p "$d"
-{
-    nginx_common "$d"
-    cat <<EOF
-    server {
-        listen 127.0.0.1:$BACKEND_PORT;
-        location / { return 200 "ok"; }
-    }
-}
-EOF
-} >"$d/nginx.conf"
-"$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
-BACKEND_PID=$!
-PIDS+=("$BACKEND_PID")
-wait_http "http://127.0.0.1:$BACKEND_PORT/" ok "$BACKEND_PID" backend
+start_backend
 
 # --- 3. proxies ---------------------------------------------------------------------
-NGINX_PORT=$(free_port)
-d=$TMP/nginx && mkdir -p "$d"
-{
-    nginx_common "$d"
-    cat <<EOF
-    upstream backend {
-        server 127.0.0.1:$BACKEND_PORT;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-        }
-    }
-}
-EOF
-} >"$d/nginx.conf"
-"$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-wait_http "http://127.0.0.1:$NGINX_PORT/" ok "$NGINX_PID" nginx
-NGINX_WORKER=$(nginx_worker "$NGINX_PID")
-
-d=$TMP/canary && mkdir -p "$d"
-printf '[proxy]\nworkers = 1\n' >"$d/canary.toml"
-CANARY_PORT=$(free_port)
-ADMIN_PORT=$(free_port)
-"$CANARY_BIN" serve --config "$d/canary.toml" \
-    --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
-    --listen "127.0.0.1:$CANARY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
-    --state "$d/state.db" --share 50 >"$d/stdout.log" 2>"$d/stderr.log" &
-CANARY_PID=$!
-PIDS+=("$CANARY_PID")
-for ((i = 0; i < 100; i++)); do
-    grep -q '^canary: proxy listening on' "$d/stdout.log" 2>/dev/null && break
-    alive "$CANARY_PID" || { cat "$d/stderr.log" >&2; die "canary exited during startup"; }
-    sleep 0.1
-done
-grep -q '^canary: proxy listening on' "$d/stdout.log" || die "canary printed no ready line in 10 s"
-wait_http "http://127.0.0.1:$ADMIN_PORT/api/v2/health" "" "$CANARY_PID" "canary admin"
-wait_http "http://127.0.0.1:$CANARY_PORT/" ok "$CANARY_PID" canary
+start_nginx_proxy 1
+start_canary canary 1
 
 TARGETS=(canary nginx)
 declare -A URL PID

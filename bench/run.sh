@@ -68,20 +68,6 @@ die() { echo "bench: $*" >&2; exit 1; }
 [[ $CONNECTIONS =~ ^[0-9]+$ ]] && ((CONNECTIONS >= 1 && CONNECTIONS <= 10000)) || die "CONNECTIONS must be 1..10000"
 [[ $THREADS =~ ^[0-9]+$ ]] && ((THREADS >= 1 && THREADS <= CONNECTIONS)) || die "THREADS must be 1..CONNECTIONS"
 
-# "10s" / "2m" / "10" -> seconds
-to_seconds() {
-    local v=$1
-    [[ $v =~ ^([0-9]+)([smh]?)$ ]] || die "bad duration '$v' (use e.g. 10s, 2m)"
-    local n=${BASH_REMATCH[1]} u=${BASH_REMATCH[2]}
-    case $u in
-        m) echo $((n * 60)) ;;
-        h) echo $((n * 3600)) ;;
-        *) echo "$n" ;;
-    esac
-}
-DURATION_S=$(to_seconds "$DURATION")
-WARMUP_S=$(to_seconds "$WARMUP")
-((DURATION_S >= 1)) || die "DURATION must be at least 1s"
 
 for tool in "$NGINX" "$HAPROXY" "$WRK" curl cargo timeout ss; do
     command -v "$tool" >/dev/null || die "missing tool: $tool"
@@ -97,6 +83,9 @@ CLK_TCK=$(getconf CLK_TCK)
 BENCH=bench
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
+DURATION_S=$(to_seconds "$DURATION")
+WARMUP_S=$(to_seconds "$WARMUP")
+((DURATION_S >= 1)) || die "DURATION must be at least 1s"
 
 # wrk latency "123.45us" / "1.20ms" / "1.01s" / "2.00m" -> microseconds
 to_us() {
@@ -139,65 +128,20 @@ fi
 cat "$OUT/env.txt"
 
 # --- 2. backend ---------------------------------------------------------------------
-BACKEND_PORT=$(free_port)
-d=$TMP/backend && mkdir -p "$d"
-{
-    nginx_common "$d"
-    cat <<EOF
-    server {
-        listen 127.0.0.1:$BACKEND_PORT;
-        location / { return 200 "ok"; }
-    }
-}
-EOF
-} >"$d/nginx.conf"
-"$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
-BACKEND_PID=$!
-PIDS+=("$BACKEND_PID")
-wait_http "http://127.0.0.1:$BACKEND_PORT/" ok "$BACKEND_PID" backend
-BACKEND_WORKER=$(nginx_worker "$BACKEND_PID")
+start_backend
 
 # --- 3. proxies ---------------------------------------------------------------------
 # canary always tells the upstream who the client was (X-Forwarded-For, -Proto,
 # -Host); with FORWARDED=1 nginx and haproxy are configured to do the same, as
 # they usually are in front of an API, so all three send the backend the same
 # request and the backend does the same work for each.
-NGINX_FORWARDED="" HAPROXY_FORWARDED=""
+HAPROXY_FORWARDED=""
 if [[ $FORWARDED == 1 ]]; then
-    NGINX_FORWARDED='            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $host;'
     HAPROXY_FORWARDED='    option forwardfor
     http-request set-header X-Forwarded-Proto http
     http-request set-header X-Forwarded-Host %[req.hdr(host)]'
 fi
-NGINX_PORT=$(free_port)
-d=$TMP/nginx && mkdir -p "$d"
-{
-    nginx_common "$d"
-    cat <<EOF
-    upstream backend {
-        server 127.0.0.1:$BACKEND_PORT;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-$NGINX_FORWARDED
-        }
-    }
-}
-EOF
-} >"$d/nginx.conf"
-"$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-wait_http "http://127.0.0.1:$NGINX_PORT/" ok "$NGINX_PID" nginx
-NGINX_WORKER=$(nginx_worker "$NGINX_PID")
+start_nginx_proxy "$FORWARDED"
 
 HAPROXY_PORT=$(free_port)
 d=$TMP/haproxy && mkdir -p "$d"
@@ -225,32 +169,6 @@ EOF
 HAPROXY_PID=$!
 PIDS+=("$HAPROXY_PID")
 wait_http "http://127.0.0.1:$HAPROXY_PORT/" ok "$HAPROXY_PID" haproxy
-
-# start_canary NAME WORKERS -> sets CANARY_PORT, CANARY_PID
-start_canary() {
-    local name=$1 workers=$2 i
-    local d=$TMP/$name
-    mkdir -p "$d"
-    printf '[proxy]\nworkers = %s\n' "$workers" >"$d/canary.toml"
-    CANARY_PORT=$(free_port)
-    local admin_port
-    admin_port=$(free_port)
-    "$CANARY_BIN" serve --config "$d/canary.toml" \
-        --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
-        --listen "127.0.0.1:$CANARY_PORT" --admin "127.0.0.1:$admin_port" \
-        --state "$d/state.db" --share 50 >"$d/stdout.log" 2>"$d/stderr.log" &
-    CANARY_PID=$!
-    PIDS+=("$CANARY_PID")
-    for ((i = 0; i < 100; i++)); do
-        grep -q '^canary: proxy listening on' "$d/stdout.log" 2>/dev/null && break
-        alive "$CANARY_PID" || { cat "$d/stderr.log" >&2; die "$name exited during startup"; }
-        sleep 0.1
-    done
-    grep -q '^canary: proxy listening on' "$d/stdout.log" || die "$name printed no ready line in 10 s"
-    wait_http "http://127.0.0.1:$admin_port/api/v2/health" "" "$CANARY_PID" "$name admin"
-    curl -s --max-time 2 "http://127.0.0.1:$admin_port/api/v2/health" >"$d/health.json" || true
-    wait_http "http://127.0.0.1:$CANARY_PORT/" ok "$CANARY_PID" "$name"
-}
 
 start_canary canary 1
 CANARY1_PORT=$CANARY_PORT CANARY1_PID=$CANARY_PID

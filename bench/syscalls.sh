@@ -17,7 +17,7 @@
 # alike; the counts, not the times, are the measure.
 #
 # With RATE=N the measured load is instead the open-loop generator
-# (crates/canary/examples/fixed_rate.rs) at N requests a second on 32
+# (crates/canary/examples/fixed_rate/) at N requests a second on 32
 # connections: at a rate under the proxy's capacity each wake-up carries one
 # request, and the counts show what a proxy pays per wake-up, not only per
 # request (bench/rate.sh's CPU per request at low rates).
@@ -36,13 +36,18 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
 
 die() { echo "syscalls: $*" >&2; exit 1; }
-for tool in "$NGINX" "$WRK" strace curl python3; do
-    command -v "$tool" >/dev/null || die "missing tool: $tool (apt-get install strace nginx wrk curl python3)"
+for tool in "$NGINX" "$WRK" strace curl python3 ss; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool (apt-get install strace nginx wrk curl python3 iproute2)"
 done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/out/syscalls-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
+mkdir -p "$OUT/logs"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/canary-syscalls.XXXXXX")
+BENCH=syscalls
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+
 CANARY_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/canary
 if [[ $BUILD == 1 ]]; then
     (cd "$ROOT" && cargo build --release -p canary --bins --examples) >"$OUT/build.log" 2>&1 ||
@@ -55,47 +60,18 @@ if [[ -n $RATE ]]; then
     [[ -x $GEN ]] || die "no load generator at $GEN (run with BUILD=1)"
 fi
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() {
-    for _ in $(seq 1 60); do curl -fs -o /dev/null "$1" && return 0; sleep 0.5; done
-    die "$1 did not answer within 30 s"
-}
-nginx_conf() { # FILE PORT BODY: a one-worker nginx serving BODY (an http{} server block's inside)
-    cat >"$1" <<EOF
-worker_processes 1;
-daemon off;
-error_log $OUT/$(basename "$1" .conf).err;
-pid $OUT/$(basename "$1" .conf).pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:${BACKEND_PORT:-1}; keepalive 64; keepalive_requests 1000000; }
-  server { listen 127.0.0.1:$2; $3 }
-}
-EOF
-}
-
-BACKEND_PORT=$(free_port)
-nginx_conf "$OUT/backend.conf" "$BACKEND_PORT" 'location / { return 200 "ok"; }'
-"$NGINX" -c "$OUT/backend.conf" -p "$OUT" >/dev/null 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$BACKEND_PORT/"
+start_backend
 
 # measure NAME URL PID: strace's table for PID during one wrk run, and the requests
 measure() {
     local name=$1 url=$2 pid=$3
-    wait_http "$url"
     "$WRK" -t1 -c8 -d"$WARMUP" -H 'x-user-id: u1' "$url" >/dev/null
     strace -c -f -p "$pid" -o "$OUT/$name.strace" &
     local spid=$!
     sleep 1
     if [[ -n $RATE ]]; then
         # WARMUP 0: every answer counted, as strace counts every call
-        "$GEN" "$url" "$RATE" "${DURATION%s}" 32 0 >"$OUT/$name.gen" 2>"$OUT/$name.gen.err" ||
+        "$GEN" "$url" "$RATE" "$(to_seconds "$DURATION")" 32 0 >"$OUT/$name.gen" 2>"$OUT/$name.gen.err" ||
             die "the load generator failed for $name (see $OUT/$name.gen.err)"
         kill -INT "$spid"
         sed -n 's/.* requests=\([0-9]*\) .*/\1/p' "$OUT/$name.gen" >"$OUT/$name.requests"
@@ -107,28 +83,12 @@ measure() {
     wait "$spid" 2>/dev/null || true
 }
 
-C_PORT=$(free_port) A_PORT=$(free_port)
-printf '[proxy]\nworkers = 1\n' >"$OUT/canary.toml"
-"$CANARY_BIN" serve --config "$OUT/canary.toml" --state "$OUT/canary.db" --share 50 \
-    --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
-    --listen "127.0.0.1:$C_PORT" --admin "127.0.0.1:$A_PORT" >"$OUT/canary.log" 2>&1 &
-CPID=$!
-PIDS+=($CPID)
-measure canary "http://127.0.0.1:$C_PORT/" "$CPID"
-kill "$CPID"
+start_canary canary 1
+measure canary "http://127.0.0.1:$CANARY_PORT/" "$CANARY_PID"
+kill "$CANARY_PID"
 
-N_PORT=$(free_port)
-nginx_conf "$OUT/proxy.conf" "$N_PORT" 'location / {
-    proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Proto $scheme;
-    proxy_set_header X-Forwarded-Host $host; }'
-"$NGINX" -c "$OUT/proxy.conf" -p "$OUT" >/dev/null 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$N_PORT/"
-NWORKER=$(pgrep -P "$(cat "$OUT/proxy.pid")" | head -1)
-[[ -n $NWORKER ]] || die "no nginx worker process found"
-measure nginx "http://127.0.0.1:$N_PORT/" "$NWORKER"
+start_nginx_proxy 1
+measure nginx "http://127.0.0.1:$NGINX_PORT/" "$NGINX_WORKER"
 
 python3 - "$OUT" "$(cd "$ROOT" && git rev-parse --short HEAD)" "$RATE" <<'PY' | tee "$OUT/summary.txt"
 import re, sys
