@@ -120,9 +120,9 @@ cpu_ticks() {
     echo "$total"
 }
 
-nginx_common() { # prefix dir
+nginx_common() { # prefix dir, [worker_processes, 1 by default]
     cat <<EOF
-worker_processes 1;
+worker_processes ${2:-1};
 daemon off;
 master_process on;
 pid $1/nginx.pid;
@@ -155,12 +155,13 @@ to_seconds() {
 
 # --- the servers ------------------------------------------------------------------
 
-# start_nginx NAME SERVER_BLOCK: an nginx (1 worker) whose http{} ends with
-# SERVER_BLOCK, from $TMP/NAME; sets NGINX_STARTED (the master's pid).
+# start_nginx NAME SERVER_BLOCK [WORKERS]: an nginx (WORKERS worker processes,
+# 1 by default) whose http{} ends with SERVER_BLOCK, from $TMP/NAME; sets
+# NGINX_STARTED (the master's pid).
 start_nginx() {
     local d=$TMP/$1
     mkdir -p "$d"
-    { nginx_common "$d"; printf '%s\n}\n' "$2"; } >"$d/nginx.conf"
+    { nginx_common "$d" "${3:-1}"; printf '%s\n}\n' "$2"; } >"$d/nginx.conf"
     "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
     NGINX_STARTED=$!
     PIDS+=("$NGINX_STARTED")
@@ -179,13 +180,14 @@ start_backend() {
     BACKEND_WORKER=$(nginx_worker "$BACKEND_PID")
 }
 
-# nginx as a reverse proxy to the backend: 1 worker, upstream keepalive 64,
-# HTTP/1.1, `Connection ""`; with FORWARDED (argument 1, default 1) it sets
-# X-Forwarded-For/-Proto/-Host as canary does, so that the backend gets the
-# same request from both. Sets NGINX_PORT, NGINX_PID (the master) and
-# NGINX_WORKER.
+# start_nginx_proxy [FORWARDED] [NAME] [WORKERS]: nginx as a reverse proxy to
+# the backend, upstream keepalive 64, HTTP/1.1, `Connection ""`; with
+# FORWARDED (default 1) it sets X-Forwarded-For/-Proto/-Host as canary does,
+# so that the backend gets the same request from both. NAME defaults to
+# nginx, WORKERS (worker_processes) to 1. Sets NGINX_PORT, NGINX_PID (the
+# master) and, with one worker, NGINX_WORKER (empty otherwise).
 start_nginx_proxy() {
-    local forwarded=""
+    local forwarded="" name=${2:-nginx} workers=${3:-1}
     if [[ ${1:-1} == 1 ]]; then
         forwarded='
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -193,7 +195,7 @@ start_nginx_proxy() {
             proxy_set_header X-Forwarded-Host $host;'
     fi
     NGINX_PORT=$(free_port)
-    start_nginx nginx "    upstream backend {
+    start_nginx "$name" "    upstream backend {
         server 127.0.0.1:$BACKEND_PORT;
         keepalive 64;
         keepalive_requests 1000000;
@@ -205,10 +207,11 @@ start_nginx_proxy() {
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";$forwarded
         }
-    }"
+    }" "$workers"
     NGINX_PID=$NGINX_STARTED
-    wait_http "http://127.0.0.1:$NGINX_PORT/" ok "$NGINX_PID" nginx
-    NGINX_WORKER=$(nginx_worker "$NGINX_PID")
+    wait_http "http://127.0.0.1:$NGINX_PORT/" ok "$NGINX_PID" "$name"
+    NGINX_WORKER=""
+    if [[ $workers == 1 ]]; then NGINX_WORKER=$(nginx_worker "$NGINX_PID"); fi
 }
 
 # start_canary NAME WORKERS: `canary serve` with [proxy] workers = WORKERS,

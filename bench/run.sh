@@ -13,7 +13,9 @@
 #        nginx      1 worker, upstream keepalive 64, HTTP/1.1, Connection ""
 #        haproxy    nbthread 1, mode http, http-reuse always
 #        canary     workers = 1, stable and canary both = the backend, share 50
-#        canary-w2  the same with workers = 2 (reported separately; CANARY_W2=0 skips it)
+#        canary-w2  the same with workers = 2, and nginx-auto, nginx with
+#                   `worker_processes auto`: each with its default number of
+#                   workers on this machine (CANARY_W2=0 skips both)
 #        floor-epoll, floor-uring, floor-uring-defer  with FLOOR=1 only:
 #                   bench/floor, a relay that copies bytes between each client
 #                   and its own upstream connection and does no HTTP, on epoll
@@ -182,6 +184,10 @@ if [[ $CANARY_W2 == 1 ]]; then
     start_canary canary-w2 2
     TARGETS+=(canary-w2)
     URL[canary-w2]=http://127.0.0.1:$CANARY_PORT/ PID[canary-w2]=$CANARY_PID
+    # its CPU: the master's and its workers' (cpu_ticks counts descendants)
+    start_nginx_proxy "$FORWARDED" nginx-auto auto
+    TARGETS+=(nginx-auto)
+    URL[nginx-auto]=http://127.0.0.1:$NGINX_PORT/ PID[nginx-auto]=$NGINX_PID
 fi
 
 # start_floor MODE: bench/floor's relay on io layer MODE, as target floor-MODE
@@ -288,8 +294,9 @@ declare -A M_RPS M_P99
     echo "ratios (req/s: higher is better for canary; p99: lower is better for canary)"
     for c in canary canary-w2 floor-epoll floor-uring floor-uring-defer; do
         [[ -n ${M_RPS[$c]:-} ]] || continue
-        for p in nginx haproxy; do
-            printf '%-17s / %-7s  req/s %s  p99 %s  cpu/req %s   (paired per round: req/s %s  p99 %s  cpu/req %s)\n' \
+        for p in nginx nginx-auto haproxy; do
+            [[ -n ${M_RPS[$p]:-} ]] || continue
+            printf '%-17s / %-10s  req/s %s  p99 %s  cpu/req %s   (paired per round: req/s %s  p99 %s  cpu/req %s)\n' \
                 "$c" "$p" "$(ratio "${M_RPS[$c]}" "${M_RPS[$p]}")" "$(ratio "${M_P99[$c]}" "${M_P99[$p]}")" \
                 "$(ratio "$(median "$c" 6)" "$(median "$p" 6)")" \
                 "$(paired "$c" "$p" 3)" "$(paired "$c" "$p" 5)" "$(paired "$c" "$p" 6)"
@@ -297,6 +304,6 @@ declare -A M_RPS M_P99
     done
     echo
     echo "errors = non-2xx/3xx responses + socket errors, summed over all rounds"
-    echo "cpu_us/req: proxy process (nginx: its worker; direct: the backend worker)"
+    echo "cpu_us/req: proxy process (nginx: its worker; nginx-auto: its master and workers; direct: the backend worker)"
 } | tee "$OUT/summary.txt"
 echo "bench: raw output in $OUT"
