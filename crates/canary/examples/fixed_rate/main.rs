@@ -261,7 +261,10 @@ mod tests {
         // Slots 100..599 fall in the measured half second: 500 of them.
         assert_eq!(field("requests"), "500", "{line}");
         assert_eq!(field("errors"), "0", "{line}");
+        // Answers completed per second of the window: about the rate. Wide
+        // bounds, since a stall of the machine near the window's end moves
+        // completions past it (the slots still count in `requests`).
         let achieved: f64 = field("achieved").parse().unwrap();
-        assert!((800.0..=1200.0).contains(&achieved), "{line}");
+        assert!((500.0..=1200.0).contains(&achieved), "{line}");
     }
 }
