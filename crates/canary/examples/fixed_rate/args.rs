@@ -127,5 +127,4 @@ pub(crate) mod tests {
             assert!(e.contains(want), "{v:?}: {e}");
         }
     }
-
 }

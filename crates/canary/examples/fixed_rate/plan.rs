@@ -111,7 +111,6 @@ pub(crate) fn plan(args: &Args, addr: SocketAddr) -> Plan {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +135,4 @@ mod tests {
         assert_eq!(plan.slot(1) - t0, Duration::from_millis(1));
         assert_eq!(plan.slot(5) - plan.slot(1), Duration::from_millis(4));
     }
-
 }

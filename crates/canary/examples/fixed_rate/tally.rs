@@ -160,4 +160,3 @@ pub(crate) fn report(args: &Args, all: &Tally) -> Result<String, String> {
     }
     Ok(line)
 }
-

@@ -10,7 +10,6 @@ use tokio::net::TcpStream;
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 16 << 20;
 
-
 pub(crate) async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
@@ -46,7 +45,11 @@ enum Framing {
 
 /// Sends one request and reads its whole response: its status, and whether the
 /// connection can carry another request.
-pub(crate) async fn exchange(s: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) -> io::Result<(u16, bool)> {
+pub(crate) async fn exchange(
+    s: &mut TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> io::Result<(u16, bool)> {
     s.write_all(request).await?;
     buf.clear();
     let (status, head_len, framing, mut keep) = loop {
@@ -210,5 +213,4 @@ mod tests {
         .unwrap();
         assert_eq!((status, keep), (200, false));
     }
-
 }
