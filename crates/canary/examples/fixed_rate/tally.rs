@@ -102,52 +102,27 @@ pub(crate) fn report(args: &Args, all: &Tally) -> Result<String, String> {
     let achieved = all.done_in_window as f64 / secs;
     let (l, g, sv) = (&all.latency, &all.gen_lag, &all.service);
     let q = |h: &Histogram<u64>, q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+    // Each figure once, for both the line and the summary.
+    let (p50, p90, p99, p999, max) = (q(l, 0.5), q(l, 0.9), q(l, 0.99), q(l, 0.999), l.max());
+    let mean = if l.is_empty() { 0.0 } else { l.mean() };
+    let (svc50, svc99, svc999) = (q(sv, 0.5), q(sv, 0.99), q(sv, 0.999));
+    let (lag99, lag_max) = (q(g, 0.99), g.max());
+    let (rate, conns, ok, errors, non_2xx) = (args.rate, args.connections, all.ok, all.errors, all.non_2xx);
     let line = format!(
-        "rate={} achieved={achieved:.1} requests={} errors={} non_2xx={} p50_us={} p90_us={} p99_us={} \
-         p999_us={} max_us={} mean_us={:.1} svc_p50_us={} svc_p99_us={} svc_p999_us={} gen_lag_p99_us={} \
-         gen_lag_max_us={} connections={} duration_s={}",
-        args.rate,
-        all.ok,
-        all.errors,
-        all.non_2xx,
-        q(l, 0.5),
-        q(l, 0.9),
-        q(l, 0.99),
-        q(l, 0.999),
-        l.max(),
-        if l.is_empty() { 0.0 } else { l.mean() },
-        q(sv, 0.5),
-        q(sv, 0.99),
-        q(sv, 0.999),
-        q(g, 0.99),
-        g.max(),
-        args.connections,
-        secs,
+        "rate={rate} achieved={achieved:.1} requests={ok} errors={errors} non_2xx={non_2xx} p50_us={p50} \
+         p90_us={p90} p99_us={p99} p999_us={p999} max_us={max} mean_us={mean:.1} svc_p50_us={svc50} \
+         svc_p99_us={svc99} svc_p999_us={svc999} gen_lag_p99_us={lag99} gen_lag_max_us={lag_max} \
+         connections={conns} duration_s={secs}"
     );
     eprintln!(
-        "fixed_rate: {} at {} req/s over {} connections, {secs} s measured after {} s of warm-up: \
-         achieved {achieved:.1} req/s; {} answers, {} errors ({} unanswered at the deadline), {} not 2xx; \
-         latency from the scheduled send: p50 {} us, p90 {} us, p99 {} us, p99.9 {} us, max {} us; \
-         from the actual send: p50 {} us, p99 {} us, p99.9 {} us; \
-         the generator's own send lag: p99 {} us, max {} us",
+        "fixed_rate: {} at {rate} req/s over {conns} connections, {secs} s measured after {} s of warm-up: \
+         achieved {achieved:.1} req/s; {ok} answers, {errors} errors ({} unanswered at the deadline), \
+         {non_2xx} not 2xx; latency from the scheduled send: p50 {p50} us, p90 {p90} us, p99 {p99} us, \
+         p99.9 {p999} us, max {max} us; from the actual send: p50 {svc50} us, p99 {svc99} us, \
+         p99.9 {svc999} us; the generator's own send lag: p99 {lag99} us, max {lag_max} us",
         args.url,
-        args.rate,
-        args.connections,
         args.warmup.as_secs_f64(),
-        all.ok,
-        all.errors,
         all.unanswered,
-        all.non_2xx,
-        q(l, 0.5),
-        q(l, 0.9),
-        q(l, 0.99),
-        q(l, 0.999),
-        l.max(),
-        q(sv, 0.5),
-        q(sv, 0.99),
-        q(sv, 0.999),
-        q(g, 0.99),
-        g.max(),
     );
     if let Some(e) = &all.first_error {
         eprintln!("fixed_rate: first error: {e}");
