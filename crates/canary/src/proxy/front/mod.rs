@@ -83,15 +83,13 @@ pub fn serve(mut c: Client) -> impl Future<Output = ()> + Send {
         // each is only ever moved later, which is the cheap reset.
         let (mut head_timer, mut response_timer) = (pin!(deadline::timer()), pin!(deadline::timer()));
         loop {
+            // Nothing is awaited inside this match: a match's scrutinee lives
+            // to its end, and the `Next` (250 bytes) held across an await there
+            // would take room in every state of this future, the idle one too.
             let lean = match next_request(&mut c, &mut buf, head_timer.as_mut()).await {
                 Next::Lean(lean) => lean,
                 Next::Close => return,
-                Next::General => {
-                    let io = Prefixed::new(buf.freeze(), c.stream);
-                    // Boxed: hyper's connection future is large, and inline it
-                    // would be part of every connection's idle footprint.
-                    return Box::pin(general::serve(io, c.builder, c.worker, c.peer, c.watch)).await;
-                }
+                Next::General => break,
             };
             if buf.is_empty() {
                 // Nothing pipelined behind this request: let the buffer go with
@@ -106,6 +104,10 @@ pub fn serve(mut c: Client) -> impl Future<Output = ()> + Send {
                 return;
             }
         }
+        let io = Prefixed::new(buf.freeze(), c.stream);
+        // Boxed: hyper's connection future is large, and inline it would be
+        // part of every connection's idle footprint.
+        Box::pin(general::serve(io, c.builder, c.worker, c.peer, c.watch)).await
     }
 }
 
@@ -148,7 +150,9 @@ async fn read_head(
                 done => return Ok(Some(done)),
             }
         }
-        stream.readable().await?;
+        // The task's waker in the socket's reader slot: a `readable()` future
+        // would hold a waiter node (150 bytes) in every idle connection.
+        std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await?;
         match read_some(stream, buf) {
             Ok(0) => return Ok(None),
             Ok(_) => {}
@@ -185,7 +189,7 @@ fn read_some(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
 }
 
 /// `stream.read_buf(buf)` polled once; `WouldBlock` if it would wait. (The
-/// caller waits with `readable`, which registers the task's own waker.)
+/// caller waits with `poll_read_ready`, which registers the task's own waker.)
 fn read_now(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     let mut cx = Context::from_waker(Waker::noop());
     match pin!(stream.read_buf(buf)).poll(&mut cx) {
