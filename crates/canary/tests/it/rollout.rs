@@ -134,7 +134,11 @@ async fn killing_the_canary_mid_rollout_costs_clients_nothing_and_rolls_back() {
     let (ok, bad) = load.await.unwrap();
     assert!(rolled, "still {:?}", state(&srv));
     assert_eq!(bad, 0, "{bad} of {} client requests failed", ok + bad);
-    assert!(state(&srv).2.unwrap().contains("error_rate"));
+    // The failed canary requests end the rollout through either test of them,
+    // whichever crosses its bar first: the error rate against 5%, or the 5xx
+    // rate against stable's (under load the order of the looks varies).
+    let reason = state(&srv).2.unwrap_or_default();
+    assert!(reason.contains("error_rate") || reason.contains("5xx_surge_vs_stable"), "{reason}");
     srv.shutdown();
 }
 
