@@ -20,7 +20,11 @@
 #      instructions in that dump divided by the requests wrk completed
 #   3. prints both figures and canary / nginx
 #
-# Environment (defaults in brackets): DURATION [10s] WARMUP [3s] BUILD [1]
+# With FLOOR=1 it also counts bench/floor's epoll relay (a proxy doing no HTTP,
+# see bench/run.sh), built with cargo first: the user-space floor under
+# canary's count.
+#
+# Environment (defaults in brackets): DURATION [10s] WARMUP [3s] BUILD [1] FLOOR [0]
 #   NGINX [/usr/sbin/nginx] WRK [/usr/bin/wrk] OUT [bench/out/instructions-<UTC timestamp>]
 # Every process started here is stopped on exit. Only 127.0.0.1 is used.
 
@@ -29,6 +33,7 @@ set -euo pipefail
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-3s}
 BUILD=${BUILD:-1}
+FLOOR=${FLOOR:-0}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
 
@@ -136,10 +141,27 @@ PIDS+=($NPID)
 read -r _ n_req n_ir n_per < <(measure nginx "http://127.0.0.1:$N_PORT/" "$NPID")
 kill "$NPID"
 
+# --- the floor (FLOOR=1) ---
+f_line=""
+if [[ $FLOOR == 1 ]]; then
+    FLOOR_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/floor
+    cargo build --release --locked --manifest-path "$ROOT/bench/floor/Cargo.toml" --target-dir "$FLOOR_TARGET" \
+        >"$OUT/build-floor.log" 2>&1 || die "build of bench/floor failed: $OUT/build-floor.log"
+    F_PORT=$(free_port)
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/floor.callgrind.%p" "$FLOOR_TARGET/release/floor" epoll \
+        "127.0.0.1:$F_PORT" "127.0.0.1:$BACKEND_PORT" >"$OUT/floor.log" 2>&1 &
+    FPID=$!
+    PIDS+=($FPID)
+    read -r _ f_req f_ir f_per < <(measure floor "http://127.0.0.1:$F_PORT/" "$FPID")
+    kill "$FPID"
+    f_line=$(printf '%-8s %10s %14s %10s' floor "$f_req" "$f_ir" "$f_per")
+fi
+
 {
     echo "user-space instructions per request (callgrind; wrk -t1 -c8 -d$DURATION; canary at $(cd "$ROOT" && git rev-parse --short HEAD))"
     printf '%-8s %10s %14s %10s\n' target requests instructions per_req
     printf '%-8s %10s %14s %10s\n' canary "$c_req" "$c_ir" "$c_per"
     printf '%-8s %10s %14s %10s\n' nginx "$n_req" "$n_ir" "$n_per"
+    [[ -z $f_line ]] || echo "$f_line"
     awk -v c="$c_per" -v n="$n_per" 'BEGIN { printf "canary / nginx: %.2f\n", c / n }'
 } | tee "$OUT/summary.txt"
