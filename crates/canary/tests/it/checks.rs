@@ -121,7 +121,9 @@ async fn monitor_judges_by_the_policy_of_config() {
     let loose = config_file(
         dir.path(),
         "loose.toml",
-        "[policy]\nmax_error_rate = 50.0\nrollback_error_rate = 60.0\n",
+        // Far above 30%: the demo's failures are random draws, and 40 of them
+        // at 30% passed 50% in about one run in 500.
+        "[policy]\nmax_error_rate = 80.0\nrollback_error_rate = 90.0\n",
     );
     let slow = demo(&["--extra-latency-ms", "20"]);
     let failing = demo(&["--error-rate", "30"]);
@@ -143,12 +145,12 @@ async fn monitor_judges_by_the_policy_of_config() {
     let (code, out, err) = monitor(slow.proxy, &["--config", &strict]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains(&format!("judging by {strict} [policy]")) && out.contains("p95 < 10 ms"), "{out}");
-    // 30% errors: no-go by the seed's 1%, go by a file that allows 50%.
+    // 30% errors: no-go by the seed's 1%, go by a file that allows 80%.
     let (code, out, err) = monitor(failing.proxy, &["--config", &loose, "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["decision"], "go");
-    assert_eq!(v["thresholds"]["error_rate"], 50.0);
+    assert_eq!(v["thresholds"]["error_rate"], 80.0);
     assert_eq!(v["thresholds_from"], format!("{loose} [policy]"));
     // A file that serve would refuse is refused here too, naming it and why.
     let bad = config_file(dir.path(), "bad.toml", "[policy]\nmax_error_rat = 2.0\n");
