@@ -24,7 +24,7 @@ fn health_exits_0_1_2_2_for_healthy_failing_db_garbage_and_closed() {
                 s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot json!");
         }
     });
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (closed, _reserved) = reserved();
     let url = |a: std::net::SocketAddr| format!("http://{a}");
     let cases = [
         (url(healthy.proxy), 0, "overall: healthy"),
@@ -63,7 +63,7 @@ async fn monitor_says_go_for_a_healthy_service_and_no_go_for_a_failing_one() {
     let (code, out, err) = bad.join().unwrap();
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("decision: no-go") && out.contains("error_rate"), "{out}");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (closed, _reserved) = reserved();
     let (code, out, _) = cli(&["monitor", &format!("http://{closed}"), "0.02", "--interval", "1"]);
     assert_eq!(code, 2, "{out}");
 }
@@ -200,7 +200,7 @@ async fn monitor_without_a_url_judges_by_the_running_servers_thresholds() {
     let (code, out, err) = cli(&["monitor", "0.02", "--interval", "1", "--admin", &admin, "--config", &seed]);
     assert_eq!(code, 0, "{out}{err}");
     // No server to ask: it says so and how to go on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (closed, _reserved) = reserved();
     let (code, _, err) = cli(&["monitor", "0.02", "--admin", &format!("http://{closed}")]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot read the thresholds in force") && err.contains("--config FILE"), "{err}");

@@ -5,7 +5,7 @@ use crate::support::*;
 
 #[test]
 fn every_bad_input_exits_2_and_names_the_input() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (closed, _reserved) = reserved();
     let admin = format!("http://{closed}");
     let cases: [(&[&str], &str); 7] = [
         (&["monitor", "soon"], "`soon` is not a number"),
@@ -25,7 +25,7 @@ fn every_bad_input_exits_2_and_names_the_input() {
 
 #[test]
 fn an_unreachable_admin_api_exits_1_and_says_where_it_looked() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (closed, _reserved) = reserved();
     let admin = format!("http://{closed}");
     for args in [["status", "--admin", &admin], ["history", "--admin", &admin]] {
         let (code, _, err) = cli(&args);

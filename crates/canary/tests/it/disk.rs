@@ -67,11 +67,16 @@ async fn a_full_disk_holds_the_rollout_and_says_why() {
     ]);
     assert_eq!(code, 0, "{err}");
     let filler = fill(&fs.0);
-    tokio::time::sleep(Duration::from_secs(6)).await;
     let status = || async {
         let (_, out, _) = cli(&["status", "--json", "--admin", &admin]);
         serde_json::from_str::<serde_json::Value>(&out).unwrap()
     };
+    // The next save (at most a second away) fails and the rollout holds.
+    let held = eventually(20, || async { status().await["state"] == "paused" }).await;
+    let s = status().await;
+    assert!(held, "{s}");
+    // Held for longer than the 3 s bake: nothing advances while it cannot be recorded.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let s = status().await;
     assert_eq!(s["state"], "paused", "{s}");
     assert_eq!(s["share"], 50.0, "never advanced without recording it: {s}");
@@ -81,7 +86,9 @@ async fn a_full_disk_holds_the_rollout_and_says_why() {
     assert!(recovered, "the error clears once the file can be written");
     let (code, out, err) = cli(&["resume", "--admin", &admin]);
     assert_eq!(code, 0, "{out}{err}");
-    let promoted = eventually(20, || async { status().await["state"] == "promoted" }).await;
+    // Two steps of a few seconds each, but each also waits for enough clean
+    // canary requests (560 for the 1% bar), which a busy machine sends slower.
+    let promoted = eventually(40, || async { status().await["state"] == "promoted" }).await;
     stop.store(true, Ordering::Relaxed);
     let (_, bad) = load.await.unwrap();
     assert!(promoted, "{}", status().await);

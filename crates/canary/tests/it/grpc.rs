@@ -48,7 +48,15 @@ async fn unary_and_streaming_calls_pass_through_h2c_upstreams_with_their_trailer
     // the canary's health and metrics endpoints (one or two).
     let conns = canary.connections.load(Ordering::Relaxed);
     assert!(conns <= 4, "one multiplexed connection per worker, not one per call: {conns} for 22 calls");
-    let m = admin_json(&client(), srv.admin_addr, "/api/v2/metrics").await;
+    // An HTTP/2 call is counted as its stream is done with, which may be a
+    // moment after the client has its trailers: the last one is waited for.
+    let web = client();
+    let counted = || async {
+        let m = admin_json(&web, srv.admin_addr, "/api/v2/metrics").await;
+        m["versions"]["canary"]["routes"][COUNT]["requests"] == 2
+    };
+    eventually(5, counted).await;
+    let m = admin_json(&web, srv.admin_addr, "/api/v2/metrics").await;
     let canary_m = &m["versions"]["canary"];
     assert_eq!(canary_m["routes"][SAY]["requests"], 21, "calls are labelled by method: {canary_m}");
     assert_eq!(canary_m["routes"][COUNT]["requests"], 2, "{canary_m}");

@@ -136,7 +136,9 @@ async fn a_canary_whose_health_endpoint_answers_503_fails_its_step() {
     let srv = start(latency_not_under_test(config(&stable, None, "0", dir.path())));
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(srv.proxy_addr, 300, Arc::clone(&stop));
-    deploy(&srv, canary.url(), "8s");
+    // The third failed check (one every 2 s) comes 4 to 6 s in; a bake well
+    // past that keeps a late check from letting step 1 pass first.
+    deploy(&srv, canary.url(), "20s");
     let rolled = eventually(30, || async { state(&srv).0 == "rolled_back" }).await;
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
@@ -154,6 +156,12 @@ async fn on_failure_pause_holds_a_3_percent_error_canary_for_a_person() {
     let canary = Process::start_cmd(&flaky);
     let mut cfg = latency_not_under_test(config(&stable, None, "0", dir.path()));
     cfg.policy.on_failure = OnFailure::Pause;
+    // What is under test is the step's verdict: the immediate rollback is put
+    // out of reach. At its default bars (5%, and 5 points over stable) a CUSUM
+    // fed random draws at 3% alarms first in about one run in 4,000, and that
+    // rolls back whatever `on_failure` says.
+    cfg.policy.rollback_error_rate = 50.0;
+    cfg.policy.surge_margin = 50.0;
     let srv = start(cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(srv.proxy_addr, 300, Arc::clone(&stop));
@@ -196,7 +204,9 @@ async fn a_webhook_gate_answering_503_fails_the_step_and_an_unreachable_one_hold
     assert!(why.contains("qa-gate") && why.contains("answered 503"), "{why}");
     // The gate now passes, but the other one cannot be reached: the step holds.
     gate.fail_with.store(0, Ordering::Relaxed);
-    deploy(&srv, canary.url(), "2s");
+    // The reason is taken when the step starts to hold, at the bake's end:
+    // long enough for the unreachable gate (asked every 500 ms) to have answered.
+    deploy(&srv, canary.url(), "5s");
     let held = eventually(20, || async { state(&srv).0 == "holding" }).await;
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
@@ -210,6 +220,8 @@ async fn a_webhook_gate_answering_503_fails_the_step_and_an_unreachable_one_hold
 struct Prometheus {
     child: std::process::Child,
     url: String,
+    /// Its port, kept for it from before it listens (see `reserved`).
+    _port: tokio::net::TcpSocket,
 }
 
 impl Prometheus {
@@ -220,7 +232,7 @@ impl Prometheus {
             eprintln!("skipping: prometheus missing (apt-get install prometheus)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (addr, held) = reserved();
         let cfg = dir.join("prometheus.yml");
         let scrape = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n"
@@ -229,12 +241,12 @@ impl Prometheus {
         let child = std::process::Command::new(bin)
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--web.listen-address={addr}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        Some(Prometheus { child, url: format!("http://127.0.0.1:{port}") })
+        Some(Prometheus { child, url: format!("http://{addr}"), _port: held })
     }
 }
 

@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_canary_costs_clients_nothing() {
     let (stable, dir) = (Upstream::start("stable"), tempdir());
-    // A port with nothing listening: bind, note the port, close.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // A port with nothing listening, kept so that no other server takes it.
+    let (dead, _reserved) = reserved();
     let mut cfg = config(&stable, None, "50", dir.path());
     cfg.canary = Some(canary::upstream::Upstream::parse(&format!("http://{dead}")).unwrap());
     let srv = start(cfg);
@@ -46,8 +46,11 @@ async fn timeouts_and_refusals_answer_502_and_504_with_json() {
     assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"], "upstream_timeout");
     // The slow request did not stop others from being served.
     assert_eq!(get(&c, srv.proxy_addr, "/", &[]).await.0, 200);
+    let gone = stable.addr;
     drop(stable);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Its server thread stops when it gets to it: until then it still answers.
+    let closed = eventually(10, || async { tokio::net::TcpStream::connect(gone).await.is_err() }).await;
+    assert!(closed, "the stable upstream did not stop");
     let (status, _, body) = get(&c, srv.proxy_addr, "/", &[]).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"], "upstream_unavailable");

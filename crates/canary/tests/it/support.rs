@@ -416,6 +416,18 @@ pub fn run_canary(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
 }
 
+/// A loopback address kept for the test as long as the returned socket
+/// lives: bound, with SO_REUSEADDR, but not listening. Connections to it are
+/// refused, and no server or outgoing connection of another test is given its
+/// port (a port bound and let go at once could be), while a child told to
+/// listen there still can: servers set SO_REUSEADDR too (etcd, Prometheus).
+pub fn reserved() -> (SocketAddr, tokio::net::TcpSocket) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.set_reuseaddr(true).unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (s.local_addr().unwrap(), s)
+}
+
 /// A path in `dir`, as a string argument.
 pub fn arg(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
