@@ -13,7 +13,19 @@ try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   await page.goto(`${admin}/admin/monitoring`);
   await page.waitForFunction(() => document.body.dataset.share !== undefined, null, { timeout: 15000 });
-  await page.waitForTimeout(4000); // a few frames of the stream
+  // A few frames of the stream: until the four charts drew, the verdict table
+  // filled and the stream is live, or 20 s (a loaded machine draws slowly).
+  // What is seen then is reported either way, for the test to judge.
+  await page
+    .waitForFunction(
+      () =>
+        document.querySelectorAll(".uplot canvas").length >= 4 &&
+        document.querySelectorAll("#verdict tbody tr").length >= 5 &&
+        document.getElementById("conn").textContent === "live",
+      null,
+      { timeout: 20000, polling: 250 },
+    )
+    .catch(() => {});
   const seen = await page.evaluate(async () => {
     const api = await (await fetch("/api/routing")).json();
     const points = document.querySelectorAll(".u-legend").length;

@@ -83,7 +83,10 @@ pub fn reload(path: &Path, live: &Live, status: &Mutex<FlagsStatus>) {
 /// Watches `path` until the task is dropped: reloads when its modification
 /// time or size changes, and on SIGHUP.
 pub async fn watch(path: PathBuf, live: Arc<Live>, status: Arc<Mutex<FlagsStatus>>) {
-    let mut last = stamp(&path);
+    // No stamp yet, so the first tick (at once) re-reads the file: it may have
+    // changed between the load at start and this task's first run, and a
+    // content already applied costs a read and a hash, nothing more.
+    let mut last = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut hup = hangup();
     loop {

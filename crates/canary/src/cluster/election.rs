@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 /// How often the lease is renewed and the leader key looked at.
 pub const LOOK_EVERY: Duration = Duration::from_millis(500);
 
-/// Renewals failed in a row before etcd counts as gone (shown, and calls no
-/// longer retried): 1.5 s at one look each 500 ms.
+/// Renewals (or looks) failed in a row before etcd counts as gone (shown,
+/// and calls no longer retried): 1.5 s at one look each 500 ms.
 const GONE_AFTER: u32 = 3;
 
 /// Taken off the lease's length before this replica stops claiming it:
@@ -58,7 +58,7 @@ async fn term(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut keeper = None;
     let mut good_until = granted + ttl.saturating_sub(MARGIN);
-    let mut failures = 0u32;
+    let (mut failures, mut look_failures) = (0u32, 0u32);
     loop {
         tokio::time::sleep(LOOK_EVERY).await;
         // A stream to a member that died fails once: the retry opens one to
@@ -98,7 +98,12 @@ async fn term(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
             tokio::time::sleep(Duration::from_millis(50)).await;
             looked = look(etcd, cluster, &mut c, lease, &me).await;
         }
-        if let Err(e) = looked {
+        // As with renewals: a look that meets an etcd election (a second or
+        // two with no etcd leader) is not shown as etcd failing.
+        look_failures = if looked.is_ok() { 0 } else { look_failures + 1 };
+        if let Err(e) = looked
+            && look_failures >= GONE_AFTER
+        {
             cluster.etcd_failed(format!("etcd: {e}"));
         }
     }
