@@ -1,5 +1,5 @@
-# bench/lib.sh: what the bench scripts share, sourced by run.sh, rate.sh and
-# syscalls.sh: the bookkeeping that stops every process they start (and its
+# bench/lib.sh: what the bench scripts share, sourced by run.sh, rate.sh,
+# syscalls.sh and idle.sh: the bookkeeping that stops every process they start (and its
 # children) on exit, free loopback ports, waiting for a server to answer, an
 # nginx master's worker, a process tree's CPU time, durations, and starting
 # the servers every comparison uses: the nginx backend, nginx as a reverse
@@ -120,14 +120,17 @@ cpu_ticks() {
     echo "$total"
 }
 
+# nginx.conf's head and the opening of http{}. NGINX_CONNECTIONS (4096 by
+# default) sets worker_connections; NGINX_NOFILE, when set, worker_rlimit_nofile.
 nginx_common() { # prefix dir, [worker_processes, 1 by default]
     cat <<EOF
 worker_processes ${2:-1};
+${NGINX_NOFILE:+worker_rlimit_nofile $NGINX_NOFILE;}
 daemon off;
 master_process on;
 pid $1/nginx.pid;
 error_log $1/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections ${NGINX_CONNECTIONS:-4096}; }
 http {
     access_log off;
     client_body_temp_path $1/client_body;
