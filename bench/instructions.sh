@@ -38,13 +38,17 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
 
 die() { echo "instructions: $*" >&2; exit 1; }
-for tool in "$NGINX" "$WRK" valgrind callgrind_control curl; do
-    command -v "$tool" >/dev/null || die "missing tool: $tool (apt-get install valgrind nginx wrk curl)"
+for tool in "$NGINX" "$WRK" valgrind callgrind_control curl ss; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool (apt-get install valgrind nginx wrk curl iproute2)"
 done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/out/instructions-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
+mkdir -p "$OUT/logs"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/canary-instructions.XXXXXX")
+BENCH=instructions
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 CANARY_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/canary
 if [[ $BUILD == 1 ]]; then
     echo "instructions: cargo build --release -p canary"
@@ -52,38 +56,19 @@ if [[ $BUILD == 1 ]]; then
 fi
 [[ -x $CANARY_BIN ]] || die "no binary at $CANARY_BIN (run with BUILD=1)"
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_http() { # URL: until it answers, at most 60 s (valgrind starts slowly)
+# Until URL answers, at most 60 s: a proxy under valgrind starts slowly
+# (lib.sh's wait_http allows 10 s).
+wait_slow() {
     for _ in $(seq 1 120); do curl -fs -o /dev/null "$1" && return 0; sleep 0.5; done
     die "$1 did not answer within 60 s"
 }
 
-BACKEND_PORT=$(free_port)
-cat >"$OUT/backend.conf" <<EOF
-worker_processes 1;
-daemon off;
-error_log $OUT/backend.err;
-pid $OUT/backend.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 "ok"; } }
-}
-EOF
-"$NGINX" -c "$OUT/backend.conf" -p "$OUT" >/dev/null 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$BACKEND_PORT/"
+start_backend
 
 # measure NAME URL PID: instructions per request of the callgrind'ed PID
 measure() {
     local name=$1 url=$2 pid=$3 requests ir dump
-    wait_http "$url"
+    wait_slow "$url"
     "$WRK" -t1 -c8 -d"$WARMUP" -H 'x-user-id: u1' "$url" >/dev/null
     callgrind_control -z "$pid" >/dev/null 2>&1
     requests=$("$WRK" -t1 -c8 -d"$DURATION" -H 'x-user-id: u1' "$url" | tee "$OUT/$name.wrk" |
