@@ -1,5 +1,5 @@
 # bench/lib.sh: what the bench scripts share, sourced by run.sh, rate.sh,
-# syscalls.sh and idle.sh: the bookkeeping that stops every process they start (and its
+# syscalls.sh, idle.sh, instructions.sh and tls.sh: the bookkeeping that stops every process they start (and its
 # children) on exit, free loopback ports, waiting for a server to answer, an
 # nginx master's worker, a process tree's CPU time, durations, and starting
 # the servers every comparison uses: the nginx backend, nginx as a reverse
@@ -82,9 +82,10 @@ wait_http() {
     local url=$1 body=$2 pid=$3 name=$4 i got
     for ((i = 0; i < 100; i++)); do
         alive "$pid" || die "$name (pid $pid) exited during startup; see $OUT/logs"
-        got=$(curl -s --max-time 1 "$url" 2>/dev/null || true)
+        # -k: the TLS bench's certificate is its own, made for the run.
+        got=$(curl -sk --max-time 1 "$url" 2>/dev/null || true)
         if [[ -z $body || $got == "$body" ]]; then
-            curl -sf --max-time 1 -o /dev/null "$url" 2>/dev/null && return 0
+            curl -skf --max-time 1 -o /dev/null "$url" 2>/dev/null && return 0
         fi
         sleep 0.1
     done
@@ -217,12 +218,15 @@ start_nginx_proxy() {
     if [[ $workers == 1 ]]; then NGINX_WORKER=$(nginx_worker "$NGINX_PID"); fi
 }
 
-# start_canary NAME WORKERS: `canary serve` with [proxy] workers = WORKERS,
-# stable and canary both the backend, share 50, state in $TMP/NAME; waits for
-# its ready line, its admin API and a proxied answer. Sets CANARY_PORT and
-# CANARY_PID.
+# start_canary NAME WORKERS [ARGS...]: `canary serve` with [proxy] workers =
+# WORKERS, stable and canary both the backend, share 50, state in $TMP/NAME,
+# and ARGS added (with --tls-cert, the proxied answer is awaited over https);
+# waits for its ready line, its admin API and a proxied answer. Sets
+# CANARY_PORT and CANARY_PID.
 start_canary() {
-    local name=$1 workers=$2 i admin_port
+    local name=$1 workers=$2 i admin_port scheme=http
+    shift 2
+    [[ " $* " == *" --tls-cert "* ]] && scheme=https
     local d=$TMP/$name
     mkdir -p "$d"
     printf '[proxy]\nworkers = %s\n' "$workers" >"$d/canary.toml"
@@ -231,7 +235,7 @@ start_canary() {
     "$CANARY_BIN" serve --config "$d/canary.toml" \
         --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
         --listen "127.0.0.1:$CANARY_PORT" --admin "127.0.0.1:$admin_port" \
-        --state "$d/state.db" --share 50 >"$d/stdout.log" 2>"$d/stderr.log" &
+        --state "$d/state.db" --share 50 "$@" >"$d/stdout.log" 2>"$d/stderr.log" &
     CANARY_PID=$!
     PIDS+=("$CANARY_PID")
     for ((i = 0; i < 100; i++)); do
@@ -242,5 +246,5 @@ start_canary() {
     grep -q '^canary: proxy listening on' "$d/stdout.log" || die "$name printed no ready line in 10 s"
     wait_http "http://127.0.0.1:$admin_port/api/v2/health" "" "$CANARY_PID" "$name admin"
     curl -s --max-time 2 "http://127.0.0.1:$admin_port/api/v2/health" >"$d/health.json" || true
-    wait_http "http://127.0.0.1:$CANARY_PORT/" ok "$CANARY_PID" "$name"
+    wait_http "$scheme://127.0.0.1:$CANARY_PORT/" ok "$CANARY_PID" "$name"
 }

@@ -32,70 +32,37 @@ DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
 BUILD=${BUILD:-1}
 
-die() { echo "bench: $*" >&2; exit 1; }
+die() { echo "tls: $*" >&2; exit 1; }
 [[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 100)) || die "ROUNDS must be 1..100, got '$ROUNDS'"
 [[ $CONNECTIONS =~ ^[0-9]+$ ]] && ((CONNECTIONS >= 1 && CONNECTIONS <= 10000)) || die "CONNECTIONS must be 1..10000"
 [[ $DURATION =~ ^[0-9]+s$ ]] || die "DURATION must be seconds, e.g. 5s; got '$DURATION'"
-for tool in nginx wrk openssl curl cargo; do
+NGINX=${NGINX:-/usr/sbin/nginx}
+for tool in "$NGINX" wrk openssl curl cargo ss; do
     command -v "$tool" >/dev/null || die "missing tool: $tool"
 done
 H2LOAD=$(command -v h2load || true)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${OUT:-$ROOT/bench/out/tls-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT/logs"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/canary-tls-bench.XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ok() { # URL
-    for _ in $(seq 100); do curl -sk --max-time 1 "$1" | grep -q ok && return 0; sleep 0.1; done
-    die "no answer from $1"
-}
+BENCH=tls
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 CANARY_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/canary
 if [[ $BUILD == 1 ]]; then
-    (cd "$ROOT" && cargo build --release -p canary) >"$TMP/build.log" 2>&1 ||
-        { tail -n 30 "$TMP/build.log" >&2; die "cargo build failed"; }
+    (cd "$ROOT" && cargo build --release -p canary) >"$OUT/build.log" 2>&1 ||
+        die "build failed: $OUT/build.log"
 fi
 [[ -x $CANARY_BIN ]] || die "no binary at $CANARY_BIN"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null
 
-nginx_conf() { # dir body
-    cat <<EOF
-worker_processes 1;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $1/cb; proxy_temp_path $1/p; fastcgi_temp_path $1/f;
-    uwsgi_temp_path $1/u; scgi_temp_path $1/s;
-    keepalive_requests 1000000;
-    http2_max_requests 1000000;
-$2
-}
-EOF
-}
-start_nginx() { # name body
-    local d=$TMP/$1
-    mkdir -p "$d"
-    nginx_conf "$d" "$2" >"$d/nginx.conf"
-    nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >/dev/null 2>&1 &
-    PIDS+=($!)
-}
-
-BACKEND=$(free_port) NGINX_TLS=$(free_port) CANARY_TLS=$(free_port) CANARY_ADMIN=$(free_port)
-start_nginx backend "    server { listen 127.0.0.1:$BACKEND; location / { return 200 \"ok\"; } }"
-wait_ok "http://127.0.0.1:$BACKEND/"
-start_nginx nginx-tls "    upstream backend { server 127.0.0.1:$BACKEND; keepalive 64; }
+start_backend
+NGINX_TLS=$(free_port)
+start_nginx nginx-tls "    upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
     server {
         listen 127.0.0.1:$NGINX_TLS ssl http2;
         ssl_certificate $TMP/tls.crt;
@@ -107,17 +74,12 @@ start_nginx nginx-tls "    upstream backend { server 127.0.0.1:$BACKEND; keepali
             proxy_set_header X-Forwarded-Host \$host;
         }
     }"
-wait_ok "https://127.0.0.1:$NGINX_TLS/"
-printf '[proxy]\nworkers = 1\n' >"$TMP/canary.toml"
-"$CANARY_BIN" serve --config "$TMP/canary.toml" --stable "http://127.0.0.1:$BACKEND" \
-    --canary "http://127.0.0.1:$BACKEND" --share 50 --listen "127.0.0.1:$CANARY_TLS" \
-    --admin "127.0.0.1:$CANARY_ADMIN" --state "$TMP/state.db" \
-    --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" >"$TMP/canary.log" 2>&1 &
-PIDS+=($!)
-wait_ok "https://127.0.0.1:$CANARY_TLS/"
+wait_http "https://127.0.0.1:$NGINX_TLS/" ok "$NGINX_STARTED" nginx-tls
+start_canary canary 1 --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key"
+CANARY_TLS=$CANARY_PORT
 
 echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), ${H2LOAD:+$(h2load --version | head -n1), }canary $(cd "$ROOT" && git rev-parse --short HEAD)"
+echo "versions: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), ${H2LOAD:+$(h2load --version | head -n1), }canary $(cd "$ROOT" && git rev-parse --short HEAD)"
 echo "rounds: $ROUNDS, duration: $DURATION, connections: $CONNECTIONS"
 
 h1() { wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "https://127.0.0.1:$1/" | awk '/^Requests\/sec/ {printf "%.0f", $2}'; }
