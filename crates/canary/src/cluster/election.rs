@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 /// How often the lease is renewed and the leader key looked at.
 pub const LOOK_EVERY: Duration = Duration::from_millis(500);
 
-/// Renewals (or looks) failed in a row before etcd counts as gone (shown,
-/// and calls no longer retried): 1.5 s at one look each 500 ms.
+/// Renewals failed in a row before etcd counts as gone (shown, and calls no
+/// longer retried), and looks failed in a row before their error is shown:
+/// 1.5 s at one look each 500 ms.
 const GONE_AFTER: u32 = 3;
 
 /// Taken off the lease's length before this replica stops claiming it:
