@@ -99,10 +99,16 @@ pub fn print_status(v: &Value) {
 /// One line per replica, the leader marked: `replica b (127.0.0.1:9091) leader, seen 120 ms ago`.
 fn print_cluster(c: &Value) {
     let leader = c["leader"].as_str();
+    // Without etcd this replica cannot know who leads: "none" would read as
+    // an election that ends on its own.
+    let nobody = match c["etcd_error"].is_string() {
+        true => "unknown (this replica cannot reach etcd; it does not lead)",
+        false => "none (election under way)",
+    };
     crate::say!(
         "cluster: answered by {}, leader {}",
         c["node"].as_str().unwrap_or("?"),
-        leader.unwrap_or("none (election under way)")
+        leader.unwrap_or(nobody)
     );
     for r in c["replicas"].as_array().into_iter().flatten() {
         let id = r["id"].as_str().unwrap_or("?");

@@ -126,9 +126,14 @@ impl Cluster {
         v.term.filter(|_| alive)
     }
 
-    /// The leader, as last read from etcd.
+    /// The leader, as last read from etcd. This replica is named only while
+    /// it surely leads: once its lease can no longer be trusted (etcd cut
+    /// off or too slow), another replica may hold the key already, and
+    /// naming itself would tell an operator the opposite of the truth.
     pub fn leader(&self) -> Option<Leader> {
-        self.lock().leader.clone()
+        let v = self.lock();
+        let trusted = v.lease_until.is_some_and(|t| Instant::now() < t);
+        v.leader.clone().filter(|l| l.id != self.node_id || (trusted && v.term.is_some()))
     }
 
     /// The leader's admin address when another replica leads.
@@ -137,9 +142,22 @@ impl Cluster {
         v.leader.as_ref().filter(|l| l.id != self.node_id).map(|l| l.admin.clone())
     }
 
-    /// Why etcd cannot be used right now, if it cannot.
+    /// Why etcd cannot be used right now, if it cannot. Besides the errors
+    /// the election reports, a lease past the time it surely holds is one:
+    /// renewals that hang (a cut that closes nothing, a slow link) report
+    /// no error of their own until their time-outs add up, and until then
+    /// this replica would look healthy while it can no longer lead.
     pub fn etcd_error(&self) -> Option<String> {
-        self.lock().etcd_error.clone()
+        let v = self.lock();
+        if let Some(e) = &v.etcd_error {
+            return Some(e.clone());
+        }
+        let late = Instant::now().checked_duration_since(v.lease_until?)?;
+        Some(format!(
+            "etcd: this replica's lease has not been renewed for {} ms past the time it surely held \
+             (etcd unreachable or too slow); not leading",
+            late.as_millis()
+        ))
     }
 
     /// The live replicas, this one included.
@@ -227,9 +245,14 @@ impl Cluster {
         v.leader = Some(Leader { id: self.node_id.clone(), admin: self.admin.clone() });
     }
 
-    /// This replica no longer leads (or never did).
+    /// This replica no longer leads (or never did). If the leader key was
+    /// last seen as its own, who leads now is unknown until the next look.
     pub fn lost(&self) {
-        self.lock().term = None;
+        let mut v = self.lock();
+        v.term = None;
+        if v.leader.as_ref().is_some_and(|l| l.id == self.node_id) {
+            v.leader = None;
+        }
     }
 
     /// The lease was renewed: it holds until `until` at the earliest.
