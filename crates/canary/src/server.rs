@@ -106,6 +106,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         metrics: Arc::clone(&metrics),
         cfg: Arc::clone(&cfg),
         flags,
+        published: Arc::clone(&controller::lock(&controller).published),
         controller: Arc::clone(&controller),
         sessions: Arc::default(),
         cluster,

@@ -60,8 +60,10 @@ pub async fn stream(State(s): State<AdminState>) -> Sse<impl Stream<Item = Resul
 }
 
 async fn frame(s: &AdminState) -> Value {
-    let c = Arc::clone(&s.controller);
-    let status = tokio::task::spawn_blocking(move || controller::lock(&c).status()).await.ok();
+    let (c, published, live, cluster) =
+        (Arc::clone(&s.controller), Arc::clone(&s.published), Arc::clone(&s.live), s.cluster.clone());
+    let now = move || controller::status_now(&c, &published, &live, cluster.as_deref());
+    let status = tokio::task::spawn_blocking(now).await.ok();
     let snap = s.metrics.window(WindowSpec::Last(Duration::from_secs(10)), Instant::now());
     let arm = |v: Version| {
         let a = snap.arm(v);

@@ -54,6 +54,8 @@ pub struct AdminState {
     pub flags: Arc<Mutex<FlagsStatus>>,
     /// The rollout controller.
     pub controller: Arc<Mutex<Controller>>,
+    /// Its status as of its last look, for when it is busy.
+    pub published: crate::controller::Published,
     /// The dashboard's login sessions.
     pub sessions: Arc<auth::Sessions>,
     /// The cluster this replica belongs to, if any.

@@ -18,8 +18,10 @@ use std::sync::Arc;
 
 /// `GET /api/rollout`
 pub async fn status(State(s): State<AdminState>) -> Response {
-    let c = Arc::clone(&s.controller);
-    match tokio::task::spawn_blocking(move || controller::lock(&c).status()).await {
+    let (c, published, live, cluster) =
+        (Arc::clone(&s.controller), Arc::clone(&s.published), Arc::clone(&s.live), s.cluster.clone());
+    let now = move || controller::status_now(&c, &published, &live, cluster.as_deref());
+    match tokio::task::spawn_blocking(now).await {
         Ok(st) => Json(st).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }

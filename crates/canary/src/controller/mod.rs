@@ -48,6 +48,14 @@ const MAX_FAST_TICKS: usize = 40;
 /// How often bake progress is saved when nothing else happens.
 const PERSIST_EVERY_MS: u64 = 1_000;
 
+/// How long a status request waits for a busy controller before it answers
+/// with the status of the controller's last look (see [`status_now`]).
+const STATUS_WAIT: Duration = Duration::from_millis(500);
+
+/// The controller's own status as of its last look (without the cluster's
+/// view, which is read fresh), readable while the controller is busy.
+pub type Published = Arc<Mutex<Option<Status>>>;
+
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -136,6 +144,8 @@ pub struct Controller {
     last_refresh_ms: u64,
     /// A rollback decided while the shared store failed: written again until it takes.
     unsaved: Option<(Rollout, Vec<Decision>)>,
+    /// Its status after each look, for [`status_now`].
+    pub published: Published,
 }
 
 impl Controller {
@@ -169,21 +179,28 @@ impl Controller {
             fleet: FleetObserver::default(),
             last_refresh_ms: 0,
             unsaved: None,
+            published: Published::default(),
         })
     }
 
     /// Where things stand, for `status`.
     pub fn status(&self) -> Status {
+        let mut st = self.own_status();
+        with_cluster(&mut st, self.cluster.as_deref());
+        st
+    }
+
+    /// The status without the cluster's view.
+    fn own_status(&self) -> Status {
         let mut st = Status::of(self.rollout.as_ref(), &self.live);
         st.error = self.fault.clone();
         st.thresholds = Some(api::Thresholds::of(&self.policy));
-        st.cluster = self.cluster.as_ref().map(|c| c.describe());
-        if let Some(why) = self.cluster.as_ref().and_then(|c| c.etcd_error()).filter(|_| st.error.is_none()) {
-            st.error = Some(format!(
-                "{why}; the rollout holds until etcd answers (routing goes on with the last table)"
-            ));
-        }
         st
+    }
+
+    /// Keeps the status of this look for [`status_now`].
+    fn publish(&self) {
+        *self.published.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.own_status());
     }
 
     /// What a team's own checks need to know of the rollout in progress, if any.
@@ -575,14 +592,66 @@ pub fn lock(c: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
     c.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The cluster's view (who leads, etcd's health) on `st`, read now.
+fn with_cluster(st: &mut Status, cluster: Option<&Cluster>) {
+    st.cluster = cluster.map(|c| c.describe());
+    if let Some(why) = cluster.and_then(|c| c.etcd_error()).filter(|_| st.error.is_none()) {
+        st.error = Some(format!(
+            "{why}; the rollout holds until etcd answers (routing goes on with the last table)"
+        ));
+    }
+}
+
+/// Where things stand, for `status`, without waiting long on the controller.
+/// A look or a command holds the controller while it writes the state, and
+/// a shared store that does not answer (etcd cut off, or slow) holds it for
+/// up to `CALL_TIMEOUT`: exactly when an operator asks what is going on. So
+/// after [`STATUS_WAIT`] the answer is the controller's status as of its
+/// last look, with what can be read without it (the router's table and the
+/// cluster's view) read now, and the wait named in `error`.
+pub fn status_now(
+    c: &Mutex<Controller>,
+    published: &Published,
+    live: &Live,
+    cluster: Option<&Cluster>,
+) -> Status {
+    let deadline = std::time::Instant::now() + STATUS_WAIT;
+    loop {
+        match c.try_lock() {
+            Ok(g) => return g.status(),
+            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().status(),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => break,
+        }
+    }
+    let last = published.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let now = Status::of(None, live);
+    let mut st = match last {
+        Some(last) => Status { share: now.share, stable: now.stable, canary: now.canary, ..last },
+        None => now,
+    };
+    with_cluster(&mut st, cluster);
+    let busy = format!(
+        "the controller has been busy for over {} ms (a write to the state that does not answer); \
+         the rollout is shown as of its last look",
+        STATUS_WAIT.as_millis()
+    );
+    st.error = Some(st.error.map_or(busy.clone(), |e| format!("{e}; {busy}")));
+    st
+}
+
 /// Ticks the controller every [`TICK`] until `stop` is set.
 pub fn spawn(c: Arc<Mutex<Controller>>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("canary-controller".into()).spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(TICK);
-            if let Err(e) = lock(&c).tick(now_ms() as u64) {
+            let mut g = lock(&c);
+            if let Err(e) = g.tick(now_ms() as u64) {
                 tracing::error!(error = %e, "rollout tick failed; nothing was changed, retrying");
             }
+            g.publish();
         }
     })
 }
