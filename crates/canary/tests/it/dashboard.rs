@@ -4,6 +4,7 @@
 //! which `./test.sh` installs; elsewhere the test says so and passes only
 //! outside CI.
 
+use crate::load::*;
 use crate::support::*;
 use canary::controller::api::DeployRequest;
 use canary::controller::lock;
@@ -49,7 +50,7 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
         .await
         .unwrap();
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("load beside the dashboard");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(seen["share_shown"], "25%", "{seen}");

@@ -21,6 +21,7 @@ mod grpc;
 mod grpc_upstream;
 mod hostile;
 mod judge;
+mod load;
 mod ops;
 mod proxy;
 mod reload;

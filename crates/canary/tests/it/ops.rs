@@ -1,6 +1,7 @@
 //! After the fact: hooks (commands and webhooks, a hanging one included), the
 //! incident record, the release tag in a real git repository, the report.
 
+use crate::load::*;
 use crate::support::*;
 use bytes::Bytes;
 use canary::controller::api::DeployRequest;
@@ -83,7 +84,7 @@ async fn a_rollback_runs_hooks_writes_the_incident_and_a_hanging_hook_delays_not
     assert!(rolled);
     assert!(failing_since.elapsed() < Duration::from_secs(6), "the 30 s hook did not delay the rollback");
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_no_hang("load on a failing canary");
     // The hooks run side by side: the webhook and the command log are
     // looked for too, not taken to be done because the slow hook is.
     let recorded = eventually(10, || async {
@@ -174,7 +175,7 @@ async fn a_promotion_tags_the_release_uniquely_and_writes_the_report() {
             .unwrap();
     }
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("load");
     let tagged = eventually(10, || async {
         srv.live.store().events(200).unwrap().iter().filter(|e| e.kind == "release_tagged").count() == 2
     })

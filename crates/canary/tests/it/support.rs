@@ -433,36 +433,6 @@ pub fn arg(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
-/// Sends requests from many distinct users at about `rps` until `stop` is set;
-/// returns (answered 2xx, anything else).
-pub fn spawn_load(addr: SocketAddr, rps: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, u64)> {
-    tokio::spawn(async move {
-        let c = client();
-        let (ok, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rps.max(1)));
-        let mut i = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            tick.tick().await;
-            i += 1;
-            let (c, ok, bad) = (c.clone(), Arc::clone(&ok), Arc::clone(&bad));
-            tokio::spawn(async move {
-                let req = Request::get(format!("http://{addr}/api/v2/rooms"))
-                    .header("x-user-id", format!("load-user-{i}"))
-                    .body(Full::new(Bytes::new()))
-                    .unwrap();
-                // A connection error counts as a failure too, not a lost task.
-                let good = match c.request(req).await {
-                    Ok(resp) => resp.status().as_u16() < 300 && resp.into_body().collect().await.is_ok(),
-                    Err(_) => false,
-                };
-                (if good { &ok } else { &bad }).fetch_add(1, Ordering::Relaxed);
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed))
-    })
-}
-
 /// Polls `check` every 100 ms for up to `secs` seconds.
 pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
 where
