@@ -77,6 +77,11 @@ impl Etcd {
         m.child = Some(child);
     }
 
+    /// Member `i`'s client address.
+    pub fn client_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.members[i].client))
+    }
+
     /// The client URLs, comma-separated, as `--etcd` takes them.
     pub fn urls(&self) -> String {
         let urls: Vec<String> =
@@ -124,11 +129,15 @@ impl Drop for Etcd {
 }
 
 /// `canary serve` replica `id` in front of `stable`, sharing state through `etcd`.
-fn replica(etcd: &Etcd, stable: &str, dir: &Path, id: &str, toml: &str) -> Process {
+pub(crate) fn replica(etcd: &Etcd, stable: &str, dir: &Path, id: &str, toml: &str) -> Process {
+    replica_via(&etcd.urls(), stable, dir, id, toml)
+}
+
+/// As [`replica`], reaching etcd at `urls` (a relay, for instance).
+pub(crate) fn replica_via(urls: &str, stable: &str, dir: &Path, id: &str, toml: &str) -> Process {
     let cfg = dir.join(format!("{id}.toml"));
     std::fs::write(&cfg, toml).unwrap();
     let state = arg(dir, &format!("{id}.db"));
-    let urls = etcd.urls();
     let args = [
         "serve",
         "--config",
@@ -142,7 +151,7 @@ fn replica(etcd: &Etcd, stable: &str, dir: &Path, id: &str, toml: &str) -> Proce
         "--state",
         &state,
         "--etcd",
-        &urls,
+        urls,
         "--node-id",
         id,
     ];
@@ -150,19 +159,19 @@ fn replica(etcd: &Etcd, stable: &str, dir: &Path, id: &str, toml: &str) -> Proce
     Process::start_logged(&args, &[], log)
 }
 
-const FAST: &str = "[cluster]\nlease_ttl = \"3s\"\n";
+pub(crate) const FAST: &str = "[cluster]\nlease_ttl = \"3s\"\n";
 
-async fn get_json(admin: SocketAddr, path: &str) -> Value {
+pub(crate) async fn get_json(admin: SocketAddr, path: &str) -> Value {
     admin_json(&client(), admin, path).await
 }
 
 /// The leader's node id as `admin` sees it, once one is elected.
-async fn leader(admin: SocketAddr) -> Option<String> {
+pub(crate) async fn leader(admin: SocketAddr) -> Option<String> {
     get_json(admin, "/api/rollout").await["cluster"]["leader"].as_str().map(str::to_string)
 }
 
 /// The leader, once every replica in `ps` names the same one.
-async fn wait_for_leader(ps: &[&Process]) -> String {
+pub(crate) async fn wait_for_leader(ps: &[&Process]) -> String {
     for _ in 0..100 {
         let seen: Vec<Option<String>> =
             futures_util::future::join_all(ps.iter().map(|p| leader(p.admin))).await;
@@ -181,14 +190,14 @@ async fn version_of(proxy: SocketAddr, user: &str) -> String {
     version
 }
 
-fn deploy_args(admin: SocketAddr, canary: &str, extra: &[&str]) -> Vec<String> {
+pub(crate) fn deploy_args(admin: SocketAddr, canary: &str, extra: &[&str]) -> Vec<String> {
     let mut a = vec!["deploy".to_string(), extra[0].to_string(), canary.to_string()];
     a.extend(extra[1..].iter().map(|s| s.to_string()));
     a.extend(["--admin".to_string(), format!("http://{admin}")]);
     a
 }
 
-fn run(args: &[String]) -> (i32, String, String) {
+pub(crate) fn run(args: &[String]) -> (i32, String, String) {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     cli(&refs)
 }

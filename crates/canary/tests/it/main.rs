@@ -23,7 +23,11 @@ mod hostile;
 mod judge;
 mod load;
 mod ops;
+#[cfg(feature = "etcd")]
+mod partition;
 mod proxy;
+#[cfg(feature = "etcd")]
+mod relay;
 mod reload;
 mod rollout;
 mod routing;
