@@ -1,4 +1,4 @@
-# bench/lib.sh: what the bench scripts share, sourced by run.sh, rate.sh,
+# bench/lib.sh: what the bench scripts share, sourced by run.sh, rate.sh, chaos.sh,
 # syscalls.sh, idle.sh, instructions.sh and tls.sh: the bookkeeping that stops every process they start (and its
 # children) on exit, free loopback ports, waiting for a server to answer, an
 # nginx master's worker, a process tree's CPU time, durations, and starting
