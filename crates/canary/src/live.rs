@@ -9,7 +9,7 @@
 //! watch channel, for the canary's open upgraded connections to close on.
 
 use crate::feature_flags::FeatureFlags;
-use crate::store::{PersistedRouting, Store, StoreError};
+use crate::store::{PersistedRouting, RolloutWrite, Store, StoreError};
 use crate::upstream::Upstream;
 use arc_swap::{ArcSwap, Guard};
 use canary_core::exclude::Excludes;
@@ -208,6 +208,27 @@ impl Live {
     /// Applies a change: persist with its event, then swap. Returns the new
     /// table, or the unchanged one when the change changes nothing.
     pub fn apply(&self, change: Change, source: Source) -> Result<Arc<RoutingTable>, StoreError> {
+        self.apply_with(change, source, None)
+    }
+
+    /// As [`Live::apply`] for the controller, with the rollout's record and
+    /// events written in the same store write (see
+    /// `Backend::save_routing_and_rollout`); when the table does not change,
+    /// the rollout alone is written.
+    pub fn apply_with_rollout(
+        &self,
+        change: Change,
+        rollout: RolloutWrite<'_>,
+    ) -> Result<Arc<RoutingTable>, StoreError> {
+        self.apply_with(change, Source::Controller, Some(rollout))
+    }
+
+    fn apply_with(
+        &self,
+        change: Change,
+        source: Source,
+        rollout: Option<RolloutWrite<'_>>,
+    ) -> Result<Arc<RoutingTable>, StoreError> {
         // Holding the meta lock serialises writers, so the order on disk is the
         // order of swaps.
         let mut meta = self.lock_meta();
@@ -233,6 +254,9 @@ impl Live {
         }
         let ups_changed = change.upstreams.as_ref().is_some_and(|u| **self.upstreams.load() != *u);
         if new == *old && new_meta == *meta && !ups_changed && !meta.unsaved {
+            if let Some(w) = rollout {
+                self.store.save_rollout(w.id, w.state, w.body, w.events)?;
+            }
             return Ok(old);
         }
         new_meta.unsaved = false;
@@ -242,7 +266,10 @@ impl Live {
                 json!({"stable": u.stable.url(), "canary": u.canary.as_ref().map(|c| c.url())});
         }
         let kind = if ups_changed { "upstreams_changed" } else { kind(&old, &new) };
-        self.store.save_routing(&persisted(&new, &new_meta), kind, source.as_str(), &detail)?;
+        match rollout {
+            Some(w) => self.store.save_routing_and_rollout(&persisted(&new, &new_meta), kind, &detail, w)?,
+            None => self.store.save_routing(&persisted(&new, &new_meta), kind, source.as_str(), &detail)?,
+        }
         *meta = new_meta;
         // Upstreams first: a request that sees the new table (say, canary
         // enabled) must find the canary it points to.

@@ -24,7 +24,7 @@ use crate::live::{Change, Live, Source, Upstreams};
 use crate::metrics::Metrics;
 use crate::ops::checklist::ItemResult;
 use crate::ops::{OpsEvent, Outbox};
-use crate::store::{StoreError, now_ms};
+use crate::store::{RolloutWrite, StoreError, now_ms};
 use crate::upstream::Upstream;
 use crate::windows::Windows;
 use api::{DeployRequest, Status};
@@ -146,6 +146,9 @@ pub struct Controller {
     unsaved: Option<(Rollout, Vec<Decision>)>,
     /// Its status after each look, for [`status_now`].
     pub published: Published,
+    /// A write to the shared store failed without saying whether it landed:
+    /// the rollout is read back before the next decision.
+    reread: bool,
 }
 
 impl Controller {
@@ -180,6 +183,7 @@ impl Controller {
             last_refresh_ms: 0,
             unsaved: None,
             published: Published::default(),
+            reread: false,
         })
     }
 
@@ -236,6 +240,9 @@ impl Controller {
             }
             if !self.leading {
                 self.take_over(&c, now)?;
+            }
+            if self.reread {
+                self.read_back()?;
             }
             self.retry_unsaved(now);
         }
@@ -324,6 +331,32 @@ impl Controller {
         } else {
             self.live.store().record("leader_changed", "cluster", &detail).map_err(ControlError::from)
         }
+    }
+
+    /// After a write to the shared store that failed without an answer (a
+    /// time-out), the rollout as the store has it: etcd may have applied
+    /// the write after the call gave up (a slow link), and deciding again
+    /// from the state before it would do the step twice, or take the share
+    /// it set for an operator's and pause. The step's progress in memory is
+    /// kept when the store has the same step.
+    fn read_back(&mut self) -> Result<(), ControlError> {
+        let stored: Option<Rollout> =
+            self.live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        self.reread = false;
+        let same = |a: &Rollout, b: &Rollout| a.id == b.id && a.step == b.step && a.state == b.state;
+        match (stored, self.rollout.as_ref()) {
+            (Some(s), Some(mine)) if same(&s, mine) => {}
+            (stored, _) => {
+                tracing::warn!(
+                    rollout = stored.as_ref().map(|r| r.id),
+                    "a write the shared store did not confirm had landed; going on from the stored rollout"
+                );
+                self.rollout = stored;
+                self.ring.clear();
+                self.step_obs = Observation::default();
+            }
+        }
+        Ok(())
     }
 
     /// Starts a rollout.
@@ -536,8 +569,10 @@ impl Controller {
         }
         if self.cluster.is_some() {
             // Shared state fails for a moment (etcd, a lost race): look again
-            // next tick rather than pause for a person to resume.
+            // next tick rather than pause for a person to resume, from the
+            // stored rollout (the write may have landed all the same).
             self.rollout = Some(before);
+            self.reread = true;
             return;
         }
         let mut held = before;
@@ -562,14 +597,17 @@ impl Controller {
             }
         }
         let moved = change.share.is_some() || change.upstreams.is_some() || change.blocked.is_some();
+        let body = serde_json::to_value(r).unwrap_or_default();
         if moved {
-            self.live.apply(change, Source::Controller)?;
+            // The table and the step that sets it, in one write.
+            let write = RolloutWrite { id: r.id, state: r.state.as_str(), body: &body, events: &events };
+            self.live.apply_with_rollout(change, write)?;
             // The mix of traffic changed: older ticks describe another step.
             self.ring.clear();
             self.step_obs = Observation::default();
+        } else {
+            self.live.store().save_rollout(r.id, r.state.as_str(), &body, &events)?;
         }
-        let body = serde_json::to_value(r).unwrap_or_default();
-        self.live.store().save_rollout(r.id, r.state.as_str(), &body, &events)?;
         self.last_persist_ms = now;
         for (kind, detail) in events {
             tracing::info!(event = kind, detail = %detail, "rollout");

@@ -18,7 +18,7 @@
 //! too); etcd calls run on this store's own runtime, and a caller waits at
 //! most [`CALL_TIMEOUT`] for one.
 
-use super::{Backend, Event, PersistedRouting, StoreError, now_ms};
+use super::{Backend, Event, PersistedRouting, RolloutWrite, StoreError, now_ms};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp,
 };
@@ -242,6 +242,57 @@ impl Etcd {
         })?;
         Ok(resp.take_kvs())
     }
+
+    /// The routing state with its event, and with `rollout` when given, in
+    /// one transaction.
+    fn write_routing(
+        &self,
+        r: &PersistedRouting,
+        kind: &str,
+        source: &str,
+        detail: &serde_json::Value,
+        rollout: Option<RolloutWrite<'_>>,
+    ) -> Result<(), StoreError> {
+        let key = self.key("routing");
+        let seen = self.routing_rev.load(Ordering::SeqCst);
+        let mut when = vec![Compare::mod_revision(key.clone(), CompareOp::Equal, seen)];
+        if source == "controller" {
+            when.push(self.fence_compare()?);
+        }
+        let value = serde_json::to_string(r).unwrap_or_default();
+        let mut ops = vec![TxnOp::put(key, value, None), self.event_op(kind, source, detail)];
+        let rollout_key = rollout.map(|w| self.key(&format!("rollouts/{:012}", w.id)));
+        if let (Some(w), Some(k)) = (rollout, &rollout_key) {
+            ops.push(TxnOp::put(k.clone(), w.body.to_string(), None));
+            ops.extend(w.events.iter().map(|(kind, d)| self.event_op(kind, "controller", d)));
+        }
+        let why = "the routing was changed by another replica, or this one lost the leadership, \
+                   a moment ago: nothing was changed here; look again and retry";
+        match self.commit(when, ops, why) {
+            Ok(rev) => {
+                self.accept_routing(rev);
+                Ok(())
+            }
+            // A write retried after a member failed may have landed on its
+            // first try: then the state is already the one asked for.
+            Err(e) => match self.get_json(self.key("routing")) {
+                Ok(Some((v, rev))) if PersistedRouting::deserialize(&v).is_ok_and(|p| p == *r) => {
+                    let landed = match (rollout, rollout_key) {
+                        (Some(w), Some(k)) => {
+                            self.get_json(k).is_ok_and(|got| got.is_some_and(|(b, _)| b == *w.body))
+                        }
+                        _ => true,
+                    };
+                    if !landed {
+                        return Err(e);
+                    }
+                    self.accept_routing(rev);
+                    Ok(())
+                }
+                _ => Err(e),
+            },
+        }
+    }
 }
 
 /// An error that another try may not meet: a member down, an election.
@@ -283,31 +334,17 @@ impl Backend for Arc<Etcd> {
         source: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let key = self.key("routing");
-        let seen = self.routing_rev.load(Ordering::SeqCst);
-        let mut when = vec![Compare::mod_revision(key.clone(), CompareOp::Equal, seen)];
-        if source == "controller" {
-            when.push(self.fence_compare()?);
-        }
-        let value = serde_json::to_string(r).unwrap_or_default();
-        let ops = vec![TxnOp::put(key, value, None), self.event_op(kind, source, detail)];
-        let why = "the routing was changed by another replica, or this one lost the leadership, \
-                   a moment ago: nothing was changed here; look again and retry";
-        match self.commit(when, ops, why) {
-            Ok(rev) => {
-                self.accept_routing(rev);
-                Ok(())
-            }
-            // A write retried after a member failed may have landed on its
-            // first try: then the state is already the one asked for.
-            Err(e) => match self.get_json(self.key("routing")) {
-                Ok(Some((v, rev))) if PersistedRouting::deserialize(&v).is_ok_and(|p| p == *r) => {
-                    self.accept_routing(rev);
-                    Ok(())
-                }
-                _ => Err(e),
-            },
-        }
+        self.write_routing(r, kind, source, detail, None)
+    }
+
+    fn save_routing_and_rollout(
+        &self,
+        r: &PersistedRouting,
+        kind: &str,
+        detail: &serde_json::Value,
+        rollout: RolloutWrite<'_>,
+    ) -> Result<(), StoreError> {
+        self.write_routing(r, kind, "controller", detail, Some(rollout))
     }
 
     fn save_rollout(

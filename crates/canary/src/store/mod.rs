@@ -61,6 +61,19 @@ pub struct Event {
     pub detail: serde_json::Value,
 }
 
+/// A rollout's record and its events, written with a routing change.
+#[derive(Debug, Clone, Copy)]
+pub struct RolloutWrite<'a> {
+    /// The rollout's number.
+    pub id: i64,
+    /// Its state's name.
+    pub state: &'a str,
+    /// Its record.
+    pub body: &'a serde_json::Value,
+    /// The events the change is recorded with.
+    pub events: &'a [(&'a str, serde_json::Value)],
+}
+
 /// What a store keeps, and how. Each write of state is atomic with its events.
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The persisted routing state, if any was ever saved.
@@ -81,6 +94,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         body: &serde_json::Value,
         events: &[(&str, serde_json::Value)],
     ) -> Result<(), StoreError>;
+    /// Saves the routing state and a rollout together: the controller's
+    /// step, with the share it sets. Where another replica may read the two
+    /// between the writes (etcd), they are one transaction: a write that
+    /// lands late or half would otherwise leave a share that no rollout
+    /// step explains, which the next leader takes for an operator's hand
+    /// and pauses on. A single file has no such reader: written one after
+    /// the other, as before.
+    fn save_routing_and_rollout(
+        &self,
+        r: &PersistedRouting,
+        kind: &str,
+        detail: &serde_json::Value,
+        rollout: RolloutWrite<'_>,
+    ) -> Result<(), StoreError> {
+        self.save_routing(r, kind, "controller", detail)?;
+        self.save_rollout(rollout.id, rollout.state, rollout.body, rollout.events)
+    }
     /// Rollouts, newest first.
     fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError>;
     /// One rollout as saved.
