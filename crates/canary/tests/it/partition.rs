@@ -20,18 +20,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The replicas; the first one leads and reaches etcd through the relay.
 const IDS: [&str; 3] = ["a", "b", "c"];
 
-/// The lease every replica holds (see `TOML`).
+/// The lease every replica holds in the cut-off tests.
 const LEASE_TTL: Duration = Duration::from_secs(3);
 
-/// The shared state's key prefix in etcd (see `TOML`).
+/// The shared state's key prefix in etcd.
 const PREFIX: &str = "/partition";
 
-/// A 3 s lease, and a judge that passes a clean canary's step on a few dozen
-/// requests: these tests are about who drives the rollout, not about the judge.
-const TOML: &str = "[cluster]\nlease_ttl = \"3s\"\nprefix = \"/partition\"\n\
-    [policy]\nmax_error_rate = 20.0\nmax_error_rate_increase = 20.0\nmin_requests = 20\n\
+/// A judge that passes a clean canary's step on a few dozen requests: these
+/// tests are about who drives the rollout, not about the judge.
+const POLICY: &str = "[policy]\nmax_error_rate = 20.0\nmax_error_rate_increase = 20.0\nmin_requests = 20\n\
     min_fail_requests = 20\ntargets = false\nmax_p95_ms = 5000\nrollback_p95_ms = 10000\n\
     max_p95_ratio = 100.0\np95_slack_ms = 5000\n";
+
+/// Every replica's config: a lease of `lease`, the state under [`PREFIX`].
+fn toml(lease: Duration) -> String {
+    format!("[cluster]\nlease_ttl = \"{}s\"\nprefix = \"{PREFIX}\"\n{POLICY}", lease.as_secs())
+}
 
 /// Ten steps of 2 s: long enough to cut the leader in the middle of it.
 const STEPS: &str = "10,20,30,40,50,60,70,80,90,100";
@@ -50,19 +54,21 @@ struct Fleet {
 }
 
 impl Fleet {
-    async fn start() -> Fleet {
+    /// The replicas holding leases of `lease`.
+    async fn start(lease: Duration) -> Fleet {
+        let toml = toml(lease);
         let dir = tempdir();
         let etcd = Etcd::start(dir.path(), 1);
         let relay = Relay::start(etcd.client_addr(0));
         let (stable, canary) = (Upstream::start("stable"), Upstream::start("canary"));
         // `a` alone first, so that it is the one that leads.
-        let a = replica_via(&relay.url(), &stable.url(), dir.path(), "a", TOML);
+        let a = replica_via(&relay.url(), &stable.url(), dir.path(), "a", &toml);
         let leads =
             eventually(20, || async { ask(a.admin, "/api/v2/health").await["cluster"]["is_leader"] == true })
                 .await;
         assert!(leads, "a did not lead: {}", ask(a.admin, "/api/v2/health").await);
         let mut ps = vec![a];
-        ps.extend(IDS[1..].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, TOML)));
+        ps.extend(IDS[1..].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, &toml)));
         for p in &ps {
             let sees = eventually(20, || async {
                 let h = ask(p.admin, "/api/v2/health").await;
@@ -230,7 +236,7 @@ fn assert_history(events: &[(String, u64, Value)], cut: u64, healed: u64) {
 
 /// The leader cut off from etcd by `mode` (a blackhole or a reset) mid-rollout.
 async fn leader_cut_off(mode: Mode) {
-    let f = Fleet::start().await;
+    let f = Fleet::start(LEASE_TTL).await;
     let load = Load::start(&f.ps);
     let leaders = Leaders::watch(&f.ps);
     f.deploy().await;
@@ -319,23 +325,28 @@ async fn a_leader_whose_connections_to_etcd_are_reset_steps_down_in_time_and_rej
     leader_cut_off(Mode::Reset).await;
 }
 
+/// The slow link's test: a lease that outlasts several 2 s delays, so that
+/// the slow leader keeps leading while its writes land late (after its own
+/// call gave up on them).
+const SLOW_LEASE: Duration = Duration::from_secs(10);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leader_on_a_slow_link_to_etcd_never_leads_beside_another_and_no_client_errs() {
-    let f = Fleet::start().await;
+    let f = Fleet::start(SLOW_LEASE).await;
     let load = Load::start(&f.ps);
     let leaders = Leaders::watch(&f.ps);
     f.deploy().await;
-    let b = f.ps[1].admin;
+    let (a, b) = (f.ps[0].admin, f.ps[1].admin);
     f.relay.set(Mode::Delay(Duration::from_secs(2)));
-    // For a while the rollout either goes on (led by whoever can lead) or
-    // holds with the reason in `status`: what an operator sees is never a
-    // rollout that stands still without saying why.
+    // For a while the rollout either goes on (its steps seen by a follower)
+    // or holds with the reason in the slow leader's `status`: an operator
+    // never sees a rollout that stands still without saying why.
     let slow = Instant::now();
     let mut seen = Vec::new();
     while slow.elapsed() < Duration::from_secs(12) {
-        let st = ask(b, "/api/rollout").await;
-        let reason = st["error"].as_str().or(st["rollout"]["reason"].as_str()).map(str::to_string);
-        seen.push((step(&st), st["state"].as_str().map(str::to_string), reason));
+        let (mine, fleet) = (ask(a, "/api/rollout").await, ask(b, "/api/rollout").await);
+        let reason = mine["error"].as_str().or(mine["rollout"]["reason"].as_str()).map(str::to_string);
+        seen.push((step(&fleet), fleet["state"].as_str().map(str::to_string), reason));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let steps: Vec<u64> = seen.iter().map(|s| s.0).collect();
@@ -344,6 +355,8 @@ async fn a_leader_on_a_slow_link_to_etcd_never_leads_beside_another_and_no_clien
     let explained = seen.iter().rev().take(4).all(|s| s.2.is_some());
     assert!(moved || explained, "the rollout stood still without a reason: {seen:?}");
     f.relay.set(Mode::Pass);
+    // Not paused: a share the slow leader set with a step that landed late
+    // is the step's, not an operator's hand.
     let done = eventually(60, || async { ask(b, "/api/rollout").await["state"] == "promoted" }).await;
     assert!(done, "not promoted: {}", ask(b, "/api/rollout").await);
     load.assert_none_lost().await;
