@@ -9,7 +9,7 @@
 # (bench/chaos_load.py: each request on its own connection, 10 s deadline),
 # a rollout cycles (deploy, let it promote or roll back, deploy again; the
 # canary is v2's or v3's, whichever is not stable, picked at random), and
-# every 20-40 s a random fault:
+# every 20-40 s a random fault (on a replica: the leader half the time):
 #   replica    kill -9 a replica, restart it 3 s later
 #   etcd       kill -9 an etcd member, restart it 5 s later
 #   partition  cut a replica off from etcd for 10 s (no close: bytes dropped)
@@ -221,11 +221,27 @@ wait_cycling() {
     done
 }
 
+# The replica a fault hits: the leader half the time (the faults that matter
+# most), otherwise any of the three.
+target() {
+    local r leader
+    if (($(draw 2) == 0)); then
+        for r in 0 1 2; do
+            [[ -e $STATE/down-${IDS[r]} ]] && continue
+            leader=$(curl -sf --max-time 2 "http://127.0.0.1:${ADMIN[r]}/api/v2/health" |
+                jq -r '.cluster.leader // empty' || true)
+            [[ -n $leader ]] && break
+        done
+        for r in 0 1 2; do [[ ${IDS[r]} == "${leader:-}" ]] && { echo "$r"; return 0; }; done
+    fi
+    draw 3
+}
+
 fault() {
     local kind=$1 r i admin canary v
     case $kind in
         replica)
-            r=$(draw 3)
+            r=$(target)
             log "fault: kill -9 replica ${IDS[r]}"
             touch "$STATE/down-${IDS[r]}"
             kill -KILL "${REPLICA_PID[r]}" 2>/dev/null || true
@@ -247,7 +263,7 @@ fault() {
             log "  etcd member m$i restarted"
             ;;
         partition)
-            r=$(draw 3)
+            r=$(target)
             log "fault: replica ${IDS[r]} cut off from etcd for 10 s"
             kill -USR1 "${RELAY_PID[r]}"
             wait_cycling 10
