@@ -68,7 +68,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         .map_err(|e| StartError::Io(format!("admin API: cannot listen on {}: {e}", cfg.admin)))?;
     let admin_addr = admin_sock.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
     let (store, joined) = open_store(&cfg, admin_addr, admin_tls.as_ref())?;
-    let live = Live::new(store, table(&cfg), upstreams(&cfg), env_flags)
+    let live = Live::new(store, table(&cfg), upstreams(&cfg), env_flags, cfg.reset_state)
         .map_err(|e| StartError::Io(e.to_string()))?;
     let live = Arc::new(live);
     if let Some(j) = &joined {
@@ -134,7 +134,7 @@ fn open_store(
     tls: Option<&AdminTls>,
 ) -> Result<(Store, Option<Joined>), StartError> {
     let Some(cc) = &cfg.cluster else {
-        let store = Store::open(&cfg.state).map_err(|e| StartError::Io(e.to_string()))?;
+        let store = Store::open(&cfg.state, cfg.reset_state).map_err(|e| StartError::Io(e.to_string()))?;
         return Ok((store, None));
     };
     let advertise = cc.advertise.unwrap_or(admin).to_string();

@@ -16,6 +16,7 @@ mod dashboard;
 mod demo;
 mod disk;
 mod durability;
+mod fail_closed;
 mod flags;
 mod grpc;
 mod grpc_upstream;
