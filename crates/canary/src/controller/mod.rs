@@ -12,6 +12,7 @@
 //! in turn, so a command and a tick never interleave. The proxy never takes it.
 
 pub mod api;
+pub mod clock;
 pub mod health;
 pub mod observe;
 pub mod probe;
@@ -24,7 +25,7 @@ use crate::live::{Change, Live, Source, Upstreams};
 use crate::metrics::Metrics;
 use crate::ops::checklist::ItemResult;
 use crate::ops::{OpsEvent, Outbox};
-use crate::store::{StoreError, now_ms};
+use crate::store::StoreError;
 use crate::upstream::Upstream;
 use crate::windows::Windows;
 use api::{DeployRequest, Status};
@@ -145,7 +146,7 @@ impl Controller {
         let mut rollout: Option<Rollout> =
             live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
         if let Some(r) = rollout.as_mut().filter(|r| r.is_active()) {
-            r.resume_after_restart(now_ms() as u64);
+            r.resume_after_restart(clock::now_ms());
         }
         Ok(Controller {
             live,
@@ -601,7 +602,7 @@ pub fn spawn(c: Arc<Mutex<Controller>>, stop: Arc<AtomicBool>) -> std::io::Resul
     std::thread::Builder::new().name("canary-controller".into()).spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(TICK);
-            if let Err(e) = lock(&c).tick(now_ms() as u64) {
+            if let Err(e) = lock(&c).tick(clock::now_ms()) {
                 tracing::error!(error = %e, "rollout tick failed; nothing was changed, retrying");
             }
         }

@@ -40,7 +40,7 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
         bake: Some("10m".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     let shot = dir.path().join("dashboard.png");
     let out = tokio::process::Command::new("node")
         .arg(e2e_dir().join("dashboard.mjs"))
@@ -78,7 +78,7 @@ async fn an_operator_can_roll_back_from_the_page_and_a_viewer_cannot() {
         bake: Some("10m".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     let out = tokio::process::Command::new("node")
         .arg(e2e_dir().join("actions.mjs"))
         .args([format!("http://{}", srv.admin_addr), "view-secret".into(), "op-secret".into()])

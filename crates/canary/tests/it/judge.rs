@@ -38,7 +38,7 @@ fn deploy(srv: &canary::server::Running, canary: String, bake: &str) {
         final_watch: Some("2s".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
 }
 
 fn state(srv: &canary::server::Running) -> (String, f64, String) {

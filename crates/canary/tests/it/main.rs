@@ -9,6 +9,7 @@ mod admin_tls;
 mod checks;
 mod cli;
 mod client_wire;
+mod clock;
 #[cfg(feature = "etcd")]
 mod cluster;
 mod config_cli;
