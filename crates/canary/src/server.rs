@@ -79,7 +79,11 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let cluster = joined.as_ref().map(|j| Arc::clone(&j.cluster));
     let flags = Arc::new(Mutex::new(FlagsStatus { path: cfg.flags.clone(), ..FlagsStatus::default() }));
     if let Some(path) = &cfg.flags {
-        dynamic::load(path, &live).map_err(StartError::Config)?;
+        // Over state that could not be read nothing is applied: the start goes
+        // on, serving stable, and the reload below shows why the file was not.
+        if live.fault().is_none() {
+            dynamic::load(path, &live).map_err(StartError::Config)?;
+        }
         dynamic::reload(path, &live, &flags);
     }
     let metrics = Arc::new(Metrics::new(cfg.proxy.workers, cfg.max_routes));

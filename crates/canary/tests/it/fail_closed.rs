@@ -155,8 +155,13 @@ async fn a_file_that_is_no_state_file_serves_stable_only() {
     let state = dir.path().join("canary.db");
     let garbage = b"this is not an SQLite database, but it is 64 bytes long at least..".repeat(64);
     std::fs::write(&state, &garbage).unwrap();
-    let p = serve(&stable, &canary, &state, &[]);
+    // A flags file asking for 50%: not applied over state that could not be read.
+    let flags = dir.path().join("flags.json");
+    std::fs::write(&flags, r#"{"v2-api-canary": {"enabled": true, "percentage": 50}}"#).unwrap();
+    let p = serve(&stable, &canary, &state, &["--flags", flags.to_str().unwrap()]);
     assert_failed_closed(&p, &state, "file").await;
+    let file = json(&p, "/api/flags-file").await;
+    assert!(file["last_error"].as_str().unwrap_or_default().contains("--reset-state"), "{file}");
     p.kill9();
     assert_eq!(std::fs::read(&state).unwrap(), garbage);
     let p = serve(&stable, &canary, &state, &["--reset-state"]);
