@@ -714,3 +714,76 @@ async fn with_admin_tls_the_replicas_reach_each_other_over_https() {
         assert_eq!(m["replicas"]["answered"], 2, "{m}");
     }
 }
+
+/// `etcdctl put KEY VALUE` on `etcd`.
+fn etcdctl_put(etcd: &Etcd, key: &str, value: &str) {
+    let ok = Command::new("etcdctl").args(["--endpoints", &etcd.urls(), "put", key, value]).status().unwrap();
+    assert!(ok.success(), "etcdctl put {key}");
+}
+
+/// The value at `key`, empty when absent.
+fn etcdctl_get(etcd: &Etcd, key: &str) -> String {
+    let out = Command::new("etcdctl")
+        .args(["--endpoints", &etcd.urls(), "get", "--print-value-only", key])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A replica whose command line would send 30% of users to `canary`, over
+/// cluster state it cannot read: stable only, degraded, never the leader,
+/// nothing written.
+async fn assert_replica_fails_closed(etcd: &Etcd, dir: &Path, canary: &Upstream, record: &str) {
+    let stable = Upstream::start("stable");
+    let toml = format!("{FAST}[upstreams]\ncanary = \"{}\"\n[routing]\nshare = 30\n", canary.url());
+    let p = replica(etcd, &stable.url(), dir, "a", &toml);
+    let c = client();
+    for i in 0..300 {
+        assert_eq!(version_of(p.proxy, &format!("user-{i}")).await, "stable", "user-{i}");
+    }
+    assert_eq!(get(&c, p.proxy, "/", &[("x-canary", "always")]).await.1, "stable");
+    let h = get_json(p.admin, "/api/v2/health").await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    let why = h["state_error"].as_str().unwrap_or_default();
+    assert!(why.contains(record) && why.contains("--reset-state"), "{h}");
+    // Registered, looking, but not campaigning: after several looks no one leads.
+    let seen = eventually(10, || async {
+        get_json(p.admin, "/api/v2/health").await["cluster"]["replicas"] != Value::Null
+    })
+    .await;
+    assert!(seen);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = get_json(p.admin, "/api/rollout").await;
+    assert_eq!(r["cluster"]["is_leader"], false, "{r}");
+    assert!(r["error"].as_str().unwrap_or_default().contains("--reset-state"), "{r}");
+    let (code, _, err) = cli(&["deploy", "10", &canary.url(), "--admin", &format!("http://{}", p.admin)]);
+    assert_ne!(code, 0, "a deploy over unreadable state must be refused: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_state_of_a_newer_schema_serves_stable_only_and_is_not_written() {
+    let dir = tempdir();
+    let etcd = Etcd::start(dir.path(), 1);
+    etcdctl_put(&etcd, "/canary/v2-api-canary/schema", "99");
+    let canary = Upstream::start("canary");
+    assert_replica_fails_closed(&etcd, dir.path(), &canary, "schema").await;
+    assert_eq!(etcdctl_get(&etcd, "/canary/v2-api-canary/schema"), "99");
+    assert_eq!(
+        etcdctl_get(&etcd, "/canary/v2-api-canary/routing"),
+        "",
+        "a newer cluster's routing was written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_routing_record_in_etcd_serves_stable_only_and_is_kept() {
+    let dir = tempdir();
+    let etcd = Etcd::start(dir.path(), 1);
+    let damaged = r#"{"share_bp": "thirty"}"#;
+    etcdctl_put(&etcd, "/canary/v2-api-canary/routing", damaged);
+    let canary = Upstream::start("canary");
+    assert_replica_fails_closed(&etcd, dir.path(), &canary, "routing").await;
+    assert_eq!(etcdctl_get(&etcd, "/canary/v2-api-canary/routing"), damaged);
+    // The first replica of a new cluster wrote the schema version it knows.
+    assert_eq!(etcdctl_get(&etcd, "/canary/v2-api-canary/schema"), "1");
+}

@@ -9,6 +9,7 @@ mod admin_tls;
 mod checks;
 mod cli;
 mod client_wire;
+mod clock;
 #[cfg(feature = "etcd")]
 mod cluster;
 mod config_cli;
@@ -16,6 +17,7 @@ mod dashboard;
 mod demo;
 mod disk;
 mod durability;
+mod fail_closed;
 mod flags;
 mod grpc;
 mod grpc_upstream;

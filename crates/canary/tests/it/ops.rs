@@ -76,7 +76,7 @@ async fn a_rollback_runs_hooks_writes_the_incident_and_a_hanging_hook_delays_not
         bake: Some("10m".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     canary.fail_with.store(500, Ordering::Relaxed);
     let failing_since = Instant::now();
@@ -166,12 +166,12 @@ async fn a_promotion_tags_the_release_uniquely_and_writes_the_report() {
             final_watch: Some("1s".into()),
             ..DeployRequest::default()
         };
-        lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+        lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
         let done = eventually(20, || async { lock(&srv.controller).status().state == "promoted" }).await;
         assert!(done, "{:?}", lock(&srv.controller).status());
         // Undo the promotion so the next rollout has the same stable to start from.
         lock(&srv.controller)
-            .command(Command::Rollback("next round".into()), canary::store::now_ms() as u64)
+            .command(Command::Rollback("next round".into()), canary::controller::clock::now_ms())
             .unwrap();
     }
     stop.store(true, Ordering::Relaxed);

@@ -39,7 +39,7 @@ fn rolling(
         manual: false,
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     (srv, stop, load)
 }
 
@@ -57,7 +57,7 @@ async fn a_healthy_canary_is_promoted_and_becomes_stable() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(srv.proxy_addr, 400, Arc::clone(&stop));
     lock(&srv.controller)
-        .deploy(&quick(&canary, 50.0, "50,100"), canary::store::now_ms() as u64, None)
+        .deploy(&quick(&canary, 50.0, "50,100"), canary::controller::clock::now_ms(), None)
         .unwrap();
     let done = eventually(30, || async { state(&srv).0 == "promoted" }).await;
     assert!(done, "not promoted: {:?}", state(&srv));
@@ -68,7 +68,7 @@ async fn a_healthy_canary_is_promoted_and_becomes_stable() {
     let c = client();
     assert_eq!(get(&c, srv.proxy_addr, "/", &[]).await.2, "canary", "the canary now serves everyone");
     // A rollback after the promotion brings the previous stable back.
-    let now = canary::store::now_ms() as u64;
+    let now = canary::controller::clock::now_ms();
     lock(&srv.controller).command(canary::controller::Command::Rollback("regression".into()), now).unwrap();
     assert_eq!(srv.live.upstreams().stable.url(), stable.url());
     assert_eq!(get(&c, srv.proxy_addr, "/", &[]).await.2, "stable");
@@ -126,7 +126,7 @@ async fn killing_the_canary_mid_rollout_costs_clients_nothing_and_rolls_back() {
         manual: false,
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     canary.kill9();
     let rolled = eventually(15, || async { state(&srv).0 == "rolled_back" }).await;

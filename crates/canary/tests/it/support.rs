@@ -221,6 +221,22 @@ impl Body for Zeros {
     }
 }
 
+/// The seed of the random choices of this run's tests (the demo service's
+/// error draws): `CANARY_TEST_SEED` when set, to replay a failure, else one
+/// from the clock. Printed by each test that uses it, so a failed test's
+/// output says how to replay it.
+pub fn test_seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| match std::env::var("CANARY_TEST_SEED") {
+        Ok(s) => s.parse().unwrap_or_else(|_| panic!("CANARY_TEST_SEED={s:?} is not a number")),
+        Err(_) => {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        }
+    });
+    eprintln!("random draws seeded with {seed} (replay with CANARY_TEST_SEED={seed})");
+    seed
+}
+
 /// A fresh temporary directory, removed at drop.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -361,10 +377,13 @@ impl Process {
         Process::start_logged(args, env, Stdio::null())
     }
 
-    /// As [`Process::start_env`], with the log (stderr) sent to `log`.
+    /// As [`Process::start_env`], with the log (stderr) sent to `log`. Demo
+    /// services it starts (directly, or through `canary demo`) draw their
+    /// errors from [`test_seed`].
     pub fn start_logged(args: &[&str], env: &[(&str, &str)], log: impl Into<Stdio>) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_canary"))
             .args(args)
+            .env("CANARY_DEMO_SEED", test_seed().to_string())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -412,7 +431,11 @@ pub fn serve_proc(stable: &Upstream, state: &str, extra: &[&str]) -> Process {
 
 /// Runs the binary to completion; returns exit code and stderr.
 pub fn run_canary(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_canary")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(args)
+        .env("CANARY_DEMO_SEED", test_seed().to_string())
+        .output()
+        .unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
 }
 
@@ -450,8 +473,12 @@ where
 
 /// Runs the binary's client commands with `args`; returns exit code, stdout and stderr.
 pub fn cli(args: &[&str]) -> (i32, String, String) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_canary")).args(args).env_remove("CANARY_TOKEN").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(args)
+        .env_remove("CANARY_TOKEN")
+        .env("CANARY_DEMO_SEED", test_seed().to_string())
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
