@@ -55,8 +55,32 @@ impl Upstream {
         Upstream::start_with(name, Some(tokio_rustls::TlsAcceptor::from(cfg)))
     }
 
+    /// As [`Upstream::start_tls`], on `addr`: an upstream restarted where
+    /// the one before it listened (it may take a moment to let the port go).
+    pub fn start_tls_at(name: &'static str, cfg: Arc<rustls::ServerConfig>, addr: SocketAddr) -> Upstream {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match std::net::TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("{addr} not free yet ({e}), retrying");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("cannot listen on {addr} again: {e}"),
+            }
+        };
+        Upstream::start_on(listener, name, Some(tokio_rustls::TlsAcceptor::from(cfg)))
+    }
+
     fn start_with(name: &'static str, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Upstream::start_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap(), name, tls)
+    }
+
+    fn start_on(
+        listener: std::net::TcpListener,
+        name: &'static str,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Upstream {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -534,8 +558,13 @@ impl TestCa {
 
     /// A leaf for `localhost` and 127.0.0.1, its common name `cn`.
     pub fn leaf(&self, cn: &str) -> Leaf {
+        self.leaf_with(cn, |_| {})
+    }
+
+    fn leaf_with(&self, cn: &str, edit: impl FnOnce(&mut rcgen::CertificateParams)) -> Leaf {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
         params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        edit(&mut params);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().clone() }
