@@ -7,8 +7,8 @@
 //! they agreed on, and nothing is dropped. [`ListenerPair`] is what a
 //! [`super::rotate::Rotation`] reloads into the slot.
 
-use super::pair;
 use super::rotate::Reloadable;
+use super::{pair, validity};
 use crate::config::TlsFiles;
 use arc_swap::ArcSwapOption;
 use rustls::ServerConfig;
@@ -84,6 +84,10 @@ impl Reloadable for ListenerPair {
     fn install(&self, content: &[Vec<u8>]) -> Result<(), String> {
         let [cert, key] = content else { return Err("a certificate and a key are needed".into()) };
         let pair = pair::from_pem(&self.files.cert, cert, &self.files.key, key, &self.provider)?;
+        // Every client that checks dates would refuse it: never put in service.
+        if let Some(leaf) = pair.cert.first() {
+            validity::check(&self.files.cert, leaf, jiff::Timestamp::now())?;
+        }
         self.slot.set(pair);
         Ok(())
     }

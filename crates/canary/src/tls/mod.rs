@@ -15,6 +15,8 @@
 //! - [`rotate`]: a listener's pair, or the upstreams' CA file, re-read when
 //!   the files change or on SIGHUP; bad content keeps what is in service, and
 //!   both outcomes are events.
+//! - [`validity`]: a certificate's dates; a listener's certificate outside
+//!   them is refused, at start and on rotation.
 
 pub mod admin;
 pub mod client;
@@ -22,6 +24,7 @@ pub mod listener;
 pub mod pair;
 pub mod rotate;
 pub mod trust;
+pub mod validity;
 
 use std::sync::Arc;
 

@@ -30,6 +30,7 @@ mod runbook;
 mod shutdown;
 mod support;
 mod tls;
+mod tls_dates;
 mod upstream_ca;
 mod upstream_wire;
 mod websocket;

@@ -561,6 +561,15 @@ impl TestCa {
         self.leaf_with(cn, |_| {})
     }
 
+    /// A leaf as [`TestCa::leaf`], valid only from `from` to `to` (year,
+    /// month, day; midnight UTC).
+    pub fn leaf_dated(&self, cn: &str, from: (i32, u8, u8), to: (i32, u8, u8)) -> Leaf {
+        self.leaf_with(cn, |p| {
+            p.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+            p.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        })
+    }
+
     fn leaf_with(&self, cn: &str, edit: impl FnOnce(&mut rcgen::CertificateParams)) -> Leaf {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
         params.distinguished_name.push(rcgen::DnType::CommonName, cn);
