@@ -22,7 +22,7 @@ use super::headers::{
     X_CANARY, X_CANARY_VERSION, asks_upgrade, has_hop_by_hop, ip_value, set_forwarded, strip_hop_by_hop,
     strip_present,
 };
-use super::pool::{BodyStalled, Checkout, ClientBody, Pool, UpstreamReqBody};
+use super::pool::{BodyStalled, Checkout, ClientBody, ClientBodyFailed, Pool, UpstreamReqBody};
 use super::{deadline, reply, upgrade};
 use crate::config::{ServeConfig, UserKey};
 use crate::live::Live;
@@ -359,6 +359,14 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
             record(ctx, version, Some(408), false);
             let msg = format!("the request body stalled for {:?}", ctx.w.cfg.proxy.body_read_timeout);
             reply::error(StatusCode::REQUEST_TIMEOUT, "body_timeout", &msg)
+        }
+        // The client's doing, not the upstream's: a 4xx, never a failure
+        // against the version (a canary must not be rolled back because
+        // clients on a bad network give up their uploads).
+        Err(SendError::Failed(e, _)) if caused_by::<ClientBodyFailed>(&e) => {
+            record(ctx, version, Some(400), false);
+            let msg = format!("the request body could not be read: {e}");
+            reply::error(StatusCode::BAD_REQUEST, "body_broken", &msg)
         }
         Err(SendError::Failed(e, _)) if is_body_limit(&e) => {
             record(ctx, version, Some(413), false);
