@@ -14,6 +14,7 @@ mod cluster;
 mod config_cli;
 mod dashboard;
 mod demo;
+mod disconnect;
 mod disk;
 mod durability;
 mod flags;

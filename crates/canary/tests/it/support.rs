@@ -40,6 +40,8 @@ pub struct Upstream {
     pub fail_with: Arc<AtomicU16>,
     /// Connections accepted (TLS ones once their handshake completed).
     pub connections: Arc<AtomicU64>,
+    /// The connections that carried the proxy's requests (see [`Carried`]).
+    pub carried: Arc<Carried>,
     tls: bool,
     stop: Arc<AtomicBool>,
     _thread: std::thread::JoinHandle<()>,
@@ -85,15 +87,16 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let fail_with = Arc::new(AtomicU16::new(0));
-        let connections = Arc::new(AtomicU64::new(0));
-        let (s, f, n) = (Arc::clone(&stop), Arc::clone(&fail_with), Arc::clone(&connections));
+        let (connections, carried) = (Arc::new(AtomicU64::new(0)), Arc::new(Carried::default()));
+        let (s, f) = (Arc::clone(&stop), Arc::clone(&fail_with));
+        let n = (Arc::clone(&connections), Arc::clone(&carried));
         let is_tls = tls.is_some();
         let thread = std::thread::spawn(move || {
             let rt =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(serve(listener, name, s, f, n, tls));
         });
-        Upstream { addr, fail_with, connections, tls: is_tls, stop, _thread: thread }
+        Upstream { addr, fail_with, connections, carried, tls: is_tls, stop, _thread: thread }
     }
 
     pub fn url(&self) -> String {
@@ -118,7 +121,7 @@ async fn serve(
     name: &'static str,
     stop: Arc<AtomicBool>,
     fail: Arc<AtomicU16>,
-    connections: Arc<AtomicU64>,
+    (connections, carried): (Arc<AtomicU64>, Arc<Carried>),
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -128,25 +131,67 @@ async fn serve(
             return;
         }
         let (fail, connections, tls) = (Arc::clone(&fail), Arc::clone(&connections), tls.clone());
+        let conn = Arc::new(Conn { carried: Arc::clone(&carried), proxied: AtomicBool::new(false) });
         tokio::spawn(async move {
             let Some(acceptor) = tls else {
                 connections.fetch_add(1, Ordering::Relaxed);
-                return serve_conn(TokioIo::new(stream), name, fail, None).await;
+                return serve_conn(TokioIo::new(stream), name, fail, None, conn).await;
             };
             // A refused handshake (an unknown CA on the client's side) ends here.
             let Ok(stream) = acceptor.accept(stream).await else { return };
             connections.fetch_add(1, Ordering::Relaxed);
             let sni: Option<Arc<str>> = stream.get_ref().1.server_name().map(Arc::from);
-            serve_conn(TokioIo::new(stream), name, fail, sni).await;
+            serve_conn(TokioIo::new(stream), name, fail, sni, conn).await;
         });
     }
 }
 
-async fn serve_conn<I>(io: I, name: &'static str, fail: Arc<AtomicU16>, sni: Option<Arc<str>>)
-where
+/// The connections that carried a request outside `/api/v2/`: the proxy's
+/// requests, not canary's own polls of each version's health and metrics
+/// (which keep a connection of their own, opened on their schedule).
+#[derive(Debug, Default)]
+pub struct Carried {
+    /// Such connections made so far.
+    pub made: AtomicU64,
+    /// Of those, the ones still open.
+    pub open: AtomicU64,
+}
+
+/// One connection, counted in [`Carried`] from its first such request until
+/// it closes.
+struct Conn {
+    carried: Arc<Carried>,
+    proxied: AtomicBool,
+}
+
+impl Conn {
+    fn saw(&self, path: &str) {
+        if !path.starts_with("/api/v2/") && !self.proxied.swap(true, Ordering::Relaxed) {
+            self.carried.made.fetch_add(1, Ordering::Relaxed);
+            self.carried.open.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.proxied.load(Ordering::Relaxed) {
+            self.carried.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn serve_conn<I>(
+    io: I,
+    name: &'static str,
+    fail: Arc<AtomicU16>,
+    sni: Option<Arc<str>>,
+    conn: Arc<Conn>,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: Request<Incoming>| {
+        conn.saw(req.uri().path());
         let status = fail.load(Ordering::Relaxed);
         answer(name, req, status, sni.clone())
     });
