@@ -48,6 +48,15 @@ impl Example for DeployRequest {
 
 /// `POST /api/rollout/deploy`
 pub async fn deploy(State(s): State<AdminState>, JsonBody(req): JsonBody<DeployRequest>) -> Response {
+    // Checked before the checklist runs: a typo in the plan is not worth
+    // minutes of checks, and is said at once.
+    let c = Arc::clone(&s.controller);
+    let checked = req.clone();
+    match tokio::task::spawn_blocking(move || controller::lock(&c).check_deploy(&checked)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
     let checks = if s.cfg.ops.checklist.is_empty() {
         None
     } else {

@@ -219,3 +219,29 @@ async fn every_bad_body_is_refused_in_json_naming_the_field_and_changes_nothing(
     assert_eq!(state(a).await, before, "refused calls changed nothing");
     srv.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_with_a_bad_plan_is_refused_before_the_checklist_runs() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let ran = dir.path().join("checklist-ran");
+    let toml = format!(
+        "[[checklist]]\nname = \"marks that it ran\"\ncommand = \"touch {}\"\ntimeout = \"10s\"\n",
+        ran.display()
+    );
+    let srv = start(config_of(stable.url(), None, "0", dir.path(), Some(&toml)));
+    let (c, a) = (client(), srv.admin_addr);
+    let before = state(a).await;
+    for (extra, needle) in [("steps", "10,abc"), ("bake", "ten"), ("final_watch", "-5m")] {
+        let body = json!({"share": 10, "canary": canary.url(), extra: needle});
+        let (status, reply) = admin_post(&c, a, "/api/rollout/deploy", body).await;
+        assert_eq!(status, 400, "{extra}: {reply}");
+        assert!(reply["message"].as_str().unwrap().contains(extra), "{extra}: {reply}");
+    }
+    assert!(!ran.exists(), "the checklist ran for a deploy refused on its plan");
+    assert_eq!(state(a).await, before, "refused deploys changed nothing");
+    // A good plan runs it, as before.
+    let body = json!({"share": 10, "canary": canary.url(), "bake": "10m"});
+    assert_eq!(admin_post(&c, a, "/api/rollout/deploy", body).await.0, 200);
+    assert!(ran.exists(), "the checklist runs for a good deploy");
+    srv.shutdown();
+}
