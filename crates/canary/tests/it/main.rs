@@ -9,6 +9,7 @@ mod admin_input;
 mod admin_tls;
 mod checks;
 mod cli;
+mod cli_commands;
 mod client_wire;
 #[cfg(feature = "etcd")]
 mod cluster;
