@@ -3,10 +3,37 @@
 # the tests need when it is missing (scripts/install-deps.sh), the dashboard
 # test's npm packages (e2e/), then runs `cargo test`.
 # Arguments go to cargo test, e.g. `./test.sh -p canary --test it checks::`.
+#
+# Nothing is skipped silently. A test that needs what this script cannot
+# provide is marked `#[ignore = "needs ..."]`: it runs here when the need is
+# met (as root, say) and is listed as skipped, with its reason, at the end
+# when it is not. A test whose need this script installs fails, naming it,
+# when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 scripts/install-deps.sh
 npm ci --prefix e2e --no-audit --no-fund --silent
+
+# Tests that need root (they mount a tmpfs): run when root, else skipped and listed.
+skip=()
+skipped=()
+if [ "$(id -u)" -ne 0 ]; then
+  skip+=(--skip disk::)
+  skipped+=("disk:: (needs root: mounts a tmpfs to fill the state file's disk)")
+fi
+
 # --all-features: the etcd cluster support is a feature (its build needs protoc).
-cargo test --workspace --all-features --locked "$@"
+# Test-binary flags join any the caller gave after their own `--`.
+sep=(--)
+for a in "$@"; do [ "$a" = "--" ] && sep=(); done
+status=0
+cargo test --workspace --all-features --locked "$@" "${sep[@]}" --include-ignored "${skip[@]}" || status=$?
+
+if [ ${#skipped[@]} -eq 0 ]; then
+  echo "test.sh: skipped: none"
+else
+  echo "test.sh: skipped ${#skipped[@]} group(s):"
+  printf '  %s\n' "${skipped[@]}"
+fi
+exit $status

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs, on a Debian machine, what building canary and running its tests
 # need when it is missing: protoc (etcd-client's build), etcd, jq, prometheus
-# with promtool, git, curl, Node.js with npm, chromium. Used by ./test.sh and CI.
+# with promtool, git, curl, Node.js with npm, chromium, faketime. Used by
+# ./test.sh and CI.
 set -euo pipefail
 
 need=()
 command -v jq >/dev/null || need+=(jq)
+# The clock test steps canary's wall clock with libfaketime.
+[ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
 { command -v promtool && command -v prometheus; } >/dev/null || need+=(prometheus)
 command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl)

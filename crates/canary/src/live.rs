@@ -7,9 +7,15 @@
 //! Changes are serialised by one mutex that the hot path never takes.
 //! A rollback (the table becoming `canary_blocked`) is also announced on a
 //! watch channel, for the canary's open upgraded connections to close on.
+//!
+//! State that cannot be read fails closed: a routing record this build cannot
+//! parse, a newer schema or a damaged file leaves canary serving stable only,
+//! the canary blocked, and every routing change refused with the reason, until
+//! a person restarts with `--reset-state` or runs the canary that wrote it.
+//! It never routes users to a canary on values it could not read.
 
 use crate::feature_flags::FeatureFlags;
-use crate::store::{PersistedRouting, Store, StoreError};
+use crate::store::{Loaded, PersistedRouting, StateFault, Store, StoreError};
 use crate::upstream::Upstream;
 use arc_swap::{ArcSwap, Guard};
 use canary_core::exclude::Excludes;
@@ -77,6 +83,8 @@ struct Meta {
     /// store did not take): the next change is written even if it changes
     /// nothing here.
     unsaved: bool,
+    /// The state could not be read: the canary is blocked and nothing is written.
+    fault: Option<StateFault>,
 }
 
 /// The live state.
@@ -95,31 +103,27 @@ pub struct Live {
 
 impl Live {
     /// Starts from the persisted state when there is one, else from the config
-    /// (recording that as the first event).
+    /// (recording that as the first event). State that cannot be read fails
+    /// closed (see the module's doc), unless `reset` says to start from the
+    /// config's values, keeping the unreadable record in the event log.
     pub fn new(
         store: Store,
         table: RoutingTable,
         upstreams: Upstreams,
         env_flags: Vec<canary_core::flags::Flag>,
+        reset: bool,
     ) -> Result<Live, StoreError> {
         let flags = FeatureFlags::new(env_flags, &store)?;
-        let (table, upstreams, meta) = match store.load_routing()? {
-            Some(p) => restore(table, upstreams, p),
-            None => {
-                let meta = Meta::default();
-                let first = persisted(&table, &meta);
-                let saved = store.save_routing(
-                    &first,
-                    "routing_initialised",
-                    Source::Config.as_str(),
-                    &describe(&table),
-                );
-                match (saved, store.load_routing()?) {
-                    (Ok(()), _) => (table, upstreams, meta),
-                    // Another replica of the cluster initialised it first: theirs stands.
-                    (Err(_), Some(p)) => restore(table, upstreams, p),
-                    (Err(e), None) => return Err(e),
-                }
+        let (table, upstreams, meta) = match (store.schema_fault(), store.load_routing()?) {
+            (Some(fault), _) => fail_closed(table, upstreams, fault),
+            (None, Loaded::Found(p)) => restore(table, upstreams, p),
+            (None, Loaded::Absent) => initialise(&store, table, upstreams)?,
+            (None, Loaded::Unreadable { problem, raw }) if reset => {
+                reset_routing(&store, table, upstreams, &problem, &raw)?
+            }
+            (None, Loaded::Unreadable { problem, .. }) => {
+                let fault = StateFault { place: store.place(), record: "routing".into(), problem };
+                fail_closed(table, upstreams, fault)
             }
         };
         Ok(Live {
@@ -132,13 +136,28 @@ impl Live {
         })
     }
 
+    /// Why the state cannot be used, while it cannot.
+    pub fn fault(&self) -> Option<StateFault> {
+        self.lock_meta().fault.clone()
+    }
+
+    /// A routing record another replica stored that this build cannot read
+    /// (from the cluster's watch): fail closed until a readable one comes.
+    pub fn unreadable(&self, problem: String) {
+        let mut meta = self.lock_meta();
+        let fault = StateFault { place: self.store.place(), record: "routing".into(), problem };
+        tracing::error!("{}", fault.message());
+        meta.fault = Some(fault);
+        self.block_in_memory();
+    }
+
     /// Takes a routing state another replica stored at revision `rev` (from
     /// the cluster's watch): swapped in as a local change would be, but not
     /// written again. Ignored when this replica has already seen it or a
     /// later one (its own writes come back through the watch too).
     pub fn adopt(&self, p: PersistedRouting, rev: i64) {
         let mut meta = self.lock_meta();
-        if !self.store.accept_revision(rev) {
+        if !self.store.accept_revision(rev) || self.store.schema_fault().is_some() {
             return;
         }
         if meta.unsaved {
@@ -147,6 +166,7 @@ impl Live {
             return;
         }
         let old = self.routing.load_full();
+        // A readable record from the fleet ends a fault an unreadable one began.
         let (table, ups, new_meta) = restore((*old).clone(), (**self.upstreams.load()).clone(), p);
         *meta = new_meta;
         self.upstreams.store(Arc::new(ups));
@@ -163,16 +183,21 @@ impl Live {
     /// records the share as it is.
     pub fn emergency_share_zero(&self) {
         let mut meta = self.lock_meta();
+        self.block_in_memory();
+        meta.unsaved = true;
+        tracing::error!("canary share set to 0 in memory only: the state file cannot be written");
+    }
+
+    /// Share 0 and the canary blocked, in memory only; the caller holds the meta lock.
+    fn block_in_memory(&self) {
         let mut t = (*self.routing.load_full()).clone();
         t.share = Share::ZERO;
         let newly = !t.canary_blocked;
         t.canary_blocked = true;
         self.routing.store(Arc::new(t));
-        meta.unsaved = true;
         if newly {
             self.rollbacks.send_modify(|n| *n += 1);
         }
-        tracing::error!("canary share set to 0 in memory only: the state file cannot be written");
     }
 
     /// The current routing table (lock-free).
@@ -235,6 +260,9 @@ impl Live {
         if new == *old && new_meta == *meta && !ups_changed && !meta.unsaved {
             return Ok(old);
         }
+        if let Some(fault) = &meta.fault {
+            return Err(fault.refusal());
+        }
         new_meta.unsaved = false;
         let mut detail = json!({"from": describe(&old), "to": describe(&new)});
         if let (true, Some(u)) = (ups_changed, &change.upstreams) {
@@ -276,7 +304,59 @@ fn restore(
         ups = pinned;
         table.has_canary = ups.canary.is_some();
     }
-    (table, ups, Meta { flags_hash: p.flags_hash, pinned: p.upstreams, unsaved: false })
+    (table, ups, Meta { flags_hash: p.flags_hash, pinned: p.upstreams, unsaved: false, fault: None })
+}
+
+/// No state yet: the config's, recorded as the first event.
+fn initialise(
+    store: &Store,
+    table: RoutingTable,
+    upstreams: Upstreams,
+) -> Result<(RoutingTable, Upstreams, Meta), StoreError> {
+    let meta = Meta::default();
+    let first = persisted(&table, &meta);
+    let saved = store.save_routing(&first, "routing_initialised", Source::Config.as_str(), &describe(&table));
+    match (saved, store.load_routing()?) {
+        (Ok(()), _) => Ok((table, upstreams, meta)),
+        // Another replica of the cluster initialised it first: theirs stands.
+        (Err(_), Loaded::Found(p)) => Ok(restore(table, upstreams, p)),
+        (Err(_), Loaded::Unreadable { problem, .. }) => {
+            let fault = StateFault { place: store.place(), record: "routing".into(), problem };
+            Ok(fail_closed(table, upstreams, fault))
+        }
+        (Err(e), Loaded::Absent) => Err(e),
+    }
+}
+
+/// `--reset-state` over an unreadable routing record: the config's values,
+/// written with an event that keeps what could not be read.
+fn reset_routing(
+    store: &Store,
+    table: RoutingTable,
+    upstreams: Upstreams,
+    problem: &str,
+    raw: &str,
+) -> Result<(RoutingTable, Upstreams, Meta), StoreError> {
+    let meta = Meta::default();
+    let detail = json!({"record": "routing", "problem": problem, "unreadable": raw, "to": describe(&table)});
+    store.save_routing(&persisted(&table, &meta), "state_reset", Source::Config.as_str(), &detail)?;
+    tracing::warn!(
+        problem,
+        "--reset-state: the unreadable routing record was replaced by the config's values (kept in the event log)"
+    );
+    Ok((table, upstreams, meta))
+}
+
+/// State that cannot be read: stable only, the canary blocked, the fault kept.
+fn fail_closed(
+    mut table: RoutingTable,
+    ups: Upstreams,
+    fault: StateFault,
+) -> (RoutingTable, Upstreams, Meta) {
+    tracing::error!("{}", fault.message());
+    table.share = Share::ZERO;
+    table.canary_blocked = true;
+    (table, ups, Meta { fault: Some(fault), ..Meta::default() })
 }
 
 fn restore_upstreams(p: Option<&(String, Option<String>)>) -> Option<Upstreams> {

@@ -69,7 +69,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         .map_err(|e| StartError::Io(format!("admin API: cannot listen on {}: {e}", cfg.admin)))?;
     let admin_addr = admin_sock.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
     let (store, joined) = open_store(&cfg, admin_addr, admin_tls.as_ref())?;
-    let live = Live::new(store, table(&cfg), upstreams(&cfg), env_flags)
+    let live = Live::new(store, table(&cfg), upstreams(&cfg), env_flags, cfg.reset_state)
         .map_err(|e| StartError::Io(e.to_string()))?;
     let live = Arc::new(live);
     if let Some(j) = &joined {
@@ -80,7 +80,11 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let cluster = joined.as_ref().map(|j| Arc::clone(&j.cluster));
     let flags = Arc::new(Mutex::new(FlagsStatus { path: cfg.flags.clone(), ..FlagsStatus::default() }));
     if let Some(path) = &cfg.flags {
-        dynamic::load(path, &live).map_err(StartError::Config)?;
+        // Over state that could not be read nothing is applied: the start goes
+        // on, serving stable, and the reload below shows why the file was not.
+        if live.fault().is_none() {
+            dynamic::load(path, &live).map_err(StartError::Config)?;
+        }
         dynamic::reload(path, &live, &flags);
     }
     let metrics = Arc::new(Metrics::new(cfg.proxy.workers, cfg.max_routes));
@@ -136,7 +140,7 @@ fn open_store(
     tls: Option<&AdminTls>,
 ) -> Result<(Store, Option<Joined>), StartError> {
     let Some(cc) = &cfg.cluster else {
-        let store = Store::open(&cfg.state).map_err(|e| StartError::Io(e.to_string()))?;
+        let store = Store::open(&cfg.state, cfg.reset_state).map_err(|e| StartError::Io(e.to_string()))?;
         return Ok((store, None));
     };
     let advertise = cc.advertise.unwrap_or(admin).to_string();

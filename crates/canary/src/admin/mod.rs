@@ -125,8 +125,11 @@ async fn health(State(s): State<AdminState>) -> Json<serde_json::Value> {
     let ups = s.live.upstreams();
     let flags_error = s.flags.lock().ok().and_then(|f| f.last_error.clone());
     let etcd_error = s.cluster.as_ref().and_then(|c| c.etcd_error());
+    let state_error = s.live.fault().map(|f| f.message());
+    let degraded = flags_error.is_some() || etcd_error.is_some() || state_error.is_some();
     Json(json!({
-        "status": if flags_error.is_some() || etcd_error.is_some() { "degraded" } else { "healthy" },
+        "status": if degraded { "degraded" } else { "healthy" },
+        "state_error": state_error,
         "cluster": s.cluster.as_ref().map(|c| c.describe()),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": s.metrics.uptime(Instant::now()).as_secs(),

@@ -5,8 +5,8 @@
 use super::body::{Example, JsonBody, MaybeJsonBody};
 use super::{AdminState, error};
 use crate::controller::api::DeployRequest;
+use crate::controller::clock;
 use crate::controller::{self, Command, ControlError};
-use crate::store::now_ms;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -76,7 +76,7 @@ pub async fn deploy(State(s): State<AdminState>, JsonBody(req): JsonBody<DeployR
         }
         Some(results)
     };
-    run(s, move |c| c.deploy(&req, now_ms() as u64, checks)).await
+    run(s, move |c| c.deploy(&req, clock::now_ms(), checks)).await
 }
 
 /// The body of a checklist run: `{"confirm": ["rollback plan ready"]}`.
@@ -179,7 +179,7 @@ pub async fn rollback(
 }
 
 async fn command(s: AdminState, cmd: Command) -> Response {
-    run(s, move |c| c.command(cmd, now_ms() as u64)).await
+    run(s, move |c| c.command(cmd, clock::now_ms())).await
 }
 
 async fn run<F>(s: AdminState, f: F) -> Response

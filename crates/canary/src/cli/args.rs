@@ -313,4 +313,9 @@ pub struct DemoServiceArgs {
     /// Make the database check fail.
     #[arg(long)]
     pub fail_db: bool,
+    /// The seed of --error-rate's draws: the same seed fails the same requests
+    /// in the same order, so a run can be replayed [default: from the clock,
+    /// printed on stderr at start].
+    #[arg(long, value_name = "N", env = "CANARY_DEMO_SEED")]
+    pub seed: Option<u64>,
 }

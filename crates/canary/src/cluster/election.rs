@@ -12,6 +12,7 @@
 //! from etcd stops acting before etcd lets another replica take the key.
 
 use super::{Cluster, Leader};
+use crate::live::Live;
 use crate::store::etcd::Etcd;
 use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use std::sync::Arc;
@@ -30,9 +31,9 @@ const GONE_AFTER: u32 = 3;
 const MARGIN: Duration = Duration::from_millis(1_000);
 
 /// Runs terms forever; between them, nothing is claimed.
-pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>) {
+pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>, live: Arc<Live>) {
     loop {
-        if let Err(e) = term(&etcd, &cluster).await {
+        if let Err(e) = term(&etcd, &cluster, &live).await {
             cluster.etcd_failed(format!("etcd: {e}"));
             tracing::warn!(error = %e, "cluster: lease lost or etcd unreachable; not leading until a new term");
         }
@@ -46,7 +47,7 @@ pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>) {
 }
 
 /// One lease's life. Returns when the lease is surely gone.
-async fn term(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
+async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String> {
     let mut c = etcd.client();
     let ttl = cluster.lease_ttl;
     let lease = c.lease_grant(ttl.as_secs() as i64, None).await.map_err(|e| e.to_string())?.id();
@@ -91,13 +92,16 @@ async fn term(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
             }
         }
         // A call that met a member just gone is tried again on another.
-        let mut looked = look(etcd, cluster, &mut c, lease, &me).await;
+        // A replica that cannot read the state could drive nothing as leader,
+        // and would keep one that can from leading: it only looks.
+        let may_lead = etcd.fault().is_none() && live.fault().is_none();
+        let mut looked = look(etcd, cluster, &mut c, lease, &me, may_lead).await;
         for _ in 0..2 {
             if looked.is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-            looked = look(etcd, cluster, &mut c, lease, &me).await;
+            looked = look(etcd, cluster, &mut c, lease, &me, may_lead).await;
         }
         // As with renewals: a look that meets an etcd election (a second or
         // two with no etcd leader) is not shown as etcd failing.
@@ -144,17 +148,24 @@ async fn renew(
     }
 }
 
-/// Campaigns for the leader key and reads the leader and the replicas.
+/// Campaigns for the leader key (when `may_lead`) and reads the leader and the replicas.
 async fn look(
     etcd: &Etcd,
     cluster: &Cluster,
     c: &mut etcd_client::Client,
     lease: i64,
     me: &str,
+    may_lead: bool,
 ) -> Result<(), etcd_client::Error> {
     let key = etcd.key("leader");
+    // Not campaigning: a compare that never holds (no key has a version
+    // below 0), so the transaction only reads who leads.
+    let claim = match may_lead {
+        true => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+        false => Compare::version(key.clone(), CompareOp::Less, 0),
+    };
     let txn = Txn::new()
-        .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+        .when([claim])
         .and_then([TxnOp::put(key.clone(), me, Some(PutOptions::new().with_lease(lease)))])
         .or_else([TxnOp::get(key, None)]);
     let resp = c.txn(txn).await?;

@@ -310,7 +310,7 @@ impl Joined {
         #[cfg(feature = "etcd")]
         {
             let h = self.etcd.handle();
-            h.spawn(election::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster)));
+            h.spawn(election::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster), Arc::clone(live)));
             h.spawn(watch::run(Arc::clone(&self.etcd), Arc::clone(live)));
         }
         #[cfg(not(feature = "etcd"))]

@@ -5,7 +5,7 @@
 //! it had (fail static).
 
 use crate::live::Live;
-use crate::store::PersistedRouting;
+use crate::store::Loaded;
 use crate::store::etcd::Etcd;
 use etcd_client::{EventType, WatchOptions};
 use std::sync::Arc;
@@ -32,11 +32,11 @@ pub async fn run(etcd: Arc<Etcd>, live: Arc<Live>) {
 }
 
 fn routing(live: &Live, value: &[u8], rev: i64) {
-    match serde_json::from_slice::<PersistedRouting>(value) {
-        Ok(p) => live.adopt(p, rev),
-        Err(e) => {
-            tracing::error!(error = %e, revision = rev, "cluster: unreadable routing state in etcd; keeping the current one")
-        }
+    match Loaded::routing(Some(value)) {
+        Loaded::Found(p) => live.adopt(p, rev),
+        // Fail closed: a table this build cannot read may be one that blocks the canary.
+        Loaded::Unreadable { problem, .. } => live.unreadable(format!("revision {rev}: {problem}")),
+        Loaded::Absent => {}
     }
 }
 

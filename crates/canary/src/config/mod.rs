@@ -36,6 +36,8 @@ pub struct ServeConfig {
     pub admin: SocketAddr,
     /// The SQLite state file.
     pub state: PathBuf,
+    /// Start from this config's values when the state cannot be read (`--reset-state`).
+    pub reset_state: bool,
     /// The dynamic config file (S16), watched for changes.
     pub flags: Option<PathBuf>,
     /// The rollout's name, mixed into every user's bucket.
@@ -228,6 +230,14 @@ pub struct Overrides {
     /// This replica's name in the cluster [default: the admin address].
     #[arg(long, value_name = "ID")]
     pub node_id: Option<String>,
+    /// When the state cannot be read (a damaged state file or record, or one
+    /// written by a newer canary), start again from the command line's and
+    /// config's values. Without it canary serves stable only, the canary
+    /// blocked, until a person decides. Nothing is deleted: a state file that
+    /// cannot be read is renamed aside (FILE.set-aside-MILLIS), an unreadable
+    /// record is kept in the event log.
+    #[arg(long)]
+    pub reset_state: bool,
 }
 
 /// The TOML file as written; every field optional, unknown keys refused.
@@ -446,6 +456,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         admin,
         cluster: cluster::cluster(cli, &f.cluster, &rollout_name, admin, o)?,
         state: pick(&cli.state, &f.state).0.unwrap_or_else(|| PathBuf::from("canary.db")),
+        reset_state: cli.reset_state,
         flags: pick(&cli.flags, &f.flags).0,
         rollout: rollout_name.clone(),
         stable,

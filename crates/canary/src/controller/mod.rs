@@ -12,6 +12,7 @@
 //! in turn, so a command and a tick never interleave. The proxy never takes it.
 
 pub mod api;
+pub mod clock;
 pub mod health;
 pub mod observe;
 pub mod probe;
@@ -24,7 +25,7 @@ use crate::live::{Change, Live, Source, Upstreams};
 use crate::metrics::Metrics;
 use crate::ops::checklist::ItemResult;
 use crate::ops::{OpsEvent, Outbox};
-use crate::store::{StoreError, now_ms};
+use crate::store::StoreError;
 use crate::upstream::Upstream;
 use crate::windows::Windows;
 use api::{DeployRequest, Status};
@@ -145,7 +146,7 @@ impl Controller {
         let mut rollout: Option<Rollout> =
             live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
         if let Some(r) = rollout.as_mut().filter(|r| r.is_active()) {
-            r.resume_after_restart(now_ms() as u64);
+            r.resume_after_restart(clock::now_ms());
         }
         Ok(Controller {
             live,
@@ -175,7 +176,7 @@ impl Controller {
     /// Where things stand, for `status`.
     pub fn status(&self) -> Status {
         let mut st = Status::of(self.rollout.as_ref(), &self.live);
-        st.error = self.fault.clone();
+        st.error = self.live.fault().map(|f| f.message()).or_else(|| self.fault.clone());
         st.thresholds = Some(api::Thresholds::of(&self.policy));
         st.cluster = self.cluster.as_ref().map(|c| c.describe());
         if let Some(why) = self.cluster.as_ref().and_then(|c| c.etcd_error()).filter(|_| st.error.is_none()) {
@@ -221,6 +222,11 @@ impl Controller {
                 self.take_over(&c, now)?;
             }
             self.retry_unsaved(now);
+        }
+        if self.live.fault().is_some() {
+            // State that could not be read: nothing is driven on it (the
+            // canary is blocked; `status` says why).
+            return Ok(());
         }
         // Cheap (a store per worker), and always the policy in force.
         self.metrics.set_route_slow_ms(self.policy.max_p95_ms);
@@ -316,6 +322,9 @@ impl Controller {
         now: u64,
         checks: Option<Vec<ItemResult>>,
     ) -> Result<Status, ControlError> {
+        if let Some(fault) = self.live.fault() {
+            return Err(ControlError::Conflict(fault.message()));
+        }
         if let Some(r) = self.rollout.as_ref().filter(|r| r.is_active()) {
             return Err(ControlError::Conflict(format!(
                 "rollout {} of {} is {} at {}; promote it or roll it back first",
@@ -399,6 +408,14 @@ impl Controller {
 
     /// Carries out a person's command.
     pub fn command(&mut self, cmd: Command, now: u64) -> Result<Status, ControlError> {
+        if let Some(fault) = self.live.fault() {
+            // The canary is already blocked at share 0: a rollback has nothing
+            // left to do, and nothing else may act on state that was not read.
+            return match cmd {
+                Command::Rollback(_) => Ok(self.status()),
+                _ => Err(ControlError::Conflict(fault.message())),
+            };
+        }
         let active = self.rollout.as_mut().filter(|r| r.is_active() || matches!(cmd, Command::Rollback(_)));
         let Some(r) = active else { return self.without_rollout(cmd) };
         if r.state == State::RolledBack {
@@ -433,7 +450,12 @@ impl Controller {
                     change.blocked = Some(false);
                 }
             }
-            Command::Rollback(_) => change.share = Some(Share::ZERO),
+            // With or without a rollout, a rollback keeps overrides off the
+            // canary too, until the next deploy or a forced adjust.
+            Command::Rollback(_) => {
+                change.share = Some(Share::ZERO);
+                change.blocked = Some(true);
+            }
             Command::Promote(_) => {
                 return Err(ControlError::Conflict(
                     "nothing to promote: no rollout is in progress (start one with `canary deploy`)".into(),
@@ -586,7 +608,7 @@ pub fn spawn(c: Arc<Mutex<Controller>>, stop: Arc<AtomicBool>) -> std::io::Resul
     std::thread::Builder::new().name("canary-controller".into()).spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(TICK);
-            if let Err(e) = lock(&c).tick(now_ms() as u64) {
+            if let Err(e) = lock(&c).tick(clock::now_ms()) {
                 tracing::error!(error = %e, "rollout tick failed; nothing was changed, retrying");
             }
         }

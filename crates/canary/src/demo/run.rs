@@ -12,7 +12,6 @@ use crate::controller::api::DeployRequest;
 use crate::controller::lock;
 use crate::metrics::WindowSpec;
 use crate::server::{self, Running};
-use crate::store::now_ms;
 use bytes::Bytes;
 use canary_core::Version;
 use http::Request;
@@ -88,7 +87,7 @@ fn demo(bad: bool) -> Result<String, Box<dyn std::error::Error>> {
     crate::say!(
         "\ncanary deploy 10 http://{canary_addr} --steps 10,25,50,75,100 --bake 6s --final-watch 10s\n"
     );
-    lock(&srv.controller).deploy(&req, now_ms() as u64, None)?;
+    lock(&srv.controller).deploy(&req, crate::controller::clock::now_ms(), None)?;
     let outcome = watch(&srv);
     stop.store(true, Ordering::Relaxed);
     summarise(&srv, &outcome, sent.load(Ordering::Relaxed));

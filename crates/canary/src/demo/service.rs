@@ -27,6 +27,8 @@ pub struct Faults {
     pub extra_latency_ms: u64,
     /// The database check fails and database-backed endpoints answer 503.
     pub fail_db: bool,
+    /// The seed of the error draws.
+    pub seed: u64,
 }
 
 #[derive(Clone)]
@@ -46,11 +48,9 @@ pub fn router(version: &str, faults: Faults) -> rusqlite::Result<Router> {
            ('Arcade 1', 'rhythm', 4), ('Arcade 2', 'racing', 2), ('Lounge', 'board games', 8),
            ('VR Booth', 'vr', 1), ('Party Room', 'karaoke', 12);",
     )?;
-    let seed =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
-            | 1;
-    let app =
-        App { db: Arc::new(Mutex::new(db)), faults: faults.clone(), rng: Arc::new(AtomicU64::new(seed)) };
+    // xorshift never leaves 0: any seed is made odd.
+    let rng = Arc::new(AtomicU64::new(faults.seed | 1));
+    let app = App { db: Arc::new(Mutex::new(db)), faults: faults.clone(), rng };
     let check_db = app.clone();
     let probe = Probe::new(version).with_db_check(move || db_status(&check_db));
     let api = Router::new()
@@ -221,10 +221,18 @@ pub fn serve(args: &crate::cli::DemoServiceArgs) -> Exit {
         let why = format!("--listen `{}` is not an address; write IP:PORT", args.listen);
         return fail(Exit::BadInput, "demo-service", why);
     };
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    eprintln!(
+        "canary demo-service {}: error draws seeded with {seed} (--seed {seed} replays them)",
+        args.version
+    );
     let faults = Faults {
         error_rate: args.error_rate,
         extra_latency_ms: args.extra_latency_ms,
         fail_db: args.fail_db,
+        seed,
     };
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -7,6 +7,8 @@
 //!   etcd revision that created it, so ids follow the order etcd committed.
 //! - `/leader` and `/replicas/{node}`: the election and the replica
 //!   registry (see `crate::cluster`), held by leases.
+//! - `/schema`: the version of this layout, written by the first replica; a
+//!   replica that finds a newer one reads what it can and writes nothing.
 //!
 //! Writes that must not race are transactions: a routing change compares the
 //! routing key's revision with the one this replica last saw (two replicas
@@ -18,7 +20,7 @@
 //! too); etcd calls run on this store's own runtime, and a caller waits at
 //! most [`CALL_TIMEOUT`] for one.
 
-use super::{Backend, Event, PersistedRouting, StoreError, now_ms};
+use super::{Backend, Event, Loaded, PersistedRouting, StateFault, StoreError, now_ms};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp,
 };
@@ -39,6 +41,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// leader is being elected, can hold a request until it times out; short
 /// tries leave time within [`CALL_TIMEOUT`] to try again elsewhere.
 const TRY_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+/// The layout this build writes under the prefix (the `/schema` key).
+pub const SCHEMA_VERSION: i64 = 1;
 
 /// The most events `rollout_events` scans.
 const EVENT_SCAN: i64 = 100_000;
@@ -61,6 +66,8 @@ pub struct Etcd {
     /// retried, so a controller facing a dead etcd fails fast and keeps judging.
     reachable: AtomicBool,
     seq: AtomicU64,
+    /// A layout newer than this build's: every write is refused.
+    fault: Option<StateFault>,
 }
 
 impl std::fmt::Debug for Etcd {
@@ -105,7 +112,7 @@ impl Etcd {
             .block_on(async { tokio::time::timeout(Duration::from_secs(5), connect).await })
             .map_err(|_| fail("no answer within 5 s; is etcd running there?".into()))?
             .map_err(|e| fail(format!("cannot connect: {e}")))?;
-        Ok(Arc::new(Etcd {
+        Etcd {
             client,
             handle: rt.handle().clone(),
             rt: Mutex::new(Some(rt)),
@@ -116,7 +123,40 @@ impl Etcd {
             fence: AtomicI64::new(0),
             reachable: AtomicBool::new(true),
             seq: AtomicU64::new(0),
-        }))
+            fault: None,
+        }
+        .with_schema_checked()
+    }
+
+    /// Writes this build's schema version when the prefix has none (a new
+    /// cluster, or one whose replicas predate the key), else checks it.
+    fn with_schema_checked(mut self) -> Result<Arc<Etcd>, StoreError> {
+        let key = self.key("schema");
+        let first = Txn::new()
+            .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then(vec![TxnOp::put(key.clone(), SCHEMA_VERSION.to_string(), None)])
+            .or_else(vec![TxnOp::get(key, None)]);
+        let resp = self.run(move |mut c| {
+            let txn = first.clone();
+            async move { c.txn(txn).await }
+        })?;
+        let found = resp.op_responses().into_iter().find_map(|op| match op {
+            etcd_client::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        });
+        let Some(found) = found else { return Ok(Arc::new(self)) };
+        let text = String::from_utf8_lossy(&found).trim().to_string();
+        let problem = match text.parse::<i64>() {
+            Ok(v) if v <= SCHEMA_VERSION => return Ok(Arc::new(self)),
+            Ok(v) => format!(
+                "the cluster's state has schema version {v}, written by a newer canary; this canary {} reads \
+                 versions up to {SCHEMA_VERSION}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            Err(_) => format!("the schema key holds {text:?}, not a version number"),
+        };
+        self.fault = Some(StateFault { place: self.place_name(), record: "schema".into(), problem });
+        Ok(Arc::new(self))
     }
 
     /// The runtime the cluster's own tasks (watch, election) run on.
@@ -157,10 +197,17 @@ impl Etcd {
     }
 
     fn err(&self, message: impl Into<String>) -> StoreError {
-        StoreError {
-            place: format!("etcd {} (prefix {})", self.endpoints, self.prefix),
-            message: message.into(),
-        }
+        StoreError { place: self.place_name(), message: message.into() }
+    }
+
+    /// Where the state is, as errors name it.
+    fn place_name(&self) -> String {
+        format!("etcd {} (prefix {})", self.endpoints, self.prefix)
+    }
+
+    /// A schema newer than this build's, if the prefix holds one.
+    pub fn fault(&self) -> Option<&StateFault> {
+        self.fault.as_ref()
     }
 
     /// Runs `f` on the store's runtime and waits for it, at most
@@ -213,6 +260,9 @@ impl Etcd {
 
     /// Commits `ops` if `when` holds; a failed compare is reported with `why`.
     fn commit(&self, when: Vec<Compare>, ops: Vec<TxnOp>, why: &str) -> Result<i64, StoreError> {
+        if let Some(f) = &self.fault {
+            return Err(f.refusal());
+        }
         let txn = Txn::new().when(when).and_then(ops);
         let resp = self.run(move |mut c| {
             let txn = txn.clone();
@@ -270,10 +320,23 @@ fn to_event(kv: &etcd_client::KeyValue) -> Option<Event> {
 }
 
 impl Backend for Arc<Etcd> {
-    fn load_routing(&self) -> Result<Option<PersistedRouting>, StoreError> {
-        let Some((v, rev)) = self.get_json(self.key("routing"))? else { return Ok(None) };
-        self.accept_routing(rev);
-        Ok(serde_json::from_value(v).ok())
+    fn load_routing(&self) -> Result<Loaded<PersistedRouting>, StoreError> {
+        let key = self.key("routing");
+        let resp = self.run(move |mut c| {
+            let key = key.clone();
+            async move { c.get(key, None).await }
+        })?;
+        let Some(kv) = resp.kvs().first() else { return Ok(Loaded::Absent) };
+        self.accept_routing(kv.mod_revision());
+        Ok(Loaded::routing(Some(kv.value())))
+    }
+
+    fn schema_fault(&self) -> Option<StateFault> {
+        self.fault.clone()
+    }
+
+    fn place(&self) -> String {
+        self.place_name()
     }
 
     fn save_routing(

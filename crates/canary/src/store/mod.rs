@@ -14,6 +14,7 @@
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod sqlite;
+pub mod unusable;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,69 @@ pub struct StoreError {
     pub place: String,
     /// What went wrong.
     pub message: String,
+}
+
+/// Why the state cannot be trusted: a record this build cannot read, or a
+/// schema newer than it knows. canary then serves stable only, the canary
+/// blocked, and writes nothing until a person chooses a way out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateFault {
+    /// Which store: "state file /var/lib/canary/state.db", "etcd ... (prefix /canary)".
+    pub place: String,
+    /// Which record: "routing", "schema".
+    pub record: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl StateFault {
+    /// The whole story for `status`, `/api/v2/health` and the log: what, where,
+    /// what canary does meanwhile and the ways out.
+    pub fn message(&self) -> String {
+        format!(
+            "{}: the {} record cannot be used ({}). canary serves stable only, with the canary \
+             blocked, and changes nothing in the state until this is resolved: restart with \
+             `--reset-state` to start again from the command line's and config's values (what \
+             could not be read is kept, see `canary serve --help`), or run the canary version \
+             that wrote this state",
+            self.place, self.record, self.problem
+        )
+    }
+
+    /// The error a refused write returns.
+    pub fn refusal(&self) -> StoreError {
+        StoreError { place: self.place.clone(), message: format!("not written: {}", self.message()) }
+    }
+}
+
+/// A record as read: absent, read, or there but not readable by this build.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded<T> {
+    /// Never written.
+    Absent,
+    /// Read.
+    Found(T),
+    /// Written, but this build cannot read it: why, and the stored text.
+    Unreadable {
+        /// What is wrong with it.
+        problem: String,
+        /// The stored value, kept when the state is reset.
+        raw: String,
+    },
+}
+
+impl Loaded<PersistedRouting> {
+    /// The routing record from its stored text.
+    pub fn routing(text: Option<&[u8]>) -> Loaded<PersistedRouting> {
+        let Some(bytes) = text else { return Loaded::Absent };
+        match serde_json::from_slice(bytes) {
+            Ok(p) => Loaded::Found(p),
+            Err(e) => Loaded::Unreadable {
+                problem: e.to_string(),
+                raw: String::from_utf8_lossy(bytes).into_owned(),
+            },
+        }
+    }
 }
 
 /// The routing state as persisted.
@@ -63,8 +127,15 @@ pub struct Event {
 
 /// What a store keeps, and how. Each write of state is atomic with its events.
 pub trait Backend: Send + Sync + std::fmt::Debug {
-    /// The persisted routing state, if any was ever saved.
-    fn load_routing(&self) -> Result<Option<PersistedRouting>, StoreError>;
+    /// The persisted routing state: absent, read, or unreadable by this build.
+    fn load_routing(&self) -> Result<Loaded<PersistedRouting>, StoreError>;
+    /// A schema newer than this build's, found when the store was opened:
+    /// nothing of it is written while it stands.
+    fn schema_fault(&self) -> Option<StateFault> {
+        None
+    }
+    /// Where the state is, as errors name it.
+    fn place(&self) -> String;
     /// Saves the routing state with its event, atomically.
     fn save_routing(
         &self,
@@ -121,9 +192,36 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the state file at `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store { backend: Box::new(sqlite::Sqlite::open(path)?), local: path.to_path_buf() })
+    /// Opens (creating if needed) the state file at `path`. A file that is no
+    /// state file, or a damaged one, does not stop the start: it is opened as
+    /// [`unusable::Unusable`], whose fault keeps the canary blocked. With
+    /// `reset`, such a file, or one of a newer schema, is renamed aside and a
+    /// new one started, the move recorded as its first event.
+    pub fn open(path: &Path, reset: bool) -> Result<Store, StoreError> {
+        let fault = match sqlite::Sqlite::open(path) {
+            Ok(s) => match s.schema_fault() {
+                Some(f) if reset => f,
+                _ => return Ok(Store { backend: Box::new(s), local: path.to_path_buf() }),
+            },
+            Err(sqlite::OpenError::Damaged(e)) => {
+                let place = format!("state file {}", path.display());
+                if !reset {
+                    let backend = Box::new(unusable::Unusable::new(place, e.to_string()));
+                    return Ok(Store { backend, local: path.to_path_buf() });
+                }
+                StateFault { place, record: "file".into(), problem: e.to_string() }
+            }
+            Err(sqlite::OpenError::Other(e)) => return Err(e),
+        };
+        let aside = sqlite::set_aside(path)?;
+        let fresh = sqlite::Sqlite::open(path).map_err(sqlite::OpenError::into_store_error)?;
+        let detail = serde_json::json!({
+            "record": fault.record, "problem": fault.problem, "set_aside": aside.display().to_string(),
+        });
+        fresh.record("state_reset", "config", &detail)?;
+        tracing::warn!(file = %path.display(), set_aside = %aside.display(), problem = %fault.problem,
+            "--reset-state: the state file could not be used; it was renamed aside and a new one started");
+        Ok(Store { backend: Box::new(fresh), local: path.to_path_buf() })
     }
 
     /// A store over another backend; `local` is where the state file would be.

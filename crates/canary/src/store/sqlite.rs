@@ -5,39 +5,112 @@
 //! event. WAL mode with `synchronous=FULL` makes a committed change survive
 //! `kill -9` and power loss.
 
-use super::{Backend, Event, PersistedRouting, StoreError, now_ms};
-use rusqlite::{Connection, OptionalExtension, params};
-use std::path::Path;
+use super::{Backend, Event, Loaded, PersistedRouting, StateFault, StoreError, now_ms};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-/// The schema this build writes; older files are migrated forward on open.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema this build writes (SQLite's `user_version`); older files are
+/// migrated forward on open, newer ones are not touched.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Why a state file did not open.
+#[derive(Debug)]
+pub enum OpenError {
+    /// It is not an SQLite database, or a damaged one: its content cannot be read.
+    Damaged(rusqlite::Error),
+    /// Anything else (no such folder, no permission): the start fails.
+    Other(StoreError),
+}
+
+impl OpenError {
+    /// As a store error, whatever the cause.
+    pub fn into_store_error(self) -> StoreError {
+        match self {
+            OpenError::Damaged(e) => StoreError { place: "state file".into(), message: e.to_string() },
+            OpenError::Other(e) => e,
+        }
+    }
+}
+
+/// Renames the state file at `path` (with its WAL and shared-memory files)
+/// to `{path}.set-aside-{ms}`, so a new one can start in its place and the
+/// old one stays for a person to look at; returns the new name.
+pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
+    let aside = PathBuf::from(format!("{}.set-aside-{}", path.display(), now_ms()));
+    let fail = |e: std::io::Error| StoreError {
+        place: format!("state file {}", path.display()),
+        message: format!("cannot rename it to {}: {e}", aside.display()),
+    };
+    std::fs::rename(path, &aside).map_err(fail)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            std::fs::rename(&side, format!("{}{suffix}", aside.display())).map_err(fail)?;
+        }
+    }
+    Ok(aside)
+}
 
 /// The state file, opened.
 #[derive(Debug)]
 pub struct Sqlite {
     conn: Mutex<Connection>,
     path: String,
+    /// A newer schema: read what can be read, write nothing.
+    fault: Option<StateFault>,
 }
 
 impl Sqlite {
-    /// Opens (creating if needed) the state file at `path`.
-    pub fn open(path: &Path) -> Result<Sqlite, StoreError> {
+    /// Opens (creating if needed) the state file at `path`. A file of a newer
+    /// schema is opened as it is, not touched: [`Backend::schema_fault`] says so
+    /// and every write is refused.
+    pub fn open(path: &Path) -> Result<Sqlite, OpenError> {
         let p = path.display().to_string();
-        let wrap =
-            |e: rusqlite::Error| StoreError { place: format!("state file {p}"), message: e.to_string() };
-        let conn = Connection::open(path).map_err(wrap)?;
+        Sqlite::open_as(path, p.clone()).map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) =>
+            {
+                OpenError::Damaged(rusqlite::Error::SqliteFailure(f, None))
+            }
+            e => OpenError::Other(StoreError { place: format!("state file {p}"), message: e.to_string() }),
+        })
+    }
+
+    fn open_as(path: &Path, p: String) -> rusqlite::Result<Sqlite> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            let fault = StateFault {
+                place: format!("state file {p}"),
+                record: "schema".into(),
+                problem: format!(
+                    "the file has schema version {found}, written by a newer canary; this canary {} reads \
+                     versions up to {SCHEMA_VERSION}",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            };
+            return Ok(Sqlite { conn: Mutex::new(conn), path: p, fault: Some(fault) });
+        }
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
              CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS rollouts (id INTEGER PRIMARY KEY, state TEXT NOT NULL, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS events (
                id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
                kind TEXT NOT NULL, source TEXT NOT NULL, detail TEXT NOT NULL);",
-        )
-        .map_err(wrap)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(wrap)?;
-        Ok(Sqlite { conn: Mutex::new(conn), path: p })
+        )?;
+        // Version 0 is a new file: the tables above are version 1's.
+        if found < SCHEMA_VERSION {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        Ok(Sqlite { conn: Mutex::new(conn), path: p, fault: None })
+    }
+
+    /// Refuses a write to a file of a newer schema.
+    fn writable(&self) -> Result<(), StoreError> {
+        self.fault.as_ref().map_or(Ok(()), |f| Err(f.refusal()))
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
@@ -52,16 +125,22 @@ impl Sqlite {
 }
 
 impl Backend for Sqlite {
-    /// The persisted routing state, if any was ever saved.
-    fn load_routing(&self) -> Result<Option<PersistedRouting>, StoreError> {
-        let text: Option<String> = self
+    /// The persisted routing state: absent, read, or unreadable by this build.
+    fn load_routing(&self) -> Result<Loaded<PersistedRouting>, StoreError> {
+        let text: Option<Vec<u8>> = self
             .lock()
-            .query_row("SELECT value FROM kv WHERE key = 'routing'", [], |r| r.get(0))
+            .query_row("SELECT CAST(value AS BLOB) FROM kv WHERE key = 'routing'", [], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))?;
-        // A value this build cannot read is treated as absent rather than
-        // fatal: the config's values then apply, and the event log says so.
-        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        Ok(Loaded::routing(text.as_deref()))
+    }
+
+    fn schema_fault(&self) -> Option<StateFault> {
+        self.fault.clone()
+    }
+
+    fn place(&self) -> String {
+        format!("state file {}", self.path)
     }
 
     /// Saves the routing state and its event in one transaction.
@@ -72,6 +151,7 @@ impl Backend for Sqlite {
         source: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
+        self.writable()?;
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let value = serde_json::to_string(r).unwrap_or_default();
@@ -92,6 +172,7 @@ impl Backend for Sqlite {
         body: &serde_json::Value,
         events: &[(&str, serde_json::Value)],
     ) -> Result<(), StoreError> {
+        self.writable()?;
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         tx.execute(
@@ -157,6 +238,7 @@ impl Backend for Sqlite {
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
+        self.writable()?;
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         tx.execute(
@@ -177,6 +259,7 @@ impl Backend for Sqlite {
 
     /// Appends an event.
     fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
+        self.writable()?;
         insert_event(&self.lock(), kind, source, detail).map_err(|e| self.err(e))
     }
 
@@ -232,11 +315,11 @@ mod tests {
         };
         {
             let s = Sqlite::open(&path).unwrap();
-            assert_eq!(s.load_routing().unwrap(), None);
+            assert_eq!(s.load_routing().unwrap(), Loaded::Absent);
             s.save_routing(&r, "share_changed", "api", &serde_json::json!({"to": 25.0})).unwrap();
         }
         let s = Sqlite::open(&path).unwrap();
-        assert_eq!(s.load_routing().unwrap(), Some(r));
+        assert_eq!(s.load_routing().unwrap(), Loaded::Found(r));
         let ev = s.events(10).unwrap();
         assert_eq!((ev.len(), ev[0].kind.as_str(), ev[0].source.as_str()), (1, "share_changed", "api"));
         assert_eq!(ev[0].detail["to"], 25.0);

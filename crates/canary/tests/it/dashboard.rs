@@ -1,9 +1,9 @@
 //! The dashboard in a real browser (headless Chromium driven by
 //! playwright-core, see e2e/): charts draw live data during a rollout and the
 //! share shown matches the API's. Needs node, e2e/node_modules and chromium,
-//! which `./test.sh` installs; elsewhere the test says so and passes only
-//! outside CI.
+//! which `./test.sh` installs; without them the tests fail and say what to install.
 
+use crate::load::*;
 use crate::support::*;
 use canary::controller::api::DeployRequest;
 use canary::controller::lock;
@@ -15,20 +15,21 @@ fn e2e_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../e2e")
 }
 
+/// Fails, saying what to install, when the browser or its driver is missing.
+fn needs_a_browser() {
+    assert!(
+        e2e_dir().join("node_modules/playwright-core").exists(),
+        "e2e/node_modules is missing: npm ci --prefix e2e (./test.sh does)"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: apt-get install chromium (./test.sh does)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
-    let ready = e2e_dir().join("node_modules/playwright-core").exists()
-        && std::path::Path::new("/usr/bin/chromium").exists();
-    if !ready {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install chromium and e2e/node_modules (./test.sh does)"
-        );
-        eprintln!(
-            "skipping: chromium or e2e/node_modules missing (npm ci --prefix e2e; apt-get install chromium)"
-        );
-        return;
-    }
+    needs_a_browser();
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let srv = start(config(&stable, None, "0", dir.path()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -39,7 +40,7 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
         bake: Some("10m".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     let shot = dir.path().join("dashboard.png");
     let out = tokio::process::Command::new("node")
         .arg(e2e_dir().join("dashboard.mjs"))
@@ -49,7 +50,7 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
         .await
         .unwrap();
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("load beside the dashboard");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(seen["share_shown"], "25%", "{seen}");
@@ -65,16 +66,7 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_can_roll_back_from_the_page_and_a_viewer_cannot() {
-    let ready = e2e_dir().join("node_modules/playwright-core").exists()
-        && std::path::Path::new("/usr/bin/chromium").exists();
-    if !ready {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install chromium and e2e/node_modules (./test.sh does)"
-        );
-        eprintln!("skipping: chromium or e2e/node_modules missing");
-        return;
-    }
+    needs_a_browser();
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let mut cfg = config(&stable, None, "0", dir.path());
     cfg.admin_token = Some("op-secret".into());
@@ -86,7 +78,7 @@ async fn an_operator_can_roll_back_from_the_page_and_a_viewer_cannot() {
         bake: Some("10m".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     let out = tokio::process::Command::new("node")
         .arg(e2e_dir().join("actions.mjs"))
         .args([format!("http://{}", srv.admin_addr), "view-secret".into(), "op-secret".into()])

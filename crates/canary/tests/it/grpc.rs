@@ -108,7 +108,7 @@ async fn a_canary_failing_a_fifth_of_calls_unavailable_is_counted_and_rolled_bac
         bake: Some("10m".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     let status = || {
         let s = lock(&srv.controller).status();
         (s.state, s.rollout.and_then(|r| r.reason))
@@ -154,7 +154,7 @@ async fn a_healthy_grpc_canary_is_promoted() {
         final_watch: Some("1s".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     let promoted = eventually(60, || async { lock(&srv.controller).status().state == "promoted" }).await;
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();

@@ -2,44 +2,20 @@
 //! carrying 0.5% of requests, a health endpoint answering 503, and a failed
 //! step that pauses instead of rolling back.
 
+use crate::load::*;
 use crate::support::*;
-use bytes::Bytes;
 use canary::controller::api::DeployRequest;
 use canary::controller::lock;
 use canary_core::judge::OnFailure;
-use http_body_util::{BodyExt, Full};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// About `rps` requests a second from distinct users; one in 200 goes to
-/// `/api/v2/pay/{n}`, the rest to `/api/v2/rooms`. Returns the failures seen.
-fn mixed_load(addr: SocketAddr, rps: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
-    tokio::spawn(async move {
-        let c = client();
-        let bad = Arc::new(AtomicU64::new(0));
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rps));
-        let mut i = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            tick.tick().await;
-            i += 1;
-            let path =
-                if i.is_multiple_of(200) { format!("/api/v2/pay/{i}") } else { "/api/v2/rooms".to_string() };
-            let (c, bad) = (c.clone(), Arc::clone(&bad));
-            tokio::spawn(async move {
-                let req = http::Request::get(format!("http://{addr}{path}"))
-                    .header("x-user-id", format!("user-{i}"))
-                    .body(Full::new(Bytes::new()))
-                    .unwrap();
-                let ok = match c.request(req).await {
-                    Ok(r) => r.status().is_success() && r.into_body().collect().await.is_ok(),
-                    Err(_) => false,
-                };
-                bad.fetch_add(u64::from(!ok), Ordering::Relaxed);
-            });
-        }
-        bad.load(Ordering::Relaxed)
+/// `/api/v2/pay/{n}`, the rest to `/api/v2/rooms`.
+fn mixed_load(addr: SocketAddr, rps: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Tally> {
+    spawn_load_with(addr, rps, stop, |i| {
+        if i.is_multiple_of(200) { format!("/api/v2/pay/{i}") } else { "/api/v2/rooms".to_string() }
     })
 }
 
@@ -62,7 +38,7 @@ fn deploy(srv: &canary::server::Running, canary: String, bake: &str) {
         final_watch: Some("2s".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
 }
 
 fn state(srv: &canary::server::Running) -> (String, f64, String) {
@@ -79,7 +55,8 @@ async fn a_canary_failing_a_route_with_half_a_percent_of_traffic_is_rolled_back_
     deploy(&srv, canary.url(), "10m");
     let rolled = eventually(60, || async { state(&srv).0 == "rolled_back" }).await;
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    // The broken route fails on purpose: no request may hang.
+    load.await.unwrap().assert_no_hang("mixed load");
     let (st, _, why) = state(&srv);
     assert!(rolled, "still {st}: {why}");
     assert!(why.contains("immediate rollback") && why.contains("route /api/v2/pay"), "{why}");
@@ -107,7 +84,7 @@ async fn a_canary_whose_route_with_half_a_percent_of_traffic_got_slow_fails_its_
     deploy(&srv, canary.url(), "10m");
     let rolled = eventually(90, || async { state(&srv).0 == "rolled_back" }).await;
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("mixed load");
     let (st, _, why) = state(&srv);
     assert!(rolled, "still {st}: {why}");
     assert!(why.contains("step 1 at 50% failed") && why.contains("route /api/v2/pay"), "{why}");
@@ -124,9 +101,9 @@ async fn the_same_traffic_mix_with_a_healthy_canary_is_promoted() {
     deploy(&srv, canary.url(), "4s");
     let promoted = eventually(40, || async { state(&srv).0 == "promoted" }).await;
     stop.store(true, Ordering::Relaxed);
-    let bad = load.await.unwrap();
+    let tally = load.await.unwrap();
     assert!(promoted, "{:?}", state(&srv));
-    assert_eq!(bad, 0);
+    tally.assert_none_lost("mixed load");
     srv.shutdown();
 }
 
@@ -141,7 +118,7 @@ async fn a_canary_whose_health_endpoint_answers_503_fails_its_step() {
     deploy(&srv, canary.url(), "20s");
     let rolled = eventually(30, || async { state(&srv).0 == "rolled_back" }).await;
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("load");
     let (st, _, why) = state(&srv);
     assert!(rolled, "still {st}: {why}");
     assert!(why.contains("step 1 at 50% failed") && why.contains("health"), "{why}");
@@ -171,7 +148,7 @@ async fn on_failure_pause_holds_a_3_percent_error_canary_for_a_person() {
     let paused =
         eventually(60, || async { !["progressing", "holding"].contains(&state(&srv).0.as_str()) }).await;
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_no_hang("load on a 3% error canary");
     let (st, share, why) = state(&srv);
     assert!(paused, "never concluded");
     assert_eq!((st.as_str(), share), ("paused", 50.0), "{why}");
@@ -209,7 +186,7 @@ async fn a_webhook_gate_answering_503_fails_the_step_and_an_unreachable_one_hold
     deploy(&srv, canary.url(), "5s");
     let held = eventually(20, || async { state(&srv).0 == "holding" }).await;
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("load");
     let (st, _, why) = state(&srv);
     assert!(held, "an unreachable gate must hold, not pass: {st}: {why}");
     assert!(why.contains("change-board") && why.contains("unreachable"), "{why}");
@@ -225,13 +202,9 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    fn start(dir: &std::path::Path, target: SocketAddr) -> Option<Prometheus> {
+    fn start(dir: &std::path::Path, target: SocketAddr) -> Prometheus {
         let bin = std::path::Path::new("/usr/bin/prometheus");
-        if !bin.exists() {
-            assert!(std::env::var("CI").is_err(), "CI must install prometheus (./test.sh does)");
-            eprintln!("skipping: prometheus missing (apt-get install prometheus)");
-            return None;
-        }
+        assert!(bin.exists(), "/usr/bin/prometheus is needed: apt-get install prometheus (./test.sh does)");
         let (addr, held) = reserved();
         let cfg = dir.join("prometheus.yml");
         let scrape = format!(
@@ -246,7 +219,7 @@ impl Prometheus {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        Some(Prometheus { child, url: format!("http://{addr}"), _port: held })
+        Prometheus { child, url: format!("http://{addr}"), _port: held }
     }
 }
 
@@ -288,7 +261,7 @@ fn exporter(value: f64) -> (SocketAddr, tokio::task::JoinHandle<()>) {
 async fn a_prometheus_query_past_its_max_fails_the_step() {
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let (target, exporter) = exporter(2.5);
-    let Some(prom) = Prometheus::start(dir.path(), target) else { return };
+    let prom = Prometheus::start(dir.path(), target);
     let toml = format!(
         "[[analysis.prometheus]]\nname = \"checkout-latency\"\nurl = \"{}\"\n\
          query = 'max(checkout_seconds{{version=\"{{{{version}}}}\"}})'\nmax = 1.0\ninterval = \"1s\"\n",
@@ -300,7 +273,7 @@ async fn a_prometheus_query_past_its_max_fails_the_step() {
     deploy(&srv, canary.url(), "4s");
     let rolled = eventually(40, || async { state(&srv).0 == "rolled_back" }).await;
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("load");
     exporter.abort();
     let (st, _, why) = state(&srv);
     assert!(rolled, "still {st}: {why}");

@@ -1,6 +1,7 @@
 //! After the fact: hooks (commands and webhooks, a hanging one included), the
 //! incident record, the release tag in a real git repository, the report.
 
+use crate::load::*;
 use crate::support::*;
 use bytes::Bytes;
 use canary::controller::api::DeployRequest;
@@ -75,7 +76,7 @@ async fn a_rollback_runs_hooks_writes_the_incident_and_a_hanging_hook_delays_not
         bake: Some("10m".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     canary.fail_with.store(500, Ordering::Relaxed);
     let failing_since = Instant::now();
@@ -83,7 +84,7 @@ async fn a_rollback_runs_hooks_writes_the_incident_and_a_hanging_hook_delays_not
     assert!(rolled);
     assert!(failing_since.elapsed() < Duration::from_secs(6), "the 30 s hook did not delay the rollback");
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_no_hang("load on a failing canary");
     // The hooks run side by side: the webhook and the command log are
     // looked for too, not taken to be done because the slow hook is.
     let recorded = eventually(10, || async {
@@ -165,16 +166,16 @@ async fn a_promotion_tags_the_release_uniquely_and_writes_the_report() {
             final_watch: Some("1s".into()),
             ..DeployRequest::default()
         };
-        lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+        lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
         let done = eventually(20, || async { lock(&srv.controller).status().state == "promoted" }).await;
         assert!(done, "{:?}", lock(&srv.controller).status());
         // Undo the promotion so the next rollout has the same stable to start from.
         lock(&srv.controller)
-            .command(Command::Rollback("next round".into()), canary::store::now_ms() as u64)
+            .command(Command::Rollback("next round".into()), canary::controller::clock::now_ms())
             .unwrap();
     }
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("load");
     let tagged = eventually(10, || async {
         srv.live.store().events(200).unwrap().iter().filter(|e| e.kind == "release_tagged").count() == 2
     })

@@ -1,6 +1,7 @@
 //! Rollouts end to end: the controller with real traffic through the real
 //! proxy, and the CLI against a real `canary serve` process.
 
+use crate::load::*;
 use crate::support::*;
 use canary::controller::api::DeployRequest;
 use canary::controller::lock;
@@ -38,11 +39,11 @@ fn rolling(
         manual: false,
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     (srv, stop, load)
 }
 
-type Load = tokio::task::JoinHandle<(u64, u64)>;
+type Load = tokio::task::JoinHandle<Tally>;
 
 fn state(srv: &canary::server::Running) -> (String, f64, Option<String>) {
     let s = lock(&srv.controller).status();
@@ -56,19 +57,18 @@ async fn a_healthy_canary_is_promoted_and_becomes_stable() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(srv.proxy_addr, 400, Arc::clone(&stop));
     lock(&srv.controller)
-        .deploy(&quick(&canary, 50.0, "50,100"), canary::store::now_ms() as u64, None)
+        .deploy(&quick(&canary, 50.0, "50,100"), canary::controller::clock::now_ms(), None)
         .unwrap();
     let done = eventually(30, || async { state(&srv).0 == "promoted" }).await;
     assert!(done, "not promoted: {:?}", state(&srv));
     let ups = srv.live.upstreams();
     assert_eq!((ups.stable.url(), ups.canary.is_none()), (canary.url().as_str(), true));
     stop.store(true, Ordering::Relaxed);
-    let (ok, bad) = load.await.unwrap();
-    assert_eq!(bad, 0, "{bad} failed requests of {}", ok + bad);
+    load.await.unwrap().assert_none_lost("load through the promotion");
     let c = client();
     assert_eq!(get(&c, srv.proxy_addr, "/", &[]).await.2, "canary", "the canary now serves everyone");
     // A rollback after the promotion brings the previous stable back.
-    let now = canary::store::now_ms() as u64;
+    let now = canary::controller::clock::now_ms();
     lock(&srv.controller).command(canary::controller::Command::Rollback("regression".into()), now).unwrap();
     assert_eq!(srv.live.upstreams().stable.url(), stable.url());
     assert_eq!(get(&c, srv.proxy_addr, "/", &[]).await.2, "stable");
@@ -89,7 +89,7 @@ async fn a_failing_canary_is_rolled_back_by_itself_with_the_reason() {
     let reason = reason.unwrap();
     assert!(reason.contains("immediate rollback") && reason.contains("error_rate"), "{reason}");
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_no_hang("load on a failing canary");
     let events = srv.live.store().events(50).unwrap();
     let rb = events.iter().find(|e| e.kind == "rolled_back").expect("a rolled_back event");
     assert!(rb.detail["verdict"]["criteria"].is_array(), "the verdict table is recorded: {}", rb.detail);
@@ -102,7 +102,7 @@ async fn a_canary_reporting_memory_over_90_percent_is_rolled_back() {
     let (srv, stop, load) = rolling(&stable, canary.url(), dir.path());
     let rolled = eventually(15, || async { state(&srv).0 == "rolled_back" }).await;
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("load");
     let (st, _, reason) = state(&srv);
     assert!(rolled, "still {st}");
     assert!(reason.clone().unwrap().contains("memory_percent 95"), "{reason:?}");
@@ -126,14 +126,14 @@ async fn killing_the_canary_mid_rollout_costs_clients_nothing_and_rolls_back() {
         manual: false,
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     canary.kill9();
     let rolled = eventually(15, || async { state(&srv).0 == "rolled_back" }).await;
     stop.store(true, Ordering::Relaxed);
-    let (ok, bad) = load.await.unwrap();
+    let tally = load.await.unwrap();
     assert!(rolled, "still {:?}", state(&srv));
-    assert_eq!(bad, 0, "{bad} of {} client requests failed", ok + bad);
+    tally.assert_none_lost("clients of a killed canary");
     // The canary's unanswered requests end the rollout through any of the
     // three tests of them, whichever crosses its bar first: the error rate
     // against 5%, the 5xx rate against stable's, or the step's uptime against

@@ -4,6 +4,7 @@
 //! advance past a failing step is refused; a rolled-back canary gets no
 //! traffic, overrides included.
 
+use crate::load::*;
 use crate::support::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,8 +72,7 @@ async fn the_seeds_runbook_of_adjusts_promotes_tags_the_release_and_reports_ever
     let promoted = eventually(20, || async { rollout(&p).await["state"] == "promoted" }).await;
     assert!(promoted, "not promoted after the final watch: {}", rollout(&p).await);
     stop.store(true, Ordering::Relaxed);
-    let (ok, bad) = load.await.unwrap();
-    assert_eq!(bad, 0, "{bad} of {} requests failed", ok + bad);
+    load.await.unwrap().assert_none_lost("load through the runbook");
     let tagged = eventually(10, || async { !git(&repo, &["tag", "--list"]).is_empty() }).await;
     assert!(tagged, "no release tag");
     let (code, out, err) = run(&admin, &["report", "--json"]).await;
@@ -133,7 +133,7 @@ async fn a_manual_advance_past_a_failing_step_exits_3_unless_forced() {
     let r = rollout(&p).await;
     assert_eq!((r["share"].as_f64(), r["rollout"]["step"].as_u64()), (Some(75.0), Some(2)), "{r}");
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("load on a slow canary");
     let events = admin_json(&client(), p.admin, "/api/events").await;
     let forced = events["events"]
         .as_array()
@@ -162,7 +162,7 @@ async fn a_rolled_back_canary_gets_no_traffic_even_forced_and_the_incident_names
     assert!(rolled, "{}", rollout(&p).await);
     canary.fail_with.store(0, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_no_hang("load on a failing canary");
 
     let c = client();
     for forced in [("x-canary", "always"), ("cookie", "x-canary=always")] {

@@ -290,6 +290,22 @@ impl Body for Zeros {
     }
 }
 
+/// The seed of the random choices of this run's tests (the demo service's
+/// error draws): `CANARY_TEST_SEED` when set, to replay a failure, else one
+/// from the clock. Printed by each test that uses it, so a failed test's
+/// output says how to replay it.
+pub fn test_seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| match std::env::var("CANARY_TEST_SEED") {
+        Ok(s) => s.parse().unwrap_or_else(|_| panic!("CANARY_TEST_SEED={s:?} is not a number")),
+        Err(_) => {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        }
+    });
+    eprintln!("random draws seeded with {seed} (replay with CANARY_TEST_SEED={seed})");
+    seed
+}
+
 /// A fresh temporary directory, removed at drop.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -430,10 +446,13 @@ impl Process {
         Process::start_logged(args, env, Stdio::null())
     }
 
-    /// As [`Process::start_env`], with the log (stderr) sent to `log`.
+    /// As [`Process::start_env`], with the log (stderr) sent to `log`. Demo
+    /// services it starts (directly, or through `canary demo`) draw their
+    /// errors from [`test_seed`].
     pub fn start_logged(args: &[&str], env: &[(&str, &str)], log: impl Into<Stdio>) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_canary"))
             .args(args)
+            .env("CANARY_DEMO_SEED", test_seed().to_string())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -481,7 +500,11 @@ pub fn serve_proc(stable: &Upstream, state: &str, extra: &[&str]) -> Process {
 
 /// Runs the binary to completion; returns exit code and stderr.
 pub fn run_canary(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_canary")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(args)
+        .env("CANARY_DEMO_SEED", test_seed().to_string())
+        .output()
+        .unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
 }
 
@@ -502,36 +525,6 @@ pub fn arg(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
-/// Sends requests from many distinct users at about `rps` until `stop` is set;
-/// returns (answered 2xx, anything else).
-pub fn spawn_load(addr: SocketAddr, rps: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, u64)> {
-    tokio::spawn(async move {
-        let c = client();
-        let (ok, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rps.max(1)));
-        let mut i = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            tick.tick().await;
-            i += 1;
-            let (c, ok, bad) = (c.clone(), Arc::clone(&ok), Arc::clone(&bad));
-            tokio::spawn(async move {
-                let req = Request::get(format!("http://{addr}/api/v2/rooms"))
-                    .header("x-user-id", format!("load-user-{i}"))
-                    .body(Full::new(Bytes::new()))
-                    .unwrap();
-                // A connection error counts as a failure too, not a lost task.
-                let good = match c.request(req).await {
-                    Ok(resp) => resp.status().as_u16() < 300 && resp.into_body().collect().await.is_ok(),
-                    Err(_) => false,
-                };
-                (if good { &ok } else { &bad }).fetch_add(1, Ordering::Relaxed);
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed))
-    })
-}
-
 /// Polls `check` every 100 ms for up to `secs` seconds.
 pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
 where
@@ -549,8 +542,12 @@ where
 
 /// Runs the binary's client commands with `args`; returns exit code, stdout and stderr.
 pub fn cli(args: &[&str]) -> (i32, String, String) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_canary")).args(args).env_remove("CANARY_TOKEN").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(args)
+        .env_remove("CANARY_TOKEN")
+        .env("CANARY_DEMO_SEED", test_seed().to_string())
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),

@@ -227,12 +227,12 @@ fn rolling(
         final_watch: Some("10m".into()),
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, canary::store::now_ms() as u64, None).unwrap();
+    lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     srv
 }
 
 fn roll_back(srv: &canary::server::Running) {
-    let now = canary::store::now_ms() as u64;
+    let now = canary::controller::clock::now_ms();
     lock(&srv.controller).command(Command::Rollback("bad canary".into()), now).unwrap();
 }
 
