@@ -16,7 +16,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The certificate served to new handshakes; empty only until the first
 /// pair loads, which happens before the listener starts.
@@ -60,6 +60,8 @@ pub struct ListenerPair {
     files: TlsFiles,
     slot: Arc<CertSlot>,
     provider: Arc<CryptoProvider>,
+    /// The served certificate's `notAfter`, and whether its passing was told.
+    expires: Mutex<Option<(jiff::Timestamp, bool)>>,
 }
 
 impl ListenerPair {
@@ -67,7 +69,8 @@ impl ListenerPair {
     /// [`super::rotate::Rotation`] fills it).
     pub fn new(files: &TlsFiles, listener: &'static str) -> Arc<ListenerPair> {
         let slot = Arc::new(CertSlot::default());
-        Arc::new(ListenerPair { listener, files: files.clone(), slot, provider: super::provider() })
+        let provider = super::provider();
+        Arc::new(ListenerPair { listener, files: files.clone(), slot, provider, expires: Mutex::default() })
     }
 
     /// The slot the listener's handshakes take their certificate from.
@@ -85,10 +88,11 @@ impl Reloadable for ListenerPair {
         let [cert, key] = content else { return Err("a certificate and a key are needed".into()) };
         let pair = pair::from_pem(&self.files.cert, cert, &self.files.key, key, &self.provider)?;
         // Every client that checks dates would refuse it: never put in service.
-        if let Some(leaf) = pair.cert.first() {
-            validity::check(&self.files.cert, leaf, jiff::Timestamp::now())?;
-        }
+        let leaf =
+            pair.cert.first().ok_or_else(|| format!("{}: no certificate", self.files.cert.display()))?;
+        let dates = validity::check(&self.files.cert, leaf, jiff::Timestamp::now())?;
         self.slot.set(pair);
+        *self.expires.lock().unwrap_or_else(PoisonError::into_inner) = Some((dates.not_after, false));
         Ok(())
     }
 
@@ -103,5 +107,20 @@ impl Reloadable for ListenerPair {
             "tls_reload_failed",
             serde_json::json!({"listener": self.listener, "cert": cert, "key": key}),
         )
+    }
+
+    fn lapsed(&self, now: jiff::Timestamp) -> Option<(&'static str, String)> {
+        let mut expires = self.expires.lock().unwrap_or_else(PoisonError::into_inner);
+        let (not_after, told) = expires.as_mut()?;
+        if *told || now <= *not_after {
+            return None;
+        }
+        *told = true;
+        let (cert, key) = (self.files.cert.display(), self.files.key.display());
+        let why = format!(
+            "the certificate in service expired on {not_after}: clients that check dates refuse it; \
+             write a current pair to {cert} and {key} (read within a second, or on kill -HUP)"
+        );
+        Some(("tls_certificate_expired", why))
     }
 }

@@ -38,6 +38,13 @@ pub trait Reloadable: Send + Sync + std::fmt::Debug {
 
     /// The event kinds of a reload (done, refused) and the detail both carry.
     fn event(&self) -> (&'static str, &'static str, serde_json::Value);
+
+    /// Asked at every check: what is in service has gone bad while served
+    /// (a certificate past its date), said once per content: the event kind
+    /// and the reason.
+    fn lapsed(&self, _now: jiff::Timestamp) -> Option<(&'static str, String)> {
+        None
+    }
 }
 
 /// Files kept in service, and what was last read of them.
@@ -101,6 +108,9 @@ impl Rotation {
             if due {
                 self.apply(read, print, "file-watch", &live);
             }
+            if let Some((kind, why)) = self.what.lapsed(jiff::Timestamp::now()) {
+                report_lapse(&*self.what, kind, &why, &live);
+            }
         }
     }
 
@@ -129,6 +139,17 @@ fn fingerprint(read: &Read) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     read.hash(&mut h);
     h.finish()
+}
+
+fn report_lapse(what: &dyn Reloadable, kind: &str, why: &str, live: &Live) {
+    let name = what.name();
+    tracing::error!(what = %name, reason = %why, "what is in service has lapsed");
+    crate::say!("canary: {name}: {why}");
+    let mut detail = what.event().2;
+    detail["reason"] = serde_json::json!(why);
+    if let Err(e) = live.store().record(kind, "file-watch", &detail) {
+        tracing::warn!(error = %e, "cannot record the lapse in the state file");
+    }
 }
 
 fn report(what: &dyn Reloadable, outcome: &Outcome, source: &str, live: &Live) {

@@ -1,6 +1,7 @@
 //! A listener's certificate outside its validity dates: refused at start
-//! (exit 2, with the dates), and a rotation to such a pair keeps the pair in
-//! service, with an event that gives the dates.
+//! (exit 2, with the dates), a rotation to such a pair keeps the pair in
+//! service, with an event that gives the dates, and a pair that expires while
+//! it is served is said to have expired.
 
 use crate::support::*;
 use crate::tls::{last_event, served_cert};
@@ -66,4 +67,35 @@ async fn a_rotation_to_a_pair_outside_its_dates_keeps_the_one_in_service() {
     second.write(dir.path(), "proxy");
     let rotated = eventually(15, || async { served_cert(p.proxy, &cfg).await == second.der.to_vec() }).await;
     assert!(rotated, "a good pair after refused ones is served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_expires_while_served_is_said_to_have_expired() {
+    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let ca = TestCa::new("expiring CA");
+    // Valid at start (well within a slow machine's start-up), expired soon after.
+    let (cert, key) = ca.leaf_expiring_in("short-lived", 15).write(dir.path(), "proxy");
+    let p = serve_proc(&stable, &arg(dir.path(), "s.db"), &["--tls-cert", &cert, "--tls-key", &key]);
+    let said = eventually(45, || async {
+        let ev = last_event(p.admin, "tls_certificate_expired").await;
+        ev.is_some_and(|e| {
+            let why = e["detail"]["reason"].to_string();
+            why.contains("expired on") && why.contains(&cert) && e["detail"]["listener"] == "proxy"
+        })
+    })
+    .await;
+    let events = admin_json(&client(), p.admin, "/api/events").await;
+    assert!(said, "the expiry is recorded, naming the files to replace: {events}");
+    // The way out it names works: a current pair is taken.
+    let current = ca.leaf("current");
+    current.write(dir.path(), "proxy");
+    let mut cfg = rustls::ClientConfig::clone(&ca.client_config(&[b"http/1.1"]));
+    cfg.resumption = rustls::client::Resumption::disabled();
+    let cfg = std::sync::Arc::new(cfg);
+    // Until then, handshakes fail on the expired certificate: not a panic here.
+    let rotated = eventually(15, || async {
+        tls_get(p.proxy, &cfg, "/", &[]).await.is_ok_and(|(_, _, served)| served == current.der.to_vec())
+    })
+    .await;
+    assert!(rotated, "a current pair replaces the expired one");
 }
