@@ -6,6 +6,7 @@ use crate::admin::{self, AdminState};
 use crate::cluster::peer::PeerLink;
 use crate::cluster::{self, Joined};
 use crate::config::ServeConfig;
+use crate::config::TlsFiles;
 use crate::controller::{self, Controller};
 use crate::dynamic::{self, FlagsStatus};
 use crate::live::{Live, Upstreams};
@@ -13,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::proxy;
 use crate::reload;
 use crate::store::Store;
-use crate::tls::{self, rotate::Rotation};
+use crate::tls::{self, listener::ListenerPair, rotate::Rotation};
 use canary_core::RoutingTable;
 use rustls::{ClientConfig, ServerConfig};
 use std::net::SocketAddr;
@@ -60,7 +61,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let env_flags = canary_core::flags::from_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(StartError::Config)?;
-    let (proxy_tls, rotation) = start_tls(&cfg)?;
+    let (proxy_tls, rotations) = start_tls(&cfg)?;
     let admin_tls = start_admin_tls(&cfg)?;
     // Bound first: a cluster replica advertises the address it really has.
     let admin_sock = std::net::TcpListener::bind(cfg.admin)
@@ -115,7 +116,8 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         sessions: Arc::default(),
         cluster,
     };
-    let rotations = rotation.into_iter().chain(admin_tls.as_ref().map(|a| Arc::clone(&a.rotation))).collect();
+    let rotations =
+        rotations.into_iter().chain(admin_tls.as_ref().map(|a| Arc::clone(&a.rotation))).collect();
     let side =
         Sidecar { upstream_tls: proxy_tls.upstreams, rotations, admin_tls: admin_tls.map(|a| a.server) };
     threads.push(spawn_admin(admin_sock, state, side, rx)?);
@@ -153,18 +155,33 @@ fn open_store(
 
 /// The TLS configs, made before anything else starts: a bad CA file or
 /// certificate pair refuses the start (exit 2) with the file and the reason.
-fn start_tls(cfg: &ServeConfig) -> Result<(proxy::Tls, Option<Arc<Rotation>>), StartError> {
-    let upstreams = tls::client::config(&cfg.upstream_tls).map_err(StartError::Config)?;
+/// Returns the rotations that keep the files read: the listener's pair and
+/// the upstreams' CA file, each when set.
+fn start_tls(cfg: &ServeConfig) -> Result<(proxy::Tls, Vec<Arc<Rotation>>), StartError> {
+    let (upstreams, ca) = tls::client::config(&cfg.upstream_tls).map_err(StartError::Config)?;
     if cfg.upstream_tls.insecure_skip_verify {
         tracing::warn!(
             "upstreams.insecure_skip_verify = true: the certificates of https upstreams are NOT verified; anyone on the path can impersonate them"
         );
     }
-    let Some(files) = &cfg.tls else { return Ok((proxy::Tls { upstreams, listener: None }, None)) };
-    let rotation = Rotation::start(files, "proxy").map_err(StartError::Config)?;
-    let listener = tls::listener::config(rotation.slot(), cfg.proxy.http2).map_err(StartError::Config)?;
+    let rotations: Vec<_> = ca.into_iter().collect();
+    let Some(files) = &cfg.tls else { return Ok((proxy::Tls { upstreams, listener: None }, rotations)) };
+    let (listener, rotation) = listener_tls(files, "proxy", cfg.proxy.http2)?;
     tracing::info!(cert = %files.cert.display(), "the proxy listener serves TLS");
-    Ok((proxy::Tls { upstreams, listener: Some(listener) }, Some(rotation)))
+    let rotations = rotations.into_iter().chain([rotation]).collect();
+    Ok((proxy::Tls { upstreams, listener: Some(listener) }, rotations))
+}
+
+/// A listener's server config, its pair loaded and kept read by the rotation.
+fn listener_tls(
+    files: &TlsFiles,
+    listener: &'static str,
+    http2: bool,
+) -> Result<(Arc<ServerConfig>, Arc<Rotation>), StartError> {
+    let pair = ListenerPair::new(files, listener);
+    let server = tls::listener::config(pair.slot(), http2).map_err(StartError::Config)?;
+    let rotation = Rotation::start(pair).map_err(StartError::Config)?;
+    Ok((server, rotation))
 }
 
 /// The admin API's TLS, when `[admin_tls]` is set.
@@ -180,9 +197,8 @@ struct AdminTls {
 /// peers' CA file refuses the start (exit 2) naming the file.
 fn start_admin_tls(cfg: &ServeConfig) -> Result<Option<AdminTls>, StartError> {
     let Some(t) = &cfg.admin_tls else { return Ok(None) };
-    let rotation = Rotation::start(&t.files, "admin").map_err(StartError::Config)?;
     // HTTP/1.1 only: the admin API's clients (CLI, browsers, peers) need no more.
-    let server = tls::listener::config(rotation.slot(), false).map_err(StartError::Config)?;
+    let (server, rotation) = listener_tls(&t.files, "admin", false)?;
     let peers = tls::client::verifying(t.ca_file.as_deref(), "CA file (admin_tls.ca_file)")
         .map_err(StartError::Config)?;
     tracing::info!(cert = %t.files.cert.display(), "the admin API serves TLS");
@@ -190,8 +206,8 @@ fn start_admin_tls(cfg: &ServeConfig) -> Result<Option<AdminTls>, StartError> {
 }
 
 /// What the admin thread runs beside the API besides the pollers of the
-/// config: the upstreams' TLS client, the certificate watchers and the admin
-/// listener's TLS config.
+/// config: the upstreams' TLS client, the watchers of the certificates and
+/// the CA file, and the admin listener's TLS config.
 struct Sidecar {
     upstream_tls: Arc<ClientConfig>,
     rotations: Vec<Arc<Rotation>>,

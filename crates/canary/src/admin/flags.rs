@@ -3,10 +3,10 @@
 //! services to ask; `PUT /api/flags/{name}` with `{"value": "on"|"off"|"25%"}`
 //! sets one; `DELETE /api/flags/{name}` removes the API's value.
 
+use super::body::{Example, JsonBody};
 use super::{AdminState, error};
 use crate::feature_flags::describe;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -41,22 +41,16 @@ pub struct SetBody {
     value: String,
 }
 
+impl Example for SetBody {
+    const EXAMPLE: &'static str = r#"{"value": "on"} (or "off", or a percentage such as "25%")"#;
+}
+
 /// `PUT /api/flags/{name}`
 pub async fn put_flag(
     State(s): State<AdminState>,
     Path(name): Path<String>,
-    body: Result<Json<SetBody>, JsonRejection>,
+    JsonBody(SetBody { value }): JsonBody<SetBody>,
 ) -> Response {
-    let value = match body {
-        Ok(Json(b)) => b.value,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                format!("expected {{\"value\": \"on\"}}: {}", e.body_text()),
-            );
-        }
-    };
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return error(
             StatusCode::BAD_REQUEST,

@@ -6,6 +6,7 @@ use super::AdminState;
 use super::auth::{COOKIE, Identity, Role, guarded, identify, role_of_token};
 use axum::Form;
 use axum::extract::State;
+use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use serde::Deserialize;
@@ -29,7 +30,17 @@ pub struct LoginForm {
 }
 
 /// `POST /admin/login`
-pub async fn login(State(s): State<AdminState>, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(State(s): State<AdminState>, form: Result<Form<LoginForm>, FormRejection>) -> Response {
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return super::body::too_large(),
+        Err(e) => {
+            let why = e.body_text();
+            return super::body::invalid(format!(
+                "the login form is a `token` field, form-encoded (token=...): {why}"
+            ));
+        }
+    };
     let Some(role) = role_of_token(&s, &f.token) else {
         let page = FORM.replace("MESSAGE", "<p class=\"fail\" id=\"message\">That token is not valid.</p>");
         return (StatusCode::UNAUTHORIZED, Html(page)).into_response();

@@ -12,14 +12,18 @@
 //! - [`dashboard`]: `/admin/monitoring`, its embedded assets, and `GET /api/stream`.
 //! - [`login`]: the dashboard's login form, sessions and CSRF token.
 //! - [`auth`]: the admin token on mutating calls.
+//! - [`body`]: request bodies read within a limit, refused in the API's JSON shape.
+//! - [`plain`]: axum's own refusals (queries, paths, methods) in that shape too.
 //! - this file: the router, health, events, flags-file status and `/metrics`.
 
 pub mod auth;
+pub mod body;
 pub mod dashboard;
 pub mod flags;
 pub mod login;
 pub mod metrics_json;
 pub mod node_window;
+pub mod plain;
 pub mod rollout;
 pub mod routing;
 
@@ -64,7 +68,7 @@ pub struct AdminState {
 
 /// The admin API's routes.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/v2/health", get(health))
         .route("/api/v2/metrics", get(metrics_json::handler))
         .route("/api/routing", get(routing::get_routing))
@@ -98,7 +102,12 @@ pub fn router(state: AdminState) -> Router {
         // Inside the token check: a caller is checked where it called.
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::cluster::forward::to_leader))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
-        .with_state(state)
+        // Forms (the login) are held to the JSON bodies' limit.
+        .layer(axum::extract::DefaultBodyLimit::max(body::LIMIT))
+        .with_state(state);
+    // Around the whole router, so a 405 reaches it with its `Allow` header
+    // (which a route's own layers run before).
+    Router::new().fallback_service(api).layer(axum::middleware::from_fn(plain::as_json))
 }
 
 /// A JSON error reply: `{"error": ..., "message": ...}`.

@@ -2,12 +2,12 @@
 //! promote, pause, resume and rollback to act. Each refusal says why and
 //! changes nothing (400 bad input, 409 wrong state, 503 state file).
 
+use super::body::{Example, JsonBody, MaybeJsonBody};
 use super::{AdminState, error};
 use crate::controller::api::DeployRequest;
 use crate::controller::clock;
 use crate::controller::{self, Command, ControlError};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -44,21 +44,21 @@ pub async fn history(State(s): State<AdminState>, Query(q): Query<HistoryQuery>)
     }
 }
 
+impl Example for DeployRequest {
+    const EXAMPLE: &'static str = r#"{"share": 10, "canary": "http://10.0.0.6:3000"} (optionally "steps": "10,25,50,75,100", "bake": "10m", "final_watch": "30m", "manual": true)"#;
+}
+
 /// `POST /api/rollout/deploy`
-pub async fn deploy(
-    State(s): State<AdminState>,
-    body: Result<Json<DeployRequest>, JsonRejection>,
-) -> Response {
-    let req = match body {
-        Ok(Json(r)) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                format!("expected {{\"share\": 10, \"canary\": \"http://...\"}}: {}", e.body_text()),
-            );
-        }
-    };
+pub async fn deploy(State(s): State<AdminState>, JsonBody(req): JsonBody<DeployRequest>) -> Response {
+    // Checked before the checklist runs: a typo in the plan is not worth
+    // minutes of checks, and is said at once.
+    let c = Arc::clone(&s.controller);
+    let checked = req.clone();
+    match tokio::task::spawn_blocking(move || controller::lock(&c).check_deploy(&checked)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
     let checks = if s.cfg.ops.checklist.is_empty() {
         None
     } else {
@@ -89,9 +89,16 @@ pub struct CheckBody {
     confirm: Vec<String>,
 }
 
+impl Example for CheckBody {
+    const EXAMPLE: &'static str = r#"{"confirm": ["rollback plan ready"]} (or no body)"#;
+}
+
 /// `POST /api/checklist/run`: runs the checklist, changes nothing.
-pub async fn checklist(State(s): State<AdminState>, body: Option<Json<CheckBody>>) -> Response {
-    let confirm = body.map(|Json(b)| b.confirm).unwrap_or_default();
+pub async fn checklist(
+    State(s): State<AdminState>,
+    MaybeJsonBody(body): MaybeJsonBody<CheckBody>,
+) -> Response {
+    let confirm = body.map(|b| b.confirm).unwrap_or_default();
     let results = crate::ops::checklist::run(&s.cfg.ops.checklist, &confirm).await;
     Json(json!({"passed": crate::ops::checklist::all_passed(&results), "items": results})).into_response()
 }
@@ -106,20 +113,18 @@ pub struct AdjustBody {
     force: bool,
 }
 
+impl Example for AdjustBody {
+    const EXAMPLE: &'static str = r#"{"share": 25} (and optionally "force": true)"#;
+}
+
 /// `POST /api/rollout/adjust`
-pub async fn adjust(State(s): State<AdminState>, body: Result<Json<AdjustBody>, JsonRejection>) -> Response {
-    let (share, force) = match body.map(|Json(b)| (Share::from_percent(b.share), b.force)) {
-        Ok((Ok(share), force)) => (share, force),
-        Ok((Err(e), _)) => return error(StatusCode::BAD_REQUEST, "invalid", format!("share: {e}")),
+pub async fn adjust(State(s): State<AdminState>, JsonBody(b): JsonBody<AdjustBody>) -> Response {
+    match Share::from_percent(b.share) {
+        Ok(share) => command(s, Command::Adjust { share, force: b.force }).await,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                format!("expected {{\"share\": 25}} (and optionally \"force\": true): {}", e.body_text()),
-            );
+            error(StatusCode::BAD_REQUEST, "invalid", format!("share: {e}; send {}", AdjustBody::EXAMPLE))
         }
-    };
-    command(s, Command::Adjust { share, force }).await
+    }
 }
 
 /// The body of promote: `{"full": false}`.
@@ -130,9 +135,16 @@ pub struct PromoteBody {
     full: bool,
 }
 
+impl Example for PromoteBody {
+    const EXAMPLE: &'static str = r#"{"full": true} (or no body: the next step)"#;
+}
+
 /// `POST /api/rollout/promote`
-pub async fn promote(State(s): State<AdminState>, body: Option<Json<PromoteBody>>) -> Response {
-    let full = body.map(|Json(b)| b.full).unwrap_or_default();
+pub async fn promote(
+    State(s): State<AdminState>,
+    MaybeJsonBody(body): MaybeJsonBody<PromoteBody>,
+) -> Response {
+    let full = body.is_some_and(|b| b.full);
     command(s, Command::Promote(full)).await
 }
 
@@ -144,9 +156,13 @@ pub struct ReasonBody {
     reason: Option<String>,
 }
 
+impl Example for ReasonBody {
+    const EXAMPLE: &'static str = r#"{"reason": "why"} (or no body)"#;
+}
+
 /// `POST /api/rollout/pause`
-pub async fn pause(State(s): State<AdminState>, body: Option<Json<ReasonBody>>) -> Response {
-    let why = body.and_then(|Json(b)| b.reason).unwrap_or_else(|| "no reason given".into());
+pub async fn pause(State(s): State<AdminState>, MaybeJsonBody(body): MaybeJsonBody<ReasonBody>) -> Response {
+    let why = body.and_then(|b| b.reason).unwrap_or_else(|| "no reason given".into());
     command(s, Command::Pause(why)).await
 }
 
@@ -156,8 +172,11 @@ pub async fn resume(State(s): State<AdminState>) -> Response {
 }
 
 /// `POST /api/rollout/rollback`
-pub async fn rollback(State(s): State<AdminState>, body: Option<Json<ReasonBody>>) -> Response {
-    let why = body.and_then(|Json(b)| b.reason).unwrap_or_else(|| "no reason given".into());
+pub async fn rollback(
+    State(s): State<AdminState>,
+    MaybeJsonBody(body): MaybeJsonBody<ReasonBody>,
+) -> Response {
+    let why = body.and_then(|b| b.reason).unwrap_or_else(|| "no reason given".into());
     command(s, Command::Rollback(why)).await
 }
 

@@ -2,11 +2,11 @@
 //! persisted with its event before it takes effect; a refused value changes
 //! nothing and says why.
 
+use super::body::{Example, JsonBody};
 use super::{AdminState, error};
 use crate::live::{Change, Source};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use canary_core::Share;
@@ -46,17 +46,15 @@ pub struct ShareBody {
     force: bool,
 }
 
+impl Example for ShareBody {
+    const EXAMPLE: &'static str =
+        r#"{"share": 25} (a number or a string such as "12.5"; "force": true after a rollback)"#;
+}
+
 /// `PUT /api/routing/share` with `{"share": 25}` (a number or a string such as
 /// "12.5"). After a rollback a share above 0 is refused (409) unless
 /// `"force": true`, which also lifts the block.
-pub async fn put_share(
-    State(s): State<AdminState>,
-    body: Result<Json<ShareBody>, JsonRejection>,
-) -> Response {
-    let Json(b) = match body {
-        Ok(b) => b,
-        Err(e) => return bad(format!("expected {{\"share\": 25}}: {}", e.body_text())),
-    };
+pub async fn put_share(State(s): State<AdminState>, JsonBody(b): JsonBody<ShareBody>) -> Response {
     let parsed = match &b.share {
         serde_json::Value::Number(n) => n.as_f64().map(Share::from_percent),
         serde_json::Value::String(t) => Some(t.parse::<Share>()),
@@ -87,15 +85,12 @@ pub struct ExcludesBody {
     excludes: Vec<String>,
 }
 
+impl Example for ExcludesBody {
+    const EXAMPLE: &'static str = r#"{"excludes": ["/api/admin/*"]}"#;
+}
+
 /// `PUT /api/routing/excludes` with `{"excludes": ["/api/admin/*"]}`.
-pub async fn put_excludes(
-    State(s): State<AdminState>,
-    body: Result<Json<ExcludesBody>, JsonRejection>,
-) -> Response {
-    let Json(b) = match body {
-        Ok(b) => b,
-        Err(e) => return bad(format!("expected {{\"excludes\": [\"/api/admin/*\"]}}: {}", e.body_text())),
-    };
+pub async fn put_excludes(State(s): State<AdminState>, JsonBody(b): JsonBody<ExcludesBody>) -> Response {
     match Excludes::new(&b.excludes) {
         Ok(ex) => apply(s, Change { excludes: Some(ex), ..Change::default() }).await,
         Err(e) => bad(e.to_string()),

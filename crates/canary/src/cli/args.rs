@@ -235,14 +235,16 @@ pub struct DeployArgs {
     pub percent: String,
     /// The canary's URL, e.g. http://10.0.0.6:3000.
     pub canary_url: String,
+    // Values may start with '-' (`--bake -5m`), so that a bad one is
+    // refused naming its flag rather than read as an unknown option.
     /// The plan's shares, e.g. 10,25,50,75,100 [default: the configured plan].
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
     pub steps: Option<String>,
     /// Watching time per step, e.g. 10m.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub bake: Option<String>,
     /// Watching time at 100% before the canary becomes stable, e.g. 30m.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub final_watch: Option<String>,
     /// Wait for `canary promote` after every step.
     #[arg(long)]

@@ -13,6 +13,7 @@ use super::{AdminArgs, DeployArgs};
 use crate::controller::api::DeployRequest;
 use crate::upstream::Upstream;
 use canary_core::Share;
+use canary_core::plan::{Plan, parse_duration_ms};
 use http::Method;
 use serde_json::{Value, json};
 
@@ -26,6 +27,9 @@ pub fn deploy(a: &DeployArgs) -> Exit {
     if let Err(e) = Upstream::parse(&a.canary_url) {
         return fail(Exit::BadInput, "deploy", format!("canary URL: {e}"));
     }
+    if let Err(e) = check_plan(a) {
+        return fail(Exit::BadInput, "deploy", e);
+    }
     let req = DeployRequest {
         share: share.percent(),
         canary: a.canary_url.clone(),
@@ -38,6 +42,20 @@ pub fn deploy(a: &DeployArgs) -> Exit {
         confirm: a.confirm.clone(),
     };
     act(&a.admin, "deploy", "/api/rollout/deploy", json!(req))
+}
+
+/// The plan's flags, checked here so that a typo is named with its flag and
+/// nothing is sent (the server checks them again, for other clients).
+fn check_plan(a: &DeployArgs) -> Result<(), String> {
+    if let Some(s) = &a.steps {
+        Plan::parse_steps(s).map_err(|e| format!("--steps {s}: {e}; e.g. --steps 10,25,50,75,100"))?;
+    }
+    for (flag, value) in [("--bake", &a.bake), ("--final-watch", &a.final_watch)] {
+        if let Some(v) = value {
+            parse_duration_ms(v).map_err(|e| format!("{flag} {v}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// `canary adjust PERCENT [--force]`

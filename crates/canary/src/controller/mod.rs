@@ -431,19 +431,25 @@ impl Controller {
         Err(ControlError::Conflict(j.deploy_refusal().unwrap_or_default()))
     }
 
+    /// Refuses a deploy whose canary URL, share or plan is bad, changing nothing.
+    pub fn check_deploy(&self, req: &DeployRequest) -> Result<(), ControlError> {
+        self.parse_deploy(req).map(|_| ())
+    }
+
     fn parse_deploy(&self, req: &DeployRequest) -> Result<(Upstream, Plan), ControlError> {
         let bad = |what: &str, e: String| ControlError::Invalid(format!("{what}: {e}"));
         let canary = Upstream::parse(&req.canary).map_err(|e| bad("canary URL", e))?;
         let first = Share::from_percent(req.share).map_err(|e| bad("share", e.to_string()))?;
         let mut plan = self.plan.clone();
         if let Some(s) = &req.steps {
-            plan.steps = Plan::parse_steps(s).map_err(|e| bad("--steps", e.to_string()))?;
+            plan.steps = Plan::parse_steps(s).map_err(|e| bad("steps (--steps)", e.to_string()))?;
         }
         if let Some(b) = &req.bake {
-            plan.bake_ms = parse_duration_ms(b).map_err(|e| bad("--bake", e.to_string()))?;
+            plan.bake_ms = parse_duration_ms(b).map_err(|e| bad("bake (--bake)", e.to_string()))?;
         }
         if let Some(f) = &req.final_watch {
-            plan.final_watch_ms = parse_duration_ms(f).map_err(|e| bad("--final-watch", e.to_string()))?;
+            plan.final_watch_ms =
+                parse_duration_ms(f).map_err(|e| bad("final_watch (--final-watch)", e.to_string()))?;
         }
         plan.manual |= req.manual;
         let plan = plan.starting_at(first).map_err(|e| bad("share", e.to_string()))?;

@@ -14,6 +14,8 @@
 //! - [`h2`]: the shared HTTP/2 connections to `h2c://` and h2 `https://` upstreams.
 //! - [`grpc`]: gRPC calls: their route label and their outcome (`grpc-status`).
 //! - [`body`]: the streamed response body that records the outcome at its end.
+//! - [`in_flight`]: a request in flight until its outcome is in hand, counted
+//!   once even when its client leaves first.
 //! - [`headers`]: hop-by-hop and `x-forwarded-*` handling.
 //! - [`reply`]: the proxy's own JSON error replies.
 //! - [`upgrade`]: requests that switch protocols (WebSocket...), forwarded
@@ -33,6 +35,7 @@ pub mod grpc;
 pub mod h1;
 pub mod h2;
 pub mod headers;
+pub mod in_flight;
 pub mod lean;
 pub mod listener;
 pub mod pool;

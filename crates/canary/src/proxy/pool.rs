@@ -13,7 +13,7 @@ use super::h1;
 use super::h2;
 use super::stream::Stream;
 use crate::upstream::{Protocol, Upstream};
-use http_body_util::Limited;
+use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -58,6 +58,13 @@ impl ClientBody {
 #[error("the client sent no body data for {0:?}")]
 pub struct BodyStalled(pub std::time::Duration);
 
+/// The client's body broke off: the client closed or reset its connection
+/// halfway, or broke the body's framing. Told apart from the upstream's
+/// failures, which it is not.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body broke off: {0}")]
+pub struct ClientBodyFailed(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
 impl hyper::body::Body for UpstreamReqBody {
     type Data = bytes::Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -76,6 +83,9 @@ impl hyper::body::Body for UpstreamReqBody {
                     Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(idle))))),
                     Poll::Pending => Poll::Pending,
                 }
+            }
+            Poll::Ready(Some(Err(e))) if !e.is::<LengthLimitError>() => {
+                Poll::Ready(Some(Err(Box::new(ClientBodyFailed(e)))))
             }
             ready => {
                 b.timer = None;

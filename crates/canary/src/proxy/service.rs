@@ -22,7 +22,8 @@ use super::headers::{
     X_CANARY, X_CANARY_VERSION, asks_upgrade, has_hop_by_hop, ip_value, set_forwarded, strip_hop_by_hop,
     strip_present,
 };
-use super::pool::{BodyStalled, Checkout, ClientBody, Pool, UpstreamReqBody};
+use super::in_flight::InFlight;
+use super::pool::{BodyStalled, Checkout, ClientBody, ClientBodyFailed, Pool, UpstreamReqBody};
 use super::{deadline, reply, upgrade};
 use crate::config::{ServeConfig, UserKey};
 use crate::live::Live;
@@ -100,6 +101,16 @@ impl Ctx {
     pub(super) fn lean(w: Arc<Worker>, route: u16, start: Instant, method: Method, uri: Uri) -> Ctx {
         let version = http::Version::HTTP_11;
         Ctx { w, route, start, method, uri, version, grpc: false, te_trailers: false, raw_head: true }
+    }
+
+    /// The request's route index in the worker's shard.
+    pub(super) fn route(&self) -> u16 {
+        self.route
+    }
+
+    /// When the request arrived.
+    pub(super) fn start(&self) -> Instant {
+        self.start
     }
 
     /// The request's method.
@@ -309,7 +320,7 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
         (Version::Canary, Some(c)) => (Version::Canary, c),
         _ => (Version::Stable, &ups.stable),
     };
-    ctx.w.shard.begin(version);
+    let pending = InFlight::begin(&ctx.w.shard, version, ctx.route, ctx.start);
     // The lean path hands a failed request back; any other is copied first,
     // in case the canary fails it. A canary with a path prefix has already
     // rewritten the path of the request it hands back, so it is copied too.
@@ -317,6 +328,8 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
     let comes_back = lean(&req) && target.base_path().is_empty() && !ctx.w.pool.speaks_h2(target);
     let copy = if version == Version::Canary && !comes_back { replayable(&req) } else { None };
     let mut result = send(ctx, target, req).await;
+    // Every way on records the outcome before it awaits anything else.
+    pending.settle();
     let replay = match &mut result {
         Err(e) if version == Version::Canary => copy.or_else(|| e.take_safe_request()),
         _ => None,
@@ -359,6 +372,14 @@ async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> 
             record(ctx, version, Some(408), false);
             let msg = format!("the request body stalled for {:?}", ctx.w.cfg.proxy.body_read_timeout);
             reply::error(StatusCode::REQUEST_TIMEOUT, "body_timeout", &msg)
+        }
+        // The client's doing, not the upstream's: a 4xx, never a failure
+        // against the version (a canary must not be rolled back because
+        // clients on a bad network give up their uploads).
+        Err(SendError::Failed(e, _)) if caused_by::<ClientBodyFailed>(&e) => {
+            record(ctx, version, Some(400), false);
+            let msg = format!("the request body could not be read: {e}");
+            reply::error(StatusCode::BAD_REQUEST, "body_broken", &msg)
         }
         Err(SendError::Failed(e, _)) if is_body_limit(&e) => {
             record(ctx, version, Some(413), false);

@@ -24,6 +24,7 @@
 use super::body::{ProxyBody, Recycle, UpstreamBody};
 use super::h1::{self, Head};
 use super::headers::{X_CANARY_VERSION, keep_upgrade};
+use super::in_flight::InFlight;
 use super::pool::UpstreamReqBody;
 use super::reply;
 use super::service::{Ctx, MAX_RESPONSE_HEAD, Peer, add_forwarded, fail, is_safe, record, respond, retarget};
@@ -83,8 +84,11 @@ pub(super) async fn forward(
         let ups = ctx.w.live.upstreams();
         let (v, target) = pick(version, &ups);
         version = v;
-        ctx.w.shard.begin(version);
-        let miss = match attempt(ctx, target, &parts).await {
+        let pending = InFlight::begin(&ctx.w.shard, version, ctx.route(), ctx.start());
+        let attempted = attempt(ctx, target, &parts).await;
+        // Every way on records the outcome (or hands it on) before it awaits.
+        pending.settle();
+        let miss = match attempted {
             Ok((head, conn)) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
                 return switched(ctx, version, head, conn, switch);
             }

@@ -2,12 +2,14 @@
 //!
 //! By default against the system's roots (`/etc/ssl/certs` and the like, read
 //! once at start); with `[upstreams] ca_file` against that file's CAs only, as
-//! `curl --cacert` does, so a private CA does not also trust every public one;
-//! with `insecure_skip_verify = true` not at all (a choice logged at start).
+//! `curl --cacert` does, so a private CA does not also trust every public one
+//! (read again when it changes or on SIGHUP, see `trust`); with `insecure_skip_verify = true` not at all (a choice logged at start).
 //! The ALPN list is set by the proxy's pool per use: HTTP/1.1 for its
 //! HTTP/1.1 connections, h2 and HTTP/1.1 to learn which one an upstream speaks.
 
 use super::pair;
+use super::rotate::Rotation;
+use super::trust::Trust;
 use crate::config::UpstreamTls;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -16,25 +18,31 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::path::Path;
 use std::sync::Arc;
 
-/// The client config for every upstream connection; the error names the
-/// CA file and what is wrong with it.
-pub fn config(settings: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
+/// The client config for every upstream connection, and with a `ca_file`
+/// the rotation that keeps reading it (see `trust`); the error names the CA
+/// file and what is wrong with it.
+pub fn config(settings: &UpstreamTls) -> Result<(Arc<ClientConfig>, Option<Arc<Rotation>>), String> {
     let provider = super::provider();
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS client: {e}"))?;
-    let mut cfg = if settings.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth()
-    } else {
-        let ca = settings.ca_file.as_deref();
-        builder.with_root_certificates(roots(ca, "CA file (upstreams.ca_file)")?).with_no_client_auth()
+    let (mut cfg, rotation) = match (&settings.ca_file, settings.insecure_skip_verify) {
+        (_, true) => {
+            let none = Arc::new(NoVerify(provider));
+            (builder.dangerous().with_custom_certificate_verifier(none).with_no_client_auth(), None)
+        }
+        (Some(file), false) => {
+            let trust = Trust::new(file, provider);
+            let rotation = Rotation::start(Arc::clone(&trust) as Arc<dyn super::rotate::Reloadable>)?;
+            // A verifier of our own only to swap the CAs: rustls' verifies.
+            let cfg = builder.dangerous().with_custom_certificate_verifier(trust).with_no_client_auth();
+            (cfg, Some(rotation))
+        }
+        (None, false) => (builder.with_root_certificates(roots(None, "")?).with_no_client_auth(), None),
     };
     // The pool replaces this for the connections that may speak h2.
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok((Arc::new(cfg), rotation))
 }
 
 /// A verifying config without ALPN (hyper-rustls sets its own), for the

@@ -1,36 +1,38 @@
-//! The server side: the proxy listener's TLS config (TLS 1.2 and 1.3; ALPN
+//! The server side: the listeners' TLS config (TLS 1.2 and 1.3; ALPN
 //! `h2` when the proxy serves HTTP/2, and `http/1.1`).
 //!
 //! The certificate is not fixed in the config: a resolver hands out whatever
 //! pair the [`CertSlot`] holds at the moment of each handshake. Swapping the
 //! slot is one atomic pointer store; connections already open keep the keys
-//! they agreed on, and nothing is dropped.
+//! they agreed on, and nothing is dropped. [`ListenerPair`] is what a
+//! [`super::rotate::Rotation`] reloads into the slot.
 
-use arc_swap::ArcSwap;
+use super::rotate::Reloadable;
+use super::{pair, validity};
+use crate::config::TlsFiles;
+use arc_swap::ArcSwapOption;
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
-/// The certificate served to new handshakes.
-#[derive(Debug)]
-pub struct CertSlot(ArcSwap<CertifiedKey>);
+/// The certificate served to new handshakes; empty only until the first
+/// pair loads, which happens before the listener starts.
+#[derive(Debug, Default)]
+pub struct CertSlot(ArcSwapOption<CertifiedKey>);
 
 impl CertSlot {
-    /// A slot serving `pair`.
-    pub fn new(pair: Arc<CertifiedKey>) -> Arc<CertSlot> {
-        Arc::new(CertSlot(ArcSwap::new(pair)))
-    }
-
     /// Serves `pair` from the next handshake on.
     pub fn set(&self, pair: Arc<CertifiedKey>) {
-        self.0.store(pair);
+        self.0.store(Some(pair));
     }
 }
 
 impl ResolvesServerCert for CertSlot {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.load_full())
+        self.0.load_full()
     }
 }
 
@@ -48,4 +50,77 @@ pub fn config(slot: Arc<CertSlot>, http2: bool) -> Result<Arc<ServerConfig>, Str
     cfg.alpn_protocols =
         if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     Ok(Arc::new(cfg))
+}
+
+/// A listener's certificate and key files, loaded into its slot.
+#[derive(Debug)]
+pub struct ListenerPair {
+    /// Which listener serves the pair ("proxy" or "admin"), for logs and events.
+    listener: &'static str,
+    files: TlsFiles,
+    slot: Arc<CertSlot>,
+    provider: Arc<CryptoProvider>,
+    /// The served certificate's `notAfter`, and whether its passing was told.
+    expires: Mutex<Option<(jiff::Timestamp, bool)>>,
+}
+
+impl ListenerPair {
+    /// The pair in `files` for `listener`, with an empty slot (a
+    /// [`super::rotate::Rotation`] fills it).
+    pub fn new(files: &TlsFiles, listener: &'static str) -> Arc<ListenerPair> {
+        let slot = Arc::new(CertSlot::default());
+        let provider = super::provider();
+        Arc::new(ListenerPair { listener, files: files.clone(), slot, provider, expires: Mutex::default() })
+    }
+
+    /// The slot the listener's handshakes take their certificate from.
+    pub fn slot(&self) -> Arc<CertSlot> {
+        Arc::clone(&self.slot)
+    }
+}
+
+impl Reloadable for ListenerPair {
+    fn files(&self) -> Vec<(&Path, &'static str)> {
+        vec![(&self.files.cert, "certificate"), (&self.files.key, "private key")]
+    }
+
+    fn install(&self, content: &[Vec<u8>]) -> Result<(), String> {
+        let [cert, key] = content else { return Err("a certificate and a key are needed".into()) };
+        let pair = pair::from_pem(&self.files.cert, cert, &self.files.key, key, &self.provider)?;
+        // Every client that checks dates would refuse it: never put in service.
+        let leaf =
+            pair.cert.first().ok_or_else(|| format!("{}: no certificate", self.files.cert.display()))?;
+        let dates = validity::check(&self.files.cert, leaf, jiff::Timestamp::now())?;
+        self.slot.set(pair);
+        *self.expires.lock().unwrap_or_else(PoisonError::into_inner) = Some((dates.not_after, false));
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        format!("TLS certificate {} ({} listener)", self.files.cert.display(), self.listener)
+    }
+
+    fn event(&self) -> (&'static str, &'static str, serde_json::Value) {
+        let (cert, key) = (self.files.cert.display().to_string(), self.files.key.display().to_string());
+        (
+            "tls_reloaded",
+            "tls_reload_failed",
+            serde_json::json!({"listener": self.listener, "cert": cert, "key": key}),
+        )
+    }
+
+    fn lapsed(&self, now: jiff::Timestamp) -> Option<(&'static str, String)> {
+        let mut expires = self.expires.lock().unwrap_or_else(PoisonError::into_inner);
+        let (not_after, told) = expires.as_mut()?;
+        if *told || now <= *not_after {
+            return None;
+        }
+        *told = true;
+        let (cert, key) = (self.files.cert.display(), self.files.key.display());
+        let why = format!(
+            "the certificate in service expired on {not_after}: clients that check dates refuse it; \
+             write a current pair to {cert} and {key} (read within a second, or on kill -HUP)"
+        );
+        Some(("tls_certificate_expired", why))
+    }
 }

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`client`]: the upstreams' client config: system roots, a private CA
 //!   (`ca_file`) or no verification at all (`insecure_skip_verify`).
+//! - [`trust`]: the private CA's certificates, swapped when the file changes.
 //! - [`pair`]: a certificate chain and its private key read from PEM files,
 //!   with errors that name the file and what is wrong.
 //! - [`listener`]: the server config; its certificate sits behind an
@@ -11,14 +12,19 @@
 //!   keep theirs.
 //! - [`admin`]: the admin API's listener, handshakes done before axum
 //!   sees a connection.
-//! - [`rotate`]: the pair re-read when its files change or on SIGHUP; a bad
-//!   pair keeps the old one, and both outcomes are events.
+//! - [`rotate`]: a listener's pair, or the upstreams' CA file, re-read when
+//!   the files change or on SIGHUP; bad content keeps what is in service, and
+//!   both outcomes are events.
+//! - [`validity`]: a certificate's dates; a listener's certificate outside
+//!   them is refused, at start and on rotation.
 
 pub mod admin;
 pub mod client;
 pub mod listener;
 pub mod pair;
 pub mod rotate;
+pub mod trust;
+pub mod validity;
 
 use std::sync::Arc;
 

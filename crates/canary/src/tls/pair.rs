@@ -11,13 +11,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Reads both files and checks that they belong together.
-pub fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, String> {
-    let cert_pem = read(cert, "certificate")?;
-    let key_pem = read(key, "private key")?;
-    from_pem(cert, &cert_pem, key, &key_pem, provider)
-}
-
 /// Reads a file, naming it and what it was meant to hold when it cannot be read.
 pub fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: cannot read the TLS {what}: {e}", path.display()))

@@ -1,35 +1,56 @@
-//! Certificate rotation without a restart: the listener's pair is read again
-//! when its files change (checked every [`EVERY`]) or on SIGHUP.
+//! Files put in service without a restart: a listener's certificate and key,
+//! or the CA file upstreams are verified against, read again when they change
+//! (checked every [`EVERY`]) or on SIGHUP.
 //!
 //! The files' content is compared, not their mtime: a copy that keeps the
 //! old mtime, or two writes within one timestamp tick, still count. A change
 //! is applied once the content has stayed the same for one check, so a
 //! certificate and key written one after the other are read as the pair they
-//! end up as, not as the new certificate beside the old key. A pair that does
-//! not load (unreadable, not PEM, key not matching) keeps the one in service;
-//! either outcome is logged and recorded as an event (`tls_reloaded`,
-//! `tls_reload_failed`), once per distinct content.
+//! end up as, not as the new certificate beside the old key. Content that
+//! does not load (unreadable, not PEM, a key not matching, a certificate out
+//! of its validity dates) keeps what is in service; either outcome is logged
+//! and recorded as an event (for a listener's pair `tls_reloaded` and
+//! `tls_reload_failed`, for the upstreams' CA file `upstream_ca_reloaded`
+//! and `upstream_ca_reload_failed`), once per distinct content.
 
-use super::listener::CertSlot;
-use super::pair;
-use crate::config::TlsFiles;
 use crate::live::Live;
-use rustls::crypto::CryptoProvider;
 use std::hash::{Hash, Hasher};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// How often the files are read to see whether they changed.
 pub const EVERY: Duration = Duration::from_secs(1);
 
-/// The listener's certificate files and the slot they are loaded into.
+/// Something made of files and kept in service: a listener's pair, or the
+/// upstreams' trusted CAs.
+pub trait Reloadable: Send + Sync + std::fmt::Debug {
+    /// The files, read together in this order, each with what it holds
+    /// ("TLS certificate", "CA file (upstreams.ca_file)"...) for errors.
+    fn files(&self) -> Vec<(&Path, &'static str)>;
+
+    /// Puts the files' content (in the order of [`Reloadable::files`]) in
+    /// service from the next connection on, or says why it cannot.
+    fn install(&self, content: &[Vec<u8>]) -> Result<(), String>;
+
+    /// What it is, for the log: "TLS certificate /etc/tls.crt (proxy listener)".
+    fn name(&self) -> String;
+
+    /// The event kinds of a reload (done, refused) and the detail both carry.
+    fn event(&self) -> (&'static str, &'static str, serde_json::Value);
+
+    /// Asked at every check: what is in service has gone bad while served
+    /// (a certificate past its date), said once per content: the event kind
+    /// and the reason.
+    fn lapsed(&self, _now: jiff::Timestamp) -> Option<(&'static str, String)> {
+        None
+    }
+}
+
+/// Files kept in service, and what was last read of them.
 #[derive(Debug)]
 pub struct Rotation {
-    /// Which listener serves the pair ("proxy" or "admin"), for logs and events.
-    listener: &'static str,
-    files: TlsFiles,
-    slot: Arc<CertSlot>,
-    provider: Arc<CryptoProvider>,
+    what: Arc<dyn Reloadable>,
     seen: Mutex<Seen>,
 }
 
@@ -44,39 +65,27 @@ struct Seen {
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// The new pair serves new handshakes.
+    /// The new content serves new connections.
     Reloaded,
-    /// The pair in service stays; why the new one was refused.
+    /// What was in service stays; why the new content was refused.
     Kept(String),
 }
 
-/// Both files as read (or why not), for fingerprinting and loading alike.
-type Read = (Result<Vec<u8>, String>, Result<Vec<u8>, String>);
+/// Every file as read (or why not), for fingerprinting and loading alike.
+type Read = Vec<Result<Vec<u8>, String>>;
 
 impl Rotation {
-    /// Loads the pair for the first time; the error names the file at fault.
-    pub fn start(files: &TlsFiles, listener: &'static str) -> Result<Arc<Rotation>, String> {
-        let provider = super::provider();
-        let read = read(files);
+    /// Loads the files for the first time; the error names the file at fault.
+    pub fn start(what: Arc<dyn Reloadable>) -> Result<Arc<Rotation>, String> {
+        let read = read(&*what);
         let print = fingerprint(&read);
-        let pair = load(files, read, &provider)?;
-        Ok(Arc::new(Rotation {
-            listener,
-            files: files.clone(),
-            slot: CertSlot::new(pair),
-            provider,
-            seen: Mutex::new(Seen { handled: print, previous: print }),
-        }))
+        install(&*what, read)?;
+        Ok(Arc::new(Rotation { what, seen: Mutex::new(Seen { handled: print, previous: print }) }))
     }
 
-    /// The slot the listener's handshakes take their certificate from.
-    pub fn slot(&self) -> Arc<CertSlot> {
-        Arc::clone(&self.slot)
-    }
-
-    /// Reads the pair again now (SIGHUP), whether or not the files changed.
+    /// Reads the files again now (SIGHUP), whether or not they changed.
     pub fn reload(&self, source: &str, live: &Live) -> Outcome {
-        let read = read(&self.files);
+        let read = read(&*self.what);
         let print = fingerprint(&read);
         self.apply(read, print, source, live)
     }
@@ -88,7 +97,7 @@ impl Rotation {
         tick.tick().await;
         loop {
             tick.tick().await;
-            let read = read(&self.files);
+            let read = read(&*self.what);
             let print = fingerprint(&read);
             let due = {
                 let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -99,34 +108,30 @@ impl Rotation {
             if due {
                 self.apply(read, print, "file-watch", &live);
             }
+            if let Some((kind, why)) = self.what.lapsed(jiff::Timestamp::now()) {
+                report_lapse(&*self.what, kind, &why, &live);
+            }
         }
     }
 
     fn apply(&self, read: Read, print: u64, source: &str, live: &Live) -> Outcome {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner).handled = print;
-        let outcome = match load(&self.files, read, &self.provider) {
-            Ok(pair) => {
-                self.slot.set(pair);
-                Outcome::Reloaded
-            }
+        let outcome = match install(&*self.what, read) {
+            Ok(()) => Outcome::Reloaded,
             Err(why) => Outcome::Kept(why),
         };
-        report(self.listener, &self.files, &outcome, source, live);
+        report(&*self.what, &outcome, source, live);
         outcome
     }
 }
 
-fn read(files: &TlsFiles) -> Read {
-    (pair::read(&files.cert, "certificate"), pair::read(&files.key, "private key"))
+fn read(what: &dyn Reloadable) -> Read {
+    what.files().into_iter().map(|(path, holds)| super::pair::read(path, holds)).collect()
 }
 
-fn load(
-    files: &TlsFiles,
-    read: Read,
-    provider: &CryptoProvider,
-) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
-    let (cert, key) = (read.0?, read.1?);
-    pair::from_pem(&files.cert, &cert, &files.key, &key, provider)
+fn install(what: &dyn Reloadable, read: Read) -> Result<(), String> {
+    let content = read.into_iter().collect::<Result<Vec<_>, _>>()?;
+    what.install(&content)
 }
 
 /// A hash of what was read, errors included, so "still unreadable" is no change.
@@ -136,26 +141,34 @@ fn fingerprint(read: &Read) -> u64 {
     h.finish()
 }
 
-fn report(listener: &str, files: &TlsFiles, outcome: &Outcome, source: &str, live: &Live) {
-    let (cert, key) = (files.cert.display().to_string(), files.key.display().to_string());
-    let (kind, detail) = match outcome {
+fn report_lapse(what: &dyn Reloadable, kind: &str, why: &str, live: &Live) {
+    let name = what.name();
+    tracing::error!(what = %name, reason = %why, "what is in service has lapsed");
+    crate::say!("canary: {name}: {why}");
+    let mut detail = what.event().2;
+    detail["reason"] = serde_json::json!(why);
+    if let Err(e) = live.store().record(kind, "file-watch", &detail) {
+        tracing::warn!(error = %e, "cannot record the lapse in the state file");
+    }
+}
+
+fn report(what: &dyn Reloadable, outcome: &Outcome, source: &str, live: &Live) {
+    let (done, refused, mut detail) = what.event();
+    let name = what.name();
+    let kind = match outcome {
         Outcome::Reloaded => {
-            tracing::info!(listener, cert = %cert, key = %key, source, "TLS certificate reloaded");
-            crate::say!("canary: TLS certificate {cert} ({listener} listener) reloaded");
-            ("tls_reloaded", serde_json::json!({"listener": listener, "cert": cert, "key": key}))
+            tracing::info!(what = %name, source, "reloaded");
+            crate::say!("canary: {name} reloaded");
+            done
         }
         Outcome::Kept(why) => {
-            tracing::error!(listener, reason = %why, source, "TLS certificate reload failed; the certificate in service stays");
-            crate::say!(
-                "canary: TLS certificate reload failed ({listener} listener), the certificate in service stays: {why}"
-            );
-            (
-                "tls_reload_failed",
-                serde_json::json!({"listener": listener, "cert": cert, "key": key, "reason": why}),
-            )
+            tracing::error!(what = %name, reason = %why, source, "reload failed; the one in service stays");
+            crate::say!("canary: reloading {name} failed, the one in service stays: {why}");
+            detail["reason"] = serde_json::json!(why);
+            refused
         }
     };
     if let Err(e) = live.store().record(kind, source, &detail) {
-        tracing::warn!(error = %e, "cannot record the TLS reload in the state file");
+        tracing::warn!(error = %e, "cannot record the reload in the state file");
     }
 }

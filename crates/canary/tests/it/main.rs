@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod admin_input;
 mod admin_tls;
 mod checks;
 mod cli;
+mod cli_commands;
 mod client_wire;
 mod clock;
 #[cfg(feature = "etcd")]
@@ -15,6 +17,7 @@ mod cluster;
 mod config_cli;
 mod dashboard;
 mod demo;
+mod disconnect;
 mod disk;
 mod durability;
 mod fail_closed;
@@ -37,6 +40,8 @@ mod runbook;
 mod shutdown;
 mod support;
 mod tls;
+mod tls_dates;
+mod upstream_ca;
 mod upstream_wire;
 mod websocket;
 mod windows;

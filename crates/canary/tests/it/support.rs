@@ -40,6 +40,8 @@ pub struct Upstream {
     pub fail_with: Arc<AtomicU16>,
     /// Connections accepted (TLS ones once their handshake completed).
     pub connections: Arc<AtomicU64>,
+    /// The connections that carried the proxy's requests (see [`Carried`]).
+    pub carried: Arc<Carried>,
     tls: bool,
     stop: Arc<AtomicBool>,
     _thread: std::thread::JoinHandle<()>,
@@ -55,21 +57,46 @@ impl Upstream {
         Upstream::start_with(name, Some(tokio_rustls::TlsAcceptor::from(cfg)))
     }
 
+    /// As [`Upstream::start_tls`], on `addr`: an upstream restarted where
+    /// the one before it listened (it may take a moment to let the port go).
+    pub fn start_tls_at(name: &'static str, cfg: Arc<rustls::ServerConfig>, addr: SocketAddr) -> Upstream {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match std::net::TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("{addr} not free yet ({e}), retrying");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("cannot listen on {addr} again: {e}"),
+            }
+        };
+        Upstream::start_on(listener, name, Some(tokio_rustls::TlsAcceptor::from(cfg)))
+    }
+
     fn start_with(name: &'static str, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Upstream::start_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap(), name, tls)
+    }
+
+    fn start_on(
+        listener: std::net::TcpListener,
+        name: &'static str,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Upstream {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let fail_with = Arc::new(AtomicU16::new(0));
-        let connections = Arc::new(AtomicU64::new(0));
-        let (s, f, n) = (Arc::clone(&stop), Arc::clone(&fail_with), Arc::clone(&connections));
+        let (connections, carried) = (Arc::new(AtomicU64::new(0)), Arc::new(Carried::default()));
+        let (s, f) = (Arc::clone(&stop), Arc::clone(&fail_with));
+        let n = (Arc::clone(&connections), Arc::clone(&carried));
         let is_tls = tls.is_some();
         let thread = std::thread::spawn(move || {
             let rt =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(serve(listener, name, s, f, n, tls));
         });
-        Upstream { addr, fail_with, connections, tls: is_tls, stop, _thread: thread }
+        Upstream { addr, fail_with, connections, carried, tls: is_tls, stop, _thread: thread }
     }
 
     pub fn url(&self) -> String {
@@ -94,7 +121,7 @@ async fn serve(
     name: &'static str,
     stop: Arc<AtomicBool>,
     fail: Arc<AtomicU16>,
-    connections: Arc<AtomicU64>,
+    (connections, carried): (Arc<AtomicU64>, Arc<Carried>),
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -104,25 +131,67 @@ async fn serve(
             return;
         }
         let (fail, connections, tls) = (Arc::clone(&fail), Arc::clone(&connections), tls.clone());
+        let conn = Arc::new(Conn { carried: Arc::clone(&carried), proxied: AtomicBool::new(false) });
         tokio::spawn(async move {
             let Some(acceptor) = tls else {
                 connections.fetch_add(1, Ordering::Relaxed);
-                return serve_conn(TokioIo::new(stream), name, fail, None).await;
+                return serve_conn(TokioIo::new(stream), name, fail, None, conn).await;
             };
             // A refused handshake (an unknown CA on the client's side) ends here.
             let Ok(stream) = acceptor.accept(stream).await else { return };
             connections.fetch_add(1, Ordering::Relaxed);
             let sni: Option<Arc<str>> = stream.get_ref().1.server_name().map(Arc::from);
-            serve_conn(TokioIo::new(stream), name, fail, sni).await;
+            serve_conn(TokioIo::new(stream), name, fail, sni, conn).await;
         });
     }
 }
 
-async fn serve_conn<I>(io: I, name: &'static str, fail: Arc<AtomicU16>, sni: Option<Arc<str>>)
-where
+/// The connections that carried a request outside `/api/v2/`: the proxy's
+/// requests, not canary's own polls of each version's health and metrics
+/// (which keep a connection of their own, opened on their schedule).
+#[derive(Debug, Default)]
+pub struct Carried {
+    /// Such connections made so far.
+    pub made: AtomicU64,
+    /// Of those, the ones still open.
+    pub open: AtomicU64,
+}
+
+/// One connection, counted in [`Carried`] from its first such request until
+/// it closes.
+struct Conn {
+    carried: Arc<Carried>,
+    proxied: AtomicBool,
+}
+
+impl Conn {
+    fn saw(&self, path: &str) {
+        if !path.starts_with("/api/v2/") && !self.proxied.swap(true, Ordering::Relaxed) {
+            self.carried.made.fetch_add(1, Ordering::Relaxed);
+            self.carried.open.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.proxied.load(Ordering::Relaxed) {
+            self.carried.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn serve_conn<I>(
+    io: I,
+    name: &'static str,
+    fail: Arc<AtomicU16>,
+    sni: Option<Arc<str>>,
+    conn: Arc<Conn>,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: Request<Incoming>| {
+        conn.saw(req.uri().path());
         let status = fail.load(Ordering::Relaxed);
         answer(name, req, status, sni.clone())
     });
@@ -531,8 +600,31 @@ impl TestCa {
 
     /// A leaf for `localhost` and 127.0.0.1, its common name `cn`.
     pub fn leaf(&self, cn: &str) -> Leaf {
+        self.leaf_with(cn, |_| {})
+    }
+
+    /// A leaf as [`TestCa::leaf`], valid only from `from` to `to` (year,
+    /// month, day; midnight UTC).
+    pub fn leaf_dated(&self, cn: &str, from: (i32, u8, u8), to: (i32, u8, u8)) -> Leaf {
+        self.leaf_with(cn, |p| {
+            p.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+            p.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        })
+    }
+
+    /// A leaf as [`TestCa::leaf`] that expires `secs` seconds from now.
+    pub fn leaf_expiring_in(&self, cn: &str, secs: u64) -> Leaf {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        self.leaf_with(cn, |p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(1970, 1, 1) + since_epoch + Duration::from_secs(secs);
+        })
+    }
+
+    fn leaf_with(&self, cn: &str, edit: impl FnOnce(&mut rcgen::CertificateParams)) -> Leaf {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
         params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        edit(&mut params);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().clone() }

@@ -28,14 +28,14 @@ fn tls_config(
 }
 
 /// The newest event of `kind` at the admin API, if any.
-async fn last_event(admin: std::net::SocketAddr, kind: &str) -> Option<serde_json::Value> {
+pub(crate) async fn last_event(admin: std::net::SocketAddr, kind: &str) -> Option<serde_json::Value> {
     let ev = admin_json(&client(), admin, "/api/events").await;
     ev["events"].as_array().unwrap().iter().find(|e| e["kind"] == kind).cloned()
 }
 
 /// The certificate a new TLS connection to `addr` is shown: a full
 /// handshake, since a resumed session shows none and keeps its first one.
-async fn served_cert(addr: std::net::SocketAddr, cfg: &Arc<rustls::ClientConfig>) -> Vec<u8> {
+pub(crate) async fn served_cert(addr: std::net::SocketAddr, cfg: &Arc<rustls::ClientConfig>) -> Vec<u8> {
     let mut fresh = rustls::ClientConfig::clone(cfg);
     fresh.resumption = rustls::client::Resumption::disabled();
     tls_get(addr, &Arc::new(fresh), "/", &[]).await.unwrap().2
