@@ -3,6 +3,7 @@
 //! an HTTP/2 client reading the chunked trailers of an HTTP/1.1 upstream.
 
 use crate::grpc_upstream::*;
+use crate::load::*;
 use crate::support::*;
 use bytes::Bytes;
 use canary::controller::api::DeployRequest;
@@ -10,7 +11,7 @@ use canary::controller::lock;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
@@ -66,31 +67,39 @@ async fn unary_and_streaming_calls_pass_through_h2c_upstreams_with_their_trailer
     srv.shutdown();
 }
 
-/// Unary calls from many users, as fast as `loops` callers go, until `stop`.
-fn grpc_load(addr: std::net::SocketAddr, loops: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+/// Unary calls from many users, as fast as `loops` callers go, until `stop`;
+/// each call ends ok, failed (its gRPC status) or timed out, and the tally is
+/// taken once every caller has stopped.
+fn grpc_load(
+    addr: std::net::SocketAddr,
+    loops: u64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Tally> {
     tokio::spawn(async move {
-        let sent = Arc::new(AtomicU64::new(0));
         let tasks: Vec<_> = (0..loops)
             .map(|l| {
-                let (stop, sent) = (Arc::clone(&stop), Arc::clone(&sent));
+                let stop = Arc::clone(&stop);
                 tokio::spawn(async move {
-                    let mut c = grpc_client(addr);
-                    let mut i = 0u64;
+                    let (mut c, mut tally) = (grpc_client(addr), Tally::default());
                     while !stop.load(Ordering::Relaxed) {
-                        i += 1;
-                        let user = format!("user-{l}-{i}");
-                        // Failures are the point here; they are counted by the proxy.
-                        let _ = say(&mut c, ask("load", 0, &[("x-user-id", user.as_str())])).await;
-                        sent.fetch_add(1, Ordering::Relaxed);
+                        let user = format!("user-{l}-{}", tally.sent);
+                        let call = say(&mut c, ask("load", 0, &[("x-user-id", user.as_str())]));
+                        tally.count(match tokio::time::timeout(REQUEST_DEADLINE, call).await {
+                            Ok(Ok(_)) => Outcome::Ok,
+                            Ok(Err(status)) => Outcome::Failed(format!("grpc-status {:?}", status.code())),
+                            Err(_) => Outcome::TimedOut,
+                        });
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
+                    tally
                 })
             })
             .collect();
+        let mut tallies = Vec::new();
         for t in tasks {
-            t.await.unwrap();
+            tallies.push(t.await.unwrap());
         }
-        sent.load(Ordering::Relaxed)
+        Tally::sum(tallies)
     })
 }
 
@@ -115,9 +124,11 @@ async fn a_canary_failing_a_fifth_of_calls_unavailable_is_counted_and_rolled_bac
     };
     let rolled = eventually(60, || async { status().0 == "rolled_back" }).await;
     stop.store(true, Ordering::Relaxed);
-    let sent = load.await.unwrap();
+    let tally = load.await.unwrap();
+    // The canary fails a fifth of its calls on purpose: none may hang.
+    tally.assert_no_hang("gRPC calls");
     let (state, reason) = status();
-    assert!(rolled, "still {state} after {sent} calls");
+    assert!(rolled, "still {state} after {tally:?}");
     let reason = reason.unwrap();
     assert!(reason.contains("error_rate"), "{reason}");
 
@@ -157,7 +168,7 @@ async fn a_healthy_grpc_canary_is_promoted() {
     lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
     let promoted = eventually(60, || async { lock(&srv.controller).status().state == "promoted" }).await;
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    load.await.unwrap().assert_none_lost("gRPC calls through the promotion");
     let s = lock(&srv.controller).status();
     assert!(promoted, "still {}: {:?}", s.state, s.rollout.and_then(|r| r.reason));
     assert_eq!(srv.live.upstreams().stable.url(), canary.url());

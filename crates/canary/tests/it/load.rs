@@ -36,13 +36,19 @@ pub struct Tally {
 }
 
 /// One request's end.
-enum Outcome {
+pub enum Outcome {
     Ok,
     Failed(String),
     TimedOut,
 }
 
 impl Tally {
+    /// Counts one request that ended as `o` (`sent` counts it too).
+    pub fn count(&mut self, o: Outcome) {
+        self.sent += 1;
+        self.add(o);
+    }
+
     fn add(&mut self, o: Outcome) {
         let cause = match o {
             Outcome::Ok => {
