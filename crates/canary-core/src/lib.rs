@@ -17,6 +17,7 @@
 //! - [`dynamic`]: the seed's dynamic JSON config (`{"v2-api-canary": {...}}`).
 //! - [`plan`]: a rollout's steps and watching times.
 //! - [`flags`]: feature flags, evaluated with the same sticky bucket.
+//! - [`grpc_codes`]: gRPC status codes and the set that counts as failures.
 //! - [`judge`]: policy plus both versions' statistics -> a verdict table.
 //! - [`stats`]: the Wilson interval, for the figures reports show.
 //! - [`sequential`]: tests that stay honest under repeated looks (mixture
@@ -31,6 +32,7 @@ pub mod calendar;
 pub mod dynamic;
 pub mod exclude;
 pub mod flags;
+pub mod grpc_codes;
 pub mod holidays;
 pub mod holidays_kr;
 pub mod judge;

@@ -11,6 +11,7 @@
 //! - [`metrics`]: per-version, per-route measurements and their windows.
 //! - [`controller`]: the rollout driver: state machine + clock + router + state file.
 //! - [`demo`]: the demo service and `canary demo`.
+//! - [`exit`]: how a command ends: the exit codes scripts rely on.
 //! - [`feature_flags`]: feature flags from env, file and API.
 //! - [`analysis`]: a team's own checks: Prometheus queries and webhook gates.
 //! - [`ops`]: hooks, incident records, release tags and reports, after the fact.
@@ -45,6 +46,7 @@ pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod dynamic;
+pub mod exit;
 pub mod feature_flags;
 pub mod live;
 pub mod metrics;

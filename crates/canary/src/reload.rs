@@ -15,7 +15,7 @@
 //! own watcher (see `dynamic.rs`), and the listeners' TLS certificates and keys
 //! are read again (see `tls::rotate`).
 
-use crate::config::{self, ConfigSource, ServeConfig};
+use crate::config::{self, ConfigSource, ServeConfig, differs};
 use crate::controller::{self, Controller};
 use crate::live::Live;
 use crate::tls::rotate::Rotation;
@@ -126,10 +126,4 @@ fn restart_only_changes(old: &ServeConfig, new: &ServeConfig) -> Vec<&'static st
         ("[analysis]", differs(&old.analysis, &new.analysis)),
     ];
     fields.into_iter().filter(|(_, d)| *d).map(|(name, _)| name).collect()
-}
-
-/// Whether two values differ, by their full debug form: every config type has
-/// one, and a config is compared once per SIGHUP, so its cost does not matter.
-pub fn differs<T: Debug>(a: &T, b: &T) -> bool {
-    format!("{a:?}") != format!("{b:?}")
 }

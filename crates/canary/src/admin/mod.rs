@@ -12,6 +12,7 @@
 //! - [`dashboard`]: `/admin/monitoring`, its embedded assets, and `GET /api/stream`.
 //! - [`login`]: the dashboard's login form, sessions and CSRF token.
 //! - [`auth`]: the admin token on mutating calls.
+//! - [`forward`]: in a cluster, commands sent on to the leader from any replica.
 //! - [`body`]: request bodies read within a limit, refused in the API's JSON shape.
 //! - [`plain`]: axum's own refusals (queries, paths, methods) in that shape too.
 //! - this file: the router, health, events, flags-file status and `/metrics`.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod body;
 pub mod dashboard;
 pub mod flags;
+pub mod forward;
 pub mod login;
 pub mod metrics_json;
 pub mod node_window;
@@ -100,7 +102,7 @@ pub fn router(state: AdminState) -> Router {
         .route(crate::cluster::WINDOW_PATH, get(node_window::handler))
         .fallback(not_found)
         // Inside the token check: a caller is checked where it called.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::cluster::forward::to_leader))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forward::to_leader))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         // Forms (the login) are held to the JSON bodies' limit.
         .layer(axum::extract::DefaultBodyLimit::max(body::LIMIT))

@@ -2,6 +2,7 @@
 //! validated configuration each command runs with.
 
 use crate::config::Overrides;
+use crate::demo::service::DemoServiceArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -293,29 +294,4 @@ pub struct ServeArgs {
     /// The values that override the file.
     #[command(flatten)]
     pub overrides: Overrides,
-}
-
-/// `canary demo-service`
-#[derive(Debug, Args)]
-pub struct DemoServiceArgs {
-    /// The version it reports.
-    #[arg(long, default_value = "v1")]
-    pub version: String,
-    /// Where it listens (port 0 picks one; the first line printed says which).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
-    pub listen: String,
-    /// Percent of API requests answered 500.
-    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
-    pub error_rate: f64,
-    /// Milliseconds added to every API request.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    pub extra_latency_ms: u64,
-    /// Make the database check fail.
-    #[arg(long)]
-    pub fail_db: bool,
-    /// The seed of --error-rate's draws: the same seed fails the same requests
-    /// in the same order, so a run can be replayed [default: from the clock,
-    /// printed on stderr at start].
-    #[arg(long, value_name = "N", env = "CANARY_DEMO_SEED")]
-    pub seed: Option<u64>,
 }

@@ -4,7 +4,7 @@
 //! [`super::tls`]); sends the token from `--token` or env `CANARY_TOKEN`.
 
 use super::AdminArgs;
-use super::exit::{Exit, fail};
+use crate::exit::{Exit, fail};
 use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full};

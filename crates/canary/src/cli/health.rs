@@ -4,7 +4,7 @@
 //! is not the expected shape (a JSON object with a `status`), saying which.
 
 use super::client::{Fetched, fetch};
-use super::exit::{Exit, fail};
+use crate::exit::{Exit, fail};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::Path;

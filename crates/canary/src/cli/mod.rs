@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - [`args`]: the clap definitions (`Cli`, `Command` and their flags).
-//! - [`exit`]: [`Exit`], every command's outcome and its exit status.
+//! - [`Exit`] (in `crate::exit`): every command's outcome and its exit status.
 //! - [`run`]: one parsed command -> the function that runs it.
 //! - [`serve`]: `canary serve` in the foreground until SIGTERM or Ctrl-C.
 //! - [`client`]: the admin API client and a plain GET for any service.
@@ -20,7 +20,6 @@
 
 pub mod args;
 pub mod client;
-pub mod exit;
 pub mod flags;
 pub mod health;
 pub mod monitor;
@@ -34,5 +33,5 @@ pub mod status;
 pub mod tls;
 pub mod window;
 
+pub use crate::exit::Exit;
 pub use args::*;
-pub use exit::Exit;

@@ -8,10 +8,10 @@
 //! Ctrl-C ends early with the summary so far.
 
 use super::client::fetch;
-use super::exit::{Exit, fail};
 use super::policy::{self, Chosen};
 use super::{AdminArgs, MonitorArgs};
 use crate::controller::api::Thresholds;
+use crate::exit::{Exit, fail};
 use canary_core::judge::{Figures, Outcome, Policy, Resources, Verdict, judge_figures};
 use serde_json::Value;
 use std::path::PathBuf;

@@ -2,8 +2,8 @@
 //! scripts and man pages generated from the clap definitions, so they can
 //! never describe flags the binary does not have.
 
-use super::exit::{Exit, fail};
 use super::{Cli, Shell};
+use crate::exit::{Exit, fail};
 use clap::CommandFactory;
 use std::io::Write;
 

@@ -4,9 +4,9 @@
 
 use super::AdminArgs;
 use super::client::Admin;
-use super::exit::{Exit, fail};
 use crate::config;
 use crate::controller::api::Thresholds;
+use crate::exit::{Exit, fail};
 use canary_core::judge::Policy;
 use http::Method;
 use std::path::Path;

@@ -3,7 +3,7 @@
 
 use super::AdminArgs;
 use super::client::{Admin, answered};
-use super::exit::{Exit, fail};
+use crate::exit::{Exit, fail};
 use http::Method;
 use serde_json::{Value, json};
 

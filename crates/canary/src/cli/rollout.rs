@@ -7,10 +7,10 @@
 //! (e.g. `promote` with nothing to promote); unauthorized.
 
 use super::client::{Admin, answered};
-use super::exit::{Exit, fail};
 use super::status::print_status;
 use super::{AdminArgs, DeployArgs};
 use crate::controller::api::DeployRequest;
+use crate::exit::{Exit, fail};
 use crate::upstream::Upstream;
 use canary_core::Share;
 use canary_core::plan::{Plan, parse_duration_ms};

@@ -1,9 +1,9 @@
 //! One parsed command -> the function that runs it. Every command returns an
 //! [`Exit`]; `main` turns it into the process's exit status.
 
-use super::exit::Exit;
 use super::{Command, flags, health, monitor, packaging, records, rollout, serve, status, window};
 use crate::demo;
+use crate::exit::Exit;
 use serde_json::json;
 
 /// Runs `command`; returns how it ended.

@@ -3,7 +3,7 @@
 //! Ctrl-C (in-flight requests are finished first).
 
 use super::ServeArgs;
-use super::exit::{Exit, fail};
+use crate::exit::{Exit, fail};
 use crate::{config, server};
 
 /// Runs the server until a stop signal.

@@ -3,8 +3,8 @@
 
 use super::AdminArgs;
 use super::client::{Admin, answered};
-use super::exit::Exit;
 use crate::controller::api::Status;
+use crate::exit::Exit;
 use canary_core::judge::{Outcome, Verdict};
 use http::Method;
 use serde_json::Value;

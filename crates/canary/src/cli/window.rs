@@ -3,8 +3,8 @@
 //! (with South Korea's public holidays in Asia/Seoul, named when they refuse).
 //! Exit 0 allowed, 1 refused, 2 a TIME or config it cannot read.
 
-use super::exit::{Exit, fail};
 use crate::config;
+use crate::exit::{Exit, fail};
 use crate::windows::{Judgement, Windows, parse_at};
 use canary_core::calendar::Answer;
 use serde_json::json;

@@ -1,17 +1,13 @@
 //! The fleet's traffic for the judge: every replica fetches the others'
 //! totals (`GET /internal/v1/totals`) every [`FETCH_EVERY`], and the leader's
-//! controller adds what each replica served since its previous look to its own.
+//! controller adds what each replica served since its previous look to its own
+//! (`controller::observe::FleetObserver`).
 //!
 //! Totals, not windows, cross the wire: a fetch that is late or lost only
 //! moves traffic into the next look, never drops or doubles it.
 
 use super::wire::WireSnapshot;
 use super::{Cluster, TOTALS_PATH};
-use crate::controller::observe;
-use crate::metrics::shard::TotalsSnapshot;
-use canary_core::Version;
-use canary_core::judge::Observation;
-use canary_core::window::merge;
 use http_body_util::BodyExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -99,31 +95,4 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
         serde_json::from_slice(&body).ok()
     };
     tokio::time::timeout(FETCH_TIMEOUT, get).await.ok().flatten()
-}
-
-/// The last reading of each peer the leader added.
-#[derive(Debug, Default)]
-pub struct FleetObserver {
-    last: BTreeMap<String, (u64, [TotalsSnapshot; 2])>,
-}
-
-impl FleetObserver {
-    /// What the peers served since the previous call. A peer seen for the
-    /// first time, or restarted, is taken as a baseline: its past is not this
-    /// look's traffic.
-    pub fn tick(&mut self, peers: &Peers) -> Observation {
-        let mut out = Observation::default();
-        let readings = peers.all();
-        self.last.retain(|id, _| readings.iter().any(|r| r.node == *id));
-        for r in readings {
-            let now = [r.versions[0].snapshot(), r.versions[1].snapshot()];
-            if let Some((_, prev)) = self.last.get(&r.node).filter(|(boot, _)| *boot == r.boot) {
-                let (s, c) = (Version::Stable.index(), Version::Canary.index());
-                merge(&mut out.stable, &observe::delta(&now[s], &prev[s]));
-                merge(&mut out.canary, &observe::delta(&now[c], &prev[c]));
-            }
-            self.last.insert(r.node.clone(), (r.boot, now));
-        }
-        out
-    }
 }

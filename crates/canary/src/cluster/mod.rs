@@ -13,7 +13,6 @@
 //! - [`window_wire`]: a replica's reading over a window as JSON, exact.
 //! - [`fleet_window`]: `/api/v2/metrics` for the fleet, every peer's reading
 //!   added to this replica's.
-//! - [`forward`]: the admin API's commands, sent on to the leader.
 //! - [`peer`]: how the peers' admin APIs are reached (http, or https with
 //!   `[admin_tls]`).
 //!
@@ -24,7 +23,6 @@
 pub mod election;
 pub mod fleet;
 pub mod fleet_window;
-pub mod forward;
 pub mod peer;
 #[cfg(feature = "etcd")]
 pub mod watch;

@@ -69,7 +69,7 @@ pub struct ServeConfig {
     /// The most distinct route labels kept per version; the rest count as `other`.
     pub max_routes: usize,
     /// The `grpc-status` codes that count as errors (`[metrics] grpc_error_codes`).
-    pub grpc_errors: crate::proxy::grpc::Codes,
+    pub grpc_errors: canary_core::grpc_codes::Codes,
     /// The default rollout plan.
     pub plan: Plan,
     /// The judge's thresholds.
@@ -345,7 +345,7 @@ struct FileMetrics {
     routes: Option<Vec<String>>,
     route_depth: Option<usize>,
     max_routes: Option<usize>,
-    grpc_error_codes: Option<Vec<crate::proxy::grpc::CodeName>>,
+    grpc_error_codes: Option<Vec<canary_core::grpc_codes::CodeName>>,
 }
 
 /// Where a value came from, for error messages.
@@ -480,8 +480,8 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         .map_err(|e| o.err(false, "metrics.routes", "", e.to_string()))?,
         max_routes: f.metrics.max_routes.unwrap_or(100).max(1),
         grpc_errors: match &f.metrics.grpc_error_codes {
-            None => crate::proxy::grpc::Codes::default(),
-            Some(codes) => crate::proxy::grpc::Codes::parse(codes)
+            None => canary_core::grpc_codes::Codes::default(),
+            Some(codes) => canary_core::grpc_codes::Codes::parse(codes)
                 .map_err(|e| o.err(false, "metrics.grpc_error_codes", "", e))?,
         },
         plan: plan(&f.plan, o)?,
@@ -674,6 +674,12 @@ fn checklist(
 
 fn default_workers() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Whether two values differ, by their full debug form: every config type has
+/// one, and a config is compared once per SIGHUP, so its cost does not matter.
+pub fn differs<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
+    format!("{a:?}") != format!("{b:?}")
 }
 
 #[cfg(test)]

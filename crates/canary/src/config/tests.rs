@@ -192,7 +192,7 @@ fn upgraded_connections_close_on_rollback_and_after_an_idle_hour_by_default() {
 #[test]
 fn grpc_error_codes_by_number_or_name() {
     let c = load(None, &with_stable()).unwrap();
-    assert_eq!(c.grpc_errors, crate::proxy::grpc::Codes::default());
+    assert_eq!(c.grpc_errors, canary_core::grpc_codes::Codes::default());
     let c = load_text("[metrics]\ngrpc_error_codes = [14, \"internal\"]\n", &with_stable()).unwrap();
     assert!(c.grpc_errors.counts(14) && c.grpc_errors.counts(13) && !c.grpc_errors.counts(2));
     let e = load_text("[metrics]\ngrpc_error_codes = [\"SLOW\"]\n", &with_stable()).unwrap_err();

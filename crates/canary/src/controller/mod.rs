@@ -19,7 +19,6 @@ pub mod probe;
 pub mod resources;
 
 use crate::cluster::Cluster;
-use crate::cluster::fleet::FleetObserver;
 use crate::config::ServeConfig;
 use crate::live::{Change, Live, Source, Upstreams};
 use crate::metrics::Metrics;
@@ -34,7 +33,7 @@ use canary_core::judge::{Observation, Policy, judge_step};
 use canary_core::plan::{Plan, parse_duration_ms};
 use canary_core::rollout::{CommandError, Controls, Decision, Rollout, State};
 use canary_core::window::{TickRing, merge};
-use observe::Observer;
+use observe::{FleetObserver, Observer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -105,7 +104,7 @@ fn take<T: Clone + std::fmt::Debug>(
     name: &'static str,
     changed: &mut Vec<&'static str>,
 ) {
-    if crate::reload::differs(mine, new) {
+    if crate::config::differs(mine, new) {
         *mine = new.clone();
         changed.push(name);
     }

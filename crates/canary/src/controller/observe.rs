@@ -1,10 +1,14 @@
 //! Turns the proxy's cumulative totals into per-tick statistics for the judge:
-//! each tick is the difference between this reading and the last.
+//! each tick is the difference between this reading and the last. In a
+//! cluster, the leader does the same with every peer's totals
+//! ([`FleetObserver`]).
 
+use crate::cluster::fleet::Peers;
 use crate::metrics::Metrics;
 use crate::metrics::shard::TotalsSnapshot;
 use canary_core::Version;
 use canary_core::judge::{ArmWindow, Observation, RouteCount};
+use canary_core::window::merge;
 use std::collections::BTreeMap;
 
 /// Remembers the last reading.
@@ -72,5 +76,32 @@ pub fn delta(now: &TotalsSnapshot, prev: &TotalsSnapshot) -> ArmWindow {
         health: None,
         latency,
         resources: Default::default(),
+    }
+}
+
+/// The last reading of each peer the leader added.
+#[derive(Debug, Default)]
+pub struct FleetObserver {
+    last: BTreeMap<String, (u64, [TotalsSnapshot; 2])>,
+}
+
+impl FleetObserver {
+    /// What the peers served since the previous call. A peer seen for the
+    /// first time, or restarted, is taken as a baseline: its past is not this
+    /// look's traffic.
+    pub fn tick(&mut self, peers: &Peers) -> Observation {
+        let mut out = Observation::default();
+        let readings = peers.all();
+        self.last.retain(|id, _| readings.iter().any(|r| r.node == *id));
+        for r in readings {
+            let now = [r.versions[0].snapshot(), r.versions[1].snapshot()];
+            if let Some((_, prev)) = self.last.get(&r.node).filter(|(boot, _)| *boot == r.boot) {
+                let (s, c) = (Version::Stable.index(), Version::Canary.index());
+                merge(&mut out.stable, &delta(&now[s], &prev[s]));
+                merge(&mut out.canary, &delta(&now[c], &prev[c]));
+            }
+            self.last.insert(r.node.clone(), (r.boot, now));
+        }
+        out
     }
 }

@@ -6,10 +6,10 @@
 //! fails 12% of requests), rolled back by itself with the reason and the record.
 //! Every process it starts is stopped before it returns.
 
-use crate::cli::exit::{Exit, fail};
 use crate::config::{self, Overrides};
 use crate::controller::api::DeployRequest;
 use crate::controller::lock;
+use crate::exit::{Exit, fail};
 use crate::metrics::WindowSpec;
 use crate::server::{self, Running};
 use bytes::Bytes;

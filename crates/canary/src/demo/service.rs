@@ -3,7 +3,7 @@
 //! a test can make one version worse than the other: `--error-rate`,
 //! `--extra-latency-ms`, `--fail-db`, and the `--version` it reports.
 
-use crate::cli::exit::{Exit, fail};
+use crate::exit::{Exit, fail};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -17,6 +17,31 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+/// `canary demo-service`
+#[derive(Debug, clap::Args)]
+pub struct DemoServiceArgs {
+    /// The version it reports.
+    #[arg(long, default_value = "v1")]
+    pub version: String,
+    /// Where it listens (port 0 picks one; the first line printed says which).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    pub listen: String,
+    /// Percent of API requests answered 500.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Milliseconds added to every API request.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub extra_latency_ms: u64,
+    /// Make the database check fail.
+    #[arg(long)]
+    pub fail_db: bool,
+    /// The seed of --error-rate's draws: the same seed fails the same requests
+    /// in the same order, so a run can be replayed [default: from the clock,
+    /// printed on stderr at start].
+    #[arg(long, value_name = "N", env = "CANARY_DEMO_SEED")]
+    pub seed: Option<u64>,
+}
 
 /// The fault knobs.
 #[derive(Debug, Clone, Default)]
@@ -212,7 +237,7 @@ async fn cancel(State(app): State<App>, Path(id): Path<i64>) -> ApiResult {
 }
 
 /// Runs `canary demo-service` until SIGTERM or Ctrl-C.
-pub fn serve(args: &crate::cli::DemoServiceArgs) -> Exit {
+pub fn serve(args: &DemoServiceArgs) -> Exit {
     if !(0.0..=100.0).contains(&args.error_rate) {
         let why = format!("--error-rate {}: must be a percentage from 0 to 100", args.error_rate);
         return fail(Exit::BadInput, "demo-service", why);

@@ -6,8 +6,8 @@
 //! token); the forwarded call carries the admin token the replicas share, since
 //! a dashboard session exists only on the replica that made it.
 
-use super::peer::PeerLink;
-use crate::admin::{AdminState, error};
+use super::{AdminState, error};
+use crate::cluster::peer::PeerLink;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
