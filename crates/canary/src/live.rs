@@ -17,7 +17,7 @@
 use crate::feature_flags::FeatureFlags;
 use crate::store::{Loaded, PersistedRouting, RolloutWrite, StateFault, Store, StoreError};
 use crate::upstream::Upstream;
-use arc_swap::{ArcSwap, Guard};
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use canary_core::exclude::Excludes;
 use canary_core::{RoutingTable, Share};
 use serde_json::json;
@@ -83,8 +83,6 @@ struct Meta {
     /// store did not take): the next change is written even if it changes
     /// nothing here.
     unsaved: bool,
-    /// The state could not be read: the canary is blocked and nothing is written.
-    fault: Option<StateFault>,
 }
 
 /// The live state.
@@ -93,6 +91,10 @@ pub struct Live {
     routing: ArcSwap<RoutingTable>,
     upstreams: ArcSwap<Upstreams>,
     meta: Mutex<Meta>,
+    /// The state could not be read: the canary is blocked and no routing is
+    /// written. Read without the meta lock, which a writer holds while it
+    /// waits on the store: the election and health look at it meanwhile.
+    fault: ArcSwapOption<StateFault>,
     store: Store,
     /// Counts the canary's rollbacks (the table becoming `canary_blocked`);
     /// open tunnels to the canary watch it to close on one.
@@ -114,12 +116,17 @@ impl Live {
         reset: bool,
     ) -> Result<Live, StoreError> {
         let flags = FeatureFlags::new(env_flags, &store)?;
-        let (table, upstreams, meta) = match (store.schema_fault(), store.load_routing()?) {
-            (Some(fault), _) => fail_closed(table, upstreams, fault),
-            (None, Loaded::Found(p)) => restore(table, upstreams, p),
+        let (table, upstreams, meta, fault) = match (store.schema_fault(), store.load_routing()?) {
+            (Some(fault), _) => {
+                if reset {
+                    tracing::warn!("--reset-state ignored: {}", fault.message());
+                }
+                fail_closed(table, upstreams, fault)
+            }
+            (None, Loaded::Found(p)) => sound(restore(table, upstreams, p)),
             (None, Loaded::Absent) => initialise(&store, table, upstreams)?,
             (None, Loaded::Unreadable { problem, raw }) if reset => {
-                reset_routing(&store, table, upstreams, &problem, &raw)?
+                sound(reset_routing(&store, table, upstreams, &problem, &raw)?)
             }
             (None, Loaded::Unreadable { problem, .. }) => {
                 let fault = StateFault { place: store.place(), record: "routing".into(), problem };
@@ -130,6 +137,7 @@ impl Live {
             routing: ArcSwap::from_pointee(table),
             upstreams: ArcSwap::from_pointee(upstreams),
             meta: Mutex::new(meta),
+            fault: ArcSwapOption::from(fault.map(Arc::new)),
             store,
             rollbacks: watch::Sender::new(0),
             flags,
@@ -138,16 +146,16 @@ impl Live {
 
     /// Why the state cannot be used, while it cannot.
     pub fn fault(&self) -> Option<StateFault> {
-        self.lock_meta().fault.clone()
+        self.fault.load_full().map(|f| (*f).clone())
     }
 
     /// A routing record another replica stored that this build cannot read
     /// (from the cluster's watch): fail closed until a readable one comes.
     pub fn unreadable(&self, problem: String) {
-        let mut meta = self.lock_meta();
+        let _meta = self.lock_meta();
         let fault = StateFault { place: self.store.place(), record: "routing".into(), problem };
         tracing::error!("{}", fault.message());
-        meta.fault = Some(fault);
+        self.fault.store(Some(Arc::new(fault)));
         self.block_in_memory();
     }
 
@@ -169,6 +177,7 @@ impl Live {
         // A readable record from the fleet ends a fault an unreadable one began.
         let (table, ups, new_meta) = restore((*old).clone(), (**self.upstreams.load()).clone(), p);
         *meta = new_meta;
+        self.fault.store(None);
         self.upstreams.store(Arc::new(ups));
         let blocked = table.canary_blocked && !old.canary_blocked;
         self.routing.store(Arc::new(table));
@@ -284,7 +293,7 @@ impl Live {
             }
             return Ok(old);
         }
-        if let Some(fault) = &meta.fault {
+        if let Some(fault) = self.fault.load_full() {
             return Err(fault.refusal());
         }
         new_meta.unsaved = false;
@@ -331,22 +340,27 @@ fn restore(
         ups = pinned;
         table.has_canary = ups.canary.is_some();
     }
-    (table, ups, Meta { flags_hash: p.flags_hash, pinned: p.upstreams, unsaved: false, fault: None })
+    (table, ups, Meta { flags_hash: p.flags_hash, pinned: p.upstreams, unsaved: false })
+}
+
+/// What the live state starts from: the table, the upstreams, what is kept
+/// beside them, and why the state could not be read, if it could not.
+type Start = (RoutingTable, Upstreams, Meta, Option<StateFault>);
+
+/// A start from state that was read.
+fn sound((table, ups, meta): (RoutingTable, Upstreams, Meta)) -> Start {
+    (table, ups, meta, None)
 }
 
 /// No state yet: the config's, recorded as the first event.
-fn initialise(
-    store: &Store,
-    table: RoutingTable,
-    upstreams: Upstreams,
-) -> Result<(RoutingTable, Upstreams, Meta), StoreError> {
+fn initialise(store: &Store, table: RoutingTable, upstreams: Upstreams) -> Result<Start, StoreError> {
     let meta = Meta::default();
     let first = persisted(&table, &meta);
     let saved = store.save_routing(&first, "routing_initialised", Source::Config.as_str(), &describe(&table));
     match (saved, store.load_routing()?) {
-        (Ok(()), _) => Ok((table, upstreams, meta)),
+        (Ok(()), _) => Ok((table, upstreams, meta, None)),
         // Another replica of the cluster initialised it first: theirs stands.
-        (Err(_), Loaded::Found(p)) => Ok(restore(table, upstreams, p)),
+        (Err(_), Loaded::Found(p)) => Ok(sound(restore(table, upstreams, p))),
         (Err(_), Loaded::Unreadable { problem, .. }) => {
             let fault = StateFault { place: store.place(), record: "routing".into(), problem };
             Ok(fail_closed(table, upstreams, fault))
@@ -375,15 +389,11 @@ fn reset_routing(
 }
 
 /// State that cannot be read: stable only, the canary blocked, the fault kept.
-fn fail_closed(
-    mut table: RoutingTable,
-    ups: Upstreams,
-    fault: StateFault,
-) -> (RoutingTable, Upstreams, Meta) {
+fn fail_closed(mut table: RoutingTable, ups: Upstreams, fault: StateFault) -> Start {
     tracing::error!("{}", fault.message());
     table.share = Share::ZERO;
     table.canary_blocked = true;
-    (table, ups, Meta { fault: Some(fault), ..Meta::default() })
+    (table, ups, Meta::default(), Some(fault))
 }
 
 fn restore_upstreams(p: Option<&(String, Option<String>)>) -> Option<Upstreams> {

@@ -29,7 +29,9 @@ pub trait Example {
 pub struct JsonBody<T>(pub T);
 
 /// An optional JSON body: none at all (or only whitespace) is `None`; one
-/// that is there must be good.
+/// that is there must be good. A body sent without any `Content-Type` is
+/// read if it is JSON and ignored if not, as these endpoints always did: a
+/// rollback is never refused over how its reason was sent.
 #[derive(Debug)]
 pub struct MaybeJsonBody<T>(pub Option<T>);
 
@@ -37,7 +39,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Example> FromRequest<S> for JsonBody<
     type Rejection = Response;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Response> {
-        match read::<T>(req).await? {
+        match read::<T>(req, false).await? {
             Some(v) => Ok(JsonBody(v)),
             None => Err(invalid(format!("the body is empty; send {}", T::EXAMPLE))),
         }
@@ -48,23 +50,29 @@ impl<S: Send + Sync, T: DeserializeOwned + Example> FromRequest<S> for MaybeJson
     type Rejection = Response;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Response> {
-        read::<T>(req).await.map(MaybeJsonBody)
+        read::<T>(req, true).await.map(MaybeJsonBody)
     }
 }
 
-async fn read<T: DeserializeOwned + Example>(req: Request) -> Result<Option<T>, Response> {
+/// The body as `T`; `None` when empty. `optional`: a body without a
+/// `Content-Type` that is not good JSON is taken as none.
+async fn read<T: DeserializeOwned + Example>(req: Request, optional: bool) -> Result<Option<T>, Response> {
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > LIMIT as u64) {
         return Err(too_large());
     }
-    let is_json =
-        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(json_type);
+    let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or(""));
+    let untyped = content_type.is_none();
+    let is_json = content_type.is_some_and(json_type);
     let bytes = axum::body::to_bytes(req.into_body(), LIMIT).await.map_err(|e| {
         if caused_by_limit(&e) { too_large() } else { invalid(format!("the body could not be read: {e}")) }
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
+    }
+    if optional && untyped {
+        return Ok(parse(&bytes).ok());
     }
     if !is_json {
         let msg = format!("send the body as JSON with `Content-Type: application/json`: {}", T::EXAMPLE);

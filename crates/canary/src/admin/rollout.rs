@@ -190,7 +190,14 @@ where
 {
     let c = Arc::clone(&s.controller);
     // Commands write the state file (fsync): keep them off the async thread.
-    match tokio::task::spawn_blocking(move || f(&mut controller::lock(&c))).await {
+    let act = move || {
+        let mut g = controller::lock(&c);
+        let outcome = f(&mut g);
+        // What a status answered while the controller is busy shows this command too.
+        g.publish();
+        outcome
+    };
+    match tokio::task::spawn_blocking(act).await {
         Ok(Ok(st)) => Json(st).into_response(),
         Ok(Err(e @ ControlError::Invalid(_))) => error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
         Ok(Err(e @ ControlError::Conflict(_))) => error(StatusCode::CONFLICT, "conflict", e.to_string()),

@@ -167,9 +167,18 @@ async fn look(
     let txn = Txn::new()
         .when([claim])
         .and_then([TxnOp::put(key.clone(), me, Some(PutOptions::new().with_lease(lease)))])
-        .or_else([TxnOp::get(key, None)]);
+        .or_else([TxnOp::get(key.clone(), None)]);
     let resp = c.txn(txn).await?;
-    if resp.succeeded() {
+    if !may_lead && holds(&resp.op_responses(), lease) {
+        // It led when its state became unreadable: it hands the key back so
+        // that a replica that can read the state takes over.
+        let mine = Compare::lease(key.clone(), CompareOp::Equal, lease);
+        c.txn(Txn::new().when([mine]).and_then([TxnOp::delete(key, None)])).await?;
+        tracing::warn!("cluster: the state cannot be read here; this replica gives up the leadership");
+        cluster.lost();
+        etcd.set_fence(0);
+        cluster.saw_leader(None);
+    } else if resp.succeeded() {
         let term = resp.header().map_or(0, |h| h.revision());
         etcd.set_fence(term);
         cluster.won(term);
@@ -186,6 +195,14 @@ async fn look(
         .collect();
     cluster.saw_replicas(replicas);
     Ok(())
+}
+
+/// Whether the leader key read in `ops` is held on `lease`: this replica's.
+fn holds(ops: &[TxnOpResponse], lease: i64) -> bool {
+    ops.iter().any(|op| match op {
+        TxnOpResponse::Get(g) => g.kvs().first().is_some_and(|kv| kv.lease() == lease),
+        _ => false,
+    })
 }
 
 /// The leader key exists: this replica's (a term it already leads) or another's.

@@ -202,8 +202,8 @@ impl Controller {
         st
     }
 
-    /// Keeps the status of this look for [`status_now`].
-    fn publish(&self) {
+    /// Keeps the status of this look (or command) for [`status_now`].
+    pub fn publish(&self) {
         *self.published.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.own_status());
     }
 
@@ -458,10 +458,13 @@ impl Controller {
     /// Carries out a person's command.
     pub fn command(&mut self, cmd: Command, now: u64) -> Result<Status, ControlError> {
         if let Some(fault) = self.live.fault() {
-            // The canary is already blocked at share 0: a rollback has nothing
-            // left to do, and nothing else may act on state that was not read.
+            // Here the canary is already blocked at share 0: a rollback has
+            // nothing left to do, and nothing else may act on state that was
+            // not read.
+            // In a cluster, other replicas may still route by a table this
+            // one cannot read: a rollback here would say done and do nothing.
             return match cmd {
-                Command::Rollback(_) => Ok(self.status()),
+                Command::Rollback(_) if self.cluster.is_none() => Ok(self.status()),
                 _ => Err(ControlError::Conflict(fault.message())),
             };
         }

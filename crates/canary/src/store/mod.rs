@@ -49,12 +49,24 @@ impl StateFault {
     pub fn message(&self) -> String {
         format!(
             "{}: the {} record cannot be used ({}). canary serves stable only, with the canary \
-             blocked, and changes nothing in the state until this is resolved: restart with \
-             `--reset-state` to start again from the command line's and config's values (what \
-             could not be read is kept, see `canary serve --help`), or run the canary version \
-             that wrote this state",
-            self.place, self.record, self.problem
+             blocked, and changes no routing and runs no rollout until this is resolved: {}",
+            self.place,
+            self.record,
+            self.problem,
+            self.ways_out()
         )
+    }
+
+    /// What a person can do about it.
+    fn ways_out(&self) -> &'static str {
+        if self.record == "schema" && self.place.starts_with("etcd") {
+            // Other replicas may be the newer canary: its state is not reset from here.
+            return "run the canary version that wrote this state, or give this one a prefix of its own \
+                    ([cluster] prefix); `--reset-state` does not override a newer cluster's state";
+        }
+        "restart with `--reset-state` to start again from the command line's and config's values \
+         (what could not be read is kept, see `canary serve --help`), or run the canary version \
+         that wrote this state"
     }
 
     /// The error a refused write returns.

@@ -152,7 +152,14 @@ fn json_cases(canary: &str) -> Vec<Case> {
             400,
             vec!["reason: invalid type: list"],
         ),
-        (post, "/api/rollout/rollback", None, j(json!({"reason": "x"})), 415, vec!["application/json"]),
+        (
+            post,
+            "/api/rollout/rollback",
+            Some("text/plain"),
+            j(json!({"reason": "x"})),
+            415,
+            vec!["application/json"],
+        ),
         (
             post,
             "/api/checklist/run",
@@ -243,5 +250,25 @@ async fn a_deploy_with_a_bad_plan_is_refused_before_the_checklist_runs() {
     let body = json!({"share": 10, "canary": canary.url(), "bake": "10m"});
     assert_eq!(admin_post(&c, a, "/api/rollout/deploy", body).await.0, 200);
     assert!(ran.exists(), "the checklist runs for a good deploy");
+    srv.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_sent_without_a_content_type_is_carried_out_with_its_reason() {
+    // As scripts send it (`requests.post(url, data=...)`, `curl -d`'s form
+    // type aside): a body with no Content-Type at all was always accepted.
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let srv = start(config(&stable, None, "0", dir.path()));
+    let a = srv.admin_addr;
+    let deploy = json!({"share": 10, "canary": canary.url(), "bake": "10m"});
+    assert_eq!(admin_post(&client(), a, "/api/rollout/deploy", deploy).await.0, 200);
+    let (status, reply) = send(a, "POST", "/api/rollout/rollback", None, br#"{"reason": "by script"}"#).await;
+    assert_eq!(status, 200, "{reply}");
+    let r = admin_json(&client(), a, "/api/rollout").await;
+    assert_eq!(r["state"], "rolled_back", "{r}");
+    assert!(r["rollout"]["reason"].as_str().unwrap_or_default().contains("by script"), "{r}");
+    // And one whose body is not JSON: the rollback still happens (nothing to roll back now, 200).
+    let (status, reply) = send(a, "POST", "/api/rollout/rollback", None, b"reason=later").await;
+    assert_eq!(status, 200, "{reply}");
     srv.shutdown();
 }

@@ -787,3 +787,53 @@ async fn an_unreadable_routing_record_in_etcd_serves_stable_only_and_is_kept() {
     // The first replica of a new cluster wrote the schema version it knows.
     assert_eq!(etcdctl_get(&etcd, "/canary/v2-api-canary/schema"), "1");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_routing_record_turned_unreadable_under_a_running_fleet_blocks_the_canary_and_ends_the_lead() {
+    let dir = tempdir();
+    let etcd = Etcd::start(dir.path(), 1);
+    let (stable, canary) = (Upstream::start("stable"), Upstream::start("canary"));
+    let toml = format!("{FAST}[upstreams]\ncanary = \"{}\"\n[routing]\nshare = 50\n", canary.url());
+    let ps: Vec<Process> =
+        ["a", "b"].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, &toml)).collect();
+    wait_for_leader(&ps.iter().collect::<Vec<_>>()).await;
+    let good = etcdctl_get(&etcd, "/canary/v2-api-canary/routing");
+    // A record this build cannot read, as a newer canary could write it.
+    etcdctl_put(&etcd, "/canary/v2-api-canary/routing", r#"{"share_bp": "half"}"#);
+    let closed = eventually(20, || async {
+        let mut all = true;
+        for p in &ps {
+            let h = get_json(p.admin, "/api/v2/health").await;
+            all &= h["state_error"].is_string() && h["cluster"]["is_leader"] == false;
+        }
+        all && etcdctl_get(&etcd, "/canary/v2-api-canary/leader").is_empty()
+    })
+    .await;
+    assert!(
+        closed,
+        "a replica kept leading over unreadable state: {}",
+        get_json(ps[0].admin, "/api/v2/health").await
+    );
+    for p in &ps {
+        for i in 0..50 {
+            assert_eq!(version_of(p.proxy, &format!("user-{i}")).await, "stable", "user-{i}");
+        }
+        // A rollback cannot say done: no replica that can read the state leads.
+        let (code, _, err) = cli(&["rollback", "--admin", &format!("http://{}", p.admin)]);
+        assert_ne!(code, 0, "{err}");
+        assert!(err.contains("nothing was changed"), "{err}");
+    }
+    // A readable record again: the fault ends, a replica leads, the canary is served.
+    etcdctl_put(&etcd, "/canary/v2-api-canary/routing", &good);
+    let back = eventually(20, || async {
+        get_json(ps[0].admin, "/api/v2/health").await["state_error"].is_null()
+            && get_json(ps[0].admin, "/api/rollout").await["cluster"]["leader"].is_string()
+    })
+    .await;
+    assert!(back, "{}", get_json(ps[0].admin, "/api/rollout").await);
+    let mut to_canary = 0;
+    for i in 0..100 {
+        to_canary += usize::from(version_of(ps[1].proxy, &format!("user-{i}")).await == "canary");
+    }
+    assert!(to_canary > 0, "the fleet's 50% did not come back");
+}

@@ -143,6 +143,11 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
+/// How close together one sample's answers must come. A cut-off leader
+/// stops claiming the lead a second (`MARGIN`) before etcd can let its lease
+/// go, and another can take it only after that: half a second apart at least.
+const SAMPLE_WINDOW: Duration = Duration::from_millis(400);
+
 /// Who said it led, every 100 ms, until stopped.
 struct Leaders {
     stop: Arc<AtomicBool>,
@@ -151,7 +156,10 @@ struct Leaders {
 
 impl Leaders {
     /// Asks every replica's `/api/v2/health` at once, every 100 ms: each
-    /// sample is the ids of those whose `cluster.is_leader` was true.
+    /// sample is the ids of those whose `cluster.is_leader` was true. A
+    /// sample counts only when every answer came within [`SAMPLE_WINDOW`]:
+    /// answers read further apart could show the old leader before its
+    /// stop and the new one after its start, which never overlap.
     fn watch(ps: &[Process]) -> Leaders {
         let admins: Vec<SocketAddr> = ps.iter().map(|p| p.admin).collect();
         let stop = Arc::new(AtomicBool::new(false));
@@ -159,8 +167,13 @@ impl Leaders {
         let task = tokio::spawn(async move {
             let mut samples = Vec::new();
             while !s.load(Ordering::Relaxed) {
-                let hs =
-                    futures_util::future::join_all(admins.iter().map(|a| ask(*a, "/api/v2/health"))).await;
+                let quick =
+                    |a: SocketAddr| tokio::time::timeout(SAMPLE_WINDOW, get_json(a, "/api/v2/health"));
+                let answers = futures_util::future::join_all(admins.iter().map(|a| quick(*a))).await;
+                let Ok(hs) = answers.into_iter().collect::<Result<Vec<Value>, _>>() else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
                 let leading = IDS
                     .iter()
                     .zip(&hs)
@@ -178,7 +191,7 @@ impl Leaders {
     async fn assert_never_two(self) {
         self.stop.store(true, Ordering::Relaxed);
         let samples = self.task.await.unwrap();
-        assert!(samples.len() > 50, "only {} samples", samples.len());
+        assert!(samples.len() > 20, "only {} whole samples", samples.len());
         let two: Vec<&Vec<String>> = samples.iter().filter(|s| s.len() > 1).collect();
         assert!(two.is_empty(), "two replicas acted as leader at once: {two:?}");
     }
@@ -254,25 +267,31 @@ async fn leader_cut_off(mode: Mode) {
     let (cut, cut_ms) = (Instant::now(), now_ms());
     f.relay.set(mode);
     // The cut-off leader says it no longer leads, and why, before its
-    // lease can have run out on etcd (another replica may then lead).
+    // lease can have run out on etcd (another replica may then lead). Timed
+    // on health, which never waits on the controller (stuck in a write to
+    // the cut-off etcd), each look by when it was asked: a slow answer on a
+    // busy machine does not count against the replica.
     let (mut said, mut last) = (None, Vec::new());
     while said.is_none() && cut.elapsed() < LEASE_TTL * 3 {
-        let st = ask(a, "/api/rollout").await;
-        let c = &st["cluster"];
-        let etcd_named = st["error"].as_str().is_some_and(|e| e.contains("etcd"));
-        if c["is_leader"] == false && c["leader"] != "a" && etcd_named {
-            said = Some((cut.elapsed(), st));
+        let asked = cut.elapsed();
+        let h = ask(a, "/api/v2/health").await;
+        let c = &h["cluster"];
+        if c["is_leader"] == false && c["leader"] != "a" && c["etcd_error"].is_string() {
+            said = Some((asked, h));
         } else {
-            last.push((cut.elapsed(), c.clone(), st["error"].clone()));
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            last.push((asked, c.clone(), h["status"].clone()));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let (took, st) =
-        said.unwrap_or_else(|| panic!("the cut-off leader's status kept saying it leads: {last:#?}"));
-    assert!(took < LEASE_TTL, "the cut-off leader said it stopped leading only after {took:?}: {st}");
-    let h = ask(a, "/api/v2/health").await;
+    let (took, h) =
+        said.unwrap_or_else(|| panic!("the cut-off leader's health kept saying it leads: {last:#?}"));
+    assert!(took < LEASE_TTL, "the cut-off leader said it stopped leading only after {took:?}: {h}");
     assert_eq!(h["status"], "degraded", "{h}");
-    assert_eq!(h["cluster"]["is_leader"], false, "{h}");
+    // Its status says so too.
+    let st = ask(a, "/api/rollout").await;
+    let c = &st["cluster"];
+    let etcd_named = st["error"].as_str().is_some_and(|e| e.contains("etcd"));
+    assert!(c["is_leader"] == false && c["leader"] != "a" && etcd_named, "{st}");
     let (code, text, err) = cli(&["status", "--admin", &format!("http://{a}")]);
     assert_eq!(code, 0, "{err}");
     let problem = text.lines().find(|l| l.starts_with("PROBLEM:"));
