@@ -60,6 +60,11 @@ pub struct Rotation {
 struct Seen {
     handled: u64,
     previous: u64,
+    /// The content handled was refused as not valid yet: it is tried again
+    /// every look, quietly, and taken once its dates begin (a certificate
+    /// issued a moment ahead of this machine's clock, a CA that does not
+    /// backdate), without waiting for the files to change.
+    waiting: bool,
 }
 
 /// What a reload did.
@@ -80,7 +85,8 @@ impl Rotation {
         let read = read(&*what);
         let print = fingerprint(&read);
         install(&*what, read)?;
-        Ok(Arc::new(Rotation { what, seen: Mutex::new(Seen { handled: print, previous: print }) }))
+        let seen = Seen { handled: print, previous: print, waiting: false };
+        Ok(Arc::new(Rotation { what, seen: Mutex::new(seen) }))
     }
 
     /// Reads the files again now (SIGHUP), whether or not they changed.
@@ -99,14 +105,17 @@ impl Rotation {
             tick.tick().await;
             let read = read(&*self.what);
             let print = fingerprint(&read);
-            let due = {
+            let (due, waiting) = {
                 let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
                 let due = print != seen.handled && print == seen.previous;
                 seen.previous = print;
-                due
+                (due, seen.waiting && print == seen.handled)
             };
             if due {
                 self.apply(read, print, "file-watch", &live);
+            } else if waiting && install(&*self.what, read).is_ok() {
+                self.seen.lock().unwrap_or_else(PoisonError::into_inner).waiting = false;
+                report(&*self.what, &Outcome::Reloaded, "file-watch", &live);
             }
             if let Some((kind, why)) = self.what.lapsed(jiff::Timestamp::now()) {
                 report_lapse(&*self.what, kind, &why, &live);
@@ -115,11 +124,14 @@ impl Rotation {
     }
 
     fn apply(&self, read: Read, print: u64, source: &str, live: &Live) -> Outcome {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).handled = print;
         let outcome = match install(&*self.what, read) {
             Ok(()) => Outcome::Reloaded,
             Err(why) => Outcome::Kept(why),
         };
+        let waiting = matches!(&outcome, Outcome::Kept(why) if why.contains(super::validity::NOT_YET_VALID));
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        (seen.handled, seen.waiting) = (print, waiting);
+        drop(seen);
         report(&*self.what, &outcome, source, live);
         outcome
     }

@@ -21,6 +21,10 @@ pub struct Validity {
     pub not_after: Timestamp,
 }
 
+/// What a refusal of a certificate whose dates have not begun says: the
+/// rotation takes it by itself once they have (see `tls::rotate`).
+pub const NOT_YET_VALID: &str = "the certificate is not valid yet";
+
 /// Refuses the certificate in `path` (its DER `der`) if `now` is outside its
 /// dates, saying which dates and what to do; else its dates.
 pub fn check(path: &Path, der: &[u8], now: Timestamp) -> Result<Validity, String> {
@@ -35,8 +39,8 @@ pub fn check(path: &Path, der: &[u8], now: Timestamp) -> Result<Validity, String
     }
     if now < v.not_before {
         return Err(format!(
-            "{}: the certificate is not valid yet: valid from {from} to {to}, and it is now {now_s}; \
-             give a certificate that is valid now, or check this machine's clock",
+            "{}: {NOT_YET_VALID}: valid from {from} to {to}, and it is now {now_s}; it is taken by \
+             itself once valid; or give a certificate that is valid now, or check this machine's clock",
             path.display()
         ));
     }

@@ -621,6 +621,15 @@ impl TestCa {
         })
     }
 
+    /// A leaf as [`TestCa::leaf`] that becomes valid `secs` seconds from now.
+    pub fn leaf_valid_in(&self, cn: &str, secs: u64) -> Leaf {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        self.leaf_with(cn, |p| {
+            p.not_before = rcgen::date_time_ymd(1970, 1, 1) + since_epoch + Duration::from_secs(secs);
+            p.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        })
+    }
+
     fn leaf_with(&self, cn: &str, edit: impl FnOnce(&mut rcgen::CertificateParams)) -> Leaf {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
         params.distinguished_name.push(rcgen::DnType::CommonName, cn);

@@ -99,3 +99,29 @@ async fn a_certificate_that_expires_while_served_is_said_to_have_expired() {
     .await;
     assert!(rotated, "a current pair replaces the expired one");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_refused_as_not_valid_yet_is_taken_once_its_dates_begin() {
+    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let ca = TestCa::new("early CA");
+    let first = ca.leaf("first");
+    let (cert, key) = first.write(dir.path(), "proxy");
+    let p = serve_proc(&stable, &arg(dir.path(), "s.db"), &["--tls-cert", &cert, "--tls-key", &key]);
+    let cfg = ca.client_config(&[b"http/1.1"]);
+    // Issued a few seconds ahead of this machine's clock, and not written again.
+    let early = ca.leaf_valid_in("early", 10);
+    early.write(dir.path(), "proxy");
+    let refused = eventually(15, || async {
+        let reason =
+            last_event(p.admin, "tls_reload_failed").await.map(|e| e["detail"]["reason"].to_string());
+        reason.is_some_and(|r| r.contains("not valid yet"))
+    })
+    .await;
+    assert!(refused, "{}", admin_json(&client(), p.admin, "/api/events").await);
+    let taken = eventually(30, || async { served_cert(p.proxy, &cfg).await == early.der.to_vec() }).await;
+    assert!(
+        taken,
+        "the pair was not taken once valid: {}",
+        admin_json(&client(), p.admin, "/api/events").await
+    );
+}
