@@ -17,6 +17,7 @@ pub mod health;
 pub mod observe;
 pub mod probe;
 pub mod resources;
+pub mod status;
 
 use crate::cluster::Cluster;
 use crate::config::ServeConfig;
@@ -34,6 +35,8 @@ use canary_core::plan::{Plan, parse_duration_ms};
 use canary_core::rollout::{CommandError, Controls, Decision, Rollout, State};
 use canary_core::window::{TickRing, merge};
 use observe::{FleetObserver, Observer};
+use status::with_cluster;
+pub use status::{Published, status_now};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -47,14 +50,6 @@ const MAX_FAST_TICKS: usize = 40;
 
 /// How often bake progress is saved when nothing else happens.
 const PERSIST_EVERY_MS: u64 = 1_000;
-
-/// How long a status request waits for a busy controller before it answers
-/// with the status of the controller's last look (see [`status_now`]).
-const STATUS_WAIT: Duration = Duration::from_millis(500);
-
-/// The controller's own status as of its last look (without the cluster's
-/// view, which is read fresh), readable while the controller is busy.
-pub type Published = Arc<Mutex<Option<Status>>>;
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
@@ -658,56 +653,6 @@ fn upstreams(stable: &str, canary: Option<&str>) -> Result<Upstreams, ControlErr
 /// itself is only replaced whole, so it is never torn.
 pub fn lock(c: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
     c.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The cluster's view (who leads, etcd's health) on `st`, read now.
-fn with_cluster(st: &mut Status, cluster: Option<&Cluster>) {
-    st.cluster = cluster.map(|c| c.describe());
-    if let Some(why) = cluster.and_then(|c| c.etcd_error()).filter(|_| st.error.is_none()) {
-        st.error = Some(format!(
-            "{why}; the rollout holds until etcd answers (routing goes on with the last table)"
-        ));
-    }
-}
-
-/// Where things stand, for `status`, without waiting long on the controller.
-/// A look or a command holds the controller while it writes the state, and
-/// a shared store that does not answer (etcd cut off, or slow) holds it for
-/// up to `CALL_TIMEOUT`: exactly when an operator asks what is going on. So
-/// after [`STATUS_WAIT`] the answer is the controller's status as of its
-/// last look, with what can be read without it (the router's table and the
-/// cluster's view) read now, and the wait named in `error`.
-pub fn status_now(
-    c: &Mutex<Controller>,
-    published: &Published,
-    live: &Live,
-    cluster: Option<&Cluster>,
-) -> Status {
-    let deadline = std::time::Instant::now() + STATUS_WAIT;
-    loop {
-        match c.try_lock() {
-            Ok(g) => return g.status(),
-            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().status(),
-            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(std::sync::TryLockError::WouldBlock) => break,
-        }
-    }
-    let last = published.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    let now = Status::of(None, live);
-    let mut st = match last {
-        Some(last) => Status { share: now.share, stable: now.stable, canary: now.canary, ..last },
-        None => now,
-    };
-    with_cluster(&mut st, cluster);
-    let busy = format!(
-        "the controller has been busy for over {} ms (a write to the state that does not answer); \
-         the rollout is shown as of its last look",
-        STATUS_WAIT.as_millis()
-    );
-    st.error = Some(st.error.map_or(busy.clone(), |e| format!("{e}; {busy}")));
-    st
 }
 
 /// Ticks the controller every [`TICK`] until `stop` is set.
