@@ -129,7 +129,7 @@ impl Live {
                 sound(reset_routing(&store, table, upstreams, &problem, &raw)?)
             }
             (None, Loaded::Unreadable { problem, .. }) => {
-                let fault = StateFault { place: store.place(), record: "routing".into(), problem };
+                let fault = StateFault::routing(store.place(), problem);
                 fail_closed(table, upstreams, fault)
             }
         };
@@ -153,7 +153,7 @@ impl Live {
     /// (from the cluster's watch): fail closed until a readable one comes.
     pub fn unreadable(&self, problem: String) {
         let _meta = self.lock_meta();
-        let fault = StateFault { place: self.store.place(), record: "routing".into(), problem };
+        let fault = StateFault::routing(self.store.place(), problem);
         tracing::error!("{}", fault.message());
         self.fault.store(Some(Arc::new(fault)));
         self.block_in_memory();
@@ -362,7 +362,7 @@ fn initialise(store: &Store, table: RoutingTable, upstreams: Upstreams) -> Resul
         // Another replica of the cluster initialised it first: theirs stands.
         (Err(_), Loaded::Found(p)) => Ok(sound(restore(table, upstreams, p))),
         (Err(_), Loaded::Unreadable { problem, .. }) => {
-            let fault = StateFault { place: store.place(), record: "routing".into(), problem };
+            let fault = StateFault::routing(store.place(), problem);
             Ok(fail_closed(table, upstreams, fault))
         }
         (Err(e), Loaded::Absent) => Err(e),

@@ -311,37 +311,35 @@ impl Etcd {
         }
         let value = serde_json::to_string(r).unwrap_or_default();
         let mut ops = vec![TxnOp::put(key, value, None), self.event_op(kind, source, detail)];
-        let rollout_key = rollout.map(|w| self.key(&format!("rollouts/{:012}", w.id)));
-        if let (Some(w), Some(k)) = (rollout, &rollout_key) {
-            ops.push(TxnOp::put(k.clone(), w.body.to_string(), None));
+        if let Some(w) = rollout {
+            ops.push(TxnOp::put(self.rollout_key(w.id), w.body.to_string(), None));
             ops.extend(w.events.iter().map(|(kind, d)| self.event_op(kind, "controller", d)));
         }
         let why = "the routing was changed by another replica, or this one lost the leadership, \
                    a moment ago: nothing was changed here; look again and retry";
-        match self.commit(when, ops, why) {
-            Ok(rev) => {
-                self.accept_routing(rev);
-                Ok(())
-            }
-            // A write retried after a member failed may have landed on its
-            // first try: then the state is already the one asked for.
-            Err(e) => match self.get_json(self.key("routing")) {
-                Ok(Some((v, rev))) if PersistedRouting::deserialize(&v).is_ok_and(|p| p == *r) => {
-                    let landed = match (rollout, rollout_key) {
-                        (Some(w), Some(k)) => {
-                            self.get_json(k).is_ok_and(|got| got.is_some_and(|(b, _)| b == *w.body))
-                        }
-                        _ => true,
-                    };
-                    if !landed {
-                        return Err(e);
-                    }
-                    self.accept_routing(rev);
-                    Ok(())
-                }
-                _ => Err(e),
-            },
+        // A write retried after a member failed may have landed on its first
+        // try: then the state is already the one asked for.
+        let rev = self.commit(when, ops, why).or_else(|e| self.landed(r, rollout).ok_or(e))?;
+        self.accept_routing(rev);
+        Ok(())
+    }
+
+    /// The routing key's revision when it holds `r` and the rollout's key
+    /// holds `rollout`'s body: a write that failed to answer landed whole.
+    fn landed(&self, r: &PersistedRouting, rollout: Option<RolloutWrite<'_>>) -> Option<i64> {
+        let (v, rev) = self.get_json(self.key("routing")).ok()??;
+        if PersistedRouting::deserialize(&v).ok()? != *r {
+            return None;
         }
+        let body_landed = |w: RolloutWrite<'_>| {
+            self.get_json(self.rollout_key(w.id)).ok().flatten().is_some_and(|(b, _)| b == *w.body)
+        };
+        rollout.is_none_or(body_landed).then_some(rev)
+    }
+
+    /// A rollout's key.
+    fn rollout_key(&self, id: i64) -> String {
+        self.key(&format!("rollouts/{id:012}"))
     }
 }
 
@@ -417,7 +415,7 @@ impl Backend for Arc<Etcd> {
         body: &serde_json::Value,
         events: &[(&str, serde_json::Value)],
     ) -> Result<(), StoreError> {
-        let mut ops = vec![TxnOp::put(self.key(&format!("rollouts/{id:012}")), body.to_string(), None)];
+        let mut ops = vec![TxnOp::put(self.rollout_key(id), body.to_string(), None)];
         ops.extend(events.iter().map(|(k, d)| self.event_op(k, "controller", d)));
         let why = "this replica lost the leadership: the rollout was not saved here";
         self.commit(vec![self.fence_compare()?], ops, why).map(|_| ())
@@ -430,7 +428,7 @@ impl Backend for Arc<Etcd> {
     }
 
     fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
-        Ok(self.get_json(self.key(&format!("rollouts/{id:012}")))?.map(|(v, _)| v))
+        Ok(self.get_json(self.rollout_key(id))?.map(|(v, _)| v))
     }
 
     fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {

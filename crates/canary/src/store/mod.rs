@@ -44,6 +44,11 @@ pub struct StateFault {
 }
 
 impl StateFault {
+    /// The routing record at `place` cannot be read, because of `problem`.
+    pub fn routing(place: String, problem: String) -> StateFault {
+        StateFault { place, record: "routing".into(), problem }
+    }
+
     /// The whole story for `status`, `/api/v2/health` and the log: what, where,
     /// what canary does meanwhile and the ways out.
     pub fn message(&self) -> String {
@@ -256,7 +261,7 @@ impl Store {
             Err(sqlite::OpenError::Other(e)) => return Err(e),
         };
         let aside = sqlite::set_aside(path)?;
-        let fresh = sqlite::Sqlite::open(path).map_err(sqlite::OpenError::into_store_error)?;
+        let fresh = sqlite::Sqlite::open(path).map_err(|e| e.into_store_error(path))?;
         let detail = serde_json::json!({
             "record": fault.record, "problem": fault.problem, "set_aside": aside.display().to_string(),
         });

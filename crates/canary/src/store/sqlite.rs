@@ -24,10 +24,12 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    /// As a store error, whatever the cause.
-    pub fn into_store_error(self) -> StoreError {
+    /// As a store error about the file at `path`, whatever the cause.
+    pub fn into_store_error(self, path: &Path) -> StoreError {
         match self {
-            OpenError::Damaged(e) => StoreError { place: "state file".into(), message: e.to_string() },
+            OpenError::Damaged(e) => {
+                StoreError { place: format!("state file {}", path.display()), message: e.to_string() }
+            }
             OpenError::Other(e) => e,
         }
     }
