@@ -18,6 +18,9 @@
 //! - [`plan`]: a rollout's steps and watching times.
 //! - [`flags`]: feature flags, evaluated with the same sticky bucket.
 //! - [`grpc_codes`]: gRPC status codes and the set that counts as failures.
+//! - [`upstream`]: an upstream's URL, parsed once (scheme, address, base path).
+//! - [`proxy_config`]: the proxy's settings the configuration reads and the
+//!   data plane follows (user key, limits, timeouts).
 //! - [`judge`]: policy plus both versions' statistics -> a verdict table.
 //! - [`stats`]: the Wilson interval, for the figures reports show.
 //! - [`sequential`]: tests that stay honest under repeated looks (mixture
@@ -38,6 +41,7 @@ pub mod holidays_kr;
 pub mod judge;
 pub mod path;
 pub mod plan;
+pub mod proxy_config;
 pub mod request;
 pub mod rollout;
 pub mod route_label;
@@ -46,6 +50,7 @@ pub mod sequential;
 pub mod share;
 pub mod sim;
 pub mod stats;
+pub mod upstream;
 pub mod version;
 pub mod window;
 

@@ -1,14 +1,14 @@
-//! canary: a progressive-delivery tool for HTTP APIs. This crate is the I/O
-//! shell around `canary-core`: the splitting proxy, its measurements, the state
-//! file, the admin API and the command line.
+//! canary: a progressive-delivery tool for HTTP APIs. This crate is the
+//! control plane and the binary: the rollout controller, the state file, the
+//! cluster, the admin API and the command line, around `canary-core` (the pure
+//! decisions) and `canary-proxy` (the data plane, which it starts and feeds a
+//! routing snapshot).
 //!
 //! # Layout
 //! - [`cli`]: the command line: every command's definition, dispatch and the
 //!   client-side commands (rollout, health, monitor, window).
 //! - [`config`]: defaults, TOML file and flags merged and validated.
 //! - [`server`]: starts and stops everything `canary serve` runs.
-//! - [`proxy`]: the data plane (workers, pool, per-request service).
-//! - [`metrics`]: per-version, per-route measurements and their windows.
 //! - [`controller`]: the rollout driver: state machine + clock + router + state file.
 //! - [`demo`]: the demo service and `canary demo`.
 //! - [`exit`]: how a command ends: the exit codes scripts rely on.
@@ -20,8 +20,7 @@
 //! - [`dynamic`]: the watched dynamic config file (S16).
 //! - [`reload`]: SIGHUP re-reads the TOML config file.
 //! - [`admin`]: the admin HTTP API.
-//! - [`upstream`]: upstream URLs.
-//! - [`tls`]: TLS to `https://` upstreams and on the proxy listener.
+//! - [`tls`]: the admin listener's TLS, and TLS files kept in service.
 //! - [`windows`]: deployment windows: config, timezone, next allowed time.
 
 /// Prints a line to stdout, ignoring a closed pipe (`canary status | head -1`):
@@ -49,12 +48,9 @@ pub mod dynamic;
 pub mod exit;
 pub mod feature_flags;
 pub mod live;
-pub mod metrics;
 pub mod ops;
-pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod store;
 pub mod tls;
-pub mod upstream;
 pub mod windows;

@@ -1,12 +1,11 @@
-//! The live routing state shared by the proxy workers and the admin API.
+//! The live routing state: what the data plane routes by (its
+//! [`Routes`] snapshot), and every change to it, persisted first.
 //!
-//! Workers read the routing table and upstreams through `ArcSwap` pointers: a
-//! load is a few atomic operations and never blocks. A change builds a whole new
-//! table, writes it with its event to the state file, and only then swaps it in,
-//! so a request sees the old table or the new one, and the file is never behind.
-//! Changes are serialised by one mutex that the hot path never takes.
-//! A rollback (the table becoming `canary_blocked`) is also announced on a
-//! watch channel, for the canary's open upgraded connections to close on.
+//! Workers read the routing table and upstreams from [`Routes`] without a
+//! lock. A change builds a whole new table, writes it with its event to the
+//! state file, and only then publishes it, so a request sees the old table or
+//! the new one, and the file is never behind. Changes are serialised by one
+//! mutex that the hot path never takes.
 //!
 //! State that cannot be read fails closed: a routing record this build cannot
 //! parse, a newer schema or a damaged file leaves canary serving stable only,
@@ -16,22 +15,15 @@
 
 use crate::feature_flags::FeatureFlags;
 use crate::store::{Loaded, PersistedRouting, RolloutWrite, StateFault, Store, StoreError};
-use crate::upstream::Upstream;
-use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+use canary_core::upstream::Upstream;
+use arc_swap::{ArcSwapOption, Guard};
 use canary_core::exclude::Excludes;
 use canary_core::{RoutingTable, Share};
+pub use canary_proxy::Upstreams;
+use canary_proxy::routes::Routes;
 use serde_json::json;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
-
-/// The two upstreams, replaced together.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Upstreams {
-    /// Stable.
-    pub stable: Upstream,
-    /// Canary, if configured.
-    pub canary: Option<Upstream>,
-}
 
 /// Who changed the routing; recorded with every change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,17 +80,14 @@ struct Meta {
 /// The live state.
 #[derive(Debug)]
 pub struct Live {
-    routing: ArcSwap<RoutingTable>,
-    upstreams: ArcSwap<Upstreams>,
+    /// What the workers route by; written only under the meta lock.
+    routes: Arc<Routes>,
     meta: Mutex<Meta>,
     /// The state could not be read: the canary is blocked and no routing is
     /// written. Read without the meta lock, which a writer holds while it
     /// waits on the store: the election and health look at it meanwhile.
     fault: ArcSwapOption<StateFault>,
     store: Store,
-    /// Counts the canary's rollbacks (the table becoming `canary_blocked`);
-    /// open tunnels to the canary watch it to close on one.
-    rollbacks: watch::Sender<u64>,
     /// Feature flags served to services.
     pub flags: FeatureFlags,
 }
@@ -134,12 +123,10 @@ impl Live {
             }
         };
         Ok(Live {
-            routing: ArcSwap::from_pointee(table),
-            upstreams: ArcSwap::from_pointee(upstreams),
+            routes: Arc::new(Routes::new(table, upstreams)),
             meta: Mutex::new(meta),
             fault: ArcSwapOption::from(fault.map(Arc::new)),
             store,
-            rollbacks: watch::Sender::new(0),
             flags,
         })
     }
@@ -173,17 +160,12 @@ impl Live {
             // be written: its table stays ahead until that write lands.
             return;
         }
-        let old = self.routing.load_full();
+        let old = self.routes.routing_full();
         // A readable record from the fleet ends a fault an unreadable one began.
-        let (table, ups, new_meta) = restore((*old).clone(), (**self.upstreams.load()).clone(), p);
+        let (table, ups, new_meta) = restore((*old).clone(), (**self.routes.upstreams()).clone(), p);
         *meta = new_meta;
         self.fault.store(None);
-        self.upstreams.store(Arc::new(ups));
-        let blocked = table.canary_blocked && !old.canary_blocked;
-        self.routing.store(Arc::new(table));
-        if blocked {
-            self.rollbacks.send_modify(|n| *n += 1);
-        }
+        self.routes.publish(Arc::new(table), Some(ups));
         tracing::info!(revision = rev, "routing state from the cluster applied");
     }
 
@@ -199,30 +181,31 @@ impl Live {
 
     /// Share 0 and the canary blocked, in memory only; the caller holds the meta lock.
     fn block_in_memory(&self) {
-        let mut t = (*self.routing.load_full()).clone();
+        let mut t = (*self.routes.routing_full()).clone();
         t.share = Share::ZERO;
-        let newly = !t.canary_blocked;
         t.canary_blocked = true;
-        self.routing.store(Arc::new(t));
-        if newly {
-            self.rollbacks.send_modify(|n| *n += 1);
-        }
+        self.routes.publish(Arc::new(t), None);
+    }
+
+    /// What the data plane routes by.
+    pub fn routes(&self) -> Arc<Routes> {
+        Arc::clone(&self.routes)
     }
 
     /// The current routing table (lock-free).
     pub fn routing(&self) -> Guard<Arc<RoutingTable>> {
-        self.routing.load()
+        self.routes.routing()
     }
 
     /// The current upstreams (lock-free).
     pub fn upstreams(&self) -> Guard<Arc<Upstreams>> {
-        self.upstreams.load()
+        self.routes.upstreams()
     }
 
     /// A receiver that changes each time the canary is rolled back from now
     /// on (the routing table becomes `canary_blocked`).
     pub fn canary_rollbacks(&self) -> watch::Receiver<u64> {
-        self.rollbacks.subscribe()
+        self.routes.canary_rollbacks()
     }
 
     /// The state file.
@@ -266,7 +249,7 @@ impl Live {
         // Holding the meta lock serialises writers, so the order on disk is the
         // order of swaps.
         let mut meta = self.lock_meta();
-        let old = self.routing.load_full();
+        let old = self.routes.routing_full();
         let mut new = (*old).clone();
         let mut new_meta = meta.clone();
         if let Some(s) = change.share {
@@ -286,7 +269,7 @@ impl Live {
             new_meta.pinned =
                 Some((u.stable.url().to_string(), u.canary.as_ref().map(|c| c.url().to_string())));
         }
-        let ups_changed = change.upstreams.as_ref().is_some_and(|u| **self.upstreams.load() != *u);
+        let ups_changed = change.upstreams.as_ref().is_some_and(|u| **self.routes.upstreams() != *u);
         if new == *old && new_meta == *meta && !ups_changed && !meta.unsaved {
             if let Some(w) = rollout {
                 self.store.save_rollout(w.id, w.state, w.body, w.events)?;
@@ -308,18 +291,8 @@ impl Live {
             None => self.store.save_routing(&persisted(&new, &new_meta), kind, source.as_str(), &detail)?,
         }
         *meta = new_meta;
-        // Upstreams first: a request that sees the new table (say, canary
-        // enabled) must find the canary it points to.
-        if let Some(u) = change.upstreams {
-            self.upstreams.store(Arc::new(u));
-        }
         let new = Arc::new(new);
-        self.routing.store(Arc::clone(&new));
-        // After the swap: a tunnel that wakes up finds no new user going to
-        // the canary it leaves.
-        if new.canary_blocked && !old.canary_blocked {
-            self.rollbacks.send_modify(|n| *n += 1);
-        }
+        self.routes.publish(Arc::clone(&new), change.upstreams);
         Ok(new)
     }
 }

@@ -10,12 +10,13 @@ use crate::config::TlsFiles;
 use crate::controller::{self, Controller};
 use crate::dynamic::{self, FlagsStatus};
 use crate::live::{Live, Upstreams};
-use crate::metrics::Metrics;
-use crate::proxy;
 use crate::reload;
 use crate::store::Store;
-use crate::tls::{self, listener::ListenerPair, rotate::Rotation};
+use crate::tls::rotate::Rotation;
 use canary_core::RoutingTable;
+use canary_proxy::metrics::Metrics;
+use canary_proxy::tls::{self, listener::ListenerPair};
+use canary_proxy::{self as proxy, Settings};
 use rustls::{ClientConfig, ServerConfig};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,7 +91,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new(cfg.proxy.workers, cfg.max_routes));
     let (tx, rx) = watch::channel(false);
     let (proxy_addr, mut threads) =
-        proxy::start(Arc::clone(&cfg), Arc::clone(&live), &metrics, &proxy_tls, rx.clone())
+        proxy::start(Arc::new(settings(&cfg)), live.routes(), &metrics, &proxy_tls, rx.clone())
             .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
     let ctl = Controller::load(Arc::clone(&live), Arc::clone(&metrics), &cfg)
         .map_err(|e| StartError::Io(e.to_string()))?;
@@ -158,8 +159,11 @@ fn open_store(
 /// Returns the rotations that keep the files read: the listener's pair and
 /// the upstreams' CA file, each when set.
 fn start_tls(cfg: &ServeConfig) -> Result<(proxy::Tls, Vec<Arc<Rotation>>), StartError> {
-    let (upstreams, ca) = tls::client::config(&cfg.upstream_tls).map_err(StartError::Config)?;
-    if cfg.upstream_tls.insecure_skip_verify {
+    let ut = &cfg.upstream_tls;
+    let (upstreams, trust) =
+        tls::client::config(ut.ca_file.as_deref(), ut.insecure_skip_verify).map_err(StartError::Config)?;
+    let ca = trust.map(|t| Rotation::start(t).map_err(StartError::Config)).transpose()?;
+    if ut.insecure_skip_verify {
         tracing::warn!(
             "upstreams.insecure_skip_verify = true: the certificates of https upstreams are NOT verified; anyone on the path can impersonate them"
         );
@@ -178,7 +182,7 @@ fn listener_tls(
     listener: &'static str,
     http2: bool,
 ) -> Result<(Arc<ServerConfig>, Arc<Rotation>), StartError> {
-    let pair = ListenerPair::new(files, listener);
+    let pair = ListenerPair::new(&files.cert, &files.key, listener);
     let server = tls::listener::config(pair.slot(), http2).map_err(StartError::Config)?;
     let rotation = Rotation::start(pair).map_err(StartError::Config)?;
     Ok((server, rotation))
@@ -221,6 +225,19 @@ fn table(cfg: &ServeConfig) -> RoutingTable {
         excludes: cfg.excludes.clone(),
         has_canary: cfg.canary.is_some(),
         canary_blocked: false,
+    }
+}
+
+/// What the data plane is told of the configuration.
+fn settings(cfg: &ServeConfig) -> Settings {
+    Settings {
+        listen: cfg.listen,
+        proxy: cfg.proxy.clone(),
+        user_key: cfg.user_key.clone(),
+        version_header: cfg.version_header,
+        upgraded_on_rollback: cfg.upgraded_on_rollback,
+        routes: cfg.routes.clone(),
+        grpc_errors: cfg.grpc_errors,
     }
 }
 
@@ -293,7 +310,7 @@ async fn run_admin(
     };
     let served = match side.admin_tls {
         Some(tls) => {
-            let listener = tls::admin::TlsListener::new(listener, tls);
+            let listener = crate::tls::admin::TlsListener::new(listener, tls);
             axum::serve(listener, app).with_graceful_shutdown(stop).await
         }
         None => axum::serve(listener, app).with_graceful_shutdown(stop).await,

@@ -5,7 +5,7 @@
 
 use super::AdminState;
 use crate::controller;
-use crate::metrics::WindowSpec;
+use canary_proxy::metrics::WindowSpec;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};

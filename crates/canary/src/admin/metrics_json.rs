@@ -15,7 +15,7 @@
 
 use super::{AdminState, error};
 use crate::cluster::fleet_window;
-use crate::metrics::{ArmStats, ErrorRecord, Reading, WindowSpec};
+use canary_proxy::metrics::{ArmStats, ErrorRecord, Reading, WindowSpec};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;

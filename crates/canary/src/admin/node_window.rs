@@ -6,7 +6,7 @@
 use super::metrics_json::{MetricsQuery, RECENT, parse_spec};
 use super::{AdminState, error};
 use crate::cluster::window_wire::WireWindow;
-use crate::metrics::Reading;
+use canary_proxy::metrics::Reading;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;

@@ -11,7 +11,7 @@ use super::status::print_status;
 use super::{AdminArgs, DeployArgs};
 use crate::controller::api::DeployRequest;
 use crate::exit::{Exit, fail};
-use crate::upstream::Upstream;
+use canary_core::upstream::Upstream;
 use canary_core::Share;
 use canary_core::plan::{Plan, parse_duration_ms};
 use http::Method;

@@ -7,7 +7,7 @@
 use super::fleet::{Peer, get_json};
 use super::window_wire::WireWindow;
 use super::{Cluster, WINDOW_PATH};
-use crate::metrics::Reading;
+use canary_proxy::metrics::Reading;
 use serde::Serialize;
 
 /// Which replicas the sum covers.

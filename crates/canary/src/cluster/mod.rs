@@ -199,7 +199,7 @@ impl Cluster {
 
     /// The `/metrics` lines of the cluster: who leads, each replica's liveness.
     pub fn exposition(&self) -> String {
-        use crate::metrics::prometheus::{escape, gauge};
+        use canary_proxy::metrics::prometheus::{escape, gauge};
         use std::fmt::Write;
         let mut out = String::new();
         gauge(

@@ -48,7 +48,7 @@ impl PeerLink {
     {
         // Plain peers get a config that trusts nothing: it is never used,
         // since their URLs are http://, and it spares reading the system roots.
-        let tls = self.tls.as_deref().cloned().unwrap_or_else(crate::tls::client::verifying_none);
+        let tls = self.tls.as_deref().cloned().unwrap_or_else(canary_proxy::tls::client::verifying_none);
         let https = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
         Client::builder(TokioExecutor::new()).build(https)
     }

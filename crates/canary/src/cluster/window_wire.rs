@@ -4,8 +4,8 @@
 //! [`super::wire`]), so the sum of the replicas' readings is exact.
 
 use super::wire::{buckets, histogram};
-use crate::metrics::slot::{Counts, RouteCounts};
-use crate::metrics::{ArmStats, ErrorRecord, Reading, Snapshot};
+use canary_proxy::metrics::slot::{Counts, RouteCounts};
+use canary_proxy::metrics::{ArmStats, ErrorRecord, Reading, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -102,7 +102,7 @@ impl WireWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::slot::new_histogram;
+    use canary_proxy::metrics::slot::new_histogram;
     use canary_core::Version;
 
     fn arm(latencies: &[u64], seconds: f64) -> ArmStats {

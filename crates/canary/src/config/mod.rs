@@ -4,14 +4,15 @@
 //! the key and what is wrong, and `canary serve` exits with code 2.
 
 use crate::ops::config::{Contact, HookConfig, Incidents, OpsConfig, Release, Reports};
-use crate::upstream::Upstream;
 use crate::windows::{Windows, WindowsConfig};
 use canary_core::Share;
 use canary_core::exclude::Excludes;
 use canary_core::judge::Policy;
+pub use canary_core::proxy_config::{OnRollback, ProxyConfig, UserKey};
 use canary_core::plan::{Plan, parse_duration_ms};
 use canary_core::rollout::Controls;
 use canary_core::route_label::RouteTemplates;
+use canary_core::upstream::Upstream;
 pub use cluster::ClusterConfig;
 use http::HeaderName;
 use serde::Deserialize;
@@ -100,53 +101,6 @@ pub struct ConfigSource {
     pub file: PathBuf,
     /// The command-line values that override it.
     pub cli: Overrides,
-}
-
-/// Where a request's user key is read from, before falling back to the client address.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UserKey {
-    /// A request header (default `x-user-id`).
-    Header(HeaderName),
-    /// A cookie.
-    Cookie(String),
-}
-
-/// What a rollback does to the upgraded connections (WebSockets...) open on
-/// the canary (`[routing] upgraded_on_rollback`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnRollback {
-    /// Close them, so their users reconnect and land on stable (the default).
-    Close,
-    /// Leave them open until either side ends them.
-    Keep,
-}
-
-/// Limits and timeouts of the proxy.
-#[derive(Debug, Clone)]
-pub struct ProxyConfig {
-    /// Time to open a connection to an upstream before answering 502.
-    pub connect_timeout: Duration,
-    /// Time for an upstream to send its response head before answering 504.
-    pub response_timeout: Duration,
-    /// Time for a client to send a whole request head; it also bounds how long
-    /// an idle keep-alive connection is kept (as nginx's client_header_timeout
-    /// and keepalive_timeout do). Default 60 s.
-    pub header_read_timeout: Duration,
-    /// The longest pause in a request body before it is answered 408.
-    pub body_read_timeout: Duration,
-    /// The largest request head accepted, in bytes (431 beyond).
-    pub max_header_bytes: usize,
-    /// The largest request body accepted, in bytes (413 beyond).
-    pub max_body_bytes: u64,
-    /// Worker threads, each with its own listener socket and upstream pool.
-    pub workers: usize,
-    /// Idle upstream connections kept per upstream per worker.
-    pub max_idle_per_upstream: usize,
-    /// Serve HTTP/2 (prior knowledge) to clients besides HTTP/1.1.
-    pub http2: bool,
-    /// How long an upgraded connection may carry no byte either way before
-    /// it is closed. Default 1 hour.
-    pub upgraded_idle_timeout: Duration,
 }
 
 /// A refused configuration value: where it came from, which key, and why.

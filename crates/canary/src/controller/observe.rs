@@ -4,8 +4,8 @@
 //! ([`FleetObserver`]).
 
 use crate::cluster::fleet::Peers;
-use crate::metrics::Metrics;
-use crate::metrics::shard::TotalsSnapshot;
+use canary_proxy::metrics::Metrics;
+use canary_proxy::metrics::shard::TotalsSnapshot;
 use canary_core::Version;
 use canary_core::judge::{ArmWindow, Observation, RouteCount};
 use canary_core::window::merge;

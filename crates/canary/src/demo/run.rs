@@ -10,7 +10,7 @@ use crate::config::{self, Overrides};
 use crate::controller::api::DeployRequest;
 use crate::controller::lock;
 use crate::exit::{Exit, fail};
-use crate::metrics::WindowSpec;
+use canary_proxy::metrics::WindowSpec;
 use crate::server::{self, Running};
 use bytes::Bytes;
 use canary_core::Version;

@@ -92,9 +92,9 @@ impl HookConfig {
         let action = match (&self.command, &self.webhook) {
             (Some(c), None) => HookAction::Command(c.clone()),
             (None, Some(u)) => {
-                let url = crate::upstream::Upstream::parse(u).map_err(at)?;
+                let url = canary_core::upstream::Upstream::parse(u).map_err(at)?;
                 // The upstream parser also takes h2c://, which webhooks are not sent over.
-                if url.protocol() == crate::upstream::Protocol::H2c {
+                if url.protocol() == canary_core::upstream::Protocol::H2c {
                     return Err(at(format!("webhook `{u}`: write an http:// or https:// URL")));
                 }
                 HookAction::Webhook(u.clone())

@@ -1,36 +1,13 @@
-//! TLS with rustls (the `ring` provider): to `https://` upstreams, and on the
-//! proxy and admin listeners when a certificate is configured.
+//! The control plane's TLS: the admin API's listener, and the rotation that
+//! keeps TLS files (listener pairs, the upstreams' CA file) in service. The
+//! configs themselves are the data plane's (`canary_proxy::tls`).
 //!
 //! # Layout
-//! - [`client`]: the upstreams' client config: system roots, a private CA
-//!   (`ca_file`) or no verification at all (`insecure_skip_verify`).
-//! - [`trust`]: the private CA's certificates, swapped when the file changes.
-//! - [`pair`]: a certificate chain and its private key read from PEM files,
-//!   with errors that name the file and what is wrong.
-//! - [`listener`]: the server config; its certificate sits behind an
-//!   `ArcSwap`, so a new pair serves new handshakes while open connections
-//!   keep theirs.
 //! - [`admin`]: the admin API's listener, handshakes done before axum
 //!   sees a connection.
 //! - [`rotate`]: a listener's pair, or the upstreams' CA file, re-read when
 //!   the files change or on SIGHUP; bad content keeps what is in service, and
 //!   both outcomes are events.
-//! - [`validity`]: a certificate's dates; a listener's certificate outside
-//!   them is refused, at start and on rotation.
 
 pub mod admin;
-pub mod client;
-pub mod listener;
-pub mod pair;
 pub mod rotate;
-pub mod trust;
-pub mod validity;
-
-use std::sync::Arc;
-
-/// The one crypto provider of the process: `ring` builds with a C compiler
-/// alone, and every config is made with it explicitly, so nothing depends on
-/// a process-wide default being installed.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}

@@ -14,38 +14,13 @@
 //! and `upstream_ca_reload_failed`), once per distinct content.
 
 use crate::live::Live;
+use canary_proxy::tls::Reloadable;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// How often the files are read to see whether they changed.
 pub const EVERY: Duration = Duration::from_secs(1);
-
-/// Something made of files and kept in service: a listener's pair, or the
-/// upstreams' trusted CAs.
-pub trait Reloadable: Send + Sync + std::fmt::Debug {
-    /// The files, read together in this order, each with what it holds
-    /// ("TLS certificate", "CA file (upstreams.ca_file)"...) for errors.
-    fn files(&self) -> Vec<(&Path, &'static str)>;
-
-    /// Puts the files' content (in the order of [`Reloadable::files`]) in
-    /// service from the next connection on, or says why it cannot.
-    fn install(&self, content: &[Vec<u8>]) -> Result<(), String>;
-
-    /// What it is, for the log: "TLS certificate /etc/tls.crt (proxy listener)".
-    fn name(&self) -> String;
-
-    /// The event kinds of a reload (done, refused) and the detail both carry.
-    fn event(&self) -> (&'static str, &'static str, serde_json::Value);
-
-    /// Asked at every check: what is in service has gone bad while served
-    /// (a certificate past its date), said once per content: the event kind
-    /// and the reason.
-    fn lapsed(&self, _now: jiff::Timestamp) -> Option<(&'static str, String)> {
-        None
-    }
-}
 
 /// Files kept in service, and what was last read of them.
 #[derive(Debug)]
@@ -128,7 +103,7 @@ impl Rotation {
             Ok(()) => Outcome::Reloaded,
             Err(why) => Outcome::Kept(why),
         };
-        let waiting = matches!(&outcome, Outcome::Kept(why) if why.contains(super::validity::NOT_YET_VALID));
+        let waiting = matches!(&outcome, Outcome::Kept(why) if why.contains(canary_proxy::tls::validity::NOT_YET_VALID));
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         (seen.handled, seen.waiting) = (print, waiting);
         drop(seen);
@@ -138,7 +113,7 @@ impl Rotation {
 }
 
 fn read(what: &dyn Reloadable) -> Read {
-    what.files().into_iter().map(|(path, holds)| super::pair::read(path, holds)).collect()
+    what.files().into_iter().map(|(path, holds)| canary_proxy::tls::pair::read(path, holds)).collect()
 }
 
 fn install(what: &dyn Reloadable, read: Read) -> Result<(), String> {

@@ -279,7 +279,7 @@ async fn the_upstream_gets_the_clients_lines_with_its_own_host_and_forwarded_hea
     let (stable, dir) = (Upstream::start("stable"), tempdir());
     let (recorder, mut heads) = recording_upstream().await;
     let mut cfg = config(&stable, None, "0", dir.path());
-    cfg.stable = canary::upstream::Upstream::parse(&format!("http://{recorder}/base")).unwrap();
+    cfg.stable = canary_core::upstream::Upstream::parse(&format!("http://{recorder}/base")).unwrap();
     let srv = start(cfg);
     let mut c = Reader::connect(srv.proxy_addr).await;
     c.send(

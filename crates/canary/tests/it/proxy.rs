@@ -17,7 +17,7 @@ async fn a_dead_canary_costs_clients_nothing() {
     // A port with nothing listening, kept so that no other server takes it.
     let (dead, _reserved) = reserved();
     let mut cfg = config(&stable, None, "50", dir.path());
-    cfg.canary = Some(canary::upstream::Upstream::parse(&format!("http://{dead}")).unwrap());
+    cfg.canary = Some(canary_core::upstream::Upstream::parse(&format!("http://{dead}")).unwrap());
     let srv = start(cfg);
     let c = client();
     for i in 0..200 {

@@ -98,7 +98,7 @@ async fn start_with(
     let (dummy, dir) = (Upstream::start("unused"), tempdir());
     let mut cfg = config(&dummy, None, "0", dir.path());
     tune(&mut cfg);
-    cfg.stable = canary::upstream::Upstream::parse(&format!("http://{addr}")).unwrap();
+    cfg.stable = canary_core::upstream::Upstream::parse(&format!("http://{addr}")).unwrap();
     (start(cfg), dir)
 }
 

@@ -16,7 +16,7 @@
 
 use super::pool::{ConnectError, UpstreamReqBody};
 use super::stream::Stream;
-use crate::upstream::Upstream;
+use canary_core::upstream::Upstream;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustc_hash::FxHashMap;

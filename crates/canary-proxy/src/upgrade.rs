@@ -29,9 +29,9 @@ use super::pool::UpstreamReqBody;
 use super::reply;
 use super::service::{Ctx, MAX_RESPONSE_HEAD, Peer, add_forwarded, fail, is_safe, record, respond, retarget};
 use super::tunnel::{self, Rollback, Tunnel};
-use crate::config::OnRollback;
-use crate::live::Upstreams;
-use crate::upstream::{Protocol, Upstream};
+use canary_core::proxy_config::OnRollback;
+use crate::routes::Upstreams;
+use canary_core::upstream::{Protocol, Upstream};
 use canary_core::Version;
 use http::{HeaderValue, Request, Response, StatusCode, header, request};
 use hyper::body::Incoming;
@@ -74,14 +74,14 @@ pub(super) async fn forward(
     let switch = Switch {
         client: hyper::upgrade::on(&mut req),
         protocol: req.headers().get(header::UPGRADE).cloned(),
-        rollbacks: ctx.w.live.canary_rollbacks(),
+        rollbacks: ctx.w.routes.canary_rollbacks(),
     };
     let (mut parts, _) = req.into_parts();
     keep_upgrade(&mut parts.headers, None);
     add_forwarded(&mut parts, peer);
     let mut version = version;
     loop {
-        let ups = ctx.w.live.upstreams();
+        let ups = ctx.w.routes.upstreams();
         let (v, target) = pick(version, &ups);
         version = v;
         let pending = InFlight::begin(&ctx.w.shard, version, ctx.route(), ctx.start());
@@ -169,7 +169,7 @@ fn switched(ctx: &Ctx, version: Version, head: Head, conn: h1::Conn, s: Switch) 
         resp.headers_mut().insert(X_CANARY_VERSION, HeaderValue::from_static(version.as_str()));
     }
     let closes = version == Version::Canary && cfg.upgraded_on_rollback == OnRollback::Close;
-    let rollback = closes.then(|| Rollback { rx: s.rollbacks, live: Arc::clone(&ctx.w.live) });
+    let rollback = closes.then(|| Rollback { rx: s.rollbacks, routes: Arc::clone(&ctx.w.routes) });
     let (upstream, early) = conn.into_io();
     tokio::spawn(tunnel::run(Tunnel {
         client: s.client,

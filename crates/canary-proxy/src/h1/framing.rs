@@ -186,7 +186,7 @@ fn trailer_fields(section: &[u8]) -> HeaderMap {
             out.append(name, value);
         }
     }
-    crate::proxy::headers::strip_trailer_fields(&mut out);
+    crate::headers::strip_trailer_fields(&mut out);
     out
 }
 

@@ -21,8 +21,8 @@ use super::h1;
 use super::service::{
     self, Ctx, Fields, LeanFailure, LeanWant, Peer, Sent, Worker, decide_with, fail, respond,
 };
-use crate::live::Upstreams;
-use crate::upstream::Upstream;
+use crate::routes::Upstreams;
+use canary_core::upstream::Upstream;
 use arc_swap::Guard;
 use canary_core::{Version, path};
 use http::{Method, Response};
@@ -36,7 +36,7 @@ use tokio::time::Sleep;
 // The request is borrowed, not moved: moved, its few hundred bytes would be
 // copied into this future and again into its locals.
 pub async fn handle(w: Arc<Worker>, peer: &Peer, req: &Lean, timer: Pin<&mut Sleep>) -> Response<ProxyBody> {
-    let ups = w.live.upstreams();
+    let ups = w.routes.upstreams();
     if !takes(&w, &ups, &req.method) {
         // Boxed: hyper's client and HTTP/2 make this future several times
         // the size of the common one, and every request's would carry it.
@@ -61,7 +61,7 @@ fn begin(w: Arc<Worker>, peer: &Peer, req: &Lean, start: Instant) -> (Ctx, Versi
     let norm = path::normalize(req.uri.path());
     let user = req.value(req.seen.user);
     let fields = Fields { canary: req.value(req.seen.canary), user, cookies: || req.cookies() };
-    let to = decide_with(&w.live.routing(), &fields.facts(&w.cfg, &norm, peer));
+    let to = decide_with(&w.routes.routing(), &fields.facts(&w.cfg, &norm, peer));
     let route = w.shard.route_index(&w.cfg.routes.label(&norm));
     drop(norm);
     (Ctx::lean(w, route, start, req.method.clone(), req.uri.clone()), to)
@@ -96,7 +96,7 @@ async fn forward(
         };
         fail(ctx, version, None, &why);
         ctx.w.shard.record_recovered(version, Instant::now());
-        let ups = ctx.w.live.upstreams();
+        let ups = ctx.w.routes.upstreams();
         return Box::pin(forward(ctx, Version::Stable, req, peer, timer, ups)).await;
     }
     match failure {

@@ -12,7 +12,7 @@
 use super::h1;
 use super::h2;
 use super::stream::Stream;
-use crate::upstream::{Protocol, Upstream};
+use canary_core::upstream::{Protocol, Upstream};
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};

@@ -4,8 +4,8 @@
 //! head and a body that is ready at once sent in one system call.
 
 use super::date;
-use crate::proxy::body::ProxyBody;
-use crate::proxy::h1::raw::{self, RawHead};
+use crate::body::ProxyBody;
+use crate::h1::raw::{self, RawHead};
 use bytes::{Buf, Bytes};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};

@@ -25,10 +25,11 @@ use super::headers::{
 use super::in_flight::InFlight;
 use super::pool::{BodyStalled, Checkout, ClientBody, ClientBodyFailed, Pool, UpstreamReqBody};
 use super::{deadline, reply, upgrade};
-use crate::config::{ServeConfig, UserKey};
-use crate::live::Live;
+use crate::settings::Settings;
+use canary_core::proxy_config::UserKey;
+use crate::routes::Routes;
 use crate::metrics::{ErrorRecord, Outcome, Shard};
-use crate::upstream::{Protocol, Upstream};
+use canary_core::upstream::{Protocol, Upstream};
 use canary_core::request::{Override, bounded_key, cookie_value};
 use canary_core::routing::RequestFacts;
 use canary_core::{Version, decide, path};
@@ -47,9 +48,9 @@ use tokio::time::Sleep;
 #[derive(Debug)]
 pub struct Worker {
     /// Routing state.
-    pub live: Arc<Live>,
+    pub routes: Arc<Routes>,
     /// Configuration.
-    pub cfg: Arc<ServeConfig>,
+    pub cfg: Arc<Settings>,
     /// This worker's metrics.
     pub shard: Arc<Shard>,
     /// This worker's upstream connections.
@@ -201,7 +202,7 @@ fn begin(
     start: Instant,
 ) -> (Ctx, Version, bool) {
     let norm = path::normalize(uri.path());
-    let to = decide_with(&w.live.routing(), &facts(&w.cfg, headers, &norm, peer));
+    let to = decide_with(&w.routes.routing(), &facts(&w.cfg, headers, &norm, peer));
     let grpc = grpc::is_call(method, headers);
     let route = match grpc.then(|| grpc::label(uri.path())).flatten() {
         Some(label) => w.shard.route_index(label),
@@ -224,7 +225,7 @@ fn asks_trailers(h: &http::HeaderMap) -> bool {
     })
 }
 
-fn too_large(cfg: &ServeConfig, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+fn too_large(cfg: &Settings, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
     let len = req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok()?;
     (len > cfg.proxy.max_body_bytes).then(|| {
         let msg =
@@ -233,7 +234,7 @@ fn too_large(cfg: &ServeConfig, req: &Request<Incoming>) -> Option<Response<Prox
     })
 }
 
-fn facts<'a>(cfg: &'a ServeConfig, h: &'a http::HeaderMap, path: &'a str, peer: &'a Peer) -> Facts<'a> {
+fn facts<'a>(cfg: &'a Settings, h: &'a http::HeaderMap, path: &'a str, peer: &'a Peer) -> Facts<'a> {
     let user = match &cfg.user_key {
         UserKey::Header(name) => h.get(name).map(HeaderValue::as_bytes),
         UserKey::Cookie(_) => None,
@@ -257,7 +258,7 @@ pub(super) struct Fields<'a, C> {
 impl<'a, C: Fn() -> I, I: Iterator<Item = &'a [u8]>> Fields<'a, C> {
     /// What routing needs to know: the override (header, else cookie) and
     /// the user key (its header or cookie, else the client's address).
-    pub(super) fn facts(self, cfg: &'a ServeConfig, path: &'a str, peer: &'a Peer) -> Facts<'a> {
+    pub(super) fn facts(self, cfg: &'a Settings, path: &'a str, peer: &'a Peer) -> Facts<'a> {
         let forced = self
             .canary
             .and_then(Override::parse)
@@ -315,7 +316,7 @@ pub(super) fn add_forwarded(parts: &mut http::request::Parts, peer: &Peer) {
 }
 
 async fn forward(ctx: &Ctx, version: Version, req: Request<UpstreamReqBody>) -> Response<ProxyBody> {
-    let ups = ctx.w.live.upstreams();
+    let ups = ctx.w.routes.upstreams();
     let (version, target) = match (version, &ups.canary) {
         (Version::Canary, Some(c)) => (Version::Canary, c),
         _ => (Version::Stable, &ups.stable),
@@ -746,7 +747,7 @@ fn remember(ctx: &Ctx, version: Version, status: Option<u16>, why: &str) {
     let path = ctx.uri.path();
     let cut = (0..=path.len().min(200)).rev().find(|&i| path.is_char_boundary(i)).unwrap_or(0);
     ctx.w.shard.record_error(ErrorRecord {
-        at_ms: crate::store::now_ms() as u64,
+        at_ms: crate::clock::now_ms(),
         version,
         method: ctx.method.to_string(),
         path: path[..cut].to_string(),

@@ -1,6 +1,17 @@
-//! The data plane: listeners, worker threads and the per-request service.
+//! canary's data plane: listeners, worker threads and the per-request
+//! service, the upstream connections, TLS and the measurements.
+//!
+//! Its surface is small: [`start`] takes the [`Settings`], a [`Routes`]
+//! snapshot to route by, the [`Metrics`] to record outcomes in and the TLS
+//! configs, and runs the workers until shutdown. It knows nothing of the
+//! controller, the admin API, the state file or the cluster: the crate does
+//! not depend on them, so the request path cannot reach them.
 //!
 //! # Layout
+//! - [`settings`]: what the data plane is told at start.
+//! - [`routes`]: the routing table and upstreams the workers read.
+//! - [`metrics`]: per-version, per-route measurements and their windows.
+//! - [`tls`]: rustls configs for the listener and `https://` upstreams.
 //! - [`listener`]: binds one `SO_REUSEPORT` socket per worker on the same address.
 //! - [`front`]: the lean client-side HTTP/1.1 path for plain connections;
 //!   [`general`]: hyper's server, for TLS, HTTP/2 and what `front` hands over;
@@ -27,6 +38,7 @@
 //! path free of cross-thread locks and cache-line traffic.
 
 pub mod body;
+pub mod clock;
 pub mod deadline;
 pub mod drain;
 pub mod front;
@@ -38,16 +50,20 @@ pub mod headers;
 pub mod in_flight;
 pub mod lean;
 pub mod listener;
+pub mod metrics;
 pub mod pool;
 pub mod reply;
+pub mod routes;
 pub mod service;
+pub mod settings;
 pub mod stream;
+pub mod tls;
 pub mod tunnel;
 pub mod upgrade;
 
-use crate::config::ServeConfig;
-use crate::live::Live;
-use crate::metrics::Metrics;
+pub use metrics::Metrics;
+pub use routes::{Routes, Upstreams};
+pub use settings::Settings;
 use drain::{Drain, Watch};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -81,8 +97,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 /// Starts the workers; returns the bound address and the worker threads.
 pub fn start(
-    cfg: Arc<ServeConfig>,
-    live: Arc<Live>,
+    cfg: Arc<Settings>,
+    routes: Arc<Routes>,
     metrics: &Metrics,
     tls: &Tls,
     shutdown: watch::Receiver<bool>,
@@ -92,7 +108,7 @@ pub fn start(
     let mut threads = Vec::with_capacity(sockets.len());
     for (i, sock) in sockets.into_iter().enumerate() {
         let worker = Arc::new(Worker {
-            live: Arc::clone(&live),
+            routes: Arc::clone(&routes),
             cfg: Arc::clone(&cfg),
             shard: metrics.shard(i),
             pool: Pool::new(
@@ -209,7 +225,7 @@ async fn timer_anchor(period: Duration) {
 
 /// Half the shortest per-request timeout, so a request's timer is always due
 /// after the anchor's next tick.
-fn anchor_period(cfg: &ServeConfig) -> Duration {
+fn anchor_period(cfg: &Settings) -> Duration {
     let p = &cfg.proxy;
     let shortest = [p.response_timeout, p.header_read_timeout, p.body_read_timeout, p.connect_timeout]
         .into_iter()
@@ -218,7 +234,7 @@ fn anchor_period(cfg: &ServeConfig) -> Duration {
     (shortest / 2).max(Duration::from_millis(1))
 }
 
-fn builder(cfg: &ServeConfig) -> auto::Builder<TokioExecutor> {
+fn builder(cfg: &Settings) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())

@@ -8,9 +8,7 @@
 //! HTTP/1.1 connections, h2 and HTTP/1.1 to learn which one an upstream speaks.
 
 use super::pair;
-use super::rotate::Rotation;
 use super::trust::Trust;
-use crate::config::UpstreamTls;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -18,31 +16,35 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::path::Path;
 use std::sync::Arc;
 
-/// The client config for every upstream connection, and with a `ca_file`
-/// the rotation that keeps reading it (see `trust`); the error names the CA
-/// file and what is wrong with it.
-pub fn config(settings: &UpstreamTls) -> Result<(Arc<ClientConfig>, Option<Arc<Rotation>>), String> {
+/// The client config for every upstream connection, verifying against the
+/// CAs in `ca_file` (the system's roots without one) unless `insecure`; with
+/// a `ca_file`, the [`Trust`] a rotation keeps reading it into (still empty:
+/// the rotation's first read fills it). The error names what is wrong.
+pub fn config(
+    ca_file: Option<&Path>,
+    insecure: bool,
+) -> Result<(Arc<ClientConfig>, Option<Arc<Trust>>), String> {
     let provider = super::provider();
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS client: {e}"))?;
-    let (mut cfg, rotation) = match (&settings.ca_file, settings.insecure_skip_verify) {
+    let (mut cfg, trust) = match (ca_file, insecure) {
         (_, true) => {
             let none = Arc::new(NoVerify(provider));
             (builder.dangerous().with_custom_certificate_verifier(none).with_no_client_auth(), None)
         }
         (Some(file), false) => {
             let trust = Trust::new(file, provider);
-            let rotation = Rotation::start(Arc::clone(&trust) as Arc<dyn super::rotate::Reloadable>)?;
             // A verifier of our own only to swap the CAs: rustls' verifies.
-            let cfg = builder.dangerous().with_custom_certificate_verifier(trust).with_no_client_auth();
-            (cfg, Some(rotation))
+            let verifier = Arc::clone(&trust);
+            let cfg = builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
+            (cfg, Some(trust))
         }
         (None, false) => (builder.with_root_certificates(roots(None, "")?).with_no_client_auth(), None),
     };
     // The pool replaces this for the connections that may speak h2.
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((Arc::new(cfg), rotation))
+    Ok((Arc::new(cfg), trust))
 }
 
 /// A verifying config without ALPN (hyper-rustls sets its own), for the

@@ -29,7 +29,7 @@ use super::deadline;
 use super::drain::Watch;
 use super::general;
 use super::service::{Peer, Worker};
-use crate::config::UserKey;
+use canary_core::proxy_config::UserKey;
 use bytes::BytesMut;
 use head::{Lean, Parsed};
 use http::HeaderName;

@@ -1,5 +1,5 @@
 //! The CAs `https://` upstreams are verified against when `[upstreams]
-//! ca_file` is set, swappable while canary runs: a [`super::rotate::Rotation`]
+//! ca_file` is set, swappable while canary runs: a rotation (the control plane's)
 //! reads the file again when it changes or on SIGHUP, as for a listener's
 //! pair, and a file that does not load keeps the CAs in service.
 //!
@@ -10,7 +10,7 @@
 //! against the CAs in service when it is made.
 
 use super::pair;
-use super::rotate::Reloadable;
+use super::Reloadable;
 use arc_swap::ArcSwapOption;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -16,7 +16,7 @@
 //! goodbye (a WebSocket close frame) without parsing the stream it carries.
 
 use super::stream::Stream;
-use crate::live::Live;
+use crate::routes::Routes;
 use crate::metrics::UpgradedGuard;
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
@@ -54,7 +54,7 @@ pub struct Rollback {
     /// Changes on every rollback after it was subscribed.
     pub rx: watch::Receiver<u64>,
     /// For the one rollback that may have come before the subscription.
-    pub live: Arc<Live>,
+    pub routes: Arc<Routes>,
 }
 
 /// How long the other direction may go on after one side closed its end
@@ -115,10 +115,10 @@ async fn finish(
 
 /// Completes when the canary is rolled back; never without a [`Rollback`].
 async fn rolled_back(r: Option<Rollback>) {
-    let Some(Rollback { mut rx, live }) = r else { return std::future::pending().await };
+    let Some(Rollback { mut rx, routes }) = r else { return std::future::pending().await };
     // Routed to the canary means it was not blocked then; blocked now means
     // a rollback came between the decision and the subscription.
-    if live.routing().canary_blocked {
+    if routes.routing().canary_blocked {
         return;
     }
     if rx.changed().await.is_err() {

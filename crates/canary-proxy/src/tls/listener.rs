@@ -5,17 +5,16 @@
 //! pair the [`CertSlot`] holds at the moment of each handshake. Swapping the
 //! slot is one atomic pointer store; connections already open keep the keys
 //! they agreed on, and nothing is dropped. [`ListenerPair`] is what a
-//! [`super::rotate::Rotation`] reloads into the slot.
+//! rotation reloads into the slot.
 
-use super::rotate::Reloadable;
+use super::Reloadable;
 use super::{pair, validity};
-use crate::config::TlsFiles;
 use arc_swap::ArcSwapOption;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The certificate served to new handshakes; empty only until the first
@@ -57,7 +56,8 @@ pub fn config(slot: Arc<CertSlot>, http2: bool) -> Result<Arc<ServerConfig>, Str
 pub struct ListenerPair {
     /// Which listener serves the pair ("proxy" or "admin"), for logs and events.
     listener: &'static str,
-    files: TlsFiles,
+    cert: PathBuf,
+    key: PathBuf,
     slot: Arc<CertSlot>,
     provider: Arc<CryptoProvider>,
     /// The served certificate's `notAfter`, and whether its passing was told.
@@ -65,12 +65,13 @@ pub struct ListenerPair {
 }
 
 impl ListenerPair {
-    /// The pair in `files` for `listener`, with an empty slot (a
-    /// [`super::rotate::Rotation`] fills it).
-    pub fn new(files: &TlsFiles, listener: &'static str) -> Arc<ListenerPair> {
+    /// The pair in files `cert` and `key` for `listener`, with an empty slot
+    /// (a rotation fills it).
+    pub fn new(cert: &Path, key: &Path, listener: &'static str) -> Arc<ListenerPair> {
         let slot = Arc::new(CertSlot::default());
         let provider = super::provider();
-        Arc::new(ListenerPair { listener, files: files.clone(), slot, provider, expires: Mutex::default() })
+        let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
+        Arc::new(ListenerPair { listener, cert, key, slot, provider, expires: Mutex::default() })
     }
 
     /// The slot the listener's handshakes take their certificate from.
@@ -81,27 +82,27 @@ impl ListenerPair {
 
 impl Reloadable for ListenerPair {
     fn files(&self) -> Vec<(&Path, &'static str)> {
-        vec![(&self.files.cert, "certificate"), (&self.files.key, "private key")]
+        vec![(&self.cert, "certificate"), (&self.key, "private key")]
     }
 
     fn install(&self, content: &[Vec<u8>]) -> Result<(), String> {
         let [cert, key] = content else { return Err("a certificate and a key are needed".into()) };
-        let pair = pair::from_pem(&self.files.cert, cert, &self.files.key, key, &self.provider)?;
+        let pair = pair::from_pem(&self.cert, cert, &self.key, key, &self.provider)?;
         // Every client that checks dates would refuse it: never put in service.
         let leaf =
-            pair.cert.first().ok_or_else(|| format!("{}: no certificate", self.files.cert.display()))?;
-        let dates = validity::check(&self.files.cert, leaf, jiff::Timestamp::now())?;
+            pair.cert.first().ok_or_else(|| format!("{}: no certificate", self.cert.display()))?;
+        let dates = validity::check(&self.cert, leaf, jiff::Timestamp::now())?;
         self.slot.set(pair);
         *self.expires.lock().unwrap_or_else(PoisonError::into_inner) = Some((dates.not_after, false));
         Ok(())
     }
 
     fn name(&self) -> String {
-        format!("TLS certificate {} ({} listener)", self.files.cert.display(), self.listener)
+        format!("TLS certificate {} ({} listener)", self.cert.display(), self.listener)
     }
 
     fn event(&self) -> (&'static str, &'static str, serde_json::Value) {
-        let (cert, key) = (self.files.cert.display().to_string(), self.files.key.display().to_string());
+        let (cert, key) = (self.cert.display().to_string(), self.key.display().to_string());
         (
             "tls_reloaded",
             "tls_reload_failed",
@@ -116,7 +117,7 @@ impl Reloadable for ListenerPair {
             return None;
         }
         *told = true;
-        let (cert, key) = (self.files.cert.display(), self.files.key.display());
+        let (cert, key) = (self.cert.display(), self.key.display());
         let why = format!(
             "the certificate in service expired on {not_after}: clients that check dates refuse it; \
              write a current pair to {cert} and {key} (read within a second, or on kill -HUP)"
