@@ -8,10 +8,10 @@
 //! reads the trailers as they pass (see `grpc.rs`).
 
 use super::grpc;
-use super::h1;
 use super::headers::strip_trailer_fields;
-use super::pool::{Checkout, Pool};
 use crate::metrics::{ErrorRecord, Outcome, Shard};
+use crate::upstream::h1;
+use crate::upstream::pool::{Checkout, Pool};
 use bytes::Bytes;
 use http::HeaderMap;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -56,7 +56,7 @@ impl ProxyBody {
     /// so (see `h1::raw`); the response's header map is then empty.
     pub fn take_raw_head(&mut self) -> Option<h1::raw::RawHead> {
         match self {
-            ProxyBody::Upstream { inner: UpstreamBody::Lean(b), .. } => b.take_raw(),
+            ProxyBody::Upstream { inner: UpstreamBody::H1(b), .. } => b.take_raw(),
             _ => None,
         }
     }
@@ -67,15 +67,15 @@ impl ProxyBody {
 pub enum UpstreamBody {
     /// From hyper's client (requests with a body, and HTTP/2 upstreams).
     Hyper(Incoming),
-    /// Read straight from the connection (the lean path, see `h1`).
-    Lean(h1::body::Body),
+    /// Read straight from the connection (the in-task exchange, see `upstream::h1`).
+    H1(h1::body::Body),
 }
 
 impl UpstreamBody {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self {
             // hyper's HTTP/1.1 client passes chunked trailers on as they came
-            // (the lean path's decoder strips them itself).
+            // (the in-task exchange's decoder strips them itself).
             UpstreamBody::Hyper(b) => Pin::new(b)
                 .poll_frame(cx)
                 .map_ok(|mut f| {
@@ -85,21 +85,21 @@ impl UpstreamBody {
                     f
                 })
                 .map_err(Into::into),
-            UpstreamBody::Lean(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             UpstreamBody::Hyper(b) => b.is_end_stream(),
-            UpstreamBody::Lean(b) => b.is_end_stream(),
+            UpstreamBody::H1(b) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamBody::Hyper(b) => b.size_hint(),
-            UpstreamBody::Lean(b) => b.size_hint(),
+            UpstreamBody::H1(b) => b.size_hint(),
         }
     }
 
@@ -107,15 +107,15 @@ impl UpstreamBody {
     pub fn raw_mut(&mut self) -> Option<&mut h1::raw::RawHead> {
         match self {
             UpstreamBody::Hyper(_) => None,
-            UpstreamBody::Lean(b) => b.raw_mut(),
+            UpstreamBody::H1(b) => b.raw_mut(),
         }
     }
 
-    /// The lean path's connection, if it can carry another exchange.
+    /// The in-task exchange's connection, if it can carry another exchange.
     fn take_reusable(&mut self) -> Option<h1::Conn> {
         match self {
             UpstreamBody::Hyper(_) => None,
-            UpstreamBody::Lean(b) => b.take_reusable(),
+            UpstreamBody::H1(b) => b.take_reusable(),
         }
     }
 }
@@ -126,7 +126,7 @@ pub enum Recycle {
     /// A hyper connection.
     Hyper(Checkout),
     /// A plain connection to the upstream with this key; the body holds it.
-    Lean(Arc<str>),
+    H1(Arc<str>),
     /// A stream of a shared HTTP/2 connection: nothing to give back.
     Shared,
 }
@@ -158,9 +158,9 @@ impl Completion {
         self.finished = true;
         match self.conn.take().filter(|_| clean) {
             Some(Recycle::Hyper(c)) => self.pool.put(c),
-            Some(Recycle::Lean(key)) => {
+            Some(Recycle::H1(key)) => {
                 if let Some(c) = body.take_reusable() {
-                    self.pool.put_lean(key, c);
+                    self.pool.put_h1(key, c);
                 }
             }
             Some(Recycle::Shared) | None => {}

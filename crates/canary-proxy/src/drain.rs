@@ -3,7 +3,7 @@
 //! close, and the worker waits until all have.
 //!
 //! hyper-util's `GracefulShutdown` does the same for hyper's connections only;
-//! the lean HTTP/1.1 path (`front`) is not one, so both kinds use this.
+//! the fast HTTP/1.1 path (`client::h1_fast`) is not one, so both kinds use this.
 
 use tokio::sync::watch;
 

@@ -10,7 +10,7 @@
 //! response that ends without any `grpc-status` is what gRPC clients see as
 //! UNKNOWN, and counts as such.
 
-pub use canary_core::grpc_codes::{CodeName, Codes, NAMES};
+use canary_core::grpc_codes::{Codes, NAMES};
 use http::{HeaderMap, Method, header};
 
 /// UNKNOWN: what a call without a `grpc-status` amounts to.
@@ -76,6 +76,7 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use canary_core::grpc_codes::CodeName;
     use http::HeaderValue;
 
     #[test]

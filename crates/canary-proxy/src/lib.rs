@@ -13,62 +13,51 @@
 //! - [`metrics`]: per-version, per-route measurements and their windows.
 //! - [`tls`]: rustls configs for the listener and `https://` upstreams.
 //! - [`listener`]: binds one `SO_REUSEPORT` socket per worker on the same address.
-//! - [`front`]: the lean client-side HTTP/1.1 path for plain connections;
-//!   [`general`]: hyper's server, for TLS, HTTP/2 and what `front` hands over;
-//!   [`drain`]: their graceful shutdown.
-//! - [`service`]: one request's phases (limits, route, forward, respond);
-//!   [`lean`]: the same for a lean-path request, from its client's bytes.
-//! - [`pool`]: a worker's upstream connections.
-//! - [`deadline`]: waits cut off by a timer kept with the connection.
-//! - [`stream`]: an upstream connection's bytes, plain TCP or TLS.
-//! - [`h1`]: the lean in-task HTTP/1.1 exchange for body-less requests.
-//! - [`h2`]: the shared HTTP/2 connections to `h2c://` and h2 `https://` upstreams.
+//! - [`client`]: the client side: the fast HTTP/1.1 path for plain
+//!   connections, and hyper's server for TLS, HTTP/2 and what it hands over;
+//!   [`drain`]: their graceful shutdown; [`deadline`]: waits cut off by a
+//!   timer kept with the connection.
+//! - [`forward`]: one request's phases (limits, route, forward, respond) and
+//!   the one forwarding policy every request path follows.
+//! - [`upstream`]: the pool of upstream connections, the in-task HTTP/1.1
+//!   exchange and the shared HTTP/2 connections.
 //! - [`grpc`]: gRPC calls: their route label and their outcome (`grpc-status`).
 //! - [`body`]: the streamed response body that records the outcome at its end.
 //! - [`in_flight`]: a request in flight until its outcome is in hand, counted
 //!   once even when its client leaves first.
 //! - [`headers`]: hop-by-hop and `x-forwarded-*` handling.
 //! - [`reply`]: the proxy's own JSON error replies.
-//! - [`upgrade`]: requests that switch protocols (WebSocket...), forwarded
-//!   with their `Upgrade` header; [`tunnel`]: the connection after the 101.
+//! - [`clock`]: the wall clock outcomes are stamped with.
 //!
 //! Each worker is a thread with a single-threaded tokio runtime, its own
 //! listening socket (the kernel spreads connections between them), its own
 //! upstream pool and its own metrics shard: nginx's model, which keeps the hot
 //! path free of cross-thread locks and cache-line traffic.
 
-pub mod body;
-pub mod clock;
-pub mod deadline;
-pub mod drain;
-pub mod front;
-pub mod general;
-pub mod grpc;
-pub mod h1;
-pub mod h2;
-pub mod headers;
-pub mod in_flight;
-pub mod lean;
-pub mod listener;
+mod body;
+mod client;
+mod clock;
+mod deadline;
+mod drain;
+mod forward;
+mod grpc;
+mod headers;
+mod in_flight;
+mod listener;
 pub mod metrics;
-pub mod pool;
-pub mod reply;
+mod reply;
 pub mod routes;
-pub mod service;
 pub mod settings;
-pub mod stream;
 pub mod tls;
-pub mod tunnel;
-pub mod upgrade;
+mod upstream;
 
+use drain::{Drain, Watch};
+use forward::ctx::{Peer, Worker};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
 pub use metrics::Metrics;
 pub use routes::{Routes, Upstreams};
 pub use settings::Settings;
-use drain::{Drain, Watch};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
-use pool::Pool;
-use service::{Peer, Worker};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -77,6 +66,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{ClientConfig, ServerConfig};
+use upstream::pool::Pool;
 
 /// The data plane's TLS: to `https://` upstreams, and on the listener when
 /// it terminates TLS.
@@ -115,7 +105,7 @@ pub fn start(
                 cfg.proxy.connect_timeout,
                 cfg.proxy.max_idle_per_upstream,
                 &tls.upstreams,
-                service::MAX_RESPONSE_HEAD as u32,
+                forward::send::MAX_RESPONSE_HEAD as u32,
             ),
         });
         let rx = shutdown.clone();
@@ -167,7 +157,7 @@ async fn serve(
                     if let Some(acceptor) = &tls {
                         tokio::spawn(serve_tls(acceptor.clone(), stream, worker, peer, builder, watch));
                     } else {
-                        tokio::spawn(front::serve(front::Client { stream, worker, peer, builder, watch }));
+                        tokio::spawn(client::h1_fast::serve(client::h1_fast::Client { stream, worker, peer, builder, watch }));
                     }
                 }
                 // Out of file descriptors and the like: back off briefly rather
@@ -204,7 +194,7 @@ async fn serve_tls(
         Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake with a client failed"),
         Err(_) => return tracing::debug!("TLS handshake with a client timed out after {limit:?}"),
     };
-    general::serve(stream, builder, worker, peer, watch).await;
+    client::hyper::serve(stream, builder, worker, peer, watch).await;
 }
 
 /// Keeps a timer due within `period` at all times.

@@ -15,9 +15,9 @@
 
 use crate::feature_flags::FeatureFlags;
 use crate::store::{Loaded, PersistedRouting, RolloutWrite, StateFault, Store, StoreError};
-use canary_core::upstream::Upstream;
 use arc_swap::{ArcSwapOption, Guard};
 use canary_core::exclude::Excludes;
+use canary_core::upstream::Upstream;
 use canary_core::{RoutingTable, Share};
 pub use canary_proxy::Upstreams;
 use canary_proxy::routes::Routes;

@@ -89,8 +89,7 @@ impl Reloadable for ListenerPair {
         let [cert, key] = content else { return Err("a certificate and a key are needed".into()) };
         let pair = pair::from_pem(&self.cert, cert, &self.key, key, &self.provider)?;
         // Every client that checks dates would refuse it: never put in service.
-        let leaf =
-            pair.cert.first().ok_or_else(|| format!("{}: no certificate", self.cert.display()))?;
+        let leaf = pair.cert.first().ok_or_else(|| format!("{}: no certificate", self.cert.display()))?;
         let dates = validity::check(&self.cert, leaf, jiff::Timestamp::now())?;
         self.slot.set(pair);
         *self.expires.lock().unwrap_or_else(PoisonError::into_inner) = Some((dates.not_after, false));

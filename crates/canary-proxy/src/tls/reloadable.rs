@@ -29,4 +29,3 @@ pub trait Reloadable: Send + Sync + std::fmt::Debug {
         None
     }
 }
-

@@ -9,8 +9,8 @@
 //! verified when they were made and stay; each new connection is verified
 //! against the CAs in service when it is made.
 
-use super::pair;
 use super::Reloadable;
+use super::pair;
 use arc_swap::ArcSwapOption;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -5,12 +5,12 @@
 
 use super::AdminState;
 use crate::controller;
-use canary_proxy::metrics::WindowSpec;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use canary_core::Version;
+use canary_proxy::metrics::WindowSpec;
 use futures_util::stream::{self, Stream};
 use serde_json::{Value, json};
 use std::convert::Infallible;

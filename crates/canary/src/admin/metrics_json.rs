@@ -15,12 +15,12 @@
 
 use super::{AdminState, error};
 use crate::cluster::fleet_window;
-use canary_proxy::metrics::{ArmStats, ErrorRecord, Reading, WindowSpec};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use canary_core::Version;
+use canary_proxy::metrics::{ArmStats, ErrorRecord, Reading, WindowSpec};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant, UNIX_EPOCH};

@@ -6,11 +6,11 @@
 use super::metrics_json::{MetricsQuery, RECENT, parse_spec};
 use super::{AdminState, error};
 use crate::cluster::window_wire::WireWindow;
-use canary_proxy::metrics::Reading;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use canary_proxy::metrics::Reading;
 use std::time::Instant;
 
 /// `GET /internal/v1/window`

@@ -11,9 +11,9 @@ use super::status::print_status;
 use super::{AdminArgs, DeployArgs};
 use crate::controller::api::DeployRequest;
 use crate::exit::{Exit, fail};
-use canary_core::upstream::Upstream;
 use canary_core::Share;
 use canary_core::plan::{Plan, parse_duration_ms};
+use canary_core::upstream::Upstream;
 use http::Method;
 use serde_json::{Value, json};
 

@@ -102,8 +102,8 @@ impl WireWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use canary_proxy::metrics::slot::new_histogram;
     use canary_core::Version;
+    use canary_proxy::metrics::slot::new_histogram;
 
     fn arm(latencies: &[u64], seconds: f64) -> ArmStats {
         let mut h = new_histogram::<u32>().unwrap();

@@ -5,9 +5,9 @@
 //! `boot` identifies the replica's process: totals only grow within one, so a
 //! new `boot` tells the reader to start over instead of subtracting.
 
+use canary_core::judge::RouteCount;
 use canary_proxy::metrics::shard::TotalsSnapshot;
 use canary_proxy::metrics::slot::{Counts, new_histogram};
-use canary_core::judge::RouteCount;
 use hdrhistogram::{Counter, Histogram};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -4,11 +4,11 @@
 //! ([`FleetObserver`]).
 
 use crate::cluster::fleet::Peers;
-use canary_proxy::metrics::Metrics;
-use canary_proxy::metrics::shard::TotalsSnapshot;
 use canary_core::Version;
 use canary_core::judge::{ArmWindow, Observation, RouteCount};
 use canary_core::window::merge;
+use canary_proxy::metrics::Metrics;
+use canary_proxy::metrics::shard::TotalsSnapshot;
 use std::collections::BTreeMap;
 
 /// Remembers the last reading.

@@ -1,4 +1,4 @@
-//! The lean client-side HTTP/1.1 path: a plain connection's requests read,
+//! The fast client-side HTTP/1.1 path: a plain connection's requests read,
 //! routed, forwarded and answered without hyper's server.
 //!
 //! hyper's server parses every request into its own structures, drives the
@@ -15,7 +15,7 @@
 //! connection, with the bytes already read, to the general path
 //! (`general.rs`), which keeps it from then on.
 //!
-//! - [`head`]: the request head's parser and the lean-or-general decision;
+//! - [`head`]: the request head's parser and the fast-or-hyper decision;
 //! - [`write`]: the response as HTTP/1.1 bytes;
 //! - [`prefixed`]: the socket handed over with its bytes put back;
 //! - [`date`]: the cached `Date` value.
@@ -25,13 +25,13 @@ pub mod head;
 pub mod prefixed;
 pub mod write;
 
-use super::deadline;
-use super::drain::Watch;
-use super::general;
-use super::service::{Peer, Worker};
-use canary_core::proxy_config::UserKey;
+use super::hyper as general;
+use crate::deadline;
+use crate::drain::Watch;
+use crate::forward::ctx::{Peer, Worker};
 use bytes::BytesMut;
-use head::{Lean, Parsed};
+use canary_core::proxy_config::UserKey;
+use head::{Parsed, Plain};
 use http::HeaderName;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
@@ -66,7 +66,7 @@ pub struct Client {
 // As `Parsed`: the large variant is the common one, moved once.
 #[allow(clippy::large_enum_variant)]
 enum Next {
-    Lean(Lean),
+    Plain(Plain),
     General,
     Close,
 }
@@ -86,8 +86,8 @@ pub fn serve(mut c: Client) -> impl Future<Output = ()> + Send {
             // Nothing is awaited inside this match: a match's scrutinee lives
             // to its end, and the `Next` (250 bytes) held across an await there
             // would take room in every state of this future, the idle one too.
-            let lean = match next_request(&mut c, &mut buf, head_timer.as_mut()).await {
-                Next::Lean(lean) => lean,
+            let plain = match next_request(&mut c, &mut buf, head_timer.as_mut()).await {
+                Next::Plain(plain) => plain,
                 Next::Close => return,
                 Next::General => break,
             };
@@ -99,7 +99,7 @@ pub fn serve(mut c: Client) -> impl Future<Output = ()> + Send {
             // The allocation first, then the future written into it: built on
             // the stack and then boxed, the whole (kilobytes, for its largest
             // state) would be copied for each request.
-            let fut = Box::write(Box::new_uninit(), exchange(&mut c, lean, response_timer.as_mut()));
+            let fut = Box::write(Box::new_uninit(), exchange(&mut c, plain, response_timer.as_mut()));
             if !Box::into_pin(fut).await {
                 return;
             }
@@ -126,8 +126,11 @@ async fn next_request(c: &mut Client, buf: &mut BytesMut, timer: Pin<&mut Sleep>
     tokio::select! {
         biased;
         got = read => match got {
-            Some(Ok(Some(Parsed::Lean(lean)))) => Next::Lean(lean),
-            Some(Ok(Some(Parsed::General(_)))) => Next::General,
+            Some(Ok(Some(Parsed::Plain(plain)))) => Next::Plain(plain),
+            Some(Ok(Some(Parsed::General(why)))) => {
+                tracing::trace!(?why, "request handed to hyper's server");
+                Next::General
+            }
             Some(Ok(Some(Parsed::Partial) | None)) | Some(Err(_)) | None => Next::Close,
         },
         () = c.watch.signalled(), if idle => Next::Close,
@@ -199,12 +202,12 @@ fn read_now(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
 }
 
 /// One request and its response; whether the connection carries on.
-async fn exchange(c: &mut Client, lean: Lean, timer: Pin<&mut Sleep>) -> bool {
-    let head_request = lean.method == http::Method::HEAD;
-    let mut resp = super::lean::handle(Arc::clone(&c.worker), &c.peer, &lean, timer).await;
-    let close = lean.close || c.watch.is_signalled();
+async fn exchange(c: &mut Client, plain: Plain, timer: Pin<&mut Sleep>) -> bool {
+    let head_request = plain.method == http::Method::HEAD;
+    let mut resp = crate::forward::fast::handle(Arc::clone(&c.worker), &c.peer, &plain, timer).await;
+    let close = plain.close || c.watch.is_signalled();
     // The head's bytes are not needed while the body streams.
-    drop(lean);
+    drop(plain);
     match write::response(&mut c.stream, &mut resp, head_request, close).await {
         Ok(reusable) => reusable && !close,
         Err(e) => {

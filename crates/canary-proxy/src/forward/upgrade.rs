@@ -13,42 +13,34 @@
 //! - anything else: a normal response, streamed and measured as usual.
 //!
 //! A canary that refuses the connection or fails the handshake counts as a
-//! canary failure and the request goes to stable, as on the normal path:
-//! nothing has been tunnelled yet.
+//! canary failure and the request goes to stable, as the policy decides for
+//! every path (see `policy.rs`): nothing has been tunnelled yet.
 //!
 //! A request body is refused (400): the bytes after the head would be body to
 //! one reader and the new protocol to another, which is how requests are
 //! smuggled past a proxy, and no upgrade in use (WebSocket's handshake is a
 //! body-less GET) sends one.
 
-use super::body::{ProxyBody, Recycle, UpstreamBody};
-use super::h1::{self, Head};
-use super::headers::{X_CANARY_VERSION, keep_upgrade};
-use super::in_flight::InFlight;
-use super::pool::UpstreamReqBody;
-use super::reply;
-use super::service::{Ctx, MAX_RESPONSE_HEAD, Peer, add_forwarded, fail, is_safe, record, respond, retarget};
+use super::ctx::{Ctx, Peer};
+use super::policy::{self, After, Failure};
+use super::respond::{record, respond};
+use super::rewrite::{add_forwarded, retarget};
+use super::send::MAX_RESPONSE_HEAD;
 use super::tunnel::{self, Rollback, Tunnel};
-use canary_core::proxy_config::OnRollback;
-use crate::routes::Upstreams;
-use canary_core::upstream::{Protocol, Upstream};
+use crate::body::{ProxyBody, Recycle, UpstreamBody};
+use crate::headers::{X_CANARY_VERSION, keep_upgrade};
+use crate::in_flight::InFlight;
+use crate::reply;
+use crate::upstream::h1::{self, Head};
+use crate::upstream::request_body::UpstreamReqBody;
 use canary_core::Version;
+use canary_core::proxy_config::OnRollback;
+use canary_core::upstream::{Protocol, Upstream};
 use http::{HeaderValue, Request, Response, StatusCode, header, request};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::watch;
-
-/// Why an attempt on one version produced no response head.
-enum Miss {
-    /// No connection: the request never left.
-    NotSent(String),
-    /// No response head within the response timeout.
-    Timeout,
-    /// The exchange failed after the head was sent.
-    Failed(String),
-}
 
 /// What the client's side of an upgrade needs once the upstream has switched.
 struct Switch {
@@ -82,49 +74,28 @@ pub(super) async fn forward(
     let mut version = version;
     loop {
         let ups = ctx.w.routes.upstreams();
-        let (v, target) = pick(version, &ups);
+        let (v, target) = policy::target(version, &ups);
         version = v;
-        let pending = InFlight::begin(&ctx.w.shard, version, ctx.route(), ctx.start());
+        let pending = InFlight::begin(&ctx.w.shard, version, ctx.route, ctx.start);
         let attempted = attempt(ctx, target, &parts).await;
         // Every way on records the outcome (or hands it on) before it awaits.
         pending.settle();
-        let miss = match attempted {
+        let failure = match attempted {
             Ok((head, conn)) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
                 return switched(ctx, version, head, conn, switch);
             }
             Ok((head, conn)) => return refused(ctx, version, head, conn, target),
-            Err(miss) => miss,
+            Err(failure) => failure,
         };
-        let why = match &miss {
-            Miss::NotSent(why) | Miss::Failed(why) => why.clone(),
-            Miss::Timeout => format!("no response within {:?}", ctx.w.cfg.proxy.response_timeout),
-        };
-        fail(ctx, version, None, &why);
-        let again = matches!(miss, Miss::NotSent(_)) || is_safe(&parts.method);
-        if version == Version::Canary && again {
-            ctx.w.shard.record_recovered(version, Instant::now());
-            version = Version::Stable;
-            continue;
+        match policy::after(ctx, version, failure, Some(())) {
+            After::Stable(()) => version = Version::Stable,
+            After::Answer(resp) => return resp,
         }
-        let (status, code) = match miss {
-            Miss::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-            Miss::NotSent(_) => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
-            Miss::Failed(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
-        };
-        return reply::error(status, code, &format!("{version} upstream: {why}"));
-    }
-}
-
-/// The version that serves and its upstream: stable when there is no canary.
-fn pick(version: Version, ups: &Upstreams) -> (Version, &Upstream) {
-    match (version, &ups.canary) {
-        (Version::Canary, Some(c)) => (Version::Canary, c),
-        _ => (Version::Stable, &ups.stable),
     }
 }
 
 /// Sends the head on a new connection and reads the answer's head.
-async fn attempt(ctx: &Ctx, up: &Upstream, parts: &request::Parts) -> Result<(Head, h1::Conn), Miss> {
+async fn attempt(ctx: &Ctx, up: &Upstream, parts: &request::Parts) -> Result<(Head, h1::Conn), Failure> {
     let mut req = Request::new(UpstreamReqBody::Empty);
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = parts.uri.clone();
@@ -134,13 +105,13 @@ async fn attempt(ctx: &Ctx, up: &Upstream, parts: &request::Parts) -> Result<(He
     if up.protocol() == Protocol::H2c {
         // An HTTP/1.1 upgrade has no HTTP/2 form but extended CONNECT, which
         // hyper's client cannot map an Upgrade request onto.
-        return Err(Miss::NotSent(format!("{up} speaks HTTP/2 only and cannot take an HTTP/1.1 Upgrade")));
+        return Err(Failure::NotSent(format!("{up} speaks HTTP/2 only and cannot take an HTTP/1.1 Upgrade")));
     }
-    let mut conn = ctx.w.pool.connect_lean(up).await.map_err(|e| Miss::NotSent(e.to_string()))?;
+    let mut conn = ctx.w.pool.connect_h1(up).await.map_err(|e| Failure::NotSent(e.to_string()))?;
     let timeout = ctx.w.cfg.proxy.response_timeout;
     match tokio::time::timeout(timeout, conn.exchange_upgrade(&head, MAX_RESPONSE_HEAD)).await {
-        Err(_) => Err(Miss::Timeout),
-        Ok(Err(e)) => Err(Miss::Failed(e.to_string())),
+        Err(_) => Err(Failure::Timeout),
+        Ok(Err(e)) => Err(Failure::Failed(Box::new(e))),
         Ok(Ok(answer)) => Ok((answer, conn)),
     }
 }
@@ -149,10 +120,10 @@ async fn attempt(ctx: &Ctx, up: &Upstream, parts: &request::Parts) -> Result<(He
 /// connection is not pooled (it was opened for the upgrade).
 fn refused(ctx: &Ctx, version: Version, head: Head, conn: h1::Conn, up: &Upstream) -> Response<ProxyBody> {
     let body = h1::body::Body::new(conn, head.framing, false, ctx.w.cfg.proxy.response_timeout);
-    let mut resp = Response::new(UpstreamBody::Lean(body));
+    let mut resp = Response::new(UpstreamBody::H1(body));
     *resp.status_mut() = head.status;
     *resp.headers_mut() = head.headers;
-    respond(ctx, version, resp, Recycle::Lean(up.url_arc()))
+    respond(ctx, version, resp, Recycle::H1(up.url_arc()))
 }
 
 /// The upstream switched: measure the upgrade, start the tunnel, and answer

@@ -1,10 +1,13 @@
 //! The general client-side path: hyper's server, for TLS clients, HTTP/2,
-//! and every plain HTTP/1.1 connection the lean path (`front`) hands over
+//! and every plain HTTP/1.1 connection the fast path (`h1_fast`) hands over
 //! (a request with a body, an upgrade, anything unusual or malformed). It
 //! keeps the connection from then on.
 
-use super::drain::Watch;
-use super::service::{self, Peer, Worker};
+use crate::drain::Watch;
+use crate::forward::{
+    self,
+    ctx::{Peer, Worker},
+};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -21,7 +24,7 @@ pub async fn serve<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| service::handle(Arc::clone(&worker), Arc::clone(&peer), req));
+    let svc = service_fn(move |req| forward::handle(Arc::clone(&worker), Arc::clone(&peer), req));
     // With upgrades: after a 101, hyper hands the connection over (see
     // `upgrade`); other requests are unaffected.
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);

@@ -1,4 +1,4 @@
-//! A lean HTTP/1.1 exchange with an upstream for requests without a body,
+//! An in-task HTTP/1.1 exchange with an upstream for requests without a body,
 //! run inside the client connection's own task.
 //!
 //! hyper's client drives each upstream connection from a task of its own and

@@ -15,9 +15,9 @@
 //! Both sockets are simply closed; the tunnel cannot add a protocol's own
 //! goodbye (a WebSocket close frame) without parsing the stream it carries.
 
-use super::stream::Stream;
-use crate::routes::Routes;
 use crate::metrics::UpgradedGuard;
+use crate::routes::Routes;
+use crate::upstream::stream::Stream;
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;

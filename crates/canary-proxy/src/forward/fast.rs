@@ -1,29 +1,30 @@
-//! A request from the lean client path (see `front`) forwarded as its client
-//! sent it: routed from the values its head parser noted, and its upstream
+//! A request from the fast client path (see `client::h1_fast`) forwarded as
+//! its client sent it: routed from the values its head parser noted, and its upstream
 //! request head written from the client's own header lines, with the
 //! upstream's `Host` and the `x-forwarded-*` headers. No header map, no
 //! `http::Request` is built on the way up.
 //!
-//! This takes the common case: a method the lean upstream exchange sends
-//! (`h1::eligible`) to HTTP/1.1 upstreams. A request for which either
+//! This takes the common case: a method the in-task upstream exchange sends
+//! (`upstream::h1::eligible`) to HTTP/1.1 upstreams. A request for which either
 //! upstream speaks HTTP/2, or with another method (a body-less POST, which
 //! hyper's client sends), is turned into `http`'s parts and served by
-//! `service` as before.
+//! `forward::http`.
 //!
-//! A failure is answered and recorded as `service` does. The request is kept
-//! whole (it is immutable bytes), so a canary that fails it is replaced by
-//! stable without a copy: at once when it was never sent, and for a method
-//! safe to repeat when the canary took it and then failed.
+//! A failure goes to the policy as every path's does. The request is kept
+//! whole (it is immutable bytes), so whenever the policy sends it to stable
+//! it is in hand, without a copy.
 
-use super::body::ProxyBody;
-use super::front::head::Lean;
-use super::h1;
-use super::service::{
-    self, Ctx, Fields, LeanFailure, LeanWant, Peer, Sent, Worker, decide_with, fail, respond,
-};
+use super::ctx::{Ctx, Peer, Worker};
+use super::policy::{self, After, Failure};
+use super::respond::respond;
+use super::route::{Fields, decide_with};
+use super::send::{H1Want, Sent, exchange_h1};
+use crate::body::ProxyBody;
+use crate::client::h1_fast::head::Plain;
 use crate::routes::Upstreams;
-use canary_core::upstream::Upstream;
+use crate::upstream::h1;
 use arc_swap::Guard;
+use canary_core::upstream::Upstream;
 use canary_core::{Version, path};
 use http::{Method, Response};
 use std::pin::Pin;
@@ -31,23 +32,23 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::time::Sleep;
 
-/// Handles one lean-path request; `timer`: the client connection's, for the
+/// Handles one fast-path request; `timer`: the client connection's, for the
 /// wait for the response head (see `deadline`).
 // The request is borrowed, not moved: moved, its few hundred bytes would be
 // copied into this future and again into its locals.
-pub async fn handle(w: Arc<Worker>, peer: &Peer, req: &Lean, timer: Pin<&mut Sleep>) -> Response<ProxyBody> {
+pub async fn handle(w: Arc<Worker>, peer: &Peer, req: &Plain, timer: Pin<&mut Sleep>) -> Response<ProxyBody> {
     let ups = w.routes.upstreams();
     if !takes(&w, &ups, &req.method) {
         // Boxed: hyper's client and HTTP/2 make this future several times
         // the size of the common one, and every request's would carry it.
-        return Box::pin(service::handle_lean(w, peer, req.to_parts())).await;
+        return Box::pin(super::handle_parts(w, peer, req.to_parts())).await;
     }
     let start = Instant::now();
     let (ctx, version) = begin(w, peer, req, start);
     forward(&ctx, version, req, peer, timer, ups).await
 }
 
-/// Whether the request is forwarded from its own bytes: a method the lean
+/// Whether the request is forwarded from its own bytes: a method the in-task
 /// exchange sends, to upstreams that speak HTTP/1.1.
 fn takes(w: &Worker, ups: &Upstreams, method: &Method) -> bool {
     if !h1::eligible(method, true) {
@@ -57,73 +58,57 @@ fn takes(w: &Worker, ups: &Upstreams, method: &Method) -> bool {
 }
 
 /// Routes the request and names it for measurement.
-fn begin(w: Arc<Worker>, peer: &Peer, req: &Lean, start: Instant) -> (Ctx, Version) {
+fn begin(w: Arc<Worker>, peer: &Peer, req: &Plain, start: Instant) -> (Ctx, Version) {
     let norm = path::normalize(req.uri.path());
     let user = req.value(req.seen.user);
     let fields = Fields { canary: req.value(req.seen.canary), user, cookies: || req.cookies() };
     let to = decide_with(&w.routes.routing(), &fields.facts(&w.cfg, &norm, peer));
     let route = w.shard.route_index(&w.cfg.routes.label(&norm));
     drop(norm);
-    (Ctx::lean(w, route, start, req.method.clone(), req.uri.clone()), to)
+    (Ctx::fast(w, route, start, req.method.clone(), req.uri.clone()), to)
 }
 
 async fn forward(
     ctx: &Ctx,
     version: Version,
-    req: &Lean,
+    req: &Plain,
     peer: &Peer,
     mut timer: Pin<&mut Sleep>,
     ups: Guard<Arc<Upstreams>>,
 ) -> Response<ProxyBody> {
-    let (version, target) = match (version, &ups.canary) {
-        (Version::Canary, Some(c)) => (Version::Canary, c),
-        _ => (Version::Stable, &ups.stable),
-    };
+    let (version, target) = policy::target(version, &ups);
     ctx.w.shard.begin(version);
     let failure = match send(ctx, target, req, peer, timer.as_mut()).await {
         Ok((resp, conn)) => return respond(ctx, version, resp, conn),
         Err(f) => f,
     };
-    // Served by stable instead: a request the canary never got, or one it
-    // took and failed whose method is safe to repeat. Still a canary failure.
-    let replay = version == Version::Canary
-        && (matches!(failure, LeanFailure::NotSent(_)) || service::is_safe(&req.method));
-    if replay {
-        let why = match &failure {
-            LeanFailure::NotSent(why) => why.clone(),
-            LeanFailure::Timeout => service::timeout_reason(ctx),
-            LeanFailure::Failed(e) => e.to_string(),
-        };
-        fail(ctx, version, None, &why);
-        ctx.w.shard.record_recovered(version, Instant::now());
-        let ups = ctx.w.routes.upstreams();
-        return Box::pin(forward(ctx, Version::Stable, req, peer, timer, ups)).await;
-    }
-    match failure {
-        LeanFailure::NotSent(why) => service::unavailable(ctx, version, &why),
-        LeanFailure::Timeout => service::timed_out(ctx, version),
-        LeanFailure::Failed(e) => service::failed(ctx, version, &e.to_string()),
+    match policy::after(ctx, version, failure, Some(())) {
+        After::Stable(()) => {
+            let ups = ctx.w.routes.upstreams();
+            Box::pin(forward(ctx, Version::Stable, req, peer, timer, ups)).await
+        }
+        After::Answer(resp) => resp,
     }
 }
 
 async fn send(
     ctx: &Ctx,
     up: &Upstream,
-    req: &Lean,
+    req: &Plain,
     peer: &Peer,
     timer: Pin<&mut Sleep>,
-) -> Result<Sent, LeanFailure> {
-    let want = LeanWant {
+) -> Result<Sent, Failure> {
+    let want = H1Want {
         timeout: ctx.w.cfg.proxy.response_timeout,
         head_request: req.method == Method::HEAD,
         raw_head: true,
     };
-    service::exchange_lean(&ctx.w.pool, up, want, timer, |out| encode(out, ctx, req, up, peer)).await
+    exchange_h1(&ctx.w.pool, up, want, timer, |out| encode(out, ctx, req, up, peer)).await
 }
 
 /// The upstream's request head: the request line (with the upstream's path
 /// prefix), its `Host`, the client's lines, and `x-forwarded-*`.
-fn encode(out: &mut Vec<u8>, ctx: &Ctx, req: &Lean, up: &Upstream, peer: &Peer) {
+fn encode(out: &mut Vec<u8>, ctx: &Ctx, req: &Plain, up: &Upstream, peer: &Peer) {
     out.extend_from_slice(ctx.method().as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(up.base_path().as_bytes());

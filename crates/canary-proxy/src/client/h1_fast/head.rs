@@ -1,7 +1,7 @@
 //! A client's HTTP/1.1 request head, parsed with httparse, and the decision
-//! whether the lean path may serve it.
+//! whether the fast path may serve it.
 //!
-//! The lean path takes only the plain case: HTTP/1.1, a target in origin
+//! The fast path takes only the plain case: HTTP/1.1, a target in origin
 //! form, no body (no `Transfer-Encoding`, no `Content-Length` but `0`), no
 //! `Upgrade`, no `Expect`, a `Host`, a `Connection` naming nothing but
 //! `close` or `keep-alive`, at most [`MAX_HEADERS`] well-formed headers.
@@ -14,7 +14,7 @@
 //! copied, in their wire form, into the block the upstream's request head is
 //! written from; the few the proxy reads (`Host`, `x-canary`, `Cookie`, the
 //! user key, `x-forwarded-for`) are noted where they lie. No header map is
-//! built for a lean request.
+//! built for a fast-path request.
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, request};
@@ -23,7 +23,7 @@ use std::mem::MaybeUninit;
 /// The most headers a request may have, as hyper's server.
 pub const MAX_HEADERS: usize = 100;
 
-/// The most `Cookie` headers the lean path notes; a request with more goes to
+/// The most `Cookie` headers the fast path notes; a request with more goes to
 /// the general path (HTTP/1.1 clients send one, RFC 6265 section 5.4).
 const MAX_COOKIES: usize = 2;
 
@@ -35,18 +35,18 @@ const MAX_COOKIES: usize = 2;
 pub enum Parsed {
     /// Not yet a complete head.
     Partial,
-    /// A complete head the lean path serves; its bytes were taken off the buffer.
-    Lean(Lean),
+    /// A complete head the fast path serves; its bytes were taken off the buffer.
+    Plain(Plain),
     /// A head for the general path (the buffer is left as it was).
     General(Why),
 }
 
-/// A request the lean path serves, kept as the client sent it: the header
+/// A request the fast path serves, kept as the client sent it: the header
 /// lines to pass on, already in their upstream form, and where the few
 /// values the proxy reads lie in the head. No header map is built: the
-/// upstream's request head is written from these bytes (see `proxy::lean`).
+/// upstream's request head is written from these bytes (see `forward::fast`).
 #[derive(Debug)]
-pub struct Lean {
+pub struct Plain {
     /// The method.
     pub method: Method,
     /// The target, in origin form.
@@ -78,7 +78,7 @@ pub struct Seen {
     pub cookies: [Option<Span>; MAX_COOKIES],
 }
 
-impl Lean {
+impl Plain {
     /// A value noted in [`Seen`].
     pub fn value(&self, span: Option<Span>) -> Option<&[u8]> {
         span.map(|s| &self.head[s.range()])
@@ -162,7 +162,7 @@ pub fn parse(buf: &mut BytesMut, max_len: usize, user_key: Option<&HeaderName>) 
     let method = Method::from_bytes(&head[scanned.method.range()]);
     match (method, Uri::from_maybe_shared(head.slice(scanned.path.range()))) {
         (Ok(method), Ok(uri)) => {
-            Parsed::Lean(Lean { method, uri, head, lines, seen: scanned.seen, close: scanned.close })
+            Parsed::Plain(Plain { method, uri, head, lines, seen: scanned.seen, close: scanned.close })
         }
         (method, _) => {
             // Hand the head back untouched, for the general path to read.
@@ -288,7 +288,7 @@ fn scan(buf: &[u8], user_key: Option<&HeaderName>, lines: &mut Vec<u8>) -> Scan 
     Scan::Complete(len, s)
 }
 
-/// What one header is to the lean path.
+/// What one header is to the fast path.
 enum Role {
     /// Passed on as it is.
     Pass,
@@ -338,7 +338,7 @@ fn role(name: &str, value: &[u8]) -> Result<Role, Why> {
     })
 }
 
-/// A `Connection` header: `close` and `keep-alive` are all the lean path
+/// A `Connection` header: `close` and `keep-alive` are all the fast path
 /// takes; `upgrade`, or a header named to be stripped, sends the request to
 /// the general path.
 fn connection(value: &[u8]) -> Result<Role, Why> {
@@ -367,9 +367,9 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_get_is_lean_and_leaves_the_next_request() {
+    fn a_plain_get_is_served_fast_and_leaves_the_next_request() {
         let (p, rest) = run(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Two: 1\r\nx-two: 2\r\n\r\nGET /next");
-        let Parsed::Lean(l) = p else { panic!("{p:?}") };
+        let Parsed::Plain(l) = p else { panic!("{p:?}") };
         assert_eq!((&l.method, l.uri.to_string()), (&Method::GET, "/a?b=1".into()));
         assert_eq!(l.value(l.seen.host), Some(&b"x"[..]));
         assert_eq!(
@@ -387,7 +387,7 @@ mod tests {
         for cut in 0..wire.len() {
             assert!(matches!(run(&wire[..cut]).0, Parsed::Partial), "cut at {cut}");
         }
-        let Parsed::Lean(l) = run(wire).0 else { panic!() };
+        let Parsed::Plain(l) = run(wire).0 else { panic!() };
         assert!(l.close);
     }
 
@@ -449,9 +449,9 @@ mod tests {
     }
 
     #[test]
-    fn opaque_header_bytes_and_an_empty_length_body_are_lean() {
+    fn opaque_header_bytes_and_an_empty_length_body_are_served_fast() {
         let (p, _) = run(b"GET /%ff HTTP/1.1\r\nhost: h\r\nx-user-id: \xff\xfe\r\ncontent-length: 0\r\n\r\n");
-        let Parsed::Lean(l) = p else { panic!("{p:?}") };
+        let Parsed::Plain(l) = p else { panic!("{p:?}") };
         assert_eq!(l.value(l.seen.user), Some(&b"\xff\xfe"[..]));
         assert_eq!(l.uri.path(), "/%ff");
         let parts = l.to_parts();
@@ -464,7 +464,7 @@ mod tests {
         let wire = b"GET /p HTTP/1.1\r\nHost: api\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nTE: trailers\r\n\
             Proxy-Authorization: x\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n\
             X-Forwarded-Host: evil\r\nX-Canary: always\r\nCookie: uid=7\r\nX-User-Id: u1\r\nX-Kept: 1\r\n\r\n";
-        let Parsed::Lean(l) = run(wire).0 else { panic!() };
+        let Parsed::Plain(l) = run(wire).0 else { panic!() };
         assert_eq!(
             String::from_utf8_lossy(&l.lines),
             "X-Canary: always\r\nCookie: uid=7\r\nX-User-Id: u1\r\nX-Kept: 1\r\n"

@@ -1,11 +1,11 @@
-//! A response written to a lean-path client: the head in HTTP/1.1's form,
+//! A response written to a fast-path client: the head in HTTP/1.1's form,
 //! then the body, framed by its length or in chunks by the rules hyper's
 //! server follows (so a client sees the same bytes on either path), with the
 //! head and a body that is ready at once sent in one system call.
 
 use super::date;
 use crate::body::ProxyBody;
-use crate::h1::raw::{self, RawHead};
+use crate::upstream::h1::raw::{self, RawHead};
 use bytes::{Buf, Bytes};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};

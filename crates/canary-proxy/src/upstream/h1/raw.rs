@@ -1,4 +1,4 @@
-//! An upstream response head written out for a lean-path client as it is
+//! An upstream response head written out for a fast-path client as it is
 //! read, instead of parsed into a header map and encoded again.
 //!
 //! Only the plain case is taken: a final status that carries a body, a

@@ -9,157 +9,34 @@
 //! upstream the TLS handshake is part of connecting, so a canary whose
 //! certificate does not verify is refused like a canary that is down.
 
+use super::connect_error::ConnectError;
 use super::h1;
 use super::h2;
+use super::request_body::UpstreamReqBody;
 use super::stream::Stream;
 use canary_core::upstream::{Protocol, Upstream};
-use http_body_util::{LengthLimitError, Limited};
-use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustc_hash::FxHashMap;
-use std::future::Future;
-use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 
-/// The body sent upstream: the client's body (cut off past the size limit,
-/// and past a pause longer than the body read timeout), or none, for a
-/// body-less request replayed on stable after the canary failed.
-#[derive(Debug)]
-pub enum UpstreamReqBody {
-    /// The client's body.
-    Client(ClientBody),
-    /// No body.
-    Empty,
-}
-
-/// A client's request body with a limit on how long it may stall.
-#[derive(Debug)]
-pub struct ClientBody {
-    inner: Limited<Incoming>,
-    idle: std::time::Duration,
-    // Armed only while the client is silent, so a steady upload costs nothing.
-    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl ClientBody {
-    /// Wraps `inner`; a pause longer than `idle` ends the body with [`BodyStalled`].
-    pub fn new(inner: Limited<Incoming>, idle: std::time::Duration) -> ClientBody {
-        ClientBody { inner, idle, timer: None }
-    }
-}
-
-/// The client stopped sending its body.
-#[derive(Debug, thiserror::Error)]
-#[error("the client sent no body data for {0:?}")]
-pub struct BodyStalled(pub std::time::Duration);
-
-/// The client's body broke off: the client closed or reset its connection
-/// halfway, or broke the body's framing. Told apart from the upstream's
-/// failures, which it is not.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body broke off: {0}")]
-pub struct ClientBodyFailed(#[source] pub Box<dyn std::error::Error + Send + Sync>);
-
-impl hyper::body::Body for UpstreamReqBody {
-    type Data = bytes::Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
-        use std::task::Poll;
-        let UpstreamReqBody::Client(b) = self.get_mut() else { return Poll::Ready(None) };
-        match std::pin::Pin::new(&mut b.inner).poll_frame(cx) {
-            Poll::Pending => {
-                let idle = b.idle;
-                let timer = b.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(idle))))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-            Poll::Ready(Some(Err(e))) if !e.is::<LengthLimitError>() => {
-                Poll::Ready(Some(Err(Box::new(ClientBodyFailed(e)))))
-            }
-            ready => {
-                b.timer = None;
-                ready
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamReqBody::Client(b) => b.inner.is_end_stream(),
-            UpstreamReqBody::Empty => true,
-        }
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        match self {
-            UpstreamReqBody::Client(b) => b.inner.size_hint(),
-            UpstreamReqBody::Empty => hyper::body::SizeHint::with_exact(0),
-        }
-    }
-}
-
 /// A connection's sending half.
 pub type Sender = SendRequest<UpstreamReqBody>;
-
-/// Why no connection could be had.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// The upstream refused, reset, or could not be resolved.
-    #[error("cannot connect to {upstream}: {source}")]
-    Io {
-        /// The upstream's URL.
-        upstream: String,
-        /// The socket error.
-        source: io::Error,
-    },
-    /// No answer within the connect timeout.
-    #[error("connecting to {upstream} timed out after {after:?}")]
-    Timeout {
-        /// The upstream's URL.
-        upstream: String,
-        /// The timeout.
-        after: Duration,
-    },
-    /// The TLS handshake failed: the certificate did not verify, or the
-    /// upstream does not speak TLS.
-    #[error("TLS handshake with {upstream} failed: {source}")]
-    Tls {
-        /// The upstream's URL.
-        upstream: String,
-        /// What rustls said.
-        source: io::Error,
-    },
-    /// The HTTP handshake failed.
-    #[error("HTTP handshake with {upstream} failed: {source}")]
-    Handshake {
-        /// The upstream's URL.
-        upstream: String,
-        /// What hyper said.
-        source: hyper::Error,
-    },
-}
 
 /// Idle connections of one kind, by upstream URL (Fx-hashed: looked up twice
 /// per request, with keys that come from the config, not from clients).
 type Idle<T> = Mutex<FxHashMap<Arc<str>, Vec<T>>>;
 
 /// Idle connections by upstream URL: hyper's, for requests with a body, and
-/// plain sockets for the lean path of body-less requests (see `h1`).
+/// plain sockets for the in-task exchange of body-less requests (see `h1`).
 #[derive(Debug)]
 pub struct Pool {
     idle: Idle<Sender>,
-    lean: Idle<h1::Conn>,
+    h1: Idle<h1::Conn>,
     connect_timeout: Duration,
     max_idle: usize,
     /// Offers HTTP/1.1 only by ALPN: for the HTTP/1.1 paths.
@@ -192,7 +69,7 @@ impl Pool {
         };
         Arc::new(Pool {
             idle: Idle::default(),
-            lean: Idle::default(),
+            h1: Idle::default(),
             connect_timeout,
             max_idle,
             tls: alpn(&[b"http/1.1"]),
@@ -220,7 +97,7 @@ impl Pool {
         match got {
             h2::Got::H2(sender) => Ok(Some(sender)),
             h2::Got::Http1(stream) => {
-                self.put_lean(up.url_arc(), h1::Conn::new(stream));
+                self.put_h1(up.url_arc(), h1::Conn::new(stream));
                 Ok(None)
             }
         }
@@ -256,17 +133,17 @@ impl Pool {
     }
 
     /// An idle plain connection to `up` that is still open, else a new one.
-    pub async fn checkout_lean(&self, up: &Upstream) -> Result<h1::Conn, ConnectError> {
-        while let Some(mut conn) = take(&self.lean, up.url()) {
+    pub async fn checkout_h1(&self, up: &Upstream) -> Result<h1::Conn, ConnectError> {
+        while let Some(mut conn) = take(&self.h1, up.url()) {
             if conn.looks_alive() {
                 return Ok(conn);
             }
         }
-        Box::pin(self.connect_lean(up)).await
+        Box::pin(self.connect_h1(up)).await
     }
 
     /// A new plain connection to `up`, bypassing idle ones.
-    pub async fn connect_lean(&self, up: &Upstream) -> Result<h1::Conn, ConnectError> {
+    pub async fn connect_h1(&self, up: &Upstream) -> Result<h1::Conn, ConnectError> {
         Ok(h1::Conn::new(self.dial(up, &self.tls).await?))
     }
 
@@ -302,8 +179,8 @@ impl Pool {
     }
 
     /// Returns a plain connection whose body was read to its end.
-    pub fn put_lean(&self, key: Arc<str>, conn: h1::Conn) {
-        put(&self.lean, key, conn, self.max_idle);
+    pub fn put_h1(&self, key: Arc<str>, conn: h1::Conn) {
+        put(&self.h1, key, conn, self.max_idle);
     }
 }
 

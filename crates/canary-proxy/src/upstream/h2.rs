@@ -14,7 +14,8 @@
 //! next new connection asks again, so an upstream that starts offering h2
 //! is noticed without a restart.
 
-use super::pool::{ConnectError, UpstreamReqBody};
+use super::connect_error::ConnectError;
+use super::request_body::UpstreamReqBody;
 use super::stream::Stream;
 use canary_core::upstream::Upstream;
 use hyper::client::conn::http2;

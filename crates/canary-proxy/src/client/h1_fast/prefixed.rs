@@ -1,5 +1,5 @@
-//! A client connection handed from the lean path to the general one: the
-//! bytes the lean path already read (a request head it does not serve, and
+//! A client connection handed from the fast path to hyper's: the
+//! bytes the fast path already read (a request head it does not serve, and
 //! whatever followed) are read again first, then the socket.
 
 use bytes::{Buf, Bytes};

@@ -1,0 +1,85 @@
+//! What a request's handling shares: the worker's state, the client at the
+//! other end, and the request's identity for measurement and error records.
+
+use crate::headers::ip_value;
+use crate::metrics::Shard;
+use crate::routes::Routes;
+use crate::settings::Settings;
+use crate::upstream::pool::Pool;
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method, Uri};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything one worker's requests share.
+#[derive(Debug)]
+pub struct Worker {
+    /// Routing state.
+    pub routes: Arc<Routes>,
+    /// Configuration.
+    pub cfg: Arc<Settings>,
+    /// This worker's metrics.
+    pub shard: Arc<Shard>,
+    /// This worker's upstream connections.
+    pub pool: Arc<Pool>,
+}
+
+/// The client at the other end of a connection, formatted once for all the
+/// requests it sends: the address is the user key when a request has none,
+/// and goes into `x-forwarded-for`.
+#[derive(Debug)]
+pub struct Peer {
+    ip: HeaderValue,
+}
+
+impl Peer {
+    /// The peer at `addr`.
+    pub fn new(addr: SocketAddr) -> Arc<Peer> {
+        Arc::new(Peer { ip: ip_value(addr.ip()) })
+    }
+
+    /// The address, as a header value.
+    pub fn ip(&self) -> &HeaderValue {
+        &self.ip
+    }
+}
+
+/// The request's identity for measurement and error records.
+pub struct Ctx {
+    pub(super) w: Arc<Worker>,
+    pub(super) route: u16,
+    pub(super) start: Instant,
+    pub(super) method: Method,
+    pub(super) uri: Uri,
+    /// The client's protocol version.
+    pub(super) version: http::Version,
+    /// Whether the request is a gRPC call (see `grpc.rs`).
+    pub(super) grpc: bool,
+    /// Whether the client sent `TE: trailers` (hop-by-hop, so stripped, but
+    /// HTTP/2 allows it and gRPC servers may ask for it).
+    pub(super) te_trailers: bool,
+    /// Whether the response is written by the fast client path, which takes
+    /// an upstream's response head in its own form (see `h1::raw`).
+    pub(super) raw_head: bool,
+}
+
+impl Ctx {
+    /// The context of a request the fast client path forwards from its own
+    /// bytes (see `fast.rs`): HTTP/1.1, never a gRPC call (those have a body),
+    /// its upstream's response head kept in the client's form.
+    pub(super) fn fast(w: Arc<Worker>, route: u16, start: Instant, method: Method, uri: Uri) -> Ctx {
+        let version = http::Version::HTTP_11;
+        Ctx { w, route, start, method, uri, version, grpc: false, te_trailers: false, raw_head: true }
+    }
+
+    /// The request's method.
+    pub(super) fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The request's target as the upstream gets it, but for a path prefix.
+    pub(super) fn target(&self) -> &str {
+        self.uri.path_and_query().map_or("/", PathAndQuery::as_str)
+    }
+}

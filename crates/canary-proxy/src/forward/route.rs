@@ -1,0 +1,100 @@
+//! The route phase: a request's facts (normalised path, override, user key)
+//! read from its headers, the core's decision, and the names it is measured
+//! under (its route label, whether it is a gRPC call).
+
+use super::ctx::{Ctx, Peer, Worker};
+use crate::grpc;
+use crate::headers::{X_CANARY, has_hop_by_hop};
+use crate::settings::Settings;
+use canary_core::proxy_config::UserKey;
+use canary_core::request::{Override, bounded_key, cookie_value};
+use canary_core::routing::RequestFacts;
+use canary_core::{Version, decide, path};
+use http::{HeaderValue, Method, Uri, header};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Routes a request and names it for measurement: its context, the version
+/// it goes to, and whether it has hop-by-hop headers.
+pub(super) fn begin(
+    w: Arc<Worker>,
+    peer: &Peer,
+    method: &Method,
+    uri: &Uri,
+    version: http::Version,
+    headers: &http::HeaderMap,
+    start: Instant,
+) -> (Ctx, Version, bool) {
+    let norm = path::normalize(uri.path());
+    let to = decide_with(&w.routes.routing(), &facts(&w.cfg, headers, &norm, peer));
+    let grpc = grpc::is_call(method, headers);
+    let route = match grpc.then(|| grpc::label(uri.path())).flatten() {
+        Some(label) => w.shard.route_index(label),
+        None => w.shard.route_index(&w.cfg.routes.label(&norm)),
+    };
+    drop(norm);
+    // An upgrade needs `Connection: upgrade`, a hop-by-hop header: the usual
+    // request, which has none, pays only for the scan stripping needs anyway.
+    let hop = has_hop_by_hop(headers);
+    let te_trailers = hop && asks_trailers(headers);
+    let (method, uri) = (method.clone(), uri.clone());
+    let ctx = Ctx { route, start, method, uri, version, grpc, te_trailers, raw_head: false, w };
+    (ctx, to, hop)
+}
+
+/// Whether `TE` names `trailers`.
+fn asks_trailers(h: &http::HeaderMap) -> bool {
+    h.get_all(header::TE).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')).any(|t| {
+        t.trim_ascii().split(|&b| b == b';').next().is_some_and(|t| t.eq_ignore_ascii_case(b"trailers"))
+    })
+}
+
+fn facts<'a>(cfg: &'a Settings, h: &'a http::HeaderMap, path: &'a str, peer: &'a Peer) -> Facts<'a> {
+    let user = match &cfg.user_key {
+        UserKey::Header(name) => h.get(name).map(HeaderValue::as_bytes),
+        UserKey::Cookie(_) => None,
+    };
+    let fields = Fields { canary: h.get(&X_CANARY).map(HeaderValue::as_bytes), user, cookies: || cookies(h) };
+    fields.facts(cfg, path, peer)
+}
+
+fn cookies(h: &http::HeaderMap) -> impl Iterator<Item = &[u8]> {
+    h.get_all(header::COOKIE).iter().map(|v| v.as_bytes())
+}
+
+/// The request headers routing reads: `x-canary`, the user key's header (when
+/// the key is one) and the cookies (each time they are asked for).
+pub(super) struct Fields<'a, C> {
+    pub(super) canary: Option<&'a [u8]>,
+    pub(super) user: Option<&'a [u8]>,
+    pub(super) cookies: C,
+}
+
+impl<'a, C: Fn() -> I, I: Iterator<Item = &'a [u8]>> Fields<'a, C> {
+    /// What routing needs to know: the override (header, else cookie) and
+    /// the user key (its header or cookie, else the client's address).
+    pub(super) fn facts(self, cfg: &'a Settings, path: &'a str, peer: &'a Peer) -> Facts<'a> {
+        let forced = self
+            .canary
+            .and_then(Override::parse)
+            .or_else(|| (self.cookies)().find_map(|c| cookie_value(c, "x-canary")).and_then(Override::parse));
+        let key = match &cfg.user_key {
+            UserKey::Header(_) => self.user,
+            UserKey::Cookie(name) => (self.cookies)().find_map(|c| cookie_value(c, name)),
+        };
+        let key = key.filter(|v| !v.is_empty()).map(bounded_key).unwrap_or(peer.ip().as_bytes());
+        Facts { path, forced, key }
+    }
+}
+
+/// What routing needs to know of a request; the user key falls back to the
+/// client's address.
+pub(super) struct Facts<'a> {
+    path: &'a str,
+    forced: Option<Override>,
+    key: &'a [u8],
+}
+
+pub(super) fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>) -> Version {
+    decide(table, &RequestFacts { path: f.path, forced: f.forced, user_key: f.key }).version
+}
