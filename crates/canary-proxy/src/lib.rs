@@ -63,9 +63,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{ClientConfig, ServerConfig};
+use tokio_util::sync::CancellationToken;
 use upstream::pool::Pool;
 
 /// The data plane's TLS: to `https://` upstreams, and on the listener when
@@ -91,7 +91,7 @@ pub fn start(
     routes: Arc<Routes>,
     metrics: &Metrics,
     tls: &Tls,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
     let sockets = listener::bind_reuseport(cfg.listen, cfg.proxy.workers)?;
     let addr = sockets.first().map(|s| s.local_addr()).transpose()?.unwrap_or(cfg.listen);
@@ -108,11 +108,11 @@ pub fn start(
                 forward::send::MAX_RESPONSE_HEAD as u32,
             ),
         });
-        let rx = shutdown.clone();
+        let stop = shutdown.clone();
         let acceptor = tls.listener.clone().map(TlsAcceptor::from);
         let t = std::thread::Builder::new()
             .name(format!("canary-worker-{i}"))
-            .spawn(move || run(worker, sock, acceptor, rx))?;
+            .spawn(move || run(worker, sock, acceptor, stop))?;
         threads.push(t);
     }
     Ok((addr, threads))
@@ -122,7 +122,7 @@ fn run(
     worker: Arc<Worker>,
     sock: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -138,7 +138,7 @@ async fn serve(
     worker: Arc<Worker>,
     sock: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let listener = match TcpListener::from_std(sock) {
         Ok(l) => l,
@@ -167,7 +167,7 @@ async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = shutdown.changed() => break,
+            _ = shutdown.cancelled() => break,
         }
     }
     drop(listener);

@@ -19,10 +19,9 @@ use canary_proxy::tls::{self, listener::ListenerPair};
 use canary_proxy::{self as proxy, Settings};
 use rustls::{ClientConfig, ServerConfig};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Why the server did not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +49,9 @@ pub struct Running {
     pub controller: Arc<Mutex<Controller>>,
     /// The cluster this replica joined, if any.
     pub joined: Option<Joined>,
-    shutdown: watch::Sender<bool>,
-    stop_controller: Arc<AtomicBool>,
+    /// The one shutdown signal: the controller, the proxy workers and the
+    /// admin API all stop on it.
+    stop: CancellationToken,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -89,9 +89,9 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         dynamic::reload(path, &live, &flags);
     }
     let metrics = Arc::new(Metrics::new(cfg.proxy.workers, cfg.max_routes));
-    let (tx, rx) = watch::channel(false);
+    let stop = CancellationToken::new();
     let (proxy_addr, mut threads) =
-        proxy::start(Arc::new(settings(&cfg)), live.routes(), &metrics, &proxy_tls, rx.clone())
+        proxy::start(Arc::new(settings(&cfg)), live.routes(), &metrics, &proxy_tls, stop.clone())
             .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
     let ctl = Controller::load(Arc::clone(&live), Arc::clone(&metrics), &cfg)
         .map_err(|e| StartError::Io(e.to_string()))?;
@@ -102,9 +102,8 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     ctl.cluster = cluster.clone();
     threads.push(ops_thread);
     let controller = Arc::new(Mutex::new(ctl));
-    let stop_controller = Arc::new(AtomicBool::new(false));
     threads.push(
-        controller::spawn(Arc::clone(&controller), Arc::clone(&stop_controller))
+        controller::spawn(Arc::clone(&controller), stop.clone())
             .map_err(|e| StartError::Io(format!("cannot start the controller thread: {e}")))?,
     );
     let state = AdminState {
@@ -121,18 +120,8 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         rotations.into_iter().chain(admin_tls.as_ref().map(|a| Arc::clone(&a.rotation))).collect();
     let side =
         Sidecar { upstream_tls: proxy_tls.upstreams, rotations, admin_tls: admin_tls.map(|a| a.server) };
-    threads.push(spawn_admin(admin_sock, state, side, rx)?);
-    Ok(Running {
-        proxy_addr,
-        admin_addr,
-        live,
-        metrics,
-        controller,
-        joined,
-        shutdown: tx,
-        stop_controller,
-        threads,
-    })
+    threads.push(spawn_admin(admin_sock, state, side, stop.clone())?);
+    Ok(Running { proxy_addr, admin_addr, live, metrics, controller, joined, stop, threads })
 }
 
 /// The SQLite file, or with `--etcd` the cluster's shared state.
@@ -249,7 +238,7 @@ fn spawn_admin(
     sock: std::net::TcpListener,
     state: AdminState,
     side: Sidecar,
-    rx: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<JoinHandle<()>, StartError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -264,7 +253,7 @@ fn spawn_admin(
     };
     std::thread::Builder::new()
         .name("canary-admin".into())
-        .spawn(move || rt.block_on(run_admin(sock, state, side, rx, hup)))
+        .spawn(move || rt.block_on(run_admin(sock, state, side, stop, hup)))
         .map_err(|e| StartError::Io(format!("cannot start the admin thread: {e}")))
 }
 
@@ -272,7 +261,7 @@ async fn run_admin(
     sock: std::net::TcpListener,
     state: AdminState,
     side: Sidecar,
-    mut rx: watch::Receiver<bool>,
+    stop: CancellationToken,
     hup: tokio::signal::unix::Signal,
 ) {
     let listener = match tokio::net::TcpListener::from_std(sock) {
@@ -305,9 +294,7 @@ async fn run_admin(
         side.rotations,
     ));
     let app = admin::router(state);
-    let stop = async move {
-        let _ = rx.changed().await;
-    };
+    let stop = stop.cancelled_owned();
     let served = match side.admin_tls {
         Some(tls) => {
             let listener = crate::tls::admin::TlsListener::new(listener, tls);
@@ -331,14 +318,13 @@ async fn run_admin(
 impl Running {
     /// Stops accepting, lets in-flight requests finish, and joins every thread.
     pub fn shutdown(self) {
-        self.stop_controller.store(true, Ordering::Relaxed);
+        self.stop.cancel();
         if let Some(j) = &self.joined {
             j.resign();
         }
         // The ops worker ends when its last sender is gone; it finishes what
         // was queued (each hook bounded by its timeout) first.
         controller::lock(&self.controller).outbox = None;
-        let _ = self.shutdown.send(true);
         for t in self.threads {
             let _ = t.join();
         }

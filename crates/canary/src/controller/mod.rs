@@ -37,10 +37,10 @@ use canary_proxy::metrics::Metrics;
 use observe::{FleetObserver, Observer};
 use status::with_cluster;
 pub use status::{Published, status_now};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// How often the controller looks.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -655,10 +655,10 @@ pub fn lock(c: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
     c.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Ticks the controller every [`TICK`] until `stop` is set.
-pub fn spawn(c: Arc<Mutex<Controller>>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+/// Ticks the controller every [`TICK`] until `stop` is cancelled.
+pub fn spawn(c: Arc<Mutex<Controller>>, stop: CancellationToken) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("canary-controller".into()).spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.is_cancelled() {
             std::thread::sleep(TICK);
             let mut g = lock(&c);
             if let Err(e) = g.tick(clock::now_ms()) {

@@ -22,8 +22,9 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Requests per second the demo's users send in all.
 const RPS: u64 = 300;
@@ -71,9 +72,9 @@ fn demo(bad: bool) -> Result<String, Box<dyn std::error::Error>> {
     let srv = server::start(config::load(None, &cli)?)?;
     crate::say!("canary serve: proxy http://{}, admin http://{}", srv.proxy_addr, srv.admin_addr);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
     let sent = Arc::new(AtomicU64::new(0));
-    rt.spawn(load(srv.proxy_addr, Arc::clone(&stop), Arc::clone(&sent)));
+    rt.spawn(load(srv.proxy_addr, stop.clone(), Arc::clone(&sent)));
     std::thread::sleep(Duration::from_secs(2));
     let req = DeployRequest {
         share: 10.0,
@@ -89,7 +90,7 @@ fn demo(bad: bool) -> Result<String, Box<dyn std::error::Error>> {
     );
     lock(&srv.controller).deploy(&req, crate::controller::clock::now_ms(), None)?;
     let outcome = watch(&srv);
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     summarise(&srv, &outcome, sent.load(Ordering::Relaxed));
     rt.shutdown_timeout(Duration::from_secs(2));
     srv.shutdown();
@@ -120,11 +121,11 @@ fn service(version: &str, extra: &[&str]) -> Result<(ChildGuard, SocketAddr), Bo
 }
 
 /// Many distinct users browsing rooms and making reservations.
-async fn load(addr: SocketAddr, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
+async fn load(addr: SocketAddr, stop: CancellationToken, sent: Arc<AtomicU64>) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RPS));
     let mut i = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         tick.tick().await;
         i += 1;
         let (c, sent) = (client.clone(), Arc::clone(&sent));

@@ -21,6 +21,7 @@ mod disconnect;
 mod disk;
 mod durability;
 mod fail_closed;
+mod fallback;
 mod flags;
 mod grpc;
 mod grpc_upstream;
