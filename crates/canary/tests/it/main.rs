@@ -46,3 +46,4 @@ mod upstream_ca;
 mod upstream_wire;
 mod websocket;
 mod windows;
+mod wire_compat;
