@@ -16,7 +16,9 @@
 //! - [`analysis`]: a team's own checks: Prometheus queries and webhook gates.
 //! - [`ops`]: hooks, incident records, release tags and reports, after the fact.
 //! - [`live`]: the routing state the workers read and the API changes.
-//! - [`store`]: the SQLite state file and event log.
+//! - [`store`]: the state: the SQLite file, or etcd with `--etcd`, and the event log.
+//! - [`cluster`]: several replicas on etcd: registration, leader election,
+//!   the fleet's metrics and forwarding to the leader.
 //! - [`dynamic`]: the watched dynamic config file (S16).
 //! - [`reload`]: SIGHUP re-reads the TOML config file.
 //! - [`admin`]: the admin HTTP API.
