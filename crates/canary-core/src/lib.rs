@@ -15,6 +15,7 @@
 //! - [`request`]: reading overrides, cookies and user keys out of raw header values.
 //! - [`route_label`]: the bounded label a request's path is measured under.
 //! - [`dynamic`]: the seed's dynamic JSON config (`{"v2-api-canary": {...}}`).
+//! - [`event`]: what an event in the log says happened ([`event::EventKind`]).
 //! - [`plan`]: a rollout's steps and watching times.
 //! - [`flags`]: feature flags, evaluated with the same sticky bucket.
 //! - [`grpc_codes`]: gRPC status codes and the set that counts as failures.
@@ -30,6 +31,7 @@
 pub mod bucket;
 pub mod calendar;
 pub mod dynamic;
+pub mod event;
 pub mod exclude;
 pub mod flags;
 pub mod grpc_codes;

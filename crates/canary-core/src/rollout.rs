@@ -14,6 +14,7 @@
 //! holds and, past `max_hold_ms`, pauses for a person. A step whose verdict
 //! surely fails before its bake is over fails then (`judge::fails_now`).
 
+use crate::event::EventKind;
 use crate::judge::{
     Observation, OnFailure, Outcome, Policy, Verdict, Watch, fails_now, judge_rollback, judge_step,
 };
@@ -48,6 +49,24 @@ impl State {
             State::Promoted => "promoted",
             State::RolledBack => "rolled_back",
         }
+    }
+
+    /// The state named `name`, if it is one.
+    pub fn parse(name: &str) -> Option<State> {
+        [State::Progressing, State::Holding, State::Paused, State::Promoted, State::RolledBack]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+
+    /// Whether a rollout in this state still runs (not promoted or rolled back).
+    pub fn is_active(self) -> bool {
+        matches!(self, State::Progressing | State::Holding | State::Paused)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -90,7 +109,7 @@ pub enum Decision {
     /// Record an event in the log.
     Event {
         /// What happened.
-        kind: &'static str,
+        kind: EventKind,
         /// Details, verdict tables included.
         detail: Value,
     },
@@ -105,7 +124,7 @@ pub enum CommandError {
         /// The rollout.
         id: i64,
         /// Its end state.
-        state: &'static str,
+        state: State,
     },
     /// Resume on a rollout that is not paused.
     #[error("rollout {id} is {state}, not paused: nothing to resume")]
@@ -113,7 +132,7 @@ pub enum CommandError {
         /// The rollout.
         id: i64,
         /// Its state.
-        state: &'static str,
+        state: State,
     },
     /// A manual advance past a step whose verdict fails, without `force`.
     #[error(
@@ -241,14 +260,14 @@ impl Rollout {
             Decision::SetUpstreams { stable: stable.to_string(), canary: Some(canary.to_string()) },
             Decision::SetShare(share),
             Decision::BlockCanary(false),
-            r.event("rollout_started", json!({"canary": canary, "stable": stable, "plan": r.plan})),
+            r.event(EventKind::RolloutStarted, json!({"canary": canary, "stable": stable, "plan": r.plan})),
         ];
         (r, d)
     }
 
     /// Whether it still runs (not promoted or rolled back).
     pub fn is_active(&self) -> bool {
-        matches!(self.state, State::Progressing | State::Holding | State::Paused)
+        self.state.is_active()
     }
 
     /// Watching time left at this step, in ms.
@@ -322,7 +341,7 @@ impl Rollout {
                 let why = format!(
                     "paused instead of rolling back ([policy] on_failure_immediate = \"pause\"): {why}"
                 );
-                self.pause_with(now, why, "paused")
+                self.pause_with(now, why, EventKind::Paused)
             }
         }
     }
@@ -336,7 +355,7 @@ impl Rollout {
                     self.share,
                     sv.reason()
                 );
-                self.pause_with(now, why, "paused")
+                self.pause_with(now, why, EventKind::Paused)
             }
             Outcome::Fail => {
                 let reason = format!("step {} at {} failed: {}", self.step + 1, self.share, sv.reason());
@@ -347,7 +366,7 @@ impl Rollout {
                 self.awaiting_promote = true;
                 let why =
                     format!("step {} at {} passed; waiting for `canary promote`", self.step + 1, self.share);
-                self.pause_with(now, why, "awaiting_promote")
+                self.pause_with(now, why, EventKind::AwaitingPromote)
             }
             _ => self.advance(now, sv),
         }
@@ -358,7 +377,7 @@ impl Rollout {
             self.hold_since_ms = Some(now);
             self.state = State::Holding;
             self.reason = Some(format!("holding at {}: {}", self.share, sv.reason()));
-            return vec![self.event("holding", json!({"verdict": sv}))];
+            return vec![self.event(EventKind::Holding, json!({"verdict": sv}))];
         };
         if now.saturating_sub(since) <= c.max_hold_ms {
             return Vec::new();
@@ -370,14 +389,14 @@ impl Rollout {
             self.share,
             sv.reason()
         );
-        self.pause_with(now, why, "paused")
+        self.pause_with(now, why, EventKind::Paused)
     }
 
     fn advance(&mut self, now: u64, verdict: &Verdict) -> Vec<Decision> {
         if self.step + 1 >= self.plan.steps.len() {
             return self.complete(now, verdict, json!({}));
         }
-        self.move_to(now, self.step + 1, "step_advanced", verdict, json!({}))
+        self.move_to(now, self.step + 1, EventKind::StepAdvanced, verdict, json!({}))
     }
 
     /// Enters step `to` with a fresh bake. `verdict` is the judge's view of
@@ -387,7 +406,7 @@ impl Rollout {
         &mut self,
         now: u64,
         to: usize,
-        kind: &'static str,
+        kind: EventKind,
         verdict: &Verdict,
         extra: Value,
     ) -> Vec<Decision> {
@@ -421,7 +440,7 @@ impl Rollout {
         vec![
             Decision::SetUpstreams { stable: self.canary.clone(), canary: None },
             Decision::SetShare(Share::ZERO),
-            self.event("promoted", detail),
+            self.event(EventKind::Promoted, detail),
         ]
     }
 
@@ -444,7 +463,7 @@ impl Rollout {
         d.push(Decision::SetShare(Share::ZERO));
         d.push(Decision::BlockCanary(true));
         d.push(self.event(
-            "rolled_back",
+            EventKind::RolledBack,
             json!({
                 "reason": reason,
                 "verdict": verdict,
@@ -458,13 +477,13 @@ impl Rollout {
         d
     }
 
-    fn pause_with(&mut self, _now: u64, why: String, kind: &'static str) -> Vec<Decision> {
+    fn pause_with(&mut self, _now: u64, why: String, kind: EventKind) -> Vec<Decision> {
         self.state = State::Paused;
         self.reason = Some(why.clone());
         vec![self.event(kind, json!({"reason": why, "verdict": self.step_verdict}))]
     }
 
-    fn event(&self, kind: &'static str, mut detail: Value) -> Decision {
+    fn event(&self, kind: EventKind, mut detail: Value) -> Decision {
         if let Value::Object(m) = &mut detail {
             m.insert("rollout".into(), json!(self.id));
             m.insert("step".into(), json!(self.step + 1));
@@ -475,11 +494,7 @@ impl Rollout {
     }
 
     fn ensure_active(&self) -> Result<(), CommandError> {
-        if self.is_active() {
-            Ok(())
-        } else {
-            Err(CommandError::Ended { id: self.id, state: self.state.as_str() })
-        }
+        if self.is_active() { Ok(()) } else { Err(CommandError::Ended { id: self.id, state: self.state }) }
     }
 }
 

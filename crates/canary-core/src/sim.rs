@@ -7,6 +7,7 @@
 //! Used by the core's tests and by `examples/decisions.rs`, which prints the
 //! judge's detection times and false-alarm rates per scenario.
 
+use crate::event::EventKind;
 use crate::judge::{ArmWindow, Observation, Policy, Verdict, judge_step};
 use crate::plan::Plan;
 use crate::rollout::{Controls, Decision, Rollout};
@@ -76,7 +77,7 @@ pub struct Sim {
     /// Every share the machine set, in order.
     pub shares: Vec<f64>,
     /// Every event kind the machine recorded, in order.
-    pub events: Vec<&'static str>,
+    pub events: Vec<EventKind>,
     /// The judge's policy.
     pub policy: Policy,
     /// The controller's settings.

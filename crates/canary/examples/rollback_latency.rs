@@ -17,6 +17,7 @@ use canary::controller::api::DeployRequest;
 use canary::controller::lock;
 use canary::server::{self, Running};
 use canary::store::now_ms;
+use canary_core::rollout::State;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::client::legacy::Client;
@@ -69,8 +70,8 @@ fn deploy(srv: &Running, canary: SocketAddr) -> Result<()> {
     Ok(())
 }
 
-fn state(srv: &Running) -> String {
-    lock(&srv.controller).status().state
+fn state(srv: &Running) -> Option<State> {
+    State::parse(&lock(&srv.controller).status().state)
 }
 
 fn rollback_by_hand(srv: &Running) {
@@ -106,7 +107,7 @@ async fn main() -> Result<()> {
     for run in 1..=failing {
         deploy(&srv, canary)?;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        if state(&srv) != "progressing" {
+        if state(&srv) != Some(State::Progressing) {
             println!("failing run {run}: rolled back before the failure began (false alarm)");
         }
         canary_fail.store(10, Ordering::Relaxed);
@@ -125,7 +126,7 @@ async fn main() -> Result<()> {
     for run in 1..=healthy {
         deploy(&srv, canary)?;
         tokio::time::sleep(Duration::from_secs(healthy_secs)).await;
-        if state(&srv) == "rolled_back" {
+        if state(&srv) == Some(State::RolledBack) {
             false_alarms += 1;
             println!(
                 "healthy run {run}: rolled back: {:?}",

@@ -7,6 +7,7 @@
 //! the record of a rollout driven by hand has each step's figures too.
 
 use super::{CommandError, Decision, Rollout, State};
+use crate::event::EventKind;
 use crate::judge::{Outcome, Verdict};
 use crate::share::Share;
 use serde_json::json;
@@ -24,7 +25,7 @@ impl Rollout {
         if full || next >= self.plan.steps.len() {
             return Ok(self.complete(now, sv, how));
         }
-        Ok(self.move_to(now, next, "step_advanced", sv, how))
+        Ok(self.move_to(now, next, EventKind::StepAdvanced, sv, how))
     }
 
     /// The step `promote` goes to (the plan's length: promotion).
@@ -39,7 +40,7 @@ impl Rollout {
     /// `pause`: stop advancing (rollback criteria stay armed).
     pub fn pause(&mut self, now: u64, reason: &str) -> Result<Vec<Decision>, CommandError> {
         self.ensure_active()?;
-        Ok(self.pause_with(now, reason.to_string(), "paused"))
+        Ok(self.pause_with(now, reason.to_string(), EventKind::Paused))
     }
 
     /// `resume`: continue the bake where it stopped, at the step's share.
@@ -49,7 +50,7 @@ impl Rollout {
             return Err(CommandError::AwaitingPromote { id: self.id, step: self.step + 1 });
         }
         if self.state != State::Paused {
-            return Err(CommandError::NotPaused { id: self.id, state: self.state.as_str() });
+            return Err(CommandError::NotPaused { id: self.id, state: self.state });
         }
         Ok(self.back_on_plan(now, json!({})))
     }
@@ -66,7 +67,7 @@ impl Rollout {
         self.hold_since_ms = None;
         self.reason = None;
         self.last_tick_ms = now;
-        d.push(self.event("resumed", how));
+        d.push(self.event(EventKind::Resumed, how));
         d
     }
 
@@ -74,7 +75,7 @@ impl Rollout {
     /// previous stable comes back. `sv` is kept as the step's last figures.
     pub fn rollback(&mut self, now: u64, reason: &str, sv: &Verdict) -> Result<Vec<Decision>, CommandError> {
         if self.state == State::RolledBack {
-            return Err(CommandError::Ended { id: self.id, state: self.state.as_str() });
+            return Err(CommandError::Ended { id: self.id, state: self.state });
         }
         if self.is_active() {
             self.step_verdict = Some(sv.clone());
@@ -110,9 +111,11 @@ impl Rollout {
             Ordering::Greater => {
                 let how =
                     json!({"by_hand": "adjust", "forced": failing, "skipped_steps": to - self.step - 1});
-                Ok(self.move_to(now, to, "step_advanced", sv, how))
+                Ok(self.move_to(now, to, EventKind::StepAdvanced, sv, how))
             }
-            Ordering::Less => Ok(self.move_to(now, to, "stepped_back", sv, json!({"by_hand": "adjust"}))),
+            Ordering::Less => {
+                Ok(self.move_to(now, to, EventKind::SteppedBack, sv, json!({"by_hand": "adjust"})))
+            }
             Ordering::Equal if self.awaiting_promote => Ok(Vec::new()),
             Ordering::Equal if self.share == share && self.state != State::Paused => Ok(Vec::new()),
             Ordering::Equal => Ok(self.back_on_plan(now, json!({"by_hand": "adjust"}))),
@@ -126,7 +129,7 @@ impl Rollout {
         self.share = share;
         let why = format!("share set to {share} by {source}; `canary resume` returns to the plan");
         let mut d = vec![Decision::SetShare(share)];
-        d.extend(self.pause_with(now, why, "adjusted"));
+        d.extend(self.pause_with(now, why, EventKind::Adjusted));
         d
     }
 }

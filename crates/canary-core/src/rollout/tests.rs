@@ -66,7 +66,7 @@ fn low_traffic_holds_then_pauses_and_never_promotes() {
     sim.run_for(&mut r, 2 * 3_600_000);
     assert!(r.is_active(), "never ends on no data: {:?} {:?}", r.state, r.reason);
     assert_eq!((r.state, r.step), (State::Paused, 0));
-    assert!(sim.events.contains(&"holding"));
+    assert!(sim.events.contains(&EventKind::Holding));
     assert!(r.reason.clone().unwrap().contains("too little traffic"), "{:?}", r.reason);
     assert!(!sim.shares.contains(&25.0), "never advanced");
 }
@@ -205,7 +205,7 @@ fn adjusting_back_steps_back_without_pausing_and_off_plan_pauses() {
     // The current step's share puts a paused rollout back on the plan.
     let _ = r.pause(sim.now, "look").unwrap();
     let ds = r.adjust(sim.now, pct(75.0), false, &sim.verdict()).unwrap();
-    assert!(matches!(ds.last(), Some(Decision::Event { kind: "resumed", .. })));
+    assert!(matches!(ds.last(), Some(Decision::Event { kind: EventKind::Resumed, .. })));
     assert_eq!(r.state, State::Progressing);
 }
 

@@ -30,6 +30,7 @@ use crate::upstream::Upstream;
 use crate::windows::Windows;
 use api::{DeployRequest, Status};
 use canary_core::Share;
+use canary_core::event::EventKind;
 use canary_core::judge::{Observation, Policy, judge_step};
 use canary_core::plan::{Plan, parse_duration_ms};
 use canary_core::rollout::{CommandError, Controls, Decision, Rollout, State};
@@ -327,9 +328,9 @@ impl Controller {
         });
         tracing::info!(detail = %detail, "cluster: this replica's controller takes over");
         if active.is_some() {
-            self.apply(vec![Decision::Event { kind: "leader_changed", detail }], now)
+            self.apply(vec![Decision::Event { kind: EventKind::LeaderChanged, detail }], now)
         } else {
-            self.live.store().record("leader_changed", "cluster", &detail).map_err(ControlError::from)
+            self.live.store().record(EventKind::LeaderChanged, "cluster", &detail).map_err(ControlError::from)
         }
     }
 
@@ -384,12 +385,12 @@ impl Controller {
         let stable = self.live.upstreams().stable.url().to_string();
         let (r, mut ds) = Rollout::start(id, canary.url(), &stable, plan, now);
         if let Some(detail) = overridden {
-            ds.push(Decision::Event { kind: "window_overridden", detail });
+            ds.push(Decision::Event { kind: EventKind::WindowOverridden, detail });
         }
         if let Some(results) = checks {
             let passed = crate::ops::checklist::all_passed(&results);
             let detail = serde_json::json!({"rollout": id, "passed": passed, "items": results, "forced_reason": (!passed).then(|| req.reason.clone())});
-            ds.push(Decision::Event { kind: "checklist", detail });
+            ds.push(Decision::Event { kind: EventKind::Checklist, detail });
         }
         let previous = self.rollout.replace(r);
         if let Err(e) = self.apply(ds, now) {
@@ -625,19 +626,19 @@ impl Controller {
         let body = serde_json::to_value(r).unwrap_or_default();
         if moved {
             // The table and the step that sets it, in one write.
-            let write = RolloutWrite { id: r.id, state: r.state.as_str(), body: &body, events: &events };
+            let write = RolloutWrite { id: r.id, state: r.state, body: &body, events: &events };
             self.live.apply_with_rollout(change, write)?;
             // The mix of traffic changed: older ticks describe another step.
             self.ring.clear();
             self.step_obs = Observation::default();
         } else {
-            self.live.store().save_rollout(r.id, r.state.as_str(), &body, &events)?;
+            self.live.store().save_rollout(r.id, r.state, &body, &events)?;
         }
         self.last_persist_ms = now;
         for (kind, detail) in events {
-            tracing::info!(event = kind, detail = %detail, "rollout");
+            tracing::info!(event = kind.as_str(), detail = %detail, "rollout");
             if let Some(out) = &self.outbox {
-                out.send(OpsEvent { kind: kind.to_string(), detail, rollout: body.clone() });
+                out.send(OpsEvent { kind, detail, rollout: body.clone() });
             }
         }
         Ok(())

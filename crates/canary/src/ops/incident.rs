@@ -5,6 +5,7 @@
 use super::config::{OpsConfig, folder};
 use super::report::{fmt_ms, table_of, timeline};
 use crate::live::Live;
+use canary_core::event::EventKind;
 use serde_json::Value;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ pub fn render(cfg: &OpsConfig, live: &Live, r: &Value) -> Result<String, String>
     let mut md = String::new();
     let _ = writeln!(md, "# [Rollback] {} rollout {id}\n", cfg.rollout_name);
     let _ = writeln!(md, "- **Rolled back at:** {}", fmt_ms(r["ended_ms"].as_u64().unwrap_or(0)));
-    let rolled_back = events.iter().rev().find(|e| e.kind == "rolled_back");
+    let rolled_back = events.iter().rev().find(|e| e.kind == EventKind::RolledBack);
     let _ = writeln!(md, "- **Share at the time:** {}", share_at_failure(r, rolled_back.map(|e| &e.detail)));
     let _ = writeln!(
         md,
@@ -52,7 +53,13 @@ pub fn render(cfg: &OpsConfig, live: &Live, r: &Value) -> Result<String, String>
         .iter()
         .filter(|e| {
             e.detail["by_hand"].is_string()
-                || matches!(e.kind.as_str(), "window_overridden" | "adjusted" | "paused" | "resumed")
+                || matches!(
+                    e.kind,
+                    EventKind::WindowOverridden
+                        | EventKind::Adjusted
+                        | EventKind::Paused
+                        | EventKind::Resumed
+                )
         })
         .collect();
     let _ = writeln!(md, "## Overrides and manual actions\n");

@@ -5,6 +5,7 @@
 use super::config::{OpsConfig, folder};
 use crate::live::Live;
 use crate::store::Event;
+use canary_core::event::EventKind;
 use serde_json::{Value, json};
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -29,8 +30,8 @@ fn steps(r: &Value, events: &[Event]) -> Vec<Value> {
     let mut out = Vec::new();
     let mut start = r["started_ms"].as_u64().unwrap_or(0);
     let mut share = r["plan"]["steps"].get(0).cloned().unwrap_or(Value::Null);
-    let ends = ["step_advanced", "stepped_back", "promoted", "rolled_back"];
-    for e in events.iter().filter(|e| ends.contains(&e.kind.as_str())) {
+    let ends = [EventKind::StepAdvanced, EventKind::SteppedBack, EventKind::Promoted, EventKind::RolledBack];
+    for e in events.iter().filter(|e| ends.contains(&e.kind)) {
         let end = e.at_ms as u64;
         // A rollback by hand has no deciding verdict: the step's own figures then.
         let verdict =

@@ -11,6 +11,7 @@
 use super::report::fmt_ms;
 use crate::live::Live;
 use crate::store::Event;
+use canary_core::rollout::State;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
@@ -145,14 +146,14 @@ fn arm(verdict: &Value, version: &str) -> Option<Figures> {
 
 /// Totals and trend over `rollouts` (newest first).
 pub fn summarize(rollouts: Vec<Entry>) -> Summary {
-    let is = |s: &str| rollouts.iter().filter(|e| e.state == s).count();
-    let (promoted, rolled_back) = (is("promoted"), is("rolled_back"));
+    let is = |s: State| rollouts.iter().filter(|e| e.state == s.as_str()).count();
+    let (promoted, rolled_back) = (is(State::Promoted), is(State::RolledBack));
     let canary_requests = rollouts.iter().map(|e| e.canary_requests).sum();
     let requests_lost: u64 = rollouts.iter().map(|e| e.requests_lost).sum();
     let pairs = |f: fn(&Figures) -> Option<f64>| -> Vec<(f64, f64)> {
         rollouts
             .iter()
-            .filter(|e| e.state == "promoted")
+            .filter(|e| e.state == State::Promoted.as_str())
             .filter_map(|e| Some((f(e.before.as_ref()?)?, f(e.after.as_ref()?)?)))
             .collect()
     };
@@ -177,10 +178,13 @@ pub fn summarize(rollouts: Vec<Entry>) -> Summary {
 fn trend(newest_first: &[Entry]) -> Trend {
     let oldest_first: Vec<&Entry> = newest_first.iter().rev().collect();
     let (older, newer) = oldest_first.split_at(oldest_first.len() / 2);
-    let rollbacks = |h: &[&Entry]| h.iter().filter(|e| e.state == "rolled_back").count();
+    let rollbacks = |h: &[&Entry]| h.iter().filter(|e| e.state == State::RolledBack.as_str()).count();
     let mean_after = |h: &[&Entry], f: fn(&Figures) -> Option<f64>| -> Option<f64> {
-        let v: Vec<f64> =
-            h.iter().filter(|e| e.state == "promoted").filter_map(|e| f(e.after.as_ref()?)).collect();
+        let v: Vec<f64> = h
+            .iter()
+            .filter(|e| e.state == State::Promoted.as_str())
+            .filter_map(|e| f(e.after.as_ref()?))
+            .collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let both = |f: fn(&Figures) -> Option<f64>| Some((mean_after(older, f)?, mean_after(newer, f)?));

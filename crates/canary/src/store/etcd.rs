@@ -21,6 +21,8 @@
 //! most [`CALL_TIMEOUT`] for one.
 
 use super::{Backend, Event, Loaded, PersistedRouting, RolloutWrite, StateFault, StoreError, now_ms};
+use canary_core::event::EventKind;
+use canary_core::rollout::State;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp,
 };
@@ -239,7 +241,7 @@ impl Etcd {
         }
     }
 
-    fn event_op(&self, kind: &str, source: &str, detail: &serde_json::Value) -> TxnOp {
+    fn event_op(&self, kind: &EventKind, source: &str, detail: &serde_json::Value) -> TxnOp {
         let at = now_ms();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let key = self.key(&format!("events/{at:013}-{}-{seq:08}", self.node));
@@ -298,7 +300,7 @@ impl Etcd {
     fn write_routing(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         source: &str,
         detail: &serde_json::Value,
         rollout: Option<RolloutWrite<'_>>,
@@ -362,7 +364,7 @@ fn to_event(kv: &etcd_client::KeyValue) -> Option<Event> {
     Some(Event {
         id: kv.create_revision(),
         at_ms: v["at_ms"].as_i64().unwrap_or(0),
-        kind: v["kind"].as_str().unwrap_or_default().to_string(),
+        kind: EventKind::parse(v["kind"].as_str().unwrap_or_default()),
         source: v["source"].as_str().unwrap_or_default().to_string(),
         detail: v["detail"].clone(),
     })
@@ -391,7 +393,7 @@ impl Backend for Arc<Etcd> {
     fn save_routing(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         source: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -401,7 +403,7 @@ impl Backend for Arc<Etcd> {
     fn save_routing_and_rollout(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         detail: &serde_json::Value,
         rollout: RolloutWrite<'_>,
     ) -> Result<(), StoreError> {
@@ -411,9 +413,9 @@ impl Backend for Arc<Etcd> {
     fn save_rollout(
         &self,
         id: i64,
-        _state: &str,
+        _state: State,
         body: &serde_json::Value,
-        events: &[(&str, serde_json::Value)],
+        events: &[(EventKind, serde_json::Value)],
     ) -> Result<(), StoreError> {
         let mut ops = vec![TxnOp::put(self.rollout_key(id), body.to_string(), None)];
         ops.extend(events.iter().map(|(k, d)| self.event_op(k, "controller", d)));
@@ -448,7 +450,7 @@ impl Backend for Arc<Etcd> {
         Ok(last.unwrap_or(0) + 1)
     }
 
-    fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
+    fn record(&self, kind: &EventKind, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
         self.commit(Vec::new(), vec![self.event_op(kind, source, detail)], "").map(|_| ())
     }
 
@@ -466,7 +468,7 @@ impl Backend for Arc<Etcd> {
         &self,
         key: &str,
         value: &serde_json::Value,
-        kind: &str,
+        kind: &EventKind,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let ops = vec![

@@ -16,6 +16,8 @@ pub mod etcd;
 pub mod sqlite;
 pub mod unusable;
 
+use canary_core::event::EventKind;
+use canary_core::rollout::State;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -135,7 +137,7 @@ pub struct Event {
     /// Milliseconds since the Unix epoch.
     pub at_ms: i64,
     /// What happened, e.g. `share_changed`.
-    pub kind: String,
+    pub kind: EventKind,
     /// Who did it: `api`, `flags-file`, `config`, ...
     pub source: String,
     /// The details, as JSON.
@@ -147,12 +149,12 @@ pub struct Event {
 pub struct RolloutWrite<'a> {
     /// The rollout's number.
     pub id: i64,
-    /// Its state's name.
-    pub state: &'a str,
+    /// Its state.
+    pub state: State,
     /// Its record.
     pub body: &'a serde_json::Value,
     /// The events the change is recorded with.
-    pub events: &'a [(&'a str, serde_json::Value)],
+    pub events: &'a [(EventKind, serde_json::Value)],
 }
 
 /// What a store keeps, and how. Each write of state is atomic with its events.
@@ -170,7 +172,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn save_routing(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         source: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError>;
@@ -178,9 +180,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn save_rollout(
         &self,
         id: i64,
-        state: &str,
+        state: State,
         body: &serde_json::Value,
-        events: &[(&str, serde_json::Value)],
+        events: &[(EventKind, serde_json::Value)],
     ) -> Result<(), StoreError>;
     /// Saves the routing state and a rollout together: the controller's
     /// step, with the share it sets. Where another replica may read the two
@@ -192,7 +194,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn save_routing_and_rollout(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         detail: &serde_json::Value,
         rollout: RolloutWrite<'_>,
     ) -> Result<(), StoreError> {
@@ -208,7 +210,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The next rollout number.
     fn next_rollout_id(&self) -> Result<i64, StoreError>;
     /// Appends an event.
-    fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError>;
+    fn record(&self, kind: &EventKind, source: &str, detail: &serde_json::Value) -> Result<(), StoreError>;
     /// The newest events, newest first.
     fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// A JSON value kept under `key`.
@@ -218,7 +220,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         &self,
         key: &str,
         value: &serde_json::Value,
-        kind: &str,
+        kind: &EventKind,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError>;
     /// Whether the routing state at store revision `rev`, written elsewhere,
@@ -265,7 +267,7 @@ impl Store {
         let detail = serde_json::json!({
             "record": fault.record, "problem": fault.problem, "set_aside": aside.display().to_string(),
         });
-        fresh.record("state_reset", "config", &detail)?;
+        fresh.record(&EventKind::StateReset, "config", &detail)?;
         tracing::warn!(file = %path.display(), set_aside = %aside.display(), problem = %fault.problem,
             "--reset-state: the state file could not be used; it was renamed aside and a new one started");
         Ok(Store { backend: Box::new(fresh), local: path.to_path_buf() })
@@ -281,14 +283,15 @@ impl Store {
         self.local.clone()
     }
 
-    /// Appends an event from `source` (hooks, incidents, tags: things done after the fact).
-    pub fn record_from(
+    /// Appends an event from `source` (hooks, incidents, tags: things done
+    /// after the fact). A kind may be given by its name (`"tls_reloaded"`).
+    pub fn record(
         &self,
-        kind: &str,
+        kind: impl Into<EventKind>,
         source: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        self.backend.record(kind, source, detail)
+        self.backend.record(&kind.into(), source, detail)
     }
 }
 

@@ -6,6 +6,8 @@
 //! `kill -9` and power loss.
 
 use super::{Backend, Event, Loaded, PersistedRouting, StateFault, StoreError, now_ms};
+use canary_core::event::EventKind;
+use canary_core::rollout::State;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -149,7 +151,7 @@ impl Backend for Sqlite {
     fn save_routing(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         source: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -170,16 +172,16 @@ impl Backend for Sqlite {
     fn save_rollout(
         &self,
         id: i64,
-        state: &str,
+        state: State,
         body: &serde_json::Value,
-        events: &[(&str, serde_json::Value)],
+        events: &[(EventKind, serde_json::Value)],
     ) -> Result<(), StoreError> {
         self.writable()?;
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT INTO rollouts (id, state, body) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET state = ?2, body = ?3",
-            params![id, state, body.to_string()],
+            params![id, state.as_str(), body.to_string()],
         )
         .map_err(|e| self.err(e))?;
         for (kind, detail) in events {
@@ -237,7 +239,7 @@ impl Backend for Sqlite {
         &self,
         key: &str,
         value: &serde_json::Value,
-        kind: &str,
+        kind: &EventKind,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
         self.writable()?;
@@ -260,7 +262,7 @@ impl Backend for Sqlite {
     }
 
     /// Appends an event.
-    fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
+    fn record(&self, kind: &EventKind, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
         self.writable()?;
         insert_event(&self.lock(), kind, source, detail).map_err(|e| self.err(e))
     }
@@ -281,7 +283,7 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
         id: r.get(0)?,
         at_ms: r.get(1)?,
-        kind: r.get(2)?,
+        kind: EventKind::parse(&r.get::<_, String>(2)?),
         source: r.get(3)?,
         detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
     })
@@ -289,13 +291,13 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
 
 fn insert_event(
     conn: &Connection,
-    kind: &str,
+    kind: &EventKind,
     source: &str,
     detail: &serde_json::Value,
 ) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO events (at_ms, kind, source, detail) VALUES (?1, ?2, ?3, ?4)",
-        params![now_ms(), kind, source, detail.to_string()],
+        params![now_ms(), kind.as_str(), source, detail.to_string()],
     )
     .map(|_| ())
 }
@@ -318,7 +320,7 @@ mod tests {
         {
             let s = Sqlite::open(&path).unwrap();
             assert_eq!(s.load_routing().unwrap(), Loaded::Absent);
-            s.save_routing(&r, "share_changed", "api", &serde_json::json!({"to": 25.0})).unwrap();
+            s.save_routing(&r, &EventKind::ShareChanged, "api", &serde_json::json!({"to": 25.0})).unwrap();
         }
         let s = Sqlite::open(&path).unwrap();
         assert_eq!(s.load_routing().unwrap(), Loaded::Found(r));

@@ -4,6 +4,9 @@
 //! reports the fault, so nothing is routed to a canary on values no one
 //! could read and the file is left as it was for a person to look at.
 
+use canary_core::event::EventKind;
+use canary_core::rollout::State;
+
 use super::{Backend, Event, Loaded, PersistedRouting, StateFault, StoreError};
 
 /// The stand-in for a file that cannot be read.
@@ -35,7 +38,7 @@ impl Backend for Unusable {
     fn save_routing(
         &self,
         _: &PersistedRouting,
-        _: &str,
+        _: &EventKind,
         _: &str,
         _: &serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -45,9 +48,9 @@ impl Backend for Unusable {
     fn save_rollout(
         &self,
         _: i64,
-        _: &str,
+        _: State,
         _: &serde_json::Value,
-        _: &[(&str, serde_json::Value)],
+        _: &[(EventKind, serde_json::Value)],
     ) -> Result<(), StoreError> {
         Err(self.fault.refusal())
     }
@@ -68,7 +71,7 @@ impl Backend for Unusable {
         Err(self.fault.refusal())
     }
 
-    fn record(&self, _: &str, _: &str, _: &serde_json::Value) -> Result<(), StoreError> {
+    fn record(&self, _: &EventKind, _: &str, _: &serde_json::Value) -> Result<(), StoreError> {
         Err(self.fault.refusal())
     }
 
@@ -84,7 +87,7 @@ impl Backend for Unusable {
         &self,
         _: &str,
         _: &serde_json::Value,
-        _: &str,
+        _: &EventKind,
         _: &serde_json::Value,
     ) -> Result<(), StoreError> {
         Err(self.fault.refusal())
