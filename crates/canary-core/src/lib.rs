@@ -25,6 +25,7 @@
 //!   likelihood ratios, CUSUM) behind every repeated decision of the judge.
 //! - [`rollout`]: the rollout state machine (time passed in, decisions out).
 //! - [`sim`]: a seeded traffic model driving rollouts in simulated time.
+//! - [`time`]: [`time::UnixMs`], the one type of instants, and its conversions.
 //! - [`window`]: the sample-sized recent window for rollback checks.
 //! - [`version`]: stable or canary.
 
@@ -48,6 +49,7 @@ pub mod sequential;
 pub mod share;
 pub mod sim;
 pub mod stats;
+pub mod time;
 pub mod version;
 pub mod window;
 

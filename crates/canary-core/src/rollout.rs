@@ -20,6 +20,7 @@ use crate::judge::{
 };
 use crate::plan::Plan;
 use crate::share::Share;
+use crate::time::UnixMs;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -176,17 +177,17 @@ pub struct Rollout {
     /// The share the router has now.
     pub share: Share,
     /// When it started, ms since the epoch.
-    pub started_ms: u64,
+    pub started_ms: UnixMs,
     /// When it ended.
-    pub ended_ms: Option<u64>,
+    pub ended_ms: Option<UnixMs>,
     /// When the current step started.
-    pub step_started_ms: u64,
+    pub step_started_ms: UnixMs,
     /// Watching time accrued at this step.
     pub baked_ms: u64,
     /// The last tick.
-    pub last_tick_ms: u64,
+    pub last_tick_ms: UnixMs,
     /// When the step started holding.
-    pub hold_since_ms: Option<u64>,
+    pub hold_since_ms: Option<UnixMs>,
     /// Consecutive failing rollback evaluations.
     pub breaches: u32,
     /// Why it is paused, holding, or rolled back.
@@ -232,7 +233,7 @@ impl Tally {
 impl Rollout {
     /// Starts rollout `id` of `canary` in front of `stable` with `plan` (already
     /// starting at the first share) at `now`.
-    pub fn start(id: i64, canary: &str, stable: &str, plan: Plan, now: u64) -> (Rollout, Vec<Decision>) {
+    pub fn start(id: i64, canary: &str, stable: &str, plan: Plan, now: UnixMs) -> (Rollout, Vec<Decision>) {
         let share = plan.steps.first().copied().unwrap_or(Share::FULL);
         let r = Rollout {
             id,
@@ -291,7 +292,7 @@ impl Rollout {
     }
 
     /// After a restart: the time the controller was down is not watching time.
-    pub fn resume_after_restart(&mut self, now: u64) {
+    pub fn resume_after_restart(&mut self, now: UnixMs) {
         self.last_tick_ms = now;
         self.breaches = 0;
     }
@@ -299,7 +300,7 @@ impl Rollout {
     /// One evaluation at `now`: `fast` is the recent window, `step` the step so far.
     pub fn tick(
         &mut self,
-        now: u64,
+        now: UnixMs,
         p: &Policy,
         c: &Controls,
         fast: &Observation,
@@ -308,7 +309,7 @@ impl Rollout {
         if !self.is_active() {
             return Vec::new();
         }
-        let dt = now.saturating_sub(self.last_tick_ms).min(c.max_tick_gap_ms);
+        let dt = (now - self.last_tick_ms).min(c.max_tick_gap_ms);
         self.last_tick_ms = now;
         let fv = judge_rollback(p, fast, step, &self.watch);
         self.breaches = if fv.outcome == Outcome::Fail { self.breaches + 1 } else { 0 };
@@ -331,7 +332,7 @@ impl Rollout {
 
     /// The immediate-rollback criteria failed: roll back, or with
     /// `on_failure_immediate = "pause"` hold the share for a person (once).
-    fn on_breach(&mut self, now: u64, p: &Policy, fv: &Verdict) -> Vec<Decision> {
+    fn on_breach(&mut self, now: UnixMs, p: &Policy, fv: &Verdict) -> Vec<Decision> {
         let why = format!("immediate rollback at {}: {}", self.share, fv.reason());
         match p.on_failure_immediate {
             OnFailure::Rollback => self.roll_back(now, why, Some(fv)),
@@ -346,7 +347,7 @@ impl Rollout {
         }
     }
 
-    fn conclude_step(&mut self, now: u64, p: &Policy, c: &Controls, sv: &Verdict) -> Vec<Decision> {
+    fn conclude_step(&mut self, now: UnixMs, p: &Policy, c: &Controls, sv: &Verdict) -> Vec<Decision> {
         match sv.outcome {
             Outcome::Fail if p.on_failure == OnFailure::Pause => {
                 let why = format!(
@@ -372,14 +373,14 @@ impl Rollout {
         }
     }
 
-    fn hold(&mut self, now: u64, c: &Controls, sv: &Verdict) -> Vec<Decision> {
+    fn hold(&mut self, now: UnixMs, c: &Controls, sv: &Verdict) -> Vec<Decision> {
         let Some(since) = self.hold_since_ms else {
             self.hold_since_ms = Some(now);
             self.state = State::Holding;
             self.reason = Some(format!("holding at {}: {}", self.share, sv.reason()));
             return vec![self.event(EventKind::Holding, json!({"verdict": sv}))];
         };
-        if now.saturating_sub(since) <= c.max_hold_ms {
+        if now - since <= c.max_hold_ms {
             return Vec::new();
         }
         let mins = c.max_hold_ms / 60_000;
@@ -392,7 +393,7 @@ impl Rollout {
         self.pause_with(now, why, EventKind::Paused)
     }
 
-    fn advance(&mut self, now: u64, verdict: &Verdict) -> Vec<Decision> {
+    fn advance(&mut self, now: UnixMs, verdict: &Verdict) -> Vec<Decision> {
         if self.step + 1 >= self.plan.steps.len() {
             return self.complete(now, verdict, json!({}));
         }
@@ -404,7 +405,7 @@ impl Rollout {
     /// `extra` says how, e.g. by whose hand.
     fn move_to(
         &mut self,
-        now: u64,
+        now: UnixMs,
         to: usize,
         kind: EventKind,
         verdict: &Verdict,
@@ -419,7 +420,7 @@ impl Rollout {
         vec![Decision::SetShare(self.share), self.event(kind, detail)]
     }
 
-    fn enter_step(&mut self, now: u64) {
+    fn enter_step(&mut self, now: UnixMs) {
         self.state = State::Progressing;
         self.step_started_ms = now;
         self.baked_ms = 0;
@@ -429,7 +430,7 @@ impl Rollout {
         self.step_verdict = None;
     }
 
-    fn complete(&mut self, now: u64, verdict: &Verdict, extra: Value) -> Vec<Decision> {
+    fn complete(&mut self, now: UnixMs, verdict: &Verdict, extra: Value) -> Vec<Decision> {
         let (from_step, from_share) = (self.step + 1, self.share.percent());
         self.state = State::Promoted;
         self.ended_ms = Some(now);
@@ -448,7 +449,7 @@ impl Rollout {
     /// force when the failure was seen (`at_step`, `at_share`), the verdict
     /// that decided it (none for a person's rollback) and the step's latest
     /// figures, for the incident record and the report.
-    fn roll_back(&mut self, now: u64, reason: String, verdict: Option<&Verdict>) -> Vec<Decision> {
+    fn roll_back(&mut self, now: UnixMs, reason: String, verdict: Option<&Verdict>) -> Vec<Decision> {
         let was_promoted = self.state == State::Promoted;
         let (at_step, at_share) = (self.step + 1, self.share.percent());
         let planned_share = self.plan.steps.get(self.step).map(|s| s.percent());
@@ -477,7 +478,7 @@ impl Rollout {
         d
     }
 
-    fn pause_with(&mut self, _now: u64, why: String, kind: EventKind) -> Vec<Decision> {
+    fn pause_with(&mut self, _now: UnixMs, why: String, kind: EventKind) -> Vec<Decision> {
         self.state = State::Paused;
         self.reason = Some(why.clone());
         vec![self.event(kind, json!({"reason": why, "verdict": self.step_verdict}))]

@@ -11,6 +11,7 @@ use crate::event::EventKind;
 use crate::judge::{ArmWindow, Observation, Policy, Verdict, judge_step};
 use crate::plan::Plan;
 use crate::rollout::{Controls, Decision, Rollout};
+use crate::time::UnixMs;
 use crate::window::{TickRing, latency_histogram, merge};
 
 /// The controller's tick.
@@ -73,7 +74,7 @@ pub struct Sim {
     /// Everything since the step began.
     pub step_obs: Observation,
     /// Simulated time, ms.
-    pub now: u64,
+    pub now: UnixMs,
     /// Every share the machine set, in order.
     pub shares: Vec<f64>,
     /// Every event kind the machine recorded, in order.
@@ -94,7 +95,7 @@ impl Sim {
             canary: HEALTHY,
             ticks: TickRing::new(MAX_FAST_TICKS),
             step_obs: Observation::default(),
-            now: 1_000_000,
+            now: UnixMs::from_millis(1_000_000),
             shares: Vec::new(),
             events: Vec::new(),
             policy: Policy::default(),

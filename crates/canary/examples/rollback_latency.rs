@@ -16,7 +16,7 @@ use canary::config::{self, Overrides};
 use canary::controller::api::DeployRequest;
 use canary::controller::lock;
 use canary::server::{self, Running};
-use canary::store::now_ms;
+use canary::store::now;
 use canary_core::rollout::State;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
@@ -66,7 +66,7 @@ fn deploy(srv: &Running, canary: SocketAddr) -> Result<()> {
         manual: false,
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, now_ms() as u64, None)?;
+    lock(&srv.controller).deploy(&req, now(), None)?;
     Ok(())
 }
 
@@ -75,8 +75,7 @@ fn state(srv: &Running) -> Option<State> {
 }
 
 fn rollback_by_hand(srv: &Running) {
-    let _ = lock(&srv.controller)
-        .command(canary::controller::Command::Rollback("run over".into()), now_ms() as u64);
+    let _ = lock(&srv.controller).command(canary::controller::Command::Rollback("run over".into()), now());
 }
 
 #[tokio::main]

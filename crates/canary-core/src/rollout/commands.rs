@@ -10,6 +10,7 @@ use super::{CommandError, Decision, Rollout, State};
 use crate::event::EventKind;
 use crate::judge::{Outcome, Verdict};
 use crate::share::Share;
+use crate::time::UnixMs;
 use serde_json::json;
 use std::cmp::Ordering;
 
@@ -18,7 +19,7 @@ impl Rollout {
     /// `full`, straight to promotion. From a share set by hand off the plan,
     /// the next step is the first one above that share, so `promote` never
     /// lowers the share.
-    pub fn promote(&mut self, now: u64, full: bool, sv: &Verdict) -> Result<Vec<Decision>, CommandError> {
+    pub fn promote(&mut self, now: UnixMs, full: bool, sv: &Verdict) -> Result<Vec<Decision>, CommandError> {
         self.ensure_active()?;
         let next = self.next_step_up();
         let how = json!({"by_hand": "promote", "skipped_bake": true});
@@ -38,13 +39,13 @@ impl Rollout {
     }
 
     /// `pause`: stop advancing (rollback criteria stay armed).
-    pub fn pause(&mut self, now: u64, reason: &str) -> Result<Vec<Decision>, CommandError> {
+    pub fn pause(&mut self, now: UnixMs, reason: &str) -> Result<Vec<Decision>, CommandError> {
         self.ensure_active()?;
         Ok(self.pause_with(now, reason.to_string(), EventKind::Paused))
     }
 
     /// `resume`: continue the bake where it stopped, at the step's share.
-    pub fn resume(&mut self, now: u64) -> Result<Vec<Decision>, CommandError> {
+    pub fn resume(&mut self, now: UnixMs) -> Result<Vec<Decision>, CommandError> {
         self.ensure_active()?;
         if self.awaiting_promote {
             return Err(CommandError::AwaitingPromote { id: self.id, step: self.step + 1 });
@@ -56,7 +57,7 @@ impl Rollout {
     }
 
     /// Back to the current step's share and its bake where it stopped.
-    fn back_on_plan(&mut self, now: u64, how: serde_json::Value) -> Vec<Decision> {
+    fn back_on_plan(&mut self, now: UnixMs, how: serde_json::Value) -> Vec<Decision> {
         let planned = self.plan.steps[self.step];
         let mut d = Vec::new();
         if self.share != planned {
@@ -73,7 +74,12 @@ impl Rollout {
 
     /// `rollback`: share 0 at once, no analysis; after a promotion, the
     /// previous stable comes back. `sv` is kept as the step's last figures.
-    pub fn rollback(&mut self, now: u64, reason: &str, sv: &Verdict) -> Result<Vec<Decision>, CommandError> {
+    pub fn rollback(
+        &mut self,
+        now: UnixMs,
+        reason: &str,
+        sv: &Verdict,
+    ) -> Result<Vec<Decision>, CommandError> {
         if self.state == State::RolledBack {
             return Err(CommandError::Ended { id: self.id, state: self.state });
         }
@@ -91,7 +97,7 @@ impl Rollout {
     /// promotion). Any other share pauses the plan until `resume`.
     pub fn adjust(
         &mut self,
-        now: u64,
+        now: UnixMs,
         share: Share,
         force: bool,
         sv: &Verdict,
@@ -125,7 +131,7 @@ impl Rollout {
     /// The share was set off the plan (by `adjust`, the routing API or the
     /// flags file): a person's hand on the wheel pauses the plan rather than
     /// fighting it, until `resume`.
-    pub fn share_moved(&mut self, now: u64, share: Share, source: &str) -> Vec<Decision> {
+    pub fn share_moved(&mut self, now: UnixMs, share: Share, source: &str) -> Vec<Decision> {
         self.share = share;
         let why = format!("share set to {share} by {source}; `canary resume` returns to the plan");
         let mut d = vec![Decision::SetShare(share)];

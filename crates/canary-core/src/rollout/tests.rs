@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::sim::{Behaviour, HEALTHY, Sim, TICK_MS};
+use crate::time::UnixMs;
 
 fn quick_plan() -> Plan {
     Plan { bake_ms: 60_000, final_watch_ms: 120_000, ..Plan::default() }
@@ -311,7 +312,7 @@ fn the_seeds_targets_fail_a_step_whose_p99_is_over_500_ms() {
     sim.canary = Behaviour { latency_ms: (5.0, 40.0), ..HEALTHY };
     let mut r = sim.start(quick_plan());
     // A slow tail: one canary request in 11 takes 700 ms.
-    while r.is_active() && sim.now < 1_000_000 + 3_600_000 {
+    while r.is_active() && sim.now < UnixMs::from_millis(1_000_000 + 3_600_000) {
         sim.now += TICK_MS;
         let (mut c, s) = (sim.arm(10, sim.canary), sim.arm(90, sim.stable));
         if let Some(h) = c.latency.as_mut() {

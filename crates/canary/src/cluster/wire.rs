@@ -8,6 +8,7 @@
 use crate::metrics::shard::TotalsSnapshot;
 use crate::metrics::slot::{Counts, new_histogram};
 use canary_core::judge::RouteCount;
+use canary_core::time::UnixMs;
 use hdrhistogram::{Counter, Histogram};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,8 +30,8 @@ pub struct WireTotals {
 pub struct WireSnapshot {
     /// The replica's node id.
     pub node: String,
-    /// Its process's start, in ms since the epoch.
-    pub boot: u64,
+    /// Its process's start.
+    pub boot: UnixMs,
     /// Per version, in `Version::index` order.
     pub versions: [WireTotals; 2],
 }

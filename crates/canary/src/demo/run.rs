@@ -16,6 +16,7 @@ use bytes::Bytes;
 use canary_core::Version;
 use canary_core::event::EventKind;
 use canary_core::rollout::State;
+use canary_core::time::UnixMs;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -197,7 +198,7 @@ fn summarise(srv: &Running, outcome: &str, sent: u64) {
             if let Ok(events) = srv.live.store().events(50) {
                 let timeline: Vec<_> =
                     events.iter().rev().filter(|e| e.detail.get("rollout").is_some()).collect();
-                let t0 = timeline.first().map_or(0, |e| e.at_ms);
+                let t0 = timeline.first().map_or(UnixMs::EPOCH, |e| e.at_ms);
                 for e in timeline {
                     crate::say!(
                         "  +{:>5.1}s  {:<16} share {}%",

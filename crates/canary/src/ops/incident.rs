@@ -6,6 +6,7 @@ use super::config::{OpsConfig, folder};
 use super::report::{fmt_ms, table_of, timeline};
 use crate::live::Live;
 use canary_core::event::EventKind;
+use canary_core::time::UnixMs;
 use serde_json::Value;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -16,7 +17,10 @@ pub fn write(cfg: &OpsConfig, live: &Live, rollout: &Value) -> Result<PathBuf, S
     let dir = folder(&cfg.incidents.dir, &live.store().path(), "incidents");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let id = rollout["id"].as_i64().unwrap_or(0);
-    let day = fmt_ms(rollout["ended_ms"].as_u64().unwrap_or(0)).chars().take(10).collect::<String>();
+    let day = fmt_ms(UnixMs::from_millis(rollout["ended_ms"].as_u64().unwrap_or(0)))
+        .chars()
+        .take(10)
+        .collect::<String>();
     let path = dir.join(format!("{day}-rollback-rollout-{id}.md"));
     std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
@@ -28,7 +32,11 @@ pub fn render(cfg: &OpsConfig, live: &Live, r: &Value) -> Result<String, String>
     let events = live.store().rollout_events(id).map_err(|e| e.to_string())?;
     let mut md = String::new();
     let _ = writeln!(md, "# [Rollback] {} rollout {id}\n", cfg.rollout_name);
-    let _ = writeln!(md, "- **Rolled back at:** {}", fmt_ms(r["ended_ms"].as_u64().unwrap_or(0)));
+    let _ = writeln!(
+        md,
+        "- **Rolled back at:** {}",
+        fmt_ms(UnixMs::from_millis(r["ended_ms"].as_u64().unwrap_or(0)))
+    );
     let rolled_back = events.iter().rev().find(|e| e.kind == EventKind::RolledBack);
     let _ = writeln!(md, "- **Share at the time:** {}", share_at_failure(r, rolled_back.map(|e| &e.detail)));
     let _ = writeln!(
@@ -76,7 +84,7 @@ pub fn render(cfg: &OpsConfig, live: &Live, r: &Value) -> Result<String, String>
             (Some(cmd), _) => format!("by `canary {cmd}` to {share}%"),
             _ => String::new(),
         };
-        let _ = writeln!(md, "- {} {} {how}{why}", fmt_ms(e.at_ms as u64), e.kind);
+        let _ = writeln!(md, "- {} {} {how}{why}", fmt_ms(e.at_ms), e.kind);
     }
     let _ = writeln!(md, "\n## Contacts\n");
     if cfg.contacts.is_empty() {

@@ -6,14 +6,15 @@ use super::config::{OpsConfig, folder};
 use crate::live::Live;
 use crate::store::Event;
 use canary_core::event::EventKind;
+use canary_core::time::UnixMs;
 use serde_json::{Value, json};
 use std::fmt::Write;
 use std::path::PathBuf;
 
-/// A time in ms since the epoch, as RFC 3339 UTC.
-pub fn fmt_ms(ms: u64) -> String {
-    jiff::Timestamp::from_millisecond(ms as i64).map_or_else(
-        |_| ms.to_string(),
+/// An instant as RFC 3339 UTC, to the second.
+pub fn fmt_ms(at: UnixMs) -> String {
+    at.to_timestamp().map_or_else(
+        || at.to_string(),
         |t| t.round(jiff::Unit::Second).map_or_else(|_| t.to_string(), |t| t.to_string()),
     )
 }
@@ -28,16 +29,16 @@ pub fn json(live: &Live, id: i64) -> Result<Option<Value>, String> {
 /// One entry per step reached: share, start, duration, and the verdict that ended it.
 fn steps(r: &Value, events: &[Event]) -> Vec<Value> {
     let mut out = Vec::new();
-    let mut start = r["started_ms"].as_u64().unwrap_or(0);
+    let mut start = UnixMs::from_millis(r["started_ms"].as_u64().unwrap_or(0));
     let mut share = r["plan"]["steps"].get(0).cloned().unwrap_or(Value::Null);
     let ends = [EventKind::StepAdvanced, EventKind::SteppedBack, EventKind::Promoted, EventKind::RolledBack];
     for e in events.iter().filter(|e| ends.contains(&e.kind)) {
-        let end = e.at_ms as u64;
+        let end = e.at_ms;
         // A rollback by hand has no deciding verdict: the step's own figures then.
         let verdict =
             if e.detail["verdict"].is_object() { &e.detail["verdict"] } else { &e.detail["step_verdict"] };
         let by = e.detail["by_hand"].as_str().map(|c| format!("canary {c}"));
-        out.push(json!({"share": share, "started": fmt_ms(start), "duration_seconds": (end.saturating_sub(start)) as f64 / 1000.0, "ended_by": e.kind, "by_hand": by, "verdict": verdict}));
+        out.push(json!({"share": share, "started": fmt_ms(start), "duration_seconds": (end - start) as f64 / 1000.0, "ended_by": e.kind, "by_hand": by, "verdict": verdict}));
         start = end;
         share = e.detail["share"].clone();
     }
@@ -63,8 +64,8 @@ pub fn markdown(live: &Live, id: i64) -> Result<Option<String>, String> {
     let _ = writeln!(
         md,
         "- **Started:** {}  **Ended:** {}",
-        fmt_ms(r["started_ms"].as_u64().unwrap_or(0)),
-        r["ended_ms"].as_u64().map_or("still running".into(), fmt_ms)
+        fmt_ms(UnixMs::from_millis(r["started_ms"].as_u64().unwrap_or(0))),
+        r["ended_ms"].as_u64().map_or("still running".into(), |t| fmt_ms(UnixMs::from_millis(t)))
     );
     if let Some(why) = r["reason"].as_str() {
         let _ = writeln!(md, "- **Why:** {why}");
@@ -143,7 +144,7 @@ pub fn timeline(events: &[Event]) -> String {
         let _ = writeln!(
             t,
             "| {} | {} | {} | {} |",
-            fmt_ms(e.at_ms as u64),
+            fmt_ms(e.at_ms),
             e.kind,
             e.detail["share"].as_f64().map_or("".into(), |s| format!("{s}%")),
             e.source

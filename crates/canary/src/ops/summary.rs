@@ -12,6 +12,7 @@ use super::report::fmt_ms;
 use crate::live::Live;
 use crate::store::Event;
 use canary_core::rollout::State;
+use canary_core::time::UnixMs;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
@@ -99,17 +100,17 @@ pub fn json(live: &Live, last: usize) -> Result<Summary, String> {
     for r in &rollouts {
         let id = r["id"].as_i64().unwrap_or(0);
         let events = live.store().rollout_events(id).map_err(|e| e.to_string())?;
-        entries.push(entry(r, &events, crate::store::now_ms() as u64));
+        entries.push(entry(r, &events, crate::store::now()));
     }
     Ok(summarize(entries))
 }
 
 /// One rollout's line from its saved body and events.
-pub fn entry(r: &Value, events: &[Event], now_ms: u64) -> Entry {
+pub fn entry(r: &Value, events: &[Event], now: UnixMs) -> Entry {
     let tally = &r["tally"];
     let count = |k: &str| tally[k].as_u64().unwrap_or(0);
-    let started = r["started_ms"].as_u64().unwrap_or(0);
-    let ended = r["ended_ms"].as_u64().unwrap_or(now_ms);
+    let started = UnixMs::from_millis(r["started_ms"].as_u64().unwrap_or(0));
+    let ended = r["ended_ms"].as_u64().map_or(now, UnixMs::from_millis);
     let verdicts: Vec<&Value> = events
         .iter()
         .filter_map(|e| [&e.detail["verdict"], &e.detail["step_verdict"]].into_iter().find(|v| v.is_object()))
@@ -125,7 +126,7 @@ pub fn entry(r: &Value, events: &[Event], now_ms: u64) -> Entry {
         canary: r["canary"].as_str().unwrap_or("").to_string(),
         state: r["state"].as_str().unwrap_or("?").to_string(),
         started: fmt_ms(started),
-        duration_seconds: ended.saturating_sub(started) as f64 / 1000.0,
+        duration_seconds: (ended - started) as f64 / 1000.0,
         canary_requests: count("canary_requests"),
         requests_lost: count("canary_errors").saturating_sub(count("canary_recovered")),
         replayed_on_stable: count("canary_recovered"),

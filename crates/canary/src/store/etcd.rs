@@ -20,9 +20,10 @@
 //! too); etcd calls run on this store's own runtime, and a caller waits at
 //! most [`CALL_TIMEOUT`] for one.
 
-use super::{Backend, Event, Loaded, PersistedRouting, RolloutWrite, StateFault, StoreError, now_ms};
+use super::{Backend, Event, Loaded, PersistedRouting, RolloutWrite, StateFault, StoreError, now};
 use canary_core::event::EventKind;
 use canary_core::rollout::State;
+use canary_core::time::UnixMs;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp,
 };
@@ -242,9 +243,9 @@ impl Etcd {
     }
 
     fn event_op(&self, kind: &EventKind, source: &str, detail: &serde_json::Value) -> TxnOp {
-        let at = now_ms();
+        let at = now();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let key = self.key(&format!("events/{at:013}-{}-{seq:08}", self.node));
+        let key = self.key(&format!("events/{:013}-{}-{seq:08}", at.as_millis(), self.node));
         let body = serde_json::json!({"at_ms": at, "kind": kind, "source": source, "detail": detail});
         TxnOp::put(key, body.to_string(), None)
     }
@@ -363,7 +364,7 @@ fn to_event(kv: &etcd_client::KeyValue) -> Option<Event> {
     let v: serde_json::Value = serde_json::from_slice(kv.value()).ok()?;
     Some(Event {
         id: kv.create_revision(),
-        at_ms: v["at_ms"].as_i64().unwrap_or(0),
+        at_ms: UnixMs::from_i64(v["at_ms"].as_i64().unwrap_or(0)),
         kind: EventKind::parse(v["kind"].as_str().unwrap_or_default()),
         source: v["source"].as_str().unwrap_or_default().to_string(),
         detail: v["detail"].clone(),

@@ -18,9 +18,10 @@ pub mod unusable;
 
 use canary_core::event::EventKind;
 use canary_core::rollout::State;
+use canary_core::time::UnixMs;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// A failed read or write of the state.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -134,8 +135,8 @@ pub struct PersistedRouting {
 pub struct Event {
     /// Its position in the log.
     pub id: i64,
-    /// Milliseconds since the Unix epoch.
-    pub at_ms: i64,
+    /// When it happened.
+    pub at_ms: UnixMs,
     /// What happened, e.g. `share_changed`.
     pub kind: EventKind,
     /// Who did it: `api`, `flags-file`, `config`, ...
@@ -304,7 +305,14 @@ impl std::ops::Deref for Store {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
+/// The wall clock now (the epoch if the clock is before it): when an event
+/// happened, as recorded.
+pub fn now() -> UnixMs {
+    UnixMs::from(SystemTime::now())
+}
+
+/// The wall clock in signed milliseconds since the epoch, for the data
+/// plane's error records (which take [`now`] once they move to their crate).
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    now().as_i64()
 }

@@ -5,9 +5,10 @@
 //! event. WAL mode with `synchronous=FULL` makes a committed change survive
 //! `kill -9` and power loss.
 
-use super::{Backend, Event, Loaded, PersistedRouting, StateFault, StoreError, now_ms};
+use super::{Backend, Event, Loaded, PersistedRouting, StateFault, StoreError, now};
 use canary_core::event::EventKind;
 use canary_core::rollout::State;
+use canary_core::time::UnixMs;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -41,7 +42,7 @@ impl OpenError {
 /// to `{path}.set-aside-{ms}`, so a new one can start in its place and the
 /// old one stays for a person to look at; returns the new name.
 pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
-    let aside = PathBuf::from(format!("{}.set-aside-{}", path.display(), now_ms()));
+    let aside = PathBuf::from(format!("{}.set-aside-{}", path.display(), now()));
     let fail = |e: std::io::Error| StoreError {
         place: format!("state file {}", path.display()),
         message: format!("cannot rename it to {}: {e}", aside.display()),
@@ -282,7 +283,7 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     let detail: String = r.get(4)?;
     Ok(Event {
         id: r.get(0)?,
-        at_ms: r.get(1)?,
+        at_ms: UnixMs::from_i64(r.get(1)?),
         kind: EventKind::parse(&r.get::<_, String>(2)?),
         source: r.get(3)?,
         detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
@@ -297,7 +298,7 @@ fn insert_event(
 ) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO events (at_ms, kind, source, detail) VALUES (?1, ?2, ?3, ?4)",
-        params![now_ms(), kind.as_str(), source, detail.to_string()],
+        params![now().as_i64(), kind.as_str(), source, detail.to_string()],
     )
     .map(|_| ())
 }
