@@ -290,7 +290,7 @@ impl Live {
         let ups_changed = change.upstreams.as_ref().is_some_and(|u| **self.upstreams.load() != *u);
         if new == *old && new_meta == *meta && !ups_changed && !meta.unsaved {
             if let Some(w) = rollout {
-                self.store.save_rollout(w.id, w.state, w.body, w.events)?;
+                self.store.save_rollout(w)?;
             }
             return Ok(old);
         }

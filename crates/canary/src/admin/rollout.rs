@@ -7,6 +7,7 @@ use super::{AdminState, error};
 use crate::controller::api::DeployRequest;
 use crate::controller::clock;
 use crate::controller::{self, Command, ControlError};
+use crate::store::RolloutRecord;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -251,9 +252,7 @@ pub async fn report(
     let as_json = q.format.as_deref() == Some("json");
     let work = move || -> Result<Option<Response>, String> {
         let id = match id.as_str() {
-            "latest" => {
-                live.store().rollouts(1).map_err(|e| e.to_string())?.first().and_then(|r| r["id"].as_i64())
-            }
+            "latest" => live.store().rollouts(1).map_err(|e| e.to_string())?.first().map(RolloutRecord::id),
             n => Some(n.parse::<i64>().map_err(|_| format!("rollout `{n}` is not a number (or `latest`)"))?),
         };
         let Some(id) = id else { return Ok(None) };

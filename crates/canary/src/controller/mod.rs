@@ -152,8 +152,7 @@ impl Controller {
     /// Loads the latest rollout from the state file; an active one resumes
     /// where it was, without counting the time canary was down.
     pub fn load(live: Arc<Live>, metrics: Arc<Metrics>, cfg: &ServeConfig) -> Result<Controller, StoreError> {
-        let mut rollout: Option<Rollout> =
-            live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        let mut rollout: Option<Rollout> = live.store().latest_rollout()?;
         if let Some(r) = rollout.as_mut().filter(|r| r.is_active()) {
             r.resume_after_restart(clock::now_ms());
         }
@@ -299,8 +298,7 @@ impl Controller {
             return Ok(());
         }
         self.last_refresh_ms = now;
-        self.rollout =
-            self.live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        self.rollout = self.live.store().latest_rollout()?;
         Ok(())
     }
 
@@ -308,8 +306,7 @@ impl Controller {
     /// the shared store has it (the same step, the bake it had left), judging
     /// from fresh measurements, and records the change of hands.
     fn take_over(&mut self, c: &Cluster, now: UnixMs) -> Result<(), ControlError> {
-        let mut rollout: Option<Rollout> =
-            self.live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        let mut rollout: Option<Rollout> = self.live.store().latest_rollout()?;
         if let Some(r) = rollout.as_mut().filter(|r| r.is_active()) {
             r.resume_after_restart(now);
         }
@@ -342,8 +339,7 @@ impl Controller {
     /// it set for an operator's and pause. The step's progress in memory is
     /// kept when the store has the same step.
     fn read_back(&mut self) -> Result<(), ControlError> {
-        let stored: Option<Rollout> =
-            self.live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        let stored: Option<Rollout> = self.live.store().latest_rollout()?;
         self.reread = false;
         let same = |a: &Rollout, b: &Rollout| a.id == b.id && a.step == b.step && a.state == b.state;
         match (stored, self.rollout.as_ref()) {
@@ -610,7 +606,7 @@ impl Controller {
     }
 
     fn apply(&mut self, ds: Vec<Decision>, now: UnixMs) -> Result<(), ControlError> {
-        let Some(r) = self.rollout.as_ref() else { return Ok(()) };
+        let Some(r) = self.rollout.clone() else { return Ok(()) };
         let mut change = Change::default();
         let mut events = Vec::new();
         for d in ds {
@@ -624,22 +620,21 @@ impl Controller {
             }
         }
         let moved = change.share.is_some() || change.upstreams.is_some() || change.blocked.is_some();
-        let body = serde_json::to_value(r).unwrap_or_default();
         if moved {
             // The table and the step that sets it, in one write.
-            let write = RolloutWrite { id: r.id, state: r.state, body: &body, events: &events };
+            let write = RolloutWrite { rollout: &r, events: &events };
             self.live.apply_with_rollout(change, write)?;
             // The mix of traffic changed: older ticks describe another step.
             self.ring.clear();
             self.step_obs = Observation::default();
         } else {
-            self.live.store().save_rollout(r.id, r.state, &body, &events)?;
+            self.live.store().save_rollout(RolloutWrite { rollout: &r, events: &events })?;
         }
         self.last_persist_ms = now;
         for (kind, detail) in events {
             tracing::info!(event = kind.as_str(), detail = %detail, "rollout");
             if let Some(out) = &self.outbox {
-                out.send(OpsEvent { kind, detail, rollout: body.clone() });
+                out.send(OpsEvent { kind, detail, rollout: r.clone() });
             }
         }
         Ok(())

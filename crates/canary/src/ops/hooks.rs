@@ -71,7 +71,7 @@ async fn webhook(url: &str, e: &OpsEvent) -> Result<(), String> {
 pub fn payload(e: &OpsEvent) -> serde_json::Value {
     let text = format!(
         "canary: rollout {} {} (share {}%){}",
-        e.rollout["id"],
+        e.rollout.id,
         e.kind.as_str().replace('_', " "),
         e.detail["share"],
         e.detail["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()

@@ -26,6 +26,7 @@ pub mod summary;
 
 use crate::live::Live;
 use canary_core::event::EventKind;
+use canary_core::rollout::Rollout;
 use config::OpsConfig;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub struct OpsEvent {
     /// Its details.
     pub detail: Value,
     /// The rollout as it stood.
-    pub rollout: Value,
+    pub rollout: Rollout,
 }
 
 /// The sending side; cheap to clone, never blocks.
@@ -131,7 +132,7 @@ fn write_report(cfg: &OpsConfig, live: &Live, e: &OpsEvent) {
 
 /// Records an outcome under the rollout it belongs to, so it shows in the timeline.
 fn record(live: &Live, kind: EventKind, e: &OpsEvent, mut detail: Value) {
-    detail["rollout"] = e.rollout["id"].clone();
+    detail["rollout"] = json!(e.rollout.id);
     detail["after"] = json!(e.kind);
     if let Err(err) = live.store().record(kind.clone(), "ops", &detail) {
         tracing::error!(error = %err, kind = kind.as_str(), "cannot record");

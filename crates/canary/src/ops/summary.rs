@@ -11,7 +11,8 @@
 use super::report::fmt_ms;
 use crate::live::Live;
 use crate::store::Event;
-use canary_core::rollout::State;
+use crate::store::RolloutRecord;
+use canary_core::rollout::{Rollout, State};
 use canary_core::time::UnixMs;
 use serde::Serialize;
 use serde_json::Value;
@@ -36,7 +37,7 @@ pub struct Entry {
     /// The canary's URL.
     pub canary: String,
     /// `promoted`, `rolled_back`, or still running.
-    pub state: String,
+    pub state: State,
     /// When it started, RFC 3339.
     pub started: String,
     /// How long it ran (so far), seconds.
@@ -97,24 +98,23 @@ pub struct Trend {
 pub fn json(live: &Live, last: usize) -> Result<Summary, String> {
     let rollouts = live.store().rollouts(last).map_err(|e| e.to_string())?;
     let mut entries = Vec::with_capacity(rollouts.len());
-    for r in &rollouts {
-        let id = r["id"].as_i64().unwrap_or(0);
-        let events = live.store().rollout_events(id).map_err(|e| e.to_string())?;
+    // A record this build cannot read has no figures to add up.
+    for r in rollouts.iter().filter_map(RolloutRecord::rollout) {
+        let events = live.store().rollout_events(r.id).map_err(|e| e.to_string())?;
         entries.push(entry(r, &events, crate::store::now()));
     }
     Ok(summarize(entries))
 }
 
 /// One rollout's line from its saved body and events.
-pub fn entry(r: &Value, events: &[Event], now: UnixMs) -> Entry {
-    let tally = &r["tally"];
-    let count = |k: &str| tally[k].as_u64().unwrap_or(0);
-    let started = UnixMs::from_millis(r["started_ms"].as_u64().unwrap_or(0));
-    let ended = r["ended_ms"].as_u64().map_or(now, UnixMs::from_millis);
+pub fn entry(r: &Rollout, events: &[Event], now: UnixMs) -> Entry {
+    let tally = &r.tally;
+    let (started, ended) = (r.started_ms, r.ended_ms.unwrap_or(now));
+    let latest = r.step_verdict.as_ref().and_then(|v| serde_json::to_value(v).ok());
     let verdicts: Vec<&Value> = events
         .iter()
         .filter_map(|e| [&e.detail["verdict"], &e.detail["step_verdict"]].into_iter().find(|v| v.is_object()))
-        .chain(r["step_verdict"].is_object().then_some(&r["step_verdict"]))
+        .chain(latest.as_ref())
         .collect();
     // Before: stable over the step with the most stable traffic (the largest
     // sample of the version being replaced); after: the canary at the last
@@ -122,14 +122,14 @@ pub fn entry(r: &Value, events: &[Event], now: UnixMs) -> Entry {
     let before = verdicts.iter().filter_map(|v| arm(v, "stable")).max_by_key(|f| f.requests);
     let after = verdicts.iter().rev().find_map(|v| arm(v, "canary"));
     Entry {
-        id: r["id"].as_i64().unwrap_or(0),
-        canary: r["canary"].as_str().unwrap_or("").to_string(),
-        state: r["state"].as_str().unwrap_or("?").to_string(),
+        id: r.id,
+        canary: r.canary.clone(),
+        state: r.state,
         started: fmt_ms(started),
         duration_seconds: (ended - started) as f64 / 1000.0,
-        canary_requests: count("canary_requests"),
-        requests_lost: count("canary_errors").saturating_sub(count("canary_recovered")),
-        replayed_on_stable: count("canary_recovered"),
+        canary_requests: tally.canary_requests,
+        requests_lost: tally.lost(),
+        replayed_on_stable: tally.canary_recovered,
         before,
         after,
     }
@@ -147,14 +147,14 @@ fn arm(verdict: &Value, version: &str) -> Option<Figures> {
 
 /// Totals and trend over `rollouts` (newest first).
 pub fn summarize(rollouts: Vec<Entry>) -> Summary {
-    let is = |s: State| rollouts.iter().filter(|e| e.state == s.as_str()).count();
+    let is = |s: State| rollouts.iter().filter(|e| e.state == s).count();
     let (promoted, rolled_back) = (is(State::Promoted), is(State::RolledBack));
     let canary_requests = rollouts.iter().map(|e| e.canary_requests).sum();
     let requests_lost: u64 = rollouts.iter().map(|e| e.requests_lost).sum();
     let pairs = |f: fn(&Figures) -> Option<f64>| -> Vec<(f64, f64)> {
         rollouts
             .iter()
-            .filter(|e| e.state == State::Promoted.as_str())
+            .filter(|e| e.state == State::Promoted)
             .filter_map(|e| Some((f(e.before.as_ref()?)?, f(e.after.as_ref()?)?)))
             .collect()
     };
@@ -179,13 +179,10 @@ pub fn summarize(rollouts: Vec<Entry>) -> Summary {
 fn trend(newest_first: &[Entry]) -> Trend {
     let oldest_first: Vec<&Entry> = newest_first.iter().rev().collect();
     let (older, newer) = oldest_first.split_at(oldest_first.len() / 2);
-    let rollbacks = |h: &[&Entry]| h.iter().filter(|e| e.state == State::RolledBack.as_str()).count();
+    let rollbacks = |h: &[&Entry]| h.iter().filter(|e| e.state == State::RolledBack).count();
     let mean_after = |h: &[&Entry], f: fn(&Figures) -> Option<f64>| -> Option<f64> {
-        let v: Vec<f64> = h
-            .iter()
-            .filter(|e| e.state == State::Promoted.as_str())
-            .filter_map(|e| f(e.after.as_ref()?))
-            .collect();
+        let v: Vec<f64> =
+            h.iter().filter(|e| e.state == State::Promoted).filter_map(|e| f(e.after.as_ref()?)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let both = |f: fn(&Figures) -> Option<f64>| Some((mean_after(older, f)?, mean_after(newer, f)?));
@@ -303,7 +300,7 @@ mod tests {
         Entry {
             id,
             canary: String::new(),
-            state: state.into(),
+            state: State::parse(state).unwrap(),
             started: String::new(),
             duration_seconds: 60.0,
             canary_requests: 1000,

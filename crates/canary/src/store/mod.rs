@@ -17,7 +17,7 @@ pub mod sqlite;
 pub mod unusable;
 
 use canary_core::event::EventKind;
-use canary_core::rollout::State;
+use canary_core::rollout::{Rollout, State};
 use canary_core::time::UnixMs;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -145,17 +145,94 @@ pub struct Event {
     pub detail: serde_json::Value,
 }
 
-/// A rollout's record and its events, written with a routing change.
+/// A rollout as stored: read, or written by a build whose record this one
+/// cannot read (kept as stored, never dropped: `history` still shows it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RolloutRecord {
+    /// Read.
+    Read(Box<Rollout>),
+    /// Stored, but not a rollout this build can read.
+    Unreadable {
+        /// Its number.
+        id: i64,
+        /// What is wrong with it.
+        problem: String,
+        /// The record as stored.
+        raw: serde_json::Value,
+    },
+}
+
+impl RolloutRecord {
+    /// Rollout `id` from its stored text; `None` when the text is not JSON
+    /// at all (such a record has never been listed).
+    pub fn from_stored(id: i64, text: &[u8]) -> Option<RolloutRecord> {
+        let raw: serde_json::Value = serde_json::from_slice(text).ok()?;
+        Some(match Rollout::deserialize(&raw) {
+            Ok(r) => RolloutRecord::Read(Box::new(r)),
+            Err(e) => RolloutRecord::Unreadable { id, problem: e.to_string(), raw },
+        })
+    }
+
+    /// Its number.
+    pub fn id(&self) -> i64 {
+        match self {
+            RolloutRecord::Read(r) => r.id,
+            RolloutRecord::Unreadable { id, .. } => *id,
+        }
+    }
+
+    /// The rollout, when it could be read.
+    pub fn rollout(&self) -> Option<&Rollout> {
+        match self {
+            RolloutRecord::Read(r) => Some(r),
+            RolloutRecord::Unreadable { .. } => None,
+        }
+    }
+
+    /// The rollout, when it could be read.
+    pub fn into_rollout(self) -> Option<Rollout> {
+        match self {
+            RolloutRecord::Read(r) => Some(*r),
+            RolloutRecord::Unreadable { .. } => None,
+        }
+    }
+}
+
+/// Written as stored: a rollout read as its record, an unreadable one as it was found.
+impl Serialize for RolloutRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RolloutRecord::Read(r) => r.serialize(s),
+            RolloutRecord::Unreadable { raw, .. } => raw.serialize(s),
+        }
+    }
+}
+
+/// A rollout and the events it is saved with.
 #[derive(Debug, Clone, Copy)]
 pub struct RolloutWrite<'a> {
-    /// The rollout's number.
-    pub id: i64,
-    /// Its state.
-    pub state: State,
-    /// Its record.
-    pub body: &'a serde_json::Value,
+    /// The rollout.
+    pub rollout: &'a Rollout,
     /// The events the change is recorded with.
     pub events: &'a [(EventKind, serde_json::Value)],
+}
+
+impl RolloutWrite<'_> {
+    /// The rollout's number.
+    pub fn id(&self) -> i64 {
+        self.rollout.id
+    }
+
+    /// Its state, kept beside the record (the state file's `state` column).
+    pub fn state(&self) -> State {
+        self.rollout.state
+    }
+
+    /// Its record as stored: a JSON object, keys in order (as written since
+    /// the first build, so the stored text of an unchanged rollout does not change).
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::to_value(self.rollout).unwrap_or_default()
+    }
 }
 
 /// What a store keeps, and how. Each write of state is atomic with its events.
@@ -178,13 +255,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         detail: &serde_json::Value,
     ) -> Result<(), StoreError>;
     /// Saves a rollout (inserted or replaced) with its events, atomically.
-    fn save_rollout(
-        &self,
-        id: i64,
-        state: State,
-        body: &serde_json::Value,
-        events: &[(EventKind, serde_json::Value)],
-    ) -> Result<(), StoreError>;
+    fn save_rollout(&self, w: RolloutWrite<'_>) -> Result<(), StoreError>;
     /// Saves the routing state and a rollout together: the controller's
     /// step, with the share it sets. Where another replica may read the two
     /// between the writes (etcd), they are one transaction: a write that
@@ -200,12 +271,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         rollout: RolloutWrite<'_>,
     ) -> Result<(), StoreError> {
         self.save_routing(r, kind, "controller", detail)?;
-        self.save_rollout(rollout.id, rollout.state, rollout.body, rollout.events)
+        self.save_rollout(rollout)
     }
     /// Rollouts, newest first.
-    fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError>;
+    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError>;
     /// One rollout as saved.
-    fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError>;
+    fn rollout(&self, id: i64) -> Result<Option<RolloutRecord>, StoreError>;
     /// One rollout's events, oldest first.
     fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError>;
     /// The next rollout number.
@@ -284,6 +355,11 @@ impl Store {
         self.local.clone()
     }
 
+    /// The latest rollout, if there is one and this build can read it.
+    pub fn latest_rollout(&self) -> Result<Option<Rollout>, StoreError> {
+        Ok(self.backend.rollouts(1)?.into_iter().next().and_then(RolloutRecord::into_rollout))
+    }
+
     /// Appends an event from `source` (hooks, incidents, tags: things done
     /// after the fact). A kind may be given by its name (`"tls_reloaded"`).
     pub fn record(
@@ -315,4 +391,29 @@ pub fn now() -> UnixMs {
 /// plane's error records (which take [`now`] once they move to their crate).
 pub fn now_ms() -> i64 {
     now().as_i64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_core::plan::Plan;
+    use canary_core::time::UnixMs;
+
+    #[test]
+    fn a_rollout_is_listed_as_it_was_stored() {
+        let (r, _) = Rollout::start(7, "http://c", "http://s", Plan::default(), UnixMs::from_millis(1_000));
+        let stored = RolloutWrite { rollout: &r, events: &[] }.body();
+        let read = RolloutRecord::from_stored(7, stored.to_string().as_bytes()).unwrap();
+        assert_eq!(read.rollout(), Some(&r));
+        assert_eq!(serde_json::to_value(&read).unwrap(), stored);
+    }
+
+    #[test]
+    fn a_record_this_build_cannot_read_is_kept_as_stored() {
+        let raw = serde_json::json!({"id": 3, "state": "made_up", "shape": "newer"});
+        let read = RolloutRecord::from_stored(3, raw.to_string().as_bytes()).unwrap();
+        assert!(matches!(&read, RolloutRecord::Unreadable { id: 3, .. }), "{read:?}");
+        assert_eq!(serde_json::to_value(&read).unwrap(), raw);
+        assert_eq!(RolloutRecord::from_stored(4, b"not json"), None);
+    }
 }

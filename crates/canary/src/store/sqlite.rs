@@ -5,9 +5,10 @@
 //! event. WAL mode with `synchronous=FULL` makes a committed change survive
 //! `kill -9` and power loss.
 
-use super::{Backend, Event, Loaded, PersistedRouting, StateFault, StoreError, now};
+use super::{
+    Backend, Event, Loaded, PersistedRouting, RolloutRecord, RolloutWrite, StateFault, StoreError, now,
+};
 use canary_core::event::EventKind;
-use canary_core::rollout::State;
 use canary_core::time::UnixMs;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -170,36 +171,32 @@ impl Backend for Sqlite {
     }
 
     /// Saves a rollout (inserted or replaced) with its events, in one transaction.
-    fn save_rollout(
-        &self,
-        id: i64,
-        state: State,
-        body: &serde_json::Value,
-        events: &[(EventKind, serde_json::Value)],
-    ) -> Result<(), StoreError> {
+    fn save_rollout(&self, w: RolloutWrite<'_>) -> Result<(), StoreError> {
         self.writable()?;
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT INTO rollouts (id, state, body) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET state = ?2, body = ?3",
-            params![id, state.as_str(), body.to_string()],
+            params![w.id(), w.state().as_str(), w.body().to_string()],
         )
         .map_err(|e| self.err(e))?;
-        for (kind, detail) in events {
+        for (kind, detail) in w.events {
             insert_event(&tx, kind, "controller", detail).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
 
     /// Rollouts, newest first.
-    fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT body FROM rollouts ORDER BY id DESC LIMIT ?1")
+            .prepare_cached("SELECT id, body FROM rollouts ORDER BY id DESC LIMIT ?1")
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
-        let bodies: Vec<String> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
-        Ok(bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect())
+        let rows = stmt
+            .query_map([limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let bodies: Vec<(i64, String)> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
+        Ok(bodies.iter().filter_map(|(id, b)| RolloutRecord::from_stored(*id, b.as_bytes())).collect())
     }
 
     /// One rollout's events, oldest first: its timeline.
@@ -216,13 +213,13 @@ impl Backend for Sqlite {
     }
 
     /// One rollout as saved.
-    fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
+    fn rollout(&self, id: i64) -> Result<Option<RolloutRecord>, StoreError> {
         let body: Option<String> = self
             .lock()
             .query_row("SELECT body FROM rollouts WHERE id = ?1", [id], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))?;
-        Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+        Ok(body.and_then(|b| RolloutRecord::from_stored(id, b.as_bytes())))
     }
 
     /// A JSON value kept under `key`.

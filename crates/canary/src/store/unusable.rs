@@ -5,9 +5,8 @@
 //! could read and the file is left as it was for a person to look at.
 
 use canary_core::event::EventKind;
-use canary_core::rollout::State;
 
-use super::{Backend, Event, Loaded, PersistedRouting, StateFault, StoreError};
+use super::{Backend, Event, Loaded, PersistedRouting, RolloutRecord, RolloutWrite, StateFault, StoreError};
 
 /// The stand-in for a file that cannot be read.
 #[derive(Debug)]
@@ -45,21 +44,15 @@ impl Backend for Unusable {
         Err(self.fault.refusal())
     }
 
-    fn save_rollout(
-        &self,
-        _: i64,
-        _: State,
-        _: &serde_json::Value,
-        _: &[(EventKind, serde_json::Value)],
-    ) -> Result<(), StoreError> {
+    fn save_rollout(&self, _: RolloutWrite<'_>) -> Result<(), StoreError> {
         Err(self.fault.refusal())
     }
 
-    fn rollouts(&self, _: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+    fn rollouts(&self, _: usize) -> Result<Vec<RolloutRecord>, StoreError> {
         Ok(Vec::new())
     }
 
-    fn rollout(&self, _: i64) -> Result<Option<serde_json::Value>, StoreError> {
+    fn rollout(&self, _: i64) -> Result<Option<RolloutRecord>, StoreError> {
         Ok(None)
     }
 
