@@ -237,7 +237,7 @@ pub async fn summary(State(s): State<AdminState>, Query(q): Query<SummaryQuery>)
             ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response()
         }
         Ok(Ok(sum)) => Json(sum).into_response(),
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, "state_file", e),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, "state_file", e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
@@ -257,9 +257,10 @@ pub async fn report(
         };
         let Some(id) = id else { return Ok(None) };
         if as_json {
-            return Ok(crate::ops::report::json(&live, id)?.map(|v| Json(v).into_response()));
+            let doc = crate::ops::report::json(&live, id).map_err(|e| e.to_string())?;
+            return Ok(doc.map(|v| Json(v).into_response()));
         }
-        Ok(crate::ops::report::markdown(&live, id)?.map(|md| {
+        Ok(crate::ops::report::markdown(&live, id).map_err(|e| e.to_string())?.map(|md| {
             ([(axum::http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md).into_response()
         }))
     };

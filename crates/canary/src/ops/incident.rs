@@ -3,6 +3,7 @@
 //! what, and whom to call (S20). Markdown, in the incidents folder.
 
 use super::config::{OpsConfig, folder};
+use super::error::RecordError;
 use super::report::{fmt_ms, table_of, timeline};
 use crate::live::Live;
 use canary_core::event::EventKind;
@@ -13,21 +14,21 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 /// Writes the record; returns its path.
-pub fn write(cfg: &OpsConfig, live: &Live, rollout: &Rollout) -> Result<PathBuf, String> {
+pub fn write(cfg: &OpsConfig, live: &Live, rollout: &Rollout) -> Result<PathBuf, RecordError> {
     let text = render(cfg, live, rollout)?;
     let dir = folder(&cfg.incidents.dir, &live.store().path(), "incidents");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| RecordError::Folder { path: dir.clone(), source })?;
     let id = rollout.id;
     let day = fmt_ms(rollout.ended_ms.unwrap_or(UnixMs::EPOCH)).chars().take(10).collect::<String>();
     let path = dir.join(format!("{day}-rollback-rollout-{id}.md"));
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(&path, text).map_err(|source| RecordError::Write { path: path.clone(), source })?;
     Ok(path)
 }
 
 /// The record's markdown.
-pub fn render(cfg: &OpsConfig, live: &Live, r: &Rollout) -> Result<String, String> {
+pub fn render(cfg: &OpsConfig, live: &Live, r: &Rollout) -> Result<String, RecordError> {
     let id = r.id;
-    let events = live.store().rollout_events(id).map_err(|e| e.to_string())?;
+    let events = live.store().rollout_events(id)?;
     let mut md = String::new();
     let _ = writeln!(md, "# [Rollback] {} rollout {id}\n", cfg.rollout_name);
     let _ = writeln!(md, "- **Rolled back at:** {}", fmt_ms(r.ended_ms.unwrap_or(UnixMs::EPOCH)));

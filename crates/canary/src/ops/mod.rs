@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`checklist`]: the pre-deploy checklist (S17).
 //! - [`config`]: the `[[hooks]]`, `[incidents]`, `[[contacts]]`, `[release]`, `[reports]` sections.
+//! - [`error`]: why a report, an incident record or the summary could not be made.
 //! - [`hooks`]: commands and webhooks, with timeouts and retries.
 //! - [`incident`]: the markdown incident record.
 //! - [`release`]: the annotated git tag.
@@ -18,6 +19,7 @@
 
 pub mod checklist;
 pub mod config;
+pub mod error;
 pub mod hooks;
 pub mod incident;
 pub mod release;

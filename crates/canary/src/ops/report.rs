@@ -3,6 +3,7 @@
 //! Written when a rollout ends, and on demand by `canary report`.
 
 use super::config::{OpsConfig, folder};
+use super::error::RecordError;
 use crate::live::Live;
 use crate::store::{Event, RolloutRecord};
 use canary_core::event::EventKind;
@@ -21,23 +22,21 @@ pub fn fmt_ms(at: UnixMs) -> String {
 }
 
 /// The report as JSON: the rollout, its steps, its events.
-pub fn json(live: &Live, id: i64) -> Result<Option<Value>, String> {
+pub fn json(live: &Live, id: i64) -> Result<Option<Value>, RecordError> {
     let Some((r, events)) = read(live, id)? else { return Ok(None) };
     Ok(Some(json!({"rollout": r, "steps": steps(&r, &events), "events": events})))
 }
 
 /// Rollout `id` and its events; an error when its record cannot be read.
-fn read(live: &Live, id: i64) -> Result<Option<(Rollout, Vec<Event>)>, String> {
-    let r = match live.store().rollout(id).map_err(|e| e.to_string())? {
+fn read(live: &Live, id: i64) -> Result<Option<(Rollout, Vec<Event>)>, RecordError> {
+    let r = match live.store().rollout(id)? {
         None => return Ok(None),
         Some(RolloutRecord::Read(r)) => *r,
         Some(RolloutRecord::Unreadable { problem, .. }) => {
-            return Err(format!(
-                "rollout {id} was saved by a canary whose record this one cannot read ({problem})"
-            ));
+            return Err(RecordError::Unreadable { id, problem });
         }
     };
-    let events = live.store().rollout_events(id).map_err(|e| e.to_string())?;
+    let events = live.store().rollout_events(id)?;
     Ok(Some((r, events)))
 }
 
@@ -64,7 +63,7 @@ fn steps(r: &Rollout, events: &[Event]) -> Vec<Value> {
 }
 
 /// The report as markdown.
-pub fn markdown(live: &Live, id: i64) -> Result<Option<String>, String> {
+pub fn markdown(live: &Live, id: i64) -> Result<Option<String>, RecordError> {
     let Some((r, events)) = read(live, id)? else { return Ok(None) };
     let steps = steps(&r, &events);
     let mut md = String::new();
@@ -163,12 +162,12 @@ pub fn timeline(events: &[Event]) -> String {
 }
 
 /// Writes the markdown report when a rollout ends; returns its path.
-pub fn write(cfg: &OpsConfig, live: &Live, rollout: &Rollout) -> Result<PathBuf, String> {
+pub fn write(cfg: &OpsConfig, live: &Live, rollout: &Rollout) -> Result<PathBuf, RecordError> {
     let id = rollout.id;
-    let md = markdown(live, id)?.ok_or_else(|| format!("rollout {id} is not in the state file"))?;
+    let md = markdown(live, id)?.ok_or(RecordError::Missing(id))?;
     let dir = folder(&cfg.reports_dir, &live.store().path(), "reports");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| RecordError::Folder { path: dir.clone(), source })?;
     let path = dir.join(format!("rollout-{id}.md"));
-    std::fs::write(&path, md).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(&path, md).map_err(|source| RecordError::Write { path: path.clone(), source })?;
     Ok(path)
 }

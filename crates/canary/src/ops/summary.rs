@@ -8,6 +8,7 @@
 //! Everything comes from what is already recorded: each rollout's tally of
 //! requests and the verdicts kept with its step events.
 
+use super::error::RecordError;
 use super::report::fmt_ms;
 use crate::live::Live;
 use crate::store::Event;
@@ -95,12 +96,12 @@ pub struct Trend {
 }
 
 /// The summary of the last `last` rollouts.
-pub fn json(live: &Live, last: usize) -> Result<Summary, String> {
-    let rollouts = live.store().rollouts(last).map_err(|e| e.to_string())?;
+pub fn json(live: &Live, last: usize) -> Result<Summary, RecordError> {
+    let rollouts = live.store().rollouts(last)?;
     let mut entries = Vec::with_capacity(rollouts.len());
     // A record this build cannot read has no figures to add up.
     for r in rollouts.iter().filter_map(RolloutRecord::rollout) {
-        let events = live.store().rollout_events(r.id).map_err(|e| e.to_string())?;
+        let events = live.store().rollout_events(r.id)?;
         entries.push(entry(r, &events, crate::store::now()));
     }
     Ok(summarize(entries))
