@@ -294,14 +294,14 @@ fn yes_no(ok: bool, n: u64) -> String {
 mod tests {
     use super::*;
 
-    fn e(id: i64, state: &str, lost: u64, before: (f64, f64), after: (f64, f64)) -> Entry {
+    fn e(id: i64, state: State, lost: u64, before: (f64, f64), after: (f64, f64)) -> Entry {
         let f = |(p95, err): (f64, f64)| {
             Some(Figures { p95_ms: Some(p95), error_rate: Some(err), requests: 100 })
         };
         Entry {
             id,
             canary: String::new(),
-            state: State::parse(state).unwrap(),
+            state,
             started: String::new(),
             duration_seconds: 60.0,
             canary_requests: 1000,
@@ -316,11 +316,11 @@ mod tests {
     fn totals_indicators_and_trend_over_the_rollouts() {
         // Newest first: two good promotions, a rollback, two older promotions.
         let s = summarize(vec![
-            e(5, "promoted", 0, (100.0, 0.5), (80.0, 0.2)),
-            e(4, "promoted", 0, (100.0, 0.5), (90.0, 0.6)),
-            e(3, "rolled_back", 7, (100.0, 0.5), (900.0, 12.0)),
-            e(2, "promoted", 0, (120.0, 0.4), (130.0, 0.3)),
-            e(1, "promoted", 0, (120.0, 0.4), (150.0, 0.4)),
+            e(5, State::Promoted, 0, (100.0, 0.5), (80.0, 0.2)),
+            e(4, State::Promoted, 0, (100.0, 0.5), (90.0, 0.6)),
+            e(3, State::RolledBack, 7, (100.0, 0.5), (900.0, 12.0)),
+            e(2, State::Promoted, 0, (120.0, 0.4), (130.0, 0.3)),
+            e(1, State::Promoted, 0, (120.0, 0.4), (150.0, 0.4)),
         ]);
         assert_eq!((s.promoted, s.rolled_back, s.in_progress), (4, 1, 0));
         assert_eq!((s.requests_lost, s.zero_downtime, s.zero_rollbacks), (7, false, false));
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn one_rollout_has_no_trend_and_no_rollouts_is_not_an_error() {
-        let s = summarize(vec![e(1, "promoted", 0, (100.0, 0.5), (90.0, 0.4))]);
+        let s = summarize(vec![e(1, State::Promoted, 0, (100.0, 0.5), (90.0, 0.4))]);
         assert_eq!((s.trend.p95_ms, s.zero_downtime), (None, true));
         assert!(text(&s).contains("too few promotions"));
         let s = summarize(Vec::new());
