@@ -10,6 +10,7 @@
 //! compare settings.
 
 use canary_core::Share;
+use canary_core::event::EventKind;
 use canary_core::plan::Plan;
 use canary_core::rollout::{Rollout, State};
 use canary_core::sim::{Behaviour, HEALTHY, Sim};
@@ -76,7 +77,7 @@ fn run(s: &Scenario, seed: u64) -> Run {
         state: r.state,
         immediate: r.reason.as_deref().is_some_and(|w| w.starts_with("immediate rollback")),
         took_ms: sim.now - start,
-        advanced: sim.events.contains(&"step_advanced") || r.state == State::Promoted,
+        advanced: sim.events.contains(&EventKind::StepAdvanced) || r.state == State::Promoted,
     }
 }
 

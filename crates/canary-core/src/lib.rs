@@ -15,6 +15,7 @@
 //! - [`request`]: reading overrides, cookies and user keys out of raw header values.
 //! - [`route_label`]: the bounded label a request's path is measured under.
 //! - [`dynamic`]: the seed's dynamic JSON config (`{"v2-api-canary": {...}}`).
+//! - [`event`]: what an event in the log says happened ([`event::EventKind`]).
 //! - [`plan`]: a rollout's steps and watching times.
 //! - [`flags`]: feature flags, evaluated with the same sticky bucket.
 //! - [`grpc_codes`]: gRPC status codes and the set that counts as failures.
@@ -27,12 +28,14 @@
 //!   likelihood ratios, CUSUM) behind every repeated decision of the judge.
 //! - [`rollout`]: the rollout state machine (time passed in, decisions out).
 //! - [`sim`]: a seeded traffic model driving rollouts in simulated time.
+//! - [`time`]: [`time::UnixMs`], the one type of instants, and its conversions.
 //! - [`window`]: the sample-sized recent window for rollback checks.
 //! - [`version`]: stable or canary.
 
 pub mod bucket;
 pub mod calendar;
 pub mod dynamic;
+pub mod event;
 pub mod exclude;
 pub mod flags;
 pub mod grpc_codes;
@@ -50,6 +53,7 @@ pub mod sequential;
 pub mod share;
 pub mod sim;
 pub mod stats;
+pub mod time;
 pub mod upstream;
 pub mod version;
 pub mod window;

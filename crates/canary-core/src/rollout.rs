@@ -14,11 +14,13 @@
 //! holds and, past `max_hold_ms`, pauses for a person. A step whose verdict
 //! surely fails before its bake is over fails then (`judge::fails_now`).
 
+use crate::event::EventKind;
 use crate::judge::{
     Observation, OnFailure, Outcome, Policy, Verdict, Watch, fails_now, judge_rollback, judge_step,
 };
 use crate::plan::Plan;
 use crate::share::Share;
+use crate::time::UnixMs;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -48,6 +50,24 @@ impl State {
             State::Promoted => "promoted",
             State::RolledBack => "rolled_back",
         }
+    }
+
+    /// The state named `name`, if it is one.
+    pub fn parse(name: &str) -> Option<State> {
+        [State::Progressing, State::Holding, State::Paused, State::Promoted, State::RolledBack]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+
+    /// Whether a rollout in this state still runs (not promoted or rolled back).
+    pub fn is_active(self) -> bool {
+        matches!(self, State::Progressing | State::Holding | State::Paused)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -90,7 +110,7 @@ pub enum Decision {
     /// Record an event in the log.
     Event {
         /// What happened.
-        kind: &'static str,
+        kind: EventKind,
         /// Details, verdict tables included.
         detail: Value,
     },
@@ -105,7 +125,7 @@ pub enum CommandError {
         /// The rollout.
         id: i64,
         /// Its end state.
-        state: &'static str,
+        state: State,
     },
     /// Resume on a rollout that is not paused.
     #[error("rollout {id} is {state}, not paused: nothing to resume")]
@@ -113,7 +133,7 @@ pub enum CommandError {
         /// The rollout.
         id: i64,
         /// Its state.
-        state: &'static str,
+        state: State,
     },
     /// A manual advance past a step whose verdict fails, without `force`.
     #[error(
@@ -157,17 +177,17 @@ pub struct Rollout {
     /// The share the router has now.
     pub share: Share,
     /// When it started, ms since the epoch.
-    pub started_ms: u64,
+    pub started_ms: UnixMs,
     /// When it ended.
-    pub ended_ms: Option<u64>,
+    pub ended_ms: Option<UnixMs>,
     /// When the current step started.
-    pub step_started_ms: u64,
+    pub step_started_ms: UnixMs,
     /// Watching time accrued at this step.
     pub baked_ms: u64,
     /// The last tick.
-    pub last_tick_ms: u64,
+    pub last_tick_ms: UnixMs,
     /// When the step started holding.
-    pub hold_since_ms: Option<u64>,
+    pub hold_since_ms: Option<UnixMs>,
     /// Consecutive failing rollback evaluations.
     pub breaches: u32,
     /// Why it is paused, holding, or rolled back.
@@ -213,7 +233,7 @@ impl Tally {
 impl Rollout {
     /// Starts rollout `id` of `canary` in front of `stable` with `plan` (already
     /// starting at the first share) at `now`.
-    pub fn start(id: i64, canary: &str, stable: &str, plan: Plan, now: u64) -> (Rollout, Vec<Decision>) {
+    pub fn start(id: i64, canary: &str, stable: &str, plan: Plan, now: UnixMs) -> (Rollout, Vec<Decision>) {
         let share = plan.steps.first().copied().unwrap_or(Share::FULL);
         let r = Rollout {
             id,
@@ -241,14 +261,14 @@ impl Rollout {
             Decision::SetUpstreams { stable: stable.to_string(), canary: Some(canary.to_string()) },
             Decision::SetShare(share),
             Decision::BlockCanary(false),
-            r.event("rollout_started", json!({"canary": canary, "stable": stable, "plan": r.plan})),
+            r.event(EventKind::RolloutStarted, json!({"canary": canary, "stable": stable, "plan": r.plan})),
         ];
         (r, d)
     }
 
     /// Whether it still runs (not promoted or rolled back).
     pub fn is_active(&self) -> bool {
-        matches!(self.state, State::Progressing | State::Holding | State::Paused)
+        self.state.is_active()
     }
 
     /// Watching time left at this step, in ms.
@@ -272,7 +292,7 @@ impl Rollout {
     }
 
     /// After a restart: the time the controller was down is not watching time.
-    pub fn resume_after_restart(&mut self, now: u64) {
+    pub fn resume_after_restart(&mut self, now: UnixMs) {
         self.last_tick_ms = now;
         self.breaches = 0;
     }
@@ -280,7 +300,7 @@ impl Rollout {
     /// One evaluation at `now`: `fast` is the recent window, `step` the step so far.
     pub fn tick(
         &mut self,
-        now: u64,
+        now: UnixMs,
         p: &Policy,
         c: &Controls,
         fast: &Observation,
@@ -289,7 +309,7 @@ impl Rollout {
         if !self.is_active() {
             return Vec::new();
         }
-        let dt = now.saturating_sub(self.last_tick_ms).min(c.max_tick_gap_ms);
+        let dt = (now - self.last_tick_ms).min(c.max_tick_gap_ms);
         self.last_tick_ms = now;
         let fv = judge_rollback(p, fast, step, &self.watch);
         self.breaches = if fv.outcome == Outcome::Fail { self.breaches + 1 } else { 0 };
@@ -312,7 +332,7 @@ impl Rollout {
 
     /// The immediate-rollback criteria failed: roll back, or with
     /// `on_failure_immediate = "pause"` hold the share for a person (once).
-    fn on_breach(&mut self, now: u64, p: &Policy, fv: &Verdict) -> Vec<Decision> {
+    fn on_breach(&mut self, now: UnixMs, p: &Policy, fv: &Verdict) -> Vec<Decision> {
         let why = format!("immediate rollback at {}: {}", self.share, fv.reason());
         match p.on_failure_immediate {
             OnFailure::Rollback => self.roll_back(now, why, Some(fv)),
@@ -322,12 +342,12 @@ impl Rollout {
                 let why = format!(
                     "paused instead of rolling back ([policy] on_failure_immediate = \"pause\"): {why}"
                 );
-                self.pause_with(now, why, "paused")
+                self.pause_with(now, why, EventKind::Paused)
             }
         }
     }
 
-    fn conclude_step(&mut self, now: u64, p: &Policy, c: &Controls, sv: &Verdict) -> Vec<Decision> {
+    fn conclude_step(&mut self, now: UnixMs, p: &Policy, c: &Controls, sv: &Verdict) -> Vec<Decision> {
         match sv.outcome {
             Outcome::Fail if p.on_failure == OnFailure::Pause => {
                 let why = format!(
@@ -336,7 +356,7 @@ impl Rollout {
                     self.share,
                     sv.reason()
                 );
-                self.pause_with(now, why, "paused")
+                self.pause_with(now, why, EventKind::Paused)
             }
             Outcome::Fail => {
                 let reason = format!("step {} at {} failed: {}", self.step + 1, self.share, sv.reason());
@@ -347,20 +367,20 @@ impl Rollout {
                 self.awaiting_promote = true;
                 let why =
                     format!("step {} at {} passed; waiting for `canary promote`", self.step + 1, self.share);
-                self.pause_with(now, why, "awaiting_promote")
+                self.pause_with(now, why, EventKind::AwaitingPromote)
             }
             _ => self.advance(now, sv),
         }
     }
 
-    fn hold(&mut self, now: u64, c: &Controls, sv: &Verdict) -> Vec<Decision> {
+    fn hold(&mut self, now: UnixMs, c: &Controls, sv: &Verdict) -> Vec<Decision> {
         let Some(since) = self.hold_since_ms else {
             self.hold_since_ms = Some(now);
             self.state = State::Holding;
             self.reason = Some(format!("holding at {}: {}", self.share, sv.reason()));
-            return vec![self.event("holding", json!({"verdict": sv}))];
+            return vec![self.event(EventKind::Holding, json!({"verdict": sv}))];
         };
-        if now.saturating_sub(since) <= c.max_hold_ms {
+        if now - since <= c.max_hold_ms {
             return Vec::new();
         }
         let mins = c.max_hold_ms / 60_000;
@@ -370,14 +390,14 @@ impl Rollout {
             self.share,
             sv.reason()
         );
-        self.pause_with(now, why, "paused")
+        self.pause_with(now, why, EventKind::Paused)
     }
 
-    fn advance(&mut self, now: u64, verdict: &Verdict) -> Vec<Decision> {
+    fn advance(&mut self, now: UnixMs, verdict: &Verdict) -> Vec<Decision> {
         if self.step + 1 >= self.plan.steps.len() {
             return self.complete(now, verdict, json!({}));
         }
-        self.move_to(now, self.step + 1, "step_advanced", verdict, json!({}))
+        self.move_to(now, self.step + 1, EventKind::StepAdvanced, verdict, json!({}))
     }
 
     /// Enters step `to` with a fresh bake. `verdict` is the judge's view of
@@ -385,9 +405,9 @@ impl Rollout {
     /// `extra` says how, e.g. by whose hand.
     fn move_to(
         &mut self,
-        now: u64,
+        now: UnixMs,
         to: usize,
-        kind: &'static str,
+        kind: EventKind,
         verdict: &Verdict,
         extra: Value,
     ) -> Vec<Decision> {
@@ -400,7 +420,7 @@ impl Rollout {
         vec![Decision::SetShare(self.share), self.event(kind, detail)]
     }
 
-    fn enter_step(&mut self, now: u64) {
+    fn enter_step(&mut self, now: UnixMs) {
         self.state = State::Progressing;
         self.step_started_ms = now;
         self.baked_ms = 0;
@@ -410,7 +430,7 @@ impl Rollout {
         self.step_verdict = None;
     }
 
-    fn complete(&mut self, now: u64, verdict: &Verdict, extra: Value) -> Vec<Decision> {
+    fn complete(&mut self, now: UnixMs, verdict: &Verdict, extra: Value) -> Vec<Decision> {
         let (from_step, from_share) = (self.step + 1, self.share.percent());
         self.state = State::Promoted;
         self.ended_ms = Some(now);
@@ -421,7 +441,7 @@ impl Rollout {
         vec![
             Decision::SetUpstreams { stable: self.canary.clone(), canary: None },
             Decision::SetShare(Share::ZERO),
-            self.event("promoted", detail),
+            self.event(EventKind::Promoted, detail),
         ]
     }
 
@@ -429,7 +449,7 @@ impl Rollout {
     /// force when the failure was seen (`at_step`, `at_share`), the verdict
     /// that decided it (none for a person's rollback) and the step's latest
     /// figures, for the incident record and the report.
-    fn roll_back(&mut self, now: u64, reason: String, verdict: Option<&Verdict>) -> Vec<Decision> {
+    fn roll_back(&mut self, now: UnixMs, reason: String, verdict: Option<&Verdict>) -> Vec<Decision> {
         let was_promoted = self.state == State::Promoted;
         let (at_step, at_share) = (self.step + 1, self.share.percent());
         let planned_share = self.plan.steps.get(self.step).map(|s| s.percent());
@@ -444,7 +464,7 @@ impl Rollout {
         d.push(Decision::SetShare(Share::ZERO));
         d.push(Decision::BlockCanary(true));
         d.push(self.event(
-            "rolled_back",
+            EventKind::RolledBack,
             json!({
                 "reason": reason,
                 "verdict": verdict,
@@ -458,13 +478,13 @@ impl Rollout {
         d
     }
 
-    fn pause_with(&mut self, _now: u64, why: String, kind: &'static str) -> Vec<Decision> {
+    fn pause_with(&mut self, _now: UnixMs, why: String, kind: EventKind) -> Vec<Decision> {
         self.state = State::Paused;
         self.reason = Some(why.clone());
         vec![self.event(kind, json!({"reason": why, "verdict": self.step_verdict}))]
     }
 
-    fn event(&self, kind: &'static str, mut detail: Value) -> Decision {
+    fn event(&self, kind: EventKind, mut detail: Value) -> Decision {
         if let Value::Object(m) = &mut detail {
             m.insert("rollout".into(), json!(self.id));
             m.insert("step".into(), json!(self.step + 1));
@@ -475,11 +495,7 @@ impl Rollout {
     }
 
     fn ensure_active(&self) -> Result<(), CommandError> {
-        if self.is_active() {
-            Ok(())
-        } else {
-            Err(CommandError::Ended { id: self.id, state: self.state.as_str() })
-        }
+        if self.is_active() { Ok(()) } else { Err(CommandError::Ended { id: self.id, state: self.state }) }
     }
 }
 

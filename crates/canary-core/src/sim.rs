@@ -7,9 +7,11 @@
 //! Used by the core's tests and by `examples/decisions.rs`, which prints the
 //! judge's detection times and false-alarm rates per scenario.
 
+use crate::event::EventKind;
 use crate::judge::{ArmWindow, Observation, Policy, Verdict, judge_step};
 use crate::plan::Plan;
 use crate::rollout::{Controls, Decision, Rollout};
+use crate::time::UnixMs;
 use crate::window::{TickRing, latency_histogram, merge};
 
 /// The controller's tick.
@@ -72,11 +74,11 @@ pub struct Sim {
     /// Everything since the step began.
     pub step_obs: Observation,
     /// Simulated time, ms.
-    pub now: u64,
+    pub now: UnixMs,
     /// Every share the machine set, in order.
     pub shares: Vec<f64>,
     /// Every event kind the machine recorded, in order.
-    pub events: Vec<&'static str>,
+    pub events: Vec<EventKind>,
     /// The judge's policy.
     pub policy: Policy,
     /// The controller's settings.
@@ -93,7 +95,7 @@ impl Sim {
             canary: HEALTHY,
             ticks: TickRing::new(MAX_FAST_TICKS),
             step_obs: Observation::default(),
-            now: 1_000_000,
+            now: UnixMs::from_millis(1_000_000),
             shares: Vec::new(),
             events: Vec::new(),
             policy: Policy::default(),

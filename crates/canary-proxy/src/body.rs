@@ -173,7 +173,7 @@ impl Completion {
         let Some(why) = call.ended(trailers) else { return };
         self.outcome.grpc_error = true;
         self.shard.record_error(ErrorRecord {
-            at_ms: crate::clock::now_ms(),
+            at_ms: crate::clock::now(),
             version: self.outcome.version,
             method: "POST".into(),
             path: call.path.into(),

@@ -1,8 +1,9 @@
 //! The wall clock, for the instants an outcome is recorded at.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use canary_core::time::UnixMs;
+use std::time::SystemTime;
 
-/// Milliseconds since the Unix epoch; 0 for a clock set before 1970.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+/// Now, as the wall clock says (the epoch for a clock set before it).
+pub fn now() -> UnixMs {
+    UnixMs::from(SystemTime::now())
 }

@@ -16,7 +16,8 @@ use canary::config::{self, Overrides};
 use canary::controller::api::DeployRequest;
 use canary::controller::lock;
 use canary::server::{self, Running};
-use canary::store::now_ms;
+use canary::store::now;
+use canary_core::rollout::State;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::client::legacy::Client;
@@ -65,17 +66,16 @@ fn deploy(srv: &Running, canary: SocketAddr) -> Result<()> {
         manual: false,
         ..DeployRequest::default()
     };
-    lock(&srv.controller).deploy(&req, now_ms() as u64, None)?;
+    lock(&srv.controller).deploy(&req, now(), None)?;
     Ok(())
 }
 
-fn state(srv: &Running) -> String {
-    lock(&srv.controller).status().state
+fn state(srv: &Running) -> Option<State> {
+    State::parse(&lock(&srv.controller).status().state)
 }
 
 fn rollback_by_hand(srv: &Running) {
-    let _ = lock(&srv.controller)
-        .command(canary::controller::Command::Rollback("run over".into()), now_ms() as u64);
+    let _ = lock(&srv.controller).command(canary::controller::Command::Rollback("run over".into()), now());
 }
 
 #[tokio::main]
@@ -106,7 +106,7 @@ async fn main() -> Result<()> {
     for run in 1..=failing {
         deploy(&srv, canary)?;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        if state(&srv) != "progressing" {
+        if state(&srv) != Some(State::Progressing) {
             println!("failing run {run}: rolled back before the failure began (false alarm)");
         }
         canary_fail.store(10, Ordering::Relaxed);
@@ -125,7 +125,7 @@ async fn main() -> Result<()> {
     for run in 1..=healthy {
         deploy(&srv, canary)?;
         tokio::time::sleep(Duration::from_secs(healthy_secs)).await;
-        if state(&srv) == "rolled_back" {
+        if state(&srv) == Some(State::RolledBack) {
             false_alarms += 1;
             println!(
                 "healthy run {run}: rolled back: {:?}",

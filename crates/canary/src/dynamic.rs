@@ -9,7 +9,8 @@
 //! while canary was down is applied at start, before the first request.
 
 use crate::live::{Change, Live, Source};
-use crate::store::now_ms;
+use crate::store::now;
+use canary_core::time::UnixMs;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,13 +22,13 @@ pub struct FlagsStatus {
     /// The file watched, if any.
     pub path: Option<PathBuf>,
     /// When its content was last read successfully (ms since the epoch).
-    pub loaded_at_ms: Option<i64>,
+    pub loaded_at_ms: Option<UnixMs>,
     /// The hash of the content last applied.
     pub applied_hash: Option<String>,
     /// Why the last read failed, when it did; cleared by a good read.
     pub last_error: Option<String>,
     /// When that failure happened.
-    pub error_at_ms: Option<i64>,
+    pub error_at_ms: Option<UnixMs>,
 }
 
 /// Reads `path` and applies it if its content is new. The error names the
@@ -65,7 +66,7 @@ pub fn reload(path: &Path, live: &Live, status: &Mutex<FlagsStatus>) {
             if changed {
                 tracing::info!(file = %path.display(), share = %live.routing().share, "dynamic config applied");
             }
-            st.loaded_at_ms = Some(now_ms());
+            st.loaded_at_ms = Some(now());
             st.applied_hash = live.flags_hash();
             st.last_error = None;
             st.error_at_ms = None;
@@ -75,7 +76,7 @@ pub fn reload(path: &Path, live: &Live, status: &Mutex<FlagsStatus>) {
                 tracing::warn!(error = %e, "dynamic config refused; the last good config stays");
             }
             st.last_error = Some(e);
-            st.error_at_ms = Some(now_ms());
+            st.error_at_ms = Some(now());
         }
     }
 }

@@ -6,6 +6,7 @@
 use crate::store::{Store, StoreError};
 use arc_swap::ArcSwap;
 use canary_core::Share;
+use canary_core::event::EventKind;
 use canary_core::exclude::Excludes;
 use canary_core::flags::{Flag, merge};
 use serde_json::{Value, json};
@@ -55,7 +56,7 @@ impl FeatureFlags {
         store.kv_put(
             KEY,
             &to_json(&next),
-            "flag_set",
+            &EventKind::FlagSet,
             &json!({"flag": name, "enabled": enabled, "percentage": percentage.percent()}),
         )?;
         *api = next;
@@ -70,7 +71,7 @@ impl FeatureFlags {
         if next.len() == api.len() {
             return Ok(false);
         }
-        store.kv_put(KEY, &to_json(&next), "flag_unset", &json!({"flag": name}))?;
+        store.kv_put(KEY, &to_json(&next), &EventKind::FlagUnset, &json!({"flag": name}))?;
         *api = next;
         Ok(true)
     }

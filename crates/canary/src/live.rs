@@ -16,6 +16,7 @@
 use crate::feature_flags::FeatureFlags;
 use crate::store::{Loaded, PersistedRouting, RolloutWrite, StateFault, Store, StoreError};
 use arc_swap::{ArcSwapOption, Guard};
+use canary_core::event::EventKind;
 use canary_core::exclude::Excludes;
 use canary_core::upstream::Upstream;
 use canary_core::{RoutingTable, Share};
@@ -272,7 +273,7 @@ impl Live {
         let ups_changed = change.upstreams.as_ref().is_some_and(|u| **self.routes.upstreams() != *u);
         if new == *old && new_meta == *meta && !ups_changed && !meta.unsaved {
             if let Some(w) = rollout {
-                self.store.save_rollout(w.id, w.state, w.body, w.events)?;
+                self.store.save_rollout(w)?;
             }
             return Ok(old);
         }
@@ -285,10 +286,10 @@ impl Live {
             detail["upstreams"] =
                 json!({"stable": u.stable.url(), "canary": u.canary.as_ref().map(|c| c.url())});
         }
-        let kind = if ups_changed { "upstreams_changed" } else { kind(&old, &new) };
+        let kind = if ups_changed { EventKind::UpstreamsChanged } else { kind(&old, &new) };
         match rollout {
-            Some(w) => self.store.save_routing_and_rollout(&persisted(&new, &new_meta), kind, &detail, w)?,
-            None => self.store.save_routing(&persisted(&new, &new_meta), kind, source.as_str(), &detail)?,
+            Some(w) => self.store.save_routing_and_rollout(&persisted(&new, &new_meta), &kind, &detail, w)?,
+            None => self.store.save_routing(&persisted(&new, &new_meta), &kind, source.as_str(), &detail)?,
         }
         *meta = new_meta;
         let new = Arc::new(new);
@@ -329,7 +330,8 @@ fn sound((table, ups, meta): (RoutingTable, Upstreams, Meta)) -> Start {
 fn initialise(store: &Store, table: RoutingTable, upstreams: Upstreams) -> Result<Start, StoreError> {
     let meta = Meta::default();
     let first = persisted(&table, &meta);
-    let saved = store.save_routing(&first, "routing_initialised", Source::Config.as_str(), &describe(&table));
+    let kind = EventKind::RoutingInitialised;
+    let saved = store.save_routing(&first, &kind, Source::Config.as_str(), &describe(&table));
     match (saved, store.load_routing()?) {
         (Ok(()), _) => Ok((table, upstreams, meta, None)),
         // Another replica of the cluster initialised it first: theirs stands.
@@ -353,7 +355,12 @@ fn reset_routing(
 ) -> Result<(RoutingTable, Upstreams, Meta), StoreError> {
     let meta = Meta::default();
     let detail = json!({"record": "routing", "problem": problem, "unreadable": raw, "to": describe(&table)});
-    store.save_routing(&persisted(&table, &meta), "state_reset", Source::Config.as_str(), &detail)?;
+    store.save_routing(
+        &persisted(&table, &meta),
+        &EventKind::StateReset,
+        Source::Config.as_str(),
+        &detail,
+    )?;
     tracing::warn!(
         problem,
         "--reset-state: the unreadable routing record was replaced by the config's values (kept in the event log)"
@@ -393,16 +400,16 @@ fn describe(t: &RoutingTable) -> serde_json::Value {
     json!({"share": t.share.percent(), "excludes": t.excludes.patterns(), "canary_blocked": t.canary_blocked})
 }
 
-fn kind(old: &RoutingTable, new: &RoutingTable) -> &'static str {
+fn kind(old: &RoutingTable, new: &RoutingTable) -> EventKind {
     // A rollback moves the share and blocks at once: it stays a share change
     // (the detail's `canary_blocked` tells the rest).
     if old.canary_blocked != new.canary_blocked && old.share == new.share {
-        return if new.canary_blocked { "canary_blocked" } else { "canary_unblocked" };
+        return if new.canary_blocked { EventKind::CanaryBlocked } else { EventKind::CanaryUnblocked };
     }
     match (old.share != new.share, old.excludes != new.excludes) {
-        (true, false) => "share_changed",
-        (false, true) => "excludes_changed",
-        (true, true) => "routing_changed",
-        (false, false) => "flags_applied",
+        (true, false) => EventKind::ShareChanged,
+        (false, true) => EventKind::ExcludesChanged,
+        (true, true) => EventKind::RoutingChanged,
+        (false, false) => EventKind::FlagsApplied,
     }
 }

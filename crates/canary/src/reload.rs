@@ -19,6 +19,7 @@ use crate::config::{self, ConfigSource, ServeConfig, differs};
 use crate::controller::{self, Controller};
 use crate::live::Live;
 use crate::tls::rotate::Rotation;
+use canary_core::event::EventKind;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
@@ -79,12 +80,12 @@ fn report(src: &ConfigSource, outcome: &Outcome, live: &Live) {
         Outcome::Applied(changed) => {
             tracing::info!(file = %file, changed = ?changed, "SIGHUP: config reloaded");
             crate::say!("canary: config {file} reloaded; changed: {}", list(changed));
-            ("config_reloaded", serde_json::json!({"file": file, "changed": changed}))
+            (EventKind::ConfigReloaded, serde_json::json!({"file": file, "changed": changed}))
         }
         Outcome::Refused(why) => {
             tracing::error!(file = %file, reason = %why, "SIGHUP: config reload refused; the running config stays");
             crate::say!("canary: config reload refused, the running config stays: {why}");
-            ("config_reload_refused", serde_json::json!({"file": file, "reason": why}))
+            (EventKind::ConfigReloadRefused, serde_json::json!({"file": file, "reason": why}))
         }
     };
     if let Err(e) = live.store().record(kind, "sighup", &detail) {

@@ -7,8 +7,10 @@
 //! the record of a rollout driven by hand has each step's figures too.
 
 use super::{CommandError, Decision, Rollout, State};
+use crate::event::EventKind;
 use crate::judge::{Outcome, Verdict};
 use crate::share::Share;
+use crate::time::UnixMs;
 use serde_json::json;
 use std::cmp::Ordering;
 
@@ -17,14 +19,14 @@ impl Rollout {
     /// `full`, straight to promotion. From a share set by hand off the plan,
     /// the next step is the first one above that share, so `promote` never
     /// lowers the share.
-    pub fn promote(&mut self, now: u64, full: bool, sv: &Verdict) -> Result<Vec<Decision>, CommandError> {
+    pub fn promote(&mut self, now: UnixMs, full: bool, sv: &Verdict) -> Result<Vec<Decision>, CommandError> {
         self.ensure_active()?;
         let next = self.next_step_up();
         let how = json!({"by_hand": "promote", "skipped_bake": true});
         if full || next >= self.plan.steps.len() {
             return Ok(self.complete(now, sv, how));
         }
-        Ok(self.move_to(now, next, "step_advanced", sv, how))
+        Ok(self.move_to(now, next, EventKind::StepAdvanced, sv, how))
     }
 
     /// The step `promote` goes to (the plan's length: promotion).
@@ -37,25 +39,25 @@ impl Rollout {
     }
 
     /// `pause`: stop advancing (rollback criteria stay armed).
-    pub fn pause(&mut self, now: u64, reason: &str) -> Result<Vec<Decision>, CommandError> {
+    pub fn pause(&mut self, now: UnixMs, reason: &str) -> Result<Vec<Decision>, CommandError> {
         self.ensure_active()?;
-        Ok(self.pause_with(now, reason.to_string(), "paused"))
+        Ok(self.pause_with(now, reason.to_string(), EventKind::Paused))
     }
 
     /// `resume`: continue the bake where it stopped, at the step's share.
-    pub fn resume(&mut self, now: u64) -> Result<Vec<Decision>, CommandError> {
+    pub fn resume(&mut self, now: UnixMs) -> Result<Vec<Decision>, CommandError> {
         self.ensure_active()?;
         if self.awaiting_promote {
             return Err(CommandError::AwaitingPromote { id: self.id, step: self.step + 1 });
         }
         if self.state != State::Paused {
-            return Err(CommandError::NotPaused { id: self.id, state: self.state.as_str() });
+            return Err(CommandError::NotPaused { id: self.id, state: self.state });
         }
         Ok(self.back_on_plan(now, json!({})))
     }
 
     /// Back to the current step's share and its bake where it stopped.
-    fn back_on_plan(&mut self, now: u64, how: serde_json::Value) -> Vec<Decision> {
+    fn back_on_plan(&mut self, now: UnixMs, how: serde_json::Value) -> Vec<Decision> {
         let planned = self.plan.steps[self.step];
         let mut d = Vec::new();
         if self.share != planned {
@@ -66,15 +68,20 @@ impl Rollout {
         self.hold_since_ms = None;
         self.reason = None;
         self.last_tick_ms = now;
-        d.push(self.event("resumed", how));
+        d.push(self.event(EventKind::Resumed, how));
         d
     }
 
     /// `rollback`: share 0 at once, no analysis; after a promotion, the
     /// previous stable comes back. `sv` is kept as the step's last figures.
-    pub fn rollback(&mut self, now: u64, reason: &str, sv: &Verdict) -> Result<Vec<Decision>, CommandError> {
+    pub fn rollback(
+        &mut self,
+        now: UnixMs,
+        reason: &str,
+        sv: &Verdict,
+    ) -> Result<Vec<Decision>, CommandError> {
         if self.state == State::RolledBack {
-            return Err(CommandError::Ended { id: self.id, state: self.state.as_str() });
+            return Err(CommandError::Ended { id: self.id, state: self.state });
         }
         if self.is_active() {
             self.step_verdict = Some(sv.clone());
@@ -90,7 +97,7 @@ impl Rollout {
     /// promotion). Any other share pauses the plan until `resume`.
     pub fn adjust(
         &mut self,
-        now: u64,
+        now: UnixMs,
         share: Share,
         force: bool,
         sv: &Verdict,
@@ -110,9 +117,11 @@ impl Rollout {
             Ordering::Greater => {
                 let how =
                     json!({"by_hand": "adjust", "forced": failing, "skipped_steps": to - self.step - 1});
-                Ok(self.move_to(now, to, "step_advanced", sv, how))
+                Ok(self.move_to(now, to, EventKind::StepAdvanced, sv, how))
             }
-            Ordering::Less => Ok(self.move_to(now, to, "stepped_back", sv, json!({"by_hand": "adjust"}))),
+            Ordering::Less => {
+                Ok(self.move_to(now, to, EventKind::SteppedBack, sv, json!({"by_hand": "adjust"})))
+            }
             Ordering::Equal if self.awaiting_promote => Ok(Vec::new()),
             Ordering::Equal if self.share == share && self.state != State::Paused => Ok(Vec::new()),
             Ordering::Equal => Ok(self.back_on_plan(now, json!({"by_hand": "adjust"}))),
@@ -122,11 +131,11 @@ impl Rollout {
     /// The share was set off the plan (by `adjust`, the routing API or the
     /// flags file): a person's hand on the wheel pauses the plan rather than
     /// fighting it, until `resume`.
-    pub fn share_moved(&mut self, now: u64, share: Share, source: &str) -> Vec<Decision> {
+    pub fn share_moved(&mut self, now: UnixMs, share: Share, source: &str) -> Vec<Decision> {
         self.share = share;
         let why = format!("share set to {share} by {source}; `canary resume` returns to the plan");
         let mut d = vec![Decision::SetShare(share)];
-        d.extend(self.pause_with(now, why, "adjusted"));
+        d.extend(self.pause_with(now, why, EventKind::Adjusted));
         d
     }
 }

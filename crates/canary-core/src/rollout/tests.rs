@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::sim::{Behaviour, HEALTHY, Sim, TICK_MS};
+use crate::time::UnixMs;
 
 fn quick_plan() -> Plan {
     Plan { bake_ms: 60_000, final_watch_ms: 120_000, ..Plan::default() }
@@ -66,7 +67,7 @@ fn low_traffic_holds_then_pauses_and_never_promotes() {
     sim.run_for(&mut r, 2 * 3_600_000);
     assert!(r.is_active(), "never ends on no data: {:?} {:?}", r.state, r.reason);
     assert_eq!((r.state, r.step), (State::Paused, 0));
-    assert!(sim.events.contains(&"holding"));
+    assert!(sim.events.contains(&EventKind::Holding));
     assert!(r.reason.clone().unwrap().contains("too little traffic"), "{:?}", r.reason);
     assert!(!sim.shares.contains(&25.0), "never advanced");
 }
@@ -205,7 +206,7 @@ fn adjusting_back_steps_back_without_pausing_and_off_plan_pauses() {
     // The current step's share puts a paused rollout back on the plan.
     let _ = r.pause(sim.now, "look").unwrap();
     let ds = r.adjust(sim.now, pct(75.0), false, &sim.verdict()).unwrap();
-    assert!(matches!(ds.last(), Some(Decision::Event { kind: "resumed", .. })));
+    assert!(matches!(ds.last(), Some(Decision::Event { kind: EventKind::Resumed, .. })));
     assert_eq!(r.state, State::Progressing);
 }
 
@@ -311,7 +312,7 @@ fn the_seeds_targets_fail_a_step_whose_p99_is_over_500_ms() {
     sim.canary = Behaviour { latency_ms: (5.0, 40.0), ..HEALTHY };
     let mut r = sim.start(quick_plan());
     // A slow tail: one canary request in 11 takes 700 ms.
-    while r.is_active() && sim.now < 1_000_000 + 3_600_000 {
+    while r.is_active() && sim.now < UnixMs::from_millis(1_000_000 + 3_600_000) {
         sim.now += TICK_MS;
         let (mut c, s) = (sim.arm(10, sim.canary), sim.arm(90, sim.stable));
         if let Some(h) = c.latency.as_mut() {

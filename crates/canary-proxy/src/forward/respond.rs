@@ -107,7 +107,7 @@ fn remember(ctx: &Ctx, version: Version, status: Option<u16>, why: &str) {
     let path = ctx.uri.path();
     let cut = (0..=path.len().min(200)).rev().find(|&i| path.is_char_boundary(i)).unwrap_or(0);
     ctx.w.shard.record_error(ErrorRecord {
-        at_ms: crate::clock::now_ms(),
+        at_ms: crate::clock::now(),
         version,
         method: ctx.method.to_string(),
         path: path[..cut].to_string(),

@@ -74,7 +74,7 @@ mod tests {
 
     fn error(at_ms: u64) -> ErrorRecord {
         ErrorRecord {
-            at_ms,
+            at_ms: canary_core::time::UnixMs::from_millis(at_ms),
             version: Version::Stable,
             method: "GET".into(),
             path: "/".into(),
@@ -122,7 +122,7 @@ mod tests {
             RouteCounts { requests: 4, errors: 2, sum_us: 4_000, max_us: 600 }
         );
         assert_eq!((a.in_flight, a.upgraded), ([2, 4], [6, 0]));
-        let at: Vec<u64> = a.errors.iter().map(|e| e.at_ms).collect();
+        let at: Vec<u64> = a.errors.iter().map(|e| e.at_ms.as_millis()).collect();
         assert_eq!(at, [40, 30, 20, 10], "newest first, capped");
     }
 }

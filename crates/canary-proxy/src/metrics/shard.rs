@@ -10,6 +10,7 @@ use super::slot::{Counts, RouteCounts, Slot, new_histogram};
 use super::{RETAINED_SLOTS, SLOT_SECS};
 use canary_core::Version;
 use canary_core::judge::RouteCount;
+use canary_core::time::UnixMs;
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -50,7 +51,7 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRecord {
     /// When, in milliseconds since the Unix epoch.
-    pub at_ms: u64,
+    pub at_ms: UnixMs,
     /// The version that failed.
     pub version: Version,
     /// The request method.

@@ -71,7 +71,7 @@ async fn frame(s: &AdminState) -> Value {
     };
     let thresholds = status.as_ref().and_then(|st| st.thresholds.clone());
     json!({
-        "t": crate::store::now_ms(),
+        "t": crate::store::now(),
         "rollout_name": s.cfg.rollout,
         "state": status.as_ref().map_or("idle".to_string(), |st| st.state.clone()),
         "share": s.live.routing().share.percent(),

@@ -20,10 +20,11 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use canary_core::Version;
+use canary_core::time::UnixMs;
 use canary_proxy::metrics::{ArmStats, ErrorRecord, Reading, WindowSpec};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How many recent errors the reply lists.
 pub const RECENT: usize = 20;
@@ -32,7 +33,7 @@ pub const RECENT: usize = 20;
 #[derive(Debug, Deserialize)]
 pub struct MetricsQuery {
     window: Option<String>,
-    since_ms: Option<u64>,
+    since_ms: Option<UnixMs>,
     scope: Option<String>,
 }
 
@@ -107,7 +108,7 @@ fn render(r: &Reading, label: &str, share: f64) -> Value {
 /// The window asked for, and its label for the reply.
 pub fn parse_spec(q: &MetricsQuery) -> Result<(WindowSpec, String), String> {
     if let Some(ms) = q.since_ms {
-        let t = UNIX_EPOCH + Duration::from_millis(ms);
+        let t = ms.to_system_time();
         return Ok((WindowSpec::Since(t), format!("since {ms}")));
     }
     let w = q.window.as_deref().unwrap_or("1m");

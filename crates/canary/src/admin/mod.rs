@@ -40,6 +40,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use canary_core::time::UnixMs;
 use canary_proxy::metrics::Metrics;
 use canary_proxy::metrics::prometheus::{self, Gauges};
 use serde::Deserialize;
@@ -168,8 +169,7 @@ async fn flags_file(State(s): State<AdminState>) -> Response {
 
 /// This replica's traffic totals, for the leader to judge the fleet.
 async fn totals(State(s): State<AdminState>) -> Json<WireSnapshot> {
-    let boot =
-        s.metrics.started_wall().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let boot = UnixMs::from(s.metrics.started_wall());
     let t = s.metrics.totals();
     Json(WireSnapshot {
         node: s.cluster.as_ref().map_or_else(String::new, |c| c.node_id.clone()),

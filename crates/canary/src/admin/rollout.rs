@@ -7,6 +7,7 @@ use super::{AdminState, error};
 use crate::controller::api::DeployRequest;
 use crate::controller::clock;
 use crate::controller::{self, Command, ControlError};
+use crate::store::RolloutRecord;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -236,7 +237,7 @@ pub async fn summary(State(s): State<AdminState>, Query(q): Query<SummaryQuery>)
             ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response()
         }
         Ok(Ok(sum)) => Json(sum).into_response(),
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, "state_file", e),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, "state_file", e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
@@ -251,16 +252,15 @@ pub async fn report(
     let as_json = q.format.as_deref() == Some("json");
     let work = move || -> Result<Option<Response>, String> {
         let id = match id.as_str() {
-            "latest" => {
-                live.store().rollouts(1).map_err(|e| e.to_string())?.first().and_then(|r| r["id"].as_i64())
-            }
+            "latest" => live.store().rollouts(1).map_err(|e| e.to_string())?.first().map(RolloutRecord::id),
             n => Some(n.parse::<i64>().map_err(|_| format!("rollout `{n}` is not a number (or `latest`)"))?),
         };
         let Some(id) = id else { return Ok(None) };
         if as_json {
-            return Ok(crate::ops::report::json(&live, id)?.map(|v| Json(v).into_response()));
+            let doc = crate::ops::report::json(&live, id).map_err(|e| e.to_string())?;
+            return Ok(doc.map(|v| Json(v).into_response()));
         }
-        Ok(crate::ops::report::markdown(&live, id)?.map(|md| {
+        Ok(crate::ops::report::markdown(&live, id).map_err(|e| e.to_string())?.map(|md| {
             ([(axum::http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md).into_response()
         }))
     };

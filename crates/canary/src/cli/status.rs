@@ -6,6 +6,7 @@ use super::client::{Admin, answered};
 use crate::controller::api::Status;
 use crate::exit::Exit;
 use canary_core::judge::{Outcome, Verdict};
+use canary_core::rollout::State;
 use http::Method;
 use serde_json::Value;
 
@@ -24,7 +25,7 @@ pub fn status(a: &AdminArgs, watch: bool, as_json: bool) -> Exit {
             }
             print_status(&v);
         }
-        let active = matches!(v["state"].as_str(), Some("progressing" | "holding" | "paused"));
+        let active = v["state"].as_str().and_then(State::parse).is_some_and(State::is_active);
         if !watch || !active {
             return Exit::Done;
         }

@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn a_round_trip_keeps_both_versions_every_bucket_the_gauges_and_errors() {
         let error = ErrorRecord {
-            at_ms: 1_700_000_000_123,
+            at_ms: canary_core::time::UnixMs::from_millis(1_700_000_000_123),
             version: Version::Canary,
             method: "GET".into(),
             path: "/a/1".into(),

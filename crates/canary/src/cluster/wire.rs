@@ -6,6 +6,7 @@
 //! new `boot` tells the reader to start over instead of subtracting.
 
 use canary_core::judge::RouteCount;
+use canary_core::time::UnixMs;
 use canary_proxy::metrics::shard::TotalsSnapshot;
 use canary_proxy::metrics::slot::{Counts, new_histogram};
 use hdrhistogram::{Counter, Histogram};
@@ -29,8 +30,8 @@ pub struct WireTotals {
 pub struct WireSnapshot {
     /// The replica's node id.
     pub node: String,
-    /// Its process's start, in ms since the epoch.
-    pub boot: u64,
+    /// Its process's start.
+    pub boot: UnixMs,
     /// Per version, in `Version::index` order.
     pub versions: [WireTotals; 2],
 }

@@ -4,6 +4,7 @@
 use crate::live::Live;
 use canary_core::judge::Verdict;
 use canary_core::rollout::Rollout;
+use canary_core::time::UnixMs;
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/rollout/deploy`
@@ -136,9 +137,9 @@ pub struct RolloutView {
     /// A manual step waiting for `promote`.
     pub awaiting_promote: bool,
     /// When it started / ended, ms since the epoch.
-    pub started_ms: u64,
+    pub started_ms: UnixMs,
     /// When it ended.
-    pub ended_ms: Option<u64>,
+    pub ended_ms: Option<UnixMs>,
     /// The latest step verdict.
     pub verdict: Option<Verdict>,
     /// The latest immediate-rollback check.

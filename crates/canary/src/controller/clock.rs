@@ -6,16 +6,17 @@
 //! times a rollout records differ from the wall clock by the step's size
 //! until canary restarts; events and logs keep the wall clock.
 
+use canary_core::time::UnixMs;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 /// The wall clock and the monotonic clock, read together once.
-static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+static ANCHOR: OnceLock<(Instant, UnixMs)> = OnceLock::new();
 
 /// Now, in epoch milliseconds that never jump with the wall clock.
-pub fn now_ms() -> u64 {
-    let (at, wall) = ANCHOR.get_or_init(|| (Instant::now(), crate::store::now_ms().max(0) as u64));
-    wall + at.elapsed().as_millis() as u64
+pub fn now_ms() -> UnixMs {
+    let (at, wall) = ANCHOR.get_or_init(|| (Instant::now(), crate::store::now()));
+    *wall + u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -27,7 +28,7 @@ mod tests {
         let b = super::now_ms();
         assert!((20..1_000).contains(&(b - a)), "{a} -> {b}");
         assert!(
-            a.abs_diff(crate::store::now_ms() as u64) < 60_000,
+            a.as_millis().abs_diff(crate::store::now().as_millis()) < 60_000,
             "anchored to the wall clock at first use"
         );
     }

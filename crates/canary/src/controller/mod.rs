@@ -28,9 +28,11 @@ use crate::store::{RolloutWrite, StoreError};
 use crate::windows::Windows;
 use api::{DeployRequest, Status};
 use canary_core::Share;
+use canary_core::event::EventKind;
 use canary_core::judge::{Observation, Policy, judge_step};
 use canary_core::plan::{Plan, parse_duration_ms};
 use canary_core::rollout::{CommandError, Controls, Decision, Rollout, State};
+use canary_core::time::UnixMs;
 use canary_core::upstream::Upstream;
 use canary_core::window::{TickRing, merge};
 use canary_proxy::metrics::Metrics;
@@ -118,7 +120,7 @@ pub struct Controller {
     observer: Observer,
     ring: TickRing,
     step_obs: Observation,
-    last_persist_ms: u64,
+    last_persist_ms: UnixMs,
     /// Resource use the versions report, filled by [`resources::poll`].
     pub resources: resources::Shared,
     /// The canary's health checks, filled by [`health::poll`].
@@ -136,7 +138,7 @@ pub struct Controller {
     /// The other replicas' traffic, added to this one's while leading.
     fleet: FleetObserver,
     /// When a follower last read the rollout from the shared store.
-    last_refresh_ms: u64,
+    last_refresh_ms: UnixMs,
     /// A rollback decided while the shared store failed: written again until it takes.
     unsaved: Option<(Rollout, Vec<Decision>)>,
     /// Its status after each look, for [`status_now`].
@@ -150,8 +152,7 @@ impl Controller {
     /// Loads the latest rollout from the state file; an active one resumes
     /// where it was, without counting the time canary was down.
     pub fn load(live: Arc<Live>, metrics: Arc<Metrics>, cfg: &ServeConfig) -> Result<Controller, StoreError> {
-        let mut rollout: Option<Rollout> =
-            live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        let mut rollout: Option<Rollout> = live.store().latest_rollout()?;
         if let Some(r) = rollout.as_mut().filter(|r| r.is_active()) {
             r.resume_after_restart(clock::now_ms());
         }
@@ -166,7 +167,7 @@ impl Controller {
             observer: Observer::default(),
             ring: TickRing::new(MAX_FAST_TICKS),
             step_obs: Observation::default(),
-            last_persist_ms: 0,
+            last_persist_ms: UnixMs::EPOCH,
             resources: Default::default(),
             health: Default::default(),
             analysis: crate::analysis::shared(cfg.analysis.iter().map(|c| c.name.clone()).collect()),
@@ -175,7 +176,7 @@ impl Controller {
             cluster: None,
             leading: false,
             fleet: FleetObserver::default(),
-            last_refresh_ms: 0,
+            last_refresh_ms: UnixMs::EPOCH,
             unsaved: None,
             published: Published::default(),
             reread: false,
@@ -228,7 +229,7 @@ impl Controller {
 
     /// One look: measure, judge, act. In a cluster only the leader acts; the
     /// others keep their view of the rollout fresh for `status`.
-    pub fn tick(&mut self, now: u64) -> Result<(), ControlError> {
+    pub fn tick(&mut self, now: UnixMs) -> Result<(), ControlError> {
         if let Some(c) = self.cluster.clone() {
             if !c.is_leader() {
                 return self.follow(now);
@@ -279,7 +280,7 @@ impl Controller {
         }
         let fast = self.ring.recent(self.policy.min_fast_requests);
         ds.extend(r.tick(now, &self.policy, &self.controls, &fast, &self.step_obs));
-        let due = now.saturating_sub(self.last_persist_ms) >= PERSIST_EVERY_MS;
+        let due = (now - self.last_persist_ms) >= PERSIST_EVERY_MS;
         if ds.is_empty() && !due {
             return Ok(());
         }
@@ -288,26 +289,24 @@ impl Controller {
 
     /// A replica that does not lead: reads the rollout the leader saves,
     /// once a second, so `status` here says what the leader does.
-    fn follow(&mut self, now: u64) -> Result<(), ControlError> {
+    fn follow(&mut self, now: UnixMs) -> Result<(), ControlError> {
         if self.leading {
             self.leading = false;
             tracing::warn!("cluster: no longer the leader; this replica's controller stops acting");
         }
-        if now.saturating_sub(self.last_refresh_ms) < PERSIST_EVERY_MS {
+        if (now - self.last_refresh_ms) < PERSIST_EVERY_MS {
             return Ok(());
         }
         self.last_refresh_ms = now;
-        self.rollout =
-            self.live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        self.rollout = self.live.store().latest_rollout()?;
         Ok(())
     }
 
     /// This replica just became the leader: it continues the rollout where
     /// the shared store has it (the same step, the bake it had left), judging
     /// from fresh measurements, and records the change of hands.
-    fn take_over(&mut self, c: &Cluster, now: u64) -> Result<(), ControlError> {
-        let mut rollout: Option<Rollout> =
-            self.live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+    fn take_over(&mut self, c: &Cluster, now: UnixMs) -> Result<(), ControlError> {
+        let mut rollout: Option<Rollout> = self.live.store().latest_rollout()?;
         if let Some(r) = rollout.as_mut().filter(|r| r.is_active()) {
             r.resume_after_restart(now);
         }
@@ -327,9 +326,9 @@ impl Controller {
         });
         tracing::info!(detail = %detail, "cluster: this replica's controller takes over");
         if active.is_some() {
-            self.apply(vec![Decision::Event { kind: "leader_changed", detail }], now)
+            self.apply(vec![Decision::Event { kind: EventKind::LeaderChanged, detail }], now)
         } else {
-            self.live.store().record("leader_changed", "cluster", &detail).map_err(ControlError::from)
+            self.live.store().record(EventKind::LeaderChanged, "cluster", &detail).map_err(ControlError::from)
         }
     }
 
@@ -340,8 +339,7 @@ impl Controller {
     /// it set for an operator's and pause. The step's progress in memory is
     /// kept when the store has the same step.
     fn read_back(&mut self) -> Result<(), ControlError> {
-        let stored: Option<Rollout> =
-            self.live.store().rollouts(1)?.into_iter().next().and_then(|v| serde_json::from_value(v).ok());
+        let stored: Option<Rollout> = self.live.store().latest_rollout()?;
         self.reread = false;
         let same = |a: &Rollout, b: &Rollout| a.id == b.id && a.step == b.step && a.state == b.state;
         match (stored, self.rollout.as_ref()) {
@@ -363,7 +361,7 @@ impl Controller {
     pub fn deploy(
         &mut self,
         req: &DeployRequest,
-        now: u64,
+        now: UnixMs,
         checks: Option<Vec<ItemResult>>,
     ) -> Result<Status, ControlError> {
         if let Some(fault) = self.live.fault() {
@@ -384,12 +382,12 @@ impl Controller {
         let stable = self.live.upstreams().stable.url().to_string();
         let (r, mut ds) = Rollout::start(id, canary.url(), &stable, plan, now);
         if let Some(detail) = overridden {
-            ds.push(Decision::Event { kind: "window_overridden", detail });
+            ds.push(Decision::Event { kind: EventKind::WindowOverridden, detail });
         }
         if let Some(results) = checks {
             let passed = crate::ops::checklist::all_passed(&results);
             let detail = serde_json::json!({"rollout": id, "passed": passed, "items": results, "forced_reason": (!passed).then(|| req.reason.clone())});
-            ds.push(Decision::Event { kind: "checklist", detail });
+            ds.push(Decision::Event { kind: EventKind::Checklist, detail });
         }
         let previous = self.rollout.replace(r);
         if let Err(e) = self.apply(ds, now) {
@@ -451,7 +449,7 @@ impl Controller {
     }
 
     /// Carries out a person's command.
-    pub fn command(&mut self, cmd: Command, now: u64) -> Result<Status, ControlError> {
+    pub fn command(&mut self, cmd: Command, now: UnixMs) -> Result<Status, ControlError> {
         if let Some(fault) = self.live.fault() {
             // Here the canary is already blocked at share 0: a rollback has
             // nothing left to do, and nothing else may act on state that was
@@ -532,7 +530,7 @@ impl Controller {
     /// rollout decided takes effect, except a rollback: pulling the canary out
     /// must never wait for a disk. Either way the rollout holds (paused, in
     /// memory) and says why; it is recorded once the file can be written again.
-    fn carry_out(&mut self, before: Rollout, ds: Vec<Decision>, now: u64) -> Result<(), ControlError> {
+    fn carry_out(&mut self, before: Rollout, ds: Vec<Decision>, now: UnixMs) -> Result<(), ControlError> {
         // Kept for a rollback the shared store did not take (see `retry_unsaved`).
         let copy = self.cluster.as_ref().map(|_| ds.clone());
         // Only the bake's progress to save: a failed save loses nothing the
@@ -559,7 +557,7 @@ impl Controller {
     /// A rollback the shared store could not take is written again at each
     /// look until it is: until then only this replica's router is safe, and
     /// a new leader would find the rollout still running.
-    fn retry_unsaved(&mut self, now: u64) {
+    fn retry_unsaved(&mut self, now: UnixMs) {
         let Some((r, ds)) = self.unsaved.take() else { return };
         // Only while the rollout is still that one (a later deploy supersedes it).
         let same = self
@@ -584,7 +582,7 @@ impl Controller {
         format!("{what} cannot be written ({e}); the rollout holds until it can")
     }
 
-    fn hold_on_store_error(&mut self, before: Rollout, now: u64, e: String) {
+    fn hold_on_store_error(&mut self, before: Rollout, now: UnixMs, e: String) {
         let rolled_back = self.rollout.as_ref().is_some_and(|r| r.state == State::RolledBack)
             && before.state != State::RolledBack;
         self.fault = Some(self.cannot_write(&e));
@@ -607,8 +605,8 @@ impl Controller {
         self.rollout = Some(held);
     }
 
-    fn apply(&mut self, ds: Vec<Decision>, now: u64) -> Result<(), ControlError> {
-        let Some(r) = self.rollout.as_ref() else { return Ok(()) };
+    fn apply(&mut self, ds: Vec<Decision>, now: UnixMs) -> Result<(), ControlError> {
+        let Some(r) = self.rollout.clone() else { return Ok(()) };
         let mut change = Change::default();
         let mut events = Vec::new();
         for d in ds {
@@ -622,22 +620,21 @@ impl Controller {
             }
         }
         let moved = change.share.is_some() || change.upstreams.is_some() || change.blocked.is_some();
-        let body = serde_json::to_value(r).unwrap_or_default();
         if moved {
             // The table and the step that sets it, in one write.
-            let write = RolloutWrite { id: r.id, state: r.state.as_str(), body: &body, events: &events };
+            let write = RolloutWrite { rollout: &r, events: &events };
             self.live.apply_with_rollout(change, write)?;
             // The mix of traffic changed: older ticks describe another step.
             self.ring.clear();
             self.step_obs = Observation::default();
         } else {
-            self.live.store().save_rollout(r.id, r.state.as_str(), &body, &events)?;
+            self.live.store().save_rollout(RolloutWrite { rollout: &r, events: &events })?;
         }
         self.last_persist_ms = now;
         for (kind, detail) in events {
-            tracing::info!(event = kind, detail = %detail, "rollout");
+            tracing::info!(event = kind.as_str(), detail = %detail, "rollout");
             if let Some(out) = &self.outbox {
-                out.send(OpsEvent { kind: kind.to_string(), detail, rollout: body.clone() });
+                out.send(OpsEvent { kind, detail, rollout: r.clone() });
             }
         }
         Ok(())

@@ -6,6 +6,7 @@
 use crate::cluster::fleet::Peers;
 use canary_core::Version;
 use canary_core::judge::{ArmWindow, Observation, RouteCount};
+use canary_core::time::UnixMs;
 use canary_core::window::merge;
 use canary_proxy::metrics::Metrics;
 use canary_proxy::metrics::shard::TotalsSnapshot;
@@ -82,7 +83,7 @@ pub fn delta(now: &TotalsSnapshot, prev: &TotalsSnapshot) -> ArmWindow {
 /// The last reading of each peer the leader added.
 #[derive(Debug, Default)]
 pub struct FleetObserver {
-    last: BTreeMap<String, (u64, [TotalsSnapshot; 2])>,
+    last: BTreeMap<String, (UnixMs, [TotalsSnapshot; 2])>,
 }
 
 impl FleetObserver {

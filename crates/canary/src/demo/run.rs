@@ -13,6 +13,9 @@ use crate::exit::{Exit, fail};
 use crate::server::{self, Running};
 use bytes::Bytes;
 use canary_core::Version;
+use canary_core::event::EventKind;
+use canary_core::rollout::State;
+use canary_core::time::UnixMs;
 use canary_proxy::metrics::WindowSpec;
 use http::Request;
 use http_body_util::{BodyExt, Full};
@@ -43,7 +46,7 @@ impl Drop for ChildGuard {
 
 /// Runs the demo; the exit code says whether it ended as it should.
 pub fn run(bad_canary: bool) -> Exit {
-    let expected = if bad_canary { "rolled_back" } else { "promoted" };
+    let expected = if bad_canary { State::RolledBack } else { State::Promoted }.as_str();
     match demo(bad_canary) {
         Ok(outcome) if outcome == expected => Exit::Done,
         Ok(outcome) => fail(Exit::Failed, "demo", format!("the rollout ended {outcome}, not {expected}")),
@@ -179,7 +182,7 @@ fn watch(srv: &Running) -> String {
             s.counts.requests,
             s.error_rate(),
         );
-        if !matches!(st.state.as_str(), "progressing" | "holding" | "paused") || start.elapsed() > LIMIT {
+        if !State::parse(&st.state).is_some_and(State::is_active) || start.elapsed() > LIMIT {
             return st.state;
         }
     }
@@ -188,15 +191,15 @@ fn watch(srv: &Running) -> String {
 fn summarise(srv: &Running, outcome: &str, sent: u64) {
     let st = lock(&srv.controller).status();
     crate::say!("\nrollout ended: {outcome} ({sent} requests answered during the demo)");
-    match outcome {
-        "promoted" => crate::say!("the canary is the new stable: {}", st.stable),
-        "rolled_back" => {
+    match State::parse(outcome) {
+        Some(State::Promoted) => crate::say!("the canary is the new stable: {}", st.stable),
+        Some(State::RolledBack) => {
             crate::say!("why: {}", st.rollout.as_ref().and_then(|r| r.reason.clone()).unwrap_or_default());
             crate::say!("\nincident record (from the event log):");
             if let Ok(events) = srv.live.store().events(50) {
                 let timeline: Vec<_> =
                     events.iter().rev().filter(|e| e.detail.get("rollout").is_some()).collect();
-                let t0 = timeline.first().map_or(0, |e| e.at_ms);
+                let t0 = timeline.first().map_or(UnixMs::EPOCH, |e| e.at_ms);
                 for e in timeline {
                     crate::say!(
                         "  +{:>5.1}s  {:<16} share {}%",
@@ -205,7 +208,7 @@ fn summarise(srv: &Running, outcome: &str, sent: u64) {
                         e.detail["share"]
                     );
                 }
-                if let Some(rb) = events.iter().find(|e| e.kind == "rolled_back") {
+                if let Some(rb) = events.iter().find(|e| e.kind == EventKind::RolledBack) {
                     for c in rb.detail["verdict"]["criteria"].as_array().into_iter().flatten() {
                         let num =
                             |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
@@ -220,6 +223,6 @@ fn summarise(srv: &Running, outcome: &str, sent: u64) {
                 }
             }
         }
-        other => crate::say!("the demo stopped while the rollout was {other}"),
+        _ => crate::say!("the demo stopped while the rollout was {outcome}"),
     }
 }

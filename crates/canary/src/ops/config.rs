@@ -1,5 +1,6 @@
 //! The operating rules' config sections.
 
+use canary_core::event::EventKind;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,8 +72,8 @@ pub enum HookAction {
 
 impl Hook {
     /// Whether it runs on `kind`.
-    pub fn wants(&self, kind: &str) -> bool {
-        self.events.iter().any(|e| e == "*" || e == kind)
+    pub fn wants(&self, kind: &EventKind) -> bool {
+        self.events.iter().any(|e| e == "*" || kind == e.as_str())
     }
 
     /// What it runs, for the record.

@@ -5,6 +5,7 @@
 use super::OpsEvent;
 use super::config::{Hook, HookAction};
 use bytes::Bytes;
+use canary_core::event::EventKind;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -40,7 +41,7 @@ async fn command(argv: &[&str], e: &OpsEvent) -> Result<(), String> {
     let (prog, args) = argv.split_first().ok_or("empty command")?;
     let out = tokio::process::Command::new(prog)
         .args(args)
-        .env("CANARY_EVENT", &e.kind)
+        .env("CANARY_EVENT", e.kind.as_str())
         .env("CANARY_EVENT_JSON", payload(e).to_string())
         .kill_on_drop(true)
         .output()
@@ -70,8 +71,8 @@ async fn webhook(url: &str, e: &OpsEvent) -> Result<(), String> {
 pub fn payload(e: &OpsEvent) -> serde_json::Value {
     let text = format!(
         "canary: rollout {} {} (share {}%){}",
-        e.rollout["id"],
-        e.kind.replace('_', " "),
+        e.rollout.id,
+        e.kind.as_str().replace('_', " "),
         e.detail["share"],
         e.detail["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
     );
@@ -84,7 +85,7 @@ pub fn gh_issue(record: &Path) -> Hook {
     let mut program: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
     program.push(record.display().to_string());
     Hook {
-        events: vec!["rolled_back".into()],
+        events: vec![EventKind::RolledBack.as_str().into()],
         action: HookAction::Program(program),
         timeout: Duration::from_secs(30),
         retries: 1,

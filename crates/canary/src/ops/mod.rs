@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`checklist`]: the pre-deploy checklist (S17).
 //! - [`config`]: the `[[hooks]]`, `[incidents]`, `[[contacts]]`, `[release]`, `[reports]` sections.
+//! - [`error`]: why a report, an incident record or the summary could not be made.
 //! - [`hooks`]: commands and webhooks, with timeouts and retries.
 //! - [`incident`]: the markdown incident record.
 //! - [`release`]: the annotated git tag.
@@ -18,6 +19,7 @@
 
 pub mod checklist;
 pub mod config;
+pub mod error;
 pub mod hooks;
 pub mod incident;
 pub mod release;
@@ -25,6 +27,8 @@ pub mod report;
 pub mod summary;
 
 use crate::live::Live;
+use canary_core::event::EventKind;
+use canary_core::rollout::Rollout;
 use config::OpsConfig;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -34,11 +38,11 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 #[derive(Debug, Clone)]
 pub struct OpsEvent {
     /// What happened.
-    pub kind: String,
+    pub kind: EventKind,
     /// Its details.
     pub detail: Value,
     /// The rollout as it stood.
-    pub rollout: Value,
+    pub rollout: Rollout,
 }
 
 /// The sending side; cheap to clone, never blocks.
@@ -73,18 +77,18 @@ async fn work(cfg: Arc<OpsConfig>, live: Arc<Live>, mut rx: UnboundedReceiver<Op
                 let result = hooks::run(&hook, &e).await;
                 record(
                     &live,
-                    if result.is_ok() { "hook_ok" } else { "hook_failed" },
+                    if result.is_ok() { EventKind::HookOk } else { EventKind::HookFailed },
                     &e,
                     json!({"hook": hook.describe(), "result": result.err()}),
                 );
             });
         }
-        match e.kind.as_str() {
-            "rolled_back" => after_rollback(&cfg, &live, &e).await,
-            "promoted" => after_promotion(&cfg, &live, &e).await,
+        match e.kind {
+            EventKind::RolledBack => after_rollback(&cfg, &live, &e).await,
+            EventKind::Promoted => after_promotion(&cfg, &live, &e).await,
             _ => {}
         }
-        if matches!(e.kind.as_str(), "rolled_back" | "promoted") {
+        if matches!(e.kind, EventKind::RolledBack | EventKind::Promoted) {
             write_report(&cfg, &live, &e);
         }
         while running.try_join_next().is_some() {}
@@ -96,15 +100,15 @@ async fn work(cfg: Arc<OpsConfig>, live: Arc<Live>, mut rx: UnboundedReceiver<Op
 async fn after_rollback(cfg: &OpsConfig, live: &Live, e: &OpsEvent) {
     match incident::write(cfg, live, &e.rollout) {
         Ok(path) => {
-            record(live, "incident_recorded", e, json!({"path": path.display().to_string()}));
+            record(live, EventKind::IncidentRecorded, e, json!({"path": path.display().to_string()}));
             if cfg.incidents.github {
                 let hook = hooks::gh_issue(&path);
                 let result = hooks::run(&hook, e).await;
-                let kind = if result.is_ok() { "incident_issue_filed" } else { "hook_failed" };
+                let kind = if result.is_ok() { EventKind::IncidentIssueFiled } else { EventKind::HookFailed };
                 record(live, kind, e, json!({"hook": hook.describe(), "result": result.err()}));
             }
         }
-        Err(err) => record(live, "incident_failed", e, json!({"error": err})),
+        Err(err) => record(live, EventKind::IncidentFailed, e, json!({"error": err})),
     }
 }
 
@@ -113,26 +117,26 @@ async fn after_promotion(cfg: &OpsConfig, live: &Live, e: &OpsEvent) {
     match release::tag(rel, &e.rollout).await {
         Ok(tag) => record(
             live,
-            "release_tagged",
+            EventKind::ReleaseTagged,
             e,
             json!({"tag": tag, "repo": rel.repo.display().to_string(), "pushed": rel.push}),
         ),
-        Err(err) => record(live, "release_tag_failed", e, json!({"error": err})),
+        Err(err) => record(live, EventKind::ReleaseTagFailed, e, json!({"error": err})),
     }
 }
 
 fn write_report(cfg: &OpsConfig, live: &Live, e: &OpsEvent) {
     match report::write(cfg, live, &e.rollout) {
-        Ok(path) => record(live, "report_written", e, json!({"path": path.display().to_string()})),
-        Err(err) => record(live, "report_failed", e, json!({"error": err})),
+        Ok(path) => record(live, EventKind::ReportWritten, e, json!({"path": path.display().to_string()})),
+        Err(err) => record(live, EventKind::ReportFailed, e, json!({"error": err})),
     }
 }
 
 /// Records an outcome under the rollout it belongs to, so it shows in the timeline.
-fn record(live: &Live, kind: &str, e: &OpsEvent, mut detail: Value) {
-    detail["rollout"] = e.rollout["id"].clone();
+fn record(live: &Live, kind: EventKind, e: &OpsEvent, mut detail: Value) {
+    detail["rollout"] = json!(e.rollout.id);
     detail["after"] = json!(e.kind);
-    if let Err(err) = live.store().record_from(kind, "ops", &detail) {
-        tracing::error!(error = %err, kind, "cannot record");
+    if let Err(err) = live.store().record(kind.clone(), "ops", &detail) {
+        tracing::error!(error = %err, kind = kind.as_str(), "cannot record");
     }
 }

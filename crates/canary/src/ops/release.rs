@@ -3,20 +3,16 @@
 //! `-2`, `-3`... when the name exists, pushed when configured.
 
 use super::config::Release;
-use serde_json::Value;
+use canary_core::rollout::Rollout;
 use tokio::process::Command;
 
 /// Tags the repository; returns the tag made.
-pub async fn tag(rel: &Release, rollout: &Value) -> Result<String, String> {
+pub async fn tag(rel: &Release, rollout: &Rollout) -> Result<String, String> {
     let tz = rel.timezone.as_deref().unwrap_or(crate::windows::DEFAULT_TZ);
     let now = jiff::Timestamp::now().in_tz(tz).map_err(|e| format!("timezone `{tz}`: {e}"))?;
     let base = now.strftime(&rel.pattern).to_string();
     let name = unique(rel, &base).await?;
-    let message = format!(
-        "v2 API Production Release: rollout {} promoted {}",
-        rollout["id"],
-        rollout["canary"].as_str().unwrap_or("")
-    );
+    let message = format!("v2 API Production Release: rollout {} promoted {}", rollout.id, rollout.canary);
     git(rel, &["tag", "-a", &name, "-m", &message]).await?;
     if rel.push {
         git(rel, &["push", &rel.remote, &name]).await?;

@@ -8,9 +8,13 @@
 //! Everything comes from what is already recorded: each rollout's tally of
 //! requests and the verdicts kept with its step events.
 
+use super::error::RecordError;
 use super::report::fmt_ms;
 use crate::live::Live;
 use crate::store::Event;
+use crate::store::RolloutRecord;
+use canary_core::rollout::{Rollout, State};
+use canary_core::time::UnixMs;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
@@ -34,7 +38,7 @@ pub struct Entry {
     /// The canary's URL.
     pub canary: String,
     /// `promoted`, `rolled_back`, or still running.
-    pub state: String,
+    pub state: State,
     /// When it started, RFC 3339.
     pub started: String,
     /// How long it ran (so far), seconds.
@@ -92,27 +96,26 @@ pub struct Trend {
 }
 
 /// The summary of the last `last` rollouts.
-pub fn json(live: &Live, last: usize) -> Result<Summary, String> {
-    let rollouts = live.store().rollouts(last).map_err(|e| e.to_string())?;
+pub fn json(live: &Live, last: usize) -> Result<Summary, RecordError> {
+    let rollouts = live.store().rollouts(last)?;
     let mut entries = Vec::with_capacity(rollouts.len());
-    for r in &rollouts {
-        let id = r["id"].as_i64().unwrap_or(0);
-        let events = live.store().rollout_events(id).map_err(|e| e.to_string())?;
-        entries.push(entry(r, &events, crate::store::now_ms() as u64));
+    // A record this build cannot read has no figures to add up.
+    for r in rollouts.iter().filter_map(RolloutRecord::rollout) {
+        let events = live.store().rollout_events(r.id)?;
+        entries.push(entry(r, &events, crate::store::now()));
     }
     Ok(summarize(entries))
 }
 
 /// One rollout's line from its saved body and events.
-pub fn entry(r: &Value, events: &[Event], now_ms: u64) -> Entry {
-    let tally = &r["tally"];
-    let count = |k: &str| tally[k].as_u64().unwrap_or(0);
-    let started = r["started_ms"].as_u64().unwrap_or(0);
-    let ended = r["ended_ms"].as_u64().unwrap_or(now_ms);
+pub fn entry(r: &Rollout, events: &[Event], now: UnixMs) -> Entry {
+    let tally = &r.tally;
+    let (started, ended) = (r.started_ms, r.ended_ms.unwrap_or(now));
+    let latest = r.step_verdict.as_ref().and_then(|v| serde_json::to_value(v).ok());
     let verdicts: Vec<&Value> = events
         .iter()
         .filter_map(|e| [&e.detail["verdict"], &e.detail["step_verdict"]].into_iter().find(|v| v.is_object()))
-        .chain(r["step_verdict"].is_object().then_some(&r["step_verdict"]))
+        .chain(latest.as_ref())
         .collect();
     // Before: stable over the step with the most stable traffic (the largest
     // sample of the version being replaced); after: the canary at the last
@@ -120,14 +123,14 @@ pub fn entry(r: &Value, events: &[Event], now_ms: u64) -> Entry {
     let before = verdicts.iter().filter_map(|v| arm(v, "stable")).max_by_key(|f| f.requests);
     let after = verdicts.iter().rev().find_map(|v| arm(v, "canary"));
     Entry {
-        id: r["id"].as_i64().unwrap_or(0),
-        canary: r["canary"].as_str().unwrap_or("").to_string(),
-        state: r["state"].as_str().unwrap_or("?").to_string(),
+        id: r.id,
+        canary: r.canary.clone(),
+        state: r.state,
         started: fmt_ms(started),
-        duration_seconds: ended.saturating_sub(started) as f64 / 1000.0,
-        canary_requests: count("canary_requests"),
-        requests_lost: count("canary_errors").saturating_sub(count("canary_recovered")),
-        replayed_on_stable: count("canary_recovered"),
+        duration_seconds: (ended - started) as f64 / 1000.0,
+        canary_requests: tally.canary_requests,
+        requests_lost: tally.lost(),
+        replayed_on_stable: tally.canary_recovered,
         before,
         after,
     }
@@ -145,14 +148,14 @@ fn arm(verdict: &Value, version: &str) -> Option<Figures> {
 
 /// Totals and trend over `rollouts` (newest first).
 pub fn summarize(rollouts: Vec<Entry>) -> Summary {
-    let is = |s: &str| rollouts.iter().filter(|e| e.state == s).count();
-    let (promoted, rolled_back) = (is("promoted"), is("rolled_back"));
+    let is = |s: State| rollouts.iter().filter(|e| e.state == s).count();
+    let (promoted, rolled_back) = (is(State::Promoted), is(State::RolledBack));
     let canary_requests = rollouts.iter().map(|e| e.canary_requests).sum();
     let requests_lost: u64 = rollouts.iter().map(|e| e.requests_lost).sum();
     let pairs = |f: fn(&Figures) -> Option<f64>| -> Vec<(f64, f64)> {
         rollouts
             .iter()
-            .filter(|e| e.state == "promoted")
+            .filter(|e| e.state == State::Promoted)
             .filter_map(|e| Some((f(e.before.as_ref()?)?, f(e.after.as_ref()?)?)))
             .collect()
     };
@@ -177,10 +180,10 @@ pub fn summarize(rollouts: Vec<Entry>) -> Summary {
 fn trend(newest_first: &[Entry]) -> Trend {
     let oldest_first: Vec<&Entry> = newest_first.iter().rev().collect();
     let (older, newer) = oldest_first.split_at(oldest_first.len() / 2);
-    let rollbacks = |h: &[&Entry]| h.iter().filter(|e| e.state == "rolled_back").count();
+    let rollbacks = |h: &[&Entry]| h.iter().filter(|e| e.state == State::RolledBack).count();
     let mean_after = |h: &[&Entry], f: fn(&Figures) -> Option<f64>| -> Option<f64> {
         let v: Vec<f64> =
-            h.iter().filter(|e| e.state == "promoted").filter_map(|e| f(e.after.as_ref()?)).collect();
+            h.iter().filter(|e| e.state == State::Promoted).filter_map(|e| f(e.after.as_ref()?)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let both = |f: fn(&Figures) -> Option<f64>| Some((mean_after(older, f)?, mean_after(newer, f)?));
@@ -291,14 +294,14 @@ fn yes_no(ok: bool, n: u64) -> String {
 mod tests {
     use super::*;
 
-    fn e(id: i64, state: &str, lost: u64, before: (f64, f64), after: (f64, f64)) -> Entry {
+    fn e(id: i64, state: State, lost: u64, before: (f64, f64), after: (f64, f64)) -> Entry {
         let f = |(p95, err): (f64, f64)| {
             Some(Figures { p95_ms: Some(p95), error_rate: Some(err), requests: 100 })
         };
         Entry {
             id,
             canary: String::new(),
-            state: state.into(),
+            state,
             started: String::new(),
             duration_seconds: 60.0,
             canary_requests: 1000,
@@ -313,11 +316,11 @@ mod tests {
     fn totals_indicators_and_trend_over_the_rollouts() {
         // Newest first: two good promotions, a rollback, two older promotions.
         let s = summarize(vec![
-            e(5, "promoted", 0, (100.0, 0.5), (80.0, 0.2)),
-            e(4, "promoted", 0, (100.0, 0.5), (90.0, 0.6)),
-            e(3, "rolled_back", 7, (100.0, 0.5), (900.0, 12.0)),
-            e(2, "promoted", 0, (120.0, 0.4), (130.0, 0.3)),
-            e(1, "promoted", 0, (120.0, 0.4), (150.0, 0.4)),
+            e(5, State::Promoted, 0, (100.0, 0.5), (80.0, 0.2)),
+            e(4, State::Promoted, 0, (100.0, 0.5), (90.0, 0.6)),
+            e(3, State::RolledBack, 7, (100.0, 0.5), (900.0, 12.0)),
+            e(2, State::Promoted, 0, (120.0, 0.4), (130.0, 0.3)),
+            e(1, State::Promoted, 0, (120.0, 0.4), (150.0, 0.4)),
         ]);
         assert_eq!((s.promoted, s.rolled_back, s.in_progress), (4, 1, 0));
         assert_eq!((s.requests_lost, s.zero_downtime, s.zero_rollbacks), (7, false, false));
@@ -332,7 +335,7 @@ mod tests {
 
     #[test]
     fn one_rollout_has_no_trend_and_no_rollouts_is_not_an_error() {
-        let s = summarize(vec![e(1, "promoted", 0, (100.0, 0.5), (90.0, 0.4))]);
+        let s = summarize(vec![e(1, State::Promoted, 0, (100.0, 0.5), (90.0, 0.4))]);
         assert_eq!((s.trend.p95_ms, s.zero_downtime), (None, true));
         assert!(text(&s).contains("too few promotions"));
         let s = summarize(Vec::new());

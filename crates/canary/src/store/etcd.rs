@@ -20,7 +20,11 @@
 //! too); etcd calls run on this store's own runtime, and a caller waits at
 //! most [`CALL_TIMEOUT`] for one.
 
-use super::{Backend, Event, Loaded, PersistedRouting, RolloutWrite, StateFault, StoreError, now_ms};
+use super::{
+    Backend, Event, Loaded, PersistedRouting, RolloutRecord, RolloutWrite, StateFault, StoreError, now,
+};
+use canary_core::event::EventKind;
+use canary_core::time::UnixMs;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp,
 };
@@ -239,10 +243,10 @@ impl Etcd {
         }
     }
 
-    fn event_op(&self, kind: &str, source: &str, detail: &serde_json::Value) -> TxnOp {
-        let at = now_ms();
+    fn event_op(&self, kind: &EventKind, source: &str, detail: &serde_json::Value) -> TxnOp {
+        let at = now();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let key = self.key(&format!("events/{at:013}-{}-{seq:08}", self.node));
+        let key = self.key(&format!("events/{:013}-{}-{seq:08}", at.as_millis(), self.node));
         let body = serde_json::json!({"at_ms": at, "kind": kind, "source": source, "detail": detail});
         TxnOp::put(key, body.to_string(), None)
     }
@@ -298,7 +302,7 @@ impl Etcd {
     fn write_routing(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         source: &str,
         detail: &serde_json::Value,
         rollout: Option<RolloutWrite<'_>>,
@@ -312,7 +316,7 @@ impl Etcd {
         let value = serde_json::to_string(r).unwrap_or_default();
         let mut ops = vec![TxnOp::put(key, value, None), self.event_op(kind, source, detail)];
         if let Some(w) = rollout {
-            ops.push(TxnOp::put(self.rollout_key(w.id), w.body.to_string(), None));
+            ops.push(TxnOp::put(self.rollout_key(w.id()), w.body().to_string(), None));
             ops.extend(w.events.iter().map(|(kind, d)| self.event_op(kind, "controller", d)));
         }
         let why = "the routing was changed by another replica, or this one lost the leadership, \
@@ -332,7 +336,7 @@ impl Etcd {
             return None;
         }
         let body_landed = |w: RolloutWrite<'_>| {
-            self.get_json(self.rollout_key(w.id)).ok().flatten().is_some_and(|(b, _)| b == *w.body)
+            self.get_json(self.rollout_key(w.id())).ok().flatten().is_some_and(|(b, _)| b == w.body())
         };
         rollout.is_none_or(body_landed).then_some(rev)
     }
@@ -357,15 +361,33 @@ fn transient(e: &etcd_client::Error) -> bool {
     }
 }
 
+/// A rollout's number, from its key (`.../rollouts/{id:012}`).
+fn rollout_id(kv: &etcd_client::KeyValue) -> Option<i64> {
+    let key = String::from_utf8_lossy(kv.key());
+    key.rsplit('/').next().and_then(|n| n.parse::<i64>().ok())
+}
+
+/// An event as stored under `/events/` (its id is the key's creation revision).
+#[derive(Deserialize)]
+struct StoredEvent {
+    #[serde(default)]
+    at_ms: UnixMs,
+    #[serde(default = "unnamed")]
+    kind: EventKind,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    detail: serde_json::Value,
+}
+
+/// The kind of an event stored without one.
+fn unnamed() -> EventKind {
+    EventKind::Other(String::new())
+}
+
 fn to_event(kv: &etcd_client::KeyValue) -> Option<Event> {
-    let v: serde_json::Value = serde_json::from_slice(kv.value()).ok()?;
-    Some(Event {
-        id: kv.create_revision(),
-        at_ms: v["at_ms"].as_i64().unwrap_or(0),
-        kind: v["kind"].as_str().unwrap_or_default().to_string(),
-        source: v["source"].as_str().unwrap_or_default().to_string(),
-        detail: v["detail"].clone(),
-    })
+    let v: StoredEvent = serde_json::from_slice(kv.value()).ok()?;
+    Some(Event { id: kv.create_revision(), at_ms: v.at_ms, kind: v.kind, source: v.source, detail: v.detail })
 }
 
 impl Backend for Arc<Etcd> {
@@ -391,7 +413,7 @@ impl Backend for Arc<Etcd> {
     fn save_routing(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         source: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -401,34 +423,33 @@ impl Backend for Arc<Etcd> {
     fn save_routing_and_rollout(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         detail: &serde_json::Value,
         rollout: RolloutWrite<'_>,
     ) -> Result<(), StoreError> {
         self.write_routing(r, kind, "controller", detail, Some(rollout))
     }
 
-    fn save_rollout(
-        &self,
-        id: i64,
-        _state: &str,
-        body: &serde_json::Value,
-        events: &[(&str, serde_json::Value)],
-    ) -> Result<(), StoreError> {
-        let mut ops = vec![TxnOp::put(self.rollout_key(id), body.to_string(), None)];
-        ops.extend(events.iter().map(|(k, d)| self.event_op(k, "controller", d)));
+    fn save_rollout(&self, w: RolloutWrite<'_>) -> Result<(), StoreError> {
+        let mut ops = vec![TxnOp::put(self.rollout_key(w.id()), w.body().to_string(), None)];
+        ops.extend(w.events.iter().map(|(k, d)| self.event_op(k, "controller", d)));
         let why = "this replica lost the leadership: the rollout was not saved here";
         self.commit(vec![self.fence_compare()?], ops, why).map(|_| ())
     }
 
-    fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
         let opts = GetOptions::new().with_sort(SortTarget::Key, SortOrder::Descend).with_limit(limit as i64);
         let kvs = self.list(self.key("rollouts/"), opts)?;
-        Ok(kvs.iter().filter_map(|kv| serde_json::from_slice(kv.value()).ok()).collect())
+        Ok(kvs.iter().filter_map(|kv| RolloutRecord::from_stored(rollout_id(kv)?, kv.value())).collect())
     }
 
-    fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
-        Ok(self.get_json(self.rollout_key(id))?.map(|(v, _)| v))
+    fn rollout(&self, id: i64) -> Result<Option<RolloutRecord>, StoreError> {
+        let key = self.rollout_key(id);
+        let resp = self.run(move |mut c| {
+            let key = key.clone();
+            async move { c.get(key, None).await }
+        })?;
+        Ok(resp.kvs().first().and_then(|kv| RolloutRecord::from_stored(id, kv.value())))
     }
 
     fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError> {
@@ -441,14 +462,10 @@ impl Backend for Arc<Etcd> {
         let opts =
             GetOptions::new().with_sort(SortTarget::Key, SortOrder::Descend).with_limit(1).with_keys_only();
         let kvs = self.list(self.key("rollouts/"), opts)?;
-        let last = kvs.first().and_then(|kv| {
-            let key = String::from_utf8_lossy(kv.key()).to_string();
-            key.rsplit('/').next().and_then(|n| n.parse::<i64>().ok())
-        });
-        Ok(last.unwrap_or(0) + 1)
+        Ok(kvs.first().and_then(rollout_id).unwrap_or(0) + 1)
     }
 
-    fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
+    fn record(&self, kind: &EventKind, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
         self.commit(Vec::new(), vec![self.event_op(kind, source, detail)], "").map(|_| ())
     }
 
@@ -466,7 +483,7 @@ impl Backend for Arc<Etcd> {
         &self,
         key: &str,
         value: &serde_json::Value,
-        kind: &str,
+        kind: &EventKind,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let ops = vec![

@@ -16,9 +16,12 @@ pub mod etcd;
 pub mod sqlite;
 pub mod unusable;
 
+use canary_core::event::EventKind;
+use canary_core::rollout::{Rollout, State};
+use canary_core::time::UnixMs;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// A failed read or write of the state.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -132,27 +135,104 @@ pub struct PersistedRouting {
 pub struct Event {
     /// Its position in the log.
     pub id: i64,
-    /// Milliseconds since the Unix epoch.
-    pub at_ms: i64,
+    /// When it happened.
+    pub at_ms: UnixMs,
     /// What happened, e.g. `share_changed`.
-    pub kind: String,
+    pub kind: EventKind,
     /// Who did it: `api`, `flags-file`, `config`, ...
     pub source: String,
     /// The details, as JSON.
     pub detail: serde_json::Value,
 }
 
-/// A rollout's record and its events, written with a routing change.
+/// A rollout as stored: read, or written by a build whose record this one
+/// cannot read (kept as stored, never dropped: `history` still shows it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RolloutRecord {
+    /// Read.
+    Read(Box<Rollout>),
+    /// Stored, but not a rollout this build can read.
+    Unreadable {
+        /// Its number.
+        id: i64,
+        /// What is wrong with it.
+        problem: String,
+        /// The record as stored.
+        raw: serde_json::Value,
+    },
+}
+
+impl RolloutRecord {
+    /// Rollout `id` from its stored text; `None` when the text is not JSON
+    /// at all (such a record has never been listed).
+    pub fn from_stored(id: i64, text: &[u8]) -> Option<RolloutRecord> {
+        let raw: serde_json::Value = serde_json::from_slice(text).ok()?;
+        Some(match Rollout::deserialize(&raw) {
+            Ok(r) => RolloutRecord::Read(Box::new(r)),
+            Err(e) => RolloutRecord::Unreadable { id, problem: e.to_string(), raw },
+        })
+    }
+
+    /// Its number.
+    pub fn id(&self) -> i64 {
+        match self {
+            RolloutRecord::Read(r) => r.id,
+            RolloutRecord::Unreadable { id, .. } => *id,
+        }
+    }
+
+    /// The rollout, when it could be read.
+    pub fn rollout(&self) -> Option<&Rollout> {
+        match self {
+            RolloutRecord::Read(r) => Some(r),
+            RolloutRecord::Unreadable { .. } => None,
+        }
+    }
+
+    /// The rollout, when it could be read.
+    pub fn into_rollout(self) -> Option<Rollout> {
+        match self {
+            RolloutRecord::Read(r) => Some(*r),
+            RolloutRecord::Unreadable { .. } => None,
+        }
+    }
+}
+
+/// Written as stored: a rollout read as its record, an unreadable one as it was found.
+impl Serialize for RolloutRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RolloutRecord::Read(r) => r.serialize(s),
+            RolloutRecord::Unreadable { raw, .. } => raw.serialize(s),
+        }
+    }
+}
+
+/// A rollout and the events it is saved with.
 #[derive(Debug, Clone, Copy)]
 pub struct RolloutWrite<'a> {
-    /// The rollout's number.
-    pub id: i64,
-    /// Its state's name.
-    pub state: &'a str,
-    /// Its record.
-    pub body: &'a serde_json::Value,
+    /// The rollout.
+    pub rollout: &'a Rollout,
     /// The events the change is recorded with.
-    pub events: &'a [(&'a str, serde_json::Value)],
+    pub events: &'a [(EventKind, serde_json::Value)],
+}
+
+impl RolloutWrite<'_> {
+    /// The rollout's number.
+    pub fn id(&self) -> i64 {
+        self.rollout.id
+    }
+
+    /// Its state, kept beside the record (the state file's `state` column).
+    pub fn state(&self) -> State {
+        self.rollout.state
+    }
+
+    /// Its record as stored: a JSON object, keys in order (as written since
+    /// the first build, so the stored text of an unchanged rollout does not change).
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::to_value(self.rollout).unwrap_or_default()
+    }
 }
 
 /// What a store keeps, and how. Each write of state is atomic with its events.
@@ -170,18 +250,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn save_routing(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         source: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError>;
     /// Saves a rollout (inserted or replaced) with its events, atomically.
-    fn save_rollout(
-        &self,
-        id: i64,
-        state: &str,
-        body: &serde_json::Value,
-        events: &[(&str, serde_json::Value)],
-    ) -> Result<(), StoreError>;
+    fn save_rollout(&self, w: RolloutWrite<'_>) -> Result<(), StoreError>;
     /// Saves the routing state and a rollout together: the controller's
     /// step, with the share it sets. Where another replica may read the two
     /// between the writes (etcd), they are one transaction: a write that
@@ -192,23 +266,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn save_routing_and_rollout(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         detail: &serde_json::Value,
         rollout: RolloutWrite<'_>,
     ) -> Result<(), StoreError> {
         self.save_routing(r, kind, "controller", detail)?;
-        self.save_rollout(rollout.id, rollout.state, rollout.body, rollout.events)
+        self.save_rollout(rollout)
     }
     /// Rollouts, newest first.
-    fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError>;
+    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError>;
     /// One rollout as saved.
-    fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError>;
+    fn rollout(&self, id: i64) -> Result<Option<RolloutRecord>, StoreError>;
     /// One rollout's events, oldest first.
     fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError>;
     /// The next rollout number.
     fn next_rollout_id(&self) -> Result<i64, StoreError>;
     /// Appends an event.
-    fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError>;
+    fn record(&self, kind: &EventKind, source: &str, detail: &serde_json::Value) -> Result<(), StoreError>;
     /// The newest events, newest first.
     fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// A JSON value kept under `key`.
@@ -218,7 +292,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         &self,
         key: &str,
         value: &serde_json::Value,
-        kind: &str,
+        kind: &EventKind,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError>;
     /// Whether the routing state at store revision `rev`, written elsewhere,
@@ -265,7 +339,7 @@ impl Store {
         let detail = serde_json::json!({
             "record": fault.record, "problem": fault.problem, "set_aside": aside.display().to_string(),
         });
-        fresh.record("state_reset", "config", &detail)?;
+        fresh.record(&EventKind::StateReset, "config", &detail)?;
         tracing::warn!(file = %path.display(), set_aside = %aside.display(), problem = %fault.problem,
             "--reset-state: the state file could not be used; it was renamed aside and a new one started");
         Ok(Store { backend: Box::new(fresh), local: path.to_path_buf() })
@@ -281,14 +355,20 @@ impl Store {
         self.local.clone()
     }
 
-    /// Appends an event from `source` (hooks, incidents, tags: things done after the fact).
-    pub fn record_from(
+    /// The latest rollout, if there is one and this build can read it.
+    pub fn latest_rollout(&self) -> Result<Option<Rollout>, StoreError> {
+        Ok(self.backend.rollouts(1)?.into_iter().next().and_then(RolloutRecord::into_rollout))
+    }
+
+    /// Appends an event from `source` (hooks, incidents, tags: things done
+    /// after the fact). A kind may be given by its name (`"tls_reloaded"`).
+    pub fn record(
         &self,
-        kind: &str,
+        kind: impl Into<EventKind>,
         source: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        self.backend.record(kind, source, detail)
+        self.backend.record(&kind.into(), source, detail)
     }
 }
 
@@ -301,7 +381,33 @@ impl std::ops::Deref for Store {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+/// The wall clock now (the epoch if the clock is before it): when an event
+/// happened, as recorded.
+pub fn now() -> UnixMs {
+    UnixMs::from(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_core::plan::Plan;
+    use canary_core::time::UnixMs;
+
+    #[test]
+    fn a_rollout_is_listed_as_it_was_stored() {
+        let (r, _) = Rollout::start(7, "http://c", "http://s", Plan::default(), UnixMs::from_millis(1_000));
+        let stored = RolloutWrite { rollout: &r, events: &[] }.body();
+        let read = RolloutRecord::from_stored(7, stored.to_string().as_bytes()).unwrap();
+        assert_eq!(read.rollout(), Some(&r));
+        assert_eq!(serde_json::to_value(&read).unwrap(), stored);
+    }
+
+    #[test]
+    fn a_record_this_build_cannot_read_is_kept_as_stored() {
+        let raw = serde_json::json!({"id": 3, "state": "made_up", "shape": "newer"});
+        let read = RolloutRecord::from_stored(3, raw.to_string().as_bytes()).unwrap();
+        assert!(matches!(&read, RolloutRecord::Unreadable { id: 3, .. }), "{read:?}");
+        assert_eq!(serde_json::to_value(&read).unwrap(), raw);
+        assert_eq!(RolloutRecord::from_stored(4, b"not json"), None);
+    }
 }

@@ -5,7 +5,11 @@
 //! event. WAL mode with `synchronous=FULL` makes a committed change survive
 //! `kill -9` and power loss.
 
-use super::{Backend, Event, Loaded, PersistedRouting, StateFault, StoreError, now_ms};
+use super::{
+    Backend, Event, Loaded, PersistedRouting, RolloutRecord, RolloutWrite, StateFault, StoreError, now,
+};
+use canary_core::event::EventKind;
+use canary_core::time::UnixMs;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -39,7 +43,7 @@ impl OpenError {
 /// to `{path}.set-aside-{ms}`, so a new one can start in its place and the
 /// old one stays for a person to look at; returns the new name.
 pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
-    let aside = PathBuf::from(format!("{}.set-aside-{}", path.display(), now_ms()));
+    let aside = PathBuf::from(format!("{}.set-aside-{}", path.display(), now()));
     let fail = |e: std::io::Error| StoreError {
         place: format!("state file {}", path.display()),
         message: format!("cannot rename it to {}: {e}", aside.display()),
@@ -149,7 +153,7 @@ impl Backend for Sqlite {
     fn save_routing(
         &self,
         r: &PersistedRouting,
-        kind: &str,
+        kind: &EventKind,
         source: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -167,36 +171,32 @@ impl Backend for Sqlite {
     }
 
     /// Saves a rollout (inserted or replaced) with its events, in one transaction.
-    fn save_rollout(
-        &self,
-        id: i64,
-        state: &str,
-        body: &serde_json::Value,
-        events: &[(&str, serde_json::Value)],
-    ) -> Result<(), StoreError> {
+    fn save_rollout(&self, w: RolloutWrite<'_>) -> Result<(), StoreError> {
         self.writable()?;
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT INTO rollouts (id, state, body) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET state = ?2, body = ?3",
-            params![id, state, body.to_string()],
+            params![w.id(), w.state().as_str(), w.body().to_string()],
         )
         .map_err(|e| self.err(e))?;
-        for (kind, detail) in events {
+        for (kind, detail) in w.events {
             insert_event(&tx, kind, "controller", detail).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
 
     /// Rollouts, newest first.
-    fn rollouts(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT body FROM rollouts ORDER BY id DESC LIMIT ?1")
+            .prepare_cached("SELECT id, body FROM rollouts ORDER BY id DESC LIMIT ?1")
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
-        let bodies: Vec<String> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
-        Ok(bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect())
+        let rows = stmt
+            .query_map([limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let bodies: Vec<(i64, String)> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
+        Ok(bodies.iter().filter_map(|(id, b)| RolloutRecord::from_stored(*id, b.as_bytes())).collect())
     }
 
     /// One rollout's events, oldest first: its timeline.
@@ -213,13 +213,13 @@ impl Backend for Sqlite {
     }
 
     /// One rollout as saved.
-    fn rollout(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
+    fn rollout(&self, id: i64) -> Result<Option<RolloutRecord>, StoreError> {
         let body: Option<String> = self
             .lock()
             .query_row("SELECT body FROM rollouts WHERE id = ?1", [id], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))?;
-        Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+        Ok(body.and_then(|b| RolloutRecord::from_stored(id, b.as_bytes())))
     }
 
     /// A JSON value kept under `key`.
@@ -237,7 +237,7 @@ impl Backend for Sqlite {
         &self,
         key: &str,
         value: &serde_json::Value,
-        kind: &str,
+        kind: &EventKind,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
         self.writable()?;
@@ -260,7 +260,7 @@ impl Backend for Sqlite {
     }
 
     /// Appends an event.
-    fn record(&self, kind: &str, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
+    fn record(&self, kind: &EventKind, source: &str, detail: &serde_json::Value) -> Result<(), StoreError> {
         self.writable()?;
         insert_event(&self.lock(), kind, source, detail).map_err(|e| self.err(e))
     }
@@ -280,8 +280,8 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     let detail: String = r.get(4)?;
     Ok(Event {
         id: r.get(0)?,
-        at_ms: r.get(1)?,
-        kind: r.get(2)?,
+        at_ms: UnixMs::from_i64(r.get(1)?),
+        kind: EventKind::parse(&r.get::<_, String>(2)?),
         source: r.get(3)?,
         detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
     })
@@ -289,13 +289,13 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
 
 fn insert_event(
     conn: &Connection,
-    kind: &str,
+    kind: &EventKind,
     source: &str,
     detail: &serde_json::Value,
 ) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO events (at_ms, kind, source, detail) VALUES (?1, ?2, ?3, ?4)",
-        params![now_ms(), kind, source, detail.to_string()],
+        params![now().as_i64(), kind.as_str(), source, detail.to_string()],
     )
     .map(|_| ())
 }
@@ -318,7 +318,7 @@ mod tests {
         {
             let s = Sqlite::open(&path).unwrap();
             assert_eq!(s.load_routing().unwrap(), Loaded::Absent);
-            s.save_routing(&r, "share_changed", "api", &serde_json::json!({"to": 25.0})).unwrap();
+            s.save_routing(&r, &EventKind::ShareChanged, "api", &serde_json::json!({"to": 25.0})).unwrap();
         }
         let s = Sqlite::open(&path).unwrap();
         assert_eq!(s.load_routing().unwrap(), Loaded::Found(r));

@@ -4,7 +4,9 @@
 //! reports the fault, so nothing is routed to a canary on values no one
 //! could read and the file is left as it was for a person to look at.
 
-use super::{Backend, Event, Loaded, PersistedRouting, StateFault, StoreError};
+use canary_core::event::EventKind;
+
+use super::{Backend, Event, Loaded, PersistedRouting, RolloutRecord, RolloutWrite, StateFault, StoreError};
 
 /// The stand-in for a file that cannot be read.
 #[derive(Debug)]
@@ -35,28 +37,22 @@ impl Backend for Unusable {
     fn save_routing(
         &self,
         _: &PersistedRouting,
-        _: &str,
+        _: &EventKind,
         _: &str,
         _: &serde_json::Value,
     ) -> Result<(), StoreError> {
         Err(self.fault.refusal())
     }
 
-    fn save_rollout(
-        &self,
-        _: i64,
-        _: &str,
-        _: &serde_json::Value,
-        _: &[(&str, serde_json::Value)],
-    ) -> Result<(), StoreError> {
+    fn save_rollout(&self, _: RolloutWrite<'_>) -> Result<(), StoreError> {
         Err(self.fault.refusal())
     }
 
-    fn rollouts(&self, _: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+    fn rollouts(&self, _: usize) -> Result<Vec<RolloutRecord>, StoreError> {
         Ok(Vec::new())
     }
 
-    fn rollout(&self, _: i64) -> Result<Option<serde_json::Value>, StoreError> {
+    fn rollout(&self, _: i64) -> Result<Option<RolloutRecord>, StoreError> {
         Ok(None)
     }
 
@@ -68,7 +64,7 @@ impl Backend for Unusable {
         Err(self.fault.refusal())
     }
 
-    fn record(&self, _: &str, _: &str, _: &serde_json::Value) -> Result<(), StoreError> {
+    fn record(&self, _: &EventKind, _: &str, _: &serde_json::Value) -> Result<(), StoreError> {
         Err(self.fault.refusal())
     }
 
@@ -84,7 +80,7 @@ impl Backend for Unusable {
         &self,
         _: &str,
         _: &serde_json::Value,
-        _: &str,
+        _: &EventKind,
         _: &serde_json::Value,
     ) -> Result<(), StoreError> {
         Err(self.fault.refusal())
