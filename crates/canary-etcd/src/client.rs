@@ -276,7 +276,7 @@ pub(crate) fn decode(ep: &Endpoint, e: &serde_json::Error) -> Error {
 }
 
 /// `e` and its causes, as "outer: inner: innermost".
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

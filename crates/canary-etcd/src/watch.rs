@@ -209,7 +209,7 @@ impl WatchStream {
                 self.done = true;
                 Err(Error::Transport {
                     endpoint: self.endpoint.clone(),
-                    detail: format!("watch stream: {e}"),
+                    detail: format!("watch stream: {}", client::causes(&e)),
                 })
             }
             None if self.frames.has_partial() => {
