@@ -31,6 +31,23 @@
 //! calls take `&self`: a [`Client`] is cheap to clone and its clones share
 //! connections.
 //!
+//! # Porting from `etcd-client`
+//!
+//! - `etcd_client::{Client, ConnectOptions, GetOptions, PutOptions,
+//!   DeleteOptions, SortTarget, SortOrder, Txn, TxnOp, TxnOpResponse,
+//!   Compare, CompareOp, WatchOptions, EventType, KeyValue}`: the same names
+//!   here, with the same constructors and `with_*` methods.
+//! - `let mut c = client.clone(); c.get(..)`: `let c = ...` (calls take `&self`).
+//! - `lease_keep_alive(id)` (a keeper and a stream): call
+//!   [`Client::lease_keep_alive_once`] each time a renewal is due; it
+//!   returns the new TTL, 0 when the lease is gone.
+//! - `watch(key, opts)` and `stream.message()`: the same; the stream ends
+//!   (`Ok(None)`) after a canceled message, and dropping it cancels the watch.
+//! - Matching `etcd_client::Error::{TransportError, GRpcStatus}` and tonic
+//!   codes to decide on a retry: [`Error::is_transient`].
+//! - `with_keep_alive(interval, timeout)` sets TCP keep-alive (HTTP/1.1 has
+//!   no pings).
+//!
 //! Plain HTTP only: canary's etcd endpoints are `http://`. An `https://`
 //! endpoint is refused by [`Client::connect`] with an error naming it. No
 //! authentication either.

@@ -165,7 +165,8 @@ pub struct WatchStream {
 impl WatchStream {
     /// The next message: `Ok(None)` once the watch has ended (after a
     /// canceled message, or when etcd closed the stream); an error when the
-    /// connection broke or etcd ended the stream with one.
+    /// connection broke or etcd ended the stream with one. Cancel-safe: a
+    /// call dropped before it returns (say, by a timeout) loses no message.
     pub async fn message(&mut self) -> Result<Option<WatchResponse>> {
         if let Some(r) = self.pending.take() {
             return Ok(Some(r));
