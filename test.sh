@@ -23,7 +23,7 @@ if [ "$(id -u)" -ne 0 ]; then
   skipped+=("disk:: (needs root: mounts a tmpfs to fill the state file's disk)")
 fi
 
-# --all-features: the etcd cluster support is a feature (its build needs protoc).
+# --all-features: every optional part of every crate is built and tested.
 # Test-binary flags join any the caller gave after their own `--`.
 sep=(--)
 for a in "$@"; do [ "$a" = "--" ] && sep=(); done

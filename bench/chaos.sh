@@ -25,7 +25,7 @@
 # fails (exit 1) if canary failed or lost a request, did a step twice or
 # skipped one, or two replicas led at once.
 #
-# CANARY_BIN: the binary (built with `--features etcd`), by default
+# CANARY_BIN: the binary, by default
 # target/release/canary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,8 +45,8 @@ source bench/lib.sh
 for tool in etcd etcdctl python3 curl jq; do
     command -v "$tool" >/dev/null || die "$tool is needed (scripts/install-deps.sh installs it)"
 done
-[[ -x $CANARY_BIN ]] || die "no $CANARY_BIN: cargo build --release -p canary --features etcd (or set CANARY_BIN)"
-"$CANARY_BIN" serve --help | grep -q -- --etcd || die "$CANARY_BIN was built without --features etcd"
+[[ -x $CANARY_BIN ]] || die "no $CANARY_BIN: cargo build --release -p canary (or set CANARY_BIN)"
+"$CANARY_BIN" serve --help | grep -q -- --etcd || die "$CANARY_BIN does not take --etcd: build it from this tree"
 
 echo "$BENCH: seed $SEED (replay with SEED=$SEED), $MINUTES min, output in $OUT"
 echo "$SEED" >"$OUT/seed"

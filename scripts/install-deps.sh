@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, on a Debian machine, what building canary and running its tests
-# need when it is missing: protoc (etcd-client's build), etcd, jq, prometheus
+# need when it is missing: etcd, jq, prometheus
 # with promtool, git, curl, Node.js with npm, chromium, faketime. Used by
 # ./test.sh and CI.
 set -euo pipefail
@@ -12,8 +12,7 @@ command -v jq >/dev/null || need+=(jq)
 { command -v promtool && command -v prometheus; } >/dev/null || need+=(prometheus)
 command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl)
-# etcd-client's build compiles etcd's protobuf definitions; the cluster tests run a real etcd.
-{ command -v protoc && [ -f /usr/include/google/protobuf/descriptor.proto ]; } >/dev/null || need+=(protobuf-compiler libprotobuf-dev)
+# The cluster tests run a real etcd (canary speaks its JSON gateway: no protoc to build).
 { command -v etcd && command -v etcdctl; } >/dev/null || need+=(etcd-server etcd-client)
 { command -v node && command -v npm; } >/dev/null || need+=(nodejs npm)
 # The dashboard's browser test drives Debian's chromium with playwright-core.

@@ -150,6 +150,11 @@ impl Client {
         self.inner.endpoints[i % self.inner.endpoints.len()].name()
     }
 
+    /// The endpoint at `i` (in the order given to [`Client::connect`]).
+    pub(crate) fn endpoint(&self, i: usize) -> &Endpoint {
+        &self.inner.endpoints[i % self.inner.endpoints.len()]
+    }
+
     /// A unary call: `req` posted to `path`, its JSON answer read.
     pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
@@ -157,7 +162,14 @@ impl Client {
         req: &Req,
     ) -> Result<Resp> {
         let body = encode(req)?;
-        self.failover(async |ep| self.within_try(ep, self.unary(ep, path, body.clone())).await).await
+        self.failover(|c, i| {
+            let (body, path) = (body.clone(), path.to_owned());
+            async move {
+                let ep = c.endpoint(i);
+                c.within_try(ep, c.unary(ep, &path, body)).await
+            }
+        })
+        .await
     }
 
     /// A call whose answer is a stream of which only the first message is
@@ -169,19 +181,38 @@ impl Client {
         req: &Req,
     ) -> Result<Resp> {
         let body = encode(req)?;
-        self.failover(async |ep| self.within_try(ep, self.first_of_stream(ep, path, body.clone())).await)
-            .await
+        self.failover(|c, i| {
+            let (body, path) = (body.clone(), path.to_owned());
+            async move {
+                let ep = c.endpoint(i);
+                c.within_try(ep, c.first_of_stream(ep, &path, body)).await
+            }
+        })
+        .await
     }
 
-    /// Runs `try_one` on each endpoint in turn, from the one that last
-    /// answered, until one succeeds or fails for good; a transient failure
-    /// moves on. Returns the last endpoint's error when all failed.
-    pub(crate) async fn failover<T>(&self, try_one: impl AsyncFn(&Endpoint) -> Result<T>) -> Result<T> {
+    /// Runs `try_one` on each endpoint in turn (given a client and the
+    /// endpoint's index), from the one that last answered, until one
+    /// succeeds or fails for good; a transient failure moves on. Returns the
+    /// last endpoint's error when all failed.
+    ///
+    /// The tries own what they use (a client clone, the index): a future
+    /// borrowing the endpoint would not be `Send` for every lifetime, and
+    /// callers spawn these calls on multi-threaded runtimes.
+    pub(crate) async fn failover<T, F, Fut>(&self, try_one: F) -> Result<T>
+    where
+        F: Fn(Client, usize) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
         let n = self.inner.endpoints.len();
         let start = self.inner.current.load(Ordering::Relaxed);
         let mut last = Error::NoEndpoints;
         for i in (0..n).map(|k| (start + k) % n) {
-            match try_one(&self.inner.endpoints[i]).await {
+            // Until this try answers, the next call starts past this
+            // endpoint: a try its caller's own timeout cuts short (a member
+            // that accepts and never answers) leaves it behind too.
+            self.inner.current.store((i + 1) % n, Ordering::Relaxed);
+            match try_one(self.clone(), i).await {
                 Err(e) if e.is_transient() => last = e,
                 result => {
                     if result.is_ok() || matches!(result, Err(Error::Status { .. })) {

@@ -234,7 +234,14 @@ impl Client {
     /// once etcd has confirmed the watch.
     pub async fn watch(&self, key: impl Into<Vec<u8>>, options: Option<WatchOptions>) -> Result<WatchStream> {
         let body = client::encode(&options.unwrap_or_default().request(key.into()))?;
-        self.failover(async |ep| self.within_try(ep, self.open_watch(ep, body.clone())).await).await
+        self.failover(|c, i| {
+            let body = body.clone();
+            async move {
+                let ep = c.endpoint(i);
+                c.within_try(ep, c.open_watch(ep, body)).await
+            }
+        })
+        .await
     }
 
     /// One try on `ep`: the stream, once its first message has come. That

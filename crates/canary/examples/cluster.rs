@@ -7,7 +7,7 @@
 //! this process.
 //!
 //! ```text
-//! cargo build --release -p canary --features etcd --bins --examples
+//! cargo build --release -p canary --bins --examples
 //! ./target/release/examples/cluster [SHARE_CHANGES] [TAKEOVERS] [ROLLBACKS]   # defaults 1000 5 5
 //! ```
 

@@ -14,7 +14,7 @@
 use super::{Cluster, Leader};
 use crate::live::Live;
 use crate::store::etcd::Etcd;
-use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
+use canary_etcd::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,7 @@ pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>, live: Arc<Live>) {
 
 /// One lease's life. Returns when the lease is surely gone.
 async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String> {
-    let mut c = etcd.client();
+    let c = etcd.client();
     let ttl = cluster.lease_ttl;
     let lease = c.lease_grant(ttl.as_secs() as i64, None).await.map_err(|e| e.to_string())?.id();
     let granted = Instant::now();
@@ -58,18 +58,21 @@ async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String>
     c.put(etcd.key(&format!("replicas/{}", cluster.node_id)), me.clone(), Some(opts.clone()))
         .await
         .map_err(|e| e.to_string())?;
-    let mut keeper = None;
     let mut good_until = granted + ttl.saturating_sub(MARGIN);
     let (mut failures, mut look_failures) = (0u32, 0u32);
     loop {
         tokio::time::sleep(LOOK_EVERY).await;
-        // A stream to a member that died fails once: the retry opens one to
-        // another member, so one member down is not a visible problem.
-        let renewed = match renew(&mut c, lease, &mut keeper).await {
-            Err(_) => renew(&mut c, lease, &mut keeper).await,
+        // A renewal that met a member as it died is tried once more (the
+        // client moves to another member), so one member down is not a
+        // visible problem.
+        let renewed = match renew(&c, lease).await {
+            Err(_) => renew(&c, lease).await,
             ok => ok,
         };
         failures = if renewed.is_ok() { 0 } else { failures + 1 };
+        if renewed.is_err() {
+            etcd.renewal_failed();
+        }
         // A member's death or a Raft election fails a renewal or two; only
         // failures that last are etcd being gone.
         let gone = failures >= GONE_AFTER;
@@ -95,13 +98,13 @@ async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String>
         // A replica that cannot read the state could drive nothing as leader,
         // and would keep one that can from leading: it only looks.
         let may_lead = etcd.fault().is_none() && live.fault().is_none();
-        let mut looked = look(etcd, cluster, &mut c, lease, &me, may_lead).await;
+        let mut looked = look(etcd, cluster, &c, lease, &me, may_lead).await;
         for _ in 0..2 {
             if looked.is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-            looked = look(etcd, cluster, &mut c, lease, &me, may_lead).await;
+            looked = look(etcd, cluster, &c, lease, &me, may_lead).await;
         }
         // As with renewals: a look that meets an etcd election (a second or
         // two with no etcd leader) is not shown as etcd failing.
@@ -114,37 +117,18 @@ async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String>
     }
 }
 
-type Keeper = (etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream);
-
-/// Renews the lease; returns until when it holds (from when the renewal was sent).
-async fn renew(
-    c: &mut etcd_client::Client,
-    lease: i64,
-    keeper: &mut Option<Keeper>,
-) -> Result<Instant, String> {
-    if keeper.is_none() {
-        let open = tokio::time::timeout(Duration::from_secs(1), c.lease_keep_alive(lease)).await;
-        *keeper = Some(open.map_err(|_| "no answer within 1 s".to_string())?.map_err(|e| e.to_string())?);
-    }
-    let Some((k, stream)) = keeper.as_mut() else { return Err("no keep-alive stream".into()) };
+/// Renews the lease once; returns until when it holds (from when the
+/// renewal was sent). Each renewal is a call of its own (the JSON gateway
+/// answers one renewal per request), so a member that died is left behind
+/// by the next call without a stream to reopen.
+async fn renew(c: &canary_etcd::Client, lease: i64) -> Result<Instant, String> {
     let sent = Instant::now();
-    let answer = async {
-        k.keep_alive().await?;
-        stream.message().await
-    };
-    let result = tokio::time::timeout(Duration::from_secs(1), answer).await;
+    let result = tokio::time::timeout(Duration::from_secs(1), c.lease_keep_alive_once(lease)).await;
     match result {
-        Ok(Ok(Some(r))) if r.ttl() > 0 => Ok(sent + Duration::from_secs(r.ttl() as u64)),
-        Ok(Ok(Some(_))) => Err("the lease expired".into()),
-        other => {
-            // The stream is broken or slow: open a new one next time.
-            *keeper = None;
-            Err(match other {
-                Err(_) => "no answer to the lease renewal within 1 s".into(),
-                Ok(Err(e)) => e.to_string(),
-                _ => "the keep-alive stream ended".into(),
-            })
-        }
+        Ok(Ok(ttl)) if ttl > 0 => Ok(sent + Duration::from_secs(ttl as u64)),
+        Ok(Ok(_)) => Err("the lease expired".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer to the lease renewal within 1 s".into()),
     }
 }
 
@@ -152,11 +136,11 @@ async fn renew(
 async fn look(
     etcd: &Etcd,
     cluster: &Cluster,
-    c: &mut etcd_client::Client,
+    c: &canary_etcd::Client,
     lease: i64,
     me: &str,
     may_lead: bool,
-) -> Result<(), etcd_client::Error> {
+) -> Result<(), canary_etcd::Error> {
     let key = etcd.key("leader");
     // Not campaigning: a compare that never holds (no key has a version
     // below 0), so the transaction only reads who leads.
@@ -230,7 +214,7 @@ fn held_by(etcd: &Etcd, cluster: &Cluster, ops: &[TxnOpResponse], lease: i64) {
 /// Gives the lease back (best effort): its keys go at once, so another
 /// replica need not wait for it to expire.
 fn revoke(etcd: &Etcd, lease: i64) {
-    let mut c = etcd.client();
+    let c = etcd.client();
     etcd.handle().spawn(async move {
         let _ = c.lease_revoke(lease).await;
     });
@@ -240,7 +224,7 @@ fn revoke(etcd: &Etcd, lease: i64) {
 pub fn resign(etcd: &Etcd, cluster: &Cluster) {
     cluster.lost();
     etcd.set_fence(0);
-    let mut c = etcd.client();
+    let c = etcd.client();
     let key = etcd.key(&format!("replicas/{}", cluster.node_id));
     let leader = etcd.key("leader");
     let me = cluster.node_id.clone();

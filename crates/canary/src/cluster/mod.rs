@@ -19,12 +19,10 @@
 //! The request path never waits on any of this: it reads the routing table
 //! as a single process does, and the watch swaps it.
 
-#[cfg(feature = "etcd")]
 pub mod election;
 pub mod fleet;
 pub mod fleet_window;
 pub mod peer;
-#[cfg(feature = "etcd")]
 pub mod watch;
 pub mod window_wire;
 pub mod wire;
@@ -289,13 +287,11 @@ impl Cluster {
 pub struct Joined {
     /// The view the admin API, the controller and the tasks share.
     pub cluster: Arc<Cluster>,
-    #[cfg(feature = "etcd")]
     etcd: Arc<crate::store::etcd::Etcd>,
 }
 
 /// Connects to etcd; returns the shared store and the membership. Fails when
 /// etcd cannot be reached: a replica must not serve without the shared state.
-#[cfg(feature = "etcd")]
 pub fn join(
     cc: &ClusterConfig,
     advertise: &str,
@@ -317,31 +313,17 @@ pub fn join(
     Ok((store, Joined { cluster, etcd }))
 }
 
-/// Without the `etcd` feature there is no cluster to join.
-#[cfg(not(feature = "etcd"))]
-pub fn join(_: &ClusterConfig, _: &str, _: &Path, _: peer::PeerLink) -> Result<(Store, Joined), String> {
-    Err("this canary was built without etcd support: build it with `cargo build --release -p canary \
-         --features etcd` (the build needs protoc: apt-get install protobuf-compiler libprotobuf-dev)"
-        .into())
-}
-
 impl Joined {
     /// Starts the election and the watch, on the store's runtime.
     pub fn start(&self, live: &Arc<Live>) {
-        #[cfg(feature = "etcd")]
-        {
-            let h = self.etcd.handle();
-            h.spawn(election::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster), Arc::clone(live)));
-            h.spawn(watch::run(Arc::clone(&self.etcd), Arc::clone(live)));
-        }
-        #[cfg(not(feature = "etcd"))]
-        let _ = live;
+        let h = self.etcd.handle();
+        h.spawn(election::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster), Arc::clone(live)));
+        h.spawn(watch::run(Arc::clone(&self.etcd), Arc::clone(live)));
     }
 
     /// Hands the leadership and the registration back (a graceful stop), so
     /// another replica takes over without waiting for the lease to expire.
     pub fn resign(&self) {
-        #[cfg(feature = "etcd")]
         election::resign(&self.etcd, &self.cluster);
     }
 }

@@ -3,16 +3,29 @@
 //! revision, so no change between the read and the watch is missed. A broken
 //! watch starts over after a pause; meanwhile the router keeps the last table
 //! it had (fail static).
+//!
+//! A watch is a long HTTP/1.1 answer, with no pings: a connection cut without
+//! a close (a partition) would leave it waiting forever. So a watch that has
+//! been quiet starts over when a lease renewal failed meanwhile (etcd was out
+//! of reach: the stream may be dead), and every [`CHECK_EVERY`] of quiet it
+//! asks etcd whether the key moved past what the stream delivered. Idle, that
+//! is one read per key per [`CHECK_EVERY`].
 
 use crate::live::Live;
 use crate::store::Loaded;
 use crate::store::etcd::Etcd;
-use etcd_client::{EventType, WatchOptions};
+use canary_etcd::{EventType, WatchOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The pause before a broken watch is opened again.
 const RETRY: Duration = Duration::from_millis(500);
+
+/// How often a quiet watch looks whether etcd was out of reach.
+const QUIET: Duration = Duration::from_secs(1);
+
+/// How often a quiet watch asks etcd whether its key moved.
+const CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// What to do with a key's new value at a revision.
 type OnPut = fn(&Live, &[u8], i64);
@@ -58,8 +71,9 @@ async fn keep(etcd: Arc<Etcd>, live: Arc<Live>, key: String, on_put: OnPut) {
     }
 }
 
-async fn follow(etcd: &Etcd, live: &Arc<Live>, key: &str, on_put: OnPut) -> Result<(), etcd_client::Error> {
-    let mut c = etcd.client();
+async fn follow(etcd: &Etcd, live: &Arc<Live>, key: &str, on_put: OnPut) -> Result<(), canary_etcd::Error> {
+    let c = etcd.client();
+    let failures = etcd.failed_renewals();
     let got = c.get(key, None).await?;
     let rev = got.header().map_or(0, |h| h.revision());
     if let Some(kv) = got.kvs().first() {
@@ -67,15 +81,41 @@ async fn follow(etcd: &Etcd, live: &Arc<Live>, key: &str, on_put: OnPut) -> Resu
     }
     let opts = WatchOptions::new().with_start_revision(rev + 1);
     let mut stream = c.watch(key, Some(opts)).await?;
-    while let Some(resp) = stream.message().await? {
+    // The revision up to which this replica has what the key held.
+    let mut seen = rev;
+    let mut quiet = Duration::ZERO;
+    loop {
+        let Ok(message) = tokio::time::timeout(QUIET, stream.message()).await else {
+            quiet += QUIET;
+            if etcd.failed_renewals() != failures {
+                tracing::info!(key = %key, "cluster: etcd was out of reach; the watch starts over");
+                return Ok(());
+            }
+            if quiet >= CHECK_EVERY {
+                quiet = Duration::ZERO;
+                if moved_past(&c, key, seen).await? {
+                    tracing::warn!(key = %key, "cluster: the watch missed a change; it starts over");
+                    return Ok(());
+                }
+            }
+            continue;
+        };
+        quiet = Duration::ZERO;
+        let Some(resp) = message? else { return Ok(()) };
         if resp.canceled() {
             return Ok(());
         }
         for ev in resp.events().iter().filter(|e| e.event_type() == EventType::Put) {
             if let Some(kv) = ev.kv() {
+                seen = seen.max(kv.mod_revision());
                 apply(live, on_put, kv.value().to_vec(), kv.mod_revision()).await;
             }
         }
     }
-    Ok(())
+}
+
+/// Whether `key` was written after revision `seen`.
+async fn moved_past(c: &canary_etcd::Client, key: &str, seen: i64) -> Result<bool, canary_etcd::Error> {
+    let now = c.get(key, None).await?;
+    Ok(now.kvs().first().is_some_and(|kv| kv.mod_revision() > seen))
 }

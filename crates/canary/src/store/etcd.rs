@@ -25,7 +25,7 @@ use super::{
 };
 use canary_core::event::EventKind;
 use canary_core::time::UnixMs;
-use etcd_client::{
+use canary_etcd::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp,
 };
 use serde::Deserialize;
@@ -69,6 +69,9 @@ pub struct Etcd {
     /// Whether the last lease renewal got through: when not, calls are not
     /// retried, so a controller facing a dead etcd fails fast and keeps judging.
     reachable: AtomicBool,
+    /// Lease renewals that failed since the start: a watch that has been
+    /// quiet across one may sit on a connection cut without a close.
+    failed_renewals: AtomicU64,
     seq: AtomicU64,
     /// A layout newer than this build's: every write is refused.
     fault: Option<StateFault>,
@@ -107,10 +110,10 @@ impl Etcd {
             .with_require_leader(true);
         let eps = endpoints.to_vec();
         let connect = async move {
-            let mut c = Client::connect(eps, Some(opts)).await?;
+            let c = Client::connect(eps, Some(opts)).await?;
             // `connect` is lazy: ask once so an unreachable etcd fails the start.
             c.get("/", Some(GetOptions::new().with_count_only())).await?;
-            Ok::<_, etcd_client::Error>(c)
+            Ok::<_, canary_etcd::Error>(c)
         };
         let client = rt
             .block_on(async { tokio::time::timeout(Duration::from_secs(5), connect).await })
@@ -126,6 +129,7 @@ impl Etcd {
             routing_rev: AtomicI64::new(0),
             fence: AtomicI64::new(0),
             reachable: AtomicBool::new(true),
+            failed_renewals: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             fault: None,
         }
@@ -140,12 +144,12 @@ impl Etcd {
             .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then(vec![TxnOp::put(key.clone(), SCHEMA_VERSION.to_string(), None)])
             .or_else(vec![TxnOp::get(key, None)]);
-        let resp = self.run(move |mut c| {
+        let resp = self.run(move |c| {
             let txn = first.clone();
             async move { c.txn(txn).await }
         })?;
         let found = resp.op_responses().into_iter().find_map(|op| match op {
-            etcd_client::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+            canary_etcd::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
             _ => None,
         });
         let Some(found) = found else { return Ok(Arc::new(self)) };
@@ -194,6 +198,16 @@ impl Etcd {
         self.reachable.store(yes, Ordering::Relaxed);
     }
 
+    /// Counts a lease renewal that failed (set by the election).
+    pub fn renewal_failed(&self) {
+        self.failed_renewals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many lease renewals have failed since the start.
+    pub fn failed_renewals(&self) -> u64 {
+        self.failed_renewals.load(Ordering::Relaxed)
+    }
+
     /// Records that the routing state at `rev` has been applied here; false
     /// when this replica has already seen it or a later one.
     pub fn accept_routing(&self, rev: i64) -> bool {
@@ -220,7 +234,7 @@ impl Etcd {
     fn run<T, F>(&self, f: impl Fn(Client) -> F + Send + 'static) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+        F: Future<Output = Result<T, canary_etcd::Error>> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let client = self.client.clone();
@@ -268,7 +282,7 @@ impl Etcd {
             return Err(f.refusal());
         }
         let txn = Txn::new().when(when).and_then(ops);
-        let resp = self.run(move |mut c| {
+        let resp = self.run(move |c| {
             let txn = txn.clone();
             async move { c.txn(txn).await }
         })?;
@@ -279,7 +293,7 @@ impl Etcd {
     }
 
     fn get_json(&self, key: String) -> Result<Option<(serde_json::Value, i64)>, StoreError> {
-        let resp = self.run(move |mut c| {
+        let resp = self.run(move |c| {
             let key = key.clone();
             async move { c.get(key, None).await }
         })?;
@@ -289,8 +303,8 @@ impl Etcd {
             .and_then(|kv| serde_json::from_slice(kv.value()).ok().map(|v| (v, kv.mod_revision()))))
     }
 
-    fn list(&self, prefix: String, opts: GetOptions) -> Result<Vec<etcd_client::KeyValue>, StoreError> {
-        let mut resp = self.run(move |mut c| {
+    fn list(&self, prefix: String, opts: GetOptions) -> Result<Vec<canary_etcd::KeyValue>, StoreError> {
+        let mut resp = self.run(move |c| {
             let (prefix, opts) = (prefix.clone(), opts.clone());
             async move { c.get(prefix, Some(opts.with_prefix())).await }
         })?;
@@ -347,22 +361,14 @@ impl Etcd {
     }
 }
 
-/// An error that another try may not meet: a member down, an election.
-fn transient(e: &etcd_client::Error) -> bool {
-    use tonic::Code;
-    match e {
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
-        etcd_client::Error::GRpcStatus(s) => {
-            // A try cut by `TRY_TIMEOUT` comes back as Cancelled.
-            matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled)
-                || s.message().contains("leader")
-        }
-        _ => false,
-    }
+/// An error that another try may not meet: a member down, an election, a
+/// try cut by [`TRY_TIMEOUT`].
+fn transient(e: &canary_etcd::Error) -> bool {
+    e.is_transient()
 }
 
 /// A rollout's number, from its key (`.../rollouts/{id:012}`).
-fn rollout_id(kv: &etcd_client::KeyValue) -> Option<i64> {
+fn rollout_id(kv: &canary_etcd::KeyValue) -> Option<i64> {
     let key = String::from_utf8_lossy(kv.key());
     key.rsplit('/').next().and_then(|n| n.parse::<i64>().ok())
 }
@@ -385,7 +391,7 @@ fn unnamed() -> EventKind {
     EventKind::Other(String::new())
 }
 
-fn to_event(kv: &etcd_client::KeyValue) -> Option<Event> {
+fn to_event(kv: &canary_etcd::KeyValue) -> Option<Event> {
     let v: StoredEvent = serde_json::from_slice(kv.value()).ok()?;
     Some(Event { id: kv.create_revision(), at_ms: v.at_ms, kind: v.kind, source: v.source, detail: v.detail })
 }
@@ -393,7 +399,7 @@ fn to_event(kv: &etcd_client::KeyValue) -> Option<Event> {
 impl Backend for Arc<Etcd> {
     fn load_routing(&self) -> Result<Loaded<PersistedRouting>, StoreError> {
         let key = self.key("routing");
-        let resp = self.run(move |mut c| {
+        let resp = self.run(move |c| {
             let key = key.clone();
             async move { c.get(key, None).await }
         })?;
@@ -445,7 +451,7 @@ impl Backend for Arc<Etcd> {
 
     fn rollout(&self, id: i64) -> Result<Option<RolloutRecord>, StoreError> {
         let key = self.rollout_key(id);
-        let resp = self.run(move |mut c| {
+        let resp = self.run(move |c| {
             let key = key.clone();
             async move { c.get(key, None).await }
         })?;

@@ -11,7 +11,6 @@
 //! Every change of routing is written together with its event, before the
 //! router sees it, so what is stored is never behind what users were served.
 
-#[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod sqlite;
 pub mod unusable;

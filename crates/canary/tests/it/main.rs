@@ -12,7 +12,6 @@ mod cli;
 mod cli_commands;
 mod client_wire;
 mod clock;
-#[cfg(feature = "etcd")]
 mod cluster;
 mod config_cli;
 mod dashboard;
@@ -29,10 +28,8 @@ mod hostile;
 mod judge;
 mod load;
 mod ops;
-#[cfg(feature = "etcd")]
 mod partition;
 mod proxy;
-#[cfg(feature = "etcd")]
 mod relay;
 mod reload;
 mod rollout;

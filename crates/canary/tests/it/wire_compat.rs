@@ -178,7 +178,6 @@ fn compare(shape: &Value, fixture: &str) {
     }
 }
 
-#[cfg(feature = "etcd")]
 mod etcd {
     use super::*;
     use crate::cluster::{Etcd, FAST, replica, wait_for_leader};
