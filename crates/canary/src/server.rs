@@ -29,6 +29,10 @@ pub enum StartError {
     /// A configuration input is invalid (exit code 2).
     #[error("{0}")]
     Config(String),
+    /// A TLS file the config names was refused: unreadable, not PEM, a key
+    /// not matching, a certificate outside its dates (exit code 2).
+    #[error(transparent)]
+    Tls(#[from] canary_proxy::tls::TlsError),
     /// Something outside the config failed: a port in use, an unwritable state file (exit code 1).
     #[error("{0}")]
     Io(String),
@@ -149,8 +153,7 @@ fn open_store(
 /// the upstreams' CA file, each when set.
 fn start_tls(cfg: &ServeConfig) -> Result<(proxy::Tls, Vec<Arc<Rotation>>), StartError> {
     let ut = &cfg.upstream_tls;
-    let (upstreams, trust) =
-        tls::client::config(ut.ca_file.as_deref(), ut.insecure_skip_verify).map_err(StartError::Config)?;
+    let (upstreams, trust) = tls::client::config(ut.ca_file.as_deref(), ut.insecure_skip_verify)?;
     let ca = trust.map(|t| Rotation::start(t).map_err(StartError::Config)).transpose()?;
     if ut.insecure_skip_verify {
         tracing::warn!(
@@ -172,7 +175,7 @@ fn listener_tls(
     http2: bool,
 ) -> Result<(Arc<ServerConfig>, Arc<Rotation>), StartError> {
     let pair = ListenerPair::new(&files.cert, &files.key, listener);
-    let server = tls::listener::config(pair.slot(), http2).map_err(StartError::Config)?;
+    let server = tls::listener::config(pair.slot(), http2)?;
     let rotation = Rotation::start(pair).map_err(StartError::Config)?;
     Ok((server, rotation))
 }
@@ -192,8 +195,7 @@ fn start_admin_tls(cfg: &ServeConfig) -> Result<Option<AdminTls>, StartError> {
     let Some(t) = &cfg.admin_tls else { return Ok(None) };
     // HTTP/1.1 only: the admin API's clients (CLI, browsers, peers) need no more.
     let (server, rotation) = listener_tls(&t.files, "admin", false)?;
-    let peers = tls::client::verifying(t.ca_file.as_deref(), "CA file (admin_tls.ca_file)")
-        .map_err(StartError::Config)?;
+    let peers = tls::client::verifying(t.ca_file.as_deref(), "CA file (admin_tls.ca_file)")?;
     tracing::info!(cert = %t.files.cert.display(), "the admin API serves TLS");
     Ok(Some(AdminTls { server, rotation, peers: Arc::new(peers) }))
 }

@@ -7,8 +7,8 @@
 //! The ALPN list is set by the proxy's pool per use: HTTP/1.1 for its
 //! HTTP/1.1 connections, h2 and HTTP/1.1 to learn which one an upstream speaks.
 
-use super::pair;
 use super::trust::Trust;
+use super::{TlsError, pair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -23,11 +23,11 @@ use std::sync::Arc;
 pub fn config(
     ca_file: Option<&Path>,
     insecure: bool,
-) -> Result<(Arc<ClientConfig>, Option<Arc<Trust>>), String> {
+) -> Result<(Arc<ClientConfig>, Option<Arc<Trust>>), TlsError> {
     let provider = super::provider();
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS client: {e}"))?;
+        .map_err(|source| TlsError::Config { what: "TLS client", source })?;
     let (mut cfg, trust) = match (ca_file, insecure) {
         (_, true) => {
             let none = Arc::new(NoVerify(provider));
@@ -50,10 +50,10 @@ pub fn config(
 /// A verifying config without ALPN (hyper-rustls sets its own), for the
 /// admin API's clients: the CLI and replicas reaching each other. `ca_file`
 /// replaces the system roots; `what` names the setting it came from.
-pub fn verifying(ca_file: Option<&Path>, what: &str) -> Result<ClientConfig, String> {
+pub fn verifying(ca_file: Option<&Path>, what: &str) -> Result<ClientConfig, TlsError> {
     let builder = ClientConfig::builder_with_provider(super::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS client: {e}"))?;
+        .map_err(|source| TlsError::Config { what: "TLS client", source })?;
     Ok(builder.with_root_certificates(roots(ca_file, what)?).with_no_client_auth())
 }
 
@@ -70,12 +70,14 @@ pub fn verifying_none() -> ClientConfig {
         })
 }
 
-fn roots(ca_file: Option<&Path>, what: &str) -> Result<RootCertStore, String> {
+fn roots(ca_file: Option<&Path>, what: &str) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     if let Some(path) = ca_file {
         let text = pair::read(path, what)?;
         for cert in pair::certificates(path, &text)? {
-            roots.add(cert).map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| TlsError::content(path, format!("not a usable CA certificate: {e}")))?;
         }
         return Ok(roots);
     }

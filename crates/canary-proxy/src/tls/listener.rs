@@ -8,7 +8,7 @@
 //! rotation reloads into the slot.
 
 use super::Reloadable;
-use super::{pair, validity};
+use super::{TlsError, pair, validity};
 use arc_swap::ArcSwapOption;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -36,12 +36,13 @@ impl ResolvesServerCert for CertSlot {
 }
 
 /// The listener's config, with the certificate taken from `slot`.
-pub fn config(slot: Arc<CertSlot>, http2: bool) -> Result<Arc<ServerConfig>, String> {
+pub fn config(slot: Arc<CertSlot>, http2: bool) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = super::provider();
-    let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS server: {e}"))?;
+    let server = |source| TlsError::Config { what: "TLS server", source };
+    let ticketer = rustls::crypto::ring::Ticketer::new().map_err(server)?;
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS server: {e}"))?
+        .map_err(server)?
         .with_no_client_auth()
         .with_cert_resolver(slot);
     // Tickets resume a session on any worker without a shared cache.
@@ -85,11 +86,13 @@ impl Reloadable for ListenerPair {
         vec![(&self.cert, "certificate"), (&self.key, "private key")]
     }
 
-    fn install(&self, content: &[Vec<u8>]) -> Result<(), String> {
-        let [cert, key] = content else { return Err("a certificate and a key are needed".into()) };
+    fn install(&self, content: &[Vec<u8>]) -> Result<(), TlsError> {
+        let [cert, key] = content else {
+            return Err(TlsError::Files("a certificate and a key are needed".into()));
+        };
         let pair = pair::from_pem(&self.cert, cert, &self.key, key, &self.provider)?;
         // Every client that checks dates would refuse it: never put in service.
-        let leaf = pair.cert.first().ok_or_else(|| format!("{}: no certificate", self.cert.display()))?;
+        let leaf = pair.cert.first().ok_or_else(|| TlsError::content(&self.cert, "no certificate"))?;
         let dates = validity::check(&self.cert, leaf, jiff::Timestamp::now())?;
         self.slot.set(pair);
         *self.expires.lock().unwrap_or_else(PoisonError::into_inner) = Some((dates.not_after, false));

@@ -18,12 +18,14 @@
 //!   them is refused, at start and on rotation.
 
 pub mod client;
+pub mod error;
 pub mod listener;
 pub mod pair;
 pub mod reloadable;
 pub mod trust;
 pub mod validity;
 
+pub use error::TlsError;
 pub use reloadable::Reloadable;
 
 use std::sync::Arc;

@@ -14,7 +14,7 @@ pub trait Reloadable: Send + Sync + std::fmt::Debug {
 
     /// Puts the files' content (in the order of [`Reloadable::files`]) in
     /// service from the next connection on, or says why it cannot.
-    fn install(&self, content: &[Vec<u8>]) -> Result<(), String>;
+    fn install(&self, content: &[Vec<u8>]) -> Result<(), super::TlsError>;
 
     /// What it is, for the log: "TLS certificate /etc/tls.crt (proxy listener)".
     fn name(&self) -> String;

@@ -10,7 +10,7 @@
 //! against the CAs in service when it is made.
 
 use super::Reloadable;
-use super::pair;
+use super::{TlsError, pair};
 use arc_swap::ArcSwapOption;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -39,15 +39,17 @@ impl Trust {
     }
 
     /// A verifier trusting exactly the certificates in `text`.
-    fn verifier(&self, text: &[u8]) -> Result<Arc<WebPkiServerVerifier>, String> {
-        let path = self.file.display();
+    fn verifier(&self, text: &[u8]) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+        let path = &self.file;
         let mut roots = RootCertStore::empty();
-        for cert in pair::certificates(&self.file, text)? {
-            roots.add(cert).map_err(|e| format!("{path}: not a usable CA certificate: {e}"))?;
+        for cert in pair::certificates(path, text)? {
+            roots
+                .add(cert)
+                .map_err(|e| TlsError::content(path, format!("not a usable CA certificate: {e}")))?;
         }
         WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&self.provider))
             .build()
-            .map_err(|e| format!("{path}: these CA certificates cannot verify: {e}"))
+            .map_err(|e| TlsError::content(path, format!("these CA certificates cannot verify: {e}")))
     }
 }
 
@@ -56,8 +58,8 @@ impl Reloadable for Trust {
         vec![(&self.file, WHAT)]
     }
 
-    fn install(&self, content: &[Vec<u8>]) -> Result<(), String> {
-        let [text] = content else { return Err(format!("{WHAT}: one file is needed")) };
+    fn install(&self, content: &[Vec<u8>]) -> Result<(), TlsError> {
+        let [text] = content else { return Err(TlsError::Files(format!("{WHAT}: one file is needed"))) };
         self.current.store(Some(self.verifier(text)?));
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! length is checked against what is left, so a damaged file is an error,
 //! never a panic.
 
+use super::TlsError;
 use jiff::Timestamp;
 use std::path::Path;
 
@@ -27,21 +28,26 @@ pub const NOT_YET_VALID: &str = "the certificate is not valid yet";
 
 /// Refuses the certificate in `path` (its DER `der`) if `now` is outside its
 /// dates, saying which dates and what to do; else its dates.
-pub fn check(path: &Path, der: &[u8], now: Timestamp) -> Result<Validity, String> {
-    let v = read(der).map_err(|e| format!("{}: cannot read the certificate's dates: {e}", path.display()))?;
+pub fn check(path: &Path, der: &[u8], now: Timestamp) -> Result<Validity, TlsError> {
+    let v = read(der)
+        .map_err(|e| TlsError::content(path, format!("cannot read the certificate's dates: {e}")))?;
     let (from, to, now_s) = (v.not_before, v.not_after, now.round(jiff::Unit::Second).unwrap_or(now));
     if now > v.not_after {
-        return Err(format!(
-            "{}: the certificate expired on {to} (valid from {from} to {to}; it is now {now_s}); \
-             give a certificate that is valid now",
-            path.display()
+        return Err(TlsError::content(
+            path,
+            format!(
+                "the certificate expired on {to} (valid from {from} to {to}; it is now {now_s}); \
+                 give a certificate that is valid now"
+            ),
         ));
     }
     if now < v.not_before {
-        return Err(format!(
-            "{}: {NOT_YET_VALID}: valid from {from} to {to}, and it is now {now_s}; it is taken by \
-             itself once valid; or give a certificate that is valid now, or check this machine's clock",
-            path.display()
+        return Err(TlsError::content(
+            path,
+            format!(
+                "{NOT_YET_VALID}: valid from {from} to {to}, and it is now {now_s}; it is taken by \
+                 itself once valid; or give a certificate that is valid now, or check this machine's clock"
+            ),
         ));
     }
     Ok(v)
@@ -175,13 +181,13 @@ mod tests {
     fn check_names_the_dates_and_the_way_out() {
         let der = cert(&el(UTC_TIME, b"200101000000Z"), &el(UTC_TIME, b"210101000000Z"));
         let path = Path::new("/etc/tls.crt");
-        let err = check(path, &der, ts("2030-01-01T00:00:00Z")).unwrap_err();
+        let err = check(path, &der, ts("2030-01-01T00:00:00Z")).unwrap_err().to_string();
         assert!(err.starts_with("/etc/tls.crt: the certificate expired on 2021-01-01T00:00:00Z"), "{err}");
         assert!(
             err.contains("valid from 2020-01-01T00:00:00Z") && err.contains("2030-01-01T00:00:00Z"),
             "{err}"
         );
-        let err = check(path, &der, ts("2019-06-01T00:00:00Z")).unwrap_err();
+        let err = check(path, &der, ts("2019-06-01T00:00:00Z")).unwrap_err().to_string();
         assert!(err.contains("not valid yet") && err.contains("clock"), "{err}");
         assert!(check(path, &der, ts("2020-06-01T00:00:00Z")).is_ok());
     }

@@ -14,7 +14,9 @@ pub fn run(args: &ServeArgs) -> Exit {
     };
     let running = match server::start(cfg) {
         Ok(r) => r,
-        Err(e @ server::StartError::Config(_)) => return fail(Exit::BadInput, "serve", e),
+        Err(e @ (server::StartError::Config(_) | server::StartError::Tls(_))) => {
+            return fail(Exit::BadInput, "serve", e);
+        }
         Err(e @ server::StartError::Io(_)) => return fail(Exit::Failed, "serve", e),
     };
     // Scripts and tests read this line to learn the bound addresses.

@@ -25,7 +25,8 @@ pub struct BadCa(pub String);
 pub fn client(url: &str, ca_file: Option<&Path>) -> Result<HttpClient, BadCa> {
     let https = url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"));
     let tls = if https || ca_file.is_some() {
-        canary_proxy::tls::client::verifying(ca_file, "CA file (--ca-file)").map_err(BadCa)?
+        canary_proxy::tls::client::verifying(ca_file, "CA file (--ca-file)")
+            .map_err(|e| BadCa(e.to_string()))?
     } else {
         // Never used for an http:// URL; no roots to read.
         canary_proxy::tls::client::verifying_none()

@@ -113,12 +113,14 @@ impl Rotation {
 }
 
 fn read(what: &dyn Reloadable) -> Read {
-    what.files().into_iter().map(|(path, holds)| canary_proxy::tls::pair::read(path, holds)).collect()
+    // Kept as text: what was read, errors included, is fingerprinted.
+    let read = |(path, holds)| canary_proxy::tls::pair::read(path, holds).map_err(|e| e.to_string());
+    what.files().into_iter().map(read).collect()
 }
 
 fn install(what: &dyn Reloadable, read: Read) -> Result<(), String> {
     let content = read.into_iter().collect::<Result<Vec<_>, _>>()?;
-    what.install(&content)
+    what.install(&content).map_err(|e| e.to_string())
 }
 
 /// A hash of what was read, errors included, so "still unreadable" is no change.
