@@ -143,7 +143,8 @@ fn open_store(
         Some(t) => PeerLink::https(Arc::clone(&t.peers)),
         None => PeerLink::plain(),
     };
-    let (store, joined) = cluster::join(cc, &advertise, &cfg.state, link).map_err(StartError::Io)?;
+    let (store, joined) =
+        cluster::join(cc, &advertise, &cfg.state, link).map_err(|e| StartError::Io(e.to_string()))?;
     Ok((store, Some(joined)))
 }
 

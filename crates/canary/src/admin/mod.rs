@@ -169,6 +169,9 @@ async fn flags_file(State(s): State<AdminState>) -> Response {
 
 /// This replica's traffic totals, for the leader to judge the fleet.
 async fn totals(State(s): State<AdminState>) -> Json<WireSnapshot> {
+    if let Some(c) = &s.cluster {
+        c.served(crate::cluster::Internal::Totals);
+    }
     let boot = UnixMs::from(s.metrics.started_wall());
     let t = s.metrics.totals();
     Json(WireSnapshot {

@@ -15,6 +15,9 @@ use std::time::Instant;
 
 /// `GET /internal/v1/window`
 pub async fn handler(State(s): State<AdminState>, Query(q): Query<MetricsQuery>) -> Response {
+    if let Some(c) = &s.cluster {
+        c.served(crate::cluster::Internal::Window);
+    }
     let (spec, _) = match parse_spec(&q) {
         Ok(x) => x,
         Err(msg) => return error(StatusCode::BAD_REQUEST, "invalid", msg),

@@ -1,7 +1,9 @@
-//! The fleet's traffic for the judge: every replica fetches the others'
-//! totals (`GET /internal/v1/totals`) every [`FETCH_EVERY`], and the leader's
+//! The fleet's traffic for the judge: the leader fetches the other replicas'
+//! totals (`GET /internal/v1/totals`) every [`FETCH_EVERY`], and its
 //! controller adds what each replica served since its previous look to its own
-//! (`controller::observe::FleetObserver`).
+//! (`controller::observe::FleetObserver`). Followers fetch nothing: N
+//! replicas cost N-1 fetches a look, not N·(N-1). Whether a replica is alive
+//! is told by its registration in etcd, kept by its lease.
 //!
 //! Totals, not windows, cross the wire: a fetch that is late or lost only
 //! moves traffic into the next look, never drops or doubles it.
@@ -33,6 +35,12 @@ impl Peers {
         self.lock().insert(s.node.clone(), s);
     }
 
+    /// Forgets every reading: a follower keeps none, so a replica that comes
+    /// to lead starts from fresh readings, not ones from its previous term.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// Forgets the replicas no longer registered.
     pub fn retain(&self, alive: &[String]) {
         self.lock().retain(|id, _| alive.contains(id));
@@ -47,13 +55,17 @@ impl Peers {
 /// A pooled client for the peers' admin APIs (HTTP/1.1, plain or TLS).
 pub type Peer = super::peer::PeerClient<http_body_util::Empty<bytes::Bytes>>;
 
-/// Fetches every peer's totals, forever.
+/// Fetches every peer's totals while this replica leads, forever.
 pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
     let client: Peer = cluster.link.client();
     let mut every = tokio::time::interval(FETCH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        if !cluster.is_leader() {
+            cluster.fleet.clear();
+            continue;
+        }
         let peers = cluster.peers();
         cluster.fleet.retain(&peers.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
         let fetches = peers.into_iter().map(|(id, admin)| {

@@ -29,10 +29,11 @@ pub mod wire;
 
 use crate::config::ClusterConfig;
 use crate::live::Live;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -49,8 +50,9 @@ pub struct Replica {
     pub id: String,
     /// Its admin API address.
     pub admin: String,
-    /// Milliseconds since this replica last heard from it (its totals
-    /// fetched, or its registration seen); `null` before either.
+    /// Milliseconds since this replica last saw it alive: its registration
+    /// (kept by a lease it renews) listed in etcd, or, on the leader, its
+    /// totals fetched; `null` before either.
     pub last_seen_ms: Option<u64>,
 }
 
@@ -90,6 +92,17 @@ pub struct Cluster {
     pub fleet: fleet::Peers,
     /// How the peers' admin APIs are reached (see [`peer`]).
     pub link: peer::PeerLink,
+    /// The internal requests this replica answered: its totals, its windows.
+    served: [AtomicU64; 2],
+}
+
+/// An internal endpoint, as counted.
+#[derive(Debug, Clone, Copy)]
+pub enum Internal {
+    /// `GET /internal/v1/totals`.
+    Totals,
+    /// `GET /internal/v1/window`.
+    Window,
 }
 
 impl Cluster {
@@ -102,7 +115,13 @@ impl Cluster {
             view: Mutex::default(),
             fleet: fleet::Peers::default(),
             link: peer::PeerLink::plain(),
+            served: Default::default(),
         }
+    }
+
+    /// Counts an internal request answered.
+    pub fn served(&self, what: Internal) {
+        self.served[what as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, View> {
@@ -226,6 +245,13 @@ impl Cluster {
         }
         gauge(&mut out, "canary_cluster_replicas", "Replicas registered in etcd, this one included.");
         let _ = writeln!(out, "canary_cluster_replicas {}", self.replicas().len());
+        let name = "canary_cluster_internal_requests_total";
+        let _ = writeln!(out, "# HELP {name} Internal requests this replica answered for other replicas.");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (path, what) in [(TOTALS_PATH, Internal::Totals), (WINDOW_PATH, Internal::Window)] {
+            let n = self.served[what as usize].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{path=\"{path}\"}} {n}");
+        }
         out
     }
 
@@ -263,18 +289,15 @@ impl Cluster {
         self.lock().etcd_error = Some(why);
     }
 
-    /// The registered replicas as listed in etcd.
+    /// The registered replicas as listed in etcd: each is alive, since its
+    /// registration lives only as long as the lease it renews.
     pub fn saw_replicas(&self, list: Vec<(String, String)>) {
         let now = Instant::now();
         let mut v = self.lock();
-        let old = std::mem::take(&mut v.replicas);
-        for (id, admin) in list {
-            let seen = old.get(&id).and_then(|(_, s)| *s).or(Some(now));
-            v.replicas.insert(id, (admin, seen));
-        }
+        v.replicas = list.into_iter().map(|(id, admin)| (id, (admin, Some(now)))).collect();
     }
 
-    /// A peer answered (its totals were fetched).
+    /// A peer answered (the leader fetched its totals).
     pub fn heard_from(&self, id: &str) {
         if let Some(r) = self.lock().replicas.get_mut(id) {
             r.1 = Some(Instant::now());
@@ -297,9 +320,8 @@ pub fn join(
     advertise: &str,
     local: &Path,
     link: peer::PeerLink,
-) -> Result<(Store, Joined), String> {
-    let etcd =
-        crate::store::etcd::Etcd::connect(&cc.etcd, &cc.prefix, &cc.node_id).map_err(|e| e.to_string())?;
+) -> Result<(Store, Joined), StoreError> {
+    let etcd = crate::store::etcd::Etcd::connect(&cc.etcd, &cc.prefix, &cc.node_id)?;
     if local.exists() {
         tracing::warn!(
             file = %local.display(),

@@ -837,3 +837,47 @@ async fn a_routing_record_turned_unreadable_under_a_running_fleet_blocks_the_can
     }
     assert!(to_canary > 0, "the fleet's 50% did not come back");
 }
+
+/// How many times `admin` answered another replica's request for its totals.
+async fn totals_served(admin: SocketAddr) -> u64 {
+    let (status, _, body) = get(&client(), admin, "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    let line = "canary_cluster_internal_requests_total{path=\"/internal/v1/totals\"} ";
+    body.lines()
+        .find_map(|l| l.strip_prefix(line)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {line}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_leader_gathers_the_fleets_totals_followers_ask_nobody() {
+    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let etcd = Etcd::start(dir.path(), 1);
+    let ps: Vec<Process> =
+        ["a", "b", "c"].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, FAST)).collect();
+    let refs: Vec<&Process> = ps.iter().collect();
+    let admin_of = |id: &str| ps[["a", "b", "c"].iter().position(|i| *i == id).unwrap()].admin;
+    // An idle window during which the leader stayed the same (a change of
+    // hands would mix two leaders' fetches: then the window is taken again).
+    for _ in 0..5 {
+        let leader = wait_for_leader(&refs).await;
+        let before: Vec<u64> =
+            futures_util::future::join_all(ps.iter().map(|p| totals_served(p.admin))).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after: Vec<u64> = futures_util::future::join_all(ps.iter().map(|p| totals_served(p.admin))).await;
+        if wait_for_leader(&refs).await != leader {
+            continue;
+        }
+        let lead = admin_of(&leader);
+        for (p, (b, a)) in ps.iter().zip(before.iter().zip(&after)) {
+            if p.admin == lead {
+                assert_eq!(a, b, "nobody asks the leader for its totals");
+            } else {
+                // The leader asks 4 times a second: at most 8 in 2 s, and a
+                // follower asking too would double it.
+                assert!((1..=11).contains(&(a - b)), "a follower was asked {} times in 2 s", a - b);
+            }
+        }
+        return;
+    }
+    panic!("the leader kept changing on an idle fleet");
+}
