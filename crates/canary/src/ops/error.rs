@@ -49,3 +49,73 @@ impl serde::Serialize for RecordError {
         s.collect_str(self)
     }
 }
+
+/// Why a hook's or the release tag's action failed: the program, the
+/// webhook or git, with the cause as its source; the message is what the
+/// `hook_failed` and `release_tag_failed` events record.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// A command hook with no program.
+    #[error("empty command")]
+    EmptyCommand,
+    /// The program could not be started.
+    #[error("cannot run{}: {source}", if *.git { " git" } else { "" })]
+    Spawn {
+        /// Whether the program was git (the release tag's).
+        git: bool,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The command ended with a failure.
+    #[error("exited with {status}: {stderr}")]
+    Exited {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// The start of what it wrote to stderr.
+        stderr: String,
+    },
+    /// git refused.
+    #[error("git {args}: {stderr}")]
+    Git {
+        /// Its arguments.
+        args: String,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+    /// The webhook's request could not be made.
+    #[error("{0}")]
+    Request(#[source] http::Error),
+    /// The webhook could not be reached.
+    #[error("{0}")]
+    Send(#[source] hyper_util::client::legacy::Error),
+    /// The webhook answered with a failure.
+    #[error("answered {0}")]
+    Status(http::StatusCode),
+    /// An attempt outlived the hook's timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// Every attempt failed; the last one's error is the source.
+    #[error("{hook} failed after {attempts} attempts: {last}")]
+    Attempts {
+        /// The hook, described.
+        hook: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        last: Box<ActionError>,
+    },
+    /// The release tag's time zone is not known.
+    #[error("timezone `{tz}`: {source}")]
+    TimeZone {
+        /// The zone.
+        tz: String,
+        /// jiff's error.
+        #[source]
+        source: jiff::Error,
+    },
+    /// Every tag name up to `-999` is taken.
+    #[error("no free tag name after {0}-999")]
+    NoFreeTag(String),
+}

@@ -4,6 +4,7 @@
 
 use super::OpsEvent;
 use super::config::{Hook, HookAction};
+use super::error::ActionError;
 use bytes::Bytes;
 use canary_core::event::EventKind;
 use http_body_util::{BodyExt, Full};
@@ -14,22 +15,22 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Runs `hook` for `e`; the error says what the last attempt did.
-pub async fn run(hook: &Hook, e: &OpsEvent) -> Result<(), String> {
-    let mut last = String::new();
+pub async fn run(hook: &Hook, e: &OpsEvent) -> Result<(), ActionError> {
+    let mut last = ActionError::Timeout(hook.timeout);
     for attempt in 0..=hook.retries {
         match tokio::time::timeout(hook.timeout, once(hook, e)).await {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(err)) => last = err,
-            Err(_) => last = format!("timed out after {:?}", hook.timeout),
+            Err(_) => last = ActionError::Timeout(hook.timeout),
         }
         if attempt < hook.retries {
             tokio::time::sleep(Duration::from_millis(200 * (u64::from(attempt) + 1))).await;
         }
     }
-    Err(format!("{} failed after {} attempts: {last}", hook.describe(), hook.retries + 1))
+    Err(ActionError::Attempts { hook: hook.describe(), attempts: hook.retries + 1, last: Box::new(last) })
 }
 
-async fn once(hook: &Hook, e: &OpsEvent) -> Result<(), String> {
+async fn once(hook: &Hook, e: &OpsEvent) -> Result<(), ActionError> {
     match &hook.action {
         HookAction::Command(c) => command(&["sh", "-c", c.as_str()], e).await,
         HookAction::Program(p) => command(&p.iter().map(String::as_str).collect::<Vec<_>>(), e).await,
@@ -37,8 +38,8 @@ async fn once(hook: &Hook, e: &OpsEvent) -> Result<(), String> {
     }
 }
 
-async fn command(argv: &[&str], e: &OpsEvent) -> Result<(), String> {
-    let (prog, args) = argv.split_first().ok_or("empty command")?;
+async fn command(argv: &[&str], e: &OpsEvent) -> Result<(), ActionError> {
+    let (prog, args) = argv.split_first().ok_or(ActionError::EmptyCommand)?;
     let out = tokio::process::Command::new(prog)
         .args(args)
         .env("CANARY_EVENT", e.kind.as_str())
@@ -46,25 +47,25 @@ async fn command(argv: &[&str], e: &OpsEvent) -> Result<(), String> {
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|err| format!("cannot run: {err}"))?;
+        .map_err(|source| ActionError::Spawn { git: false, source })?;
     if out.status.success() {
         Ok(())
     } else {
         let tail: String = String::from_utf8_lossy(&out.stderr).chars().take(300).collect();
-        Err(format!("exited with {}: {}", out.status, tail.trim()))
+        Err(ActionError::Exited { status: out.status, stderr: tail.trim().to_string() })
     }
 }
 
-async fn webhook(url: &str, e: &OpsEvent) -> Result<(), String> {
+async fn webhook(url: &str, e: &OpsEvent) -> Result<(), ActionError> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let req = http::Request::post(url)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(payload(e).to_string())))
-        .map_err(|err| err.to_string())?;
-    let resp = client.request(req).await.map_err(|err| err.to_string())?;
+        .map_err(ActionError::Request)?;
+    let resp = client.request(req).await.map_err(ActionError::Send)?;
     let status = resp.status();
     let _ = resp.into_body().collect().await;
-    if status.is_success() { Ok(()) } else { Err(format!("answered {status}")) }
+    if status.is_success() { Ok(()) } else { Err(ActionError::Status(status)) }
 }
 
 /// The event as sent: `event`, `detail`, `rollout`, and `text` for chat tools.

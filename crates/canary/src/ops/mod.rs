@@ -79,7 +79,7 @@ async fn work(cfg: Arc<OpsConfig>, live: Arc<Live>, mut rx: UnboundedReceiver<Op
                     &live,
                     if result.is_ok() { EventKind::HookOk } else { EventKind::HookFailed },
                     &e,
-                    json!({"hook": hook.describe(), "result": result.err()}),
+                    json!({"hook": hook.describe(), "result": result.err().map(|e| e.to_string())}),
                 );
             });
         }
@@ -105,7 +105,12 @@ async fn after_rollback(cfg: &OpsConfig, live: &Live, e: &OpsEvent) {
                 let hook = hooks::gh_issue(&path);
                 let result = hooks::run(&hook, e).await;
                 let kind = if result.is_ok() { EventKind::IncidentIssueFiled } else { EventKind::HookFailed };
-                record(live, kind, e, json!({"hook": hook.describe(), "result": result.err()}));
+                record(
+                    live,
+                    kind,
+                    e,
+                    json!({"hook": hook.describe(), "result": result.err().map(|e| e.to_string())}),
+                );
             }
         }
         Err(err) => record(live, EventKind::IncidentFailed, e, json!({"error": err})),
@@ -121,7 +126,7 @@ async fn after_promotion(cfg: &OpsConfig, live: &Live, e: &OpsEvent) {
             e,
             json!({"tag": tag, "repo": rel.repo.display().to_string(), "pushed": rel.push}),
         ),
-        Err(err) => record(live, EventKind::ReleaseTagFailed, e, json!({"error": err})),
+        Err(err) => record(live, EventKind::ReleaseTagFailed, e, json!({"error": err.to_string()})),
     }
 }
 
