@@ -191,6 +191,14 @@ mod etcd {
         let etcd = Etcd::start(dir.path(), 1);
         let p = replica(&etcd, &stable.url(), dir.path(), "node-a", FAST);
         wait_for_leader(&[&p]).await;
+        // The controller records taking the lead at its next look: waited
+        // for, so the steps never race it (it would record a rollout's step).
+        let took = eventually(10, || async {
+            let ev = admin_json(&client(), p.admin, "/api/events").await;
+            ev["events"].as_array().is_some_and(|e| e.iter().any(|e| e["kind"] == "leader_changed"))
+        })
+        .await;
+        assert!(took, "the controller did not take the lead");
         steps(p.admin, &canary.url()).await;
         // The incident and the report are written after the rollback, by
         // the ops worker: the shape is read once both are in.
