@@ -99,6 +99,15 @@ impl ConnectOptions {
     }
 }
 
+/// How a call's answer is read.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    /// One JSON object.
+    Whole,
+    /// The first message of a stream.
+    FirstMessage,
+}
+
 /// A client of an etcd cluster through its JSON gateway. Cheap to clone:
 /// clones share connections and the endpoint last answered.
 #[derive(Clone)]
@@ -146,8 +155,7 @@ impl Client {
     /// The endpoint that answered last (where the next call starts), as
     /// `http://host:port`.
     pub fn current_endpoint(&self) -> &str {
-        let i = self.inner.current.load(Ordering::Relaxed);
-        self.inner.endpoints[i % self.inner.endpoints.len()].name()
+        self.endpoint(self.inner.current.load(Ordering::Relaxed)).name()
     }
 
     /// The endpoint at `i` (in the order given to [`Client::connect`]).
@@ -161,15 +169,7 @@ impl Client {
         path: &str,
         req: &Req,
     ) -> Result<Resp> {
-        let body = encode(req)?;
-        self.failover(|c, i| {
-            let (body, path) = (body.clone(), path.to_owned());
-            async move {
-                let ep = c.endpoint(i);
-                c.within_try(ep, c.unary(ep, &path, body)).await
-            }
-        })
-        .await
+        self.post(path, req, Answer::Whole).await
     }
 
     /// A call whose answer is a stream of which only the first message is
@@ -180,12 +180,25 @@ impl Client {
         path: &str,
         req: &Req,
     ) -> Result<Resp> {
+        self.post(path, req, Answer::FirstMessage).await
+    }
+
+    /// `req` posted to `path` on each endpoint in turn, `answer` read.
+    async fn post<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+        answer: Answer,
+    ) -> Result<Resp> {
         let body = encode(req)?;
         self.failover(|c, i| {
             let (body, path) = (body.clone(), path.to_owned());
             async move {
                 let ep = c.endpoint(i);
-                c.within_try(ep, c.first_of_stream(ep, &path, body)).await
+                match answer {
+                    Answer::Whole => c.within_try(ep, c.unary(ep, &path, body)).await,
+                    Answer::FirstMessage => c.within_try(ep, c.first_of_stream(ep, &path, body)).await,
+                }
             }
         })
         .await
