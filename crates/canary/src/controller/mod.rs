@@ -44,6 +44,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How long a follower's `status` waits for the shared state before it
+/// answers with its own view (see [`Controller::catch_up`]).
+const FRESH_WITHIN: Duration = Duration::from_millis(300);
+
 /// How often the controller looks.
 pub const TICK: Duration = Duration::from_millis(250);
 
@@ -188,6 +192,30 @@ impl Controller {
         let mut st = self.own_status();
         with_cluster(&mut st, self.cluster.as_deref());
         st
+    }
+
+    /// A follower's view made current before it answers `status`: the
+    /// newest rollout and the routing, read from the shared store in one
+    /// look, so a command just answered through another replica shows here
+    /// too (read your writes). The leader skips it (its state is the newest);
+    /// when etcd does not answer within [`FRESH_WITHIN`], the status is this
+    /// replica's own, with etcd's error if the election has seen one.
+    pub fn catch_up(&mut self) {
+        // Cut off from etcd (as the election found): answer now, with why.
+        let cut_off = self.cluster.as_ref().is_none_or(|c| c.etcd_error().is_some());
+        if self.leading || cut_off {
+            return;
+        }
+        match self.live.store().fresh(FRESH_WITHIN) {
+            Ok(Some(f)) => {
+                if let Some((p, rev)) = f.routing {
+                    self.live.adopt(p, rev);
+                }
+                self.rollout = f.rollout;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "status: the shared state was not read in time"),
+        }
     }
 
     /// The status without the cluster's view.

@@ -47,8 +47,15 @@ pub fn status_now(
     let deadline = std::time::Instant::now() + STATUS_WAIT;
     loop {
         match c.try_lock() {
-            Ok(g) => return g.status(),
-            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().status(),
+            Ok(mut g) => {
+                g.catch_up();
+                return g.status();
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                let mut g = p.into_inner();
+                g.catch_up();
+                return g.status();
+            }
             Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10))
             }

@@ -21,7 +21,7 @@
 //! most [`CALL_TIMEOUT`] for one.
 
 use super::{
-    Backend, Event, Loaded, PersistedRouting, RolloutRecord, RolloutWrite, StateFault, StoreError, now,
+    Backend, Event, Fresh, Loaded, PersistedRouting, RolloutRecord, RolloutWrite, StateFault, StoreError, now,
 };
 use canary_core::event::EventKind;
 use canary_core::time::UnixMs;
@@ -226,6 +226,23 @@ impl Etcd {
     /// A schema newer than this build's, if the prefix holds one.
     pub fn fault(&self) -> Option<&StateFault> {
         self.fault.as_ref()
+    }
+
+    /// Runs `f` once on the store's runtime and waits for it at most
+    /// `within`: for a read that is worth having only now.
+    fn run_within<T, F>(&self, within: Duration, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, canary_etcd::Error>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = tx.send(tokio::time::timeout(within, f).await);
+        });
+        match rx.recv_timeout(within + Duration::from_millis(50)) {
+            Ok(Ok(r)) => r.map_err(|e| self.err(e.to_string())),
+            _ => Err(self.err(format!("no answer within {} ms", within.as_millis()))),
+        }
     }
 
     /// Runs `f` on the store's runtime and waits for it, at most
@@ -441,6 +458,33 @@ impl Backend for Arc<Etcd> {
         ops.extend(w.events.iter().map(|(k, d)| self.event_op(k, "controller", d)));
         let why = "this replica lost the leadership: the rollout was not saved here";
         self.commit(vec![self.fence_compare()?], ops, why).map(|_| ())
+    }
+
+    fn fresh(&self, within: Duration) -> Result<Option<Fresh>, StoreError> {
+        // One transaction, so the rollout and the routing are of one revision.
+        let newest =
+            GetOptions::new().with_prefix().with_sort(SortTarget::Key, SortOrder::Descend).with_limit(1);
+        let txn = Txn::new().and_then(vec![
+            TxnOp::get(self.key("rollouts/"), Some(newest)),
+            TxnOp::get(self.key("routing"), None),
+        ]);
+        let c = self.client();
+        let resp = self.run_within(within, async move { c.txn(txn).await })?;
+        let mut gets = resp.op_responses().into_iter().filter_map(|op| match op {
+            canary_etcd::TxnOpResponse::Get(g) => Some(g),
+            _ => None,
+        });
+        let (rollouts, routing) = (gets.next(), gets.next());
+        let rollout = rollouts.as_ref().and_then(|g| g.kvs().first()).and_then(|kv| {
+            RolloutRecord::from_stored(rollout_id(kv)?, kv.value()).and_then(RolloutRecord::into_rollout)
+        });
+        let routing = routing.as_ref().and_then(|g| g.kvs().first()).and_then(|kv| {
+            match Loaded::routing(Some(kv.value())) {
+                Loaded::Found(p) => Some((p, kv.mod_revision())),
+                _ => None,
+            }
+        });
+        Ok(Some(Fresh { rollout, routing }))
     }
 
     fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {

@@ -234,6 +234,16 @@ impl RolloutWrite<'_> {
     }
 }
 
+/// The shared state as read in one look: the newest rollout, and the
+/// routing with the revision that wrote it.
+#[derive(Debug)]
+pub struct Fresh {
+    /// The newest rollout, when there is one this build can read.
+    pub rollout: Option<Rollout>,
+    /// The routing and its revision, when there is one this build can read.
+    pub routing: Option<(PersistedRouting, i64)>,
+}
+
 /// What a store keeps, and how. Each write of state is atomic with its events.
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The persisted routing state: absent, read, or unreadable by this build.
@@ -280,6 +290,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn rollout_events(&self, id: i64) -> Result<Vec<Event>, StoreError>;
     /// The next rollout number.
     fn next_rollout_id(&self) -> Result<i64, StoreError>;
+    /// The shared state as it is now, read in one look within `within`:
+    /// for a replica to answer with what another replica just wrote.
+    /// `None` for a store only this process writes, which is never behind.
+    fn fresh(&self, _within: std::time::Duration) -> Result<Option<Fresh>, StoreError> {
+        Ok(None)
+    }
     /// Appends an event.
     fn record(&self, kind: &EventKind, source: &str, detail: &serde_json::Value) -> Result<(), StoreError>;
     /// The newest events, newest first.
@@ -354,7 +370,12 @@ impl Store {
         self.local.clone()
     }
 
-    /// The latest rollout, if there is one and this build can read it.
+    /// The shared state as it is now (see [`Backend::fresh`]).
+    pub fn fresh(&self, within: std::time::Duration) -> Result<Option<Fresh>, StoreError> {
+        self.backend.fresh(within)
+    }
+
+    /// The newest rollout, when it can be read.
     pub fn latest_rollout(&self) -> Result<Option<Rollout>, StoreError> {
         Ok(self.backend.rollouts(1)?.into_iter().next().and_then(RolloutRecord::into_rollout))
     }

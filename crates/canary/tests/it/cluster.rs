@@ -881,3 +881,47 @@ async fn only_the_leader_gathers_the_fleets_totals_followers_ask_nobody() {
     }
     panic!("the leader kept changing on an idle fleet");
 }
+
+/// `status` through `admin` right after a command answered elsewhere: asked
+/// again only when the answer says it is as of the controller's last look
+/// (the controller was busy), which a current answer never is.
+async fn status_now(admin: SocketAddr) -> Value {
+    for _ in 0..3 {
+        let st = get_json(admin, "/api/rollout").await;
+        if !st["error"].as_str().is_some_and(|e| e.contains("as of its last look")) {
+            return st;
+        }
+    }
+    panic!("the controller of {admin} stayed busy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_through_one_replica_is_seen_at_once_through_another() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let etcd = Etcd::start(dir.path(), 1);
+    let ps: Vec<Process> =
+        ["a", "b", "c"].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, FAST)).collect();
+    let refs: Vec<&Process> = ps.iter().collect();
+    let leader = wait_for_leader(&refs).await;
+    // Commands through one follower, status through the other.
+    let followers: Vec<&Process> =
+        ["a", "b", "c"].iter().zip(&ps).filter(|(id, _)| **id != leader).map(|(_, p)| p).collect();
+    let (through, seen) = (followers[0].admin, followers[1].admin);
+    let (code, out, err) = run(&deploy_args(through, &canary.url(), &["10", "--bake", "10m"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let st = status_now(seen).await;
+    assert_eq!((st["state"].as_str(), st["share"].as_f64()), (Some("progressing"), Some(10.0)), "{st}");
+    let c = client();
+    let (status, r) = admin_post(&c, through, "/api/rollout/adjust", serde_json::json!({"share": 25})).await;
+    assert_eq!(status, 200, "{r}");
+    let st = status_now(seen).await;
+    assert_eq!(st["share"].as_f64(), Some(25.0), "{st}");
+    let (status, r) = admin_post(&c, through, "/api/rollout/pause", serde_json::json!({})).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(status_now(seen).await["state"], "paused");
+    let (status, r) =
+        admin_post(&c, through, "/api/rollout/rollback", serde_json::json!({"reason": "ryw"})).await;
+    assert_eq!(status, 200, "{r}");
+    let st = status_now(seen).await;
+    assert_eq!((st["state"].as_str(), st["share"].as_f64()), (Some("rolled_back"), Some(0.0)), "{st}");
+}
