@@ -66,6 +66,9 @@ kinds! {
     // === Around a rollout (the controller) ===
     /// Another replica's controller took over.
     LeaderChanged = "leader_changed",
+    /// A replica left the fleet's sum: its registration in etcd is gone
+    /// (it stopped, or stopped renewing its lease).
+    ReplicaDropped = "replica_dropped",
     /// A deploy outside the deployment windows, forced with a reason.
     WindowOverridden = "window_overridden",
     /// The pre-deploy checklist's results.

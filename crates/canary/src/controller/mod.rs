@@ -282,6 +282,13 @@ impl Controller {
             let f = self.fleet.tick(&c.fleet);
             merge(&mut t.stable, &f.stable);
             merge(&mut t.canary, &f.canary);
+            for node in self.fleet.take_dropped() {
+                let detail = serde_json::json!({"node": node, "why": "its registration in etcd is gone"});
+                tracing::warn!(node = %node, "cluster: a replica left the fleet's sum");
+                if let Err(e) = self.live.store().record(EventKind::ReplicaDropped, "cluster", &detail) {
+                    tracing::warn!(error = %e, "cannot record the replica's leaving");
+                }
+            }
         }
         let [stable, canary] = resources::read(&self.resources);
         (t.stable.resources, t.canary.resources) = (stable, canary);

@@ -84,6 +84,8 @@ pub fn delta(now: &TotalsSnapshot, prev: &TotalsSnapshot) -> ArmWindow {
 #[derive(Debug, Default)]
 pub struct FleetObserver {
     last: BTreeMap<String, (UnixMs, [TotalsSnapshot; 2])>,
+    /// Peers whose readings went away since they were last taken.
+    dropped: Vec<String>,
 }
 
 impl FleetObserver {
@@ -93,7 +95,12 @@ impl FleetObserver {
     pub fn tick(&mut self, peers: &Peers) -> Observation {
         let mut out = Observation::default();
         let readings = peers.all();
-        self.last.retain(|id, _| readings.iter().any(|r| r.node == *id));
+        let gone: Vec<String> =
+            self.last.keys().filter(|id| !readings.iter().any(|r| r.node == **id)).cloned().collect();
+        for id in &gone {
+            self.last.remove(id);
+        }
+        self.dropped.extend(gone);
         for r in readings {
             let now = [r.versions[0].snapshot(), r.versions[1].snapshot()];
             if let Some((_, prev)) = self.last.get(&r.node).filter(|(boot, _)| *boot == r.boot) {
@@ -104,5 +111,11 @@ impl FleetObserver {
             self.last.insert(r.node.clone(), (r.boot, now));
         }
         out
+    }
+
+    /// The peers dropped from the sum since the last call: their traffic is
+    /// no longer added (a replica that comes back starts from a new reading).
+    pub fn take_dropped(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.dropped)
     }
 }

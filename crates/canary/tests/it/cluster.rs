@@ -925,3 +925,29 @@ async fn a_command_through_one_replica_is_seen_at_once_through_another() {
     let st = status_now(seen).await;
     assert_eq!((st["state"].as_str(), st["share"].as_f64()), (Some("rolled_back"), Some(0.0)), "{st}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_that_stops_is_dropped_from_the_fleets_sum_with_an_event() {
+    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let etcd = Etcd::start(dir.path(), 1);
+    let mut ps: Vec<(&str, Process)> =
+        ["a", "b", "c"].iter().map(|id| (*id, replica(&etcd, &stable.url(), dir.path(), id, FAST))).collect();
+    let leader = wait_for_leader(&ps.iter().map(|(_, p)| p).collect::<Vec<_>>()).await;
+    let lead = ps.iter().find(|(id, _)| *id == leader).unwrap().1.admin;
+    let at = ps.iter().position(|(id, _)| *id != leader).unwrap();
+    // The leader has fetched the follower's totals before it stops.
+    let victim = ps[at].1.admin;
+    let fetched = eventually(10, || async { totals_served(victim).await > 0 }).await;
+    assert!(fetched, "the leader never fetched the follower's totals");
+    let (gone, p) = ps.remove(at);
+    p.kill9();
+    // Its lease (3 s) lapses, its registration goes, the leader drops it.
+    let dropped = eventually(10, || async {
+        let ev = get_json(lead, "/api/events").await;
+        ev["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "replica_dropped" && e["detail"]["node"] == gone))
+    })
+    .await;
+    assert!(dropped, "no replica_dropped event for {gone}: {}", get_json(lead, "/api/events").await);
+}
