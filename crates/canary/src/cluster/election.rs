@@ -1,25 +1,38 @@
 //! This replica's lease, registration and campaign, on etcd.
 //!
 //! A term: grant a lease of `lease_ttl`; register `/replicas/{node}` on it;
-//! then every [`LOOK_EVERY`] renew the lease, try to create `/leader` on it
-//! (a transaction that succeeds only when the key is absent), and read who
-//! leads and who is registered. The leader key's creation revision is the
-//! term's fence: the controller's writes compare it (see `store::etcd`).
+//! then renew the lease, every [`LOOK_EVERY`] while leading and every
+//! [`follower_every`] otherwise. The leader reads its key after each
+//! renewal, to be sure it still holds it. A follower reads nothing: the
+//! watch on the leader key ([`super::members`]) tells it who leads, and
+//! wakes it to campaign (a transaction that creates `/leader` only when it
+//! is absent) as soon as the key is gone. Idle, a follower costs etcd one
+//! renewal each [`follower_every`]; a campaign is a write, so it is made
+//! only when nobody leads. The leader key's creation revision is the term's
+//! fence: the controller's writes compare it (see `store::etcd`).
 //!
 //! Leadership is only claimed while the lease surely holds by this replica's
 //! own clock: a renewal sent at `t` and granted `ttl` holds on etcd until at
 //! least `t + ttl`, so stopping at `t + ttl - margin` means a replica cut off
 //! from etcd stops acting before etcd lets another replica take the key.
 
-use super::{Cluster, Leader};
+use super::Cluster;
+use super::members::leader;
 use crate::live::Live;
 use crate::store::etcd::Etcd;
-use canary_etcd::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
+use canary_etcd::{Compare, CompareOp, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often the lease is renewed and the leader key looked at.
+/// How often the leader renews its lease and reads its key, and how soon a
+/// failed renewal is tried again.
 pub const LOOK_EVERY: Duration = Duration::from_millis(500);
+
+/// How often a follower renews its lease: three tries within the part of
+/// the lease it may count on, never more often than [`LOOK_EVERY`].
+pub fn follower_every(ttl: Duration) -> Duration {
+    (ttl.saturating_sub(MARGIN) / 3).max(LOOK_EVERY)
+}
 
 /// Renewals failed in a row before etcd counts as gone (shown, and calls no
 /// longer retried), and looks failed in a row before their error is shown:
@@ -61,7 +74,14 @@ async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String>
     let mut good_until = granted + ttl.saturating_sub(MARGIN);
     let (mut failures, mut look_failures) = (0u32, 0u32);
     loop {
-        tokio::time::sleep(LOOK_EVERY).await;
+        let pause = match cluster.is_leader() || failures > 0 {
+            true => LOOK_EVERY,
+            false => follower_every(ttl),
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = cluster.vacancy() => {}
+        }
         // A renewal that met a member as it died is tried once more (the
         // client moves to another member), so one member down is not a
         // visible problem.
@@ -132,7 +152,9 @@ async fn renew(c: &canary_etcd::Client, lease: i64) -> Result<Instant, String> {
     }
 }
 
-/// Campaigns for the leader key (when `may_lead`) and reads the leader and the replicas.
+/// The leader reads its key (and gives it back when it may no longer lead);
+/// a replica that knows of no leader campaigns. Otherwise nothing is read:
+/// the watch keeps the leader up to date.
 async fn look(
     etcd: &Etcd,
     cluster: &Cluster,
@@ -141,61 +163,77 @@ async fn look(
     me: &str,
     may_lead: bool,
 ) -> Result<(), canary_etcd::Error> {
+    if cluster.term().is_some() {
+        confirm(etcd, cluster, c, lease, may_lead).await
+    } else if may_lead && cluster.leader().is_none() {
+        campaign(etcd, cluster, c, lease, me).await
+    } else {
+        Ok(())
+    }
+}
+
+/// Creates the leader key on `lease` if it is absent; reads it otherwise.
+async fn campaign(
+    etcd: &Etcd,
+    cluster: &Cluster,
+    c: &canary_etcd::Client,
+    lease: i64,
+    me: &str,
+) -> Result<(), canary_etcd::Error> {
     let key = etcd.key("leader");
-    // Not campaigning: a compare that never holds (no key has a version
-    // below 0), so the transaction only reads who leads.
-    let claim = match may_lead {
-        true => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
-        false => Compare::version(key.clone(), CompareOp::Less, 0),
-    };
     let txn = Txn::new()
-        .when([claim])
+        .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
         .and_then([TxnOp::put(key.clone(), me, Some(PutOptions::new().with_lease(lease)))])
-        .or_else([TxnOp::get(key.clone(), None)]);
+        .or_else([TxnOp::get(key, None)]);
     let resp = c.txn(txn).await?;
-    if !may_lead && holds(&resp.op_responses(), lease) {
-        // It led when its state became unreadable: it hands the key back so
-        // that a replica that can read the state takes over.
-        let mine = Compare::lease(key.clone(), CompareOp::Equal, lease);
-        c.txn(Txn::new().when([mine]).and_then([TxnOp::delete(key, None)])).await?;
-        tracing::warn!("cluster: the state cannot be read here; this replica gives up the leadership");
-        cluster.lost();
-        etcd.set_fence(0);
-        cluster.saw_leader(None);
-    } else if resp.succeeded() {
+    if resp.succeeded() {
         let term = resp.header().map_or(0, |h| h.revision());
         etcd.set_fence(term);
         cluster.won(term);
         tracing::info!(term, node = %cluster.node_id, "cluster: this replica leads");
     } else {
-        held_by(etcd, cluster, &resp.op_responses(), lease);
+        let kv = resp.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(g) => g.kvs().first().cloned(),
+            _ => None,
+        });
+        held_by(etcd, cluster, kv, lease);
     }
-    let mut list = c.get(etcd.key("replicas/"), Some(GetOptions::new().with_prefix())).await?;
-    let replicas = list
-        .take_kvs()
-        .iter()
-        .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(kv.value()).ok())
-        .filter_map(|v| Some((v["id"].as_str()?.to_string(), v["admin"].as_str()?.to_string())))
-        .collect();
-    cluster.saw_replicas(replicas);
     Ok(())
 }
 
-/// Whether the leader key read in `ops` is held on `lease`: this replica's.
-fn holds(ops: &[TxnOpResponse], lease: i64) -> bool {
-    ops.iter().any(|op| match op {
-        TxnOpResponse::Get(g) => g.kvs().first().is_some_and(|kv| kv.lease() == lease),
-        _ => false,
-    })
+/// The leader reads its key: still its own, or another's (its lease
+/// lapsed meanwhile). One that can no longer read the state hands it back,
+/// so that a replica that can takes over.
+async fn confirm(
+    etcd: &Etcd,
+    cluster: &Cluster,
+    c: &canary_etcd::Client,
+    lease: i64,
+    may_lead: bool,
+) -> Result<(), canary_etcd::Error> {
+    let key = etcd.key("leader");
+    let kv = c.get(key.clone(), None).await?.take_kvs().into_iter().next();
+    if may_lead || kv.as_ref().is_none_or(|kv| kv.lease() != lease) {
+        held_by(etcd, cluster, kv, lease);
+        return Ok(());
+    }
+    let mine = Compare::lease(key.clone(), CompareOp::Equal, lease);
+    c.txn(Txn::new().when([mine]).and_then([TxnOp::delete(key, None)])).await?;
+    tracing::warn!("cluster: the state cannot be read here; this replica gives up the leadership");
+    cluster.lost();
+    etcd.set_fence(0);
+    cluster.saw_leader(None);
+    Ok(())
 }
 
-/// The leader key exists: this replica's (a term it already leads) or another's.
-fn held_by(etcd: &Etcd, cluster: &Cluster, ops: &[TxnOpResponse], lease: i64) {
-    let kv = ops.iter().find_map(|op| match op {
-        TxnOpResponse::Get(g) => g.kvs().first().cloned(),
-        _ => None,
-    });
-    let Some(kv) = kv else { return cluster.saw_leader(None) };
+/// The leader key as read (`None`: absent): this replica's (a term it
+/// already leads) or another's.
+fn held_by(etcd: &Etcd, cluster: &Cluster, kv: Option<KeyValue>, lease: i64) {
+    let Some(kv) = kv else {
+        cluster.lost();
+        etcd.set_fence(0);
+        return cluster.saw_leader(None);
+    };
     if kv.lease() == lease {
         etcd.set_fence(kv.create_revision());
         cluster.won(kv.create_revision());
@@ -206,9 +244,7 @@ fn held_by(etcd: &Etcd, cluster: &Cluster, ops: &[TxnOpResponse], lease: i64) {
     }
     cluster.lost();
     etcd.set_fence(0);
-    let v: serde_json::Value = serde_json::from_slice(kv.value()).unwrap_or_default();
-    let leader = v["id"].as_str().zip(v["admin"].as_str());
-    cluster.saw_leader(leader.map(|(id, admin)| Leader { id: id.to_string(), admin: admin.to_string() }));
+    cluster.saw_leader(leader(&kv));
 }
 
 /// Gives the lease back (best effort): its keys go at once, so another

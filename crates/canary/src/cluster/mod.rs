@@ -4,10 +4,11 @@
 //! # Layout
 //! - this file: [`Cluster`], the shared view: who leads, which replicas are
 //!   alive, whether etcd answers, and the peers' latest traffic totals.
-//! - `election` (feature `etcd`): this replica's lease, its registration
-//!   and its campaign for the leader key.
-//! - `watch` (feature `etcd`): the routing state and API-set flags, as any
-//!   replica changes them, swapped into this replica's router.
+//! - [`election`]: this replica's lease, its registration and its campaign
+//!   for the leader key.
+//! - [`watch`]: the keys any replica changes, watched: the routing state and
+//!   API-set flags, swapped into this replica's router, and the leader key
+//!   and the registrations, into this view ([`members`]).
 //! - [`wire`]: a replica's traffic totals as JSON, exact (histograms bucket by bucket).
 //! - [`fleet`]: the leader's view of every replica's traffic, for the judge.
 //! - [`window_wire`]: a replica's reading over a window as JSON, exact.
@@ -22,6 +23,7 @@
 pub mod election;
 pub mod fleet;
 pub mod fleet_window;
+pub mod members;
 pub mod peer;
 pub mod watch;
 pub mod window_wire;
@@ -94,6 +96,8 @@ pub struct Cluster {
     pub link: peer::PeerLink,
     /// The internal requests this replica answered: its totals, its windows.
     served: [AtomicU64; 2],
+    /// Woken when the watch sees the leader key gone: time to campaign.
+    vacant: tokio::sync::Notify,
 }
 
 /// An internal endpoint, as counted.
@@ -116,6 +120,7 @@ impl Cluster {
             fleet: fleet::Peers::default(),
             link: peer::PeerLink::plain(),
             served: Default::default(),
+            vacant: tokio::sync::Notify::new(),
         }
     }
 
@@ -289,12 +294,53 @@ impl Cluster {
         self.lock().etcd_error = Some(why);
     }
 
+    /// The leader key as the watch sees it. While this replica leads, its
+    /// election alone says who leads: it reads the key itself every look.
+    /// A key seen gone wakes [`Cluster::vacancy`].
+    pub fn watched_leader(&self, leader: Option<Leader>) {
+        let mut v = self.lock();
+        if v.term.is_some() {
+            return;
+        }
+        let gone = leader.is_none();
+        v.leader = leader;
+        drop(v);
+        if gone {
+            self.vacant.notify_one();
+        }
+    }
+
+    /// Returns once the watch saw the leader key gone (at once if it did
+    /// since the last call).
+    pub async fn vacancy(&self) {
+        self.vacant.notified().await;
+    }
+
     /// The registered replicas as listed in etcd: each is alive, since its
     /// registration lives only as long as the lease it renews.
     pub fn saw_replicas(&self, list: Vec<(String, String)>) {
         let now = Instant::now();
         let mut v = self.lock();
         v.replicas = list.into_iter().map(|(id, admin)| (id, (admin, Some(now)))).collect();
+    }
+
+    /// A replica registered (or registered again).
+    pub fn registered(&self, id: String, admin: String) {
+        self.lock().replicas.insert(id, (admin, Some(Instant::now())));
+    }
+
+    /// A replica's registration is gone: it resigned, or its lease ended.
+    pub fn unregistered(&self, id: &str) {
+        self.lock().replicas.remove(id);
+    }
+
+    /// The watch on the registrations still works: every replica it lists
+    /// is still registered, so still alive.
+    pub fn registrations_hold(&self) {
+        let now = Instant::now();
+        for r in self.lock().replicas.values_mut() {
+            r.1 = Some(now);
+        }
     }
 
     /// A peer answered (the leader fetched its totals).
@@ -340,7 +386,7 @@ impl Joined {
     pub fn start(&self, live: &Arc<Live>) {
         let h = self.etcd.handle();
         h.spawn(election::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster), Arc::clone(live)));
-        h.spawn(watch::run(Arc::clone(&self.etcd), Arc::clone(live)));
+        h.spawn(watch::run(Arc::clone(&self.etcd), Arc::clone(live), Arc::clone(&self.cluster)));
     }
 
     /// Hands the leadership and the registration back (a graceful stop), so

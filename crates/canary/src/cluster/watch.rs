@@ -1,20 +1,29 @@
-//! The routing state and the API-set feature flags, as any replica changes
-//! them, brought into this replica: read once, then watched from the next
-//! revision, so no change between the read and the watch is missed. A broken
-//! watch starts over after a pause; meanwhile the router keeps the last table
-//! it had (fail static).
+//! Keys any replica changes, brought into this replica: each is read once,
+//! then watched from the next revision, so no change between the read and
+//! the watch is missed. A broken watch starts over after a pause; meanwhile
+//! what it feeds keeps what it had (the router its last table: fail static).
+//!
+//! Watched: the routing state and the API-set flags (into [`Live`]), and
+//! the leader key and the registrations (into the [`super::Cluster`], see
+//! [`super::members`]). Watching costs etcd nothing while nothing changes,
+//! where polling would cost every replica a read a look: N replicas
+//! listing N registrations is N² reads.
 //!
 //! A watch is a long HTTP/1.1 answer, with no pings: a connection cut without
 //! a close (a partition) would leave it waiting forever. So a watch that has
 //! been quiet starts over when a lease renewal failed meanwhile (etcd was out
 //! of reach: the stream may be dead), and every [`CHECK_EVERY`] of quiet it
-//! asks etcd whether the key moved past what the stream delivered. Idle, that
-//! is one read per key per [`CHECK_EVERY`].
+//! reads its keys again and starts over if they moved past what the stream
+//! delivered. Idle, that is one read per watch per [`CHECK_EVERY`].
 
+use super::Cluster;
+use super::members::{LeaderKey, Registrations};
 use crate::live::Live;
 use crate::store::Loaded;
 use crate::store::etcd::Etcd;
-use canary_etcd::{EventType, WatchOptions};
+use canary_etcd::{EventType, GetOptions, KeyValue, WatchOptions};
+use futures_util::future::BoxFuture;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,24 +33,78 @@ const RETRY: Duration = Duration::from_millis(500);
 /// How often a quiet watch looks whether etcd was out of reach.
 const QUIET: Duration = Duration::from_secs(1);
 
-/// How often a quiet watch asks etcd whether its key moved.
+/// How often a quiet watch reads its keys to check it missed nothing.
 const CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// What a watch tells the part of this replica that keeps its keys.
+#[derive(Debug)]
+pub enum Seen {
+    /// Every key the watch covers, as read before it started (again).
+    All(Vec<KeyValue>),
+    /// A key was written.
+    Put(KeyValue),
+    /// A key was deleted (or its lease ended): the key, without a value.
+    Delete(KeyValue),
+    /// A quiet [`QUIET`] in which the watch still surely worked.
+    Quiet,
+}
+
+/// Where a watch's news go.
+pub trait Sink: Send + Sync + 'static {
+    /// Takes one piece of news; news come in the order etcd made them.
+    fn seen(&self, news: Seen) -> BoxFuture<'_, ()>;
+}
+
+/// Watches the routing key, the flags key, the leader key and the
+/// registrations forever.
+pub async fn run(etcd: Arc<Etcd>, live: Arc<Live>, cluster: Arc<Cluster>) {
+    let prefix = etcd.key("replicas/");
+    let watches: [(String, bool, Box<dyn Sink>); 4] = [
+        (etcd.key("routing"), false, Box::new(Routing(Arc::clone(&live)))),
+        (etcd.key("kv/flags"), false, Box::new(Flags(live))),
+        (etcd.key("leader"), false, Box::new(LeaderKey::new(Arc::clone(&cluster)))),
+        (prefix.clone(), true, Box::new(Registrations::new(cluster, prefix))),
+    ];
+    let tasks = watches.map(|(key, prefix, sink)| tokio::spawn(keep(Arc::clone(&etcd), key, prefix, sink)));
+    futures_util::future::join_all(tasks).await;
+}
+
+/// The routing state, into the router.
+struct Routing(Arc<Live>);
+
+/// The API-set feature flags.
+struct Flags(Arc<Live>);
+
+impl Sink for Routing {
+    fn seen(&self, news: Seen) -> BoxFuture<'_, ()> {
+        Box::pin(apply(&self.0, routing, latest(news)))
+    }
+}
+
+impl Sink for Flags {
+    fn seen(&self, news: Seen) -> BoxFuture<'_, ()> {
+        Box::pin(apply(&self.0, flags, latest(news)))
+    }
+}
+
+/// The one key's new value, if the news bring one.
+fn latest(news: Seen) -> Option<KeyValue> {
+    match news {
+        Seen::All(kvs) => kvs.into_iter().next(),
+        Seen::Put(kv) => Some(kv),
+        Seen::Delete(_) | Seen::Quiet => None,
+    }
+}
 
 /// What to do with a key's new value at a revision.
 type OnPut = fn(&Live, &[u8], i64);
 
 /// Applies a value off the runtime's threads: applying takes the routing
 /// lock, whose holder may be waiting for this very runtime to commit a write.
-async fn apply(live: &Arc<Live>, on_put: OnPut, value: Vec<u8>, rev: i64) {
+async fn apply(live: &Arc<Live>, on_put: OnPut, kv: Option<KeyValue>) {
+    let Some(kv) = kv else { return };
     let live = Arc::clone(live);
-    let _ = tokio::task::spawn_blocking(move || on_put(&live, &value, rev)).await;
-}
-
-/// Watches the routing key and the flags key forever.
-pub async fn run(etcd: Arc<Etcd>, live: Arc<Live>) {
-    let routing = tokio::spawn(keep(Arc::clone(&etcd), Arc::clone(&live), etcd.key("routing"), routing));
-    let flags = tokio::spawn(keep(Arc::clone(&etcd), live, etcd.key("kv/flags"), flags));
-    let _ = tokio::join!(routing, flags);
+    let _ = tokio::task::spawn_blocking(move || on_put(&live, kv.value(), kv.mod_revision())).await;
 }
 
 fn routing(live: &Live, value: &[u8], rev: i64) {
@@ -62,27 +125,29 @@ fn flags(live: &Live, value: &[u8], _rev: i64) {
     }
 }
 
-async fn keep(etcd: Arc<Etcd>, live: Arc<Live>, key: String, on_put: OnPut) {
+async fn keep(etcd: Arc<Etcd>, key: String, prefix: bool, sink: Box<dyn Sink>) {
     loop {
-        if let Err(e) = follow(&etcd, &live, &key, on_put).await {
-            tracing::warn!(error = %e, key = %key, "cluster: watch broken; the router keeps its last state, retrying");
+        if let Err(e) = follow(&etcd, &key, prefix, sink.as_ref()).await {
+            tracing::warn!(error = %e, key = %key, "cluster: watch broken; keeping the last state, retrying");
         }
         tokio::time::sleep(RETRY).await;
     }
 }
 
-async fn follow(etcd: &Etcd, live: &Arc<Live>, key: &str, on_put: OnPut) -> Result<(), canary_etcd::Error> {
+/// The keys as this replica has them: each key's latest revision.
+type Mirror = BTreeMap<Vec<u8>, i64>;
+
+async fn follow(etcd: &Etcd, key: &str, prefix: bool, sink: &dyn Sink) -> Result<(), canary_etcd::Error> {
     let c = etcd.client();
     let failures = etcd.failed_renewals();
-    let got = c.get(key, None).await?;
-    let rev = got.header().map_or(0, |h| h.revision());
-    if let Some(kv) = got.kvs().first() {
-        apply(live, on_put, kv.value().to_vec(), kv.mod_revision()).await;
+    let (rev, kvs) = read(&c, key, prefix).await?;
+    let mut mirror: Mirror = kvs.iter().map(|kv| (kv.key().to_vec(), kv.mod_revision())).collect();
+    sink.seen(Seen::All(kvs)).await;
+    let mut opts = WatchOptions::new().with_start_revision(rev + 1);
+    if prefix {
+        opts = opts.with_prefix();
     }
-    let opts = WatchOptions::new().with_start_revision(rev + 1);
     let mut stream = c.watch(key, Some(opts)).await?;
-    // The revision up to which this replica has what the key held.
-    let mut seen = rev;
     let mut quiet = Duration::ZERO;
     loop {
         let Ok(message) = tokio::time::timeout(QUIET, stream.message()).await else {
@@ -93,11 +158,12 @@ async fn follow(etcd: &Etcd, live: &Arc<Live>, key: &str, on_put: OnPut) -> Resu
             }
             if quiet >= CHECK_EVERY {
                 quiet = Duration::ZERO;
-                if moved_past(&c, key, seen).await? {
+                if moved(&read(&c, key, prefix).await?.1, &mirror) {
                     tracing::warn!(key = %key, "cluster: the watch missed a change; it starts over");
                     return Ok(());
                 }
             }
+            sink.seen(Seen::Quiet).await;
             continue;
         };
         quiet = Duration::ZERO;
@@ -105,17 +171,35 @@ async fn follow(etcd: &Etcd, live: &Arc<Live>, key: &str, on_put: OnPut) -> Resu
         if resp.canceled() {
             return Ok(());
         }
-        for ev in resp.events().iter().filter(|e| e.event_type() == EventType::Put) {
-            if let Some(kv) = ev.kv() {
-                seen = seen.max(kv.mod_revision());
-                apply(live, on_put, kv.value().to_vec(), kv.mod_revision()).await;
-            }
+        for ev in resp.events() {
+            let Some(kv) = ev.kv() else { continue };
+            let news = match ev.event_type() {
+                EventType::Put => {
+                    mirror.insert(kv.key().to_vec(), kv.mod_revision());
+                    Seen::Put(kv.clone())
+                }
+                EventType::Delete => {
+                    mirror.remove(kv.key());
+                    Seen::Delete(kv.clone())
+                }
+            };
+            sink.seen(news).await;
         }
     }
 }
 
-/// Whether `key` was written after revision `seen`.
-async fn moved_past(c: &canary_etcd::Client, key: &str, seen: i64) -> Result<bool, canary_etcd::Error> {
-    let now = c.get(key, None).await?;
-    Ok(now.kvs().first().is_some_and(|kv| kv.mod_revision() > seen))
+/// The keys' values now, and the revision they were read at.
+async fn read(
+    c: &canary_etcd::Client,
+    key: &str,
+    prefix: bool,
+) -> Result<(i64, Vec<KeyValue>), canary_etcd::Error> {
+    let opts = prefix.then(|| GetOptions::new().with_prefix());
+    let mut got = c.get(key, opts).await?;
+    Ok((got.header().map_or(0, |h| h.revision()), got.take_kvs()))
+}
+
+/// Whether etcd holds keys, or revisions of them, the stream did not deliver.
+fn moved(now: &[KeyValue], mirror: &Mirror) -> bool {
+    now.len() != mirror.len() || now.iter().any(|kv| mirror.get(kv.key()) != Some(&kv.mod_revision()))
 }
