@@ -141,8 +141,6 @@ pub struct Controller {
     leading: bool,
     /// The other replicas' traffic, added to this one's while leading.
     fleet: FleetObserver,
-    /// When a follower last read the rollout from the shared store.
-    last_refresh_ms: UnixMs,
     /// A rollback decided while the shared store failed: written again until it takes.
     unsaved: Option<(Rollout, Vec<Decision>)>,
     /// Its status after each look, for [`status_now`].
@@ -180,7 +178,6 @@ impl Controller {
             cluster: None,
             leading: false,
             fleet: FleetObserver::default(),
-            last_refresh_ms: UnixMs::EPOCH,
             unsaved: None,
             published: Published::default(),
             reread: false,
@@ -255,12 +252,12 @@ impl Controller {
         changed
     }
 
-    /// One look: measure, judge, act. In a cluster only the leader acts; the
-    /// others keep their view of the rollout fresh for `status`.
+    /// One look: measure, judge, act. In a cluster only the leader acts.
     pub fn tick(&mut self, now: UnixMs) -> Result<(), ControlError> {
         if let Some(c) = self.cluster.clone() {
             if !c.is_leader() {
-                return self.follow(now);
+                self.follow();
+                return Ok(());
             }
             if !self.leading {
                 self.take_over(&c, now)?;
@@ -322,19 +319,14 @@ impl Controller {
         self.carry_out(before, ds, now)
     }
 
-    /// A replica that does not lead: reads the rollout the leader saves,
-    /// once a second, so `status` here says what the leader does.
-    fn follow(&mut self, now: UnixMs) -> Result<(), ControlError> {
+    /// A replica that does not lead acts on nothing and reads nothing: its
+    /// `status` reads the rollout the leader saves when asked
+    /// ([`Controller::catch_up`]), so an idle follower costs etcd no read.
+    fn follow(&mut self) {
         if self.leading {
             self.leading = false;
             tracing::warn!("cluster: no longer the leader; this replica's controller stops acting");
         }
-        if (now - self.last_refresh_ms) < PERSIST_EVERY_MS {
-            return Ok(());
-        }
-        self.last_refresh_ms = now;
-        self.rollout = self.live.store().latest_rollout()?;
-        Ok(())
     }
 
     /// This replica just became the leader: it continues the rollout where

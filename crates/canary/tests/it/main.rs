@@ -22,6 +22,7 @@ mod durability;
 mod fail_closed;
 mod fallback;
 mod flags;
+mod fleet;
 mod grpc;
 mod grpc_upstream;
 mod hostile;

@@ -1,0 +1,73 @@
+//! What a fleet costs etcd while idle: counted by etcd itself (its own
+//! `/metrics`), so that a replica that polls, lists or campaigns where it
+//! should watch shows up as calls that grow with the number of replicas.
+
+use crate::cluster::{Etcd, FAST, get_json, replica, wait_for_leader};
+use crate::support::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// etcd's served calls so far, by method (`Range`, `Txn`, `LeaseKeepAlive`...).
+async fn calls(etcd: &Etcd) -> BTreeMap<String, u64> {
+    let (status, _, body) = get(&client(), etcd.client_addr(0), "/metrics", &[]).await;
+    assert_eq!(status, 200, "etcd's /metrics: {body}");
+    let mut by = BTreeMap::new();
+    for line in body.lines().filter(|l| l.starts_with("grpc_server_handled_total{")) {
+        let method = line.split("grpc_method=\"").nth(1).and_then(|r| r.split('"').next());
+        let n = line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok());
+        if let (Some(m), Some(n)) = (method, n) {
+            *by.entry(m.to_string()).or_insert(0) += n as u64;
+        }
+    }
+    by
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, method: &str) -> u64 {
+    after.get(method).copied().unwrap_or(0) - before.get(method).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_fleet_costs_etcd_renewals_and_the_leaders_reads_only() {
+    const N: usize = 5;
+    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let etcd = Etcd::start(dir.path(), 1);
+    let ids: Vec<String> = (0..N).map(|i| format!("r{i}")).collect();
+    let ps: Vec<Process> = ids.iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, FAST)).collect();
+    let refs: Vec<&Process> = ps.iter().collect();
+    for _ in 0..5 {
+        let leader = wait_for_leader(&refs).await;
+        // The new leader's controller records taking the lead (a write) at
+        // its next look: waited for, so it falls before the window.
+        let took = eventually(10, || async {
+            let ev = admin_json(&client(), ps[0].admin, "/api/events").await;
+            ev["events"].as_array().is_some_and(|e| e.iter().any(|e| e["kind"] == "leader_changed"))
+        })
+        .await;
+        assert!(took, "the leader's controller did not take the lead");
+        // Every replica knows every other from the watch, and who leads.
+        for p in &ps {
+            let st = get_json(p.admin, "/api/rollout").await;
+            let known = st["cluster"]["replicas"].as_array().map_or(0, Vec::len);
+            assert_eq!(known, N, "{st}");
+        }
+        let before = calls(&etcd).await;
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let after = calls(&etcd).await;
+        if wait_for_leader(&refs).await != leader {
+            continue;
+        }
+        // No campaign while someone leads: a campaign is a write through etcd's log.
+        assert_eq!(delta(&before, &after, "Txn"), 0, "{before:?} -> {after:?}");
+        assert_eq!(delta(&before, &after, "Put"), 0, "{before:?} -> {after:?}");
+        // The leader reads its key twice a second (12 in 6 s); each replica's
+        // four watches check their keys once per 30 s of quiet (at most once
+        // each in 6 s). A follower listing or reading each look would add 12
+        // a follower: 48 more here.
+        let reads = delta(&before, &after, "Range");
+        assert!(reads <= 13 + 4 * N as u64, "{reads} reads in 6 s: {before:?} -> {after:?}");
+        // Every replica renews its lease: the counts are etcd's own.
+        assert!(delta(&before, &after, "LeaseKeepAlive") >= N as u64, "{before:?} -> {after:?}");
+        return;
+    }
+    panic!("the leader kept changing on an idle fleet");
+}
