@@ -98,6 +98,8 @@ pub struct Cluster {
     served: [AtomicU64; 2],
     /// Woken when the watch sees the leader key gone: time to campaign.
     vacant: tokio::sync::Notify,
+    /// Whether this replica's controller judges a rollout now (see [`fleet`]).
+    judging: std::sync::atomic::AtomicBool,
 }
 
 /// An internal endpoint, as counted.
@@ -121,7 +123,19 @@ impl Cluster {
             link: peer::PeerLink::plain(),
             served: Default::default(),
             vacant: tokio::sync::Notify::new(),
+            judging: Default::default(),
         }
+    }
+
+    /// The controller judges a rollout now (or no longer): the fleet's
+    /// totals are gathered at every look while it does.
+    pub fn set_judging(&self, judging: bool) {
+        self.judging.store(judging, Ordering::Relaxed);
+    }
+
+    /// Whether the controller judges a rollout now.
+    pub fn judging(&self) -> bool {
+        self.judging.load(Ordering::Relaxed)
     }
 
     /// Counts an internal request answered.

@@ -266,6 +266,7 @@ impl Controller {
                 self.read_back()?;
             }
             self.retry_unsaved(now);
+            c.set_judging(self.rollout.as_ref().is_some_and(Rollout::is_active));
         }
         if self.live.fault().is_some() {
             // State that could not be read: nothing is driven on it (the

@@ -839,7 +839,7 @@ async fn a_routing_record_turned_unreadable_under_a_running_fleet_blocks_the_can
 }
 
 /// How many times `admin` answered another replica's request for its totals.
-async fn totals_served(admin: SocketAddr) -> u64 {
+pub(crate) async fn totals_served(admin: SocketAddr) -> u64 {
     let (status, _, body) = get(&client(), admin, "/metrics", &[]).await;
     assert_eq!(status, 200);
     let line = "canary_cluster_internal_requests_total{path=\"/internal/v1/totals\"} ";
@@ -850,14 +850,17 @@ async fn totals_served(admin: SocketAddr) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_the_leader_gathers_the_fleets_totals_followers_ask_nobody() {
-    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let etcd = Etcd::start(dir.path(), 1);
     let ps: Vec<Process> =
         ["a", "b", "c"].iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, FAST)).collect();
     let refs: Vec<&Process> = ps.iter().collect();
     let admin_of = |id: &str| ps[["a", "b", "c"].iter().position(|i| *i == id).unwrap()].admin;
-    // An idle window during which the leader stayed the same (a change of
-    // hands would mix two leaders' fetches: then the window is taken again).
+    // A rollout being judged: the leader gathers at every look.
+    let (code, out, err) = run(&deploy_args(ps[0].admin, &canary.url(), &["10", "--bake", "10m"]));
+    assert_eq!(code, 0, "{out}{err}");
+    // A window during which the leader stayed the same (a change of hands
+    // would mix two leaders' fetches: then the window is taken again).
     for _ in 0..5 {
         let leader = wait_for_leader(&refs).await;
         let before: Vec<u64> =

@@ -2,8 +2,9 @@
 //! `/metrics`), so that a replica that polls, lists or campaigns where it
 //! should watch shows up as calls that grow with the number of replicas.
 
-use crate::cluster::{Etcd, FAST, get_json, replica, wait_for_leader};
+use crate::cluster::{Etcd, FAST, get_json, replica, totals_served, wait_for_leader};
 use crate::support::*;
+use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -51,8 +52,10 @@ async fn an_idle_fleet_costs_etcd_renewals_and_the_leaders_reads_only() {
             assert_eq!(known, N, "{st}");
         }
         let before = calls(&etcd).await;
+        let asked: Vec<u64> = join_all(ps.iter().map(|p| totals_served(p.admin))).await;
         tokio::time::sleep(Duration::from_secs(6)).await;
         let after = calls(&etcd).await;
+        let asked_after: Vec<u64> = join_all(ps.iter().map(|p| totals_served(p.admin))).await;
         if wait_for_leader(&refs).await != leader {
             continue;
         }
@@ -67,6 +70,11 @@ async fn an_idle_fleet_costs_etcd_renewals_and_the_leaders_reads_only() {
         assert!(reads <= 13 + 4 * N as u64, "{reads} reads in 6 s: {before:?} -> {after:?}");
         // Every replica renews its lease: the counts are etcd's own.
         assert!(delta(&before, &after, "LeaseKeepAlive") >= N as u64, "{before:?} -> {after:?}");
+        // With no rollout to judge, the leader asks each replica for its
+        // totals once per 5 s (at every look, 4 a second, while judging).
+        for (b, a) in asked.iter().zip(&asked_after) {
+            assert!(a - b <= 2, "a replica was asked for its totals {} times in 6 s while idle", a - b);
+        }
         return;
     }
     panic!("the leader kept changing on an idle fleet");
