@@ -1,15 +1,17 @@
-//! This replica's lease, registration and campaign, on etcd.
+//! This replica's campaign for the leader key, and its terms as leader.
 //!
-//! A term: grant a lease of `lease_ttl`; register `/replicas/{node}` on it;
-//! then renew the lease, every [`LOOK_EVERY`] while leading and every
-//! [`follower_every`] otherwise. The leader reads its key after each
-//! renewal, to be sure it still holds it. A follower reads nothing: the
-//! watch on the leader key ([`super::members`]) tells it who leads, and
-//! wakes it to campaign (a transaction that creates `/leader` only when it
-//! is absent) as soon as the key is gone. Idle, a follower costs etcd one
-//! renewal each [`follower_every`]; a campaign is a write, so it is made
-//! only when nobody leads. The leader key's creation revision is the term's
-//! fence: the controller's writes compare it (see `store::etcd`).
+//! A replica campaigns only when it knows of no leader: at its start, and
+//! as soon as the watch on the leader key ([`super::members`]) sees the key
+//! gone. After a short random pause (so that a fleet does not campaign all
+//! at once: the first winner's key reaches the others' watches and they
+//! stand down), it grants a lease of `lease_ttl` and creates `/leader` on
+//! it in a transaction that succeeds only when the key is absent. A loser
+//! gives its lease back; a follower holds no lease but its registration's
+//! ([`super::registration`]), so an idle follower costs etcd no call of
+//! the election's. The winner renews its lease every [`LOOK_EVERY`] and
+//! reads its key after each renewal; its term ends when it loses the key or
+//! the lease. The key's creation revision is the term's fence: the
+//! controller's writes compare it (see `store::etcd`).
 //!
 //! Leadership is only claimed while the lease surely holds by this replica's
 //! own clock: a renewal sent at `t` and granted `ttl` holds on etcd until at
@@ -28,60 +30,81 @@ use std::time::{Duration, Instant};
 /// failed renewal is tried again.
 pub const LOOK_EVERY: Duration = Duration::from_millis(500);
 
-/// How often a follower renews its lease: three tries within the part of
-/// the lease it may count on, never more often than [`LOOK_EVERY`].
-pub fn follower_every(ttl: Duration) -> Duration {
-    (ttl.saturating_sub(MARGIN) / 3).max(LOOK_EVERY)
-}
+/// The longest random pause before a campaign.
+const SPREAD_MS: u32 = 250;
+
+/// How often a replica that knows of a leader checks its view again without
+/// news from the watch (the watch itself starts over when it may be broken).
+const RECHECK: Duration = Duration::from_secs(5);
 
 /// Renewals failed in a row before etcd counts as gone (shown, and calls no
 /// longer retried), and looks failed in a row before their error is shown:
 /// 1.5 s at one look each 500 ms.
-const GONE_AFTER: u32 = 3;
+pub(super) const GONE_AFTER: u32 = 3;
 
 /// Taken off the lease's length before this replica stops claiming it:
 /// covers a renewal's time in flight and clock rate differences.
 const MARGIN: Duration = Duration::from_millis(1_000);
 
-/// Runs terms forever; between them, nothing is claimed.
+/// Campaigns whenever nobody leads, forever; between terms, nothing is claimed.
 pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>, live: Arc<Live>) {
     loop {
-        if let Err(e) = term(&etcd, &cluster, &live).await {
-            cluster.etcd_failed(format!("etcd: {e}"));
-            tracing::warn!(error = %e, "cluster: lease lost or etcd unreachable; not leading until a new term");
+        vacancy(&cluster).await;
+        // A replica that cannot read the state could drive nothing as leader,
+        // and would keep one that can from leading: it does not campaign.
+        if etcd.fault().is_none() && live.fault().is_none() {
+            if let Err(e) = term(&etcd, &cluster, &live).await {
+                cluster.etcd_failed(format!("etcd: {e}"));
+                tracing::warn!(error = %e, "cluster: lease lost or etcd unreachable; not leading until a new term");
+            }
+            if cluster.is_leader() {
+                tracing::warn!("cluster: this replica stops leading");
+            }
+            cluster.lost();
+            cluster.term_ended();
+            etcd.set_fence(0);
         }
-        if cluster.is_leader() {
-            tracing::warn!("cluster: this replica stops leading");
-        }
-        cluster.lost();
-        etcd.set_fence(0);
         tokio::time::sleep(LOOK_EVERY).await;
     }
 }
 
-/// One lease's life. Returns when the lease is surely gone.
+/// Returns once this replica knows of no leader, after a random pause of
+/// up to [`SPREAD_MS`] that another replica's win may end.
+async fn vacancy(cluster: &Cluster) {
+    loop {
+        if cluster.leader().is_none() {
+            let pause = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos() % SPREAD_MS);
+            tokio::time::sleep(Duration::from_millis(u64::from(pause))).await;
+            if cluster.leader().is_none() {
+                return;
+            }
+        }
+        tokio::select! {
+            () = cluster.vacancy() => {}
+            () = tokio::time::sleep(RECHECK) => {}
+        }
+    }
+}
+
+/// One campaign and, if won, the term it opens. Returns when this replica
+/// lost the campaign or no longer leads (its lease given back), or with an
+/// error when the lease is surely gone.
 async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String> {
     let c = etcd.client();
     let ttl = cluster.lease_ttl;
     let lease = c.lease_grant(ttl.as_secs() as i64, None).await.map_err(|e| e.to_string())?.id();
-    let granted = Instant::now();
-    cluster.renewed(granted + ttl.saturating_sub(MARGIN));
+    let mut good_until = Instant::now() + ttl.saturating_sub(MARGIN);
+    cluster.renewed(good_until);
     let me = serde_json::json!({"id": cluster.node_id, "admin": cluster.admin}).to_string();
-    let opts = PutOptions::new().with_lease(lease);
-    c.put(etcd.key(&format!("replicas/{}", cluster.node_id)), me.clone(), Some(opts.clone()))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut good_until = granted + ttl.saturating_sub(MARGIN);
+    if let Err(e) = retried(|| campaign(etcd, cluster, &c, lease, &me)).await {
+        revoke(etcd, lease);
+        return Err(e.to_string());
+    }
     let (mut failures, mut look_failures) = (0u32, 0u32);
-    loop {
-        let pause = match cluster.is_leader() || failures > 0 {
-            true => LOOK_EVERY,
-            false => follower_every(ttl),
-        };
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = cluster.vacancy() => {}
-        }
+    while cluster.term().is_some() {
+        tokio::time::sleep(LOOK_EVERY).await;
         // A renewal that met a member as it died is tried once more (the
         // client moves to another member), so one member down is not a
         // visible problem.
@@ -114,18 +137,8 @@ async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String>
                 return Err(format!("the lease could not be renewed: {e}"));
             }
         }
-        // A call that met a member just gone is tried again on another.
-        // A replica that cannot read the state could drive nothing as leader,
-        // and would keep one that can from leading: it only looks.
         let may_lead = etcd.fault().is_none() && live.fault().is_none();
-        let mut looked = look(etcd, cluster, &c, lease, &me, may_lead).await;
-        for _ in 0..2 {
-            if looked.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            looked = look(etcd, cluster, &c, lease, &me, may_lead).await;
-        }
+        let looked = retried(|| confirm(etcd, cluster, &c, lease, may_lead)).await;
         // As with renewals: a look that meets an etcd election (a second or
         // two with no etcd leader) is not shown as etcd failing.
         look_failures = if looked.is_ok() { 0 } else { look_failures + 1 };
@@ -135,13 +148,33 @@ async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String>
             cluster.etcd_failed(format!("etcd: {e}"));
         }
     }
+    revoke(etcd, lease);
+    Ok(())
+}
+
+/// A call, tried again twice 50 ms apart: one that met a member just gone
+/// goes to another.
+async fn retried<F, Fut>(mut call: F) -> Result<(), canary_etcd::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), canary_etcd::Error>>,
+{
+    let mut result = call().await;
+    for _ in 0..2 {
+        if result.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        result = call().await;
+    }
+    result
 }
 
 /// Renews the lease once; returns until when it holds (from when the
 /// renewal was sent). Each renewal is a call of its own (the JSON gateway
 /// answers one renewal per request), so a member that died is left behind
 /// by the next call without a stream to reopen.
-async fn renew(c: &canary_etcd::Client, lease: i64) -> Result<Instant, String> {
+pub(super) async fn renew(c: &canary_etcd::Client, lease: i64) -> Result<Instant, String> {
     let sent = Instant::now();
     let result = tokio::time::timeout(Duration::from_secs(1), c.lease_keep_alive_once(lease)).await;
     match result {
@@ -149,26 +182,6 @@ async fn renew(c: &canary_etcd::Client, lease: i64) -> Result<Instant, String> {
         Ok(Ok(_)) => Err("the lease expired".into()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer to the lease renewal within 1 s".into()),
-    }
-}
-
-/// The leader reads its key (and gives it back when it may no longer lead);
-/// a replica that knows of no leader campaigns. Otherwise nothing is read:
-/// the watch keeps the leader up to date.
-async fn look(
-    etcd: &Etcd,
-    cluster: &Cluster,
-    c: &canary_etcd::Client,
-    lease: i64,
-    me: &str,
-    may_lead: bool,
-) -> Result<(), canary_etcd::Error> {
-    if cluster.term().is_some() {
-        confirm(etcd, cluster, c, lease, may_lead).await
-    } else if may_lead && cluster.leader().is_none() {
-        campaign(etcd, cluster, c, lease, me).await
-    } else {
-        Ok(())
     }
 }
 

@@ -1,14 +1,21 @@
 //! `/api/v2/metrics` for the whole fleet: the replica asked fetches every
-//! peer's reading of the same window (`GET /internal/v1/window`) at once and
-//! adds each answer to its own. A peer that does not answer within
-//! [`super::fleet::FETCH_TIMEOUT`] is listed as missing, so a partial sum is never taken
-//! for the fleet's.
+//! peer's reading of the same window (`GET /internal/v1/window`) and adds
+//! each answer to its own. The fetches go [`AT_ONCE`] at a time, so a fleet
+//! of 100 costs one answer 16 connections, not 99, and all of them end by
+//! [`GATHER_WITHIN`]. A peer that has not answered by then, or within
+//! [`super::fleet::FETCH_TIMEOUT`], is listed as missing, so a partial sum
+//! is never taken for the fleet's.
 
-use super::fleet::{Peer, get_json};
+use super::fleet::{AT_ONCE, Peer, get_json};
 use super::window_wire::WireWindow;
 use super::{Cluster, WINDOW_PATH};
 use canary_proxy::metrics::Reading;
+use futures_util::StreamExt;
 use serde::Serialize;
+use std::time::Duration;
+
+/// The longest a fleet-wide answer waits for its peers, all fetches counted.
+pub const GATHER_WITHIN: Duration = Duration::from_secs(2);
 
 /// Which replicas the sum covers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,10 +41,16 @@ pub async fn gather(
     // A client per answer: the peers are few, and a pooled connection would
     // outlive the runtime of whichever caller made it.
     let client: Peer = cluster.link.client();
-    let fetches = peers
-        .iter()
-        .map(|(_, admin)| fetch(&client, cluster.link.url(admin, &format!("{WINDOW_PATH}?{query}")), token));
-    let answers = futures_util::future::join_all(fetches).await;
+    let deadline = tokio::time::Instant::now() + GATHER_WITHIN;
+    let urls: Vec<String> =
+        peers.iter().map(|(_, admin)| cluster.link.url(admin, &format!("{WINDOW_PATH}?{query}"))).collect();
+    let client = &client;
+    let fetches = urls.into_iter().map(|url| async move {
+        tokio::time::timeout_at(deadline, fetch(client, url, token)).await.ok().flatten()
+    });
+    // In order (`buffered`), so each answer pairs with its peer below.
+    let answers: Vec<Option<WireWindow>> =
+        futures_util::stream::iter(fetches).buffered(AT_ONCE).collect().await;
     let mut cov = Coverage { answered: 1, of: peers.len() + 1, missing: Vec::new() };
     for ((id, _), answer) in peers.into_iter().zip(answers) {
         match answer {

@@ -4,8 +4,8 @@
 //! # Layout
 //! - this file: [`Cluster`], the shared view: who leads, which replicas are
 //!   alive, whether etcd answers, and the peers' latest traffic totals.
-//! - [`election`]: this replica's lease, its registration and its campaign
-//!   for the leader key.
+//! - [`registration`]: this replica's registration, on a lease of its own.
+//! - [`election`]: the campaign for the leader key, and the leader's lease.
 //! - [`watch`]: the keys any replica changes, watched: the routing state and
 //!   API-set flags, swapped into this replica's router, and the leader key
 //!   and the registrations, into this view ([`members`]).
@@ -25,6 +25,7 @@ pub mod fleet;
 pub mod fleet_window;
 pub mod members;
 pub mod peer;
+pub mod registration;
 pub mod watch;
 pub mod window_wire;
 pub mod wire;
@@ -303,6 +304,18 @@ impl Cluster {
         v.etcd_error = None;
     }
 
+    /// This replica's term ended: no lease of the election's is held, so
+    /// none can be late.
+    pub fn term_ended(&self) {
+        self.lock().lease_until = None;
+    }
+
+    /// etcd answered a renewal of the registration: whatever failed before
+    /// is no longer shown.
+    pub fn etcd_answered(&self) {
+        self.lock().etcd_error = None;
+    }
+
     /// etcd failed; `why` is shown by status and health until it answers again.
     pub fn etcd_failed(&self, why: String) {
         self.lock().etcd_error = Some(why);
@@ -399,6 +412,7 @@ impl Joined {
     /// Starts the election and the watch, on the store's runtime.
     pub fn start(&self, live: &Arc<Live>) {
         let h = self.etcd.handle();
+        h.spawn(registration::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster)));
         h.spawn(election::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster), Arc::clone(live)));
         h.spawn(watch::run(Arc::clone(&self.etcd), Arc::clone(live), Arc::clone(&self.cluster)));
     }

@@ -178,7 +178,7 @@ pub struct Overrides {
     /// With --etcd: the PEM CA file replicas verify each other's admin certificate with [default: system roots].
     #[arg(long, value_name = "FILE")]
     pub admin_tls_ca: Option<PathBuf>,
-    /// etcd client URLs, comma-separated: share state with other replicas (build feature `etcd`).
+    /// etcd client URLs, comma-separated: share state with other replicas.
     #[arg(long, value_name = "URLS")]
     pub etcd: Option<String>,
     /// This replica's name in the cluster [default: the admin address].

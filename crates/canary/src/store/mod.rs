@@ -5,7 +5,7 @@
 //! [`Store`] is the one interface the rest of canary uses; behind it sits one
 //! of two [`Backend`]s:
 //! - [`sqlite`]: a local file, the default for one machine.
-//! - `etcd` (feature `etcd`): shared by every replica of a cluster; its writes
+//! - `etcd`: shared by every replica of a cluster; its writes
 //!   that must not race are transactions compared on a revision.
 //!
 //! Every change of routing is written together with its event, before the

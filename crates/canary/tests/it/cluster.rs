@@ -944,8 +944,9 @@ async fn a_replica_that_stops_is_dropped_from_the_fleets_sum_with_an_event() {
     assert!(fetched, "the leader never fetched the follower's totals");
     let (gone, p) = ps.remove(at);
     p.kill9();
-    // Its lease (3 s) lapses, its registration goes, the leader drops it.
-    let dropped = eventually(10, || async {
+    // Its registration's lease (3 × 3 s) lapses, the registration goes, the
+    // leader drops it.
+    let dropped = eventually(20, || async {
         let ev = get_json(lead, "/api/events").await;
         ev["events"]
             .as_array()
