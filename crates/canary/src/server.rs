@@ -273,10 +273,12 @@ async fn run_admin(
     };
     let res = controller::lock(&state.controller).resources.clone();
     let client = controller::probe::client(&side.upstream_tls);
-    let poller = tokio::spawn(controller::resources::poll(Arc::clone(&state.live), res, client.clone()));
+    let (live, cluster) = (&state.live, &state.cluster);
+    let poller =
+        tokio::spawn(controller::resources::poll(Arc::clone(live), res, client.clone(), cluster.clone()));
     let health = controller::lock(&state.controller).health.clone();
     let health_poller =
-        tokio::spawn(controller::health::poll(Arc::clone(&state.live), health, client.clone()));
+        tokio::spawn(controller::health::poll(Arc::clone(live), health, client.clone(), cluster.clone()));
     let rotators: Vec<_> =
         side.rotations.iter().map(|r| tokio::spawn(Arc::clone(r).watch(Arc::clone(&state.live)))).collect();
     let checks = spawn_analysis(&state);

@@ -12,6 +12,7 @@
 //! a 404; that too means there is no such endpoint.
 
 use super::probe::Probe;
+use crate::cluster::Cluster;
 use crate::live::Live;
 use canary_core::judge::Health;
 use http_body_util::BodyExt;
@@ -36,11 +37,15 @@ pub fn read(s: &Shared, url: Option<&str>) -> Option<Health> {
     g.as_ref().filter(|(u, _)| Some(u.as_str()) == url).map(|(_, h)| h.clone())
 }
 
-/// Polls the canary until the task is dropped.
-pub async fn poll(live: Arc<Live>, out: Shared, client: Probe) {
+/// Polls the canary until the task is dropped; in a cluster, only while
+/// this replica leads (only the leader judges).
+pub async fn poll(live: Arc<Live>, out: Shared, client: Probe, cluster: Option<Arc<Cluster>>) {
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tick.tick().await;
+        if cluster.as_ref().is_some_and(|c| !c.is_leader()) {
+            continue;
+        }
         let Some(url) = live.upstreams().canary.as_ref().map(|c| c.url().to_string()) else {
             *out.lock().unwrap_or_else(PoisonError::into_inner) = None;
             continue;

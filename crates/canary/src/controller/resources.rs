@@ -9,6 +9,7 @@
 //! to `capacity.database_pool.{in_use,max}`.
 
 use super::probe::Probe;
+use crate::cluster::Cluster;
 use crate::live::Live;
 use canary_core::Version;
 use canary_core::judge::Resources;
@@ -28,11 +29,16 @@ pub fn read(s: &Shared) -> [Resources; 2] {
     *s.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Polls both upstreams until the task is dropped.
-pub async fn poll(live: Arc<Live>, out: Shared, client: Probe) {
+/// Polls both upstreams until the task is dropped; in a cluster, only
+/// while this replica leads (only the leader judges: N replicas polling
+/// would ask each upstream N times as often).
+pub async fn poll(live: Arc<Live>, out: Shared, client: Probe, cluster: Option<Arc<Cluster>>) {
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tick.tick().await;
+        if cluster.as_ref().is_some_and(|c| !c.is_leader()) {
+            continue;
+        }
         let ups = live.upstreams();
         let urls = [Some(ups.stable.url().to_string()), ups.canary.as_ref().map(|c| c.url().to_string())];
         let mut got = [Resources::default(); 2];
