@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/fleet.sh: what a fleet of N `canary serve` replicas on one etcd costs,
-# idle and under load, and how fast a routing change reaches all of them.
+# idle and under load, with no rollout and while one is judged, and how fast a
+# routing change reaches all of them.
 #
 # Usage: bash bench/fleet.sh [N...]          # default: 3 10 30 100
 #        WINDOW=10 bash bench/fleet.sh 3 10  # a quicker look
@@ -24,6 +25,9 @@
 #      robin over all replicas' proxy ports (bench/fleet_load.py: open loop,
 #      keep-alive connections; its own CPU is not counted), the same figures
 #      over WINDOW seconds, and the leader's extra CPU over idle.
+#      Phases 2 and 3 run before any deploy: with no rollout to judge the
+#      leader gathers the fleet's totals (GET /internal/v1/totals on each
+#      peer) only every 5 s, the cheap case; phase 5 measures the other.
 #   4. propagation: a rollout is deployed (share 20, the canary the
 #      backend's second port, a manual plan with an hour's bake: nothing
 #      moves on its own), then CHANGES share changes
@@ -34,15 +38,34 @@
 #      answer and from its sending (bench/fleet_probe.py). p50/p99/max;
 #      the figure includes up to a poll round (a lower bound is shown too).
 #      Each change waits for the previous one to be everywhere, +0.1 s.
-#   5. the replicas and etcd are stopped; WARN and ERROR lines of the
+#   5. judging: the rollout of phase 4 stays active (its hour's bake), but
+#      the share changes left it paused, judged only for an immediate
+#      rollback; it is resumed (POST /api/rollout/resume: back to its step's
+#      share, 20, and its bake), so the leader judges it fully at every look
+#      (every 250 ms) and gathers every peer's totals each time: 4·(N-1)
+#      internal requests/s, against (N-1)/5 in phases 2 and 3. Just before
+#      and after each window, GET /api/rollout on the leader and on a
+#      follower must show the rollout active (progressing, holding or
+#      paused), or the run fails. After SETTLE seconds, the figures of
+#      phase 2 over WINDOW seconds with nothing sent ("judging idle"), then
+#      again under the highest rate of LOAD_RATES, sent as in phase 3
+#      ("judging under load"). Reported beside them: the leader's CPU idle
+#      with no rollout, judging idle and judging under load; the gathering's
+#      cost (leader judging idle minus leader idle); and the leader's extra
+#      CPU at that rate while judging (leader judging under load minus
+#      leader idle), the figure the leader aim is about.
+#   6. the replicas and etcd are stopped; WARN and ERROR lines of the
 #      replicas' logs are counted (those logged while stopping apart).
-# Then OUT/summary.txt (each N in detail, beside the issue's aims, and a
-# table, one row per N) and OUT/summary.json; per N, OUT/nN/*.json (the
-# raw figures); logs in OUT/logs/.
+# Then OUT/summary.txt (each N in detail, beside the issue's aims, and two
+# tables, one row per N: phases 2-4, and the leader while judging) and
+# OUT/summary.json; per N, OUT/nN/*.json (the raw figures); logs in
+# OUT/logs/.
 #
 # The aims (for 100 replicas idle): fleet CPU <= 100 ms/s, etcd <= 50 ms/s,
 # PSS <= 15 MB per replica; propagation p99 < 250 ms; with 1,000 requests/s
-# over 100 replicas, the leader's CPU at most 50 ms/s over its idle.
+# over 100 replicas, the leader's CPU at most 50 ms/s over its idle (checked
+# both with no rollout, phase 3, and while one is judged, phase 5: the
+# latter is the case the aim is about, gathering at every look).
 #
 # Everything runs on this machine's loopback, replicas, etcd, backend and
 # load alike: on a small machine they compete for its cores (the figures
@@ -52,6 +75,7 @@
 # Environment (defaults in brackets):
 #   WINDOW [20] seconds of each CPU measurement   SETTLE [5] seconds idle before it
 #   LOAD_RATES [100, plus 1000 when N >= 100] requests/s, space-separated
+#   (phase 5 uses the highest of them)
 #   CHANGES [100] share changes   BATCH [10] replicas started at once
 #   STARTUP_TIMEOUT [600] seconds for the fleet to start and settle
 #   WORKERS [canary's default] the replicas' [proxy] workers
@@ -209,7 +233,7 @@ start_etcd() {
 
 run_fleet() {
     local n=$1 dir=$TMP/n$1 res=$OUT/n$1 i id d proxy admin pid first=0 t0 started settled
-    local rates rate load_pid ports=() replica_pids=() stopped
+    local rates rate judge_rate judged ports=() replica_pids=() stopped
     mkdir -p "$dir" "$res"
     echo "$BENCH: == $n replicas"
     start_etcd "$dir"
@@ -250,20 +274,31 @@ run_fleet() {
     py fleet_probe.py measure --replicas "$dir/replicas.jsonl" --etcd "$ETCD_URL" --etcd-pid "$ETCD_PID" \
         --seconds "$WINDOW" --out "$res/idle.json"
 
-    rates=${LOAD_RATES:-100}
-    [[ -z ${LOAD_RATES:-} ]] && ((n >= 100)) && rates+=" 1000"
-    for rate in $rates; do
-        echo "$BENCH:   load: $rate requests/s over the $n replicas, ${WINDOW}s measured"
+    # under_load RATE NAME [measure's options...]: RATE requests/s over the
+    # replicas' proxy ports, 3 s to start, then a WINDOW measured; the
+    # server's figures in $res/NAME.json, the client's in NAME-client.json.
+    under_load() {
+        local rate=$1 name=$2 load_pid
         python3 "$ROOT/bench/fleet_load.py" --ports "$(IFS=,; echo "${ports[*]}")" --rate "$rate" --seconds $((WINDOW + 60)) \
-            --out "$res/load-$rate-client.json" >"$dir/load-$rate.log" 2>&1 &
+            --out "$res/$name-client.json" >"$dir/$name.log" 2>&1 &
         load_pid=$!
         PIDS+=("$load_pid")
         sleep 3
-        running "$load_pid" || die "the load generator exited early; see $OUT/logs/n$n/load-$rate.log"
+        running "$load_pid" || die "the load generator exited early; see $OUT/logs/n$n/$name.log"
         py fleet_probe.py measure --replicas "$dir/replicas.jsonl" --etcd "$ETCD_URL" --etcd-pid "$ETCD_PID" \
-            --seconds "$WINDOW" --out "$res/load-$rate.json"
+            --seconds "$WINDOW" --out "$res/$name.json" "${@:3}" ||
+            die "the measurement under load ($name) failed"
         stop_pids "$load_pid"
-        [[ -s $res/load-$rate-client.json ]] || die "the load generator wrote no summary; see $OUT/logs/n$n/load-$rate.log"
+        [[ -s $res/$name-client.json ]] || die "the load generator wrote no summary; see $OUT/logs/n$n/$name.log"
+    }
+
+    rates=${LOAD_RATES:-100}
+    [[ -z ${LOAD_RATES:-} ]] && ((n >= 100)) && rates+=" 1000"
+    judge_rate=0
+    for rate in $rates; do
+        ((rate > judge_rate)) && judge_rate=$rate
+        echo "$BENCH:   load: $rate requests/s over the $n replicas, ${WINDOW}s measured"
+        under_load "$rate" "load-$rate"
         sleep 2
     done
 
@@ -272,14 +307,24 @@ run_fleet() {
         --changes "$CHANGES" --out "$res/propagation.json" 2>"$dir/propagation.log" ||
         die "the propagation test failed; see $OUT/logs/n$n/propagation.log"
 
+    judged=$(py fleet_probe.py resume --replicas "$dir/replicas.jsonl") ||
+        die "no rollout to judge after the propagation test; see above"
+    echo "$BENCH:   judging: $judged; idle for ${SETTLE}s, then ${WINDOW}s measured idle" \
+        "and ${WINDOW}s under $judge_rate requests/s"
+    sleep "$SETTLE"
+    py fleet_probe.py measure --replicas "$dir/replicas.jsonl" --etcd "$ETCD_URL" --etcd-pid "$ETCD_PID" \
+        --seconds "$WINDOW" --out "$res/judging-idle.json" --judging ||
+        die "the judging measurement failed (no rollout being judged?); see above"
+    under_load "$judge_rate" "judging-load-$judge_rate" --judging
+
     t0=$SECONDS
     stop_pids "${replica_pids[@]}"
     stopped=$((SECONDS - t0))
     stop_pids "$ETCD_PID"
     rm -rf "$SCRATCH/n$n" "$SCRATCH/n$n-etcd"
     py fleet_probe.py logs --replicas "$dir/replicas.jsonl" --dir "$dir" --out "$res/logs.json"
-    printf '{"replicas": %d, "start_s": %d, "settle": %s, "stop_s": %d, "load_rates": [%s]}\n' \
-        "$n" "$started" "$settled" "$stopped" "$(echo "$rates" | tr ' ' ',')" >"$res/fleet.json"
+    printf '{"replicas": %d, "start_s": %d, "settle": %s, "stop_s": %d, "load_rates": [%s], "judging_rate": %d, "judged": %s}\n' \
+        "$n" "$started" "$settled" "$stopped" "$(echo "$rates" | tr ' ' ',')" "$judge_rate" "$judged" >"$res/fleet.json"
     echo "$BENCH:   stopped (${stopped}s)"
 }
 

@@ -3,8 +3,9 @@
 
     fleet_probe.py ready     --replicas F [--first I] [--last J] [--timeout S]
     fleet_probe.py settle    --replicas F --n N [--timeout S]
-    fleet_probe.py measure   --replicas F --etcd URL --etcd-pid P --seconds W --out F
+    fleet_probe.py measure   --replicas F --etcd URL --etcd-pid P --seconds W --out F [--judging]
     fleet_probe.py propagate --replicas F --canary URL --changes C --out F [--seed S]
+    fleet_probe.py resume    --replicas F
     fleet_probe.py logs      --replicas F --dir D --out F
 
 F lists the replicas, one JSON object a line: {"id", "pid", "admin", "proxy"}
@@ -26,6 +27,11 @@ Writes JSON: CPU in ms/s (each replica, fleet sum, leader, etcd), memory in
 MB, the replicas' internal requests/s by path
 (canary_cluster_internal_requests_total) and etcd's gRPC calls/s by method
 (grpc_server_started_total; etcd's JSON gateway goes through its gRPC server).
+With --judging, a rollout must be active (the leader gathers the fleet's
+totals at every look only then): just before the window's first scrape and
+just after its last, GET /api/rollout on the leader and on one follower must
+show a `state` of progressing, holding or paused, or it fails, saying what
+they showed; the answers are in the JSON ("rollout").
 
 propagate: deploys a rollout (canary URL, share 20, a manual plan with an
 hour's bake, so nothing moves on its own) through a random replica and waits
@@ -40,6 +46,14 @@ from its sending; and, as a lower bound, when the last poll that did not
 show it on the replica that took it last was sent. The next change is sent
 once the previous one is everywhere. Writes JSON: p50/p99/max of each, and
 every change.
+
+resume: the rollout set going again for bench/fleet.sh's judging phase:
+propagate's share changes (PUT /api/routing/share) leave it paused, and a
+paused rollout is judged only for an immediate rollback. If GET /api/rollout on the leader
+shows it paused, POST /api/rollout/resume (back to its step's share, the bake
+where it stopped); then waits (10 s at most) until the leader and a follower
+show it progressing. Prints {"was", "state", "rollout_id", "step", "share"};
+fails, saying what it saw, if there is no active rollout to resume.
 
 logs: counts the WARN and ERROR lines in D/ID/stderr.log of every replica
 (apart: those logged once it was stopping), and the most frequent messages (timestamps and field values left out), with
@@ -249,6 +263,34 @@ async def leader_of(reps, pools):
     return None
 
 
+# A rollout in these states is active: the leader's controller judges it, and
+# gathers the fleet's totals at every look (canary_core's State::is_active).
+ACTIVE = ("progressing", "holding", "paused")
+
+
+async def rollout_states(reps, pools, leader, when):
+    """GET /api/rollout on the leader and on one follower: {id: {state,
+    rollout_id, step, share}}; fails unless both show an active rollout."""
+    if not leader:
+        die(f"{when}: no replica names a leader")
+    ids = [leader] + [r["id"] for r in reps if r["id"] != leader][:1]
+    out = {}
+    for rid in ids:
+        try:
+            st = await get_json(pools[rid], "/api/rollout", timeout=10)
+        except (HttpError, ValueError) as e:
+            die(f"{when}: GET /api/rollout on {rid}: {e}")
+        ro = st.get("rollout") or {}
+        out[rid] = {"state": st.get("state"), "rollout_id": ro.get("id"), "step": ro.get("step"),
+                    "share": st.get("share")}
+        if st.get("state") not in ACTIVE:
+            role = "the leader" if rid == leader else "a follower"
+            die(f"{when}: no rollout is being judged: GET /api/rollout on {rid} ({role}) shows state "
+                f"{st.get('state')!r} (want one of {', '.join(ACTIVE)}); rollout {ro or None}; "
+                f"error {st.get('error')!r}")
+    return out
+
+
 def rates(before, after, seconds):
     keys = set(before) | set(after)
     return {k: round((after.get(k, 0) - before.get(k, 0)) / seconds, 2) for k in sorted(keys)}
@@ -259,6 +301,9 @@ async def measure(args):
     pools = {r["id"]: Pool(r["admin"]) for r in reps}
     etcd_port = int(args.etcd.rsplit(":", 1)[1].strip("/"))
     leader = await leader_of(reps, pools)
+    rollout = {}
+    if args.judging:
+        rollout["before"] = await rollout_states(reps, pools, leader, "before the window")
     s0 = await scrape(reps, pools, etcd_port)
     # Idle connections stay open: closing them now would be work in the window.
     pids = [r["pid"] for r in reps] + [args.etcd_pid]
@@ -270,6 +315,8 @@ async def measure(args):
     mem = [memory(r["pid"]) for r in reps]
     s1 = await scrape(reps, pools, etcd_port)
     leader_after = await leader_of(reps, pools)
+    if args.judging:
+        rollout["after"] = await rollout_states(reps, pools, leader_after, "after the window")
     for p in pools.values():
         p.close()
 
@@ -316,6 +363,8 @@ async def measure(args):
         "scrape_interval_s": round(scraped, 3),
         "metrics_missing": s0["missing"] + s1["missing"],
     }
+    if args.judging:
+        out["rollout"] = rollout
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
         f.write("\n")
@@ -449,6 +498,37 @@ async def propagate(args):
         f.write("\n")
 
 
+# --- resume ----------------------------------------------------------------------
+
+
+async def resume(args):
+    reps = load_replicas(args.replicas)
+    pools = {r["id"]: Pool(r["admin"]) for r in reps}
+    leader = await leader_of(reps, pools)
+    if not leader:
+        die("no replica names a leader")
+    st = await get_json(pools[leader], "/api/rollout", timeout=10)
+    was = st.get("state")
+    if was not in ACTIVE:
+        die(f"no rollout to judge: GET /api/rollout on the leader {leader} shows state {was!r}; "
+            f"rollout {st.get('rollout')}; error {st.get('error')!r}")
+    if was == "paused":
+        status, body, _ = await pools[leader].request("POST", "/api/rollout/resume", timeout=30)
+        if status != 200:
+            die(f"POST /api/rollout/resume on {leader}: status {status}: {body[:300]!r}")
+    end = time.monotonic() + 10
+    while True:
+        states = await rollout_states(reps, pools, leader, "after resuming")
+        if all(v["state"] == "progressing" for v in states.values()):
+            break
+        if time.monotonic() > end:
+            die(f"the rollout is not progressing 10 s after resuming: {states}")
+        await asyncio.sleep(0.2)
+    for p in pools.values():
+        p.close()
+    print(json.dumps({"was": was, **states[leader]}))
+
+
 # --- logs ------------------------------------------------------------------------
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -512,6 +592,7 @@ if __name__ == "__main__":
     p.add_argument("--etcd-pid", type=int, required=True)
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--judging", action="store_true", help="a rollout must be active before and after the window")
     p = sub.add_parser("propagate")
     p.add_argument("--replicas", required=True)
     p.add_argument("--canary", required=True)
@@ -521,6 +602,8 @@ if __name__ == "__main__":
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "big"))
     p.add_argument("--out", required=True)
+    p = sub.add_parser("resume")
+    p.add_argument("--replicas", required=True)
     p = sub.add_parser("logs")
     p.add_argument("--replicas", required=True)
     p.add_argument("--dir", required=True)
@@ -529,4 +612,5 @@ if __name__ == "__main__":
     if a.cmd == "logs":
         logs(a)
         sys.exit(0)
-    asyncio.run({"ready": ready, "settle": settle, "measure": measure, "propagate": propagate}[a.cmd](a))
+    asyncio.run({"ready": ready, "settle": settle, "measure": measure, "propagate": propagate,
+                 "resume": resume}[a.cmd](a))

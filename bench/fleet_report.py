@@ -4,9 +4,11 @@
     fleet_report.py OUT N...
 
 Reads OUT/machine.json and, for each N, OUT/nN/{fleet,idle,load-R,
-load-R-client,propagation,logs}.json; writes OUT/summary.txt (each fleet in
-detail beside the issue's aims, then a markdown table, one row per N) and
-OUT/summary.json (the same figures, without each change's record).
+load-R-client,propagation,judging-idle,judging-load-R,judging-load-R-client,
+logs}.json; writes OUT/summary.txt (each fleet in detail beside the issue's
+aims, then two markdown tables, one row per N: the fleet idle, under load and
+propagating; the leader while a rollout is judged) and OUT/summary.json (the
+same figures, without each change's record).
 """
 
 import json
@@ -20,6 +22,8 @@ AIMS = {
     "pss_mb": 15,
     "propagation_p99_ms": 250,
     "leader_extra_cpu_ms_per_s_at_1000": 50,
+    # The same aim, while a rollout is judged (the leader gathers every look).
+    "leader_extra_cpu_ms_per_s_at_1000_judging": 50,
 }
 AIM_REPLICAS = 100
 AIM_RATE = 1000
@@ -40,6 +44,10 @@ def f1(x):
 def top(d, n=4):
     items = sorted(((k, v) for k, v in d.items() if v), key=lambda kv: -kv[1])[:n]
     return ", ".join(f"{k} {v:.1f}" for k, v in items) or "none"
+
+
+def signed(x):
+    return ("+" if x is not None and x >= 0 else "") + f1(x)
 
 
 def verdict(value, limit, strict=False):
@@ -117,12 +125,94 @@ def detail(n, d, lines):
         lines.append(f"  {'the deploy':<20} answered in {f1(dp['answer_ms'])} ms, everywhere {f1(dp['from_sent_ms'])} ms after sent")
         last = ", ".join(f"{k} {v}x" for k, v in prop["most_often_last"])
         lines.append(f"  {'last to show it':<20} {last}")
+    j = d.get("judging")
+    if j:
+        ji = j["idle"]
+        ro = (ji.get("rollout") or {}).get("before") or {}
+        lr = ro.get(ji.get("leader")) or {}
+        was = j.get("state_before_resume")
+        lines.append(
+            f"judging: rollout {lr.get('rollout_id')} {lr.get('state')} at step {lr.get('step')} "
+            f"(share {lr.get('share')}) on the leader and a follower, before and after each window"
+            + (f" (resumed: {was} after the share changes)" if was == "paused" else "")
+        )
+        block("  judging idle", ji, False)
+        lines.append(f"  {'gathering':<20} {f1(j['internal_per_s'])} internal requests/s; "
+                     f"expected about 4·(N-1) = {j['internal_expected_per_s']}{j['internal_note']}")
+        jl = j["load"]
+        if jl:
+            cl = jl["client"] or {}
+            lines.append(
+                f"judging under load {j['rate']} requests/s: {cl.get('sent')} sent at {cl.get('achieved_rate')}/s, "
+                f"{cl.get('failed')} failed, {cl.get('late')} sent late; latency p50 "
+                f"{cl.get('latency_ms', {}).get('p50')} ms, p99 {cl.get('latency_ms', {}).get('p99')} ms"
+            )
+            if cl.get("failed"):
+                lines.append(f"  failures: {cl.get('failed_by_cause')}")
+            block("  judging under load", jl["server"], False)
+        lc = j["leader_cpu_ms_per_s"]
+        lines.append(f"  {'leader CPU':<20} idle, no rollout {f1(lc['idle_no_rollout'])}; judging idle "
+                     f"{f1(lc['judging_idle'])}; judging at {j['rate']}/s {f1(lc['judging_load'])} ms/s")
+        lines.append(f"  {'gathering cost':<20} {signed(j['gathering_cost_ms_per_s'])} ms/s "
+                     "(leader judging idle minus leader idle)")
+        aim = ""
+        if j["rate"] == AIM_RATE:
+            aim = (f"aim at {AIM_RATE}/s over {AIM_REPLICAS} replicas: "
+                   f"<= {AIMS['leader_extra_cpu_ms_per_s_at_1000_judging']} ms/s")
+        text = f"{signed(j['leader_extra_ms_per_s'])} ms/s at {j['rate']}/s while judging, over idle"
+        lines.append(f"  {'leader extra CPU':<20} {text:<48} {aim}".rstrip())
+        if j.get("leader_note"):
+            lines.append(f"  ({j['leader_note']})")
     if logs:
         lines.append(f"logs: {logs['warn']} WARN and {logs['error']} ERROR lines over all replicas, "
                      f"and {logs.get('while_stopping', 0)} while they stopped")
         for t in logs["top"][:5]:
             lines.append(f"  {t['count']}x on {t['replicas']} replicas: {t['message'][:150]}")
     lines.append("")
+
+
+def judging(base, n, fleet, idle):
+    """The judging phase's figures beside the leader's idle with no rollout,
+    or None when it was not measured."""
+    ji = load(os.path.join(base, "judging-idle.json"))
+    if not ji:
+        return None
+    rate = fleet.get("judging_rate")
+    server = load(os.path.join(base, f"judging-load-{rate}.json")) if rate else None
+    jl = server and {"server": server, "client": load(os.path.join(base, f"judging-load-{rate}-client.json"))}
+    # A difference of the leader's CPU means something only if one replica led
+    # throughout: from the idle window to the end of the judging one.
+    leaders = {idle.get("leader"), idle.get("leader_after"), ji.get("leader"), ji.get("leader_after")}
+    if server:
+        leaders |= {server.get("leader"), server.get("leader_after")}
+    same = len(leaders) == 1 and None not in leaders
+    li = idle["cpu_ms_per_s"]["leader"]
+    lji = ji["cpu_ms_per_s"]["leader"]
+    ljl = server["cpu_ms_per_s"]["leader"] if server else None
+
+    def diff(a, b):
+        return None if a is None or b is None or not same else round(a - b, 2)
+
+    internal = ji["internal_requests_per_s"]["total"]
+    expected = 4 * (n - 1)
+    note = ""
+    if internal is not None and expected and internal < 0.5 * expected:
+        note = " (LOW: is the leader gathering at every look?)"
+    return {
+        "rate": rate,
+        "state_before_resume": (fleet.get("judged") or {}).get("was"),
+        "idle": ji,
+        "load": jl,
+        "leader_cpu_ms_per_s": {"idle_no_rollout": li, "judging_idle": lji, "judging_load": ljl},
+        "gathering_cost_ms_per_s": diff(lji, li),
+        "leader_extra_ms_per_s": diff(ljl, li),
+        "leader_note": "" if same else f"the leader changed between the windows ({sorted(map(str, leaders))}): "
+                                       "no difference of its CPU is given",
+        "internal_per_s": internal,
+        "internal_load_per_s": server["internal_requests_per_s"]["total"] if server else None,
+        "internal_expected_per_s": expected,
+        "internal_note": note,
+    }
 
 
 def main():
@@ -146,6 +236,7 @@ def main():
                            "leader_extra_ms_per_s": extra}
         prop = load(os.path.join(base, "propagation.json"))
         fleets[n] = {"fleet": fleet, "idle": idle, "loads": loads, "propagation": prop,
+                     "judging": judging(base, n, fleet, idle),
                      "logs": load(os.path.join(base, "logs.json"))}
 
     lines = [
@@ -190,6 +281,31 @@ def main():
     lines.append("CPU, memory and request rates idle; propagation from the PUT sent; leader extra CPU: "
                  "under load minus idle.")
 
+    judged = {n: d["judging"] for n, d in fleets.items() if d.get("judging")}
+    if judged:
+        lines.append("")
+        lines.append("| replicas | leader idle, no rollout | leader judging idle | leader judging under load "
+                     "| gathering cost | leader extra while judging | fleet CPU judging idle / under load "
+                     "| etcd judging idle / under load | internal req/s judging (4·(N-1)) |")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for n, j in judged.items():
+            lc, ci = j["leader_cpu_ms_per_s"], j["idle"]["cpu_ms_per_s"]
+            cl = j["load"]["server"]["cpu_ms_per_s"] if j["load"] else {}
+            lines.append(
+                f"| {n} | {f1(lc['idle_no_rollout'])} | {f1(lc['judging_idle'])} "
+                f"| {f1(lc['judging_load'])} at {j['rate']}/s | {signed(j['gathering_cost_ms_per_s'])} "
+                f"| {signed(j['leader_extra_ms_per_s'])} at {j['rate']}/s "
+                f"| {f1(ci['fleet'])} / {f1(cl.get('fleet'))} | {f1(ci['etcd'])} / {f1(cl.get('etcd'))} "
+                f"| {f1(j['internal_per_s'])} ({j['internal_expected_per_s']}){' LOW' if j['internal_note'] else ''} |"
+            )
+        lines.append(f"| aim ({AIM_REPLICAS}) | | | | "
+                     f"| <= {AIMS['leader_extra_cpu_ms_per_s_at_1000_judging']} at {AIM_RATE}/s | | | |")
+        lines.append("")
+        lines.append("Leader CPU in ms/s while the rollout deployed for the propagation test is judged (the leader "
+                     "gathers every peer's totals at every look, 250 ms): with nothing sent (judging idle) and under "
+                     "the highest load rate; gathering cost: leader judging idle minus leader idle with no rollout; "
+                     "leader extra while judging: leader judging under load minus leader idle with no rollout.")
+
     checks = {}
     for n, d in fleets.items():
         p = d["propagation"]
@@ -199,18 +315,28 @@ def main():
         d = fleets[AIM_REPLICAS]
         c, mem = d["idle"]["cpu_ms_per_s"], d["idle"]["memory_mb"]
         ld = d["loads"].get(AIM_RATE)
+        j = d.get("judging")
         checks[str(AIM_REPLICAS)].update({
             "fleet_cpu_ms_per_s": verdict(c["fleet"], AIMS["fleet_cpu_ms_per_s"]),
             "etcd_cpu_ms_per_s": verdict(c["etcd"], AIMS["etcd_cpu_ms_per_s"]),
             "pss_mb": verdict(mem["pss_max"], AIMS["pss_mb"]),
             "leader_extra_cpu_ms_per_s_at_1000": verdict(ld and ld["leader_extra_ms_per_s"],
                                                          AIMS["leader_extra_cpu_ms_per_s_at_1000"]),
+            "leader_extra_cpu_ms_per_s_at_1000_judging": verdict(
+                j["leader_extra_ms_per_s"] if j and j["rate"] == AIM_RATE else None,
+                AIMS["leader_extra_cpu_ms_per_s_at_1000_judging"]),
         })
     lines.append("")
     lines.append("aims: " + "; ".join(
         f"{n} replicas: " + ", ".join(f"{k} {v}" for k, v in ch.items()) for n, ch in checks.items()))
     if AIM_REPLICAS not in fleets:
         lines.append(f"(the CPU, etcd, PSS and leader aims are for {AIM_REPLICAS} replicas, not run here)")
+    if judged:
+        lines.append("leader while judging, beside the leader aim (<= "
+                     f"{AIMS['leader_extra_cpu_ms_per_s_at_1000_judging']} ms/s extra at {AIM_RATE}/s over "
+                     f"{AIM_REPLICAS} replicas): " + "; ".join(
+                         f"{n} replicas {signed(j['leader_extra_ms_per_s'])} ms/s at {j['rate']}/s "
+                         f"(gathering {signed(j['gathering_cost_ms_per_s'])})" for n, j in judged.items()))
 
     with open(os.path.join(out, "summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
