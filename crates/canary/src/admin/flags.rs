@@ -21,8 +21,14 @@ pub struct FlagsQuery {
     path: Option<String>,
 }
 
-/// `GET /api/flags`
+/// `GET /api/flags`. A follower reads the flags from etcd first (within
+/// `FRESH_WITHIN`), so a flag just set through another replica shows here
+/// (read your writes); cut off from etcd, it answers with what it has.
 pub async fn get_flags(State(s): State<AdminState>, Query(q): Query<FlagsQuery>) -> Json<Value> {
+    if s.cluster.as_ref().is_some_and(|c| !c.is_leader() && c.etcd_error().is_none()) {
+        let live = Arc::clone(&s.live);
+        let _ = tokio::task::spawn_blocking(move || catch_up(&live)).await;
+    }
     let all = s.live.flags.all();
     match q.user {
         None => Json(json!({"flags": all.iter().map(describe).collect::<Vec<_>>()})),
@@ -31,6 +37,19 @@ pub async fn get_flags(State(s): State<AdminState>, Query(q): Query<FlagsQuery>)
                 all.iter().map(|f| (f.name.clone(), json!(f.on_for(&user, q.path.as_deref())))).collect();
             Json(json!({"user": user, "flags": on}))
         }
+    }
+}
+
+/// Takes the flags as etcd has them now, if it answers in time.
+fn catch_up(live: &crate::live::Live) {
+    match live.store().fresh(crate::controller::FRESH_WITHIN) {
+        Ok(Some(f)) => {
+            if let Some(flags) = &f.flags {
+                live.flags.adopt_api(flags);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "flags: the shared state was not read in time"),
     }
 }
 

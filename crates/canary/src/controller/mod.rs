@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a follower's `status` waits for the shared state before it
 /// answers with its own view (see [`Controller::catch_up`]).
-const FRESH_WITHIN: Duration = Duration::from_millis(300);
+pub const FRESH_WITHIN: Duration = Duration::from_millis(300);
 
 /// How often the controller looks.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -207,6 +207,9 @@ impl Controller {
             Ok(Some(f)) => {
                 if let Some((p, rev)) = f.routing {
                     self.live.adopt(p, rev);
+                }
+                if let Some(flags) = &f.flags {
+                    self.live.flags.adopt_api(flags);
                 }
                 self.rollout = f.rollout;
             }

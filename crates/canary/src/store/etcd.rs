@@ -461,12 +461,13 @@ impl Backend for Arc<Etcd> {
     }
 
     fn fresh(&self, within: Duration) -> Result<Option<Fresh>, StoreError> {
-        // One transaction, so the rollout and the routing are of one revision.
+        // One transaction, so the rollout, the routing and the flags are of one revision.
         let newest =
             GetOptions::new().with_prefix().with_sort(SortTarget::Key, SortOrder::Descend).with_limit(1);
         let txn = Txn::new().and_then(vec![
             TxnOp::get(self.key("rollouts/"), Some(newest)),
             TxnOp::get(self.key("routing"), None),
+            TxnOp::get(self.key("kv/flags"), None),
         ]);
         let c = self.client();
         let resp = self.run_within(within, async move { c.txn(txn).await })?;
@@ -474,7 +475,7 @@ impl Backend for Arc<Etcd> {
             canary_etcd::TxnOpResponse::Get(g) => Some(g),
             _ => None,
         });
-        let (rollouts, routing) = (gets.next(), gets.next());
+        let (rollouts, routing, flags) = (gets.next(), gets.next(), gets.next());
         let rollout = rollouts.as_ref().and_then(|g| g.kvs().first()).and_then(|kv| {
             RolloutRecord::from_stored(rollout_id(kv)?, kv.value()).and_then(RolloutRecord::into_rollout)
         });
@@ -484,7 +485,11 @@ impl Backend for Arc<Etcd> {
                 _ => None,
             }
         });
-        Ok(Some(Fresh { rollout, routing }))
+        let flags = flags
+            .as_ref()
+            .and_then(|g| g.kvs().first())
+            .and_then(|kv| serde_json::from_slice(kv.value()).ok());
+        Ok(Some(Fresh { rollout, routing, flags }))
     }
 
     fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {

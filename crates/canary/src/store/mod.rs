@@ -242,6 +242,8 @@ pub struct Fresh {
     pub rollout: Option<Rollout>,
     /// The routing and its revision, when there is one this build can read.
     pub routing: Option<(PersistedRouting, i64)>,
+    /// The API-set feature flags, when any were set and can be read.
+    pub flags: Option<serde_json::Value>,
 }
 
 /// What a store keeps, and how. Each write of state is atomic with its events.

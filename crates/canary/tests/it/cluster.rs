@@ -927,6 +927,17 @@ async fn a_command_through_one_replica_is_seen_at_once_through_another() {
     assert_eq!(status, 200, "{r}");
     let st = status_now(seen).await;
     assert_eq!((st["state"].as_str(), st["share"].as_f64()), (Some("rolled_back"), Some(0.0)), "{st}");
+    // Flags too: set through one replica, listed and answered through another.
+    for (value, enabled, percentage) in [("on", true, 100.0), ("off", false, 0.0), ("25%", true, 25.0)] {
+        let (status, r) =
+            admin_put(&c, through, "/api/flags/beta", serde_json::json!({"value": value})).await;
+        assert_eq!(status, 200, "{r}");
+        let flags = get_json(seen, "/api/flags").await;
+        let beta = flags["flags"].as_array().and_then(|a| a.iter().find(|f| f["name"] == "beta")).cloned();
+        let seen_as = beta.map(|b| (b["enabled"].as_bool(), b["percentage"].as_f64().filter(|_| enabled)));
+        let want = (Some(enabled), enabled.then_some(percentage));
+        assert_eq!(seen_as, Some(want), "{value}: {flags}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
