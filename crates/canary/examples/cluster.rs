@@ -2,13 +2,15 @@
 //! share change reaches every router, how long a takeover takes after the
 //! leader is killed, and how fast the fleet rolls back a failing canary.
 //!
-//! Starts a real etcd (`etcd` on the PATH) and three `canary serve` processes
-//! (the binary next to this example: build it first), with two upstreams in
-//! this process.
+//! Starts a real etcd (`etcd` on the PATH) and REPLICAS `canary serve`
+//! processes (the binary next to this example: build it first), with two
+//! upstreams in this process.
 //!
 //! ```text
 //! cargo build --release -p canary --bins --examples
-//! ./target/release/examples/cluster [SHARE_CHANGES] [TAKEOVERS] [ROLLBACKS]   # defaults 1000 5 5
+//! ./target/release/examples/cluster [SHARE_CHANGES] [TAKEOVERS] [ROLLBACKS] [REPLICAS]   # defaults 1000 5 5 3
+//! ./target/release/examples/cluster 0 5 0 100    # takeovers in a fleet of 100
+//! ./target/release/examples/cluster 0 0 5 30     # fleet rollbacks behind 30 replicas
 //! ```
 
 use bytes::Bytes;
@@ -235,8 +237,13 @@ async fn takeovers(
 /// replicas; the time until every replica routes it nothing.
 async fn rollbacks(c: &Http, rs: &[Replica], n: u64, canary: SocketAddr) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
-    for r in rs {
-        load(c, r.proxy, 100 / rs.len() as u64, Arc::clone(&stop));
+    // 100 requests/s in all, spread as evenly as whole rates allow.
+    let replicas = rs.len() as u64;
+    for (i, r) in rs.iter().enumerate() {
+        let rps = 100 / replicas + u64::from((i as u64) < 100 % replicas);
+        if rps > 0 {
+            load(c, r.proxy, rps, Arc::clone(&stop));
+        }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut times = Vec::new();
@@ -262,6 +269,23 @@ async fn rollbacks(c: &Http, rs: &[Replica], n: u64, canary: SocketAddr) -> Resu
     Ok(())
 }
 
+/// Waits until the first replica sees every replica registered and a leader.
+async fn settle(c: &Http, rs: &[Replica]) -> Result<()> {
+    let t0 = Instant::now();
+    loop {
+        let st = get(c, rs[0].admin, "/api/rollout").await;
+        let known = st["cluster"]["replicas"].as_array().map_or(0, Vec::len);
+        if known == rs.len() && st["cluster"]["leader"].is_string() {
+            println!("{} replicas registered and a leader after {} ms", rs.len(), t0.elapsed().as_millis());
+            return Ok(());
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            return Err(format!("{known} of {} replicas registered after 120 s", rs.len()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -272,11 +296,11 @@ async fn main() -> Result<()> {
     let stable = upstream(Arc::new(AtomicU64::new(0))).await?;
     let canary = upstream(Arc::new(AtomicU64::new(8))).await?;
     let mut rs = Vec::new();
-    for id in ["r1", "r2", "r3"] {
-        rs.push(replica(&dir, &etcd.1, stable, id)?);
+    for i in 1..=arg(3, 3) {
+        rs.push(replica(&dir, &etcd.1, stable, &format!("r{i}"))?);
     }
     let c: Http = Client::builder(TokioExecutor::new()).build_http();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(&c, &rs).await?;
     // A canary to route to; the share changes below are an operator's.
     let body = serde_json::json!({"share": 1.0, "canary": format!("http://{stable}"), "manual": true});
     call(&c, "POST", format!("http://{}/api/rollout/deploy", rs[0].admin), Some(body)).await?;

@@ -117,7 +117,11 @@ fn print_cluster(c: &Value) {
             .as_u64()
             .map_or("not yet heard from".to_string(), |ms| format!("seen {ms} ms ago"));
         let mark = if Some(id) == leader { " leader," } else { "" };
-        crate::say!("  replica {id} ({}){mark} {seen}", r["admin"].as_str().unwrap_or("?"));
+        let stuck = c["unanswered"].as_array().into_iter().flatten().find(|u| u["id"] == id);
+        let stuck = stuck.and_then(|u| u["since_ms"].as_u64()).map_or(String::new(), |ms| {
+            format!("; no totals from it for {ms} ms: its traffic is not judged until they come")
+        });
+        crate::say!("  replica {id} ({}){mark} {seen}{stuck}", r["admin"].as_str().unwrap_or("?"));
     }
 }
 

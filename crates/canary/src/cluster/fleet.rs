@@ -33,34 +33,70 @@ pub const AT_ONCE: usize = 16;
 /// The longest a fetch may take before it counts as missed.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The peers' latest totals, by node id.
+/// The peers' latest totals, by node id, and since when each peer whose
+/// last fetch failed has been failing.
 #[derive(Debug, Default)]
-pub struct Peers(Mutex<BTreeMap<String, WireSnapshot>>);
+pub struct Peers(Mutex<Readings>);
+
+#[derive(Debug, Default)]
+struct Readings {
+    latest: BTreeMap<String, WireSnapshot>,
+    failing: BTreeMap<String, Instant>,
+}
+
+/// A registered peer whose totals have not come lately: the judge counts
+/// none of its traffic since (it will, once they come).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Unanswered {
+    /// Its node id.
+    pub id: String,
+    /// Milliseconds since its fetches began to fail.
+    pub since_ms: u64,
+}
 
 impl Peers {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, WireSnapshot>> {
+    fn lock(&self) -> MutexGuard<'_, Readings> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Keeps a fresh reading.
     pub fn put(&self, s: WireSnapshot) {
-        self.lock().insert(s.node.clone(), s);
+        let mut g = self.lock();
+        g.failing.remove(&s.node);
+        g.latest.insert(s.node.clone(), s);
+    }
+
+    /// A fetch from `id` failed.
+    pub fn missed(&self, id: &str) {
+        self.lock().failing.entry(id.to_string()).or_insert_with(Instant::now);
     }
 
     /// Forgets every reading: a follower keeps none, so a replica that comes
     /// to lead starts from fresh readings, not ones from its previous term.
     pub fn clear(&self) {
-        self.lock().clear();
+        *self.lock() = Readings::default();
     }
 
     /// Forgets the replicas no longer registered.
     pub fn retain(&self, alive: &[String]) {
-        self.lock().retain(|id, _| alive.contains(id));
+        let mut g = self.lock();
+        g.latest.retain(|id, _| alive.contains(id));
+        g.failing.retain(|id, _| alive.contains(id));
+    }
+
+    /// The peers whose fetches have failed for longer than `late`.
+    pub fn unanswered(&self, late: Duration) -> Vec<Unanswered> {
+        let g = self.lock();
+        g.failing
+            .iter()
+            .filter(|(_, since)| since.elapsed() > late)
+            .map(|(id, since)| Unanswered { id: id.clone(), since_ms: since.elapsed().as_millis() as u64 })
+            .collect()
     }
 
     /// The latest readings.
     pub fn all(&self) -> Vec<WireSnapshot> {
-        self.lock().values().cloned().collect()
+        self.lock().latest.values().cloned().collect()
     }
 }
 
@@ -90,9 +126,12 @@ pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
             let (client, token, cluster) = (client.clone(), token.clone(), Arc::clone(&cluster));
             async move {
                 let url = cluster.link.url(&admin, TOTALS_PATH);
-                if let Some(s) = fetch(&client, url, token.as_deref()).await {
-                    cluster.heard_from(&id);
-                    cluster.fleet.put(s);
+                match fetch(&client, url, token.as_deref()).await {
+                    Some(s) => {
+                        cluster.heard_from(&id);
+                        cluster.fleet.put(s);
+                    }
+                    None => cluster.fleet.missed(&id),
                 }
             }
         });

@@ -9,6 +9,59 @@ use super::{Cluster, Leader};
 use canary_etcd::KeyValue;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
+use std::time::Instant;
+
+/// What the watches tell the cluster's view.
+impl Cluster {
+    /// The leader key as the watch sees it. While this replica leads, its
+    /// election alone says who leads: it reads the key itself every look.
+    /// A key seen gone wakes [`Cluster::vacancy`].
+    pub fn watched_leader(&self, leader: Option<Leader>) {
+        let mut v = self.lock();
+        if v.term.is_some() {
+            return;
+        }
+        let gone = leader.is_none();
+        v.leader = leader;
+        drop(v);
+        if gone {
+            self.vacant.notify_one();
+        }
+    }
+
+    /// Returns once the watch saw the leader key gone (at once if it did
+    /// since the last call).
+    pub async fn vacancy(&self) {
+        self.vacant.notified().await;
+    }
+
+    /// The registered replicas as listed in etcd: each is alive, since its
+    /// registration lives only as long as the lease it renews.
+    pub fn saw_replicas(&self, list: Vec<(String, String)>) {
+        let now = Instant::now();
+        let mut v = self.lock();
+        v.replicas = list.into_iter().map(|(id, admin)| (id, (admin, Some(now)))).collect();
+    }
+
+    /// A replica registered (or registered again).
+    pub fn registered(&self, id: String, admin: String) {
+        self.lock().replicas.insert(id, (admin, Some(Instant::now())));
+    }
+
+    /// A replica's registration is gone: it resigned, or its lease ended.
+    pub fn unregistered(&self, id: &str) {
+        self.lock().replicas.remove(id);
+    }
+
+    /// The watch on the registrations still works: every replica it lists
+    /// is still registered, so still alive.
+    pub fn registrations_hold(&self) {
+        let now = Instant::now();
+        for r in self.lock().replicas.values_mut() {
+            r.1 = Some(now);
+        }
+    }
+}
 
 /// The leader key's news, into the cluster's view.
 pub struct LeaderKey(Arc<Cluster>);

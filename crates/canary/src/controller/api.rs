@@ -59,7 +59,9 @@ pub struct Status {
     #[serde(default)]
     pub thresholds: Option<Thresholds>,
     /// With `--etcd`: `{"leader", "replicas": [{"id", "admin", "last_seen_ms"}], "node",
-    /// "is_leader", "etcd_error"}`; `null` for a single process.
+    /// "is_leader", "etcd_error", "unanswered": [{"id", "since_ms"}]}` (on the
+    /// leader, the replicas whose totals have not come for over a second);
+    /// `null` for a single process.
     #[serde(default)]
     pub cluster: Option<serde_json::Value>,
 }

@@ -857,6 +857,7 @@ async fn only_the_leader_gathers_the_fleets_totals_followers_ask_nobody() {
     let refs: Vec<&Process> = ps.iter().collect();
     let admin_of = |id: &str| ps[["a", "b", "c"].iter().position(|i| *i == id).unwrap()].admin;
     // A rollout being judged: the leader gathers at every look.
+    wait_for_leader(&refs).await;
     let (code, out, err) = run(&deploy_args(ps[0].admin, &canary.url(), &["10", "--bake", "10m"]));
     assert_eq!(code, 0, "{out}{err}");
     // A window during which the leader stayed the same (a change of hands

@@ -2,7 +2,7 @@
 //! `/metrics`), so that a replica that polls, lists or campaigns where it
 //! should watch shows up as calls that grow with the number of replicas.
 
-use crate::cluster::{Etcd, FAST, get_json, replica, totals_served, wait_for_leader};
+use crate::cluster::{Etcd, FAST, deploy_args, get_json, replica, run, totals_served, wait_for_leader};
 use crate::support::*;
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
@@ -78,4 +78,35 @@ async fn an_idle_fleet_costs_etcd_renewals_and_the_leaders_reads_only() {
         return;
     }
     panic!("the leader kept changing on an idle fleet");
+}
+
+/// The leader's `unanswered` list for `id`, as its status says.
+async fn unanswered(leader: std::net::SocketAddr, id: &str) -> Option<u64> {
+    let st = get_json(leader, "/api/rollout").await;
+    let list = st["cluster"]["unanswered"].as_array().cloned().unwrap_or_default();
+    list.iter().find(|u| u["id"] == id).and_then(|u| u["since_ms"].as_u64())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_up_but_stuck_is_named_as_unjudged_until_it_answers_again() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let etcd = Etcd::start(dir.path(), 1);
+    let ids = ["a", "b", "c"];
+    let ps: Vec<Process> = ids.iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, FAST)).collect();
+    let leader = wait_for_leader(&ps.iter().collect::<Vec<_>>()).await;
+    let lead = ps[ids.iter().position(|i| *i == leader).unwrap()].admin;
+    // Judging: the leader gathers every 250 ms.
+    let (code, out, err) = run(&deploy_args(lead, &canary.url(), &["10", "--bake", "10m"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let at = ids.iter().position(|i| *i != leader).unwrap();
+    let stuck = ids[at];
+    // Stopped, it keeps its registration (9 s) but answers nothing.
+    ps[at].signal("STOP");
+    let named = eventually(10, || async { unanswered(lead, stuck).await.is_some_and(|ms| ms >= 1000) }).await;
+    let said = run(&["status".to_string(), "--admin".to_string(), format!("http://{lead}")]);
+    ps[at].signal("CONT");
+    assert!(named, "the leader never named {stuck}: {}", get_json(lead, "/api/rollout").await);
+    assert!(said.1.contains("its traffic is not judged"), "{}{}", said.1, said.2);
+    let back = eventually(10, || async { unanswered(lead, stuck).await.is_none() }).await;
+    assert!(back, "{stuck} still named after it answers: {}", get_json(lead, "/api/rollout").await);
 }

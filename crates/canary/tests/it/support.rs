@@ -474,6 +474,13 @@ impl Process {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
+    /// Sends `signal` (`STOP`, `CONT`...) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap().success();
+        assert!(ok, "kill -{signal} {pid} failed");
+    }
+
     /// SIGKILL, no chance to clean up.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
