@@ -377,7 +377,15 @@ impl Joined {
         let h = self.etcd.handle();
         h.spawn(registration::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster)));
         h.spawn(election::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster), Arc::clone(live)));
-        h.spawn(watch::run(Arc::clone(&self.etcd), Arc::clone(live), Arc::clone(&self.cluster)));
+        let (e, c) = (&self.etcd, &self.cluster);
+        let prefix = e.key("replicas/");
+        let watches: Vec<watch::Watch> = vec![
+            (e.key("routing"), false, Box::new(watch::Routing(Arc::clone(live)))),
+            (e.key("kv/flags"), false, Box::new(watch::Flags(Arc::clone(live)))),
+            (e.key("leader"), false, Box::new(members::LeaderKey::new(Arc::clone(c)))),
+            (prefix.clone(), true, Box::new(members::Registrations::new(Arc::clone(c), prefix))),
+        ];
+        h.spawn(watch::run(Arc::clone(e), watches));
     }
 
     /// Hands the leadership and the registration back (a graceful stop), so

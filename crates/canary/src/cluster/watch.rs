@@ -3,9 +3,9 @@
 //! the watch is missed. A broken watch starts over after a pause; meanwhile
 //! what it feeds keeps what it had (the router its last table: fail static).
 //!
-//! Watched: the routing state and the API-set flags (into [`Live`]), and
-//! the leader key and the registrations (into the [`super::Cluster`], see
-//! [`super::members`]). Watching costs etcd nothing while nothing changes,
+//! Watched (see `Joined::start`): the routing state and the API-set flags
+//! (into [`Live`]), and the leader key and the registrations (into the
+//! [`super::Cluster`], see [`super::members`]). Watching costs etcd nothing while nothing changes,
 //! where polling would cost every replica a read a look: N replicas
 //! listing N registrations is N² reads.
 //!
@@ -18,8 +18,6 @@
 //! moved past what the stream delivered. Idle, that is one read per watch
 //! per [`CHECK_EVERY`]: 100 replicas' four watches, 3 reads a second.
 
-use super::Cluster;
-use super::members::{LeaderKey, Registrations};
 use crate::live::Live;
 use crate::store::Loaded;
 use crate::store::etcd::Etcd;
@@ -57,25 +55,22 @@ pub trait Sink: Send + Sync + 'static {
     fn seen(&self, news: Seen) -> BoxFuture<'_, ()>;
 }
 
-/// Watches the routing key, the flags key, the leader key and the
-/// registrations forever.
-pub async fn run(etcd: Arc<Etcd>, live: Arc<Live>, cluster: Arc<Cluster>) {
-    let prefix = etcd.key("replicas/");
-    let watches: [(String, bool, Box<dyn Sink>); 4] = [
-        (etcd.key("routing"), false, Box::new(Routing(Arc::clone(&live)))),
-        (etcd.key("kv/flags"), false, Box::new(Flags(live))),
-        (etcd.key("leader"), false, Box::new(LeaderKey::new(Arc::clone(&cluster)))),
-        (prefix.clone(), true, Box::new(Registrations::new(cluster, prefix))),
-    ];
-    let tasks = watches.map(|(key, prefix, sink)| tokio::spawn(keep(Arc::clone(&etcd), key, prefix, sink)));
+/// One watch: its key, whether the key is a prefix, and where its news go.
+pub type Watch = (String, bool, Box<dyn Sink>);
+
+/// Keeps every watch going, forever.
+pub async fn run(etcd: Arc<Etcd>, watches: Vec<Watch>) {
+    let tasks = watches
+        .into_iter()
+        .map(|(key, prefix, sink)| tokio::spawn(keep(Arc::clone(&etcd), key, prefix, sink)));
     futures_util::future::join_all(tasks).await;
 }
 
 /// The routing state, into the router.
-struct Routing(Arc<Live>);
+pub struct Routing(pub Arc<Live>);
 
 /// The API-set feature flags.
-struct Flags(Arc<Live>);
+pub struct Flags(pub Arc<Live>);
 
 impl Sink for Routing {
     fn seen(&self, news: Seen) -> BoxFuture<'_, ()> {
