@@ -167,7 +167,7 @@ impl Live {
         *meta = new_meta;
         self.fault.store(None);
         self.routes.publish(Arc::new(table), Some(ups));
-        tracing::info!(revision = rev, "routing state from the cluster applied");
+        tracing::debug!(revision = rev, "routing state from the cluster applied");
     }
 
     /// Sends no traffic to the canary without recording it: only for a rollback

@@ -690,7 +690,14 @@ pub fn spawn(c: Arc<Mutex<Controller>>, stop: CancellationToken) -> std::io::Res
             std::thread::sleep(TICK);
             let mut g = lock(&c);
             if let Err(e) = g.tick(clock::now_ms()) {
-                tracing::error!(error = %e, "rollout tick failed; nothing was changed, retrying");
+                // A leader that stops leading mid-look (a graceful stop, or
+                // another replica took the key) cannot save: expected, and
+                // the next leader goes on from the stored rollout.
+                if g.cluster.as_ref().is_some_and(|c| !c.is_leader()) {
+                    tracing::info!(error = %e, "this replica stopped leading during a look; nothing was saved here");
+                } else {
+                    tracing::error!(error = %e, "rollout tick failed; nothing was changed, retrying");
+                }
             }
             g.publish();
         }

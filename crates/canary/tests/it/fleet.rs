@@ -104,7 +104,10 @@ async fn a_replica_up_but_stuck_is_named_as_unjudged_until_it_answers_again() {
     ps[at].signal("STOP");
     let named = eventually(10, || async { unanswered(lead, stuck).await.is_some_and(|ms| ms >= 1000) }).await;
     let said = run(&["status".to_string(), "--admin".to_string(), format!("http://{lead}")]);
+    let (_, _, metrics) = get(&client(), lead, "/metrics", &[]).await;
     ps[at].signal("CONT");
+    let line = format!("canary_cluster_replica_unanswered_seconds{{replica=\"{stuck}\"}} ");
+    assert!(metrics.contains(&line), "no {line}in the leader's /metrics: {metrics}");
     assert!(named, "the leader never named {stuck}: {}", get_json(lead, "/api/rollout").await);
     assert!(said.1.contains("its traffic is not judged"), "{}{}", said.1, said.2);
     let back = eventually(10, || async { unanswered(lead, stuck).await.is_none() }).await;
