@@ -45,11 +45,15 @@ async fn an_idle_fleet_costs_etcd_renewals_and_the_leaders_reads_only() {
         })
         .await;
         assert!(took, "the leader's controller did not take the lead");
-        // Every replica knows every other from the watch, and who leads.
+        // Every replica comes to know every other (itself included) from
+        // the watch: a registration is written once the replica serves.
+        let known = |admin| async move {
+            let st = get_json(admin, "/api/rollout").await;
+            st["cluster"]["replicas"].as_array().map_or(0, Vec::len)
+        };
         for p in &ps {
-            let st = get_json(p.admin, "/api/rollout").await;
-            let known = st["cluster"]["replicas"].as_array().map_or(0, Vec::len);
-            assert_eq!(known, N, "{st}");
+            let all = eventually(10, || async { known(p.admin).await == N }).await;
+            assert!(all, "{} knows {} of {N} replicas", p.admin, known(p.admin).await);
         }
         let before = calls(&etcd).await;
         let asked: Vec<u64> = join_all(ps.iter().map(|p| totals_served(p.admin))).await;
@@ -100,6 +104,13 @@ async fn a_replica_up_but_stuck_is_named_as_unjudged_until_it_answers_again() {
     assert_eq!(code, 0, "{out}{err}");
     let at = ids.iter().position(|i| *i != leader).unwrap();
     let stuck = ids[at];
+    // The leader knows it (its registration came through the watch) before it stops.
+    let known = eventually(10, || async {
+        let st = get_json(lead, "/api/rollout").await;
+        st["cluster"]["replicas"].as_array().is_some_and(|r| r.iter().any(|r| r["id"] == stuck))
+    })
+    .await;
+    assert!(known, "the leader never saw {stuck} registered");
     // Stopped, it keeps its registration (9 s) but answers nothing.
     ps[at].signal("STOP");
     let named = eventually(10, || async { unanswered(lead, stuck).await.is_some_and(|ms| ms >= 1000) }).await;
