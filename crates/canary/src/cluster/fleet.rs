@@ -66,6 +66,11 @@ impl Peers {
         g.latest.insert(s.node.clone(), s);
     }
 
+    /// Whether a reading of `id` is kept.
+    pub fn has(&self, id: &str) -> bool {
+        self.lock().latest.contains_key(id)
+    }
+
     /// A fetch from `id` failed.
     pub fn missed(&self, id: &str) {
         self.lock().failing.entry(id.to_string()).or_insert_with(Instant::now);
@@ -116,12 +121,15 @@ pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
             last = None;
             continue;
         }
-        if !cluster.judging() && last.is_some_and(|t| t.elapsed() < IDLE_FETCH_EVERY) {
-            continue;
-        }
-        last = Some(Instant::now());
-        let peers = cluster.peers();
+        let mut peers = cluster.peers();
         cluster.fleet.retain(&peers.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
+        if cluster.judging() || last.is_none_or(|t| t.elapsed() >= IDLE_FETCH_EVERY) {
+            last = Some(Instant::now());
+        } else {
+            // Between idle looks, only a peer not yet read is: its first
+            // reading is the baseline its later traffic is counted from.
+            peers.retain(|(id, _)| !cluster.fleet.has(id));
+        }
         let fetches = peers.into_iter().map(|(id, admin)| {
             let (client, token, cluster) = (client.clone(), token.clone(), Arc::clone(&cluster));
             async move {

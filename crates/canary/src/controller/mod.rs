@@ -343,7 +343,7 @@ impl Controller {
         }
         self.rollout = rollout;
         self.observer = Observer::default();
-        self.fleet = FleetObserver::default();
+        self.fleet = FleetObserver::new(now);
         self.ring.clear();
         self.step_obs = Observation::default();
         self.leading = true;

@@ -86,12 +86,22 @@ pub struct FleetObserver {
     last: BTreeMap<String, (UnixMs, [TotalsSnapshot; 2])>,
     /// Peers whose readings went away since they were last taken.
     dropped: Vec<String>,
+    /// When this observer began (a term's start): a peer whose process
+    /// started later has served nothing before it.
+    since: UnixMs,
 }
 
 impl FleetObserver {
-    /// What the peers served since the previous call. A peer seen for the
-    /// first time, or restarted, is taken as a baseline: its past is not this
-    /// look's traffic.
+    /// An observer that begins at `since`.
+    pub fn new(since: UnixMs) -> FleetObserver {
+        FleetObserver { since, ..FleetObserver::default() }
+    }
+
+    /// What the peers served since the previous call. A peer's totals start
+    /// at zero with its process, so one restarted, or started after this
+    /// observer began, is counted whole: nothing it served is lost. One
+    /// already running when this observer began is taken as a baseline: its
+    /// past is not this look's traffic.
     pub fn tick(&mut self, peers: &Peers) -> Observation {
         let mut out = Observation::default();
         let readings = peers.all();
@@ -103,7 +113,14 @@ impl FleetObserver {
         self.dropped.extend(gone);
         for r in readings {
             let now = [r.versions[0].snapshot(), r.versions[1].snapshot()];
-            if let Some((_, prev)) = self.last.get(&r.node).filter(|(boot, _)| *boot == r.boot) {
+            let zero = [TotalsSnapshot::default(), TotalsSnapshot::default()];
+            let prev = match self.last.get(&r.node) {
+                Some((boot, prev)) if *boot == r.boot => Some(prev),
+                Some(_) => Some(&zero),
+                None if r.boot >= self.since => Some(&zero),
+                None => None,
+            };
+            if let Some(prev) = prev {
                 let (s, c) = (Version::Stable.index(), Version::Canary.index());
                 merge(&mut out.stable, &delta(&now[s], &prev[s]));
                 merge(&mut out.canary, &delta(&now[c], &prev[c]));

@@ -124,3 +124,70 @@ async fn a_replica_up_but_stuck_is_named_as_unjudged_until_it_answers_again() {
     let back = eventually(10, || async { unanswered(lead, stuck).await.is_none() }).await;
     assert!(back, "{stuck} still named after it answers: {}", get_json(lead, "/api/rollout").await);
 }
+
+/// The requests `admin`'s replica sent to the canary, by its `/metrics`.
+async fn canary_served(admin: std::net::SocketAddr) -> u64 {
+    let (_, _, body) = get(&client(), admin, "/metrics", &[]).await;
+    body.lines()
+        .filter(|l| l.starts_with("canary_requests_total{version=\"canary\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The canary requests the judge counted for the newest rollout, as saved.
+async fn judged(admin: std::net::SocketAddr) -> u64 {
+    let s = get_json(admin, "/api/rollouts/summary").await;
+    s["rollouts"][0]["canary_requests"].as_u64().unwrap_or(0)
+}
+
+/// `n` requests from new users, spread over the replicas' proxies.
+async fn traffic(ps: &[&Process], n: usize, from: usize) {
+    for i in from..from + n {
+        let user = format!("user-{i}");
+        let (status, _, _) =
+            get(&client(), ps[i % ps.len()].proxy, "/api/v2/rooms", &[("x-user-id", &user)]).await;
+        assert_eq!(status, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_judge_counts_every_replicas_canary_requests_once_across_a_restart() {
+    const N: usize = 5;
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let etcd = Etcd::start(dir.path(), 1);
+    let ids: Vec<String> = (0..N).map(|i| format!("r{i}")).collect();
+    let mut ps: Vec<Process> =
+        ids.iter().map(|id| replica(&etcd, &stable.url(), dir.path(), id, FAST)).collect();
+    let leader = wait_for_leader(&ps.iter().collect::<Vec<_>>()).await;
+    let lead = ps[ids.iter().position(|i| *i == leader).unwrap()].admin;
+    let all_known = eventually(10, || async {
+        let st = get_json(lead, "/api/rollout").await;
+        st["cluster"]["replicas"].as_array().map_or(0, Vec::len) == N
+    })
+    .await;
+    assert!(all_known, "the leader did not see all {N} replicas");
+    // The leader has a first reading (the baseline) of every follower.
+    for p in ps.iter().filter(|p| p.admin != lead) {
+        let read = eventually(10, || async { totals_served(p.admin).await > 0 }).await;
+        assert!(read, "the leader never read {}", p.admin);
+    }
+    let (code, out, err) = run(&deploy_args(lead, &canary.url(), &["50", "--bake", "10m"]));
+    assert_eq!(code, 0, "{out}{err}");
+    traffic(&ps.iter().collect::<Vec<_>>(), 300, 0).await;
+    let sum = join_all(ps.iter().map(|p| canary_served(p.admin))).await.iter().sum::<u64>();
+    assert!(sum > 50, "too few canary requests to tell: {sum}");
+    // The leader saves its count at least once a second.
+    let counted = eventually(10, || async { judged(lead).await == sum }).await;
+    assert!(counted, "judged {} of the {sum} canary requests the replicas served", judged(lead).await);
+    // A follower killed (all its traffic counted) and started again: its
+    // totals start over at zero, and all it serves is counted.
+    let at = ids.iter().position(|i| *i != leader).unwrap();
+    let before = canary_served(ps[at].admin).await;
+    ps.remove(at).kill9();
+    ps.insert(at, replica(&etcd, &stable.url(), dir.path(), &ids[at], FAST));
+    traffic(&ps.iter().collect::<Vec<_>>(), 300, 300).await;
+    let now = join_all(ps.iter().map(|p| canary_served(p.admin))).await.iter().sum::<u64>();
+    let want = now + before;
+    let counted = eventually(10, || async { judged(lead).await == want }).await;
+    assert!(counted, "judged {} of the {want} canary requests the replicas served", judged(lead).await);
+}
