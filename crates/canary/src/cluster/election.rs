@@ -105,13 +105,7 @@ async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String>
     let (mut failures, mut look_failures) = (0u32, 0u32);
     while cluster.term().is_some() {
         tokio::time::sleep(LOOK_EVERY).await;
-        // A renewal that met a member as it died is tried once more (the
-        // client moves to another member), so one member down is not a
-        // visible problem.
-        let renewed = match renew(&c, lease).await {
-            Err(_) => renew(&c, lease).await,
-            ok => ok,
-        };
+        let renewed = renew(&c, lease).await;
         failures = if renewed.is_ok() { 0 } else { failures + 1 };
         if renewed.is_err() {
             etcd.renewal_failed();
@@ -170,11 +164,21 @@ where
     result
 }
 
-/// Renews the lease once; returns until when it holds (from when the
-/// renewal was sent). Each renewal is a call of its own (the JSON gateway
-/// answers one renewal per request), so a member that died is left behind
-/// by the next call without a stream to reopen.
+/// Renews the lease; returns until when it holds (from when the renewal
+/// was sent). A renewal that met a member as it died is tried once more
+/// (the client moves to another member), so one member down is not a
+/// visible problem.
 pub(super) async fn renew(c: &canary_etcd::Client, lease: i64) -> Result<Instant, String> {
+    match renew_once(c, lease).await {
+        Err(_) => renew_once(c, lease).await,
+        ok => ok,
+    }
+}
+
+/// One renewal. Each is a call of its own (the JSON gateway answers one
+/// renewal per request), so a member that died is left behind by the next
+/// call without a stream to reopen.
+async fn renew_once(c: &canary_etcd::Client, lease: i64) -> Result<Instant, String> {
     let sent = Instant::now();
     let result = tokio::time::timeout(Duration::from_secs(1), c.lease_keep_alive_once(lease)).await;
     match result {

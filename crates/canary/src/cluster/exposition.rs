@@ -28,7 +28,7 @@ impl Cluster {
         gauge(
             &mut out,
             name,
-            "Seconds since this replica last heard from each registered replica (0 for itself).",
+            "Seconds since each registered replica's registration was last confirmed in etcd (0 for itself).",
         );
         for r in self.replicas() {
             if let Some(ms) = r.last_seen_ms {

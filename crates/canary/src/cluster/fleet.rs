@@ -135,10 +135,7 @@ pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
             async move {
                 let url = cluster.link.url(&admin, TOTALS_PATH);
                 match fetch(&client, url, token.as_deref()).await {
-                    Some(s) => {
-                        cluster.heard_from(&id);
-                        cluster.fleet.put(s);
-                    }
+                    Some(s) => cluster.fleet.put(s),
                     None => cluster.fleet.missed(&id),
                 }
             }

@@ -55,7 +55,6 @@ pub async fn gather(
     for ((id, _), answer) in peers.into_iter().zip(answers) {
         match answer {
             Some(w) => {
-                cluster.heard_from(&id);
                 local.add(w.reading(), recent);
                 cov.answered += 1;
             }

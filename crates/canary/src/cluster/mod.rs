@@ -55,9 +55,9 @@ pub struct Replica {
     pub id: String,
     /// Its admin API address.
     pub admin: String,
-    /// Milliseconds since this replica last saw it alive: its registration
-    /// (kept by a lease it renews) listed in etcd, or, on the leader, its
-    /// totals fetched; `null` before either.
+    /// Milliseconds since its registration (kept by a lease it renews) was
+    /// last confirmed in etcd: by the watch, about every second. A replica
+    /// registered but not answering is told apart by `unanswered`.
     pub last_seen_ms: Option<u64>,
 }
 
@@ -292,13 +292,6 @@ impl Cluster {
     /// etcd failed; `why` is shown by status and health until it answers again.
     pub fn etcd_failed(&self, why: String) {
         self.lock().etcd_error = Some(why);
-    }
-
-    /// A peer answered (the leader fetched its totals).
-    pub fn heard_from(&self, id: &str) {
-        if let Some(r) = self.lock().replicas.get_mut(id) {
-            r.1 = Some(Instant::now());
-        }
     }
 }
 

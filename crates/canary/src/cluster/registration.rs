@@ -46,12 +46,7 @@ async fn registered(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
     let mut failures = 0u32;
     loop {
         tokio::time::sleep(if failures > 0 { LOOK_EVERY } else { every }).await;
-        // Tried twice: the second call goes to another member if one died.
-        let renewed = match renew(&c, lease).await {
-            Err(_) => renew(&c, lease).await,
-            ok => ok,
-        };
-        match renewed {
+        match renew(&c, lease).await {
             Ok(held) => {
                 (failures, until) = (0, held);
                 etcd.set_reachable(true);
