@@ -14,6 +14,10 @@ cd "$(dirname "$0")"
 
 scripts/install-deps.sh
 npm ci --prefix e2e --no-audit --no-fund --silent
+# The upgrade test runs a replica of the previous release beside this one's.
+# Built from this repository's history; when it cannot be, that test fails
+# and says why.
+scripts/previous-release.sh || echo "test.sh: the previous release could not be built: upgrade:: will fail" >&2
 
 # Tests that need root (they mount a tmpfs): run when root, else skipped and listed.
 skip=()

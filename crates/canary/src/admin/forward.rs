@@ -5,9 +5,13 @@
 //! The caller was already checked here (token, or dashboard session and CSRF
 //! token); the forwarded call carries the admin token the replicas share, since
 //! a dashboard session exists only on the replica that made it.
+//!
+//! A forwarded call names its replica's wire (`x-canary-wire`); a leader
+//! refuses one from a newer wire (see `cluster::versions`).
 
 use super::{AdminState, error};
 use crate::cluster::peer::PeerLink;
+use crate::cluster::versions::{WIRE, WIRE_HEADER};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -29,8 +33,22 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn to_leader(State(s): State<AdminState>, req: Request, next: Next) -> Response {
     let Some(cluster) = &s.cluster else { return next.run(req).await };
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !changes || !req.uri().path().starts_with("/api/") || cluster.is_leader() {
+    if !changes || !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
+    }
+    if cluster.is_leader() {
+        return match newer_wire(&req) {
+            Some(w) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "newer_follower",
+                format!(
+                    "this leader speaks wire {WIRE}, the replica that forwarded the command speaks wire \
+                     {w}: it may carry options this release does not know; nothing was changed, retry in \
+                     a few seconds (the newer replica takes the lead)"
+                ),
+            ),
+            None => next.run(req).await,
+        };
     }
     if req.headers().contains_key(FORWARDED_BY) {
         // Two replicas each taking the other for the leader, for a moment:
@@ -67,6 +85,13 @@ pub async fn to_leader(State(s): State<AdminState>, req: Request, next: Next) ->
     }
 }
 
+/// The wire of the replica that forwarded `req`, when it is newer than
+/// this one's: such a command is refused, not carried out in part.
+fn newer_wire(req: &Request) -> Option<u32> {
+    let w: u32 = req.headers().get(WIRE_HEADER)?.to_str().ok()?.parse().ok()?;
+    (w > WIRE).then_some(w)
+}
+
 async fn forward(
     req: Request,
     link: &PeerLink,
@@ -90,7 +115,7 @@ async fn forward(
     if let Some(t) = token {
         out = out.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    out = out.header(FORWARDED_BY, me);
+    out = out.header(FORWARDED_BY, me).header(WIRE_HEADER, WIRE);
     let out = out.body(Full::new(body)).map_err(|e| e.to_string())?;
     let client = link.client::<Full<bytes::Bytes>>();
     let resp = tokio::time::timeout(TIMEOUT, client.request(out))

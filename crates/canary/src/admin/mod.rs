@@ -176,6 +176,7 @@ async fn totals(State(s): State<AdminState>) -> Json<WireSnapshot> {
     let t = s.metrics.totals();
     Json(WireSnapshot {
         node: s.cluster.as_ref().map_or_else(String::new, |c| c.node_id.clone()),
+        wire: crate::cluster::versions::WIRE,
         boot,
         versions: [WireTotals::of(&t[0]), WireTotals::of(&t[1])],
     })

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// `canary --version`: the crate's version and the commit it was built from
 /// (set by build.rs; "unknown" outside a git checkout).
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CANARY_COMMIT"), ")");
+pub const VERSION: &str = crate::cluster::versions::RELEASE;
 
 /// The exit codes, for `--help` and the man page.
 const EXIT_STATUS: &str = "Exit status: 0 done (healthy, go, allowed); 1 failed, or the answer is no \

@@ -111,7 +111,13 @@ fn print_cluster(c: &Value) {
         c["node"].as_str().unwrap_or("?"),
         leader.unwrap_or(nobody)
     );
-    for r in c["replicas"].as_array().into_iter().flatten() {
+    if let Some(why) = c["declines_to_lead"].as_str() {
+        crate::say!("  this replica declines to lead: {why}");
+    }
+    let replicas = c["replicas"].as_array().map_or(&[][..], Vec::as_slice);
+    // Releases are named only while the fleet mixes them (an upgrade under way).
+    let mixed = replicas.iter().any(|r| r["release"] != replicas[0]["release"]);
+    for r in replicas {
         let id = r["id"].as_str().unwrap_or("?");
         let seen = r["last_seen_ms"]
             .as_u64()
@@ -121,7 +127,12 @@ fn print_cluster(c: &Value) {
         let stuck = stuck.and_then(|u| u["since_ms"].as_u64()).map_or(String::new(), |ms| {
             format!("; no totals from it for {ms} ms: its traffic is not judged until they come")
         });
-        crate::say!("  replica {id} ({}){mark} {seen}{stuck}", r["admin"].as_str().unwrap_or("?"));
+        let release = match (mixed, r["release"].as_str()) {
+            (false, _) => String::new(),
+            (true, Some(rel)) => format!(" canary {rel},"),
+            (true, None) => " an older canary (wire 1),".to_string(),
+        };
+        crate::say!("  replica {id} ({}){mark}{release} {seen}{stuck}", r["admin"].as_str().unwrap_or("?"));
     }
 }
 

@@ -20,6 +20,7 @@
 
 use super::Cluster;
 use super::members::leader;
+use super::versions::Registration;
 use crate::live::Live;
 use crate::store::etcd::Etcd;
 use canary_etcd::{Compare, CompareOp, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse};
@@ -50,9 +51,7 @@ const MARGIN: Duration = Duration::from_millis(1_000);
 pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>, live: Arc<Live>) {
     loop {
         vacancy(&cluster).await;
-        // A replica that cannot read the state could drive nothing as leader,
-        // and would keep one that can from leading: it does not campaign.
-        if etcd.fault().is_none() && live.fault().is_none() {
+        if declines(&etcd, &cluster, &live).is_none() {
             if let Err(e) = term(&etcd, &cluster, &live).await {
                 cluster.etcd_failed(format!("etcd: {e}"));
                 tracing::warn!(error = %e, "cluster: lease lost or etcd unreachable; not leading until a new term");
@@ -66,6 +65,20 @@ pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>, live: Arc<Live>) {
         }
         tokio::time::sleep(LOOK_EVERY).await;
     }
+}
+
+/// Why this replica may not lead now, if it may not. One that cannot read
+/// the state could drive nothing as leader, and would keep one that can
+/// from leading; one beside a newer wire leaves leading to it
+/// ([`super::versions`]).
+fn declines(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Option<String> {
+    if let Some(f) = etcd.fault() {
+        return Some(format!("the state cannot be read here: {}", f.message()));
+    }
+    if let Some(f) = live.fault() {
+        return Some(format!("the state cannot be read here: {}", f.message()));
+    }
+    cluster.declines_to_lead()
 }
 
 /// Returns once this replica knows of no leader, after a random pause of
@@ -97,7 +110,7 @@ async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String>
     let lease = c.lease_grant(ttl.as_secs() as i64, None).await.map_err(|e| e.to_string())?.id();
     let mut good_until = Instant::now() + ttl.saturating_sub(MARGIN);
     cluster.renewed(good_until);
-    let me = serde_json::json!({"id": cluster.node_id, "admin": cluster.admin}).to_string();
+    let me = Registration::of(cluster);
     if let Err(e) = retried(|| campaign(etcd, cluster, &c, lease, &me)).await {
         revoke(etcd, lease);
         return Err(e.to_string());
@@ -131,8 +144,8 @@ async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String>
                 return Err(format!("the lease could not be renewed: {e}"));
             }
         }
-        let may_lead = etcd.fault().is_none() && live.fault().is_none();
-        let looked = retried(|| confirm(etcd, cluster, &c, lease, may_lead)).await;
+        let why_not = declines(etcd, cluster, live);
+        let looked = retried(|| confirm(etcd, cluster, &c, lease, why_not.as_deref())).await;
         // As with renewals: a look that meets an etcd election (a second or
         // two with no etcd leader) is not shown as etcd failing.
         look_failures = if looked.is_ok() { 0 } else { look_failures + 1 };
@@ -219,24 +232,25 @@ async fn campaign(
 }
 
 /// The leader reads its key: still its own, or another's (its lease
-/// lapsed meanwhile). One that can no longer read the state hands it back,
-/// so that a replica that can takes over.
+/// lapsed meanwhile). One that may no longer lead (`why_not`: it cannot
+/// read the state, or a newer wire is registered) hands it back, so that
+/// a replica that may takes over.
 async fn confirm(
     etcd: &Etcd,
     cluster: &Cluster,
     c: &canary_etcd::Client,
     lease: i64,
-    may_lead: bool,
+    why_not: Option<&str>,
 ) -> Result<(), canary_etcd::Error> {
     let key = etcd.key("leader");
     let kv = c.get(key.clone(), None).await?.take_kvs().into_iter().next();
-    if may_lead || kv.as_ref().is_none_or(|kv| kv.lease() != lease) {
+    let Some(why) = why_not.filter(|_| kv.as_ref().is_some_and(|kv| kv.lease() == lease)) else {
         held_by(etcd, cluster, kv, lease);
         return Ok(());
-    }
+    };
     let mine = Compare::lease(key.clone(), CompareOp::Equal, lease);
     c.txn(Txn::new().when([mine]).and_then([TxnOp::delete(key, None)])).await?;
-    tracing::warn!("cluster: the state cannot be read here; this replica gives up the leadership");
+    tracing::warn!("cluster: this replica gives up the leadership: {why}");
     cluster.lost();
     etcd.set_fence(0);
     cluster.saw_leader(None);

@@ -4,8 +4,9 @@
 //! ended) from the watch, and campaigns at once; the leader knows the
 //! replicas to gather from without listing them every look.
 
+use super::versions::Registration;
 use super::watch::{Seen, Sink};
-use super::{Cluster, Leader};
+use super::{Cluster, Leader, Member};
 use canary_etcd::KeyValue;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
@@ -37,30 +38,42 @@ impl Cluster {
 
     /// The registered replicas as listed in etcd: each is alive, since its
     /// registration lives only as long as the lease it renews.
-    pub fn saw_replicas(&self, list: Vec<(String, String)>) {
+    pub fn saw_replicas(&self, list: Vec<Registration>) {
         let now = Instant::now();
         let mut v = self.lock();
-        v.replicas = list.into_iter().map(|(id, admin)| (id, (admin, Some(now)))).collect();
+        v.replicas = list.into_iter().map(|r| member(r, now)).collect();
     }
 
     /// A replica registered (or registered again).
-    pub fn registered(&self, id: String, admin: String) {
-        self.lock().replicas.insert(id, (admin, Some(Instant::now())));
+    pub fn registered(&self, r: Registration) {
+        let (id, m) = member(r, Instant::now());
+        self.lock().replicas.insert(id, m);
     }
 
     /// A replica's registration is gone: it resigned, or its lease ended.
+    /// With nobody leading, the replicas it outranked may campaign now.
     pub fn unregistered(&self, id: &str) {
-        self.lock().replicas.remove(id);
+        let mut v = self.lock();
+        v.replicas.remove(id);
+        if v.leader.is_none() {
+            drop(v);
+            self.vacant.notify_one();
+        }
     }
 
     /// The watch on the registrations still works: every replica it lists
     /// is still registered, so still alive.
     pub fn registrations_hold(&self) {
         let now = Instant::now();
-        for r in self.lock().replicas.values_mut() {
-            r.1 = Some(now);
+        for m in self.lock().replicas.values_mut() {
+            m.seen = Some(now);
         }
     }
+}
+
+fn member(r: Registration, seen: Instant) -> (String, Member) {
+    let m = Member { admin: r.admin, seen: Some(seen), wire: r.wire, release: r.release };
+    (r.id, m)
 }
 
 /// The leader key's news, into the cluster's view.
@@ -92,7 +105,7 @@ impl Sink for LeaderKey {
 
 /// The leader a leader key's value names.
 pub fn leader(kv: &KeyValue) -> Option<Leader> {
-    replica(kv).map(|(id, admin)| Leader { id, admin })
+    Registration::parse(kv.value()).map(|r| Leader { id: r.id, admin: r.admin })
 }
 
 /// The registrations' news (`{prefix}/replicas/{node}`), into the cluster's view.
@@ -110,10 +123,12 @@ impl Registrations {
 
     fn take(&self, news: Seen) {
         match news {
-            Seen::All(kvs) => self.cluster.saw_replicas(kvs.iter().filter_map(replica).collect()),
+            Seen::All(kvs) => self
+                .cluster
+                .saw_replicas(kvs.iter().filter_map(|kv| Registration::parse(kv.value())).collect()),
             Seen::Put(kv) => {
-                if let Some((id, admin)) = replica(&kv) {
-                    self.cluster.registered(id, admin);
+                if let Some(r) = Registration::parse(kv.value()) {
+                    self.cluster.registered(r);
                 }
             }
             Seen::Delete(kv) => {
@@ -131,10 +146,4 @@ impl Sink for Registrations {
         self.take(news);
         Box::pin(std::future::ready(()))
     }
-}
-
-/// The node id and admin address a registration's (or the leader key's) value names.
-fn replica(kv: &KeyValue) -> Option<(String, String)> {
-    let v: serde_json::Value = serde_json::from_slice(kv.value()).ok()?;
-    Some((v["id"].as_str()?.to_string(), v["admin"].as_str()?.to_string()))
 }

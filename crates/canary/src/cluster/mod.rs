@@ -5,6 +5,8 @@
 //! - this file: [`Cluster`], the shared view: who leads, which replicas are
 //!   alive, whether etcd answers, and the peers' latest traffic totals.
 //! - [`registration`]: this replica's registration, on a lease of its own.
+//! - [`versions`]: replicas of different releases in one fleet (the newest
+//!   wire leads).
 //! - [`election`]: the campaign for the leader key, and the leader's lease.
 //! - [`watch`]: the keys any replica changes, watched: the routing state and
 //!   API-set flags, swapped into this replica's router, and the leader key
@@ -28,6 +30,7 @@ pub mod fleet_window;
 pub mod members;
 pub mod peer;
 pub mod registration;
+pub mod versions;
 pub mod watch;
 pub mod window_wire;
 pub mod wire;
@@ -59,6 +62,11 @@ pub struct Replica {
     /// last confirmed in etcd: by the watch, about every second. A replica
     /// registered but not answering is told apart by `unanswered`.
     pub last_seen_ms: Option<u64>,
+    /// The wire it speaks (see [`versions`]).
+    pub wire: u32,
+    /// Its release, as `canary --version` names it (`None`: a release from
+    /// before wires, which does not say).
+    pub release: Option<String>,
 }
 
 /// The leader as its key says.
@@ -70,11 +78,21 @@ pub struct Leader {
     pub admin: String,
 }
 
+/// A registered replica as this one knows it.
+#[derive(Debug, Clone)]
+struct Member {
+    admin: String,
+    /// When its registration was last confirmed.
+    seen: Option<Instant>,
+    wire: u32,
+    release: Option<String>,
+}
+
 #[derive(Debug, Default)]
 struct View {
     leader: Option<Leader>,
     /// Registered replicas and when each was last heard from.
-    replicas: BTreeMap<String, (String, Option<Instant>)>,
+    replicas: BTreeMap<String, Member>,
     /// This replica's term while it leads: the leader key's creation revision.
     term: Option<i64>,
     /// Until when this replica's lease surely holds, from its own clock.
@@ -203,14 +221,16 @@ impl Cluster {
         let v = self.lock();
         v.replicas
             .iter()
-            .map(|(id, (admin, seen))| Replica {
+            .map(|(id, m)| Replica {
                 id: id.clone(),
-                admin: admin.clone(),
+                admin: m.admin.clone(),
                 last_seen_ms: if *id == self.node_id {
                     Some(0)
                 } else {
-                    seen.map(|t| now.saturating_duration_since(t).as_millis() as u64)
+                    m.seen.map(|t| now.saturating_duration_since(t).as_millis() as u64)
                 },
+                wire: m.wire,
+                release: m.release.clone(),
             })
             .collect()
     }
@@ -221,7 +241,7 @@ impl Cluster {
         v.replicas
             .iter()
             .filter(|(id, _)| **id != self.node_id)
-            .map(|(id, (a, _))| (id.clone(), a.clone()))
+            .map(|(id, m)| (id.clone(), m.admin.clone()))
             .collect()
     }
 
@@ -234,6 +254,9 @@ impl Cluster {
             "replicas": self.replicas(),
             "etcd_error": self.etcd_error(),
             "unanswered": self.unanswered(),
+            "wire": versions::WIRE,
+            "release": versions::RELEASE,
+            "declines_to_lead": self.declines_to_lead(),
         })
     }
 

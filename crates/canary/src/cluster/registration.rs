@@ -1,5 +1,5 @@
-//! This replica's registration, `replicas/{node}` (its id and admin
-//! address), on a lease of its own: [`TTL_TIMES`] × `lease_ttl`, renewed
+//! This replica's registration, `replicas/{node}` (its id, admin
+//! address, wire and release: [`super::versions`]), on a lease of its own: [`TTL_TIMES`] × `lease_ttl`, renewed
 //! every `lease_ttl`. Whether a replica is alive is told by its
 //! registration: when it stops, its lease ends and the leader's watch drops
 //! it from the fleet's sum.
@@ -13,6 +13,7 @@
 
 use super::Cluster;
 use super::election::{GONE_AFTER, LOOK_EVERY, renew};
+use super::versions::Registration;
 use crate::store::etcd::Etcd;
 use canary_etcd::PutOptions;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ async fn registered(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
     let ttl = every * TTL_TIMES;
     let lease = c.lease_grant(ttl.as_secs() as i64, None).await.map_err(|e| e.to_string())?.id();
     let mut until = Instant::now() + ttl;
-    let me = serde_json::json!({"id": cluster.node_id, "admin": cluster.admin}).to_string();
+    let me = Registration::of(cluster);
     let key = etcd.key(&format!("replicas/{}", cluster.node_id));
     c.put(key, me, Some(PutOptions::new().with_lease(lease))).await.map_err(|e| e.to_string())?;
     cluster.etcd_answered();

@@ -24,6 +24,9 @@ pub struct WireArm {
 pub struct WireWindow {
     /// The replica's node id.
     pub node: String,
+    /// Its wire (see [`super::versions`]).
+    #[serde(default = "super::versions::unnamed")]
+    pub wire: u32,
     /// Seconds its window covers.
     pub seconds: f64,
     /// Per version, in `Version::index` order.
@@ -79,6 +82,7 @@ impl WireWindow {
         let s = &r.snapshot;
         WireWindow {
             node: node.to_string(),
+            wire: super::versions::WIRE,
             seconds: s.seconds,
             versions: [WireArm::of(&s.arms[0]), WireArm::of(&s.arms[1])],
             in_flight: r.in_flight,

@@ -30,6 +30,9 @@ pub struct WireTotals {
 pub struct WireSnapshot {
     /// The replica's node id.
     pub node: String,
+    /// Its wire (see [`super::versions`]).
+    #[serde(default = "super::versions::unnamed")]
+    pub wire: u32,
     /// Its process's start.
     pub boot: UnixMs,
     /// Per version, in `Version::index` order.

@@ -135,6 +135,11 @@ pub(crate) fn replica(etcd: &Etcd, stable: &str, dir: &Path, id: &str, toml: &st
 
 /// As [`replica`], reaching etcd at `urls` (a relay, for instance).
 pub(crate) fn replica_via(urls: &str, stable: &str, dir: &Path, id: &str, toml: &str) -> Process {
+    replica_of(env!("CARGO_BIN_EXE_canary"), urls, stable, dir, id, toml)
+}
+
+/// As [`replica_via`], running the canary binary at `bin`.
+pub(crate) fn replica_of(bin: &str, urls: &str, stable: &str, dir: &Path, id: &str, toml: &str) -> Process {
     let cfg = dir.join(format!("{id}.toml"));
     std::fs::write(&cfg, toml).unwrap();
     let state = arg(dir, &format!("{id}.db"));
@@ -156,7 +161,7 @@ pub(crate) fn replica_via(urls: &str, stable: &str, dir: &Path, id: &str, toml: 
         id,
     ];
     let log = std::fs::File::create(dir.join(format!("{id}.log"))).unwrap();
-    Process::start_logged(&args, &[], log)
+    Process::start_bin(bin, &args, &[], log)
 }
 
 pub(crate) const FAST: &str = "[cluster]\nlease_ttl = \"3s\"\n";

@@ -126,7 +126,7 @@ async fn a_replica_up_but_stuck_is_named_as_unjudged_until_it_answers_again() {
 }
 
 /// The requests `admin`'s replica sent to the canary, by its `/metrics`.
-async fn canary_served(admin: std::net::SocketAddr) -> u64 {
+pub(crate) async fn canary_served(admin: std::net::SocketAddr) -> u64 {
     let (_, _, body) = get(&client(), admin, "/metrics", &[]).await;
     body.lines()
         .filter(|l| l.starts_with("canary_requests_total{version=\"canary\""))
@@ -135,13 +135,13 @@ async fn canary_served(admin: std::net::SocketAddr) -> u64 {
 }
 
 /// The canary requests the judge counted for the newest rollout, as saved.
-async fn judged(admin: std::net::SocketAddr) -> u64 {
+pub(crate) async fn judged(admin: std::net::SocketAddr) -> u64 {
     let s = get_json(admin, "/api/rollouts/summary").await;
     s["rollouts"][0]["canary_requests"].as_u64().unwrap_or(0)
 }
 
 /// `n` requests from new users, spread over the replicas' proxies.
-async fn traffic(ps: &[&Process], n: usize, from: usize) {
+pub(crate) async fn traffic(ps: &[&Process], n: usize, from: usize) {
     for i in from..from + n {
         let user = format!("user-{i}");
         let (status, _, _) =

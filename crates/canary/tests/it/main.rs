@@ -40,6 +40,7 @@ mod shutdown;
 mod support;
 mod tls;
 mod tls_dates;
+mod upgrade;
 mod upstream_ca;
 mod upstream_wire;
 mod websocket;

@@ -450,7 +450,13 @@ impl Process {
     /// services it starts (directly, or through `canary demo`) draw their
     /// errors from [`test_seed`].
     pub fn start_logged(args: &[&str], env: &[(&str, &str)], log: impl Into<Stdio>) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_canary"))
+        Process::start_bin(env!("CARGO_BIN_EXE_canary"), args, env, log)
+    }
+
+    /// As [`Process::start_logged`], running the canary binary at `bin`
+    /// (another release's, say).
+    pub fn start_bin(bin: &str, args: &[&str], env: &[(&str, &str)], log: impl Into<Stdio>) -> Process {
+        let mut child = Command::new(bin)
             .args(args)
             .env("CANARY_DEMO_SEED", test_seed().to_string())
             .envs(env.iter().copied())
