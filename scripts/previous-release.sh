@@ -14,6 +14,11 @@ cd "$(dirname "$0")/.."
 
 REV=${1:-6cb1bdf3e8ecb236d15a534901fed398cb0c1547}
 out=target/previous
+if ! git rev-parse --verify --quiet "$REV^{commit}" >/dev/null \
+  && [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then
+  # A shallow clone: its origin has the history.
+  git fetch --quiet --unshallow || true
+fi
 if ! full=$(git rev-parse --verify --quiet "$REV^{commit}"); then
   echo "previous-release.sh: commit $REV is not in this repository's history (a shallow clone," \
     "or no git checkout): clone the whole history, or give a commit that is there" >&2
