@@ -205,6 +205,23 @@ pub struct Rollout {
     /// replica taking over goes on from it).
     #[serde(default)]
     pub watch: Watch,
+    /// In a cluster, the leader's look whose readings the tally and the
+    /// watch count up to: a new leader counts each replica's traffic from
+    /// the reading it served at that look, so a change of leader loses none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_to: Option<Look>,
+}
+
+/// One round of the leader's fetches of the replicas' totals: its term,
+/// its number within the term, and when it began.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Look {
+    /// The leader's term (its leader key's creation revision).
+    pub term: i64,
+    /// The look's number within the term.
+    pub n: u64,
+    /// When it began.
+    pub at: UnixMs,
 }
 
 /// What a rollout carried and what it cost users (S22: zero downtime).
@@ -256,6 +273,7 @@ impl Rollout {
             fast_verdict: None,
             tally: Tally::default(),
             watch: Watch::default(),
+            counted_to: None,
         };
         let d = vec![
             Decision::SetUpstreams { stable: stable.to_string(), canary: Some(canary.to_string()) },

@@ -167,18 +167,35 @@ async fn flags_file(State(s): State<AdminState>) -> Response {
     }
 }
 
-/// This replica's traffic totals, for the leader to judge the fleet.
-async fn totals(State(s): State<AdminState>) -> Json<WireSnapshot> {
-    if let Some(c) = &s.cluster {
-        c.served(crate::cluster::Internal::Totals);
-    }
+/// The leader's look a totals fetch belongs to, and the look whose totals
+/// a new leader counts on from (see `cluster::looks`).
+#[derive(Debug, Deserialize)]
+struct TotalsQuery {
+    look: Option<String>,
+    from: Option<String>,
+}
+
+/// This replica's traffic totals, for the leader to judge the fleet; kept
+/// by look, and, when asked, with those it served at an earlier look.
+async fn totals(State(s): State<AdminState>, Query(q): Query<TotalsQuery>) -> Json<WireSnapshot> {
     let boot = UnixMs::from(s.metrics.started_wall());
     let t = s.metrics.totals();
+    let versions = [WireTotals::of(&t[0]), WireTotals::of(&t[1])];
+    let mut base = None;
+    if let Some(c) = &s.cluster {
+        c.served(crate::cluster::Internal::Totals);
+        let parse = |q: &Option<String>| q.as_deref().and_then(crate::cluster::looks::parse);
+        base = parse(&q.from).and_then(|(term, n)| c.looks.at(term, n));
+        if let Some((term, n)) = parse(&q.look) {
+            c.looks.record(term, n, versions.clone());
+        }
+    }
     Json(WireSnapshot {
         node: s.cluster.as_ref().map_or_else(String::new, |c| c.node_id.clone()),
         wire: crate::cluster::versions::WIRE,
         boot,
-        versions: [WireTotals::of(&t[0]), WireTotals::of(&t[1])],
+        versions,
+        base,
     })
 }
 

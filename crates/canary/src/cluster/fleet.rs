@@ -10,10 +10,14 @@
 //! and an idle fleet of N costs (N-1)/5 fetches a second, not 4·(N-1).
 //!
 //! Totals, not windows, cross the wire: a fetch that is late or lost only
-//! moves traffic into the next look, never drops or doubles it.
+//! moves traffic into the next look, never drops or doubles it. Each look is
+//! numbered and named in its fetches, so that a new leader can count on from
+//! the look the old one's count stopped at (see [`super::looks`]); a leader
+//! fetches nothing until its controller has said which look that is.
 
 use super::wire::WireSnapshot;
-use super::{Cluster, TOTALS_PATH};
+use super::{Cluster, TOTALS_PATH, looks};
+use canary_core::rollout::Look;
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use std::collections::BTreeMap;
@@ -40,8 +44,13 @@ pub struct Peers(Mutex<Readings>);
 
 #[derive(Debug, Default)]
 struct Readings {
-    latest: BTreeMap<String, WireSnapshot>,
+    /// Each peer's latest totals and the look that fetched them.
+    latest: BTreeMap<String, (Look, WireSnapshot)>,
     failing: BTreeMap<String, Instant>,
+    /// Set by the controller when it takes the lead: the look its saved
+    /// count is up to (`None`: nothing to count on from). Until then the
+    /// leader fetches nothing.
+    from: Option<Option<Look>>,
 }
 
 /// A registered peer whose totals have not come lately: the judge counts
@@ -59,11 +68,22 @@ impl Peers {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps a fresh reading.
-    pub fn put(&self, s: WireSnapshot) {
+    /// Keeps a fresh reading, fetched at `look`.
+    pub fn put(&self, look: Look, s: WireSnapshot) {
         let mut g = self.lock();
         g.failing.remove(&s.node);
-        g.latest.insert(s.node.clone(), s);
+        g.latest.insert(s.node.clone(), (look, s));
+    }
+
+    /// The controller took the lead, its saved count up to look `from`:
+    /// the peers' first fetches ask for the totals they served then.
+    pub fn count_from(&self, from: Option<Look>) {
+        self.lock().from = Some(from);
+    }
+
+    /// What [`Peers::count_from`] said, once it has.
+    fn from(&self) -> Option<Option<Look>> {
+        self.lock().from
     }
 
     /// Whether a reading of `id` is kept.
@@ -99,8 +119,8 @@ impl Peers {
             .collect()
     }
 
-    /// The latest readings.
-    pub fn all(&self) -> Vec<WireSnapshot> {
+    /// The latest readings, with the looks that fetched them.
+    pub fn all(&self) -> Vec<(Look, WireSnapshot)> {
         self.lock().latest.values().cloned().collect()
     }
 }
@@ -114,13 +134,18 @@ pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
     let mut every = tokio::time::interval(FETCH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<Instant> = None;
+    let mut n = 0u64;
     loop {
         every.tick().await;
-        if !cluster.is_leader() {
-            cluster.fleet.clear();
-            last = None;
+        let (Some(term), Some(from)) = (cluster.term(), cluster.fleet.from()) else {
+            if !cluster.is_leader() {
+                cluster.fleet.clear();
+                last = None;
+            }
             continue;
-        }
+        };
+        n += 1;
+        let look = Look { term, n, at: crate::store::now() };
         let mut peers = cluster.peers();
         cluster.fleet.retain(&peers.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
         if cluster.judging() || last.is_none_or(|t| t.elapsed() >= IDLE_FETCH_EVERY) {
@@ -132,10 +157,13 @@ pub async fn collect(cluster: Arc<Cluster>, token: Option<String>) {
         }
         let fetches = peers.into_iter().map(|(id, admin)| {
             let (client, token, cluster) = (client.clone(), token.clone(), Arc::clone(&cluster));
+            // A peer read for the first time this term is asked where the
+            // previous leader's count stopped.
+            let from = from.filter(|_| !cluster.fleet.has(&id));
             async move {
-                let url = cluster.link.url(&admin, TOTALS_PATH);
-                match fetch(&client, url, token.as_deref()).await {
-                    Some(s) => cluster.fleet.put(s),
+                let path = format!("{TOTALS_PATH}?{}", looks::query(&look, from.as_ref()));
+                match fetch(&client, cluster.link.url(&admin, &path), token.as_deref()).await {
+                    Some(s) => cluster.fleet.put(look, s),
                     None => cluster.fleet.missed(&id),
                 }
             }

@@ -13,6 +13,8 @@
 //!   and the registrations, into this view ([`members`]).
 //! - [`wire`]: a replica's traffic totals as JSON, exact (histograms bucket by bucket).
 //! - [`fleet`]: the leader's view of every replica's traffic, for the judge.
+//! - [`looks`]: what each replica served at the leader's recent looks, for
+//!   a new leader to count on from where the old one's count stopped.
 //! - [`window_wire`]: a replica's reading over a window as JSON, exact.
 //! - [`fleet_window`]: `/api/v2/metrics` for the fleet, every peer's reading
 //!   added to this replica's.
@@ -27,6 +29,7 @@ pub mod election;
 pub mod exposition;
 pub mod fleet;
 pub mod fleet_window;
+pub mod looks;
 pub mod members;
 pub mod peer;
 pub mod registration;
@@ -113,6 +116,8 @@ pub struct Cluster {
     view: Mutex<View>,
     /// The peers' latest totals (see [`fleet`]).
     pub fleet: fleet::Peers,
+    /// This replica's totals at the leader's recent looks (see [`looks`]).
+    pub looks: looks::Served,
     /// How the peers' admin APIs are reached (see [`peer`]).
     pub link: peer::PeerLink,
     /// The internal requests this replica answered: its totals, its windows.
@@ -141,6 +146,7 @@ impl Cluster {
             lease_ttl,
             view: Mutex::default(),
             fleet: fleet::Peers::default(),
+            looks: looks::Served::default(),
             link: peer::PeerLink::plain(),
             served: Default::default(),
             vacant: tokio::sync::Notify::new(),

@@ -37,6 +37,10 @@ pub struct WireSnapshot {
     pub boot: UnixMs,
     /// Per version, in `Version::index` order.
     pub versions: [WireTotals; 2],
+    /// Asked for with `from`: the totals it served at that look (see
+    /// [`super::looks`]), when it still has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<[WireTotals; 2]>,
 }
 
 impl WireTotals {

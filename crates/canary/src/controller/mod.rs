@@ -19,7 +19,7 @@ pub mod probe;
 pub mod resources;
 pub mod status;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, wire};
 use crate::config::ServeConfig;
 use crate::live::{Change, Live, Source, Upstreams};
 use crate::ops::checklist::ItemResult;
@@ -279,10 +279,11 @@ impl Controller {
         // Cheap (a store per worker), and always the policy in force.
         self.metrics.set_route_slow_ms(self.policy.max_p95_ms);
         let mut t = self.observer.tick(&self.metrics);
-        if let Some(c) = &self.cluster {
+        if let Some(c) = self.cluster.clone() {
             let f = self.fleet.tick(&c.fleet);
             merge(&mut t.stable, &f.stable);
             merge(&mut t.canary, &f.canary);
+            self.counted_to(&c);
             for node in self.fleet.take_dropped() {
                 let detail = serde_json::json!({"node": node, "why": "its registration in etcd is gone"});
                 tracing::warn!(node = %node, "cluster: a replica left the fleet's sum");
@@ -342,8 +343,13 @@ impl Controller {
             r.resume_after_restart(now);
         }
         self.rollout = rollout;
-        self.observer = Observer::default();
-        self.fleet = FleetObserver::new(now);
+        // The count goes on from the look the previous leader saved it at:
+        // this replica's own traffic and the peers' since then is added.
+        let from = self.rollout.as_ref().filter(|r| r.is_active()).and_then(|r| r.counted_to);
+        let own = from.and_then(|l| c.looks.at(l.term, l.n));
+        self.observer = Observer::from(own.map(|v| [v[0].snapshot(), v[1].snapshot()]));
+        self.fleet = FleetObserver::new(now, from);
+        c.fleet.count_from(from);
         self.ring.clear();
         self.step_obs = Observation::default();
         self.leading = true;
@@ -360,6 +366,20 @@ impl Controller {
             self.apply(vec![Decision::Event { kind: EventKind::LeaderChanged, detail }], now)
         } else {
             self.live.store().record(EventKind::LeaderChanged, "cluster", &detail).map_err(ControlError::from)
+        }
+    }
+
+    /// Marks the rollout's count as being up to the fleet's latest look
+    /// added, and keeps this replica's own totals as of that look: were it
+    /// to stop leading, the next leader counts on from there (see
+    /// `cluster::looks`).
+    fn counted_to(&mut self, c: &Cluster) {
+        let Some(look) = self.fleet.counted_to() else { return };
+        if let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) {
+            r.counted_to = Some(look);
+        }
+        if let Some([s, k]) = self.observer.last() {
+            c.looks.record(look.term, look.n, [wire::WireTotals::of(s), wire::WireTotals::of(k)]);
         }
     }
 

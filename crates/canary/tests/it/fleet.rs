@@ -151,7 +151,7 @@ pub(crate) async fn traffic(ps: &[&Process], n: usize, from: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_judge_counts_every_replicas_canary_requests_once_across_a_restart() {
+async fn the_judge_counts_every_replicas_canary_requests_once_across_a_restart_and_a_leader_change() {
     const N: usize = 5;
     let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
     let etcd = Etcd::start(dir.path(), 1);
@@ -190,4 +190,21 @@ async fn the_judge_counts_every_replicas_canary_requests_once_across_a_restart()
     let want = now + before;
     let counted = eventually(10, || async { judged(lead).await == want }).await;
     assert!(counted, "judged {} of the {want} canary requests the replicas served", judged(lead).await);
+    // The leader killed, all it served counted: what the others serve while
+    // nobody leads, and after another took over, is counted, none of it twice.
+    let at = ids.iter().position(|i| *i == leader).unwrap();
+    let gone = canary_served(ps[at].admin).await + before;
+    ps.remove(at).kill9();
+    let rest: Vec<&Process> = ps.iter().collect();
+    traffic(&rest, 300, 600).await;
+    let took =
+        eventually(15, || async { super::cluster::leader(rest[0].admin).await.is_some_and(|l| l != leader) })
+            .await;
+    assert!(took, "nobody took over from the killed leader");
+    let next = wait_for_leader(&rest).await;
+    let lead = rest[ids.iter().filter(|i| **i != leader).position(|i| *i == next).unwrap()].admin;
+    traffic(&rest, 300, 900).await;
+    let want = join_all(rest.iter().map(|p| canary_served(p.admin))).await.iter().sum::<u64>() + gone;
+    let counted = eventually(10, || async { judged(lead).await == want }).await;
+    assert!(counted, "the new leader judged {} of the {want} canary requests", judged(lead).await);
 }
