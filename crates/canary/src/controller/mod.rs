@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`observe`]: per-tick statistics from the proxy's cumulative totals.
+//! - [`brief`]: an event's detail shortened for the log.
 //! - [`resources`]: memory, CPU and database use polled from each version.
 //! - [`api`]: request and status types shared by the admin API and the CLI.
 //! - this file: [`Controller`] (commands and ticks) and the thread that ticks it.
@@ -12,6 +13,7 @@
 //! in turn, so a command and a tick never interleave. The proxy never takes it.
 
 pub mod api;
+pub mod brief;
 pub mod clock;
 pub mod health;
 pub mod observe;
@@ -374,10 +376,10 @@ impl Controller {
     /// to stop leading, the next leader counts on from there (see
     /// `cluster::looks`).
     fn counted_to(&mut self, c: &Cluster) {
+        // Only a rollout's count goes on: an idle leader keeps no looks.
+        let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) else { return };
         let Some(look) = self.fleet.counted_to() else { return };
-        if let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) {
-            r.counted_to = Some(look);
-        }
+        r.counted_to = Some(look);
         if let Some([s, k]) = self.observer.last() {
             c.looks.record(look.term, look.n, [wire::WireTotals::of(s), wire::WireTotals::of(k)]);
         }
@@ -683,7 +685,8 @@ impl Controller {
         }
         self.last_persist_ms = now;
         for (kind, detail) in events {
-            tracing::info!(event = kind.as_str(), detail = %detail, "rollout");
+            tracing::info!(event = kind.as_str(), detail = %brief::brief(&detail), "rollout");
+            tracing::debug!(event = kind.as_str(), detail = %detail, "rollout, whole");
             if let Some(out) = &self.outbox {
                 out.send(OpsEvent { kind, detail, rollout: r.clone() });
             }
