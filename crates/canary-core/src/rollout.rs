@@ -23,6 +23,7 @@ use crate::share::Share;
 use crate::time::UnixMs;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// Where a rollout stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,11 +206,34 @@ pub struct Rollout {
     /// replica taking over goes on from it).
     #[serde(default)]
     pub watch: Watch,
-    /// In a cluster, the leader's look whose readings the tally and the
-    /// watch count up to: a new leader counts each replica's traffic from
-    /// the reading it served at that look, so a change of leader loses none.
+    /// In a cluster, where the tally and the watch stop: a new leader
+    /// counts each replica's traffic from the reading it served there, so a
+    /// change of leader loses none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub counted_to: Option<Look>,
+    pub counted_to: Option<CountedTo>,
+}
+
+/// Where the count saved with a rollout stops, in a cluster: the leader's
+/// latest round of readings counted, and the replicas counted only up to
+/// an earlier round (their fetches failed since).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountedTo {
+    /// The latest round counted.
+    pub look: Look,
+    /// Replicas whose last reading counted came from an earlier round of
+    /// the same term, with that round's number.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub behind: BTreeMap<String, u64>,
+}
+
+impl CountedTo {
+    /// The round replica `node` is counted up to.
+    pub fn of(&self, node: &str) -> Look {
+        match self.behind.get(node) {
+            Some(n) => Look { n: *n, ..self.look },
+            None => self.look,
+        }
+    }
 }
 
 /// One round of the leader's fetches of the replicas' totals: its term,

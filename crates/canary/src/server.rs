@@ -284,7 +284,7 @@ async fn run_admin(
     let checks = spawn_analysis(&state);
     let fleet = state.cluster.clone().map(|c| {
         let token = state.cfg.admin_token.clone().or_else(|| state.cfg.viewer_token.clone());
-        tokio::spawn(crate::cluster::fleet::collect(c, token))
+        tokio::spawn(crate::cluster::fleet::collect(c, Arc::clone(&state.metrics), token))
     });
     let watcher = state
         .cfg

@@ -30,7 +30,7 @@ pub mod rollout;
 pub mod routing;
 
 use crate::cluster::Cluster;
-use crate::cluster::wire::{WireSnapshot, WireTotals};
+use crate::cluster::wire::WireSnapshot;
 use crate::config::ServeConfig;
 use crate::controller::Controller;
 use crate::dynamic::FlagsStatus;
@@ -40,7 +40,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use canary_core::time::UnixMs;
 use canary_proxy::metrics::Metrics;
 use canary_proxy::metrics::prometheus::{self, Gauges};
 use serde::Deserialize;
@@ -178,25 +177,17 @@ struct TotalsQuery {
 /// This replica's traffic totals, for the leader to judge the fleet; kept
 /// by look, and, when asked, with those it served at an earlier look.
 async fn totals(State(s): State<AdminState>, Query(q): Query<TotalsQuery>) -> Json<WireSnapshot> {
-    let boot = UnixMs::from(s.metrics.started_wall());
-    let t = s.metrics.totals();
-    let versions = [WireTotals::of(&t[0]), WireTotals::of(&t[1])];
-    let mut base = None;
+    let node = s.cluster.as_ref().map_or("", |c| c.node_id.as_str());
+    let mut snap = WireSnapshot::now(node, &s.metrics);
     if let Some(c) = &s.cluster {
         c.served(crate::cluster::Internal::Totals);
         let parse = |q: &Option<String>| q.as_deref().and_then(crate::cluster::looks::parse);
-        base = parse(&q.from).and_then(|(term, n)| c.looks.at(term, n));
+        snap.base = parse(&q.from).and_then(|(term, n)| c.looks.at(term, n));
         if let Some((term, n)) = parse(&q.look) {
-            c.looks.record(term, n, versions.clone());
+            c.looks.record(term, n, snap.versions.clone());
         }
     }
-    Json(WireSnapshot {
-        node: s.cluster.as_ref().map_or_else(String::new, |c| c.node_id.clone()),
-        wire: crate::cluster::versions::WIRE,
-        boot,
-        versions,
-        base,
-    })
+    Json(snap)
 }
 
 async fn prom(State(s): State<AdminState>) -> Response {

@@ -72,13 +72,13 @@ pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>, live: Arc<Live>) {
 /// from leading; one beside a newer wire leaves leading to it
 /// ([`super::versions`]).
 fn declines(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Option<String> {
-    if let Some(f) = etcd.fault() {
-        return Some(format!("the state cannot be read here: {}", f.message()));
-    }
-    if let Some(f) = live.fault() {
-        return Some(format!("the state cannot be read here: {}", f.message()));
-    }
-    cluster.declines_to_lead()
+    unreadable(etcd, live).or_else(|| cluster.declines_to_lead())
+}
+
+/// Why this replica cannot drive a rollout: the state cannot be read here.
+pub(super) fn unreadable(etcd: &Etcd, live: &Live) -> Option<String> {
+    let fault = etcd.fault().cloned().or_else(|| live.fault())?;
+    Some(format!("the state cannot be read here: {}", fault.message()))
 }
 
 /// Returns once this replica knows of no leader, after a random pause of
@@ -110,7 +110,7 @@ async fn term(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String>
     let lease = c.lease_grant(ttl.as_secs() as i64, None).await.map_err(|e| e.to_string())?.id();
     let mut good_until = Instant::now() + ttl.saturating_sub(MARGIN);
     cluster.renewed(good_until);
-    let me = Registration::of(cluster);
+    let me = Registration::of(cluster, true);
     if let Err(e) = retried(|| campaign(etcd, cluster, &c, lease, &me)).await {
         revoke(etcd, lease);
         return Err(e.to_string());

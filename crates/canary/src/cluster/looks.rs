@@ -3,25 +3,30 @@
 //!
 //! The leader numbers its rounds of fetches ([`Look`]) and names the round
 //! in each fetch (`?look=TERM.N`); a replica keeps the totals it answered
-//! for the last [`KEPT`] rounds. With the rollout, the leader saves the
-//! look its count is up to (`Rollout::counted_to`). A replica that comes to
-//! lead asks each peer, in its first fetch, for the totals it served at that
-//! look (`&from=TERM.N`, answered as `base`): the traffic since then is
+//! for the last [`KEPT`] rounds. With the rollout, the leader saves where
+//! its count stops (`Rollout::counted_to`: its latest round, and for a
+//! replica whose fetches failed since, the round it was last read in). A
+//! replica that comes to lead asks each peer, in its first fetch, for the
+//! totals it served there (`&from=TERM.N`, answered as `base`): the traffic since then is
 //! what the old leader counted but did not save, or never saw, and the new
-//! leader counts it. A leader keeps its own totals at each look as well, so
-//! that it can answer for them once it no longer leads.
+//! leader counts it. A leader's rounds read its own totals too, kept the
+//! same way, so that it can answer for them once it no longer leads.
 //!
 //! Rounds advance only while someone leads, so the ones kept after a
-//! leader dies are its last ones, whatever the time the takeover takes.
+//! leader dies are its last ones, whatever the time the takeover takes
+//! (but for fetches of a new leader that time out, each of which a peer
+//! records: [`KEPT`] bounds those).
 
 use super::wire::WireTotals;
 use canary_core::rollout::Look;
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 
-/// How many of the latest looks a replica keeps its answers for: the saved
-/// look is at most a second (four looks while judging) behind the last.
-pub const KEPT: usize = 16;
+/// How many of the latest looks a replica keeps its answers for. The saved
+/// look is about a second (four looks while judging) behind the last, but a
+/// peer that answers too late for the leader's time-out still records each
+/// look it was asked: 64 covers 16 s of that, at a few KB each.
+pub const KEPT: usize = 64;
 
 /// A look's term and number, and the totals a replica answered at it.
 type Answer = ((i64, u64), [WireTotals; 2]);

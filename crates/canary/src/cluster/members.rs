@@ -72,7 +72,8 @@ impl Cluster {
 }
 
 fn member(r: Registration, seen: Instant) -> (String, Member) {
-    let m = Member { admin: r.admin, seen: Some(seen), wire: r.wire, release: r.release };
+    let m =
+        Member { admin: r.admin, seen: Some(seen), wire: r.wire, release: r.release, may_lead: r.may_lead };
     (r.id, m)
 }
 

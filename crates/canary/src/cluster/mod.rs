@@ -13,6 +13,8 @@
 //!   and the registrations, into this view ([`members`]).
 //! - [`wire`]: a replica's traffic totals as JSON, exact (histograms bucket by bucket).
 //! - [`fleet`]: the leader's view of every replica's traffic, for the judge.
+//! - [`rounds`]: the leader's readings, a round's kept together, and the
+//!   gate its controller holds.
 //! - [`looks`]: what each replica served at the leader's recent looks, for
 //!   a new leader to count on from where the old one's count stopped.
 //! - [`window_wire`]: a replica's reading over a window as JSON, exact.
@@ -33,6 +35,7 @@ pub mod looks;
 pub mod members;
 pub mod peer;
 pub mod registration;
+pub mod rounds;
 pub mod versions;
 pub mod watch;
 pub mod window_wire;
@@ -89,6 +92,7 @@ struct Member {
     seen: Option<Instant>,
     wire: u32,
     release: Option<String>,
+    may_lead: bool,
 }
 
 #[derive(Debug, Default)]
@@ -115,7 +119,7 @@ pub struct Cluster {
     pub lease_ttl: Duration,
     view: Mutex<View>,
     /// The peers' latest totals (see [`fleet`]).
-    pub fleet: fleet::Peers,
+    pub fleet: rounds::Peers,
     /// This replica's totals at the leader's recent looks (see [`looks`]).
     pub looks: looks::Served,
     /// How the peers' admin APIs are reached (see [`peer`]).
@@ -145,7 +149,7 @@ impl Cluster {
             admin: admin.to_string(),
             lease_ttl,
             view: Mutex::default(),
-            fleet: fleet::Peers::default(),
+            fleet: rounds::Peers::default(),
             looks: looks::Served::default(),
             link: peer::PeerLink::plain(),
             served: Default::default(),
@@ -270,7 +274,7 @@ impl Cluster {
     /// for over a second: their traffic is not in the judge's sum until one
     /// succeeds (a replica that is up and registered, but stuck). Empty on
     /// a follower.
-    pub fn unanswered(&self) -> Vec<fleet::Unanswered> {
+    pub fn unanswered(&self) -> Vec<rounds::Unanswered> {
         match self.is_leader() {
             true => self.fleet.unanswered(fleet::FETCH_TIMEOUT),
             false => Vec::new(),
@@ -358,7 +362,7 @@ impl Joined {
     /// Starts the election and the watch, on the store's runtime.
     pub fn start(&self, live: &Arc<Live>) {
         let h = self.etcd.handle();
-        h.spawn(registration::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster)));
+        h.spawn(registration::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster), Arc::clone(live)));
         h.spawn(election::run(Arc::clone(&self.etcd), Arc::clone(&self.cluster), Arc::clone(live)));
         let (e, c) = (&self.etcd, &self.cluster);
         let prefix = e.key("replicas/");

@@ -1,5 +1,5 @@
 //! This replica's registration, `replicas/{node}` (its id, admin
-//! address, wire and release: [`super::versions`]), on a lease of its own: [`TTL_TIMES`] × `lease_ttl`, renewed
+//! address, wire, release and whether it may lead: [`super::versions`]), on a lease of its own: [`TTL_TIMES`] × `lease_ttl`, renewed
 //! every `lease_ttl`. Whether a replica is alive is told by its
 //! registration: when it stops, its lease ends and the leader's watch drops
 //! it from the fleet's sum.
@@ -12,8 +12,9 @@
 //! fleet of N cost etcd N/5 calls a second by default, not 2·N.
 
 use super::Cluster;
-use super::election::{GONE_AFTER, LOOK_EVERY, renew};
+use super::election::{GONE_AFTER, LOOK_EVERY, renew, unreadable};
 use super::versions::Registration;
+use crate::live::Live;
 use crate::store::etcd::Etcd;
 use canary_etcd::PutOptions;
 use std::sync::Arc;
@@ -23,9 +24,9 @@ use std::time::{Duration, Instant};
 pub const TTL_TIMES: u32 = 3;
 
 /// Registers this replica, and again whenever its lease was lost, forever.
-pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>) {
+pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>, live: Arc<Live>) {
     loop {
-        if let Err(e) = registered(&etcd, &cluster).await {
+        if let Err(e) = registered(&etcd, &cluster, &live).await {
             cluster.etcd_failed(format!("etcd: {e}"));
             tracing::warn!(error = %e, "cluster: this replica's registration lapsed or etcd is unreachable; registering again");
         }
@@ -34,18 +35,26 @@ pub async fn run(etcd: Arc<Etcd>, cluster: Arc<Cluster>) {
 }
 
 /// One registration's life: returns when its lease is surely gone.
-async fn registered(etcd: &Etcd, cluster: &Cluster) -> Result<(), String> {
+async fn registered(etcd: &Etcd, cluster: &Cluster, live: &Live) -> Result<(), String> {
     let c = etcd.client();
     let every = cluster.lease_ttl;
     let ttl = every * TTL_TIMES;
     let lease = c.lease_grant(ttl.as_secs() as i64, None).await.map_err(|e| e.to_string())?.id();
     let mut until = Instant::now() + ttl;
-    let me = Registration::of(cluster);
     let key = etcd.key(&format!("replicas/{}", cluster.node_id));
-    c.put(key, me, Some(PutOptions::new().with_lease(lease))).await.map_err(|e| e.to_string())?;
-    cluster.etcd_answered();
+    let mut said = None;
     let mut failures = 0u32;
     loop {
+        // Whether it may lead is in the registration, written again when it
+        // changes: a newer replica that cannot lead holds nobody back.
+        let may_lead = unreadable(etcd, live).is_none();
+        if said != Some(may_lead) {
+            let me = Registration::of(cluster, may_lead);
+            let put = c.put(key.clone(), me, Some(PutOptions::new().with_lease(lease))).await;
+            put.map_err(|e| e.to_string())?;
+            cluster.etcd_answered();
+            said = Some(may_lead);
+        }
         tokio::time::sleep(if failures > 0 { LOOK_EVERY } else { every }).await;
         match renew(&c, lease).await {
             Ok(held) => {

@@ -9,8 +9,9 @@
 //! The rule: **the newest wire leads.** A replica reads every older wire
 //! (a format only grows within a wire; a change an older reader would get
 //! wrong takes a new one), but cannot know a newer one. So a replica that
-//! sees a registered peer speaking a newer wire does not campaign, and
-//! hands the leadership over if it holds it (said in `status` as
+//! sees a registered peer speaking a newer wire, and able to lead (it says
+//! so in its registration), does not campaign, and hands the leadership
+//! over if it holds it (said in `status` as
 //! `declines_to_lead`); the newer replica leads and judges everyone's
 //! traffic. A leader refuses a forwarded command from a newer wire rather
 //! than drop options it does not know. A release from before wires
@@ -48,17 +49,27 @@ pub struct Registration {
     /// Its release (none before wires).
     #[serde(default)]
     pub release: Option<String>,
+    /// Whether it would lead (false while it cannot read the state): only
+    /// a newer replica that may lead is left to lead.
+    #[serde(default = "may")]
+    pub may_lead: bool,
+}
+
+fn may() -> bool {
+    true
 }
 
 impl Registration {
-    /// This replica's.
-    pub fn of(cluster: &Cluster) -> String {
+    /// This replica's, saying whether it `may_lead`.
+    pub fn of(cluster: &Cluster, may_lead: bool) -> String {
         let me = Registration {
             id: cluster.node_id.clone(),
             admin: cluster.admin.clone(),
             wire: WIRE,
             release: Some(RELEASE.to_string()),
+            may_lead,
         };
+        // Cannot fail: strings, a number and a bool, all of which JSON holds.
         serde_json::to_string(&me).unwrap_or_default()
     }
 
@@ -69,8 +80,8 @@ impl Registration {
 }
 
 /// Why a replica that speaks `own` leaves leading to another, given the
-/// registered replicas' `(id, wire, release)`: the newest among those
-/// newer than `own`, if any.
+/// registered replicas that may lead, as `(id, wire, release)`: the newest
+/// among those newer than `own`, if any.
 pub fn outranked<'a>(
     own: u32,
     replicas: impl Iterator<Item = (&'a str, u32, Option<&'a str>)>,
@@ -88,7 +99,8 @@ impl Cluster {
     /// wire (see the module's doc).
     pub fn declines_to_lead(&self) -> Option<String> {
         let v = self.lock();
-        outranked(WIRE, v.replicas.iter().map(|(id, m)| (id.as_str(), m.wire, m.release.as_deref())))
+        let able = v.replicas.iter().filter(|(_, m)| m.may_lead);
+        outranked(WIRE, able.map(|(id, m)| (id.as_str(), m.wire, m.release.as_deref())))
     }
 }
 
@@ -99,7 +111,7 @@ mod tests {
     #[test]
     fn the_newest_wire_leads_and_an_unnamed_one_is_the_oldest() {
         let old = Registration::parse(br#"{"id":"a","admin":"127.0.0.1:1"}"#).unwrap();
-        assert_eq!((old.wire, old.release), (1, None));
+        assert_eq!((old.wire, old.release, old.may_lead), (1, None, true));
         let peers = [("a", 1, None), ("b", WIRE, Some("x")), ("c", WIRE + 1, Some("0.9 (abc)"))];
         assert_eq!(outranked(WIRE + 1, peers.iter().copied()), None);
         let why = outranked(WIRE, peers.iter().copied()).unwrap();
@@ -110,8 +122,8 @@ mod tests {
     #[test]
     fn a_registration_round_trips_with_its_wire_and_release() {
         let c = Cluster::new("n1", "127.0.0.1:9", std::time::Duration::from_secs(3));
-        let back = Registration::parse(Registration::of(&c).as_bytes()).unwrap();
-        assert_eq!(back.id, "n1");
+        let back = Registration::parse(Registration::of(&c, false).as_bytes()).unwrap();
+        assert_eq!((back.id.as_str(), back.may_lead), ("n1", false));
         assert_eq!(back.wire, WIRE);
         assert_eq!(back.release.as_deref(), Some(RELEASE));
     }

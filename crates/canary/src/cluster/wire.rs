@@ -7,6 +7,7 @@
 
 use canary_core::judge::RouteCount;
 use canary_core::time::UnixMs;
+use canary_proxy::metrics::Metrics;
 use canary_proxy::metrics::shard::TotalsSnapshot;
 use canary_proxy::metrics::slot::{Counts, new_histogram};
 use hdrhistogram::{Counter, Histogram};
@@ -41,6 +42,20 @@ pub struct WireSnapshot {
     /// [`super::looks`]), when it still has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<[WireTotals; 2]>,
+}
+
+impl WireSnapshot {
+    /// Replica `node`'s totals now.
+    pub fn now(node: &str, metrics: &Metrics) -> WireSnapshot {
+        let t = metrics.totals();
+        WireSnapshot {
+            node: node.to_string(),
+            wire: super::versions::WIRE,
+            boot: UnixMs::from(metrics.started_wall()),
+            versions: [WireTotals::of(&t[0]), WireTotals::of(&t[1])],
+            base: None,
+        }
+    }
 }
 
 impl WireTotals {

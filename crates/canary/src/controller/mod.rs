@@ -21,7 +21,7 @@ pub mod probe;
 pub mod resources;
 pub mod status;
 
-use crate::cluster::{Cluster, wire};
+use crate::cluster::Cluster;
 use crate::config::ServeConfig;
 use crate::live::{Change, Live, Source, Upstreams};
 use crate::ops::checklist::ItemResult;
@@ -280,12 +280,15 @@ impl Controller {
         }
         // Cheap (a store per worker), and always the policy in force.
         self.metrics.set_route_slow_ms(self.policy.max_p95_ms);
-        let mut t = self.observer.tick(&self.metrics);
-        if let Some(c) = self.cluster.clone() {
-            let f = self.fleet.tick(&c.fleet);
-            merge(&mut t.stable, &f.stable);
-            merge(&mut t.canary, &f.canary);
-            self.counted_to(&c);
+        let mut t = match &self.cluster {
+            // The leader's rounds read its own totals with the others'.
+            Some(c) => self.fleet.tick(&c.fleet),
+            None => self.observer.tick(&self.metrics),
+        };
+        if self.cluster.is_some() {
+            if let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) {
+                r.counted_to = self.fleet.counted_to().cloned();
+            }
             for node in self.fleet.take_dropped() {
                 let detail = serde_json::json!({"node": node, "why": "its registration in etcd is gone"});
                 tracing::warn!(node = %node, "cluster: a replica left the fleet's sum");
@@ -332,6 +335,9 @@ impl Controller {
     fn follow(&mut self) {
         if self.leading {
             self.leading = false;
+            if let Some(c) = &self.cluster {
+                c.fleet.close();
+            }
             tracing::warn!("cluster: no longer the leader; this replica's controller stops acting");
         }
     }
@@ -345,13 +351,11 @@ impl Controller {
             r.resume_after_restart(now);
         }
         self.rollout = rollout;
-        // The count goes on from the look the previous leader saved it at:
-        // this replica's own traffic and the peers' since then is added.
-        let from = self.rollout.as_ref().filter(|r| r.is_active()).and_then(|r| r.counted_to);
-        let own = from.and_then(|l| c.looks.at(l.term, l.n));
-        self.observer = Observer::from(own.map(|v| [v[0].snapshot(), v[1].snapshot()]));
-        self.fleet = FleetObserver::new(now, from);
-        c.fleet.count_from(from);
+        // The count goes on from where the previous leader saved it: every
+        // replica's traffic since, this one's included, is added.
+        let from = self.rollout.as_ref().filter(|r| r.is_active()).and_then(|r| r.counted_to.clone());
+        self.fleet = FleetObserver::new(now, from.clone());
+        c.fleet.open(from);
         self.ring.clear();
         self.step_obs = Observation::default();
         self.leading = true;
@@ -368,20 +372,6 @@ impl Controller {
             self.apply(vec![Decision::Event { kind: EventKind::LeaderChanged, detail }], now)
         } else {
             self.live.store().record(EventKind::LeaderChanged, "cluster", &detail).map_err(ControlError::from)
-        }
-    }
-
-    /// Marks the rollout's count as being up to the fleet's latest look
-    /// added, and keeps this replica's own totals as of that look: were it
-    /// to stop leading, the next leader counts on from there (see
-    /// `cluster::looks`).
-    fn counted_to(&mut self, c: &Cluster) {
-        // Only a rollout's count goes on: an idle leader keeps no looks.
-        let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) else { return };
-        let Some(look) = self.fleet.counted_to() else { return };
-        r.counted_to = Some(look);
-        if let Some([s, k]) = self.observer.last() {
-            c.looks.record(look.term, look.n, [wire::WireTotals::of(s), wire::WireTotals::of(k)]);
         }
     }
 

@@ -194,16 +194,22 @@ async fn the_judge_counts_every_replicas_canary_requests_once_across_a_restart_a
     // nobody leads, and after another took over, is counted, none of it twice.
     let at = ids.iter().position(|i| *i == leader).unwrap();
     let gone = canary_served(ps[at].admin).await + before;
-    ps.remove(at).kill9();
+    let dead = ps.remove(at);
     let rest: Vec<&Process> = ps.iter().collect();
-    traffic(&rest, 300, 600).await;
+    // Traffic through the others goes on as the leader dies: before its
+    // last save, between that and its death, and while nobody leads.
+    let kill = async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        dead.kill9();
+    };
+    tokio::join!(traffic(&rest, 400, 600), kill);
     let took =
         eventually(15, || async { super::cluster::leader(rest[0].admin).await.is_some_and(|l| l != leader) })
             .await;
     assert!(took, "nobody took over from the killed leader");
     let next = wait_for_leader(&rest).await;
     let lead = rest[ids.iter().filter(|i| **i != leader).position(|i| *i == next).unwrap()].admin;
-    traffic(&rest, 300, 900).await;
+    traffic(&rest, 300, 1000).await;
     let want = join_all(rest.iter().map(|p| canary_served(p.admin))).await.iter().sum::<u64>() + gone;
     let counted = eventually(10, || async { judged(lead).await == want }).await;
     assert!(counted, "the new leader judged {} of the {want} canary requests", judged(lead).await);
