@@ -110,12 +110,18 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         controller::spawn(Arc::clone(&controller), stop.clone())
             .map_err(|e| StartError::Io(format!("cannot start the controller thread: {e}")))?,
     );
+    // One lock at a time: a guard in the initializer below would live to its end.
+    let (published, rollbacks) = {
+        let g = controller::lock(&controller);
+        (Arc::clone(&g.published), Arc::clone(&g.rollbacks))
+    };
     let state = AdminState {
         live: Arc::clone(&live),
         metrics: Arc::clone(&metrics),
         cfg: Arc::clone(&cfg),
         flags,
-        published: Arc::clone(&controller::lock(&controller).published),
+        published,
+        rollbacks,
         controller: Arc::clone(&controller),
         sessions: Arc::default(),
         cluster,

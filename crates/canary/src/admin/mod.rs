@@ -62,6 +62,8 @@ pub struct AdminState {
     pub controller: Arc<Mutex<Controller>>,
     /// Its status as of its last look, for when it is busy.
     pub published: crate::controller::Published,
+    /// The rollbacks it decided, by cause.
+    pub rollbacks: crate::controller::exposition::Rollbacks,
     /// The dashboard's login sessions.
     pub sessions: Arc<auth::Sessions>,
     /// The cluster this replica belongs to, if any.
@@ -200,6 +202,13 @@ async fn prom(State(s): State<AdminState>) -> Response {
         rollout: &s.cfg.rollout,
     };
     let mut body = prometheus::render(&s.metrics.totals(), &g);
+    // The rollout as the controller last published it (a scrape never
+    // waits on it). In a cluster only the leader's is current, so only the
+    // leader shows it: a query across replicas finds one rollout.
+    let published = s.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    if let Some(st) = published.filter(|_| s.cluster.as_ref().is_none_or(|c| c.is_leader())) {
+        body.push_str(&crate::controller::exposition::render(&st, &s.rollbacks));
+    }
     if let Some(c) = &s.cluster {
         body.push_str(&c.exposition());
     }

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`observe`]: per-tick statistics from the proxy's cumulative totals.
 //! - [`brief`]: an event's detail shortened for the log.
+//! - [`exposition`]: the rollout's lines in `/metrics`.
 //! - [`resources`]: memory, CPU and database use polled from each version.
 //! - [`api`]: request and status types shared by the admin API and the CLI.
 //! - this file: [`Controller`] (commands and ticks) and the thread that ticks it.
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod brief;
 pub mod clock;
+pub mod exposition;
 pub mod health;
 pub mod observe;
 pub mod probe;
@@ -147,6 +149,8 @@ pub struct Controller {
     unsaved: Option<(Rollout, Vec<Decision>)>,
     /// Its status after each look, for [`status_now`].
     pub published: Published,
+    /// The rollbacks it decided, by cause, for `/metrics`.
+    pub rollbacks: exposition::Rollbacks,
     /// A write to the shared store failed without saying whether it landed:
     /// the rollout is read back before the next decision.
     reread: bool,
@@ -182,6 +186,7 @@ impl Controller {
             fleet: FleetObserver::default(),
             unsaved: None,
             published: Published::default(),
+            rollbacks: exposition::rollbacks(),
             reread: false,
         })
     }
@@ -675,6 +680,9 @@ impl Controller {
         }
         self.last_persist_ms = now;
         for (kind, detail) in events {
+            if kind == EventKind::RolledBack {
+                exposition::count(&self.rollbacks, exposition::cause(&detail));
+            }
             tracing::info!(event = kind.as_str(), detail = %brief::brief(&detail), "rollout");
             tracing::debug!(event = kind.as_str(), detail = %detail, "rollout, whole");
             if let Some(out) = &self.outbox {

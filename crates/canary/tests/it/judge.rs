@@ -3,6 +3,7 @@
 //! step that pauses instead of rolling back.
 
 use crate::load::*;
+use crate::prometheus::Prometheus;
 use crate::support::*;
 use canary::controller::api::DeployRequest;
 use canary::controller::lock;
@@ -191,43 +192,6 @@ async fn a_webhook_gate_answering_503_fails_the_step_and_an_unreachable_one_hold
     assert!(held, "an unreachable gate must hold, not pass: {st}: {why}");
     assert!(why.contains("change-board") && why.contains("unreachable"), "{why}");
     srv.shutdown();
-}
-
-/// A Prometheus server (Debian's) on loopback scraping `target` every second.
-struct Prometheus {
-    child: std::process::Child,
-    url: String,
-    /// Its port, kept for it from before it listens (see `reserved`).
-    _port: tokio::net::TcpSocket,
-}
-
-impl Prometheus {
-    fn start(dir: &std::path::Path, target: SocketAddr) -> Prometheus {
-        let bin = std::path::Path::new("/usr/bin/prometheus");
-        assert!(bin.exists(), "/usr/bin/prometheus is needed: apt-get install prometheus (./test.sh does)");
-        let (addr, held) = reserved();
-        let cfg = dir.join("prometheus.yml");
-        let scrape = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n"
-        );
-        std::fs::write(&cfg, scrape).unwrap();
-        let child = std::process::Command::new(bin)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        Prometheus { child, url: format!("http://{addr}"), _port: held }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// An exporter serving `checkout_seconds{version="canary"} VALUE`.
