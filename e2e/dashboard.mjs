@@ -40,6 +40,25 @@ try {
     };
   });
   if (shot) await page.screenshot({ path: shot });
+  // Laptop width: no word of a table is split over two lines ("threshol d").
+  await page.setViewportSize({ width: 1280, height: 800 });
+  seen.split_words = await page.evaluate(() => {
+    const split = [];
+    for (const cell of document.querySelectorAll("table th, table td")) {
+      const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (const m of node.textContent.matchAll(/\S+/g)) {
+          const r = document.createRange();
+          r.setStart(node, m.index);
+          r.setEnd(node, m.index + m[0].length);
+          // A word on two lines has a box on each.
+          const tops = new Set([...r.getClientRects()].map((b) => Math.round(b.top)));
+          if (tops.size > 1) split.push(m[0]);
+        }
+      }
+    }
+    return split;
+  });
   // Narrow screen: the page must still lay out (no horizontal scroll).
   await page.setViewportSize({ width: 390, height: 844 });
   seen.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);

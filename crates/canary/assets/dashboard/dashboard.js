@@ -80,12 +80,13 @@ function connect() {
   es.onerror = () => { conn.textContent = "connection lost: retrying…"; conn.className = "conn lost"; };
   es.onmessage = (e) => { const m = JSON.parse(e.data); thresholds = m.thresholds || thresholds; text("rollout-name", m.rollout_name || ""); push(m); panel(m); document.body.dataset.share = m.share; };
 }
-// S22 at a glance: rollbacks, requests lost, and how p95 moves release to release.
+// S22 at a glance: rollbacks, canary requests that failed in front of users
+// (not replayed on stable), and how p95 moves release to release.
 function summaryLine(s) {
   if (!s.rollouts || s.rollouts.length === 0) return "";
   const t = s.trend || {};
   const p95 = t.p95_ms ? "; p95 after promotion " + Math.round(t.p95_ms[0]) + " → " + Math.round(t.p95_ms[1]) + " ms" : "";
-  return s.promoted + " promoted, " + s.rolled_back + " rolled back; requests lost " + s.requests_lost + " of " + s.canary_requests + "; p95 no worse in " + s.better_p95 + " of " + s.compared + " promotions" + p95;
+  return s.promoted + " promoted, " + s.rolled_back + " rolled back; " + s.requests_lost + " of " + s.canary_requests + " canary requests failed for users; p95 no worse in " + s.better_p95 + " of " + s.compared + " promotions" + p95;
 }
 async function poll() {
   try {

@@ -60,6 +60,7 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
     assert!(seen["verdict_rows"].as_u64().unwrap() >= 5, "the verdict table is shown: {seen}");
     assert_eq!(seen["connection"], "live");
     assert_eq!(seen["phone_overflow"], false, "usable at phone width");
+    assert_eq!(seen["split_words"], serde_json::json!([]), "words split over two lines at laptop width: {seen}");
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot was taken");
     srv.shutdown();
 }
