@@ -13,6 +13,8 @@ try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   await page.goto(`${admin}/admin/monitoring`);
   await page.waitForFunction(() => document.body.dataset.share !== undefined, null, { timeout: 15000 });
+  // Points on the charts once the first frame is in: its past, and itself.
+  const first_points = await page.evaluate(() => data.t.length);
   // A few frames of the stream: until the four charts drew, the verdict table
   // filled and the stream is live, or 20 s (a loaded machine draws slowly).
   // What is seen then is reported either way, for the test to judge.
@@ -39,6 +41,7 @@ try {
       connection: document.getElementById("conn").textContent,
     };
   });
+  seen.first_points = first_points;
   if (shot) await page.screenshot({ path: shot });
   // Laptop width: no word of a table is split over two lines ("threshol d").
   await page.setViewportSize({ width: 1280, height: 800 });

@@ -74,6 +74,17 @@ impl Metrics {
         self.started_wall
     }
 
+    /// Each complete slot since `since` (within the ten minutes retained),
+    /// merged across workers, with the wall-clock time it ended: a chart's
+    /// past, for a page opened mid-rollout.
+    pub fn slots(&self, since: SystemTime, now: Instant) -> Vec<(SystemTime, Snapshot)> {
+        let now_tick = self.tick(now);
+        let Some(last) = now_tick.checked_sub(1) else { return Vec::new() };
+        let first = window::first_tick(WindowSpec::Since(since), now_tick, self.started_wall);
+        let end = |tick: u64| self.started_wall + Duration::from_secs((tick + 1) * SLOT_SECS);
+        window::per_slot(&self.shards, first, last).into_iter().map(|(t, s)| (end(t), s)).collect()
+    }
+
     /// Statistics over `spec`, merged across workers.
     pub fn window(&self, spec: WindowSpec, now: Instant) -> Snapshot {
         window::collect(&self.shards, spec, self.tick(now), (self.uptime(now), self.started_wall))
@@ -118,5 +129,38 @@ impl Metrics {
         all.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
         all.truncate(limit);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_core::Version;
+
+    fn served(version: Version) -> Outcome {
+        Outcome { version, route: 0, status: Some(200), failure: false, grpc_error: false, latency_us: 1_000 }
+    }
+
+    #[test]
+    fn each_complete_slot_is_read_on_its_own_with_the_time_it_ended() {
+        let m = Metrics::new(2, 10);
+        let at = |secs: u64| m.started + Duration::from_secs(secs);
+        m.shard(0).record(served(Version::Canary), at(1));
+        m.shard(1).record(served(Version::Canary), at(6));
+        m.shard(0).record(served(Version::Stable), at(7));
+        // The slot being filled (the third) is left out.
+        m.shard(0).record(served(Version::Canary), at(11));
+        let slots = m.slots(m.started_wall, at(12));
+        let counts: Vec<[u64; 2]> = slots
+            .iter()
+            .map(|(_, s)| [s.arm(Version::Stable).counts.requests, s.arm(Version::Canary).counts.requests])
+            .collect();
+        assert_eq!(counts, vec![[0, 1], [1, 1]]);
+        let ends: Vec<SystemTime> = slots.iter().map(|(end, _)| *end).collect();
+        assert_eq!(
+            ends,
+            vec![m.started_wall + Duration::from_secs(5), m.started_wall + Duration::from_secs(10)]
+        );
+        assert!(m.slots(m.started_wall, at(3)).is_empty(), "no slot is complete yet");
     }
 }

@@ -143,7 +143,7 @@ pub(super) fn collect(
     Snapshot { arms, seconds }
 }
 
-fn first_tick(spec: WindowSpec, now_tick: u64, started: SystemTime) -> u64 {
+pub(super) fn first_tick(spec: WindowSpec, now_tick: u64, started: SystemTime) -> u64 {
     let oldest = (now_tick + 2).saturating_sub(RETAINED_SLOTS as u64);
     let wanted = match spec {
         WindowSpec::Last(d) => {
@@ -153,6 +153,25 @@ fn first_tick(spec: WindowSpec, now_tick: u64, started: SystemTime) -> u64 {
         WindowSpec::Since(t) => t.duration_since(started).map(|d| d.as_secs() / SLOT_SECS).unwrap_or(0),
     };
     wanted.max(oldest).min(now_tick)
+}
+
+/// Each slot from `first` to `last`, merged across shards, one snapshot
+/// per slot (a slot nobody was served in is an empty one), oldest first.
+pub(super) fn per_slot(shards: &[Arc<Shard>], first: u64, last: u64) -> Vec<(u64, Snapshot)> {
+    let secs = SLOT_SECS as f64;
+    let mut by_tick: BTreeMap<u64, [ArmStats; 2]> =
+        (first..=last).map(|t| (t, [ArmStats::empty(secs), ArmStats::empty(secs)])).collect();
+    for shard in shards {
+        let d = shard.lock();
+        for v in Version::ALL {
+            for slot in &d.versions[v.index()] {
+                if let Some(arms) = by_tick.get_mut(&slot.tick) {
+                    add_slot(&mut arms[v.index()], slot, &d.routes);
+                }
+            }
+        }
+    }
+    by_tick.into_iter().map(|(t, arms)| (t, Snapshot { arms, seconds: secs })).collect()
 }
 
 fn add_slots(arm: &mut ArmStats, d: &ShardData, v: Version, ticks: std::ops::RangeInclusive<u64>) {

@@ -34,7 +34,7 @@ function build() {
   charts.p95 = make("c-p95", [series("stable", st), series("canary", ca), series("advance below", css("--good"), [6, 4]), series("rollback above", bad, [6, 4])]);
   charts.lat = make("c-lat", [series("stable p50", st, [2, 2]), series("canary p50", ca, [2, 2]), series("stable p99", st), series("canary p99", ca)]);
 }
-function push(m) {
+function add(m) {
   const v = (x) => (x === null || x === undefined ? null : x);
   data.t.push(m.t / 1000); data.share.push(m.share);
   for (const [k, arm] of [["s", m.stable], ["c", m.canary]]) {
@@ -42,11 +42,21 @@ function push(m) {
     data[k + "_p95"].push(v(arm.p95)); data[k + "_p50"].push(v(arm.p50)); data[k + "_p99"].push(v(arm.p99));
   }
   for (const k in data) if (data[k].length > KEEP) data[k].shift();
+}
+function draw() {
   const n = data.t.length, same = (x) => new Array(n).fill(x);
   charts.rps.setData([data.t, data.s_rps, data.c_rps]);
   charts.err.setData([data.t, data.s_err, data.c_err, same(thresholds.error_rate), same(thresholds.rollback_error_rate)]);
   charts.p95.setData([data.t, data.s_p95, data.c_p95, same(thresholds.p95), same(thresholds.rollback_p95)]);
   charts.lat.setData([data.t, data.s_p50, data.c_p50, data.s_p99, data.c_p99]);
+}
+// The stream's first frame brings the charts' past (a point per 5 s of the
+// last ten minutes): a page opened mid-rollout shows the step so far. Only
+// once: a reconnect's history would repeat what the page already has.
+function push(m) {
+  if (m.history && data.t.length === 0) for (const p of m.history) if (p.t < m.t) add(p);
+  add(m);
+  draw();
 }
 function text(id, s) { document.getElementById(id).textContent = s; }
 function rows(id, list, cells) {

@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use canary_core::Version;
-use canary_proxy::metrics::WindowSpec;
+use canary_proxy::metrics::{ArmStats, WindowSpec};
 use futures_util::stream::{self, Stream};
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -46,14 +46,23 @@ pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Re
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
 }
 
-/// `GET /api/stream`: one JSON event a second.
+/// A version's figures over a window, as the charts take them.
+pub fn arm(a: &ArmStats) -> Value {
+    json!({"rps": a.rps(), "error_rate": (a.counts.requests > 0).then(|| a.error_rate()), "p50": a.quantile_ms(0.5), "p95": a.quantile_ms(0.95), "p99": a.quantile_ms(0.99)})
+}
+
+/// `GET /api/stream`: one JSON event a second. The first goes out at once,
+/// with the charts' past (`history`, see [`super::chart_history`]), so a
+/// page that just opened draws the step so far.
 pub async fn stream(State(s): State<AdminState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    // The first frame goes out at once, so a page that just opened shows data.
     let ticks = stream::unfold((s, true), |(s, first)| async move {
         if !first {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let snapshot = frame(&s).await;
+        let mut snapshot = frame(&s).await;
+        if first {
+            snapshot["history"] = Value::Array(super::chart_history::points(&s).await);
+        }
         Some((Ok(Event::default().data(snapshot.to_string())), (s, false)))
     });
     Sse::new(ticks).keep_alive(KeepAlive::default())
@@ -65,10 +74,6 @@ async fn frame(s: &AdminState) -> Value {
     let now = move || controller::status_now(&c, &published, &live, cluster.as_deref());
     let status = tokio::task::spawn_blocking(now).await.ok();
     let snap = s.metrics.window(WindowSpec::Last(Duration::from_secs(10)), Instant::now());
-    let arm = |v: Version| {
-        let a = snap.arm(v);
-        json!({"rps": a.rps(), "error_rate": (a.counts.requests > 0).then(|| a.error_rate()), "p50": a.quantile_ms(0.5), "p95": a.quantile_ms(0.95), "p99": a.quantile_ms(0.99)})
-    };
     let thresholds = status.as_ref().and_then(|st| st.thresholds.clone());
     json!({
         "t": crate::store::now(),
@@ -77,8 +82,8 @@ async fn frame(s: &AdminState) -> Value {
         "share": s.live.routing().share.percent(),
         "cluster": status.as_ref().and_then(|st| st.cluster.clone()),
         "rollout": status.and_then(|st| st.rollout),
-        "stable": arm(Version::Stable),
-        "canary": arm(Version::Canary),
+        "stable": arm(snap.arm(Version::Stable)),
+        "canary": arm(snap.arm(Version::Canary)),
         "thresholds": thresholds.map(|t| json!({"error_rate": t.error_rate, "rollback_error_rate": t.rollback_error_rate, "p95": t.p95_ms, "rollback_p95": t.rollback_p95_ms})),
     })
 }

@@ -10,6 +10,7 @@
 //! - [`rollout`]: `GET /api/rollout`, `GET /api/rollouts`, `POST /api/rollout/{deploy,adjust,promote,pause,resume,rollback}`.
 //! - [`flags`]: `GET /api/flags[?user=ID]`, `PUT|DELETE /api/flags/{name}`.
 //! - [`dashboard`]: `/admin/monitoring`, its embedded assets, and `GET /api/stream`.
+//! - [`chart_history`]: the charts' past, in the stream's first frame.
 //! - [`login`]: the dashboard's login form, sessions and CSRF token.
 //! - [`auth`]: the admin token on mutating calls.
 //! - [`forward`]: in a cluster, commands sent on to the leader from any replica.
@@ -19,6 +20,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod chart_history;
 pub mod dashboard;
 pub mod flags;
 pub mod forward;

@@ -41,6 +41,8 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
         ..DeployRequest::default()
     };
     lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
+    // Two 5-second slots of traffic before the page opens: it must draw them.
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
     let shot = dir.path().join("dashboard.png");
     let out = tokio::process::Command::new("node")
         .arg(e2e_dir().join("dashboard.mjs"))
@@ -57,10 +59,16 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
     assert_eq!(seen["share_api"], 25.0);
     assert_eq!(seen["state"], "progressing");
     assert_eq!(seen["charts"], 4, "four charts drew: {seen}");
+    let past = seen["first_points"].as_u64().unwrap_or(0);
+    assert!(past >= 3, "a page opened mid-rollout draws what came before it (2 slots and now): {seen}");
     assert!(seen["verdict_rows"].as_u64().unwrap() >= 5, "the verdict table is shown: {seen}");
     assert_eq!(seen["connection"], "live");
     assert_eq!(seen["phone_overflow"], false, "usable at phone width");
-    assert_eq!(seen["split_words"], serde_json::json!([]), "words split over two lines at laptop width: {seen}");
+    assert_eq!(
+        seen["split_words"],
+        serde_json::json!([]),
+        "words split over two lines at laptop width: {seen}"
+    );
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot was taken");
     srv.shutdown();
 }

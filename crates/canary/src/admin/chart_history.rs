@@ -1,0 +1,80 @@
+//! The charts' past, for a page opened mid-rollout: one point per 5-second
+//! slot of the last ten minutes (what the metrics keep), each version's
+//! rate, error rate and latency percentiles, with the share in force then
+//! (from the routing events). So the page draws the step so far, and the
+//! moments the share moved, not only what arrives after it opened.
+
+use super::AdminState;
+use super::dashboard::arm;
+use crate::store::Event;
+use canary_core::Version;
+use canary_core::time::UnixMs;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How far back the charts' past goes: what the metrics keep.
+const BACK: Duration = Duration::from_secs(600);
+
+/// Routing events read to find the share at each point (a share moves a
+/// few times a rollout; more than this in ten minutes is a person testing).
+const EVENTS: usize = 200;
+
+/// The points, oldest first, in the stream's shape (`t`, `share`, `stable`, `canary`).
+pub async fn points(s: &AdminState) -> Vec<Value> {
+    let now = SystemTime::now();
+    let slots = s.metrics.slots(now.checked_sub(BACK).unwrap_or(now), Instant::now());
+    let live = Arc::clone(&s.live);
+    let events = tokio::task::spawn_blocking(move || live.store().events(EVENTS)).await;
+    let moves = moves(events.ok().and_then(Result::ok).unwrap_or_default());
+    let current = s.live.routing().share.percent();
+    slots
+        .into_iter()
+        .map(|(end, snap)| {
+            let t = UnixMs::from(end);
+            json!({
+                "t": t,
+                "share": share_at(&moves, t, current),
+                "stable": arm(snap.arm(Version::Stable)),
+                "canary": arm(snap.arm(Version::Canary)),
+            })
+        })
+        .collect()
+}
+
+/// Each share change as `(when, from, to)`, oldest first.
+fn moves(events: Vec<Event>) -> Vec<(UnixMs, f64, f64)> {
+    let mut m: Vec<(UnixMs, f64, f64)> = events
+        .into_iter()
+        .filter_map(|e| {
+            let (from, to) = (e.detail["from"]["share"].as_f64()?, e.detail["to"]["share"].as_f64()?);
+            (from != to).then_some((e.at_ms, from, to))
+        })
+        .collect();
+    m.sort_by_key(|(at, _, _)| *at);
+    m
+}
+
+/// The share in force at `t`: the last change before it, else the first
+/// change after it (what it changed from), else the share now.
+fn share_at(moves: &[(UnixMs, f64, f64)], t: UnixMs, now: f64) -> f64 {
+    match moves.iter().rev().find(|(at, _, _)| *at <= t) {
+        Some((_, _, to)) => *to,
+        None => moves.first().map_or(now, |(_, from, _)| *from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_share_at_a_moment_is_the_last_change_before_it() {
+        let at = UnixMs::from_millis;
+        let moves = [(at(100), 0.0, 10.0), (at(200), 10.0, 25.0)];
+        assert_eq!(share_at(&moves, at(50), 25.0), 0.0);
+        assert_eq!(share_at(&moves, at(150), 25.0), 10.0);
+        assert_eq!(share_at(&moves, at(250), 25.0), 25.0);
+        assert_eq!(share_at(&[], at(250), 40.0), 40.0);
+    }
+}
