@@ -2,13 +2,14 @@
 //! slot of the last ten minutes (what the metrics keep), each version's
 //! rate, error rate and latency percentiles, with the share in force then
 //! (from the routing events). So the page draws the step so far, and the
-//! moments the share moved, not only what arrives after it opened.
+//! moments the share moved, not only what arrives after it opened. Also
+//! the one shape of a version's figures on the charts, live or past ([`arm`]).
 
 use super::AdminState;
-use super::dashboard::arm;
 use crate::store::Event;
 use canary_core::Version;
 use canary_core::time::UnixMs;
+use canary_proxy::metrics::ArmStats;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -40,6 +41,11 @@ pub async fn points(s: &AdminState) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// A version's figures over a window, as the charts take them.
+pub fn arm(a: &ArmStats) -> Value {
+    json!({"rps": a.rps(), "error_rate": (a.counts.requests > 0).then(|| a.error_rate()), "p50": a.quantile_ms(0.5), "p95": a.quantile_ms(0.95), "p99": a.quantile_ms(0.99)})
 }
 
 /// Each share change as `(when, from, to)`, oldest first.

@@ -3,14 +3,14 @@
 //! `assets/vendor/uplot/SOURCE.md`), fed by `GET /api/stream`, a server-sent
 //! event stream of both versions' live figures and the rollout's state.
 
-use super::AdminState;
+use super::{AdminState, chart_history};
 use crate::controller;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use canary_core::Version;
-use canary_proxy::metrics::{ArmStats, WindowSpec};
+use canary_proxy::metrics::WindowSpec;
 use futures_util::stream::{self, Stream};
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -46,11 +46,6 @@ pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Re
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
 }
 
-/// A version's figures over a window, as the charts take them.
-pub fn arm(a: &ArmStats) -> Value {
-    json!({"rps": a.rps(), "error_rate": (a.counts.requests > 0).then(|| a.error_rate()), "p50": a.quantile_ms(0.5), "p95": a.quantile_ms(0.95), "p99": a.quantile_ms(0.99)})
-}
-
 /// `GET /api/stream`: one JSON event a second. The first goes out at once,
 /// with the charts' past (`history`, see [`super::chart_history`]), so a
 /// page that just opened draws the step so far.
@@ -61,7 +56,7 @@ pub async fn stream(State(s): State<AdminState>) -> Sse<impl Stream<Item = Resul
         }
         let mut snapshot = frame(&s).await;
         if first {
-            snapshot["history"] = Value::Array(super::chart_history::points(&s).await);
+            snapshot["history"] = Value::Array(chart_history::points(&s).await);
         }
         Some((Ok(Event::default().data(snapshot.to_string())), (s, false)))
     });
@@ -82,8 +77,8 @@ async fn frame(s: &AdminState) -> Value {
         "share": s.live.routing().share.percent(),
         "cluster": status.as_ref().and_then(|st| st.cluster.clone()),
         "rollout": status.and_then(|st| st.rollout),
-        "stable": arm(snap.arm(Version::Stable)),
-        "canary": arm(snap.arm(Version::Canary)),
+        "stable": chart_history::arm(snap.arm(Version::Stable)),
+        "canary": chart_history::arm(snap.arm(Version::Canary)),
         "thresholds": thresholds.map(|t| json!({"error_rate": t.error_rate, "rollback_error_rate": t.rollback_error_rate, "p95": t.p95_ms, "rollback_p95": t.rollback_p95_ms})),
     })
 }
