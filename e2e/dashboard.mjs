@@ -15,6 +15,8 @@ try {
   await page.waitForFunction(() => document.body.dataset.share !== undefined, null, { timeout: 15000 });
   // Points on the charts once the first frame is in: its past, and itself.
   const first_points = await page.evaluate(() => data.t.length);
+  // Of those from before the page opened, the ones with canary traffic.
+  const past_canary = await page.evaluate(() => data.c_rps.slice(0, -1).filter((x) => x > 0).length);
   // A few frames of the stream: until the four charts drew, the verdict table
   // filled and the stream is live, or 20 s (a loaded machine draws slowly).
   // What is seen then is reported either way, for the test to judge.
@@ -42,6 +44,7 @@ try {
     };
   });
   seen.first_points = first_points;
+  seen.past_canary = past_canary;
   if (shot) await page.screenshot({ path: shot });
   // Laptop width: no word of a table is split over two lines ("threshol d").
   await page.setViewportSize({ width: 1280, height: 800 });

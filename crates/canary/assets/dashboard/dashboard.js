@@ -2,7 +2,7 @@
 // charts and the rollout panel once a second; EventSource reconnects by itself
 // when the connection drops. Slow-changing tables are polled.
 "use strict";
-const KEEP = 300; // points per chart: five minutes
+const KEEP = 300; // points per chart: the past (a point per 5 s) and then a point a second
 const data = { t: [], s_rps: [], c_rps: [], s_err: [], c_err: [], s_p95: [], c_p95: [], s_p50: [], c_p50: [], s_p99: [], c_p99: [], share: [] };
 const css = (v) => getComputedStyle(document.documentElement).getPropertyValue(v).trim();
 let thresholds = { error_rate: 1, rollback_error_rate: 5, p95: 200, rollback_p95: 1000 };
@@ -51,10 +51,11 @@ function draw() {
   charts.lat.setData([data.t, data.s_p50, data.c_p50, data.s_p99, data.c_p99]);
 }
 // The stream's first frame brings the charts' past (a point per 5 s of the
-// last ten minutes): a page opened mid-rollout shows the step so far. Only
-// once: a reconnect's history would repeat what the page already has.
+// last ten minutes): a page opened mid-rollout shows the step so far. After
+// a reconnect, only the points newer than the page's last fill the gap.
 function push(m) {
-  if (m.history && data.t.length === 0) for (const p of m.history) if (p.t < m.t) add(p);
+  const last = () => (data.t.length ? data.t[data.t.length - 1] : -Infinity);
+  for (const p of m.history || []) if (p.t < m.t && p.t / 1000 > last()) add(p);
   add(m);
   draw();
 }

@@ -17,17 +17,31 @@ use std::time::{Duration, Instant, SystemTime};
 /// How far back the charts' past goes: what the metrics keep.
 const BACK: Duration = Duration::from_secs(600);
 
-/// Routing events read to find the share at each point (a share moves a
-/// few times a rollout; more than this in ten minutes is a person testing).
-const EVENTS: usize = 200;
+/// Events read to find the share at each point. Events of every kind are
+/// read, so a busy log (flags changing every few seconds) may not reach ten
+/// minutes back; the points before the oldest change read show what it
+/// changed from.
+const EVENTS: usize = 500;
+
+/// How long the page's first frame waits for the events: the store may be
+/// etcd, cut off exactly when an operator opens the page. Past that, every
+/// point shows the share now.
+const EVENTS_WITHIN: Duration = Duration::from_millis(300);
 
 /// The points, oldest first, in the stream's shape (`t`, `share`, `stable`, `canary`).
 pub async fn points(s: &AdminState) -> Vec<Value> {
     let now = SystemTime::now();
-    let slots = s.metrics.slots(now.checked_sub(BACK).unwrap_or(now), Instant::now());
+    // Off the async threads: it takes each worker's shard lock in turn and
+    // merges up to 120 slots' histograms.
+    let metrics = Arc::clone(&s.metrics);
+    let slots = tokio::task::spawn_blocking(move || {
+        metrics.slots(now.checked_sub(BACK).unwrap_or(now), Instant::now())
+    });
     let live = Arc::clone(&s.live);
-    let events = tokio::task::spawn_blocking(move || live.store().events(EVENTS)).await;
-    let moves = moves(events.ok().and_then(Result::ok).unwrap_or_default());
+    let events = tokio::task::spawn_blocking(move || live.store().events(EVENTS));
+    let events = tokio::time::timeout(EVENTS_WITHIN, events).await;
+    let moves = moves(events.ok().and_then(Result::ok).and_then(Result::ok).unwrap_or_default());
+    let slots = slots.await.unwrap_or_default();
     let current = s.live.routing().share.percent();
     slots
         .into_iter()

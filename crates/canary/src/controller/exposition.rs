@@ -7,8 +7,9 @@
 //!
 //! States and outcomes are one series per possible value, 1 for the one in
 //! force and 0 for the others (kube-state-metrics' way): a query or an
-//! alert matches a value by label, and a series that goes to 0 ends the
-//! alert, where a series that vanished would leave it pending.
+//! alert matches a value by label, and a state's series is always there.
+//! A criterion's series exist while the latest rollout has a verdict, on
+//! the replica that leads.
 
 use super::api::Status;
 use canary_core::judge::{Outcome, Verdict};
@@ -28,16 +29,39 @@ const OUTCOMES: [(Outcome, &str); 4] = [
     (Outcome::NotReported, "not_reported"),
 ];
 
-/// The rollbacks this process's controller decided, by cause: the first
-/// failing criterion of the verdict that decided it, or `operator` for a
-/// person's. Shared with the admin API.
+/// The rollbacks this process's controller decided, by [`CAUSES`].
+/// Shared with the admin API.
 pub type Rollbacks = Arc<Mutex<BTreeMap<String, u64>>>;
 
-/// A count at zero for the usual causes: a counter series born at 1
-/// hides its first rollback from `increase()` (it has no earlier sample).
+/// Every cause a rollback is counted under: the judge's criteria by name
+/// (a route's as `route`, a team's own check as `check`), `verdict` for a
+/// failed verdict with no failing line, `operator` for a person's. A fixed
+/// set, so the label stays small and each series starts at 0: a counter
+/// series born at 1 hides its first rollback from `increase()`.
+pub const CAUSES: [&str; 18] = [
+    "error_rate",
+    "p95_ms",
+    "5xx_surge_vs_stable",
+    "error_rate_vs_stable",
+    "p95_vs_stable",
+    "p50_ms",
+    "p99_ms",
+    "uptime",
+    "success_rate",
+    "routes",
+    "route",
+    "health",
+    "memory_percent",
+    "cpu_percent",
+    "db_connections_percent",
+    "check",
+    "verdict",
+    "operator",
+];
+
+/// Every cause at zero.
 pub fn rollbacks() -> Rollbacks {
-    let usual = ["operator", "error_rate", "p95_ms"];
-    Arc::new(Mutex::new(usual.iter().map(|c| (c.to_string(), 0)).collect()))
+    Arc::new(Mutex::new(CAUSES.iter().map(|c| (c.to_string(), 0)).collect()))
 }
 
 /// The cause a rolled-back event's detail names: the first failing
@@ -47,8 +71,16 @@ pub fn cause(detail: &serde_json::Value) -> String {
     else {
         return "operator".into();
     };
-    let failed = v.criteria.iter().find(|c| c.outcome == Outcome::Fail);
-    failed.map_or_else(|| "verdict".into(), |c| c.name.clone())
+    let Some(failed) = v.criteria.iter().find(|c| c.outcome == Outcome::Fail) else {
+        return "verdict".into();
+    };
+    let name = failed.name.as_str();
+    let cause = match name {
+        n if CAUSES.contains(&n) => n,
+        n if n.starts_with("route ") => "route",
+        _ => "check",
+    };
+    cause.to_string()
 }
 
 /// Counts one rollback for `cause`.
@@ -62,7 +94,7 @@ pub fn render(st: &Status, rollbacks: &Rollbacks) -> String {
     gauge(
         &mut out,
         "canary_rollout_state",
-        "1 for the rollout's state now (idle: none in progress), 0 for the others.",
+        "1 for the latest rollout's state (idle: none yet; a finished one stays promoted or rolled_back), 0 for the others.",
     );
     for s in STATES {
         let _ = writeln!(out, "canary_rollout_state{{state=\"{s}\"}} {}", u8::from(st.state == s));
@@ -131,8 +163,8 @@ fn criteria(out: &mut String, checks: &[(&str, Option<&Verdict>)]) {
             );
         }
     }
-    gauge(out, "canary_rollout_criterion_threshold", "A criterion's threshold.");
-    for (check, c) in all() {
+    gauge(out, "canary_rollout_criterion_threshold", "A criterion's threshold (while it has a figure).");
+    for (check, c) in all().filter(|(_, c)| c.value.is_some()) {
         let _ = writeln!(
             out,
             "canary_rollout_criterion_threshold{{check=\"{check}\",criterion=\"{}\"}} {}",
@@ -185,8 +217,13 @@ mod tests {
 
     #[test]
     fn a_rollback_is_counted_under_its_first_failing_criterion_or_the_operator() {
-        let v = serde_json::to_value(verdict(Outcome::Fail, "error_rate")).unwrap();
-        assert_eq!(cause(&serde_json::json!({"verdict": v})), "error_rate");
+        let of = |failing: &str| {
+            let v = serde_json::to_value(verdict(Outcome::Fail, failing)).unwrap();
+            cause(&serde_json::json!({"verdict": v}))
+        };
+        assert_eq!(of("error_rate"), "error_rate");
+        assert_eq!(of("route /api/v2/pay"), "route");
+        assert_eq!(of("qa-gate"), "check");
         assert_eq!(cause(&serde_json::json!({"verdict": null, "reason": "by hand"})), "operator");
         let r = rollbacks();
         count(&r, "error_rate".into());
@@ -203,6 +240,7 @@ mod tests {
         let text = render(&st, &r);
         assert!(text.contains("canary_rollbacks_total{cause=\"error_rate\"} 1\n"), "{text}");
         assert!(text.contains("canary_rollbacks_total{cause=\"operator\"} 0\n"), "{text}");
+        assert!(text.contains("canary_rollbacks_total{cause=\"route\"} 0\n"), "every cause from 0: {text}");
         assert!(text.contains("canary_rollout_state{state=\"idle\"} 1\n"), "{text}");
         assert!(text.contains("canary_rollout_state{state=\"paused\"} 0\n"), "{text}");
         assert!(!text.contains("canary_rollout_criterion_outcome{"), "no rollout, no criteria: {text}");

@@ -143,6 +143,8 @@ pub struct Controller {
     pub cluster: Option<Arc<Cluster>>,
     /// Whether this replica acted as the leader at its last look.
     leading: bool,
+    /// The term it last took the lead in.
+    led_term: Option<i64>,
     /// The other replicas' traffic, added to this one's while leading.
     fleet: FleetObserver,
     /// A rollback decided while the shared store failed: written again until it takes.
@@ -183,6 +185,7 @@ impl Controller {
             fault: None,
             cluster: None,
             leading: false,
+            led_term: None,
             fleet: FleetObserver::default(),
             unsaved: None,
             published: Published::default(),
@@ -351,6 +354,19 @@ impl Controller {
     /// the shared store has it (the same step, the bake it had left), judging
     /// from fresh measurements, and records the change of hands.
     fn take_over(&mut self, c: &Cluster, now: UnixMs) -> Result<(), ControlError> {
+        let term = c.term();
+        if term.is_some() && term == self.led_term {
+            // The lead came back within the same term (a lease renewal that
+            // ran late): nobody else led meanwhile, so the rollout and its
+            // count go on as they were, each replica from its last reading.
+            self.leading = true;
+            c.fleet.open(self.rollout.as_ref().filter(|r| r.is_active()).and_then(|r| r.counted_to.clone()));
+            tracing::info!(
+                "cluster: this replica leads again in the same term; the rollout and its count go on"
+            );
+            return Ok(());
+        }
+        self.led_term = term;
         let mut rollout: Option<Rollout> = self.live.store().latest_rollout()?;
         if let Some(r) = rollout.as_mut().filter(|r| r.is_active()) {
             r.resume_after_restart(now);

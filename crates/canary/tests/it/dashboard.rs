@@ -61,6 +61,10 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
     assert_eq!(seen["charts"], 4, "four charts drew: {seen}");
     let past = seen["first_points"].as_u64().unwrap_or(0);
     assert!(past >= 3, "a page opened mid-rollout draws what came before it (2 slots and now): {seen}");
+    assert!(
+        seen["past_canary"].as_u64().unwrap_or(0) >= 1,
+        "the past points carry the canary's traffic: {seen}"
+    );
     assert!(seen["verdict_rows"].as_u64().unwrap() >= 5, "the verdict table is shown: {seen}");
     assert_eq!(seen["connection"], "live");
     assert_eq!(seen["phone_overflow"], false, "usable at phone width");
