@@ -80,6 +80,38 @@ async fn hop_by_hop_headers_are_dropped_and_forwarded_headers_set() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w3c_trace_context_reaches_either_version_unchanged() {
+    let (stable, canary, dir) = (Upstream::start("stable"), Upstream::start("canary"), tempdir());
+    let srv = start(config(&stable, Some(&canary), "0", dir.path()));
+    let c = client();
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let state = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+    for (version, forced) in [("stable", "never"), ("canary", "always")] {
+        // A GET goes by the in-task path, a POST with a body by hyper's client.
+        for method in ["GET", "POST"] {
+            let req = Request::builder()
+                .method(method)
+                .uri(format!("http://{}/headers", srv.proxy_addr))
+                .header("traceparent", parent)
+                .header("tracestate", state)
+                .header("x-canary", forced)
+                .body(Full::new(Bytes::from_static(if method == "POST" { b"{}" } else { b"" })))
+                .unwrap();
+            let resp = c.request(req).await.unwrap();
+            assert_eq!(resp.headers()["x-canary-version"], version);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                (&seen["traceparent"], &seen["tracestate"]),
+                (&parent.into(), &state.into()),
+                "{method} to {version}: {seen}"
+            );
+        }
+    }
+    srv.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_get_413_and_oversized_heads_431() {
     let (stable, dir) = (Upstream::start("stable"), tempdir());
     let mut cfg = config(&stable, None, "0", dir.path());
