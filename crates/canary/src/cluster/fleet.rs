@@ -53,7 +53,7 @@ pub async fn collect(cluster: Arc<Cluster>, metrics: Arc<Metrics>, token: Option
     let mut n = 0u64;
     loop {
         every.tick().await;
-        let (Some(term), Some((epoch, from))) = (cluster.term(), cluster.fleet.gate()) else {
+        let (Some(term), Some((epoch, from))) = (cluster.held_term(), cluster.fleet.gate()) else {
             last = None;
             continue;
         };

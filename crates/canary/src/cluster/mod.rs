@@ -184,6 +184,14 @@ impl Cluster {
         self.term().is_some()
     }
 
+    /// The term this replica holds the leader key in, even while a late
+    /// renewal keeps it from acting ([`Cluster::term`]): gathering the
+    /// fleet's readings goes on through such a moment, since it changes
+    /// nothing, and the count then goes on without a gap.
+    pub fn held_term(&self) -> Option<i64> {
+        self.lock().term
+    }
+
     /// This replica's term, while it leads.
     pub fn term(&self) -> Option<i64> {
         let v = self.lock();

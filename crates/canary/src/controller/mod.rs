@@ -341,11 +341,13 @@ impl Controller {
     /// `status` reads the rollout the leader saves when asked
     /// ([`Controller::catch_up`]), so an idle follower costs etcd no read.
     fn follow(&mut self) {
+        // The readings stop with the term, not with a late renewal: through
+        // such a moment they go on, and so does the count when it is over.
+        if let Some(c) = self.cluster.as_ref().filter(|c| c.held_term().is_none()) {
+            c.fleet.close();
+        }
         if self.leading {
             self.leading = false;
-            if let Some(c) = &self.cluster {
-                c.fleet.close();
-            }
             tracing::warn!("cluster: no longer the leader; this replica's controller stops acting");
         }
     }
@@ -360,7 +362,10 @@ impl Controller {
             // ran late): nobody else led meanwhile, so the rollout and its
             // count go on as they were, each replica from its last reading.
             self.leading = true;
-            c.fleet.open(self.rollout.as_ref().filter(|r| r.is_active()).and_then(|r| r.counted_to.clone()));
+            if c.fleet.gate().is_none() {
+                c.fleet
+                    .open(self.rollout.as_ref().filter(|r| r.is_active()).and_then(|r| r.counted_to.clone()));
+            }
             tracing::info!(
                 "cluster: this replica leads again in the same term; the rollout and its count go on"
             );
