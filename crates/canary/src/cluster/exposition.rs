@@ -3,13 +3,13 @@
 //! leader the replicas whose totals have not come.
 
 use super::{Cluster, Internal, TOTALS_PATH, WINDOW_PATH};
+use canary_proxy::metrics::prometheus::{escape, gauge};
+use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 impl Cluster {
     /// The `/metrics` lines of the cluster: who leads, each replica's liveness.
     pub fn exposition(&self) -> String {
-        use canary_proxy::metrics::prometheus::{escape, gauge};
-        use std::fmt::Write;
         let mut out = String::new();
         gauge(
             &mut out,
@@ -24,17 +24,13 @@ impl Cluster {
             "canary_cluster_etcd_up{{node=\"{me}\"}} {}",
             u8::from(self.etcd_error().is_none())
         );
-        let name = "canary_cluster_replica_last_seen_seconds";
-        gauge(
+        let seen = self.replicas().into_iter().filter_map(|r| Some((r.id, r.last_seen_ms?)));
+        per_replica(
             &mut out,
-            name,
+            "canary_cluster_replica_last_seen_seconds",
             "Seconds since each registered replica's registration was last confirmed in etcd (0 for itself).",
+            seen,
         );
-        for r in self.replicas() {
-            if let Some(ms) = r.last_seen_ms {
-                let _ = writeln!(out, "{name}{{replica=\"{}\"}} {:.3}", escape(&r.id), ms as f64 / 1000.0);
-            }
-        }
         gauge(&mut out, "canary_cluster_replicas", "Replicas registered in etcd, this one included.");
         let _ = writeln!(out, "canary_cluster_replicas {}", self.replicas().len());
         let name = "canary_cluster_internal_requests_total";
@@ -44,16 +40,20 @@ impl Cluster {
             let n = self.served[what as usize].load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}{{path=\"{path}\"}} {n}");
         }
-        let name = "canary_cluster_replica_unanswered_seconds";
-        gauge(
+        per_replica(
             &mut out,
-            name,
+            "canary_cluster_replica_unanswered_seconds",
             "On the leader: seconds a registered replica has not answered for its totals (its traffic is not judged meanwhile).",
+            self.unanswered().into_iter().map(|u| (u.id, u.since_ms)),
         );
-        for u in self.unanswered() {
-            let _ =
-                writeln!(out, "{name}{{replica=\"{}\"}} {:.3}", escape(&u.id), u.since_ms as f64 / 1000.0);
-        }
         out
+    }
+}
+
+/// A gauge with one line per replica: its id, and milliseconds shown as seconds.
+fn per_replica(out: &mut String, name: &str, help: &str, lines: impl Iterator<Item = (String, u64)>) {
+    gauge(out, name, help);
+    for (id, ms) in lines {
+        let _ = writeln!(out, "{name}{{replica=\"{}\"}} {:.3}", escape(&id), ms as f64 / 1000.0);
     }
 }
