@@ -10,6 +10,7 @@
 use super::grpc;
 use super::headers::strip_trailer_fields;
 use crate::metrics::{ErrorRecord, Outcome, Shard};
+use crate::requests::{Cause, Reason, Record};
 use crate::upstream::h1;
 use crate::upstream::pool::{Checkout, Pool};
 use bytes::Bytes;
@@ -151,6 +152,9 @@ pub struct Completion {
     pub latency_at_head: bool,
     /// A gRPC call whose `grpc-status` is still to come.
     pub grpc: Option<Box<grpc::Pending>>,
+    /// The request's record, drafted when it is to be kept (see
+    /// `forward::journal`); completed and kept when the body ends.
+    pub log: Option<Box<Record>>,
 }
 
 impl Completion {
@@ -172,6 +176,9 @@ impl Completion {
         let Some(call) = self.grpc.take() else { return };
         let Some(why) = call.ended(trailers) else { return };
         self.outcome.grpc_error = true;
+        if let Some(r) = self.log.as_mut() {
+            r.detail = Some(why.clone());
+        }
         self.shard.record_error(ErrorRecord {
             at_ms: crate::clock::now(),
             version: self.outcome.version,
@@ -193,6 +200,69 @@ impl Drop for Completion {
         }
         self.shard.record(self.outcome, now);
         self.shard.end(self.outcome.version);
+        self.keep_record();
+    }
+}
+
+impl Completion {
+    /// How the request ended, if not well: the upstream's doing first.
+    fn cause(&self) -> Option<(Cause, &'static str)> {
+        let o = &self.outcome;
+        Some(if o.failure {
+            (Cause::Reset, "the upstream's answer broke off")
+        } else if o.grpc_error {
+            (Cause::GrpcError, "the call ended with an error status")
+        } else if o.status.is_some_and(|s| s >= 500) {
+            (Cause::Upstream5xx, "upstream answered with a server error")
+        } else if !self.finished {
+            (Cause::ClientGone, "the client left before the answer ended")
+        } else {
+            return None;
+        })
+    }
+
+    /// Completes and keeps the request's record: the drafted one, or for a
+    /// request that failed undrafted (its answer broke off mid-body) what
+    /// is known here, its method and path unknown.
+    fn keep_record(&mut self) {
+        let cause = self.cause();
+        let mut r = match self.log.take() {
+            Some(r) => *r,
+            None if cause.is_some() => self.bare(),
+            None => return,
+        };
+        r.time_ms = crate::clock::now();
+        r.status = self.outcome.status;
+        r.duration_us = self.outcome.latency_us;
+        if let Some((c, why)) = cause {
+            r.cause = Some(c);
+            r.detail.get_or_insert_with(|| why.into());
+        }
+        self.shard.keep(r);
+    }
+
+    fn bare(&self) -> Record {
+        let route = self.shard.route_label(self.outcome.route);
+        Record {
+            time_ms: crate::clock::now(),
+            seq: 0,
+            replica: None,
+            version: self.outcome.version,
+            method: "-".into(),
+            path: "-".into(),
+            route,
+            status: None,
+            duration_us: 0,
+            user: "-".into(),
+            request_id: None,
+            reason: Reason::Other,
+            bucket: None,
+            fallback: false,
+            cause: None,
+            detail: None,
+            protocol: "-".into(),
+            client: "-".into(),
+        }
     }
 }
 

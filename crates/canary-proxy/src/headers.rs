@@ -25,6 +25,8 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `x-canary`, the override on requests.
 pub const X_CANARY: HeaderName = HeaderName::from_static("x-canary");
+/// `x-request-id`, a request's id as the client (or a proxy before) named it.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `x-canary-version`, on responses.
 pub const X_CANARY_VERSION: HeaderName = HeaderName::from_static("x-canary-version");
 

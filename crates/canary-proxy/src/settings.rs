@@ -2,6 +2,7 @@
 //! users are keyed and requests labelled. The control plane builds it from
 //! its configuration; nothing here is read from a file.
 
+use crate::requests::user::UserKeySecret;
 use canary_core::grpc_codes::Codes;
 use canary_core::proxy_config::{OnRollback, ProxyConfig, UserKey};
 use canary_core::route_label::RouteTemplates;
@@ -24,4 +25,6 @@ pub struct Settings {
     pub routes: RouteTemplates,
     /// The `grpc-status` codes that count as errors.
     pub grpc_errors: Codes,
+    /// The key of the hash users are shown as in the request log.
+    pub user_secret: UserKeySecret,
 }

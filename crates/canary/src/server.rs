@@ -15,6 +15,7 @@ use crate::store::Store;
 use crate::tls::rotate::Rotation;
 use canary_core::RoutingTable;
 use canary_proxy::metrics::Metrics;
+use canary_proxy::requests::user::UserKeySecret;
 use canary_proxy::tls::{self, listener::ListenerPair};
 use canary_proxy::{self as proxy, Settings};
 use rustls::{ClientConfig, ServerConfig};
@@ -92,10 +93,11 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         }
         dynamic::reload(path, &live, &flags);
     }
-    let metrics = Arc::new(Metrics::new(cfg.proxy.workers, cfg.max_routes));
+    let metrics = Arc::new(Metrics::keeping(cfg.proxy.workers, cfg.max_routes, &cfg.logs));
+    let secret = crate::store::secret::user_secret(live.store()).map_err(StartError::Io)?;
     let stop = CancellationToken::new();
     let (proxy_addr, mut threads) =
-        proxy::start(Arc::new(settings(&cfg)), live.routes(), &metrics, &proxy_tls, stop.clone())
+        proxy::start(Arc::new(settings(&cfg, secret)), live.routes(), &metrics, &proxy_tls, stop.clone())
             .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
     let ctl = Controller::load(Arc::clone(&live), Arc::clone(&metrics), &cfg)
         .map_err(|e| StartError::Io(e.to_string()))?;
@@ -125,6 +127,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         controller: Arc::clone(&controller),
         sessions: Arc::default(),
         cluster,
+        secret,
     };
     let rotations =
         rotations.into_iter().chain(admin_tls.as_ref().map(|a| Arc::clone(&a.rotation))).collect();
@@ -227,7 +230,7 @@ fn table(cfg: &ServeConfig) -> RoutingTable {
 }
 
 /// What the data plane is told of the configuration.
-fn settings(cfg: &ServeConfig) -> Settings {
+fn settings(cfg: &ServeConfig, user_secret: UserKeySecret) -> Settings {
     Settings {
         listen: cfg.listen,
         proxy: cfg.proxy.clone(),
@@ -236,6 +239,7 @@ fn settings(cfg: &ServeConfig) -> Settings {
         upgraded_on_rollback: cfg.upgraded_on_rollback,
         routes: cfg.routes.clone(),
         grpc_errors: cfg.grpc_errors,
+        user_secret,
     }
 }
 

@@ -6,9 +6,10 @@ use crate::metrics::Shard;
 use crate::routes::Routes;
 use crate::settings::Settings;
 use crate::upstream::pool::Pool;
+use canary_core::routing::Decision;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Uri};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,12 +32,18 @@ pub struct Worker {
 #[derive(Debug)]
 pub struct Peer {
     ip: HeaderValue,
+    addr: IpAddr,
 }
 
 impl Peer {
     /// The peer at `addr`.
     pub fn new(addr: SocketAddr) -> Arc<Peer> {
-        Arc::new(Peer { ip: ip_value(addr.ip()) })
+        Arc::new(Peer { ip: ip_value(addr.ip()), addr: addr.ip() })
+    }
+
+    /// The address.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
     }
 
     /// The address, as a header value.
@@ -62,15 +69,37 @@ pub struct Ctx {
     /// Whether the response is written by the fast client path, which takes
     /// an upstream's response head in its own form (see `h1::raw`).
     pub(super) raw_head: bool,
+    /// Who sent it, and where routing sent it, for its record (see `journal`).
+    pub(super) who: Who,
+}
+
+/// Who sent a request and where routing sent it: what its record needs
+/// that the request's end no longer has at hand.
+#[derive(Debug, Clone)]
+pub struct Who {
+    /// The version routing chose, and why.
+    pub decision: Decision,
+    /// The user key's keyed hash (see `requests::user`).
+    pub user: u64,
+    /// The client's `x-request-id`.
+    pub request_id: Option<HeaderValue>,
+    /// The client's address.
+    pub client: IpAddr,
 }
 
 impl Ctx {
     /// The context of a request the fast client path forwards from its own
     /// bytes (see `fast.rs`): HTTP/1.1, never a gRPC call (those have a body),
     /// its upstream's response head kept in the client's form.
-    pub(super) fn fast(w: Arc<Worker>, route: u16, start: Instant, method: Method, uri: Uri) -> Ctx {
+    pub(super) fn fast(
+        w: Arc<Worker>,
+        route: u16,
+        start: Instant,
+        (method, uri): (Method, Uri),
+        who: Who,
+    ) -> Ctx {
         let version = http::Version::HTTP_11;
-        Ctx { w, route, start, method, uri, version, grpc: false, te_trailers: false, raw_head: true }
+        Ctx { w, route, start, method, uri, version, grpc: false, te_trailers: false, raw_head: true, who }
     }
 
     /// The request's method.

@@ -26,7 +26,7 @@ use crate::upstream::h1;
 use arc_swap::Guard;
 use canary_core::upstream::Upstream;
 use canary_core::{Version, path};
-use http::{Method, Response};
+use http::{HeaderValue, Method, Response};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,10 +62,13 @@ fn begin(w: Arc<Worker>, peer: &Peer, req: &Plain, start: Instant) -> (Ctx, Vers
     let norm = path::normalize(req.uri.path());
     let user = req.value(req.seen.user);
     let fields = Fields { canary: req.value(req.seen.canary), user, cookies: || req.cookies() };
-    let to = decide_with(&w.routes.routing(), &fields.facts(&w.cfg, &norm, peer));
+    let mut who = decide_with(&w.routes.routing(), &fields.facts(&w.cfg, &norm, peer), &w.cfg);
+    // Checked by httparse, whose rules are `http`'s: the conversion holds.
+    who.request_id = req.value(req.seen.request_id).and_then(|v| HeaderValue::from_bytes(v).ok());
+    let to = who.decision.version;
     let route = w.shard.route_index(&w.cfg.routes.label(&norm));
     drop(norm);
-    (Ctx::fast(w, route, start, req.method.clone(), req.uri.clone()), to)
+    (Ctx::fast(w, route, start, (req.method.clone(), req.uri.clone()), who), to)
 }
 
 async fn forward(

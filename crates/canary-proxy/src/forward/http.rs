@@ -9,12 +9,14 @@
 //! protocol is all the HTTP/1.1 paths pay for it.
 
 use super::ctx::Ctx;
+use super::in_flight::InFlight;
+use super::journal;
 use super::policy::{self, After};
 use super::respond::{fail, respond};
 use super::send::{Missed, in_task, send};
 use crate::body::ProxyBody;
-use crate::in_flight::InFlight;
 use crate::reply;
+use crate::requests::Cause;
 use crate::upstream::request_body::UpstreamReqBody;
 use canary_core::Version;
 use http::{Request, Response, StatusCode};
@@ -27,7 +29,7 @@ pub(super) async fn forward(
 ) -> Response<ProxyBody> {
     let ups = ctx.w.routes.upstreams();
     let (version, target) = policy::target(version, &ups);
-    let pending = InFlight::begin(&ctx.w.shard, version, ctx.route, ctx.start);
+    let pending = InFlight::begin(ctx, version);
     // The in-task exchange hands a failed request back; any other is copied
     // first, in case the canary fails it. A canary with a path prefix has
     // already rewritten the path of the request it hands back, so it is
@@ -43,6 +45,7 @@ pub(super) async fn forward(
         Ok((resp, _)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
             let why = "101 Switching Protocols to a request without Upgrade";
             fail(ctx, version, None, why);
+            journal::keep(ctx, version, Some(502), Some(Cause::ProtocolError), why);
             reply::error(StatusCode::BAD_GATEWAY, "upstream_failed", &format!("{version} upstream: {why}"))
         }
         Ok((resp, conn)) => respond(ctx, version, resp, conn),

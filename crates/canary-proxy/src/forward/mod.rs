@@ -15,11 +15,14 @@
 //! [`fast`] for a plain HTTP/1.1 request forwarded from its client's bytes,
 //! and [`upgrade`] for a request that switches protocols, whose connection
 //! then becomes a [`tunnel`]. [`ctx`] holds what they share, [`rewrite`] the
-//! request as the upstream gets it.
+//! request as the upstream gets it, [`in_flight`] counts a request whose
+//! client leaves, and [`journal`] makes a kept request's record.
 
 pub mod ctx;
 pub mod fast;
 pub mod http;
+pub mod in_flight;
+pub mod journal;
 pub mod limits;
 pub mod policy;
 pub mod respond;

@@ -12,9 +12,11 @@
 //! failure here.
 
 use super::ctx::Ctx;
+use super::journal;
 use super::respond::{fail, record};
 use crate::body::{BoxError, ProxyBody};
 use crate::reply;
+use crate::requests::Cause;
 use crate::routes::Upstreams;
 use crate::upstream::request_body::{BodyStalled, ClientBodyFailed};
 use canary_core::Version;
@@ -55,6 +57,15 @@ impl Failure {
             Failure::Failed(e) => e.to_string(),
         }
     }
+
+    /// The failure's cause in the request log.
+    fn cause(&self) -> Cause {
+        match self {
+            Failure::NotSent(_) => Cause::ConnectFailed,
+            Failure::Timeout => Cause::Timeout,
+            Failure::Failed(_) => Cause::Reset,
+        }
+    }
 }
 
 /// What follows a failed attempt.
@@ -91,9 +102,14 @@ pub fn after<R>(ctx: &Ctx, version: Version, failure: Failure, request: Option<R
     match request {
         Some(req) if version == Version::Canary && again => {
             ctx.w.shard.record_recovered(version, Instant::now());
+            journal::keep_fallen_back(ctx, version, failure.cause(), &why);
             After::Stable(req)
         }
-        _ => After::Answer(answer(version, &failure, &why)),
+        _ => {
+            let resp = answer(version, &failure, &why);
+            journal::keep(ctx, version, Some(resp.status().as_u16()), Some(failure.cause()), &why);
+            After::Answer(resp)
+        }
     }
 }
 
@@ -123,6 +139,7 @@ fn client_fault(ctx: &Ctx, version: Version, e: &BoxError) -> Option<Response<Pr
         return None;
     };
     record(ctx, version, Some(status.as_u16()), false);
+    journal::keep(ctx, version, Some(status.as_u16()), Some(Cause::ClientBody), &msg);
     Some(reply::error(status, code, &msg))
 }
 

@@ -2,6 +2,7 @@
 //! outcome recorded in the worker's measurements (errors with their reason).
 
 use super::ctx::Ctx;
+use super::journal;
 use crate::body::{Completion, ProxyBody, Recycle, UpstreamBody};
 use crate::grpc;
 use crate::headers::{X_CANARY_VERSION, strip_hop_by_hop};
@@ -62,6 +63,9 @@ pub(super) fn respond(
         finished: false,
         latency_at_head: false,
         grpc: None,
+        // A 5xx and a gRPC call (its error may come in the trailers) are
+        // drafted; any other request only if the sampling draw picks it.
+        log: (status >= 500 || ctx.grpc || w.shard.sampled()).then(|| Box::new(journal::draft(ctx, version))),
     };
     if ctx.grpc && status == 200 {
         watch_grpc(ctx, &parts.headers, &mut done);

@@ -2,15 +2,16 @@
 //! read from its headers, the core's decision, and the names it is measured
 //! under (its route label, whether it is a gRPC call).
 
-use super::ctx::{Ctx, Peer, Worker};
+use super::ctx::{Ctx, Peer, Who, Worker};
 use crate::grpc;
-use crate::headers::{X_CANARY, has_hop_by_hop};
+use crate::headers::{X_CANARY, X_REQUEST_ID, has_hop_by_hop};
 use crate::settings::Settings;
 use canary_core::proxy_config::UserKey;
 use canary_core::request::{Override, bounded_key, cookie_value};
 use canary_core::routing::RequestFacts;
 use canary_core::{Version, decide, path};
 use http::{HeaderValue, Method, Uri, header};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,7 +27,9 @@ pub(super) fn begin(
     start: Instant,
 ) -> (Ctx, Version, bool) {
     let norm = path::normalize(uri.path());
-    let to = decide_with(&w.routes.routing(), &facts(&w.cfg, headers, &norm, peer));
+    let mut who = decide_with(&w.routes.routing(), &facts(&w.cfg, headers, &norm, peer), &w.cfg);
+    who.request_id = headers.get(&X_REQUEST_ID).cloned();
+    let to = who.decision.version;
     let grpc = grpc::is_call(method, headers);
     let route = match grpc.then(|| grpc::label(uri.path())).flatten() {
         Some(label) => w.shard.route_index(label),
@@ -38,7 +41,7 @@ pub(super) fn begin(
     let hop = has_hop_by_hop(headers);
     let te_trailers = hop && asks_trailers(headers);
     let (method, uri) = (method.clone(), uri.clone());
-    let ctx = Ctx { route, start, method, uri, version, grpc, te_trailers, raw_head: false, w };
+    let ctx = Ctx { route, start, method, uri, version, grpc, te_trailers, raw_head: false, w, who };
     (ctx, to, hop)
 }
 
@@ -83,7 +86,7 @@ impl<'a, C: Fn() -> I, I: Iterator<Item = &'a [u8]>> Fields<'a, C> {
             UserKey::Cookie(name) => (self.cookies)().find_map(|c| cookie_value(c, name)),
         };
         let key = key.filter(|v| !v.is_empty()).map(bounded_key).unwrap_or(peer.ip().as_bytes());
-        Facts { path, forced, key }
+        Facts { path, forced, key, client: peer.addr() }
     }
 }
 
@@ -93,8 +96,13 @@ pub(super) struct Facts<'a> {
     path: &'a str,
     forced: Option<Override>,
     key: &'a [u8],
+    client: IpAddr,
 }
 
-pub(super) fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>) -> Version {
-    decide(table, &RequestFacts { path: f.path, forced: f.forced, user_key: f.key }).version
+/// The core's decision on a request, and who sent it: the user key is
+/// hashed here, while its bytes are at hand (the request's end has only
+/// the hash).
+pub(super) fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>, cfg: &Settings) -> Who {
+    let decision = decide(table, &RequestFacts { path: f.path, forced: f.forced, user_key: f.key });
+    Who { decision, user: cfg.user_secret.hash(f.key), request_id: None, client: f.client }
 }

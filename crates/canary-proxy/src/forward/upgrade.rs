@@ -22,6 +22,8 @@
 //! body-less GET) sends one.
 
 use super::ctx::{Ctx, Peer};
+use super::in_flight::InFlight;
+use super::journal;
 use super::policy::{self, After, Failure};
 use super::respond::{record, respond};
 use super::rewrite::{add_forwarded, retarget};
@@ -29,7 +31,6 @@ use super::send::MAX_RESPONSE_HEAD;
 use super::tunnel::{self, Rollback, Tunnel};
 use crate::body::{ProxyBody, Recycle, UpstreamBody};
 use crate::headers::{X_CANARY_VERSION, keep_upgrade};
-use crate::in_flight::InFlight;
 use crate::reply;
 use crate::upstream::h1::{self, Head};
 use crate::upstream::request_body::UpstreamReqBody;
@@ -76,7 +77,7 @@ pub(super) async fn forward(
         let ups = ctx.w.routes.upstreams();
         let (v, target) = policy::target(version, &ups);
         version = v;
-        let pending = InFlight::begin(&ctx.w.shard, version, ctx.route, ctx.start);
+        let pending = InFlight::begin(ctx, version);
         let attempted = attempt(ctx, target, &parts).await;
         // Every way on records the outcome (or hands it on) before it awaits.
         pending.settle();
@@ -131,6 +132,7 @@ fn refused(ctx: &Ctx, version: Version, head: Head, conn: h1::Conn, up: &Upstrea
 /// the 101 is written).
 fn switched(ctx: &Ctx, version: Version, head: Head, conn: h1::Conn, s: Switch) -> Response<ProxyBody> {
     record(ctx, version, Some(101), false);
+    journal::sample_upgrade(ctx, version, s.protocol.as_ref());
     let mut resp = Response::new(ProxyBody::Full(None));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *resp.headers_mut() = head.headers;

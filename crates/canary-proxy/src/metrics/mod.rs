@@ -24,6 +24,8 @@ pub use reading::Reading;
 pub use shard::{ErrorRecord, Outcome, Shard, UpgradedGuard};
 pub use window::{ArmStats, RouteStats, Snapshot, WindowSpec};
 
+use crate::requests::{Filter, Found, Keep};
+use canary_core::time::UnixMs;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,11 +49,28 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// One shard per worker, each keeping at most `max_routes` route labels.
+    /// One shard per worker, each keeping at most `max_routes` route labels,
+    /// and a request log of the default size.
     pub fn new(workers: usize, max_routes: usize) -> Metrics {
+        Metrics::keeping(workers, max_routes, &Keep::default())
+    }
+
+    /// One shard per worker, each keeping at most `max_routes` route labels,
+    /// and a request log keeping `keep` in all.
+    pub fn keeping(workers: usize, max_routes: usize, keep: &Keep) -> Metrics {
         let started = Instant::now();
-        let shards = (0..workers.max(1)).map(|_| Arc::new(Shard::new(max_routes, started))).collect();
+        let n = workers.max(1);
+        let shards = (0..n).map(|i| Arc::new(Shard::new(max_routes, started, keep, (i, n)))).collect();
         Metrics { shards, started, started_wall: SystemTime::now() }
+    }
+
+    /// The request log's records `f` asks for, as of `now`, oldest first,
+    /// at most the newest `limit`.
+    pub fn requests(&self, f: &Filter, now: UnixMs, limit: usize) -> Found {
+        let mut found = Found::default();
+        self.shards.iter().for_each(|s| s.read_log(f, now, &mut found));
+        found.finish(limit);
+        found
     }
 
     /// Worker `i`'s shard.

@@ -1,6 +1,6 @@
 //! One worker's measurements: a ring of time slots per version, its own route
-//! index, in-flight and upgraded-connection gauges and a short list of recent
-//! errors.
+//! index, in-flight and upgraded-connection gauges, a short list of recent
+//! errors, and its part of the request log (see `requests`).
 //!
 //! Only its worker writes to a shard; readers (the admin API) lock it briefly
 //! to copy what they need. So the lock is uncontended on the hot path, and no
@@ -8,6 +8,7 @@
 
 use super::slot::{Counts, RouteCounts, Slot, new_histogram};
 use super::{RETAINED_SLOTS, SLOT_SECS};
+use crate::requests::{self, Filter, Found, Keep, Log, Record};
 use canary_core::Version;
 use canary_core::judge::RouteCount;
 use canary_core::time::UnixMs;
@@ -109,6 +110,13 @@ pub struct Shard {
     in_flight: [AtomicI64; 2],
     upgraded: [AtomicI64; 2],
     started: Instant,
+    /// The request log's part of this worker, under a lock of its own:
+    /// taken only for a request that is kept.
+    log: Mutex<Log>,
+    /// The sampling draw's state (xorshift), this worker's alone.
+    draw: AtomicU64,
+    /// A draw below this keeps a successful request.
+    sample: u64,
 }
 
 /// One open upgraded connection (a WebSocket, say) on a version, counted in
@@ -126,8 +134,9 @@ impl Drop for UpgradedGuard {
 }
 
 impl Shard {
-    /// An empty shard keeping at most `max_routes` route labels.
-    pub fn new(max_routes: usize, started: Instant) -> Shard {
+    /// An empty shard keeping at most `max_routes` route labels, for worker
+    /// `worker` of `workers`, whose request log keeps its part of `keep`.
+    pub fn new(max_routes: usize, started: Instant, keep: &Keep, (worker, workers): (usize, usize)) -> Shard {
         let ring = || (0..RETAINED_SLOTS).map(|_| Slot::empty()).collect();
         let data = ShardData {
             versions: [ring(), ring()],
@@ -143,7 +152,38 @@ impl Shard {
             in_flight: Default::default(),
             upgraded: Default::default(),
             started,
+            log: Mutex::new(Log::new(keep, worker, workers)),
+            // Any odd start will do; each worker's differs so they do not
+            // draw in step.
+            draw: AtomicU64::new(0x9e37_79b9_7f4a_7c15 ^ ((worker as u64) << 1 | 1)),
+            sample: requests::threshold(keep.sample),
         }
+    }
+
+    /// Whether a successful request goes into the request log's sample: a
+    /// draw of xorshift64*, a few instructions and no shared state.
+    pub fn sampled(&self) -> bool {
+        let mut x = self.draw.load(Ordering::Relaxed);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.draw.store(x, Ordering::Relaxed);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d) < self.sample
+    }
+
+    /// The label of this shard's route `i`.
+    pub fn route_label(&self, i: u16) -> String {
+        self.lock().routes.get(usize::from(i)).map_or(OTHER_ROUTE, |l| &**l).to_string()
+    }
+
+    /// Keeps a request's record in the request log.
+    pub fn keep(&self, r: Record) {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner).push(r);
+    }
+
+    /// Adds the request log's records `f` asks for to `out`.
+    pub fn read_log(&self, f: &Filter, now: canary_core::time::UnixMs, out: &mut Found) {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner).read(f, now, out);
     }
 
     /// The index of route `label`, adding it while under the cap, else `other` (0).

@@ -25,6 +25,8 @@ pub mod dashboard;
 pub mod flags;
 pub mod forward;
 pub mod login;
+pub mod logs;
+pub mod logs_follow;
 pub mod metrics_json;
 pub mod node_window;
 pub mod plain;
@@ -70,6 +72,8 @@ pub struct AdminState {
     pub sessions: Arc<auth::Sessions>,
     /// The cluster this replica belongs to, if any.
     pub cluster: Option<Arc<Cluster>>,
+    /// The key users are hashed with in the request log, for `logs --user`.
+    pub secret: canary_proxy::requests::user::UserKeySecret,
 }
 
 /// The admin API's routes.
@@ -77,6 +81,7 @@ pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/api/v2/health", get(health))
         .route("/api/v2/metrics", get(metrics_json::handler))
+        .route("/api/v2/logs", get(request_log))
         .route("/api/routing", get(routing::get_routing))
         .route("/api/routing/share", put(routing::put_share))
         .route("/api/routing/excludes", put(routing::put_excludes))
@@ -104,6 +109,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/rollout/rollback", post(rollout::rollback))
         .route(crate::cluster::TOTALS_PATH, get(totals))
         .route(crate::cluster::WINDOW_PATH, get(node_window::handler))
+        .route(crate::cluster::LOGS_PATH, get(logs::internal))
         .fallback(not_found)
         // Inside the token check: a caller is checked where it called.
         .layer(axum::middleware::from_fn_with_state(state.clone(), forward::to_leader))
@@ -160,6 +166,19 @@ async fn events(State(s): State<AdminState>, Query(q): Query<EventsQuery>) -> Re
         Ok(Ok(ev)) => Json(json!({"events": ev})).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "state_file", e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// `GET /api/v2/logs`: the request log's records, or with `follow=true` a
+/// stream of them as they are kept.
+async fn request_log(State(s): State<AdminState>, Query(q): Query<logs::LogsQuery>) -> Response {
+    let asked = match logs::asked(&s, &q) {
+        Ok(a) => a,
+        Err(refusal) => return refusal,
+    };
+    match q.follow {
+        Some(true) => logs_follow::stream(s, asked).into_response(),
+        _ => logs::answer(&s, &asked).await,
     }
 }
 

@@ -125,6 +125,9 @@ pub enum Command {
     // The seed's runbook calls it `monitor-metrics`.
     #[command(visible_alias = "monitor-metrics")]
     Monitor(MonitorArgs),
+    /// Recent requests: every failure and a sample of the rest, one line each,
+    /// `ERROR` on the failures (`canary logs --since 30m | grep ERROR`).
+    Logs(LogsArgs),
     /// May a deploy start now (or --at TIME)? Exit 0 allowed, 1 refused, 2 unreadable TIME.
     Window {
         /// An RFC 3339 time, any offset, e.g. 2026-12-01T10:30:00+09:00 [default: now].
@@ -281,6 +284,47 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The admin API to talk to (without a URL).
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// `canary logs`
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only requests that ended within this long, e.g. 30m, 90s [default: all kept].
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Only one version's: canary or stable.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Only a status class or status: 5xx (with failures that got none), 4xx, 503...
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only the failures of a version (the ERROR lines).
+    #[arg(long)]
+    pub errors: bool,
+    /// Only one route label's, as `/api/v2/metrics` names routes.
+    #[arg(long, value_name = "ROUTE")]
+    pub route: Option<String>,
+    /// Only one user's: the user key (header, cookie or client address) as sent.
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
+    /// Only the request with this x-request-id.
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    /// At most the newest N records.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub limit: usize,
+    /// Keep printing requests as they come (Ctrl-C stops).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// This replica's records only, not the fleet's.
+    #[arg(long)]
+    pub node: bool,
+    /// The admin API to talk to.
     #[command(flatten)]
     pub admin: AdminArgs,
 }

@@ -15,6 +15,7 @@
 //! - [`flags`]: `canary flags`, feature flags on the server.
 //! - [`health`], [`monitor`]: `canary health` (S8) and `canary monitor` (S9).
 //! - [`policy`]: the thresholds `monitor` judges by, and where they came from.
+//! - [`logs`]: `canary logs`, the request log; [`sse`] reads its `--follow`.
 //! - [`window`]: `canary window`.
 //! - [`packaging`]: `canary completions` and `canary man`, from the definitions.
 
@@ -22,6 +23,7 @@ pub mod args;
 pub mod client;
 pub mod flags;
 pub mod health;
+pub mod logs;
 pub mod monitor;
 pub mod packaging;
 pub mod policy;
@@ -29,6 +31,7 @@ pub mod records;
 pub mod rollout;
 pub mod run;
 pub mod serve;
+pub mod sse;
 pub mod status;
 pub mod tls;
 pub mod window;

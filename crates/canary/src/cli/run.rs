@@ -1,7 +1,7 @@
 //! One parsed command -> the function that runs it. Every command returns an
 //! [`Exit`]; `main` turns it into the process's exit status.
 
-use super::{Command, flags, health, monitor, packaging, records, rollout, serve, status, window};
+use super::{Command, flags, health, logs, monitor, packaging, records, rollout, serve, status, window};
 use crate::demo;
 use crate::exit::Exit;
 use serde_json::json;
@@ -28,6 +28,7 @@ pub fn run(command: Command) -> Exit {
             health::run(&url, json, timeout, retries, ca_file.as_deref())
         }
         Command::Monitor(args) => monitor::command(&args),
+        Command::Logs(args) => logs::run(&args),
         Command::DemoService(args) => demo::service::serve(&args),
         Command::Completions { shell } => packaging::completions(shell),
         Command::Man { command } => packaging::man(command.as_deref()),

@@ -1,6 +1,6 @@
 //! `/api/v2/metrics` for the whole fleet: the replica asked fetches every
 //! peer's reading of the same window (`GET /internal/v1/window`) and adds
-//! each answer to its own. The fetches go [`AT_ONCE`] at a time, so a fleet
+//! each answer to its own. [`ask`], the fetching, serves `canary logs` too. The fetches go [`AT_ONCE`] at a time, so a fleet
 //! of 100 costs one answer 16 connections, not 99, and all of them end by
 //! [`GATHER_WITHIN`]. A peer that has not answered by then, or within
 //! [`super::fleet::FETCH_TIMEOUT`], is listed as missing, so a partial sum
@@ -37,22 +37,9 @@ pub async fn gather(
     mut local: Reading,
     recent: usize,
 ) -> (Reading, Coverage) {
-    let peers = cluster.peers();
-    // A client per answer: the peers are few, and a pooled connection would
-    // outlive the runtime of whichever caller made it.
-    let client: Peer = cluster.link.client();
-    let deadline = tokio::time::Instant::now() + GATHER_WITHIN;
-    let urls: Vec<String> =
-        peers.iter().map(|(_, admin)| cluster.link.url(admin, &format!("{WINDOW_PATH}?{query}"))).collect();
-    let client = &client;
-    let fetches = urls.into_iter().map(|url| async move {
-        tokio::time::timeout_at(deadline, fetch(client, url, token)).await.ok().flatten()
-    });
-    // In order (`buffered`), so each answer pairs with its peer below.
-    let answers: Vec<Option<WireWindow>> =
-        futures_util::stream::iter(fetches).buffered(AT_ONCE).collect().await;
-    let mut cov = Coverage { answered: 1, of: peers.len() + 1, missing: Vec::new() };
-    for ((id, _), answer) in peers.into_iter().zip(answers) {
+    let answers = ask::<WireWindow>(cluster, &format!("{WINDOW_PATH}?{query}"), token).await;
+    let mut cov = Coverage { answered: 1, of: answers.len() + 1, missing: Vec::new() };
+    for (id, answer) in answers {
         match answer {
             Some(w) => {
                 local.add(w.reading(), recent);
@@ -64,6 +51,29 @@ pub async fn gather(
     (local, cov)
 }
 
-async fn fetch(client: &Peer, url: String, token: Option<&str>) -> Option<WireWindow> {
+/// Asks every peer for `path` (with its query), [`AT_ONCE`] at a time, all
+/// within [`GATHER_WITHIN`]: each peer's id with its answer, `None` for one
+/// that did not answer in time or with JSON of the type asked.
+pub async fn ask<T: serde::de::DeserializeOwned>(
+    cluster: &Cluster,
+    path: &str,
+    token: Option<&str>,
+) -> Vec<(String, Option<T>)> {
+    let peers = cluster.peers();
+    // A client per answer: the peers are few, and a pooled connection would
+    // outlive the runtime of whichever caller made it.
+    let client: Peer = cluster.link.client();
+    let deadline = tokio::time::Instant::now() + GATHER_WITHIN;
+    let urls: Vec<String> = peers.iter().map(|(_, admin)| cluster.link.url(admin, path)).collect();
+    let client = &client;
+    let fetches = urls.into_iter().map(|url| async move {
+        tokio::time::timeout_at(deadline, fetch(client, url, token)).await.ok().flatten()
+    });
+    // In order (`buffered`), so each answer pairs with its peer.
+    let answers: Vec<Option<T>> = futures_util::stream::iter(fetches).buffered(AT_ONCE).collect().await;
+    peers.into_iter().map(|(id, _)| id).zip(answers).collect()
+}
+
+async fn fetch<T: serde::de::DeserializeOwned>(client: &Peer, url: String, token: Option<&str>) -> Option<T> {
     get_json(client, &url, token).await
 }

@@ -57,6 +57,9 @@ pub const TOTALS_PATH: &str = "/internal/v1/totals";
 /// The internal endpoint a replica serves its reading over a window on.
 pub const WINDOW_PATH: &str = "/internal/v1/window";
 
+/// Where a replica answers its request log, for `canary logs` across the fleet.
+pub const LOGS_PATH: &str = "/internal/v1/logs";
+
 /// A replica as registered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Replica {

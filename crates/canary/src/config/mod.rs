@@ -23,6 +23,7 @@ use std::time::Duration;
 pub use tls::{AdminTls, TlsFiles, UpstreamTls};
 
 mod cluster;
+mod logs;
 mod tls;
 
 /// The rollout name used when none is configured: the seed's flag name.
@@ -69,6 +70,8 @@ pub struct ServeConfig {
     pub routes: RouteTemplates,
     /// The most distinct route labels kept per version; the rest count as `other`.
     pub max_routes: usize,
+    /// What the request log keeps (`[logs]`).
+    pub logs: canary_proxy::requests::Keep,
     /// The `grpc-status` codes that count as errors (`[metrics] grpc_error_codes`).
     pub grpc_errors: canary_core::grpc_codes::Codes,
     /// The default rollout plan.
@@ -215,6 +218,8 @@ struct FileConfig {
     proxy: FileProxy,
     #[serde(default)]
     metrics: FileMetrics,
+    #[serde(default)]
+    logs: logs::FileLogs,
     #[serde(default)]
     plan: FilePlan,
     #[serde(default)]
@@ -433,6 +438,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         )
         .map_err(|e| o.err(false, "metrics.routes", "", e.to_string()))?,
         max_routes: f.metrics.max_routes.unwrap_or(100).max(1),
+        logs: logs::keep(&f.logs, o)?,
         grpc_errors: match &f.metrics.grpc_error_codes {
             None => canary_core::grpc_codes::Codes::default(),
             Some(codes) => canary_core::grpc_codes::Codes::parse(codes)

@@ -534,6 +534,19 @@ impl Backend for Arc<Etcd> {
         Ok(self.get_json(self.key(&format!("kv/{key}")))?.map(|(v, _)| v))
     }
 
+    fn kv_create(&self, key: &str, value: &serde_json::Value) -> Result<serde_json::Value, StoreError> {
+        let k = self.key(&format!("kv/{key}"));
+        if let Some((v, _)) = self.get_json(k.clone())? {
+            return Ok(v);
+        }
+        let when = vec![Compare::create_revision(k.clone(), CompareOp::Equal, 0)];
+        match self.commit(when, vec![TxnOp::put(k.clone(), value.to_string(), None)], "created meanwhile") {
+            Ok(_) => Ok(value.clone()),
+            // Another replica created it first: its value is everyone's.
+            Err(e) => self.get_json(k)?.map(|(v, _)| v).ok_or(e),
+        }
+    }
+
     fn kv_put(
         &self,
         key: &str,

@@ -12,6 +12,7 @@
 //! router sees it, so what is stored is never behind what users were served.
 
 pub mod etcd;
+pub mod secret;
 pub mod sqlite;
 pub mod unusable;
 
@@ -304,6 +305,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// A JSON value kept under `key`.
     fn kv_get(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    /// The value under `key`, first keeping `value` there if there is none:
+    /// of replicas racing to create it, every one gets the winner's.
+    fn kv_create(&self, key: &str, value: &serde_json::Value) -> Result<serde_json::Value, StoreError>;
     /// Keeps `value` under `key`, with its event, atomically.
     fn kv_put(
         &self,

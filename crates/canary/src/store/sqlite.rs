@@ -232,6 +232,23 @@ impl Backend for Sqlite {
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
+    fn kv_create(&self, key: &str, value: &serde_json::Value) -> Result<serde_json::Value, StoreError> {
+        self.writable()?;
+        let conn = self.lock();
+        conn.execute(
+            "INSERT OR IGNORE INTO kv (key, value) VALUES (?1, ?2)",
+            params![key, value.to_string()],
+        )
+        .map_err(|e| self.err(e))?;
+        let text: String = conn
+            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        serde_json::from_str(&text).map_err(|e| StoreError {
+            place: format!("state file {}", self.path),
+            message: format!("the value of `{key}` is not JSON: {e}"),
+        })
+    }
+
     /// Keeps `value` under `key`, with its event, in one transaction.
     fn kv_put(
         &self,

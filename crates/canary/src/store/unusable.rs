@@ -76,6 +76,10 @@ impl Backend for Unusable {
         Ok(None)
     }
 
+    fn kv_create(&self, _: &str, _: &serde_json::Value) -> Result<serde_json::Value, StoreError> {
+        Err(self.fault.refusal())
+    }
+
     fn kv_put(
         &self,
         _: &str,

@@ -29,6 +29,7 @@ mod grpc_upstream;
 mod hostile;
 mod judge;
 mod load;
+mod logs;
 mod ops;
 mod partition;
 mod prometheus;

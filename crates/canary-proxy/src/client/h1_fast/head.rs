@@ -74,6 +74,8 @@ pub struct Seen {
     pub canary: Option<Span>,
     /// The header that carries the user key, when the key is a header.
     pub user: Option<Span>,
+    /// `x-request-id`, for the request's record.
+    pub request_id: Option<Span>,
     /// The `Cookie` headers.
     pub cookies: [Option<Span>; MAX_COOKIES],
 }
@@ -265,6 +267,10 @@ fn scan(buf: &[u8], user_key: Option<&HeaderName>, lines: &mut Vec<u8>) -> Scan 
                 s.seen.canary = s.seen.canary.or(span);
                 true
             }
+            Ok(Role::RequestId) => {
+                s.seen.request_id = s.seen.request_id.or(span);
+                true
+            }
             Ok(Role::Cookie) => {
                 let Some(slot) = s.seen.cookies.get_mut(cookies) else { return Scan::General(Why::Headers) };
                 *slot = span;
@@ -304,6 +310,8 @@ enum Role {
     ForwardedFor,
     /// `x-canary`: noted and passed on.
     Canary,
+    /// `x-request-id`: noted and passed on.
+    RequestId,
     /// `Cookie`: noted and passed on.
     Cookie,
 }
@@ -318,6 +326,7 @@ fn role(name: &str, value: &[u8]) -> Result<Role, Why> {
         6 if is("expect") => return Err(Why::Expect),
         8 if is("x-canary") => Role::Canary,
         10 if is("connection") => connection(value)?,
+        12 if is("x-request-id") => Role::RequestId,
         14 if is("content-length") => {
             if value != b"0" {
                 return Err(Why::Body);

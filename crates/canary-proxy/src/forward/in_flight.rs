@@ -5,9 +5,13 @@
 //! the answer (a closed or reset connection, an HTTP/2 stream reset). Code
 //! after the upstream's answer never runs then, so the request would stay in
 //! the in-flight gauge for good and never be counted. [`InFlight`] closes
-//! that gap: dropped unsettled, it records the request as [`CLIENT_CLOSED`].
+//! that gap: dropped unsettled, it records the request as [`CLIENT_CLOSED`],
+//! and keeps its record in the request log.
 
-use crate::metrics::{Outcome, Shard};
+use super::ctx::Ctx;
+use super::journal;
+use crate::metrics::Outcome;
+use crate::requests::Cause;
 use canary_core::Version;
 use std::time::Instant;
 
@@ -17,21 +21,18 @@ use std::time::Instant;
 pub const CLIENT_CLOSED: u16 = 499;
 
 /// A request counted in flight on `version` until settled or dropped.
-#[derive(Debug)]
 #[must_use = "settle it once the outcome is in hand, or the drop counts the client as gone"]
 pub struct InFlight<'a> {
-    shard: &'a Shard,
+    ctx: &'a Ctx,
     version: Version,
-    route: u16,
-    start: Instant,
     settled: bool,
 }
 
 impl<'a> InFlight<'a> {
-    /// Counts a request on `route`, arrived at `start`, as in flight on `version`.
-    pub fn begin(shard: &'a Shard, version: Version, route: u16, start: Instant) -> InFlight<'a> {
-        shard.begin(version);
-        InFlight { shard, version, route, start, settled: false }
+    /// Counts the request of `ctx` as in flight on `version`.
+    pub fn begin(ctx: &'a Ctx, version: Version) -> InFlight<'a> {
+        ctx.w.shard.begin(version);
+        InFlight { ctx, version, settled: false }
     }
 
     /// The upstream answered or failed: the caller records the outcome (or
@@ -46,17 +47,19 @@ impl Drop for InFlight<'_> {
         if self.settled {
             return;
         }
-        let now = Instant::now();
-        let latency_us = now.duration_since(self.start).as_micros() as u64;
+        let (ctx, now) = (self.ctx, Instant::now());
+        let latency_us = now.duration_since(ctx.start).as_micros() as u64;
         let outcome = Outcome {
             version: self.version,
-            route: self.route,
+            route: ctx.route,
             status: Some(CLIENT_CLOSED),
             failure: false,
             grpc_error: false,
             latency_us,
         };
-        self.shard.record(outcome, now);
-        self.shard.end(self.version);
+        ctx.w.shard.record(outcome, now);
+        ctx.w.shard.end(self.version);
+        let why = "the client left before the answer";
+        journal::keep(ctx, self.version, Some(CLIENT_CLOSED), Some(Cause::ClientGone), why);
     }
 }
