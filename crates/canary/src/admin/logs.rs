@@ -60,10 +60,14 @@ pub struct Asked {
     pub fleet: bool,
 }
 
-/// The query read at this instant, or the answer naming what is wrong.
-pub fn asked(s: &AdminState, q: &LogsQuery) -> Result<Asked, Response> {
+/// The query read at this instant, or the refusal naming what is wrong.
+pub fn asked(s: &AdminState, q: &LogsQuery) -> Result<Asked, String> {
     read(q, &s.secret, UnixMs::from(std::time::SystemTime::now()))
-        .map_err(|msg| error(StatusCode::BAD_REQUEST, "invalid", msg))
+}
+
+/// The answer to a query that could not be read.
+pub fn refuse(msg: String) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid", msg)
 }
 
 /// The answer to `GET /api/v2/logs` without `follow`.
@@ -86,7 +90,7 @@ pub async fn answer(s: &AdminState, asked: &Asked) -> Response {
 pub async fn internal(State(s): State<AdminState>, Query(q): Query<LogsQuery>) -> Response {
     match asked(&s, &q) {
         Ok(a) => Json(local(&s, &a)).into_response(),
-        Err(refusal) => refusal,
+        Err(msg) => refuse(msg),
     }
 }
 

@@ -174,7 +174,7 @@ async fn events(State(s): State<AdminState>, Query(q): Query<EventsQuery>) -> Re
 async fn request_log(State(s): State<AdminState>, Query(q): Query<logs::LogsQuery>) -> Response {
     let asked = match logs::asked(&s, &q) {
         Ok(a) => a,
-        Err(refusal) => return refusal,
+        Err(msg) => return logs::refuse(msg),
     };
     match q.follow {
         Some(true) => logs_follow::stream(s, asked).into_response(),
