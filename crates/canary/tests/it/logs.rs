@@ -239,3 +239,41 @@ async fn a_refused_canary_is_logged_as_a_connection_failure_and_stables_answer_a
     assert!(text.contains(" ERROR canary GET /api/v2/rooms - "), "{text}");
     assert!(text.contains("cause=connect_failed flags=UF") && text.contains("fallback=yes"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_cluster_logs_merges_every_replicas_records_and_says_what_was_dropped() {
+    use crate::cluster::{Etcd, FAST, replica, wait_for_leader};
+    let dir = tempdir();
+    let failing = Upstream::start("stable");
+    failing.fail_with.store(503, std::sync::atomic::Ordering::Relaxed);
+    let etcd = Etcd::start(dir.path(), 1);
+    let r1 = replica(&etcd, &failing.url(), dir.path(), "r1", FAST);
+    // r2 keeps at most 4 failures: the rest of its 10 are dropped, and said.
+    let r2 = replica(&etcd, &failing.url(), dir.path(), "r2", &format!("{FAST}[logs]\nmax_records = 4\n"));
+    wait_for_leader(&[&r1, &r2]).await;
+    let c = client();
+    for i in 0..10 {
+        for (p, name) in [(&r1, "r1"), (&r2, "r2")] {
+            let id = format!("{name}-{i}");
+            let (status, _, _) = get(&c, p.proxy, "/api/v2/rooms", &[("x-request-id", &id)]).await;
+            assert_eq!(status, 503);
+        }
+    }
+    let (code, out, err) = cli(&["logs", "--admin", &admin_url(&r1), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let records: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let from = |name: &str| records.iter().filter(|r| r["replica"] == name).count();
+    assert_eq!(from("r1"), 10, "{out}");
+    assert!((1..=4).contains(&from("r2")), "r2 kept at most 4: {out}");
+    for r in &records {
+        let (id, replica) = (r["request_id"].as_str().unwrap(), r["replica"].as_str().unwrap());
+        assert!(id.starts_with(replica), "a record names the replica that served it: {r}");
+    }
+    let times: Vec<u64> = records.iter().map(|r| r["time_ms"].as_u64().unwrap()).collect();
+    assert!(times.is_sorted(), "merged by time: {times:?}");
+    assert!(err.contains("older failures were dropped"), "{err}");
+    // One replica's own, on asking.
+    let (_, node, _) = cli(&["logs", "--admin", &admin_url(&r1), "--node"]);
+    assert_eq!(node.lines().count(), 10, "{node}");
+    assert!(!node.contains("replica=r2"), "{node}");
+}
