@@ -24,7 +24,11 @@
 # see bench/run.sh), built with cargo first: the user-space floor under
 # canary's count.
 #
-# Environment (defaults in brackets): DURATION [10s] WARMUP [3s] BUILD [1] FLOOR [0]
+# With ACCESS_LOG=1 it also counts each proxy writing its access log to a file
+# (canary's JSON lines, `[access_log]`; nginx's `combined` format), paired
+# with the runs without in the same invocation: rows canary+log, nginx+log.
+#
+# Environment (defaults in brackets): DURATION [10s] WARMUP [3s] BUILD [1] FLOOR [0] ACCESS_LOG [0]
 #   NGINX [/usr/sbin/nginx] WRK [/usr/bin/wrk] OUT [bench/out/instructions-<UTC timestamp>]
 # Every process started here is stopped on exit. Only 127.0.0.1 is used.
 
@@ -34,6 +38,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-3s}
 BUILD=${BUILD:-1}
 FLOOR=${FLOOR:-0}
+ACCESS_LOG=${ACCESS_LOG:-0}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
 
@@ -83,32 +88,40 @@ measure() {
 }
 
 # --- canary ---
-C_PORT=$(free_port) A_PORT=$(free_port)
-printf '[proxy]\nworkers = 1\n' >"$OUT/canary.toml"
-valgrind --tool=callgrind --callgrind-out-file="$OUT/canary.callgrind.%p" "$CANARY_BIN" serve \
-    --config "$OUT/canary.toml" --state "$OUT/canary.db" --share 50 \
-    --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
-    --listen "127.0.0.1:$C_PORT" --admin "127.0.0.1:$A_PORT" >"$OUT/canary.log" 2>&1 &
-CPID=$!
-PIDS+=($CPID)
-read -r _ c_req c_ir c_per < <(measure canary "http://127.0.0.1:$C_PORT/" "$CPID")
-kill "$CPID"
+# run_canary NAME TOML: prints "NAME requests instructions per_request"
+run_canary() {
+    local name=$1 port admin pid
+    port=$(free_port) admin=$(free_port)
+    printf '%s' "$2" >"$OUT/$name.toml"
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.callgrind.%p" "$CANARY_BIN" serve \
+        --config "$OUT/$name.toml" --state "$OUT/$name.db" --share 50 \
+        --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
+        --listen "127.0.0.1:$port" --admin "127.0.0.1:$admin" >"$OUT/$name.log" 2>&1 &
+    pid=$!
+    PIDS+=($pid)
+    measure "$name" "http://127.0.0.1:$port/" "$pid"
+    kill "$pid"
+}
+read -r _ c_req c_ir c_per < <(run_canary canary $'[proxy]\nworkers = 1\n')
 
 # --- nginx as the proxy ---
-N_PORT=$(free_port)
-cat >"$OUT/proxy.conf" <<EOF
+# run_nginx NAME ACCESS_LOG_DIRECTIVE
+run_nginx() {
+    local name=$1 port pid
+    port=$(free_port)
+    cat >"$OUT/$name.conf" <<EOF
 worker_processes 1;
 master_process off;
 daemon off;
-error_log $OUT/proxy.err;
-pid $OUT/proxy.pid;
+error_log $OUT/$name.err;
+pid $OUT/$name.pid;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  $2
   keepalive_requests 1000000;
   upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }
   server {
-    listen 127.0.0.1:$N_PORT;
+    listen 127.0.0.1:$port;
     location / {
       proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
       # What canary always sends the upstream, so both do the same work.
@@ -119,12 +132,24 @@ http {
   }
 }
 EOF
-valgrind --tool=callgrind --callgrind-out-file="$OUT/nginx.callgrind.%p" "$NGINX" -c "$OUT/proxy.conf" -p "$OUT" \
-    >"$OUT/nginx.log" 2>&1 &
-NPID=$!
-PIDS+=($NPID)
-read -r _ n_req n_ir n_per < <(measure nginx "http://127.0.0.1:$N_PORT/" "$NPID")
-kill "$NPID"
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.callgrind.%p" "$NGINX" -c "$OUT/$name.conf" -p "$OUT" \
+        >"$OUT/$name.log" 2>&1 &
+    pid=$!
+    PIDS+=($pid)
+    measure "$name" "http://127.0.0.1:$port/" "$pid"
+    kill "$pid"
+}
+read -r _ n_req n_ir n_per < <(run_nginx nginx 'access_log off;')
+
+# --- with access logs (ACCESS_LOG=1) ---
+log_lines=""
+if [[ $ACCESS_LOG == 1 ]]; then
+    read -r _ cl_req cl_ir cl_per < <(run_canary canary+log \
+        "$(printf '[proxy]\nworkers = 1\n[access_log]\npath = "%s"\n' "$OUT/canary-access.log")")
+    read -r _ nl_req nl_ir nl_per < <(run_nginx nginx+log "access_log $OUT/nginx-access.log combined;")
+    log_lines=$(printf '%-10s %10s %14s %10s\n%-10s %10s %14s %10s' \
+        canary+log "$cl_req" "$cl_ir" "$cl_per" nginx+log "$nl_req" "$nl_ir" "$nl_per")
+fi
 
 # --- the floor (FLOOR=1) ---
 f_line=""
@@ -148,5 +173,6 @@ fi
     printf '%-8s %10s %14s %10s\n' canary "$c_req" "$c_ir" "$c_per"
     printf '%-8s %10s %14s %10s\n' nginx "$n_req" "$n_ir" "$n_per"
     [[ -z $f_line ]] || echo "$f_line"
+    [[ -z $log_lines ]] || echo "$log_lines"
     awk -v c="$c_per" -v n="$n_per" 'BEGIN { printf "canary / nginx: %.2f\n", c / n }'
 } | tee "$OUT/summary.txt"

@@ -122,7 +122,8 @@ cpu_ticks() {
 }
 
 # nginx.conf's head and the opening of http{}. NGINX_CONNECTIONS (4096 by
-# default) sets worker_connections; NGINX_NOFILE, when set, worker_rlimit_nofile.
+# default) sets worker_connections; NGINX_NOFILE, when set, worker_rlimit_nofile;
+# NGINX_ACCESS_LOG, when set, the access_log directive (else `off`).
 nginx_common() { # prefix dir, [worker_processes, 1 by default]
     cat <<EOF
 worker_processes ${2:-1};
@@ -133,7 +134,7 @@ pid $1/nginx.pid;
 error_log $1/error.log warn;
 events { worker_connections ${NGINX_CONNECTIONS:-4096}; }
 http {
-    access_log off;
+    access_log ${NGINX_ACCESS_LOG:-off};
     client_body_temp_path $1/client_body;
     proxy_temp_path $1/proxy;
     fastcgi_temp_path $1/fastcgi;
@@ -229,7 +230,7 @@ start_canary() {
     [[ " $* " == *" --tls-cert "* ]] && scheme=https
     local d=$TMP/$name
     mkdir -p "$d"
-    printf '[proxy]\nworkers = %s\n' "$workers" >"$d/canary.toml"
+    printf '[proxy]\nworkers = %s\n%s' "$workers" "${CANARY_EXTRA_TOML:-}" >"$d/canary.toml"
     CANARY_PORT=$(free_port)
     admin_port=$(free_port)
     "$CANARY_BIN" serve --config "$d/canary.toml" \

@@ -37,6 +37,9 @@
 #   CANARY_W2 [1]  BUILD [1] (0 = use the existing target/release/canary)
 #   FLOOR [0] (1 = also measure bench/floor's two relays; builds them with cargo)
 #   FORWARDED [1] (nginx and haproxy add X-Forwarded-For/-Proto/-Host, as canary does)
+#   ACCESS_LOG [0] (1 = also canary+log and nginx+log: the same as canary and
+#              nginx, each writing its access log to a file, canary's JSON
+#              lines and nginx's `combined`, measured in the same rounds)
 #   NGINX [/usr/sbin/nginx]  HAPROXY [/usr/sbin/haproxy]  WRK [/usr/bin/wrk]
 #   OUT [bench/out/<UTC timestamp>]
 #
@@ -58,6 +61,7 @@ THREADS=${THREADS:-1}
 CANARY_W2=${CANARY_W2:-1}
 FLOOR=${FLOOR:-0}
 FORWARDED=${FORWARDED:-1}
+ACCESS_LOG=${ACCESS_LOG:-0}
 BUILD=${BUILD:-1}
 NGINX=${NGINX:-/usr/sbin/nginx}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
@@ -190,6 +194,15 @@ if [[ $CANARY_W2 == 1 ]]; then
     URL[nginx-auto]=http://127.0.0.1:$NGINX_PORT/ PID[nginx-auto]=$NGINX_PID
 fi
 
+if [[ $ACCESS_LOG == 1 ]]; then
+    CANARY_EXTRA_TOML=$(printf '[access_log]\npath = "%s"\n' "$TMP/canary-access.log") start_canary canary+log 1
+    TARGETS+=(canary+log)
+    URL[canary+log]=http://127.0.0.1:$CANARY_PORT/ PID[canary+log]=$CANARY_PID
+    NGINX_ACCESS_LOG="$TMP/nginx-access.log combined" start_nginx_proxy "$FORWARDED" nginx+log
+    TARGETS+=(nginx+log)
+    URL[nginx+log]=http://127.0.0.1:$NGINX_PORT/ PID[nginx+log]=$NGINX_WORKER
+fi
+
 # start_floor MODE: bench/floor's relay on io layer MODE, as target floor-MODE
 start_floor() {
     local mode=$1 d=$TMP/floor-$1 port pid
@@ -302,6 +315,14 @@ declare -A M_RPS M_P99
                 "$(paired "$c" "$p" 3)" "$(paired "$c" "$p" 5)" "$(paired "$c" "$p" 6)"
         done
     done
+    if [[ -n ${M_RPS[canary+log]:-} ]]; then
+        echo
+        echo "the access log's cost (with / without, paired per round)"
+        for pair in "canary+log canary" "nginx+log nginx"; do
+            read -r w o <<<"$pair"
+            printf '%-17s / %-10s  cpu/req %s  req/s %s\n' "$w" "$o" "$(paired "$w" "$o" 6)" "$(paired "$w" "$o" 3)"
+        done
+    fi
     echo
     echo "errors = non-2xx/3xx responses + socket errors, summed over all rounds"
     echo "cpu_us/req: proxy process (nginx: its worker; nginx-auto: its master and workers; direct: the backend worker)"

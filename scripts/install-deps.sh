@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, on a Debian machine, what building canary and running its tests
 # need when it is missing: etcd, jq, prometheus
-# with promtool, git, curl, Node.js with npm, chromium, faketime. Used by
+# with promtool, git, curl, Node.js with npm, chromium, faketime, logrotate. Used by
 # ./test.sh and CI.
 set -euo pipefail
 
@@ -15,6 +15,8 @@ command -v curl >/dev/null || need+=(curl)
 # The cluster tests run a real etcd (canary speaks its JSON gateway: no protoc to build).
 { command -v etcd && command -v etcdctl; } >/dev/null || need+=(etcd-server etcd-client)
 { command -v node && command -v npm; } >/dev/null || need+=(nodejs npm)
+# The access log's rotation test runs dist/logrotate/canary through logrotate.
+command -v logrotate >/dev/null || [ -x /usr/sbin/logrotate ] || need+=(logrotate)
 # The dashboard's browser test drives Debian's chromium with playwright-core.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 

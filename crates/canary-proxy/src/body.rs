@@ -9,10 +9,13 @@
 
 use super::grpc;
 use super::headers::strip_trailer_fields;
-use crate::metrics::{ErrorRecord, Outcome, Shard};
-use crate::requests::{Cause, Reason, Record};
+use crate::forward::ctx::Worker;
+use crate::forward::journal;
+use crate::metrics::{ErrorRecord, Outcome};
+use crate::requests::Cause;
+use crate::requests::entry::Entry;
 use crate::upstream::h1;
-use crate::upstream::pool::{Checkout, Pool};
+use crate::upstream::pool::Checkout;
 use bytes::Bytes;
 use http::HeaderMap;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -135,10 +138,8 @@ pub enum Recycle {
 /// Records a request's outcome and recycles its connection, exactly once.
 #[derive(Debug)]
 pub struct Completion {
-    /// The worker's shard.
-    pub shard: Arc<Shard>,
-    /// The worker's pool.
-    pub pool: Arc<Pool>,
+    /// The worker: its shard, pool and access log.
+    pub w: Arc<Worker>,
     /// The connection, returned to the pool on a clean end.
     pub conn: Option<Recycle>,
     /// The outcome so far; completed with the latency at the end.
@@ -152,19 +153,19 @@ pub struct Completion {
     pub latency_at_head: bool,
     /// A gRPC call whose `grpc-status` is still to come.
     pub grpc: Option<Box<grpc::Pending>>,
-    /// The request's record, drafted when it is to be kept (see
-    /// `forward::journal`); completed and kept when the body ends.
-    pub log: Option<Box<Record>>,
+    /// The request's entry, drafted when it is to be written or kept (see
+    /// `forward::journal`); completed and handed on when the body ends.
+    pub log: Option<Box<Entry>>,
 }
 
 impl Completion {
     fn finish(&mut self, body: &mut UpstreamBody, clean: bool) {
         self.finished = true;
         match self.conn.take().filter(|_| clean) {
-            Some(Recycle::Hyper(c)) => self.pool.put(c),
+            Some(Recycle::Hyper(c)) => self.w.pool.put(c),
             Some(Recycle::H1(key)) => {
                 if let Some(c) = body.take_reusable() {
-                    self.pool.put_h1(key, c);
+                    self.w.pool.put_h1(key, c);
                 }
             }
             Some(Recycle::Shared) | None => {}
@@ -176,10 +177,10 @@ impl Completion {
         let Some(call) = self.grpc.take() else { return };
         let Some(why) = call.ended(trailers) else { return };
         self.outcome.grpc_error = true;
-        if let Some(r) = self.log.as_mut() {
-            r.detail = Some(why.clone());
+        if let Some(e) = self.log.as_mut() {
+            e.detail = Some(why.as_str().into());
         }
-        self.shard.record_error(ErrorRecord {
+        self.w.shard.record_error(ErrorRecord {
             at_ms: crate::clock::now(),
             version: self.outcome.version,
             method: "POST".into(),
@@ -198,9 +199,9 @@ impl Drop for Completion {
         if !self.latency_at_head {
             self.outcome.latency_us = now.duration_since(self.start).as_micros() as u64;
         }
-        self.shard.record(self.outcome, now);
-        self.shard.end(self.outcome.version);
-        self.keep_record();
+        self.w.shard.record(self.outcome, now);
+        self.w.shard.end(self.outcome.version);
+        self.hand_on(now);
     }
 }
 
@@ -221,48 +222,21 @@ impl Completion {
         })
     }
 
-    /// Completes and keeps the request's record: the drafted one, or for a
-    /// request that failed undrafted (its answer broke off mid-body) what
-    /// is known here, its method and path unknown.
-    fn keep_record(&mut self) {
+    /// Completes the request's entry and hands it on (see
+    /// `forward::journal`): the drafted one, or for a request that failed
+    /// undrafted (its answer broke off mid-body) none is made, and the
+    /// failure is in the measurements and `recent_errors` only.
+    fn hand_on(&mut self, end: Instant) {
         let cause = self.cause();
-        let mut r = match self.log.take() {
-            Some(r) => *r,
-            None if cause.is_some() => self.bare(),
-            None => return,
-        };
-        r.time_ms = crate::clock::now();
-        r.status = self.outcome.status;
-        r.duration_us = self.outcome.latency_us;
+        let Some(mut e) = self.log.take() else { return };
+        e.time = crate::clock::at(end);
+        e.status = self.outcome.status;
+        e.duration_us = self.outcome.latency_us;
         if let Some((c, why)) = cause {
-            r.cause = Some(c);
-            r.detail.get_or_insert_with(|| why.into());
+            e.cause = Some(c);
+            e.detail.get_or_insert_with(|| why.into());
         }
-        self.shard.keep(r);
-    }
-
-    fn bare(&self) -> Record {
-        let route = self.shard.route_label(self.outcome.route);
-        Record {
-            time_ms: crate::clock::now(),
-            seq: 0,
-            replica: None,
-            version: self.outcome.version,
-            method: "-".into(),
-            path: "-".into(),
-            route,
-            status: None,
-            duration_us: 0,
-            user: "-".into(),
-            request_id: None,
-            reason: Reason::Other,
-            bucket: None,
-            fallback: false,
-            cause: None,
-            detail: None,
-            protocol: "-".into(),
-            client: "-".into(),
-        }
+        journal::finish(&self.w, e);
     }
 }
 
@@ -282,16 +256,19 @@ impl Body for ProxyBody {
                     done.finish(inner, true);
                     Poll::Ready(None)
                 }
-                Poll::Ready(Some(Ok(frame))) if done.grpc.is_some() => {
-                    if let Some(trailers) = frame.trailers_ref() {
-                        done.grpc_ended(Some(trailers));
-                    }
-                    Poll::Ready(Some(Ok(frame)))
-                }
                 Poll::Ready(Some(Err(e))) => {
                     done.outcome.failure = true;
                     done.finish(inner, false);
                     Poll::Ready(Some(Err(e)))
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let (Some(e), Some(data)) = (done.log.as_mut(), frame.data_ref()) {
+                        e.bytes_out += data.len() as u64;
+                    }
+                    if let Some(trailers) = frame.trailers_ref().filter(|_| done.grpc.is_some()) {
+                        done.grpc_ended(Some(trailers));
+                    }
+                    Poll::Ready(Some(Ok(frame)))
                 }
                 other => other,
             },

@@ -34,6 +34,7 @@
 //! upstream pool and its own metrics shard: nginx's model, which keeps the hot
 //! path free of cross-thread locks and cache-line traffic.
 
+pub mod access_log;
 mod body;
 mod client;
 mod clock;
@@ -52,7 +53,7 @@ pub mod tls;
 mod upstream;
 
 use drain::{Drain, Watch};
-use forward::ctx::{Peer, Worker};
+use forward::ctx::{Peer, RequestIds, Worker};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 pub use metrics::Metrics;
@@ -82,6 +83,13 @@ pub struct Tls {
 /// default, written out since it is a limit the proxy relies on).
 const H2_MAX_STREAMS: u32 = 200;
 
+/// A random prefix for worker `i`'s request ids: std's hasher is keyed
+/// from the kernel's randomness once per process.
+fn random_prefix(i: usize) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one((i, std::time::SystemTime::now()))
+}
+
 /// How long in-flight requests may take to finish after shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -107,6 +115,8 @@ pub fn start(
                 &tls.upstreams,
                 forward::send::MAX_RESPONSE_HEAD as u32,
             ),
+            ids: RequestIds::new(random_prefix(i)),
+            shelf: cfg.access_log.as_ref().map(|a| a.shelf()),
         });
         let stop = shutdown.clone();
         let acceptor = tls.listener.clone().map(TlsAcceptor::from);

@@ -27,4 +27,6 @@ pub struct Settings {
     pub grpc_errors: Codes,
     /// The key of the hash users are shown as in the request log.
     pub user_secret: UserKeySecret,
+    /// The access log, when one is written.
+    pub access_log: Option<std::sync::Arc<crate::access_log::AccessLog>>,
 }

@@ -14,6 +14,7 @@ use crate::reload;
 use crate::store::Store;
 use crate::tls::rotate::Rotation;
 use canary_core::RoutingTable;
+use canary_proxy::access_log::AccessLog;
 use canary_proxy::metrics::Metrics;
 use canary_proxy::requests::user::UserKeySecret;
 use canary_proxy::tls::{self, listener::ListenerPair};
@@ -95,10 +96,11 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     }
     let metrics = Arc::new(Metrics::keeping(cfg.proxy.workers, cfg.max_routes, &cfg.logs));
     let secret = crate::store::secret::user_secret(live.store()).map_err(StartError::Io)?;
+    let access_log = start_access_log(&cfg)?;
     let stop = CancellationToken::new();
-    let (proxy_addr, mut threads) =
-        proxy::start(Arc::new(settings(&cfg, secret)), live.routes(), &metrics, &proxy_tls, stop.clone())
-            .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
+    let settings = Arc::new(settings(&cfg, secret, access_log.clone()));
+    let (proxy_addr, mut threads) = proxy::start(settings, live.routes(), &metrics, &proxy_tls, stop.clone())
+        .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
     let ctl = Controller::load(Arc::clone(&live), Arc::clone(&metrics), &cfg)
         .map_err(|e| StartError::Io(e.to_string()))?;
     let (outbox, ops_thread) = crate::ops::spawn(Arc::new(cfg.ops.clone()), Arc::clone(&live))
@@ -128,6 +130,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         sessions: Arc::default(),
         cluster,
         secret,
+        access_log,
     };
     let rotations =
         rotations.into_iter().chain(admin_tls.as_ref().map(|a| Arc::clone(&a.rotation))).collect();
@@ -230,7 +233,7 @@ fn table(cfg: &ServeConfig) -> RoutingTable {
 }
 
 /// What the data plane is told of the configuration.
-fn settings(cfg: &ServeConfig, user_secret: UserKeySecret) -> Settings {
+fn settings(cfg: &ServeConfig, user_secret: UserKeySecret, access_log: Option<Arc<AccessLog>>) -> Settings {
     Settings {
         listen: cfg.listen,
         proxy: cfg.proxy.clone(),
@@ -240,7 +243,20 @@ fn settings(cfg: &ServeConfig, user_secret: UserKeySecret) -> Settings {
         routes: cfg.routes.clone(),
         grpc_errors: cfg.grpc_errors,
         user_secret,
+        access_log,
     }
+}
+
+/// The access log's writer, when one is configured; a file that cannot be
+/// opened is refused at start, before anything is served.
+fn start_access_log(cfg: &ServeConfig) -> Result<Option<Arc<AccessLog>>, StartError> {
+    let Some(opts) = &cfg.access_log else { return Ok(None) };
+    let shown = opts.path.as_ref().map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
+    AccessLog::start(opts.clone()).map(Some).map_err(|e| {
+        StartError::Config(format!(
+            "access_log.path: cannot open {shown} for appending: {e} (create its directory, or fix its permissions)"
+        ))
+    })
 }
 
 fn upstreams(cfg: &ServeConfig) -> Upstreams {
@@ -264,9 +280,16 @@ fn spawn_admin(
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| StartError::Io(format!("cannot listen for SIGHUP: {e}")))?
     };
+    // Likewise SIGUSR1 reopens the access log (logrotate's postrotate), as
+    // for nginx, rather than ending the process.
+    let usr1 = {
+        let _in_rt = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            .map_err(|e| StartError::Io(format!("cannot listen for SIGUSR1: {e}")))?
+    };
     std::thread::Builder::new()
         .name("canary-admin".into())
-        .spawn(move || rt.block_on(run_admin(sock, state, side, stop, hup)))
+        .spawn(move || rt.block_on(run_admin(sock, state, side, stop, (hup, usr1))))
         .map_err(|e| StartError::Io(format!("cannot start the admin thread: {e}")))
 }
 
@@ -275,7 +298,7 @@ async fn run_admin(
     state: AdminState,
     side: Sidecar,
     stop: CancellationToken,
-    hup: tokio::signal::unix::Signal,
+    (hup, usr1): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
 ) {
     let listener = match tokio::net::TcpListener::from_std(sock) {
         Ok(l) => l,
@@ -301,6 +324,7 @@ async fn run_admin(
         .flags
         .clone()
         .map(|p| tokio::spawn(dynamic::watch(p, Arc::clone(&state.live), Arc::clone(&state.flags))));
+    let reopener = tokio::spawn(reopen_on(usr1, state.access_log.clone()));
     let reloader = tokio::spawn(reload::watch(
         hup,
         (*state.cfg).clone(),
@@ -324,9 +348,24 @@ async fn run_admin(
     health_poller.abort();
     checks.iter().for_each(|c| c.abort());
     reloader.abort();
+    reopener.abort();
     rotators.iter().for_each(|r| r.abort());
     for w in [watcher, fleet].into_iter().flatten() {
         w.abort();
+    }
+}
+
+/// Reopens the access log at each SIGUSR1 (with none configured, the
+/// signal is taken and does nothing).
+async fn reopen_on(mut usr1: tokio::signal::unix::Signal, log: Option<Arc<AccessLog>>) {
+    while usr1.recv().await.is_some() {
+        match &log {
+            Some(l) => {
+                tracing::info!("SIGUSR1: reopening the access log");
+                l.reopen();
+            }
+            None => tracing::info!("SIGUSR1: no access log is written, nothing to reopen"),
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 
 use crate::headers::ip_value;
 use crate::metrics::Shard;
+use crate::requests::entry::RequestId;
+use crate::requests::user::hex16;
 use crate::routes::Routes;
 use crate::settings::Settings;
 use crate::upstream::pool::Pool;
@@ -24,6 +26,35 @@ pub struct Worker {
     pub shard: Arc<Shard>,
     /// This worker's upstream connections.
     pub pool: Arc<Pool>,
+    /// The ids this worker gives requests that came without one.
+    pub ids: RequestIds,
+    /// This worker's shelf in the access log, when one is written.
+    pub shelf: Option<Arc<crate::access_log::Shelf>>,
+}
+
+/// Request ids made by one worker: its own random prefix and a count, so
+/// ids are unique across workers and restarts without a shared counter.
+#[derive(Debug)]
+pub struct RequestIds {
+    /// The prefix's hex digits, made once.
+    prefix: [u8; 16],
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl RequestIds {
+    /// Ids starting from `prefix`, which should be random.
+    pub fn new(prefix: u64) -> RequestIds {
+        RequestIds { prefix: hex16(prefix), next: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// A new id: 32 hex digits.
+    pub fn make(&self) -> RequestId {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut id = [0u8; 32];
+        id[..16].copy_from_slice(&self.prefix);
+        id[16..].copy_from_slice(&hex16(n));
+        RequestId::Made(id)
+    }
 }
 
 /// The client at the other end of a connection, formatted once for all the
@@ -71,6 +102,8 @@ pub struct Ctx {
     pub(super) raw_head: bool,
     /// Who sent it, and where routing sent it, for its record (see `journal`).
     pub(super) who: Who,
+    /// The request body's declared length (`Content-Length`), for the access log.
+    pub(super) bytes_in: u64,
 }
 
 /// Who sent a request and where routing sent it: what its record needs
@@ -81,10 +114,23 @@ pub struct Who {
     pub decision: Decision,
     /// The user key's keyed hash (see `requests::user`).
     pub user: u64,
-    /// The client's `x-request-id`.
-    pub request_id: Option<HeaderValue>,
+    /// The user key itself, only when the access log is told to show it.
+    pub user_key: Option<Box<str>>,
+    /// The request's `x-request-id`, as sent or made (see `route::name_request`).
+    pub request_id: Option<RequestId>,
     /// The client's address.
     pub client: IpAddr,
+}
+
+impl Who {
+    /// The id the proxy made for the request, if it made one: the upstream
+    /// must be sent it.
+    pub fn made_id(&self) -> Option<&[u8; 32]> {
+        match &self.request_id {
+            Some(RequestId::Made(b)) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 impl Ctx {
@@ -99,7 +145,19 @@ impl Ctx {
         who: Who,
     ) -> Ctx {
         let version = http::Version::HTTP_11;
-        Ctx { w, route, start, method, uri, version, grpc: false, te_trailers: false, raw_head: true, who }
+        Ctx {
+            w,
+            route,
+            start,
+            method,
+            uri,
+            version,
+            grpc: false,
+            te_trailers: false,
+            raw_head: true,
+            who,
+            bytes_in: 0,
+        }
     }
 
     /// The request's method.

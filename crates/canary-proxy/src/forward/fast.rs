@@ -17,7 +17,7 @@
 use super::ctx::{Ctx, Peer, Worker};
 use super::policy::{self, After, Failure};
 use super::respond::respond;
-use super::route::{Fields, decide_with};
+use super::route::{Fields, decide_with, name_request};
 use super::send::{H1Want, Sent, exchange_h1};
 use crate::body::ProxyBody;
 use crate::client::h1_fast::head::Plain;
@@ -64,7 +64,8 @@ fn begin(w: Arc<Worker>, peer: &Peer, req: &Plain, start: Instant) -> (Ctx, Vers
     let fields = Fields { canary: req.value(req.seen.canary), user, cookies: || req.cookies() };
     let mut who = decide_with(&w.routes.routing(), &fields.facts(&w.cfg, &norm, peer), &w.cfg);
     // Checked by httparse, whose rules are `http`'s: the conversion holds.
-    who.request_id = req.value(req.seen.request_id).and_then(|v| HeaderValue::from_bytes(v).ok());
+    let sent = req.value(req.seen.request_id).and_then(|v| HeaderValue::from_bytes(v).ok());
+    name_request(&mut who, sent, &w);
     let to = who.decision.version;
     let route = w.shard.route_index(&w.cfg.routes.label(&norm));
     drop(norm);
@@ -128,6 +129,11 @@ fn encode(out: &mut Vec<u8>, ctx: &Ctx, req: &Plain, up: &Upstream, peer: &Peer)
     }
     out.extend_from_slice(peer.ip().as_bytes());
     out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    if let Some(id) = ctx.who.made_id() {
+        out.extend_from_slice(b"x-request-id: ");
+        out.extend_from_slice(id);
+        out.extend_from_slice(b"\r\n");
+    }
     if let Some(host) = req.value(req.seen.host) {
         out.extend_from_slice(b"x-forwarded-host: ");
         out.extend_from_slice(host);

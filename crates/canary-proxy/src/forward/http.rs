@@ -45,7 +45,7 @@ pub(super) async fn forward(
         Ok((resp, _)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
             let why = "101 Switching Protocols to a request without Upgrade";
             fail(ctx, version, None, why);
-            journal::keep(ctx, version, Some(502), Some(Cause::ProtocolError), why);
+            journal::ended(ctx, version, Some(502), Some(Cause::ProtocolError), why);
             reply::error(StatusCode::BAD_GATEWAY, "upstream_failed", &format!("{version} upstream: {why}"))
         }
         Ok((resp, conn)) => respond(ctx, version, resp, conn),

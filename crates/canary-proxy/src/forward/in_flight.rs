@@ -60,6 +60,6 @@ impl Drop for InFlight<'_> {
         ctx.w.shard.record(outcome, now);
         ctx.w.shard.end(self.version);
         let why = "the client left before the answer";
-        journal::keep(ctx, self.version, Some(CLIENT_CLOSED), Some(Cause::ClientGone), why);
+        journal::ended(ctx, self.version, Some(CLIENT_CLOSED), Some(Cause::ClientGone), why);
     }
 }

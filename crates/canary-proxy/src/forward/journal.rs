@@ -1,19 +1,29 @@
-//! A request's record in the request log (see `requests`), made only when
-//! the request is kept: a failure, a 5xx, a gRPC call (its error may come
-//! in the trailers) or a request the sampling draw picked.
+//! A request's [`Entry`] (see `requests::entry`): made for every request
+//! while the access log is on, else only for one the request log keeps (a
+//! failure, a 5xx, a gRPC call, whose error may come in its trailers, or
+//! one the sampling draw picked). [`finish`] hands it on: to the request
+//! log when kept, and to the access log's queue.
 //!
 //! [`draft`] takes what the request's end will no longer have at hand (its
 //! method, path and who sent it) while the request's context is here; the
 //! end fills in the status, the time and the cause.
 
-use super::ctx::Ctx;
-use crate::requests::record::{Cause, MAX_PATH, Reason, Record, cut};
-use crate::requests::user::UserKeySecret;
+use super::ctx::{Ctx, Worker};
+use crate::requests::entry::{Entry, Protocol};
+use crate::requests::record::{Cause, Reason};
 use canary_core::Version;
 use canary_core::routing::Reason as Routed;
+use canary_core::time::UnixMs;
 
-/// The record of a request `version` serves, but for how it ended.
-pub(super) fn draft(ctx: &Ctx, version: Version) -> Record {
+/// Whether a request that reached its answer gets an entry: always while
+/// the access log is on; else when it is a 5xx, a gRPC call, or sampled.
+pub(super) fn wanted(ctx: &Ctx, status: u16) -> Option<bool> {
+    let sampled = ctx.w.shard.sampled();
+    (ctx.w.cfg.access_log.is_some() || status >= 500 || ctx.grpc || sampled).then_some(sampled)
+}
+
+/// The entry of a request `version` serves, but for how and when it ended.
+pub(super) fn draft(ctx: &Ctx, version: Version, sampled: bool) -> Entry {
     let who = &ctx.who;
     let (reason, bucket) = match who.decision.reason {
         _ if version != who.decision.version => (Reason::Fallback, None),
@@ -23,67 +33,87 @@ pub(super) fn draft(ctx: &Ctx, version: Version) -> Record {
         Routed::Forced => (Reason::Forced, None),
         Routed::Bucket(b) => (Reason::Bucket, Some(b)),
     };
-    Record {
-        time_ms: crate::clock::now(),
-        seq: 0,
-        replica: None,
+    Entry {
+        time: UnixMs::EPOCH,
         version,
-        method: ctx.method.as_str().into(),
-        path: cut(ctx.uri.path(), MAX_PATH).into(),
+        method: ctx.method.clone(),
+        uri: ctx.uri.clone(),
         route: ctx.w.shard.route_label(ctx.route),
         status: None,
+        upstream_status: None,
         duration_us: ctx.start.elapsed().as_micros() as u64,
-        user: UserKeySecret::show(who.user),
-        request_id: who.request_id.as_ref().and_then(|v| v.to_str().ok()).map(|v| cut(v, MAX_PATH).into()),
+        upstream_us: None,
+        user: who.user,
+        user_key: who.user_key.clone(),
+        request_id: who.request_id.clone(),
         reason,
         bucket,
         fallback: false,
         cause: None,
         detail: None,
-        protocol: protocol(ctx).into(),
-        client: who.client.to_string(),
+        protocol: protocol(ctx),
+        client: who.client,
+        bytes_in: ctx.bytes_in,
+        bytes_out: 0,
+        sampled,
     }
 }
 
-/// The client's protocol as records name it.
-fn protocol(ctx: &Ctx) -> &'static str {
+/// The client's protocol.
+fn protocol(ctx: &Ctx) -> Protocol {
     match ctx.version {
-        _ if ctx.grpc => "gRPC",
-        http::Version::HTTP_2 => "HTTP/2",
-        http::Version::HTTP_10 => "HTTP/1.0",
-        _ => "HTTP/1.1",
+        _ if ctx.grpc => Protocol::Grpc,
+        http::Version::HTTP_2 => Protocol::Http2,
+        http::Version::HTTP_10 => Protocol::Http10,
+        _ => Protocol::Http11,
     }
 }
 
-/// Keeps the record of a request that ended now: `status` (the upstream's,
-/// or the proxy's own answer), `cause` and its words, and whether stable
-/// serves the client instead.
-pub(super) fn keep(ctx: &Ctx, version: Version, status: Option<u16>, cause: Option<Cause>, detail: &str) {
-    let mut r = draft(ctx, version);
-    r.status = status;
-    r.cause = cause;
-    r.detail = (!detail.is_empty()).then(|| detail.into());
-    ctx.w.shard.keep(r);
+/// Hands a finished entry on: to the request log if kept, to the access
+/// log if on.
+pub fn finish(w: &Worker, e: Box<Entry>) {
+    if e.kept() {
+        w.shard.keep(e.record());
+    }
+    if let Some(shelf) = &w.shelf {
+        shelf.put(e);
+    }
 }
 
-/// Keeps a switched upgrade's record if the sampling draw picks it: it is
-/// measured at its 101, its tunnel is not a request.
-pub(super) fn sample_upgrade(ctx: &Ctx, version: Version, protocol: Option<&http::HeaderValue>) {
-    if !ctx.w.shard.sampled() {
+/// A request that ended now, without an answer streamed from an upstream:
+/// `status` (the upstream's, or the proxy's own answer), `cause` and its
+/// words.
+pub(super) fn ended(ctx: &Ctx, version: Version, status: Option<u16>, cause: Option<Cause>, detail: &str) {
+    let mut e = Box::new(draft(ctx, version, false));
+    e.time = crate::clock::now();
+    e.status = status;
+    e.cause = cause;
+    e.detail = (!detail.is_empty()).then(|| detail.into());
+    finish(&ctx.w, e);
+}
+
+/// A failure after which stable serves the client.
+pub(super) fn fell_back(ctx: &Ctx, version: Version, cause: Cause, detail: &str) {
+    let mut e = Box::new(draft(ctx, version, false));
+    e.time = crate::clock::now();
+    e.cause = Some(cause);
+    e.detail = Some(detail.into());
+    e.fallback = true;
+    finish(&ctx.w, e);
+}
+
+/// A switched upgrade, measured at its 101 (its tunnel is not a request):
+/// written to the access log, kept if the sampling draw picks it.
+pub(super) fn upgraded(ctx: &Ctx, version: Version, protocol: Option<&http::HeaderValue>) {
+    let sampled = ctx.w.shard.sampled();
+    if !sampled && ctx.w.cfg.access_log.is_none() {
         return;
     }
-    let mut r = draft(ctx, version);
-    r.status = Some(101);
+    let mut e = Box::new(draft(ctx, version, sampled));
+    e.time = crate::clock::now();
+    e.status = Some(101);
+    e.upstream_status = Some(101);
     let websocket = protocol.is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    r.protocol = if websocket { "WebSocket".into() } else { "HTTP/1.1 upgrade".into() };
-    ctx.w.shard.keep(r);
-}
-
-/// Keeps a failure after which stable serves the client.
-pub(super) fn keep_fallen_back(ctx: &Ctx, version: Version, cause: Cause, detail: &str) {
-    let mut r = draft(ctx, version);
-    r.cause = Some(cause);
-    r.detail = Some(detail.into());
-    r.fallback = true;
-    ctx.w.shard.keep(r);
+    e.protocol = if websocket { Protocol::WebSocket } else { Protocol::Upgrade };
+    finish(&ctx.w, e);
 }

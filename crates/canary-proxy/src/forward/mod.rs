@@ -33,7 +33,8 @@ pub mod tunnel;
 pub mod upgrade;
 
 use crate::body::ProxyBody;
-use crate::headers::{asks_upgrade, strip_present};
+use crate::headers::{X_REQUEST_ID, asks_upgrade, strip_present};
+use crate::requests::entry::RequestId;
 use crate::upstream::request_body::UpstreamReqBody;
 use ctx::{Peer, Worker};
 use hyper::body::Incoming;
@@ -58,7 +59,10 @@ pub async fn handle(
         // request's future, which is moved and polled on the hot path.
         return Ok(Box::pin(upgrade::forward(&ctx, version, req, &peer)).await);
     }
-    let req = rewrite::prepare(req, &peer, hop, &ctx.w.cfg);
+    let mut req = rewrite::prepare(req, &peer, hop, &ctx.w.cfg);
+    if let Some(id) = ctx.who.made_id() {
+        req.headers_mut().insert(X_REQUEST_ID, RequestId::Made(*id).to_header());
+    }
     Ok(http::forward(&ctx, version, req).await)
 }
 
@@ -78,5 +82,8 @@ pub async fn handle_parts(
         strip_present(&mut parts.headers);
     }
     rewrite::add_forwarded(&mut parts, peer);
+    if let Some(id) = ctx.who.made_id() {
+        parts.headers.insert(X_REQUEST_ID, RequestId::Made(*id).to_header());
+    }
     http::forward(&ctx, version, ::http::Request::from_parts(parts, UpstreamReqBody::Empty)).await
 }

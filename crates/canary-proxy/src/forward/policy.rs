@@ -102,12 +102,12 @@ pub fn after<R>(ctx: &Ctx, version: Version, failure: Failure, request: Option<R
     match request {
         Some(req) if version == Version::Canary && again => {
             ctx.w.shard.record_recovered(version, Instant::now());
-            journal::keep_fallen_back(ctx, version, failure.cause(), &why);
+            journal::fell_back(ctx, version, failure.cause(), &why);
             After::Stable(req)
         }
         _ => {
             let resp = answer(version, &failure, &why);
-            journal::keep(ctx, version, Some(resp.status().as_u16()), Some(failure.cause()), &why);
+            journal::ended(ctx, version, Some(resp.status().as_u16()), Some(failure.cause()), &why);
             After::Answer(resp)
         }
     }
@@ -139,7 +139,7 @@ fn client_fault(ctx: &Ctx, version: Version, e: &BoxError) -> Option<Response<Pr
         return None;
     };
     record(ctx, version, Some(status.as_u16()), false);
-    journal::keep(ctx, version, Some(status.as_u16()), Some(Cause::ClientBody), &msg);
+    journal::ended(ctx, version, Some(status.as_u16()), Some(Cause::ClientBody), &msg);
     Some(reply::error(status, code, &msg))
 }
 

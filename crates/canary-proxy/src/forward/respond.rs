@@ -53,19 +53,20 @@ pub(super) fn respond(
         grpc_error: false,
         latency_us: 0,
     };
-    let w = &ctx.w;
+    let log = journal::wanted(ctx, status).map(|sampled| {
+        let mut e = journal::draft(ctx, version, sampled);
+        (e.status, e.upstream_status, e.upstream_us) = (Some(status), Some(status), Some(e.duration_us));
+        Box::new(e)
+    });
     let mut done = Completion {
-        shard: Arc::clone(&w.shard),
-        pool: Arc::clone(&w.pool),
+        w: Arc::clone(&ctx.w),
         conn: Some(conn),
         outcome,
         start: ctx.start,
         finished: false,
         latency_at_head: false,
         grpc: None,
-        // A 5xx and a gRPC call (its error may come in the trailers) are
-        // drafted; any other request only if the sampling draw picks it.
-        log: (status >= 500 || ctx.grpc || w.shard.sampled()).then(|| Box::new(journal::draft(ctx, version))),
+        log,
     };
     if ctx.grpc && status == 200 {
         watch_grpc(ctx, &parts.headers, &mut done);

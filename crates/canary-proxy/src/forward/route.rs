@@ -5,6 +5,7 @@
 use super::ctx::{Ctx, Peer, Who, Worker};
 use crate::grpc;
 use crate::headers::{X_CANARY, X_REQUEST_ID, has_hop_by_hop};
+use crate::requests::entry::RequestId;
 use crate::settings::Settings;
 use canary_core::proxy_config::UserKey;
 use canary_core::request::{Override, bounded_key, cookie_value};
@@ -28,7 +29,7 @@ pub(super) fn begin(
 ) -> (Ctx, Version, bool) {
     let norm = path::normalize(uri.path());
     let mut who = decide_with(&w.routes.routing(), &facts(&w.cfg, headers, &norm, peer), &w.cfg);
-    who.request_id = headers.get(&X_REQUEST_ID).cloned();
+    name_request(&mut who, headers.get(&X_REQUEST_ID).cloned(), &w);
     let to = who.decision.version;
     let grpc = grpc::is_call(method, headers);
     let route = match grpc.then(|| grpc::label(uri.path())).flatten() {
@@ -41,7 +42,13 @@ pub(super) fn begin(
     let hop = has_hop_by_hop(headers);
     let te_trailers = hop && asks_trailers(headers);
     let (method, uri) = (method.clone(), uri.clone());
-    let ctx = Ctx { route, start, method, uri, version, grpc, te_trailers, raw_head: false, w, who };
+    let bytes_in = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let ctx =
+        Ctx { route, start, method, uri, version, grpc, te_trailers, raw_head: false, w, who, bytes_in };
     (ctx, to, hop)
 }
 
@@ -104,5 +111,18 @@ pub(super) struct Facts<'a> {
 /// the hash).
 pub(super) fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>, cfg: &Settings) -> Who {
     let decision = decide(table, &RequestFacts { path: f.path, forced: f.forced, user_key: f.key });
-    Who { decision, user: cfg.user_secret.hash(f.key), request_id: None, client: f.client }
+    let plain = cfg.access_log.as_ref().is_some_and(|a| a.options.plain_users);
+    let user_key = plain.then(|| String::from_utf8_lossy(f.key).into());
+    let user = cfg.user_secret.hash(f.key);
+    Who { decision, user, user_key, request_id: None, client: f.client }
+}
+
+/// Gives the request its id: the one the client sent, else, while the
+/// access log makes ids, a new one (which the upstream is sent too).
+pub(super) fn name_request(who: &mut Who, sent: Option<HeaderValue>, w: &Worker) {
+    who.request_id = match sent {
+        Some(v) => Some(RequestId::Sent(v)),
+        None if w.cfg.access_log.as_ref().is_some_and(|a| a.options.request_ids) => Some(w.ids.make()),
+        None => None,
+    };
 }

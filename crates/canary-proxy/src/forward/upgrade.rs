@@ -72,6 +72,11 @@ pub(super) async fn forward(
     let (mut parts, _) = req.into_parts();
     keep_upgrade(&mut parts.headers, None);
     add_forwarded(&mut parts, peer);
+    if let Some(id) = ctx.who.made_id() {
+        parts
+            .headers
+            .insert(crate::headers::X_REQUEST_ID, crate::requests::entry::RequestId::Made(*id).to_header());
+    }
     let mut version = version;
     loop {
         let ups = ctx.w.routes.upstreams();
@@ -132,7 +137,7 @@ fn refused(ctx: &Ctx, version: Version, head: Head, conn: h1::Conn, up: &Upstrea
 /// the 101 is written).
 fn switched(ctx: &Ctx, version: Version, head: Head, conn: h1::Conn, s: Switch) -> Response<ProxyBody> {
     record(ctx, version, Some(101), false);
-    journal::sample_upgrade(ctx, version, s.protocol.as_ref());
+    journal::upgraded(ctx, version, s.protocol.as_ref());
     let mut resp = Response::new(ProxyBody::Full(None));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *resp.headers_mut() = head.headers;

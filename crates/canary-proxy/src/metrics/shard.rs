@@ -68,7 +68,7 @@ pub struct ErrorRecord {
 #[derive(Debug)]
 pub(super) struct ShardData {
     pub(super) versions: [Vec<Slot>; 2],
-    pub(super) routes: Vec<Box<str>>,
+    pub(super) routes: Vec<std::sync::Arc<str>>,
     // Looked up on every request: a fast non-cryptographic hash is enough, the
     // labels are bounded by `max_routes` so flooding them gains nothing.
     route_ids: FxHashMap<Box<str>, u16>,
@@ -172,8 +172,8 @@ impl Shard {
     }
 
     /// The label of this shard's route `i`.
-    pub fn route_label(&self, i: u16) -> String {
-        self.lock().routes.get(usize::from(i)).map_or(OTHER_ROUTE, |l| &**l).to_string()
+    pub fn route_label(&self, i: u16) -> std::sync::Arc<str> {
+        self.lock().routes.get(usize::from(i)).map_or_else(|| OTHER_ROUTE.into(), std::sync::Arc::clone)
     }
 
     /// Keeps a request's record in the request log.

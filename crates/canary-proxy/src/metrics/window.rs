@@ -180,7 +180,7 @@ fn add_slots(arm: &mut ArmStats, d: &ShardData, v: Version, ticks: std::ops::Ran
     }
 }
 
-fn add_slot(arm: &mut ArmStats, slot: &Slot, names: &[Box<str>]) {
+fn add_slot(arm: &mut ArmStats, slot: &Slot, names: &[std::sync::Arc<str>]) {
     arm.counts.add(&slot.counts);
     merge_hist(&mut arm.latency, slot.latency.as_ref());
     for (i, r) in slot.routes.iter().enumerate().filter(|(_, r)| r.requests > 0) {

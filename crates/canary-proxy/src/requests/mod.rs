@@ -11,6 +11,7 @@
 //! rings of their own: a flood of successes never pushes a failure out.
 //! Each worker's log is its own, under a lock only its worker writes.
 
+pub mod entry;
 pub mod filter;
 pub mod record;
 pub mod ring;

@@ -164,26 +164,37 @@ pub struct Record {
     pub client: String,
 }
 
+/// Whether the version failed a request that ended with `status` and
+/// `cause`: a 5xx, an upstream failure or a gRPC error. Such lines carry
+/// the word `ERROR`.
+pub fn is_error(status: Option<u16>, cause: Option<Cause>) -> bool {
+    status.is_some_and(|s| s >= 500) || cause.is_some_and(Cause::is_error)
+}
+
+/// The log level word: `ERROR` for a failure of the version, `WARN` for a
+/// 4xx or an early end (the client's doing), `INFO` otherwise.
+pub fn level(status: Option<u16>, cause: Option<Cause>) -> &'static str {
+    if is_error(status, cause) {
+        "ERROR"
+    } else if status.is_some_and(|s| (400..500).contains(&s)) || cause.is_some() {
+        "WARN"
+    } else {
+        "INFO"
+    }
+}
+
 /// The longest path a record keeps, in bytes.
 pub const MAX_PATH: usize = 256;
 
 impl Record {
-    /// Whether the version failed the request: a 5xx, an upstream failure
-    /// or a gRPC error. Such lines carry the word `ERROR`.
+    /// Whether the version failed the request (see [`is_error`]).
     pub fn is_error(&self) -> bool {
-        self.status.is_some_and(|s| s >= 500) || self.cause.is_some_and(Cause::is_error)
+        is_error(self.status, self.cause)
     }
 
-    /// The log level word: `ERROR` for a failure of the version, `WARN`
-    /// for a 4xx (the client's doing), `INFO` otherwise.
+    /// The log level word (see [`level`]).
     pub fn level(&self) -> &'static str {
-        if self.is_error() {
-            "ERROR"
-        } else if self.status.is_some_and(|s| (400..500).contains(&s)) || self.cause.is_some() {
-            "WARN"
-        } else {
-            "INFO"
-        }
+        level(self.status, self.cause)
     }
 
     /// Envoy's response flag, `-` for none.

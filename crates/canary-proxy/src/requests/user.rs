@@ -32,8 +32,19 @@ impl UserKeySecret {
 
     /// The hash as records write it: 16 hex digits.
     pub fn show(hash: u64) -> String {
-        format!("{hash:016x}")
+        String::from_utf8_lossy(&hex16(hash)).into_owned()
     }
+}
+
+/// `n` as 16 lowercase hex digits, without the formatting machinery (ids
+/// and hashes are written for every request while the access log is on).
+pub fn hex16(n: u64) -> [u8; 16] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut b = [0u8; 16];
+    for (i, d) in b.iter_mut().enumerate() {
+        *d = DIGITS[((n >> ((15 - i) * 4)) & 0xf) as usize];
+    }
+    b
 }
 
 #[cfg(test)]

@@ -74,6 +74,8 @@ pub struct AdminState {
     pub cluster: Option<Arc<Cluster>>,
     /// The key users are hashed with in the request log, for `logs --user`.
     pub secret: canary_proxy::requests::user::UserKeySecret,
+    /// The access log, when one is written: its counts go to `/metrics`.
+    pub access_log: Option<Arc<canary_proxy::access_log::AccessLog>>,
 }
 
 /// The admin API's routes.
@@ -232,6 +234,9 @@ async fn prom(State(s): State<AdminState>) -> Response {
     }
     if let Some(c) = &s.cluster {
         body.push_str(&c.exposition());
+    }
+    if let Some(a) = &s.access_log {
+        body.push_str(&a.exposition());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

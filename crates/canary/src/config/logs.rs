@@ -1,5 +1,6 @@
 //! The `[logs]` section: how much of the request log `canary logs` reads is
-//! kept in memory (see `canary_proxy::requests`).
+//! kept in memory (see `canary_proxy::requests`); and `[access_log]`, the
+//! access log written to a file (see `canary_proxy::access_log`).
 //!
 //! ```toml
 //! [logs]
@@ -7,12 +8,20 @@
 //! max_records = 100000    # failures kept per replica
 //! max_bytes = 67108864    # about 64 MB per replica
 //! sample = 0.01           # the share of other requests kept
+//!
+//! [access_log]
+//! path = "/var/log/canary/access.log"   # or "-" for stdout; no path: no access log
+//! request_id = true       # give a request without x-request-id one (sent upstream too)
+//! users = "hash"          # or "plain": the user key as sent
+//! queue = 65536           # lines waiting to be written; past it they are dropped and counted
 //! ```
 
 use super::{ConfigError, Origin};
 use canary_core::plan::parse_duration_ms;
+use canary_proxy::access_log::Options;
 use canary_proxy::requests::{Keep, Limits};
 use serde::Deserialize;
+use std::path::PathBuf;
 
 /// The `[logs]` section as written.
 #[derive(Debug, Default, Deserialize)]
@@ -42,4 +51,46 @@ pub(super) fn keep(f: &FileLogs, o: &Origin<'_>) -> Result<Keep, ConfigError> {
         bytes: f.max_bytes.unwrap_or(d.failures.bytes),
     };
     Ok(Keep { failures, sample })
+}
+
+/// The `[access_log]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAccessLog {
+    path: Option<String>,
+    request_id: Option<bool>,
+    users: Option<String>,
+    queue: Option<usize>,
+}
+
+/// The access log's options; `None` without a path (none is written).
+pub(super) fn access_log(f: &FileAccessLog, o: &Origin<'_>) -> Result<Option<Options>, ConfigError> {
+    let Some(path) = f.path.as_deref() else {
+        let given = f.request_id.is_some() || f.users.is_some() || f.queue.is_some();
+        if given {
+            let why = "set `path` (a file, or \"-\" for stdout): without it no access log is written";
+            return Err(o.err(false, "access_log.path", "", why));
+        }
+        return Ok(None);
+    };
+    let path = match path {
+        "-" => None,
+        "" => return Err(o.err(false, "access_log.path", "", "is empty: name a file, or \"-\" for stdout")),
+        p => Some(PathBuf::from(p)),
+    };
+    let plain_users = match f.users.as_deref() {
+        None | Some("hash") => false,
+        Some("plain") => true,
+        Some(other) => {
+            let why = format!(
+                "`{other}`: expected \"hash\" (the user key's keyed hash) or \"plain\" (the key as sent)"
+            );
+            return Err(o.err(false, "access_log.users", "", why));
+        }
+    };
+    let queue = f.queue.unwrap_or(65_536);
+    if queue == 0 {
+        return Err(o.err(false, "access_log.queue", "", "must be at least 1"));
+    }
+    Ok(Some(Options { path, queue, request_ids: f.request_id.unwrap_or(true), plain_users }))
 }

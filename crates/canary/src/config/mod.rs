@@ -72,6 +72,8 @@ pub struct ServeConfig {
     pub max_routes: usize,
     /// What the request log keeps (`[logs]`).
     pub logs: canary_proxy::requests::Keep,
+    /// The access log (`[access_log]`), if one is written.
+    pub access_log: Option<canary_proxy::access_log::Options>,
     /// The `grpc-status` codes that count as errors (`[metrics] grpc_error_codes`).
     pub grpc_errors: canary_core::grpc_codes::Codes,
     /// The default rollout plan.
@@ -220,6 +222,8 @@ struct FileConfig {
     metrics: FileMetrics,
     #[serde(default)]
     logs: logs::FileLogs,
+    #[serde(default)]
+    access_log: logs::FileAccessLog,
     #[serde(default)]
     plan: FilePlan,
     #[serde(default)]
@@ -439,6 +443,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         .map_err(|e| o.err(false, "metrics.routes", "", e.to_string()))?,
         max_routes: f.metrics.max_routes.unwrap_or(100).max(1),
         logs: logs::keep(&f.logs, o)?,
+        access_log: logs::access_log(&f.access_log, o)?,
         grpc_errors: match &f.metrics.grpc_error_codes {
             None => canary_core::grpc_codes::Codes::default(),
             Some(codes) => canary_core::grpc_codes::Codes::parse(codes)

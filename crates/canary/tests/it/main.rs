@@ -4,6 +4,7 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access_log;
 mod admin;
 mod admin_input;
 mod admin_tls;

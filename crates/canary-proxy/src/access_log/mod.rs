@@ -1,0 +1,160 @@
+//! The access log: one JSON line per request, written off the request path.
+//!
+//! Each worker puts its requests' [`Entry`]s on a [`Shelf`] of its own (a
+//! lock only it and the writer take, briefly) and goes on; it never waits
+//! for the disk and never wakes the writer. A thread of its own
+//! ([`writer`]) takes everything off the shelves every few milliseconds,
+//! makes the lines ([`line`]) and writes them. A full shelf (the disk is
+//! slower than the traffic) drops the entry and counts it; a write that
+//! fails (a full disk) drops its lines and counts them.
+//! [`AccessLog::reopen`] (on SIGUSR1) makes the writer open the path again,
+//! after logrotate renamed it.
+
+pub mod line;
+pub mod writer;
+
+use crate::requests::entry::Entry;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// What the access log is told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// The file, or `None` for stdout.
+    pub path: Option<PathBuf>,
+    /// Entries waiting to be written per worker, at most; past it they are
+    /// dropped.
+    pub queue: usize,
+    /// Whether a request without `x-request-id` is given one (sent to the
+    /// upstream too, so its own logs can be matched).
+    pub request_ids: bool,
+    /// Whether users are written as the user key itself rather than its
+    /// keyed hash.
+    pub plain_users: bool,
+}
+
+/// Lines written, dropped and reopenings, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Lines written.
+    pub written: AtomicU64,
+    /// Entries dropped because a shelf was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Lines lost because a write failed.
+    pub dropped_write_failed: AtomicU64,
+    /// Times the file was opened again on request.
+    pub reopened: AtomicU64,
+}
+
+/// One worker's entries waiting for the writer.
+#[derive(Debug)]
+pub struct Shelf {
+    // Not boxed: a box the worker allocated and the writer freed would
+    // send every allocation of the worker down the allocator's slow path.
+    entries: Mutex<Vec<Entry>>,
+    cap: usize,
+    counts: Arc<Counts>,
+}
+
+impl Shelf {
+    /// Puts `e` on the shelf, or drops and counts it if the shelf is full.
+    /// It comes boxed and is copied once, from its box to the shelf.
+    pub fn put(&self, e: Box<Entry>) {
+        let mut v = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if v.len() < self.cap {
+            v.push(*e);
+        } else {
+            drop(v);
+            self.counts.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Moves everything on the shelf to `into` (which must be empty),
+    /// leaving `into`'s room on the shelf.
+    fn take(&self, into: &mut Vec<Entry>) {
+        std::mem::swap(&mut *self.entries.lock().unwrap_or_else(PoisonError::into_inner), into);
+    }
+}
+
+/// The access log: its options, counts, and the workers' shelves.
+#[derive(Debug)]
+pub struct AccessLog {
+    /// What it was told.
+    pub options: Options,
+    /// Its counts.
+    pub counts: Arc<Counts>,
+    reopen: AtomicBool,
+    shelves: Mutex<Vec<Arc<Shelf>>>,
+}
+
+impl AccessLog {
+    /// Opens the file (a bad path is refused here, at start) and starts
+    /// the writer thread, which ends (after writing what is left) once
+    /// nothing but it holds the log.
+    pub fn start(options: Options) -> std::io::Result<Arc<AccessLog>> {
+        let sink = writer::Sink::open(options.path.as_deref())?;
+        let log = Arc::new(AccessLog {
+            options,
+            counts: Arc::default(),
+            reopen: AtomicBool::new(false),
+            shelves: Mutex::new(Vec::new()),
+        });
+        writer::spawn(Arc::clone(&log), sink)?;
+        Ok(log)
+    }
+
+    /// A new shelf, for one worker.
+    pub fn shelf(&self) -> Arc<Shelf> {
+        let s = Arc::new(Shelf {
+            entries: Mutex::new(Vec::new()),
+            cap: self.options.queue.max(1),
+            counts: Arc::clone(&self.counts),
+        });
+        self.shelves.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&s));
+        s
+    }
+
+    /// Asks the writer to open the path again (logrotate renamed it).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
+    }
+
+    /// Its counts in Prometheus' text format, for `/metrics`.
+    pub fn exposition(&self) -> String {
+        let c = &self.counts;
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        format!(
+            "# HELP canary_access_log_lines_total Access log lines written.\n\
+             # TYPE canary_access_log_lines_total counter\n\
+             canary_access_log_lines_total {}\n\
+             # HELP canary_access_log_dropped_total Access log lines lost, by why: a worker's queue was full (the disk is slower than the traffic) or a write failed (a full disk).\n\
+             # TYPE canary_access_log_dropped_total counter\n\
+             canary_access_log_dropped_total{{reason=\"queue_full\"}} {}\n\
+             canary_access_log_dropped_total{{reason=\"write_failed\"}} {}\n\
+             # HELP canary_access_log_reopened_total Times the access log was opened again (SIGUSR1).\n\
+             # TYPE canary_access_log_reopened_total counter\n\
+             canary_access_log_reopened_total {}\n",
+            get(&c.written),
+            get(&c.dropped_queue_full),
+            get(&c.dropped_write_failed),
+            get(&c.reopened)
+        )
+    }
+
+    /// Takes every shelf's entries: one run per shelf, into `runs` (whose
+    /// emptied vectors go back to the shelves, so none is allocated anew).
+    fn take_all(&self, runs: &mut Vec<Vec<Entry>>) {
+        let shelves = self.shelves.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        runs.resize_with(shelves.len(), Vec::new);
+        for (s, run) in shelves.iter().zip(runs.iter_mut()) {
+            run.clear();
+            s.take(run);
+        }
+    }
+
+    /// Whether a reopening was asked for since the last call.
+    fn reopen_asked(&self) -> bool {
+        self.reopen.swap(false, Ordering::Relaxed)
+    }
+}
