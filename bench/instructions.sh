@@ -29,7 +29,7 @@
 # with the runs without in the same invocation: rows canary+log, nginx+log.
 #
 # Environment (defaults in brackets): DURATION [10s] WARMUP [3s] BUILD [1] FLOOR [0] ACCESS_LOG [0]
-#   NGINX [/usr/sbin/nginx] WRK [/usr/bin/wrk] OUT [bench/out/instructions-<UTC timestamp>]
+#   CANARY_BIN [target/release/canary] NGINX [/usr/sbin/nginx] WRK [/usr/bin/wrk] OUT [bench/out/instructions-<UTC timestamp>]
 # Every process started here is stopped on exit. Only 127.0.0.1 is used.
 
 set -euo pipefail
@@ -54,7 +54,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/canary-instructions.XXXXXX")
 BENCH=instructions
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-CANARY_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/canary
+CANARY_BIN=${CANARY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/canary}
 if [[ $BUILD == 1 ]]; then
     echo "instructions: cargo build --release -p canary"
     (cd "$ROOT" && cargo build --release -p canary) >"$OUT/build.log" 2>&1 || die "build failed: $OUT/build.log"

@@ -78,13 +78,13 @@ pub fn write(out: &mut Vec<u8>, e: &Entry, clock: &mut Clock) {
     }
     escape(out, e.method.as_str().as_bytes());
     lit!(out, b"\",\"path\":\"");
-    escape(out, e.uri.path().as_bytes());
+    escape(out, e.path().as_bytes());
     lit!(out, b"\",\"route\":\"");
     escape(out, e.route.as_bytes());
     lit!(out, b"\",\"status\":");
-    number(out, e.status.map(u64::from));
+    status(out, e.status);
     lit!(out, b",\"upstream_status\":");
-    number(out, e.upstream_status.map(u64::from));
+    status(out, e.upstream_status);
     lit!(out, b",\"duration_ms\":");
     millis(out, Some(e.duration_us));
     lit!(out, b",\"upstream_ms\":");
@@ -155,6 +155,18 @@ pub fn write(out: &mut Vec<u8>, e: &Entry, clock: &mut Clock) {
     lit!(out, b"}\n");
 }
 
+/// A status: three digits (a fixed-length copy), or `null`.
+fn status(out: &mut Vec<u8>, s: Option<u16>) {
+    match s {
+        Some(s @ 100..=999) => out.extend_from_slice(&[
+            b'0' + (s / 100) as u8,
+            b'0' + (s / 10 % 10) as u8,
+            b'0' + (s % 10) as u8,
+        ]),
+        other => number(out, other.map(u64::from)),
+    }
+}
+
 fn number(out: &mut Vec<u8>, value: Option<u64>) {
     match value {
         Some(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
@@ -184,12 +196,19 @@ fn millis(out: &mut Vec<u8>, us: Option<u64>) {
 fn address(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            // Made whole, then copied once.
+            let (mut text, mut n) = ([0u8; 15], 0);
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    text[n] = b'.';
+                    n += 1;
                 }
-                out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+                for d in [octet / 100, octet / 10 % 10, octet % 10].into_iter().skip(3 - digits(octet)) {
+                    text[n] = b'0' + d;
+                    n += 1;
+                }
             }
+            out.extend_from_slice(&text[..n]);
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
@@ -207,6 +226,15 @@ const PLAIN: [bool; 256] = {
     }
     t
 };
+
+/// How many digits an octet has.
+fn digits(o: u8) -> usize {
+    match o {
+        0..=9 => 1,
+        10..=99 => 2,
+        _ => 3,
+    }
+}
 
 /// `s` as JSON string content: quotes, backslashes and control bytes
 /// escaped, bytes that are not UTF-8 replaced (header values may hold any).
@@ -246,7 +274,7 @@ mod tests {
             time: UnixMs::from_millis(1_796_687_686_410),
             version: Version::Canary,
             method: http::Method::GET,
-            uri: "/api/v2/rooms?token=secret".parse().unwrap(),
+            target: Some("/api/v2/rooms?token=secret".parse().unwrap()),
             route: "/api/v2/rooms".into(),
             status: Some(500),
             upstream_status: Some(500),

@@ -104,6 +104,9 @@ pub struct Ctx {
     pub(super) who: Who,
     /// The request body's declared length (`Content-Length`), for the access log.
     pub(super) bytes_in: u64,
+    /// The route's label, taken with its index while the access log is on
+    /// (every request's entry needs it).
+    pub(super) route_label: Option<Arc<str>>,
 }
 
 /// Who sent a request and where routing sent it: what its record needs
@@ -139,25 +142,14 @@ impl Ctx {
     /// its upstream's response head kept in the client's form.
     pub(super) fn fast(
         w: Arc<Worker>,
-        route: u16,
+        (route, route_label): (u16, Option<Arc<str>>),
         start: Instant,
         (method, uri): (Method, Uri),
         who: Who,
     ) -> Ctx {
         let version = http::Version::HTTP_11;
-        Ctx {
-            w,
-            route,
-            start,
-            method,
-            uri,
-            version,
-            grpc: false,
-            te_trailers: false,
-            raw_head: true,
-            who,
-            bytes_in: 0,
-        }
+        let (grpc, te_trailers, raw_head, bytes_in) = (false, false, true, 0);
+        Ctx { w, route, start, method, uri, version, grpc, te_trailers, raw_head, who, bytes_in, route_label }
     }
 
     /// The request's method.

@@ -67,7 +67,7 @@ fn begin(w: Arc<Worker>, peer: &Peer, req: &Plain, start: Instant) -> (Ctx, Vers
     let sent = req.value(req.seen.request_id).and_then(|v| HeaderValue::from_bytes(v).ok());
     name_request(&mut who, sent, &w);
     let to = who.decision.version;
-    let route = w.shard.route_index(&w.cfg.routes.label(&norm));
+    let route = w.shard.route_named(&w.cfg.routes.label(&norm), w.shelf.is_some());
     drop(norm);
     (Ctx::fast(w, route, start, (req.method.clone(), req.uri.clone()), who), to)
 }

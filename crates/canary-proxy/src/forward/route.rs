@@ -32,9 +32,10 @@ pub(super) fn begin(
     name_request(&mut who, headers.get(&X_REQUEST_ID).cloned(), &w);
     let to = who.decision.version;
     let grpc = grpc::is_call(method, headers);
-    let route = match grpc.then(|| grpc::label(uri.path())).flatten() {
-        Some(label) => w.shard.route_index(label),
-        None => w.shard.route_index(&w.cfg.routes.label(&norm)),
+    let named = w.shelf.is_some();
+    let (route, route_label) = match grpc.then(|| grpc::label(uri.path())).flatten() {
+        Some(label) => w.shard.route_named(label, named),
+        None => w.shard.route_named(&w.cfg.routes.label(&norm), named),
     };
     drop(norm);
     // An upgrade needs `Connection: upgrade`, a hop-by-hop header: the usual
@@ -47,8 +48,21 @@ pub(super) fn begin(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let ctx =
-        Ctx { route, start, method, uri, version, grpc, te_trailers, raw_head: false, w, who, bytes_in };
+    let raw_head = false;
+    let ctx = Ctx {
+        route,
+        start,
+        method,
+        uri,
+        version,
+        grpc,
+        te_trailers,
+        raw_head,
+        w,
+        who,
+        bytes_in,
+        route_label,
+    };
     (ctx, to, hop)
 }
 

@@ -186,9 +186,23 @@ impl Shard {
         self.log.lock().unwrap_or_else(PoisonError::into_inner).read(f, now, out);
     }
 
+    /// The index of route `label`, adding it while under the cap, else
+    /// `other` (0); with the label as the shard keeps it when `named` (for
+    /// a request whose entry will be made: no second lookup then).
+    pub fn route_named(&self, label: &str, named: bool) -> (u16, Option<std::sync::Arc<str>>) {
+        let mut d = self.lock();
+        let i = Shard::index_in(&mut d, label);
+        let name = named
+            .then(|| d.routes.get(usize::from(i)).map_or_else(|| OTHER_ROUTE.into(), std::sync::Arc::clone));
+        (i, name)
+    }
+
     /// The index of route `label`, adding it while under the cap, else `other` (0).
     pub fn route_index(&self, label: &str) -> u16 {
-        let mut d = self.lock();
+        Shard::index_in(&mut self.lock(), label)
+    }
+
+    fn index_in(d: &mut ShardData, label: &str) -> u16 {
         if let Some(&i) = d.route_ids.get(label) {
             return i;
         }

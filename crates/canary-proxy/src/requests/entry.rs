@@ -8,7 +8,8 @@ use super::record::{Cause, MAX_PATH, Reason, Record, cut};
 use super::user::UserKeySecret;
 use canary_core::Version;
 use canary_core::time::UnixMs;
-use http::{HeaderValue, Method, Uri};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -82,8 +83,9 @@ pub struct Entry {
     pub version: Version,
     /// The method.
     pub method: Method,
-    /// The target as the client sent it (the path is what is shown).
-    pub uri: Uri,
+    /// The target as the client sent it (the path is what is shown);
+    /// `None` for one with none (`CONNECT`'s authority form).
+    pub target: Option<PathAndQuery>,
     /// The route label it is measured under.
     pub route: Arc<str>,
     /// The status: the upstream's, or the proxy's own answer when the
@@ -133,6 +135,11 @@ impl Entry {
         self.cause.is_some() || self.status.is_some_and(|s| s >= 500)
     }
 
+    /// The request's path (`/` for one without).
+    pub fn path(&self) -> &str {
+        self.target.as_ref().map_or("/", PathAndQuery::path)
+    }
+
     /// Whether the request log keeps it.
     pub fn kept(&self) -> bool {
         self.sampled || self.is_failure()
@@ -146,7 +153,7 @@ impl Entry {
             replica: None,
             version: self.version,
             method: self.method.as_str().into(),
-            path: cut(self.uri.path(), MAX_PATH).into(),
+            path: cut(self.path(), MAX_PATH).into(),
             route: self.route.to_string(),
             status: self.status,
             duration_us: self.duration_us,
