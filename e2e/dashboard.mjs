@@ -45,6 +45,13 @@ try {
   });
   seen.first_points = first_points;
   seen.past_canary = past_canary;
+  // The request log's panel lists requests; a click on a criterion shows the
+  // canary's failures there, with the same as a `canary logs` command.
+  await page.waitForFunction(() => document.querySelectorAll("#logs tbody tr").length > 0, null, { timeout: 20000 }).catch(() => {});
+  seen.log_rows = await page.evaluate(() => document.querySelectorAll("#logs tbody tr").length);
+  await page.click("#verdict tbody tr").catch(() => {});
+  await page.waitForFunction(() => document.getElementById("logs-cmd").textContent.includes("--errors"), null, { timeout: 10000 }).catch(() => {});
+  seen.log_command = await page.evaluate(() => document.getElementById("logs-cmd").textContent);
   if (shot) await page.screenshot({ path: shot });
   // Laptop width: no word of a table is split over two lines ("threshol d").
   await page.setViewportSize({ width: 1280, height: 800 });

@@ -67,6 +67,8 @@ pub struct Filter {
     pub status: Option<Status>,
     /// One route label's.
     pub route: Option<String>,
+    /// One path's (without its query).
+    pub path: Option<String>,
     /// One user's: the user key's keyed hash (see `requests::user`).
     pub user: Option<String>,
     /// One request's `x-request-id`.
@@ -83,6 +85,7 @@ impl Filter {
             && self.version.is_none_or(|v| r.version == v)
             && self.status.is_none_or(|s| s.matches(r))
             && self.route.as_ref().is_none_or(|x| &r.route == x)
+            && self.path.as_ref().is_none_or(|x| &r.path == x)
             && self.user.as_ref().is_none_or(|u| &r.user == u)
             && self.request_id.as_ref().is_none_or(|id| r.request_id.as_ref() == Some(id))
             && (!self.errors || r.is_error())

@@ -60,9 +60,32 @@ function push(m) {
   draw();
 }
 function text(id, s) { document.getElementById(id).textContent = s; }
-function rows(id, list, cells) {
+function rows(id, list, cells, click) {
   const body = document.querySelector("#" + id + " tbody");
-  body.replaceChildren(...list.map((x) => { const tr = document.createElement("tr"); for (const c of cells(x)) { const td = document.createElement("td"); td.textContent = c === null || c === undefined ? "–" : String(c); tr.appendChild(td); } return tr; }));
+  body.replaceChildren(...list.map((x) => {
+    const tr = document.createElement("tr");
+    for (const c of cells(x)) { const td = document.createElement("td"); td.textContent = c === null || c === undefined ? "–" : String(c); tr.appendChild(td); }
+    if (click) { tr.className = "link"; tr.title = "show its requests in the request log"; tr.onclick = () => click(x); }
+    return tr;
+  }));
+}
+// The request log's panel: what `canary logs` lists, for the filter last
+// chosen (a failing criterion: the canary's failures; an error: its path).
+let logsQuery = { since: "10m" };
+function logsCommand(q) {
+  return "canary logs " + Object.entries(q).map(([k, v]) => (k === "errors" ? "--errors" : "--" + k.replace("_", "-") + " " + v)).join(" ");
+}
+async function loadLogs() {
+  const p = new URLSearchParams({ ...logsQuery, limit: "20", scope: "fleet" });
+  const r = await (await fetch("/api/v2/logs?" + p)).json();
+  text("logs-cmd", logsCommand(logsQuery));
+  rows("logs", (r.records || []).slice().reverse(), (e) => [new Date(e.time_ms).toLocaleTimeString(), e.version, e.method + " " + e.path, e.status, Math.round(e.duration_us / 100) / 10, e.request_id, e.cause]);
+  document.querySelectorAll("#logs tbody tr").forEach((tr, i) => { if ((r.records || []).slice().reverse()[i].cause) tr.classList.add("failed"); });
+}
+function showLogs(q) {
+  logsQuery = q;
+  loadLogs().catch(() => {});
+  document.getElementById("request-log").scrollIntoView({ behavior: "smooth" });
 }
 function panel(m) {
   const st = document.getElementById("state"); st.textContent = m.state; st.className = "state " + m.state;
@@ -73,7 +96,8 @@ function panel(m) {
   text("reason", r && r.reason ? r.reason : "");
   cluster(m.cluster);
   const v = r && (r.verdict || r.rollback_check);
-  rows("verdict", v ? v.criteria : [], (c) => [c.name, c.value === null ? null : Math.round(c.value * 100) / 100, Math.round(c.threshold * 100) / 100, c.outcome]);
+  rows("verdict", v ? v.criteria : [], (c) => [c.name, c.value === null ? null : Math.round(c.value * 100) / 100, Math.round(c.threshold * 100) / 100, c.outcome],
+    () => showLogs({ version: "canary", errors: "true", since: "10m" }));
   document.querySelectorAll("#verdict td:last-child").forEach((td) => (td.className = td.textContent));
 }
 // With several replicas: who leads, and when each was last heard from.
@@ -104,7 +128,9 @@ async function poll() {
     const m = await (await fetch("/api/v2/metrics?window=10m")).json();
     const routes = Object.entries(m.response_time || {}).sort((a, b) => b[1] - a[1]).slice(0, 5);
     rows("routes", routes, (r) => [r[0], Math.round(r[1] * 100) / 100]);
-    rows("errors", (m.recent_errors || []).slice(0, 10), (e) => [new Date(e.at_ms).toLocaleTimeString(), e.version, e.method + " " + e.path, e.status, e.error]);
+    rows("errors", (m.recent_errors || []).slice(0, 10), (e) => [new Date(e.at_ms).toLocaleTimeString(), e.version, e.method + " " + e.path, e.status, e.error],
+      (e) => showLogs({ version: e.version, path: e.path, since: "30m" }));
+    await loadLogs();
     const h = await (await fetch("/api/rollouts?limit=10")).json();
     const s = await (await fetch("/api/rollouts/summary?last=10")).json();
     const byId = Object.fromEntries((s.rollouts || []).map((e) => [e.id, e]));

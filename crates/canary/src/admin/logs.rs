@@ -3,7 +3,7 @@
 //! first, filtered.
 //!
 //! Query: `since=30m` (or `since_ms=<unix ms>`), `version=canary|stable`,
-//! `status=5xx|4xx|503`, `route=R`, `user=ID` (hashed here with the
+//! `status=5xx|4xx|503`, `route=R`, `path=P`, `user=ID` (hashed here with the
 //! deployment's secret) or `user_hash=H`, `request_id=ID`, `errors=true`
 //! (the failures of a version only), `limit=N` (the newest N, default and
 //! most [`MAX_LIMIT`]).
@@ -39,6 +39,7 @@ pub struct LogsQuery {
     version: Option<String>,
     status: Option<String>,
     route: Option<String>,
+    path: Option<String>,
     user: Option<String>,
     user_hash: Option<String>,
     request_id: Option<String>,
@@ -159,6 +160,7 @@ pub fn read(q: &LogsQuery, secret: &UserKeySecret, now: UnixMs) -> Result<Asked,
         version,
         status: q.status.as_deref().map(Status::parse).transpose()?,
         route: q.route.clone(),
+        path: q.path.clone(),
         user,
         request_id: q.request_id.clone(),
         errors: q.errors.unwrap_or(false),
@@ -181,7 +183,8 @@ fn peer_query(a: &Asked) -> String {
     if let Some(st) = f.status {
         q.append_pair("status", &st.to_string());
     }
-    let pairs = [("route", &f.route), ("user_hash", &f.user), ("request_id", &f.request_id)];
+    let pairs =
+        [("route", &f.route), ("path", &f.path), ("user_hash", &f.user), ("request_id", &f.request_id)];
     for (k, v) in pairs {
         if let Some(v) = v {
             q.append_pair(k, v);
@@ -228,8 +231,9 @@ mod tests {
     fn a_peer_is_asked_the_same_with_the_user_hashed() {
         let secret = UserKeySecret([1; 16]);
         let now = UnixMs::from_millis(10_000_000);
-        let a = read(&q("since=1m&status=503&user=u1&route=%2Fapi%2Fv2%2Frooms&errors=true"), &secret, now)
-            .unwrap();
+        let query = "since=1m&status=503&user=u1&route=%2Fapi%2Fv2%2Frooms&path=%2Fa%20b&errors=true";
+        let a = read(&q(query), &secret, now).unwrap();
+        assert_eq!(a.filter.path.as_deref(), Some("/a b"));
         let again = read(&q(&peer_query(&a)), &UserKeySecret([9; 16]), now).unwrap();
         assert_eq!(again.filter, a.filter, "a peer with another secret still filters on this one's hash");
         assert_eq!(again.limit, a.limit);

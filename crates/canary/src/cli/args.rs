@@ -306,6 +306,9 @@ pub struct LogsArgs {
     /// Only one route label's, as `/api/v2/metrics` names routes.
     #[arg(long, value_name = "ROUTE")]
     pub route: Option<String>,
+    /// Only one path's (without its query), as `recent_errors` lists it.
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
     /// Only one user's: the user key (header, cookie or client address) as sent.
     #[arg(long, value_name = "ID")]
     pub user: Option<String>,

@@ -94,6 +94,7 @@ fn query(a: &LogsArgs) -> String {
         ("version", &a.version),
         ("status", &a.status),
         ("route", &a.route),
+        ("path", &a.path),
         ("user", &a.user),
         ("request_id", &a.request_id),
     ];

@@ -67,6 +67,11 @@ async fn the_dashboard_draws_live_data_and_shows_the_apis_share() {
     );
     assert!(seen["verdict_rows"].as_u64().unwrap() >= 5, "the verdict table is shown: {seen}");
     assert_eq!(seen["connection"], "live");
+    assert!(seen["log_rows"].as_u64().unwrap_or(0) >= 1, "the request log's panel lists requests: {seen}");
+    assert_eq!(
+        seen["log_command"], "canary logs --version canary --errors --since 10m",
+        "a click on a criterion shows the canary's failures, as a command too: {seen}"
+    );
     assert_eq!(seen["phone_overflow"], false, "usable at phone width");
     assert_eq!(
         seen["split_words"],
