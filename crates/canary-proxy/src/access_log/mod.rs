@@ -1,8 +1,7 @@
 //! The access log: one JSON line per request, written off the request path.
 //!
-//! Each worker puts its requests' [`Entry`]s on a [`Shelf`] of its own (a
-//! lock only it and the writer take, briefly) and goes on; it never waits
-//! for the disk and never wakes the writer. A thread of its own
+//! Each worker puts its requests' [`Entry`]s on a [`Shelf`] of its own
+//! (see `requests::shelf`) and goes on; it never waits for the disk. A thread of its own
 //! ([`writer`]) takes everything off the shelves every few milliseconds,
 //! makes the lines ([`line`]) and writes them. A full shelf (the disk is
 //! slower than the traffic) drops the entry and counts it; a write that
@@ -14,9 +13,10 @@ pub mod line;
 pub mod writer;
 
 use crate::requests::entry::Entry;
+use crate::requests::shelf::{Shelf, Shelves};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 /// What the access log is told.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,42 +39,10 @@ pub struct Options {
 pub struct Counts {
     /// Lines written.
     pub written: AtomicU64,
-    /// Entries dropped because a shelf was full.
-    pub dropped_queue_full: AtomicU64,
     /// Lines lost because a write failed.
     pub dropped_write_failed: AtomicU64,
     /// Times the file was opened again on request.
     pub reopened: AtomicU64,
-}
-
-/// One worker's entries waiting for the writer.
-#[derive(Debug)]
-pub struct Shelf {
-    // Not boxed: a box the worker allocated and the writer freed would
-    // send every allocation of the worker down the allocator's slow path.
-    entries: Mutex<Vec<Entry>>,
-    cap: usize,
-    counts: Arc<Counts>,
-}
-
-impl Shelf {
-    /// Puts `e` on the shelf, or drops and counts it if the shelf is full.
-    /// It comes boxed and is copied once, from its box to the shelf.
-    pub fn put(&self, e: Box<Entry>) {
-        let mut v = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if v.len() < self.cap {
-            v.push(*e);
-        } else {
-            drop(v);
-            self.counts.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Moves everything on the shelf to `into` (which must be empty),
-    /// leaving `into`'s room on the shelf.
-    fn take(&self, into: &mut Vec<Entry>) {
-        std::mem::swap(&mut *self.entries.lock().unwrap_or_else(PoisonError::into_inner), into);
-    }
 }
 
 /// The access log: its options, counts, and the workers' shelves.
@@ -85,7 +53,7 @@ pub struct AccessLog {
     /// Its counts.
     pub counts: Arc<Counts>,
     reopen: AtomicBool,
-    shelves: Mutex<Vec<Arc<Shelf>>>,
+    shelves: Shelves,
 }
 
 impl AccessLog {
@@ -94,11 +62,12 @@ impl AccessLog {
     /// nothing but it holds the log.
     pub fn start(options: Options) -> std::io::Result<Arc<AccessLog>> {
         let sink = writer::Sink::open(options.path.as_deref())?;
+        let options_queue = options.queue;
         let log = Arc::new(AccessLog {
             options,
             counts: Arc::default(),
             reopen: AtomicBool::new(false),
-            shelves: Mutex::new(Vec::new()),
+            shelves: Shelves::new(options_queue),
         });
         writer::spawn(Arc::clone(&log), sink)?;
         Ok(log)
@@ -106,13 +75,7 @@ impl AccessLog {
 
     /// A new shelf, for one worker.
     pub fn shelf(&self) -> Arc<Shelf> {
-        let s = Arc::new(Shelf {
-            entries: Mutex::new(Vec::new()),
-            cap: self.options.queue.max(1),
-            counts: Arc::clone(&self.counts),
-        });
-        self.shelves.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&s));
-        s
+        self.shelves.shelf()
     }
 
     /// Asks the writer to open the path again (logrotate renamed it).
@@ -136,21 +99,15 @@ impl AccessLog {
              # TYPE canary_access_log_reopened_total counter\n\
              canary_access_log_reopened_total {}\n",
             get(&c.written),
-            get(&c.dropped_queue_full),
+            self.shelves.dropped(),
             get(&c.dropped_write_failed),
             get(&c.reopened)
         )
     }
 
-    /// Takes every shelf's entries: one run per shelf, into `runs` (whose
-    /// emptied vectors go back to the shelves, so none is allocated anew).
+    /// Takes every worker's entries, one run per worker.
     fn take_all(&self, runs: &mut Vec<Vec<Entry>>) {
-        let shelves = self.shelves.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        runs.resize_with(shelves.len(), Vec::new);
-        for (s, run) in shelves.iter().zip(runs.iter_mut()) {
-            run.clear();
-            s.take(run);
-        }
+        self.shelves.take_all(runs);
     }
 
     /// Whether a reopening was asked for since the last call.

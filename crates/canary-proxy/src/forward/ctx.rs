@@ -29,7 +29,7 @@ pub struct Worker {
     /// The ids this worker gives requests that came without one.
     pub ids: RequestIds,
     /// This worker's shelf in the access log, when one is written.
-    pub shelf: Option<Arc<crate::access_log::Shelf>>,
+    pub shelf: Option<Arc<crate::requests::shelf::Shelf>>,
 }
 
 /// Request ids made by one worker: its own random prefix and a count, so

@@ -15,6 +15,7 @@ pub mod entry;
 pub mod filter;
 pub mod record;
 pub mod ring;
+pub mod shelf;
 pub mod user;
 
 pub use filter::Filter;
