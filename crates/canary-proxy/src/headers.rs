@@ -27,6 +27,8 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 pub const X_CANARY: HeaderName = HeaderName::from_static("x-canary");
 /// `x-request-id`, a request's id as the client (or a proxy before) named it.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `traceparent`, W3C trace context: passed on unchanged, read when tracing.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// `x-canary-version`, on responses.
 pub const X_CANARY_VERSION: HeaderName = HeaderName::from_static("x-canary-version");
 

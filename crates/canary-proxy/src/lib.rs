@@ -50,6 +50,7 @@ pub mod requests;
 pub mod routes;
 pub mod settings;
 pub mod tls;
+pub mod traces;
 mod upstream;
 
 use drain::{Drain, Watch};
@@ -117,6 +118,7 @@ pub fn start(
             ),
             ids: RequestIds::new(random_prefix(i)),
             shelf: cfg.access_log.as_ref().map(|a| a.shelf()),
+            spans: cfg.tracing.as_ref().map(|t| t.shelf()),
         });
         let stop = shutdown.clone();
         let acceptor = tls.listener.clone().map(TlsAcceptor::from);

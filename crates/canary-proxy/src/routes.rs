@@ -7,8 +7,8 @@
 //! (persisting it first) and [`Routes::publish`]es it.
 
 use arc_swap::{ArcSwap, Guard};
-use canary_core::RoutingTable;
 use canary_core::upstream::Upstream;
+use canary_core::{RoutingTable, Version};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -19,6 +19,17 @@ pub struct Upstreams {
     pub stable: Upstream,
     /// Canary, if configured.
     pub canary: Option<Upstream>,
+}
+
+impl Upstreams {
+    /// The version that serves a request routed to `version`, and its
+    /// upstream: stable when there is no canary upstream.
+    pub fn serving(&self, version: Version) -> (Version, &Upstream) {
+        match (version, &self.canary) {
+            (Version::Canary, Some(c)) => (Version::Canary, c),
+            _ => (Version::Stable, &self.stable),
+        }
+    }
 }
 
 /// What the workers route by.

@@ -29,4 +29,6 @@ pub struct Settings {
     pub user_secret: UserKeySecret,
     /// The access log, when one is written.
     pub access_log: Option<std::sync::Arc<crate::access_log::AccessLog>>,
+    /// Tracing, when spans are exported.
+    pub tracing: Option<std::sync::Arc<crate::traces::Tracing>>,
 }

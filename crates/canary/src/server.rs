@@ -18,6 +18,7 @@ use canary_proxy::access_log::AccessLog;
 use canary_proxy::metrics::Metrics;
 use canary_proxy::requests::user::UserKeySecret;
 use canary_proxy::tls::{self, listener::ListenerPair};
+use canary_proxy::traces::Tracing;
 use canary_proxy::{self as proxy, Settings};
 use rustls::{ClientConfig, ServerConfig};
 use std::net::SocketAddr;
@@ -97,8 +98,9 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::keeping(cfg.proxy.workers, cfg.max_routes, &cfg.logs));
     let secret = crate::store::secret::user_secret(live.store()).map_err(StartError::Io)?;
     let access_log = start_access_log(&cfg)?;
+    let tracing = cfg.tracing.clone().map(Tracing::start).transpose().map_err(StartError::Config)?;
     let stop = CancellationToken::new();
-    let settings = Arc::new(settings(&cfg, secret, access_log.clone()));
+    let settings = Arc::new(settings(&cfg, secret, (access_log.clone(), tracing.clone())));
     let (proxy_addr, mut threads) = proxy::start(settings, live.routes(), &metrics, &proxy_tls, stop.clone())
         .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
     let ctl = Controller::load(Arc::clone(&live), Arc::clone(&metrics), &cfg)
@@ -131,6 +133,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         cluster,
         secret,
         access_log,
+        tracing,
     };
     let rotations =
         rotations.into_iter().chain(admin_tls.as_ref().map(|a| Arc::clone(&a.rotation))).collect();
@@ -233,7 +236,11 @@ fn table(cfg: &ServeConfig) -> RoutingTable {
 }
 
 /// What the data plane is told of the configuration.
-fn settings(cfg: &ServeConfig, user_secret: UserKeySecret, access_log: Option<Arc<AccessLog>>) -> Settings {
+fn settings(
+    cfg: &ServeConfig,
+    user_secret: UserKeySecret,
+    (access_log, tracing): (Option<Arc<AccessLog>>, Option<Arc<Tracing>>),
+) -> Settings {
     Settings {
         listen: cfg.listen,
         proxy: cfg.proxy.clone(),
@@ -244,6 +251,7 @@ fn settings(cfg: &ServeConfig, user_secret: UserKeySecret, access_log: Option<Ar
         grpc_errors: cfg.grpc_errors,
         user_secret,
         access_log,
+        tracing,
     }
 }
 

@@ -293,6 +293,8 @@ mod tests {
             bytes_in: 0,
             bytes_out: 294,
             sampled: false,
+            trace: None,
+            upstream: None,
         }
     }
 

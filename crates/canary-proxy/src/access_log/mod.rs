@@ -15,8 +15,8 @@ pub mod writer;
 use crate::requests::entry::Entry;
 use crate::requests::shelf::{Shelf, Shelves};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// What the access log is told.
 #[derive(Debug, Clone, PartialEq)]

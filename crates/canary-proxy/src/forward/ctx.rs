@@ -7,6 +7,7 @@ use crate::requests::entry::RequestId;
 use crate::requests::user::hex16;
 use crate::routes::Routes;
 use crate::settings::Settings;
+use crate::traces::context::TraceContext;
 use crate::upstream::pool::Pool;
 use canary_core::routing::Decision;
 use http::uri::PathAndQuery;
@@ -30,6 +31,8 @@ pub struct Worker {
     pub ids: RequestIds,
     /// This worker's shelf in the access log, when one is written.
     pub shelf: Option<Arc<crate::requests::shelf::Shelf>>,
+    /// This worker's shelf for traced requests, while tracing is on.
+    pub spans: Option<Arc<crate::requests::shelf::Shelf>>,
 }
 
 /// Request ids made by one worker: its own random prefix and a count, so
@@ -39,12 +42,29 @@ pub struct RequestIds {
     /// The prefix's hex digits, made once.
     prefix: [u8; 16],
     next: std::sync::atomic::AtomicU64,
+    /// A xorshift state, for trace and span ids.
+    draw: std::sync::atomic::AtomicU64,
 }
 
 impl RequestIds {
     /// Ids starting from `prefix`, which should be random.
     pub fn new(prefix: u64) -> RequestIds {
-        RequestIds { prefix: hex16(prefix), next: std::sync::atomic::AtomicU64::new(0) }
+        RequestIds {
+            prefix: hex16(prefix),
+            next: std::sync::atomic::AtomicU64::new(0),
+            draw: std::sync::atomic::AtomicU64::new(prefix | 1),
+        }
+    }
+
+    /// A random 64-bit number, never 0 (xorshift64*, this worker's own).
+    pub fn random(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut x = self.draw.load(Relaxed);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.draw.store(x, Relaxed);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1
     }
 
     /// A new id: 32 hex digits.
@@ -123,6 +143,8 @@ pub struct Who {
     pub request_id: Option<RequestId>,
     /// The client's address.
     pub client: IpAddr,
+    /// Its place in a trace, while tracing is on (see `route::trace_request`).
+    pub trace: Option<TraceContext>,
 }
 
 impl Who {

@@ -17,7 +17,7 @@
 use super::ctx::{Ctx, Peer, Worker};
 use super::policy::{self, After, Failure};
 use super::respond::respond;
-use super::route::{Fields, decide_with, name_request};
+use super::route::{Fields, decide_with, name_request, trace_request};
 use super::send::{H1Want, Sent, exchange_h1};
 use crate::body::ProxyBody;
 use crate::client::h1_fast::head::Plain;
@@ -66,6 +66,7 @@ fn begin(w: Arc<Worker>, peer: &Peer, req: &Plain, start: Instant) -> (Ctx, Vers
     // Checked by httparse, whose rules are `http`'s: the conversion holds.
     let sent = req.value(req.seen.request_id).and_then(|v| HeaderValue::from_bytes(v).ok());
     name_request(&mut who, sent, &w);
+    trace_request(&mut who, req.value(req.seen.traceparent), &w);
     let to = who.decision.version;
     let route = w.shard.route_named(&w.cfg.routes.label(&norm), w.shelf.is_some());
     drop(norm);
@@ -129,6 +130,11 @@ fn encode(out: &mut Vec<u8>, ctx: &Ctx, req: &Plain, up: &Upstream, peer: &Peer)
     }
     out.extend_from_slice(peer.ip().as_bytes());
     out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    if let Some(t) = ctx.who.trace.filter(|t| t.made) {
+        out.extend_from_slice(b"traceparent: ");
+        out.extend_from_slice(&t.header());
+        out.extend_from_slice(b"\r\n");
+    }
     if let Some(id) = ctx.who.made_id() {
         out.extend_from_slice(b"x-request-id: ");
         out.extend_from_slice(id);

@@ -16,10 +16,12 @@ use canary_core::routing::Reason as Routed;
 use canary_core::time::UnixMs;
 
 /// Whether a request that reached its answer gets an entry: always while
-/// the access log is on; else when it is a 5xx, a gRPC call, or sampled.
+/// the access log is on; else when it is traced, a 5xx, a gRPC call, or
+/// sampled for the request log.
 pub(super) fn wanted(ctx: &Ctx, status: u16) -> Option<bool> {
     let sampled = ctx.w.shard.sampled();
-    (ctx.w.cfg.access_log.is_some() || status >= 500 || ctx.grpc || sampled).then_some(sampled)
+    let traced = ctx.who.trace.is_some_and(|t| t.sampled);
+    (ctx.w.cfg.access_log.is_some() || traced || status >= 500 || ctx.grpc || sampled).then_some(sampled)
 }
 
 /// The entry of a request `version` serves, but for how and when it ended.
@@ -56,6 +58,8 @@ pub(super) fn draft(ctx: &Ctx, version: Version, sampled: bool) -> Entry {
         bytes_in: ctx.bytes_in,
         bytes_out: 0,
         sampled,
+        trace: who.trace,
+        upstream: who.trace.is_some().then(|| ctx.w.routes.upstreams().serving(version).1.url_arc()),
     }
 }
 
@@ -75,8 +79,15 @@ pub fn finish(w: &Worker, e: Box<Entry>) {
     if e.kept() {
         w.shard.keep(e.record());
     }
-    if let Some(shelf) = &w.shelf {
-        shelf.put(e);
+    let spans = w.spans.as_ref().filter(|_| e.trace.is_some_and(|t| t.sampled));
+    match (&w.shelf, spans) {
+        (Some(log), Some(spans)) => {
+            spans.put(e.clone());
+            log.put(e);
+        }
+        (Some(log), None) => log.put(e),
+        (None, Some(spans)) => spans.put(e),
+        (None, None) => {}
     }
 }
 
@@ -103,10 +114,10 @@ pub(super) fn fell_back(ctx: &Ctx, version: Version, cause: Cause, detail: &str)
 }
 
 /// A switched upgrade, measured at its 101 (its tunnel is not a request):
-/// written to the access log, kept if the sampling draw picks it.
+/// written to the access log, traced, kept if the sampling draw picks it.
 pub(super) fn upgraded(ctx: &Ctx, version: Version, protocol: Option<&http::HeaderValue>) {
     let sampled = ctx.w.shard.sampled();
-    if !sampled && ctx.w.cfg.access_log.is_none() {
+    if !sampled && ctx.w.cfg.access_log.is_none() && !ctx.who.trace.is_some_and(|t| t.sampled) {
         return;
     }
     let mut e = Box::new(draft(ctx, version, sampled));

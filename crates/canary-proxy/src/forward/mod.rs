@@ -33,7 +33,7 @@ pub mod tunnel;
 pub mod upgrade;
 
 use crate::body::ProxyBody;
-use crate::headers::{X_REQUEST_ID, asks_upgrade, strip_present};
+use crate::headers::{TRACEPARENT, X_REQUEST_ID, asks_upgrade, strip_present};
 use crate::requests::entry::RequestId;
 use crate::upstream::request_body::UpstreamReqBody;
 use ctx::{Peer, Worker};
@@ -60,9 +60,7 @@ pub async fn handle(
         return Ok(Box::pin(upgrade::forward(&ctx, version, req, &peer)).await);
     }
     let mut req = rewrite::prepare(req, &peer, hop, &ctx.w.cfg);
-    if let Some(id) = ctx.who.made_id() {
-        req.headers_mut().insert(X_REQUEST_ID, RequestId::Made(*id).to_header());
-    }
+    add_made(req.headers_mut(), &ctx);
     Ok(http::forward(&ctx, version, req).await)
 }
 
@@ -82,8 +80,20 @@ pub async fn handle_parts(
         strip_present(&mut parts.headers);
     }
     rewrite::add_forwarded(&mut parts, peer);
-    if let Some(id) = ctx.who.made_id() {
-        parts.headers.insert(X_REQUEST_ID, RequestId::Made(*id).to_header());
-    }
+    add_made(&mut parts.headers, &ctx);
     http::forward(&ctx, version, ::http::Request::from_parts(parts, UpstreamReqBody::Empty)).await
+}
+
+/// Adds what the proxy made for the request and the upstream must be sent:
+/// its request id, its `traceparent`.
+pub(super) fn add_made(h: &mut ::http::HeaderMap, ctx: &ctx::Ctx) {
+    if let Some(id) = ctx.who.made_id() {
+        h.insert(X_REQUEST_ID, RequestId::Made(*id).to_header());
+    }
+    if let Some(t) = ctx.who.trace.filter(|t| t.made) {
+        // Hex digits and dashes: always a valid header value.
+        if let Ok(v) = ::http::HeaderValue::from_bytes(&t.header()) {
+            h.insert(TRACEPARENT, v);
+        }
+    }
 }

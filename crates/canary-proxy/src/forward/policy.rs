@@ -28,10 +28,7 @@ use std::time::Instant;
 /// The version that serves a request routed to `version`, and its upstream:
 /// stable when there is no canary upstream.
 pub fn target(version: Version, ups: &Upstreams) -> (Version, &Upstream) {
-    match (version, &ups.canary) {
-        (Version::Canary, Some(c)) => (Version::Canary, c),
-        _ => (Version::Stable, &ups.stable),
-    }
+    ups.serving(version)
 }
 
 /// Why an attempt at an upstream failed.

@@ -4,9 +4,10 @@
 
 use super::ctx::{Ctx, Peer, Who, Worker};
 use crate::grpc;
-use crate::headers::{X_CANARY, X_REQUEST_ID, has_hop_by_hop};
+use crate::headers::{TRACEPARENT, X_CANARY, X_REQUEST_ID, has_hop_by_hop};
 use crate::requests::entry::RequestId;
 use crate::settings::Settings;
+use crate::traces::context::{self, TraceContext};
 use canary_core::proxy_config::UserKey;
 use canary_core::request::{Override, bounded_key, cookie_value};
 use canary_core::routing::RequestFacts;
@@ -30,6 +31,7 @@ pub(super) fn begin(
     let norm = path::normalize(uri.path());
     let mut who = decide_with(&w.routes.routing(), &facts(&w.cfg, headers, &norm, peer), &w.cfg);
     name_request(&mut who, headers.get(&X_REQUEST_ID).cloned(), &w);
+    trace_request(&mut who, headers.get(&TRACEPARENT).map(HeaderValue::as_bytes), &w);
     let to = who.decision.version;
     let grpc = grpc::is_call(method, headers);
     let named = w.shelf.is_some();
@@ -128,7 +130,33 @@ pub(super) fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>, cfg:
     let plain = cfg.access_log.as_ref().is_some_and(|a| a.options.plain_users);
     let user_key = plain.then(|| String::from_utf8_lossy(f.key).into());
     let user = cfg.user_secret.hash(f.key);
-    Who { decision, user, user_key, request_id: None, client: f.client }
+    Who { decision, user, user_key, request_id: None, client: f.client, trace: None }
+}
+
+/// Places the request in a trace, while tracing is on: the one its
+/// `traceparent` names (traced if that says sampled), else, when
+/// configured, a trace of its own (traced by the sampling ratio), which the
+/// upstream is sent.
+pub(super) fn trace_request(who: &mut Who, sent: Option<&[u8]>, w: &Worker) {
+    let Some(t) = &w.cfg.tracing else { return };
+    let span_id = w.ids.random().to_be_bytes();
+    who.trace = match sent.and_then(context::parse) {
+        Some((trace_id, parent, flags)) => Some(TraceContext {
+            trace_id,
+            parent: Some(parent),
+            span_id,
+            sampled: flags & 1 == 1,
+            made: false,
+        }),
+        None if t.options.make => {
+            let mut trace_id = [0u8; 16];
+            trace_id[..8].copy_from_slice(&w.ids.random().to_be_bytes());
+            trace_id[8..].copy_from_slice(&w.ids.random().to_be_bytes());
+            let sampled = t.samples(&trace_id);
+            Some(TraceContext { trace_id, parent: None, span_id, sampled, made: true })
+        }
+        None => None,
+    };
 }
 
 /// Gives the request its id: the one the client sent, else, while the

@@ -72,11 +72,7 @@ pub(super) async fn forward(
     let (mut parts, _) = req.into_parts();
     keep_upgrade(&mut parts.headers, None);
     add_forwarded(&mut parts, peer);
-    if let Some(id) = ctx.who.made_id() {
-        parts
-            .headers
-            .insert(crate::headers::X_REQUEST_ID, crate::requests::entry::RequestId::Made(*id).to_header());
-    }
+    super::add_made(&mut parts.headers, ctx);
     let mut version = version;
     loop {
         let ups = ctx.w.routes.upstreams();

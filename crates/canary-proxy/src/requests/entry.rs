@@ -126,6 +126,10 @@ pub struct Entry {
     /// Whether the request log keeps it though it succeeded (the sampling
     /// draw picked it).
     pub sampled: bool,
+    /// Its place in a trace, while tracing is on.
+    pub trace: Option<crate::traces::context::TraceContext>,
+    /// The upstream it was sent to, while tracing is on (a span names it).
+    pub upstream: Option<std::sync::Arc<str>>,
 }
 
 impl Entry {

@@ -54,7 +54,11 @@ impl Shelves {
 
     /// A new shelf, for one worker.
     pub fn shelf(&self) -> Arc<Shelf> {
-        let s = Arc::new(Shelf { entries: Mutex::new(Vec::new()), cap: self.cap, dropped: Arc::clone(&self.dropped) });
+        let s = Arc::new(Shelf {
+            entries: Mutex::new(Vec::new()),
+            cap: self.cap,
+            dropped: Arc::clone(&self.dropped),
+        });
         self.list.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&s));
         s
     }

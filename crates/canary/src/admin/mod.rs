@@ -76,6 +76,8 @@ pub struct AdminState {
     pub secret: canary_proxy::requests::user::UserKeySecret,
     /// The access log, when one is written: its counts go to `/metrics`.
     pub access_log: Option<Arc<canary_proxy::access_log::AccessLog>>,
+    /// Tracing, when spans are exported: its counts go to `/metrics`.
+    pub tracing: Option<Arc<canary_proxy::traces::Tracing>>,
 }
 
 /// The admin API's routes.
@@ -237,6 +239,9 @@ async fn prom(State(s): State<AdminState>) -> Response {
     }
     if let Some(a) = &s.access_log {
         body.push_str(&a.exposition());
+    }
+    if let Some(t) = &s.tracing {
+        body.push_str(&t.exposition());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

@@ -14,12 +14,19 @@
 //! request_id = true       # give a request without x-request-id one (sent upstream too)
 //! users = "hash"          # or "plain": the user key as sent
 //! queue = 65536           # lines waiting to be written; past it they are dropped and counted
+//!
+//! [tracing]
+//! otlp = "http://collector:4318"   # OTLP/HTTP; no collector: no span is exported
+//! ratio = 0.1             # the share of requests without a sampled parent that are traced
+//! make_traceparent = true # give a request without traceparent one (sent upstream)
+//! service_name = "canary"
 //! ```
 
 use super::{ConfigError, Origin};
 use canary_core::plan::parse_duration_ms;
 use canary_proxy::access_log::Options;
 use canary_proxy::requests::{Keep, Limits};
+use canary_proxy::traces::Options as TraceOptions;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -93,4 +100,49 @@ pub(super) fn access_log(f: &FileAccessLog, o: &Origin<'_>) -> Result<Option<Opt
         return Err(o.err(false, "access_log.queue", "", "must be at least 1"));
     }
     Ok(Some(Options { path, queue, request_ids: f.request_id.unwrap_or(true), plain_users }))
+}
+
+/// The `[tracing]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileTracing {
+    otlp: Option<String>,
+    ratio: Option<f64>,
+    make_traceparent: Option<bool>,
+    service_name: Option<String>,
+    queue: Option<usize>,
+}
+
+/// Tracing's options; `None` without a collector (no span is exported).
+pub(super) fn tracing(f: &FileTracing, o: &Origin<'_>) -> Result<Option<TraceOptions>, ConfigError> {
+    let Some(endpoint) = f.otlp.as_deref() else {
+        let given = f.ratio.is_some()
+            || f.make_traceparent.is_some()
+            || f.service_name.is_some()
+            || f.queue.is_some();
+        if given {
+            let why =
+                "set `otlp` (the collector, e.g. \"http://collector:4318\"): without it no span is exported";
+            return Err(o.err(false, "tracing.otlp", "", why));
+        }
+        return Ok(None);
+    };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        let why =
+            format!("`{endpoint}`: expected the collector's OTLP/HTTP URL, e.g. \"http://collector:4318\"");
+        return Err(o.err(false, "tracing.otlp", "", why));
+    }
+    let ratio = f.ratio.unwrap_or(0.1);
+    if !(0.0..=1.0).contains(&ratio) {
+        let why =
+            format!("{ratio} is not a share: use 0 (trace only requests whose parent is sampled) to 1 (all)");
+        return Err(o.err(false, "tracing.ratio", "", why));
+    }
+    Ok(Some(TraceOptions {
+        endpoint: endpoint.to_string(),
+        ratio,
+        make: f.make_traceparent.unwrap_or(true),
+        service: f.service_name.clone().unwrap_or_else(|| "canary".into()),
+        queue: f.queue.unwrap_or(65_536).max(1),
+    }))
 }

@@ -74,6 +74,8 @@ pub struct ServeConfig {
     pub logs: canary_proxy::requests::Keep,
     /// The access log (`[access_log]`), if one is written.
     pub access_log: Option<canary_proxy::access_log::Options>,
+    /// Spans exported over OTLP (`[tracing]`), if a collector is named.
+    pub tracing: Option<canary_proxy::traces::Options>,
     /// The `grpc-status` codes that count as errors (`[metrics] grpc_error_codes`).
     pub grpc_errors: canary_core::grpc_codes::Codes,
     /// The default rollout plan.
@@ -224,6 +226,8 @@ struct FileConfig {
     logs: logs::FileLogs,
     #[serde(default)]
     access_log: logs::FileAccessLog,
+    #[serde(default)]
+    tracing: logs::FileTracing,
     #[serde(default)]
     plan: FilePlan,
     #[serde(default)]
@@ -444,6 +448,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         max_routes: f.metrics.max_routes.unwrap_or(100).max(1),
         logs: logs::keep(&f.logs, o)?,
         access_log: logs::access_log(&f.access_log, o)?,
+        tracing: logs::tracing(&f.tracing, o)?,
         grpc_errors: match &f.metrics.grpc_error_codes {
             None => canary_core::grpc_codes::Codes::default(),
             Some(codes) => canary_core::grpc_codes::Codes::parse(codes)

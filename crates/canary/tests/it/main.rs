@@ -44,6 +44,7 @@ mod shutdown;
 mod support;
 mod tls;
 mod tls_dates;
+mod traces;
 mod upgrade;
 mod upstream_ca;
 mod upstream_wire;

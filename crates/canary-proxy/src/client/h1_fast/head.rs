@@ -76,6 +76,8 @@ pub struct Seen {
     pub user: Option<Span>,
     /// `x-request-id`, for the request's record.
     pub request_id: Option<Span>,
+    /// `traceparent`, read while tracing is on (passed on unchanged).
+    pub traceparent: Option<Span>,
     /// The `Cookie` headers.
     pub cookies: [Option<Span>; MAX_COOKIES],
 }
@@ -271,6 +273,10 @@ fn scan(buf: &[u8], user_key: Option<&HeaderName>, lines: &mut Vec<u8>) -> Scan 
                 s.seen.request_id = s.seen.request_id.or(span);
                 true
             }
+            Ok(Role::TraceParent) => {
+                s.seen.traceparent = s.seen.traceparent.or(span);
+                true
+            }
             Ok(Role::Cookie) => {
                 let Some(slot) = s.seen.cookies.get_mut(cookies) else { return Scan::General(Why::Headers) };
                 *slot = span;
@@ -312,6 +318,8 @@ enum Role {
     Canary,
     /// `x-request-id`: noted and passed on.
     RequestId,
+    /// `traceparent`: noted and passed on.
+    TraceParent,
     /// `Cookie`: noted and passed on.
     Cookie,
 }
@@ -327,6 +335,7 @@ fn role(name: &str, value: &[u8]) -> Result<Role, Why> {
         8 if is("x-canary") => Role::Canary,
         10 if is("connection") => connection(value)?,
         12 if is("x-request-id") => Role::RequestId,
+        11 if is("traceparent") => Role::TraceParent,
         14 if is("content-length") => {
             if value != b"0" {
                 return Err(Why::Body);
