@@ -127,9 +127,15 @@ pub(super) fn tracing(f: &FileTracing, o: &Origin<'_>) -> Result<Option<TraceOpt
         }
         return Ok(None);
     };
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        let why =
-            format!("`{endpoint}`: expected the collector's OTLP/HTTP URL, e.g. \"http://collector:4318\"");
+    if !endpoint.starts_with("http://") {
+        let why = if endpoint.starts_with("https://") {
+            format!(
+                "`{endpoint}`: spans are sent over plain HTTP only for now; point it at a collector \
+                 (or its agent) on the host or network, e.g. \"http://collector:4318\""
+            )
+        } else {
+            format!("`{endpoint}`: expected the collector's OTLP/HTTP URL, e.g. \"http://collector:4318\"")
+        };
         return Err(o.err(false, "tracing.otlp", "", why));
     }
     let ratio = f.ratio.unwrap_or(0.1);
@@ -145,4 +151,30 @@ pub(super) fn tracing(f: &FileTracing, o: &Origin<'_>) -> Result<Option<TraceOpt
         service: f.service_name.clone().unwrap_or_else(|| "canary".into()),
         queue: f.queue.unwrap_or(65_536).max(1),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<Option<TraceOptions>, ConfigError> {
+        let f: FileTracing = toml::from_str(toml).unwrap();
+        tracing(&f, &Origin { file: None })
+    }
+
+    #[test]
+    fn a_collector_is_an_http_url_and_the_ratio_a_share() {
+        let t = parse("otlp = \"http://c:4318\"").unwrap().unwrap();
+        assert_eq!((t.ratio, t.make, t.service.as_str()), (0.1, true, "canary"));
+        assert!(parse("").unwrap().is_none());
+        for (bad, says) in [
+            ("otlp = \"https://c:4318\"", "plain HTTP only"),
+            ("otlp = \"c:4318\"", "OTLP/HTTP URL"),
+            ("otlp = \"http://c\"\nratio = 2.0", "not a share"),
+            ("ratio = 0.5", "set `otlp`"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.reason.contains(says), "{bad}: {}", e.reason);
+        }
+    }
 }
