@@ -4,9 +4,10 @@
 //! request's end, read for its latency) into wall time without reading the
 //! wall clock again: the request path makes one for every request while
 //! the access log is on. It goes by the offset between the two clocks as
-//! last read (by [`now`], or [`refresh`], which the access log's writer
-//! calls every few milliseconds), so a step of the wall clock is followed
-//! within moments.
+//! last read (by [`now`], by [`refresh`], which the access log's writer
+//! calls every few milliseconds, or by [`at`] itself when that reading is
+//! over a second old), so a step of the wall clock is followed within a
+//! second.
 
 use canary_core::time::UnixMs;
 use std::sync::OnceLock;
@@ -19,12 +20,25 @@ static BASE: OnceLock<Instant> = OnceLock::new();
 /// Wall-clock milliseconds at [`BASE`], as last read.
 static WALL_AT_BASE: AtomicU64 = AtomicU64::new(0);
 
+/// Milliseconds after [`BASE`] of the last read of the wall clock.
+static READ_AT: AtomicU64 = AtomicU64::new(0);
+
+/// How old the last reading may be before [`at`] reads the wall clock again.
+const FRESH_MS: u64 = 1_000;
+
 /// Now, as the wall clock says (the epoch for a clock set before it).
 pub fn now() -> UnixMs {
+    let base = *BASE.get_or_init(|| {
+        // Both set before anyone can read them: [`at`] never sees a base
+        // without its wall time.
+        let b = Instant::now();
+        WALL_AT_BASE.store(UnixMs::from(SystemTime::now()).as_millis(), Ordering::Relaxed);
+        b
+    });
     let wall = UnixMs::from(SystemTime::now());
-    let base = *BASE.get_or_init(Instant::now);
     let since = base.elapsed().as_millis() as u64;
     WALL_AT_BASE.store(wall.as_millis().saturating_sub(since), Ordering::Relaxed);
+    READ_AT.store(since, Ordering::Relaxed);
     wall
 }
 
@@ -37,6 +51,9 @@ pub fn refresh() {
 pub fn at(t: Instant) -> UnixMs {
     let Some(base) = BASE.get() else { return now() };
     let since = t.saturating_duration_since(*base).as_millis() as u64;
+    if since.saturating_sub(READ_AT.load(Ordering::Relaxed)) > FRESH_MS {
+        now();
+    }
     UnixMs::from_millis(WALL_AT_BASE.load(Ordering::Relaxed) + since)
 }
 

@@ -116,7 +116,7 @@ pub fn start(
                 &tls.upstreams,
                 forward::send::MAX_RESPONSE_HEAD as u32,
             ),
-            ids: RequestIds::new(random_prefix(i)),
+            ids: RequestIds::new(random_prefix(i), random_prefix(i + 1_000)),
             shelf: cfg.access_log.as_ref().map(|a| a.shelf()),
             spans: cfg.tracing.as_ref().map(|t| t.shelf()),
         });

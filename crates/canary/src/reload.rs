@@ -100,7 +100,7 @@ fn list(names: &[&str]) -> String {
 /// The sections, by their names in the file, that differ and cannot change
 /// while running.
 fn restart_only_changes(old: &ServeConfig, new: &ServeConfig) -> Vec<&'static str> {
-    let fields: [(&'static str, bool); 19] = [
+    let fields: [(&'static str, bool); 22] = [
         ("listen", differs(&old.listen, &new.listen)),
         ("admin", differs(&old.admin, &new.admin)),
         ("state", differs(&old.state, &new.state)),
@@ -125,6 +125,9 @@ fn restart_only_changes(old: &ServeConfig, new: &ServeConfig) -> Vec<&'static st
         ("viewer_token", differs(&old.viewer_token, &new.viewer_token)),
         ("hooks, incidents, contacts, release, reports or checklist", differs(&old.ops, &new.ops)),
         ("[analysis]", differs(&old.analysis, &new.analysis)),
+        ("[logs]", differs(&old.logs, &new.logs)),
+        ("[access_log]", differs(&old.access_log, &new.access_log)),
+        ("[tracing]", differs(&old.tracing, &new.tracing)),
     ];
     fields.into_iter().filter(|(_, d)| *d).map(|(name, _)| name).collect()
 }

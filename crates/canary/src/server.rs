@@ -56,6 +56,8 @@ pub struct Running {
     pub controller: Arc<Mutex<Controller>>,
     /// The cluster this replica joined, if any.
     pub joined: Option<Joined>,
+    /// The access log and the span exporter, closed last at shutdown.
+    outlets: (Option<Arc<AccessLog>>, Option<Arc<Tracing>>),
     /// The one shutdown signal: the controller, the proxy workers and the
     /// admin API all stop on it.
     stop: CancellationToken,
@@ -132,15 +134,16 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         sessions: Arc::default(),
         cluster,
         secret,
-        access_log,
-        tracing,
+        access_log: access_log.clone(),
+        tracing: tracing.clone(),
     };
     let rotations =
         rotations.into_iter().chain(admin_tls.as_ref().map(|a| Arc::clone(&a.rotation))).collect();
     let side =
         Sidecar { upstream_tls: proxy_tls.upstreams, rotations, admin_tls: admin_tls.map(|a| a.server) };
     threads.push(spawn_admin(admin_sock, state, side, stop.clone())?);
-    Ok(Running { proxy_addr, admin_addr, live, metrics, controller, joined, stop, threads })
+    let outlets = (access_log, tracing);
+    Ok(Running { proxy_addr, admin_addr, live, metrics, controller, joined, outlets, stop, threads })
 }
 
 /// The SQLite file, or with `--etcd` the cluster's shared state.
@@ -390,6 +393,10 @@ impl Running {
         for t in self.threads {
             let _ = t.join();
         }
+        // The workers are done: what their last requests left is written.
+        let (log, spans) = &self.outlets;
+        log.iter().for_each(|l| l.close());
+        spans.iter().for_each(|t| t.close());
     }
 }
 

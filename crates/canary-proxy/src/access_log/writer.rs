@@ -44,9 +44,9 @@ impl Sink {
 }
 
 /// Starts the thread.
-pub fn spawn(log: Arc<AccessLog>, sink: Sink) -> std::io::Result<()> {
+pub fn spawn(log: Arc<AccessLog>, sink: Sink) -> std::io::Result<std::thread::JoinHandle<()>> {
     let mut w = Writer { sink, buf: Vec::new(), clock: Clock::default() };
-    std::thread::Builder::new().name("canary-access-log".into()).spawn(move || w.run(&log)).map(|_| ())
+    std::thread::Builder::new().name("canary-access-log".into()).spawn(move || w.run(&log))
 }
 
 struct Writer {
@@ -63,7 +63,7 @@ impl Writer {
             crate::clock::refresh();
             // Held by this thread alone: the server is gone, and no worker
             // can put anything more on a shelf. One last write, and done.
-            let last = Arc::strong_count(log) == 1;
+            let last = log.closing() || Arc::strong_count(log) == 1;
             if log.reopen_asked() {
                 self.reopen(log);
             }

@@ -47,12 +47,14 @@ pub struct RequestIds {
 }
 
 impl RequestIds {
-    /// Ids starting from `prefix`, which should be random.
-    pub fn new(prefix: u64) -> RequestIds {
+    /// Ids starting from `prefix`, and random numbers from `seed`; both
+    /// should be random, and apart: a request id shows its prefix to
+    /// anyone, and must not tell them the trace ids to come.
+    pub fn new(prefix: u64, seed: u64) -> RequestIds {
         RequestIds {
             prefix: hex16(prefix),
             next: std::sync::atomic::AtomicU64::new(0),
-            draw: std::sync::atomic::AtomicU64::new(prefix | 1),
+            draw: std::sync::atomic::AtomicU64::new(seed | 1),
         }
     }
 
@@ -143,8 +145,9 @@ pub struct Who {
     pub request_id: Option<RequestId>,
     /// The client's address.
     pub client: IpAddr,
-    /// Its place in a trace, while tracing is on (see `route::trace_request`).
-    pub trace: Option<TraceContext>,
+    /// Its place in a trace, while tracing is on (see `route::trace_request`);
+    /// boxed, so that a request without one carries a pointer's width.
+    pub trace: Option<Box<TraceContext>>,
 }
 
 impl Who {

@@ -130,7 +130,7 @@ fn encode(out: &mut Vec<u8>, ctx: &Ctx, req: &Plain, up: &Upstream, peer: &Peer)
     }
     out.extend_from_slice(peer.ip().as_bytes());
     out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
-    if let Some(t) = ctx.who.trace.filter(|t| t.made) {
+    if let Some(t) = ctx.who.trace.as_deref().filter(|t| t.made) {
         out.extend_from_slice(b"traceparent: ");
         out.extend_from_slice(&t.header());
         out.extend_from_slice(b"\r\n");

@@ -9,7 +9,8 @@
 //! end fills in the status, the time and the cause.
 
 use super::ctx::{Ctx, Worker};
-use crate::requests::entry::{Entry, Protocol};
+use crate::requests::entry::{Entry, MAX_ENTRY_PATH, Protocol};
+use crate::requests::record::cut;
 use crate::requests::record::{Cause, Reason};
 use canary_core::Version;
 use canary_core::routing::Reason as Routed;
@@ -20,7 +21,7 @@ use canary_core::time::UnixMs;
 /// sampled for the request log.
 pub(super) fn wanted(ctx: &Ctx, status: u16) -> Option<bool> {
     let sampled = ctx.w.shard.sampled();
-    let traced = ctx.who.trace.is_some_and(|t| t.sampled);
+    let traced = ctx.who.trace.as_ref().is_some_and(|t| t.sampled);
     (ctx.w.cfg.access_log.is_some() || traced || status >= 500 || ctx.grpc || sampled).then_some(sampled)
 }
 
@@ -39,7 +40,7 @@ pub(super) fn draft(ctx: &Ctx, version: Version, sampled: bool) -> Entry {
         time: UnixMs::EPOCH,
         version,
         method: ctx.method.clone(),
-        target: ctx.uri.path_and_query().cloned(),
+        path: cut(ctx.uri.path(), MAX_ENTRY_PATH).into(),
         route: ctx.route_label.clone().unwrap_or_else(|| ctx.w.shard.route_label(ctx.route)),
         status: None,
         upstream_status: None,
@@ -50,7 +51,7 @@ pub(super) fn draft(ctx: &Ctx, version: Version, sampled: bool) -> Entry {
         request_id: who.request_id.clone(),
         reason,
         bucket,
-        fallback: false,
+        fallback: reason == Reason::Fallback,
         cause: None,
         detail: None,
         protocol: protocol(ctx),
@@ -58,7 +59,7 @@ pub(super) fn draft(ctx: &Ctx, version: Version, sampled: bool) -> Entry {
         bytes_in: ctx.bytes_in,
         bytes_out: 0,
         sampled,
-        trace: who.trace,
+        trace: who.trace.as_deref().copied(),
         upstream: who.trace.is_some().then(|| ctx.w.routes.upstreams().serving(version).1.url_arc()),
     }
 }
@@ -103,21 +104,23 @@ pub(super) fn ended(ctx: &Ctx, version: Version, status: Option<u16>, cause: Opt
     finish(&ctx.w, e);
 }
 
-/// A failure after which stable serves the client.
+/// A failure after which stable serves the client: kept in the request
+/// log only. The access log's line and the span are stable's answer's (one
+/// per request), which says `fallback`.
 pub(super) fn fell_back(ctx: &Ctx, version: Version, cause: Cause, detail: &str) {
-    let mut e = Box::new(draft(ctx, version, false));
+    let mut e = draft(ctx, version, false);
     e.time = crate::clock::now();
     e.cause = Some(cause);
     e.detail = Some(detail.into());
     e.fallback = true;
-    finish(&ctx.w, e);
+    ctx.w.shard.keep(e.record());
 }
 
 /// A switched upgrade, measured at its 101 (its tunnel is not a request):
 /// written to the access log, traced, kept if the sampling draw picks it.
 pub(super) fn upgraded(ctx: &Ctx, version: Version, protocol: Option<&http::HeaderValue>) {
     let sampled = ctx.w.shard.sampled();
-    if !sampled && ctx.w.cfg.access_log.is_none() && !ctx.who.trace.is_some_and(|t| t.sampled) {
+    if !sampled && ctx.w.cfg.access_log.is_none() && !ctx.who.trace.as_ref().is_some_and(|t| t.sampled) {
         return;
     }
     let mut e = Box::new(draft(ctx, version, sampled));

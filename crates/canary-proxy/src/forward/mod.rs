@@ -90,7 +90,7 @@ pub(super) fn add_made(h: &mut ::http::HeaderMap, ctx: &ctx::Ctx) {
     if let Some(id) = ctx.who.made_id() {
         h.insert(X_REQUEST_ID, RequestId::Made(*id).to_header());
     }
-    if let Some(t) = ctx.who.trace.filter(|t| t.made) {
+    if let Some(t) = ctx.who.trace.as_deref().filter(|t| t.made) {
         // Hex digits and dashes: always a valid header value.
         if let Ok(v) = ::http::HeaderValue::from_bytes(&t.header()) {
             h.insert(TRACEPARENT, v);

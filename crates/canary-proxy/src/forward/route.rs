@@ -139,8 +139,13 @@ pub(super) fn decide_with(table: &canary_core::RoutingTable, f: &Facts<'_>, cfg:
 /// upstream is sent.
 pub(super) fn trace_request(who: &mut Who, sent: Option<&[u8]>, w: &Worker) {
     let Some(t) = &w.cfg.tracing else { return };
+    who.trace = trace(sent, w, t).map(Box::new);
+}
+
+/// The request's trace: its own, or one made for it.
+fn trace(sent: Option<&[u8]>, w: &Worker, t: &crate::traces::Tracing) -> Option<TraceContext> {
     let span_id = w.ids.random().to_be_bytes();
-    who.trace = match sent.and_then(context::parse) {
+    match sent.and_then(context::parse) {
         Some((trace_id, parent, flags)) => Some(TraceContext {
             trace_id,
             parent: Some(parent),
@@ -148,7 +153,9 @@ pub(super) fn trace_request(who: &mut Who, sent: Option<&[u8]>, w: &Worker) {
             sampled: flags & 1 == 1,
             made: false,
         }),
-        None if t.options.make => {
+        // Only for a request that sent none: one whose header is not
+        // understood passes on as it came, and no second is added.
+        None if t.options.make && sent.is_none() => {
             let mut trace_id = [0u8; 16];
             trace_id[..8].copy_from_slice(&w.ids.random().to_be_bytes());
             trace_id[8..].copy_from_slice(&w.ids.random().to_be_bytes());
@@ -156,7 +163,7 @@ pub(super) fn trace_request(who: &mut Who, sent: Option<&[u8]>, w: &Worker) {
             Some(TraceContext { trace_id, parent: None, span_id, sampled, made: true })
         }
         None => None,
-    };
+    }
 }
 
 /// Gives the request its id: the one the client sent, else, while the

@@ -8,7 +8,6 @@ use super::record::{Cause, MAX_PATH, Reason, Record, cut};
 use super::user::UserKeySecret;
 use canary_core::Version;
 use canary_core::time::UnixMs;
-use http::uri::PathAndQuery;
 use http::{HeaderValue, Method};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -74,6 +73,9 @@ impl RequestId {
     }
 }
 
+/// The longest path an entry keeps, in bytes.
+pub const MAX_ENTRY_PATH: usize = 2048;
+
 /// One request at its end.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -83,9 +85,10 @@ pub struct Entry {
     pub version: Version,
     /// The method.
     pub method: Method,
-    /// The target as the client sent it (the path is what is shown);
-    /// `None` for one with none (`CONNECT`'s authority form).
-    pub target: Option<PathAndQuery>,
+    /// The path, without its query, cut to [`MAX_ENTRY_PATH`] bytes: a copy,
+    /// not a view of the request's head, which an entry waiting on a
+    /// stalled log would keep whole.
+    pub path: Box<str>,
     /// The route label it is measured under.
     pub route: Arc<str>,
     /// The status: the upstream's, or the proxy's own answer when the
@@ -139,9 +142,9 @@ impl Entry {
         self.cause.is_some() || self.status.is_some_and(|s| s >= 500)
     }
 
-    /// The request's path (`/` for one without).
+    /// The request's path.
     pub fn path(&self) -> &str {
-        self.target.as_ref().map_or("/", PathAndQuery::path)
+        &self.path
     }
 
     /// Whether the request log keeps it.

@@ -51,7 +51,8 @@ impl Keep {
         let f = self.failures;
         let failures =
             Limits { age_ms: f.age_ms, records: f.records.div_ceil(n), bytes: f.bytes.div_ceil(n) };
-        let sample = Limits { records: failures.records / 10, bytes: failures.bytes / 10, ..failures };
+        let tenth = |n: usize| (n / 10).max(n.min(1));
+        let sample = Limits { records: tenth(failures.records), bytes: tenth(failures.bytes), ..failures };
         [failures, sample]
     }
 }

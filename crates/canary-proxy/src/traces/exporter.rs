@@ -48,12 +48,11 @@ pub fn build(endpoint: &str, service: &str) -> Result<SpanExporter, String> {
 }
 
 /// Starts the thread; it ends once nothing but it holds the tracing.
-pub fn spawn(tracing: Arc<Tracing>, exporter: SpanExporter) -> std::io::Result<()> {
+pub fn spawn(tracing: Arc<Tracing>, exporter: SpanExporter) -> std::io::Result<std::thread::JoinHandle<()>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new()
         .name("canary-spans".into())
         .spawn(move || rt.block_on(run(&tracing, &exporter)))
-        .map(|_| ())
 }
 
 async fn run(tracing: &Arc<Tracing>, exporter: &SpanExporter) {
@@ -61,7 +60,7 @@ async fn run(tracing: &Arc<Tracing>, exporter: &SpanExporter) {
     let mut runs = Vec::new();
     loop {
         tokio::time::sleep(TICK).await;
-        let last = Arc::strong_count(tracing) == 1;
+        let last = tracing.closing() || Arc::strong_count(tracing) == 1;
         tracing.shelves.take_all(&mut runs);
         let spans: Vec<_> = runs.iter().flatten().filter_map(|e| span::of(e, &scope)).collect();
         runs.iter_mut().for_each(Vec::clear);

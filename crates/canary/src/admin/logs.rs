@@ -21,8 +21,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use canary_core::Version;
 use canary_core::plan::parse_duration_ms;
+use canary_core::request::bounded_key;
 use canary_core::time::UnixMs;
 use canary_proxy::requests::filter::Status;
+use canary_proxy::requests::record::{MAX_PATH, cut};
 use canary_proxy::requests::user::UserKeySecret;
 use canary_proxy::requests::{Filter, Found};
 use serde::Deserialize;
@@ -146,7 +148,8 @@ pub fn read(q: &LogsQuery, secret: &UserKeySecret, now: UnixMs) -> Result<Asked,
     };
     let user = match (&q.user, &q.user_hash) {
         (Some(_), Some(_)) => return Err("give `user` or `user_hash`, not both".into()),
-        (Some(id), None) => Some(UserKeySecret::show(secret.hash(id.as_bytes()))),
+        // Cut as the proxy cuts a key before hashing it.
+        (Some(id), None) => Some(UserKeySecret::show(secret.hash(bounded_key(id.as_bytes())))),
         (None, h) => h.clone(),
     };
     let fleet = match q.scope.as_deref() {
@@ -162,7 +165,7 @@ pub fn read(q: &LogsQuery, secret: &UserKeySecret, now: UnixMs) -> Result<Asked,
         route: q.route.clone(),
         path: q.path.clone(),
         user,
-        request_id: q.request_id.clone(),
+        request_id: q.request_id.as_deref().map(|id| cut(id, MAX_PATH).to_string()),
         errors: q.errors.unwrap_or(false),
     };
     let limit = q.limit.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);

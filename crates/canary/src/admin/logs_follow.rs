@@ -11,7 +11,7 @@
 //! miss one kept a moment late.
 
 use super::AdminState;
-use super::logs::{Asked, gather};
+use super::logs::{Asked, MAX_LIMIT, gather};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use canary_core::time::UnixMs;
 use canary_proxy::requests::Record;
@@ -61,19 +61,34 @@ impl Follow {
         let recent = UnixMs::from_millis(now.as_millis().saturating_sub(LOOKBACK_MS));
         let mut asked = self.asked.clone();
         // The first look reaches back to `since` (without one, it starts
-        // now: nothing old is shown); the others, over the last few seconds.
+        // now: nothing old is shown), as many as the query's limit; the
+        // others read the last few seconds whole, and the limit applies to
+        // what they find that was not shown yet.
         let from = *self.asked.filter.since.get_or_insert(now);
         asked.filter.since = Some(if self.first { from } else { from.max(recent) });
-        self.first = false;
+        if !self.first {
+            asked.limit = MAX_LIMIT;
+        }
         let (found, _) = gather(&self.s, &asked).await;
-        if found.truncated > 0 {
-            let note = serde_json::json!({"truncated": found.truncated, "limit": asked.limit});
+        let fresh: Vec<Record> = found.records.into_iter().filter(|r| !self.seen(r)).collect();
+        let over = fresh.len().saturating_sub(self.asked.limit);
+        // The first look's older records left out; later, past MAX_LIMIT
+        // in a few seconds, records cut unread.
+        let cut = over as u64 + found.truncated;
+        self.first = false;
+        if cut > 0 {
+            let note = serde_json::json!({"truncated": cut, "limit": self.asked.limit});
             self.pending.push_back(Event::default().event("notice").data(note.to_string()));
         }
-        for r in found.records {
+        for r in fresh.into_iter().skip(over) {
             self.show(r);
         }
         self.shown.retain(|_, t| *t >= UnixMs::from_millis(recent.as_millis().saturating_sub(LOOKBACK_MS)));
+    }
+
+    /// Whether `r` was shown already.
+    fn seen(&self, r: &Record) -> bool {
+        self.shown.contains_key(&(r.replica.clone(), r.seq))
     }
 
     fn show(&mut self, r: Record) {

@@ -57,6 +57,14 @@ pub(super) fn keep(f: &FileLogs, o: &Origin<'_>) -> Result<Keep, ConfigError> {
         records: f.max_records.unwrap_or(d.failures.records),
         bytes: f.max_bytes.unwrap_or(d.failures.bytes),
     };
+    let zero = [
+        ("logs.keep", age_ms == 0),
+        ("logs.max_records", failures.records == 0),
+        ("logs.max_bytes", failures.bytes == 0),
+    ];
+    if let Some((key, _)) = zero.iter().find(|(_, z)| *z) {
+        return Err(o.err(false, key, "", "is 0: the request log would keep nothing; give a positive bound"));
+    }
     Ok(Keep { failures, sample })
 }
 
@@ -149,7 +157,10 @@ pub(super) fn tracing(f: &FileTracing, o: &Origin<'_>) -> Result<Option<TraceOpt
         ratio,
         make: f.make_traceparent.unwrap_or(true),
         service: f.service_name.clone().unwrap_or_else(|| "canary".into()),
-        queue: f.queue.unwrap_or(65_536).max(1),
+        queue: match f.queue {
+            Some(0) => return Err(o.err(false, "tracing.queue", "", "must be at least 1")),
+            q => q.unwrap_or(65_536),
+        },
     }))
 }
 

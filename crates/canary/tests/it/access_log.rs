@@ -105,7 +105,8 @@ async fn sigusr1_after_a_rename_writes_to_the_new_file_and_loses_no_line() {
         eventually(10, || async { metric(&p, "canary_access_log_reopened_total").await == 1 }).await;
     assert!(reopened, "the log was not opened again");
     send(150, 300).await;
-    eventually(10, || async { metric(&p, "canary_access_log_lines_total").await == 300 }).await;
+    let all = eventually(10, || async { metric(&p, "canary_access_log_lines_total").await == 300 }).await;
+    assert!(all, "300 lines were not all written");
     let ids = |f: &Path| -> Vec<String> {
         let text = std::fs::read_to_string(f).unwrap_or_default();
         text.lines()
@@ -178,7 +179,7 @@ async fn the_shipped_logrotate_rule_rotates_the_log_without_losing_a_line() {
     for i in 0..100 {
         assert_eq!(get(&c, p.proxy, "/", &[("x-request-id", &format!("a-{i}"))]).await.0, 200);
     }
-    eventually(10, || async { metric(&p, "canary_access_log_lines_total").await == 100 }).await;
+    assert!(eventually(10, || async { metric(&p, "canary_access_log_lines_total").await == 100 }).await);
     let logrotate =
         if Path::new("/usr/sbin/logrotate").exists() { "/usr/sbin/logrotate" } else { "logrotate" };
     let out = std::process::Command::new(logrotate)
@@ -188,11 +189,11 @@ async fn the_shipped_logrotate_rule_rotates_the_log_without_losing_a_line() {
         .output()
         .expect("logrotate is needed: apt-get install logrotate (./test.sh does)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    eventually(10, || async { metric(&p, "canary_access_log_reopened_total").await == 1 }).await;
+    assert!(eventually(10, || async { metric(&p, "canary_access_log_reopened_total").await == 1 }).await);
     for i in 0..100 {
         assert_eq!(get(&c, p.proxy, "/", &[("x-request-id", &format!("b-{i}"))]).await.0, 200);
     }
-    eventually(10, || async { metric(&p, "canary_access_log_lines_total").await == 200 }).await;
+    assert!(eventually(10, || async { metric(&p, "canary_access_log_lines_total").await == 200 }).await);
     let count = |f: &Path| std::fs::read_to_string(f).map_or(0, |t| t.lines().count());
     let (rotated, current) = (count(&dir.path().join("access.log.1")), count(&path));
     assert_eq!(
