@@ -54,9 +54,6 @@ pub struct AccessLog {
     pub counts: Arc<Counts>,
     reopen: AtomicBool,
     shelves: Shelves,
-    /// Set by [`AccessLog::close`]: the writer writes what is left and ends.
-    closing: AtomicBool,
-    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl AccessLog {
@@ -71,27 +68,20 @@ impl AccessLog {
             counts: Arc::default(),
             reopen: AtomicBool::new(false),
             shelves: Shelves::new(options_queue),
-            closing: AtomicBool::new(false),
-            writer: std::sync::Mutex::new(None),
         });
-        let handle = writer::spawn(Arc::clone(&log), sink)?;
-        *log.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
+        log.shelves.attach(writer::spawn(Arc::clone(&log), sink)?);
         Ok(log)
     }
 
     /// Writes what the shelves hold and stops the writer, waiting for it:
     /// at shutdown, once the workers are done, so no line is lost.
     pub fn close(&self) {
-        self.closing.store(true, Ordering::Relaxed);
-        let handle = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
+        self.shelves.close();
     }
 
     /// Whether the writer should write what is left and end.
     fn closing(&self) -> bool {
-        self.closing.load(Ordering::Relaxed)
+        self.shelves.closing()
     }
 
     /// A new shelf, for one worker.

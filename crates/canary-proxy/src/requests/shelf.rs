@@ -5,8 +5,9 @@
 //! milliseconds. A full shelf drops the entry and counts it.
 
 use super::entry::Entry;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 /// One worker's entries waiting.
 #[derive(Debug)]
@@ -38,18 +39,27 @@ impl Shelf {
     }
 }
 
-/// Every worker's shelf for one reader.
+/// Every worker's shelf for one reader, and the reader's thread.
 #[derive(Debug)]
 pub struct Shelves {
     list: Mutex<Vec<Arc<Shelf>>>,
     cap: usize,
     dropped: Arc<AtomicU64>,
+    /// Set by [`Shelves::close`]: the reader takes what is left and ends.
+    closing: AtomicBool,
+    reader: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Shelves {
     /// No shelf yet; each will hold at most `cap` entries.
     pub fn new(cap: usize) -> Shelves {
-        Shelves { list: Mutex::new(Vec::new()), cap: cap.max(1), dropped: Arc::default() }
+        Shelves {
+            list: Mutex::new(Vec::new()),
+            cap: cap.max(1),
+            dropped: Arc::default(),
+            closing: AtomicBool::new(false),
+            reader: Mutex::new(None),
+        }
     }
 
     /// A new shelf, for one worker.
@@ -77,5 +87,25 @@ impl Shelves {
     /// Entries dropped because a shelf was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Notes the reader's thread, for [`Shelves::close`] to wait for.
+    pub fn attach(&self, reader: JoinHandle<()>) {
+        *self.reader.lock().unwrap_or_else(PoisonError::into_inner) = Some(reader);
+    }
+
+    /// Tells the reader to take what is left and end, and waits for it: at
+    /// shutdown, once the workers are done, so nothing they left is lost.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        let reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(r) = reader {
+            let _ = r.join();
+        }
+    }
+
+    /// Whether the reader should take what is left and end.
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
     }
 }

@@ -52,9 +52,6 @@ pub struct Tracing {
     /// The threshold a draw is compared with: the ratio.
     threshold: u64,
     shelves: Shelves,
-    /// Set by [`Tracing::close`]: the exporter sends what is left and ends.
-    closing: std::sync::atomic::AtomicBool,
-    exporter: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Tracing {
@@ -66,29 +63,23 @@ impl Tracing {
             threshold: crate::requests::threshold(options.ratio),
             shelves: Shelves::new(options.queue),
             counts: Counts::default(),
-            closing: std::sync::atomic::AtomicBool::new(false),
-            exporter: std::sync::Mutex::new(None),
             options,
         });
         let handle = exporter::spawn(Arc::clone(&tracing), exporter)
             .map_err(|e| format!("cannot start the span exporter: {e}"))?;
-        *tracing.exporter.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
+        tracing.shelves.attach(handle);
         Ok(tracing)
     }
 
     /// Sends what the shelves hold and stops the exporter, waiting for it
     /// (each export bounded by its timeout): at shutdown.
     pub fn close(&self) {
-        self.closing.store(true, Ordering::Relaxed);
-        let handle = self.exporter.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
+        self.shelves.close();
     }
 
     /// Whether the exporter should send what is left and end.
     fn closing(&self) -> bool {
-        self.closing.load(Ordering::Relaxed)
+        self.shelves.closing()
     }
 
     /// A new shelf, for one worker.
