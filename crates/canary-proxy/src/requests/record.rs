@@ -197,11 +197,6 @@ impl Record {
         level(self.status, self.cause)
     }
 
-    /// Envoy's response flag, `-` for none.
-    pub fn flag(&self) -> &'static str {
-        self.cause.map_or("-", Cause::flag)
-    }
-
     /// Roughly the memory the record holds, for the log's bound in bytes.
     pub fn size(&self) -> usize {
         let strings = [&self.method, &self.path, &self.route, &self.user, &self.protocol, &self.client];
