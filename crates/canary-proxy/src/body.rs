@@ -156,6 +156,9 @@ pub struct Completion {
     /// The request's entry, drafted when it is to be written or kept (see
     /// `forward::journal`); completed and handed on when the body ends.
     pub log: Option<Box<Entry>>,
+    /// What an undrafted request's entry is made from, if its answer
+    /// breaks off.
+    pub brief: journal::Brief,
 }
 
 impl Completion {
@@ -223,12 +226,16 @@ impl Completion {
     }
 
     /// Completes the request's entry and hands it on (see
-    /// `forward::journal`): the drafted one, or for a request that failed
-    /// undrafted (its answer broke off mid-body) none is made, and the
-    /// failure is in the measurements and `recent_errors` only.
+    /// `forward::journal`): the drafted one, or for a request undrafted
+    /// whose answer broke off mid-body (a success until then), a brief one.
     fn hand_on(&mut self, end: Instant) {
         let cause = self.cause();
-        let Some(mut e) = self.log.take() else { return };
+        let Some(mut e) = self.log.take() else {
+            if let Some((c, why)) = cause {
+                journal::finish(&self.w, journal::undrafted(&self.w, &self.brief, &self.outcome, c, why));
+            }
+            return;
+        };
         e.time = crate::clock::at(end);
         e.status = self.outcome.status;
         e.duration_us = self.outcome.latency_us;

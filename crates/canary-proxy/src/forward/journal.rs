@@ -9,12 +9,14 @@
 //! end fills in the status, the time and the cause.
 
 use super::ctx::{Ctx, Worker};
+use crate::metrics::Outcome;
 use crate::requests::entry::{Entry, MAX_ENTRY_PATH, Protocol};
 use crate::requests::record::cut;
 use crate::requests::record::{Cause, Reason};
 use canary_core::Version;
-use canary_core::routing::Reason as Routed;
+use canary_core::routing::{Decision, Reason as Routed};
 use canary_core::time::UnixMs;
+use http::Method;
 
 /// Whether a request that reached its answer gets an entry: always while
 /// the access log is on; else when it is traced, a 5xx, a gRPC call, or
@@ -25,17 +27,87 @@ pub(super) fn wanted(ctx: &Ctx, status: u16) -> Option<bool> {
     (ctx.w.cfg.access_log.is_some() || traced || status >= 500 || ctx.grpc || sampled).then_some(sampled)
 }
 
-/// The entry of a request `version` serves, but for how and when it ended.
-pub(super) fn draft(ctx: &Ctx, version: Version, sampled: bool) -> Entry {
-    let who = &ctx.who;
-    let (reason, bucket) = match who.decision.reason {
-        _ if version != who.decision.version => (Reason::Fallback, None),
+/// Why a request went to `version` (routed by `decision`), and the user's
+/// bucket when that was the reason.
+fn reason(decision: Decision, version: Version) -> (Reason, Option<u16>) {
+    match decision.reason {
+        _ if version != decision.version => (Reason::Fallback, None),
         Routed::NoCanary => (Reason::NoCanary, None),
         Routed::Blocked => (Reason::Blocked, None),
         Routed::Excluded => (Reason::Excluded, None),
         Routed::Forced => (Reason::Forced, None),
         Routed::Bucket(b) => (Reason::Bucket, Some(b)),
-    };
+    }
+}
+
+/// The methods a [`Brief`] names by a number; another shows as `-`.
+const METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::OPTIONS,
+    Method::CONNECT,
+    Method::TRACE,
+];
+
+/// What an answer's body keeps of an undrafted request, in case it breaks
+/// off: small copies, which every request pays for (no path, no address),
+/// so a failure that comes mid-body still has a record.
+#[derive(Debug, Clone, Copy)]
+pub struct Brief {
+    user: u64,
+    decision: Decision,
+    /// The method's index in [`METHODS`], or past it.
+    method: u8,
+    protocol: Protocol,
+}
+
+/// The brief of the request of `ctx`.
+pub(super) fn brief(ctx: &Ctx) -> Brief {
+    let method = METHODS.iter().position(|m| *m == ctx.method).unwrap_or(METHODS.len()) as u8;
+    Brief { user: ctx.who.user, decision: ctx.who.decision, method, protocol: protocol(ctx) }
+}
+
+/// The entry of an undrafted request whose answer broke off: its path and
+/// client unknown, shown as `-` and unspecified.
+pub fn undrafted(w: &Worker, b: &Brief, o: &Outcome, cause: Cause, detail: &str) -> Box<Entry> {
+    let (reason, bucket) = reason(b.decision, o.version);
+    let method = METHODS.get(usize::from(b.method)).cloned();
+    Box::new(Entry {
+        time: crate::clock::now(),
+        version: o.version,
+        method: method.unwrap_or_else(|| Method::from_bytes(b"-").unwrap_or_default()),
+        path: "-".into(),
+        route: w.shard.route_label(o.route),
+        status: o.status,
+        upstream_status: o.status,
+        duration_us: o.latency_us,
+        upstream_us: None,
+        user: b.user,
+        user_key: None,
+        request_id: None,
+        reason,
+        bucket,
+        fallback: false,
+        cause: Some(cause),
+        detail: Some(detail.into()),
+        protocol: b.protocol,
+        client: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        bytes_in: 0,
+        bytes_out: 0,
+        sampled: false,
+        trace: None,
+        upstream: None,
+    })
+}
+
+/// The entry of a request `version` serves, but for how and when it ended.
+pub(super) fn draft(ctx: &Ctx, version: Version, sampled: bool) -> Entry {
+    let who = &ctx.who;
+    let (reason, bucket) = reason(who.decision, version);
     Entry {
         time: UnixMs::EPOCH,
         version,

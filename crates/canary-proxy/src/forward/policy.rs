@@ -60,8 +60,18 @@ impl Failure {
         match self {
             Failure::NotSent(_) => Cause::ConnectFailed,
             Failure::Timeout => Cause::Timeout,
+            Failure::Failed(e) if is_protocol_error(e.as_ref()) => Cause::ProtocolError,
             Failure::Failed(_) => Cause::Reset,
         }
+    }
+}
+
+/// Whether the upstream's answer was not valid HTTP (Envoy's UPE), rather
+/// than cut off: from the in-task exchange or from hyper's parser.
+fn is_protocol_error(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    match e.downcast_ref::<crate::upstream::h1::ExchangeError>() {
+        Some(x) => matches!(x, crate::upstream::h1::ExchangeError::Protocol(_)),
+        None => e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse),
     }
 }
 

@@ -67,6 +67,7 @@ pub(super) fn respond(
         latency_at_head: false,
         grpc: None,
         log,
+        brief: journal::brief(ctx),
     };
     if ctx.grpc && status == 200 {
         watch_grpc(ctx, &parts.headers, &mut done);

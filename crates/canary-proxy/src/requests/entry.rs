@@ -175,7 +175,8 @@ impl Entry {
             cause: self.cause,
             detail: self.detail.as_deref().map(str::to_string),
             protocol: self.protocol.as_str().into(),
-            client: self.client.to_string(),
+            // Unspecified: not known (see `forward::journal::undrafted`).
+            client: if self.client.is_unspecified() { "-".into() } else { self.client.to_string() },
         }
     }
 }

@@ -22,15 +22,24 @@ const BATCH: usize = 512;
 /// How long the collector has to answer an export.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The exporter for `endpoint`, which is a collector's base URL
-/// (`http://collector:4318`) or its full traces URL.
-pub fn build(endpoint: &str, service: &str) -> Result<SpanExporter, String> {
+/// The exporter for the collector at `o.endpoint`, a base URL
+/// (`http://collector:4318`) or its full traces URL; an `https://` one is
+/// checked against the system's roots, or `o.ca_file`'s.
+pub fn build(o: &super::Options) -> Result<SpanExporter, String> {
+    let endpoint = o.endpoint.as_str();
     let url = if endpoint.trim_end_matches('/').ends_with("/v1/traces") {
         endpoint.to_string()
     } else {
         format!("{}/v1/traces", endpoint.trim_end_matches('/'))
     };
-    let client = opentelemetry_http::hyper::HyperClient::with_default_connector(TIMEOUT, None);
+    let tls = crate::tls::client::verifying(o.ca_file.as_deref(), "tracing.ca_file")
+        .map_err(|e| format!("tracing.ca_file: {e}"))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = opentelemetry_http::hyper::HyperClient::new(connector, TIMEOUT, None);
     let mut exporter = SpanExporter::builder()
         .with_http()
         .with_http_client(client)
@@ -40,7 +49,7 @@ pub fn build(endpoint: &str, service: &str) -> Result<SpanExporter, String> {
         .build()
         .map_err(|e| format!("tracing.otlp: cannot build the OTLP exporter for {endpoint}: {e}"))?;
     let resource = Resource::builder_empty()
-        .with_service_name(service.to_string())
+        .with_service_name(o.service.clone())
         .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
     exporter.set_resource(&resource);

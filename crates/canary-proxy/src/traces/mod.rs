@@ -21,8 +21,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// What tracing is told.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
-    /// The collector: its base URL or its traces URL.
+    /// The collector: its base URL or its traces URL, `http://` or
+    /// `https://`.
     pub endpoint: String,
+    /// The CA certificates (PEM) an `https://` collector's certificate is
+    /// checked against, instead of the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// The share of requests without a sampled parent that are traced (0 to 1).
     pub ratio: f64,
     /// Whether a request without `traceparent` is given one (sent upstream).
@@ -58,7 +62,7 @@ impl Tracing {
     /// Builds the exporter (a bad endpoint is refused here, at start) and
     /// starts its thread.
     pub fn start(options: Options) -> Result<Arc<Tracing>, String> {
-        let exporter = exporter::build(&options.endpoint, &options.service)?;
+        let exporter = exporter::build(&options)?;
         let tracing = Arc::new(Tracing {
             threshold: crate::requests::threshold(options.ratio),
             shelves: Shelves::new(options.queue),

@@ -16,7 +16,8 @@
 //! queue = 65536           # lines waiting to be written; past it they are dropped and counted
 //!
 //! [tracing]
-//! otlp = "http://collector:4318"   # OTLP/HTTP; no collector: no span is exported
+//! otlp = "http://collector:4318"   # OTLP/HTTP (or https://); no collector: no span is exported
+//! ca_file = "/etc/canary/collector-ca.pem"  # https: trust these CAs, not the system's
 //! ratio = 0.1             # the share of requests without a sampled parent that are traced
 //! make_traceparent = true # give a request without traceparent one (sent upstream)
 //! service_name = "canary"
@@ -119,6 +120,7 @@ pub(super) struct FileTracing {
     make_traceparent: Option<bool>,
     service_name: Option<String>,
     queue: Option<usize>,
+    ca_file: Option<PathBuf>,
 }
 
 /// Tracing's options; `None` without a collector (no span is exported).
@@ -127,7 +129,8 @@ pub(super) fn tracing(f: &FileTracing, o: &Origin<'_>) -> Result<Option<TraceOpt
         let given = f.ratio.is_some()
             || f.make_traceparent.is_some()
             || f.service_name.is_some()
-            || f.queue.is_some();
+            || f.queue.is_some()
+            || f.ca_file.is_some();
         if given {
             let why =
                 "set `otlp` (the collector, e.g. \"http://collector:4318\"): without it no span is exported";
@@ -135,16 +138,19 @@ pub(super) fn tracing(f: &FileTracing, o: &Origin<'_>) -> Result<Option<TraceOpt
         }
         return Ok(None);
     };
-    if !endpoint.starts_with("http://") {
-        let why = if endpoint.starts_with("https://") {
-            format!(
-                "`{endpoint}`: spans are sent over plain HTTP only for now; point it at a collector \
-                 (or its agent) on the host or network, e.g. \"http://collector:4318\""
-            )
-        } else {
-            format!("`{endpoint}`: expected the collector's OTLP/HTTP URL, e.g. \"http://collector:4318\"")
-        };
+    let https = endpoint.starts_with("https://");
+    if !https && !endpoint.starts_with("http://") {
+        let why = format!(
+            "`{endpoint}`: expected the collector's OTLP/HTTP URL, e.g. \"http://collector:4318\" or \"https://collector:4318\""
+        );
         return Err(o.err(false, "tracing.otlp", "", why));
+    }
+    if let Some(ca) = f.ca_file.as_ref().filter(|_| !https) {
+        let why = format!(
+            "`{}` is for an https:// collector, and `{endpoint}` is plain HTTP: remove it or use https://",
+            ca.display()
+        );
+        return Err(o.err(false, "tracing.ca_file", "", why));
     }
     let ratio = f.ratio.unwrap_or(0.1);
     if !(0.0..=1.0).contains(&ratio) {
@@ -154,6 +160,7 @@ pub(super) fn tracing(f: &FileTracing, o: &Origin<'_>) -> Result<Option<TraceOpt
     }
     Ok(Some(TraceOptions {
         endpoint: endpoint.to_string(),
+        ca_file: f.ca_file.clone(),
         ratio,
         make: f.make_traceparent.unwrap_or(true),
         service: f.service_name.clone().unwrap_or_else(|| "canary".into()),
@@ -178,8 +185,10 @@ mod tests {
         let t = parse("otlp = \"http://c:4318\"").unwrap().unwrap();
         assert_eq!((t.ratio, t.make, t.service.as_str()), (0.1, true, "canary"));
         assert!(parse("").unwrap().is_none());
+        let t = parse("otlp = \"https://c:4318\"\nca_file = \"/x.pem\"").unwrap().unwrap();
+        assert_eq!(t.ca_file.as_deref(), Some(std::path::Path::new("/x.pem")));
         for (bad, says) in [
-            ("otlp = \"https://c:4318\"", "plain HTTP only"),
+            ("otlp = \"http://c:4318\"\nca_file = \"/x.pem\"", "for an https:// collector"),
             ("otlp = \"c:4318\"", "OTLP/HTTP URL"),
             ("otlp = \"http://c\"\nratio = 2.0", "not a share"),
             ("ratio = 0.5", "set `otlp`"),

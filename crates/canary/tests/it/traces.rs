@@ -24,6 +24,15 @@ struct Receiver {
 
 impl Receiver {
     async fn start() -> Receiver {
+        Receiver::start_with(None).await
+    }
+
+    /// A receiver that speaks TLS only, with `tls`'s certificate.
+    async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Receiver {
+        Receiver::start_with(Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let spans = Arc::new(Mutex::new(Vec::new()));
@@ -31,7 +40,7 @@ impl Receiver {
         tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else { return };
-                let kept = Arc::clone(&kept);
+                let (kept, tls) = (Arc::clone(&kept), tls.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let kept = Arc::clone(&kept);
@@ -49,8 +58,14 @@ impl Receiver {
                             Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
                         }
                     });
-                    let io = hyper_util::rt::TokioIo::new(sock);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        Some(tls) => match tls.accept(sock).await {
+                            Ok(s) => http.serve_connection(hyper_util::rt::TokioIo::new(s), svc).await,
+                            Err(_) => return,
+                        },
+                        None => http.serve_connection(hyper_util::rt::TokioIo::new(sock), svc).await,
+                    };
                 });
             }
         });
@@ -126,4 +141,50 @@ async fn every_request_is_a_span_in_the_clients_trace_with_the_version_that_serv
     };
     let (_, _, metrics) = get(&c, p.admin, "/metrics", &[]).await;
     assert!(exported(&metrics) >= 2, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_reach_an_https_collector_whose_certificate_the_configured_ca_signed() {
+    let ca = TestCa::new("collector-ca");
+    let receiver = Receiver::start_tls(ca.leaf("localhost").server_config()).await;
+    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let cfg = dir.path().join("canary.toml");
+    let port = receiver.addr.port();
+    let toml = format!(
+        "[tracing]\notlp = \"https://localhost:{port}\"\nca_file = \"{}\"\nratio = 1.0\n",
+        ca_file.display()
+    );
+    std::fs::write(&cfg, toml).unwrap();
+    let (cfg, state) = (cfg.display().to_string(), arg(dir.path(), "state.db"));
+    let p = serve_proc(&stable, &state, &["--config", &cfg]);
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let traceparent = format!("00-{trace}-b7ad6b7169203331-01");
+    let (status, _, _) = get(&client(), p.proxy, "/", &[("traceparent", &traceparent)]).await;
+    assert_eq!(status, 200);
+    let span = receiver.span_of(&hex(trace)).await;
+    assert_eq!(attr(&span, "canary.version"), Some(Value::StringValue("stable".into())));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_collector_with_an_untrusted_certificate_gets_no_span_and_the_loss_is_counted() {
+    // The collector's certificate is signed by a CA canary was not told of:
+    // nothing is sent in clear instead, and the failed export is counted.
+    let receiver = Receiver::start_tls(TestCa::new("unknown-ca").leaf("localhost").server_config()).await;
+    let (stable, dir) = (Upstream::start("stable"), tempdir());
+    let cfg = dir.path().join("canary.toml");
+    let toml = format!("[tracing]\notlp = \"https://localhost:{}\"\nratio = 1.0\n", receiver.addr.port());
+    std::fs::write(&cfg, toml).unwrap();
+    let (cfg, state) = (cfg.display().to_string(), arg(dir.path(), "state.db"));
+    let p = serve_proc(&stable, &state, &["--config", &cfg]);
+    let c = client();
+    assert_eq!(get(&c, p.proxy, "/", &[]).await.0, 200);
+    let failed = eventually(15, || async {
+        let (_, _, m) = get(&c, p.admin, "/metrics", &[]).await;
+        m.lines().any(|l| l.starts_with("canary_trace_spans_total{outcome=\"failed\"}") && !l.ends_with(" 0"))
+    })
+    .await;
+    assert!(failed, "the failed export is counted");
+    assert!(receiver.spans.lock().unwrap().is_empty(), "no span got through");
 }

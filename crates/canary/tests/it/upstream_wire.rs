@@ -169,7 +169,9 @@ async fn pooled_connections_the_upstream_closed_cost_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_answers_are_502_or_a_cut_body_and_counted() {
     let (up, _) = raw_upstream().await;
-    let (srv, _dir) = start_in_front_of(up).await;
+    // No success sampled into the request log: the cut body's record must
+    // come from the failure itself, not from a draft made for the sample.
+    let (srv, _dir) = start_with(up, |c| c.logs.sample = 0.0).await;
     let c = client();
     for path in ["/garbage", "/bad-length"] {
         let (status, _, body) = get(&c, srv.proxy_addr, path, &[]).await;
@@ -191,6 +193,22 @@ async fn broken_answers_are_502_or_a_cut_body_and_counted() {
     assert!(
         stable_failures_reach(srv.admin_addr, 3).await,
         "two bad heads and one cut body count as upstream failures"
+    );
+    // The cut body is an error in the request log, though its status was
+    // 200 and nothing drafted it: `canary logs --errors` shows it.
+    let logs = admin_json(&c, srv.admin_addr, "/api/v2/logs?errors=true&since=10m").await;
+    let bad_heads = logs["records"].as_array().unwrap().iter().filter(|r| r["status"] == 502);
+    assert!(bad_heads.clone().count() == 2, "{logs}");
+    assert!(
+        bad_heads.into_iter().all(|r| r["cause"] == "protocol_error"),
+        "not HTTP is UPE, not a reset: {logs}"
+    );
+    let cut: Vec<_> = logs["records"].as_array().unwrap().iter().filter(|r| r["status"] == 200).collect();
+    assert_eq!(cut.len(), 1, "one record of the cut body: {logs}");
+    assert_eq!((&cut[0]["cause"], &cut[0]["route"]), (&"reset".into(), &"/truncated".into()), "{logs}");
+    assert_eq!(
+        (&cut[0]["status"], &cut[0]["method"], &cut[0]["version"]),
+        (&200.into(), &"GET".into(), &"stable".into())
     );
     srv.shutdown();
 }
