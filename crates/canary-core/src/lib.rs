@@ -26,6 +26,8 @@
 //! - [`stats`]: the Wilson interval, for the figures reports show.
 //! - [`sequential`]: tests that stay honest under repeated looks (mixture
 //!   likelihood ratios, CUSUM) behind every repeated decision of the judge.
+//! - [`shadow`]: comparing the canary's answers to copies with stable's, beyond
+//!   stable's own noise, and judging them.
 //! - [`rollout`]: the rollout state machine (time passed in, decisions out).
 //! - [`sim`]: a seeded traffic model driving rollouts in simulated time.
 //! - [`time`]: [`time::UnixMs`], the one type of instants, and its conversions.
@@ -50,6 +52,7 @@ pub mod rollout;
 pub mod route_label;
 pub mod routing;
 pub mod sequential;
+pub mod shadow;
 pub mod share;
 pub mod sim;
 pub mod stats;
