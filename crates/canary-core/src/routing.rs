@@ -29,6 +29,9 @@ pub struct RoutingTable {
     /// The canary was rolled back: nothing reaches it, overrides included,
     /// until the next deploy (or a person forces a share on it).
     pub canary_blocked: bool,
+    /// A shadow step: the canary serves no user by share, and copies of
+    /// requests stable serves are sent to it and compared.
+    pub shadow: bool,
 }
 
 /// Why a request went where it went.
@@ -100,6 +103,7 @@ mod tests {
             excludes: Excludes::new(&["/api/admin/*"]).unwrap(),
             has_canary: true,
             canary_blocked: false,
+            shadow: false,
         }
     }
 

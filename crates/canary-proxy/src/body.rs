@@ -159,11 +159,16 @@ pub struct Completion {
     /// What an undrafted request's entry is made from, if its answer
     /// breaks off.
     pub brief: journal::Brief,
+    /// Stable's answer being captured for a shadow comparison.
+    pub shadow: Option<Box<crate::shadow::tee::Tee>>,
 }
 
 impl Completion {
     fn finish(&mut self, body: &mut UpstreamBody, clean: bool) {
         self.finished = true;
+        if let Some(tee) = self.shadow.take() {
+            if clean { (*tee).complete() } else { (*tee).abandon() }
+        }
         match self.conn.take().filter(|_| clean) {
             Some(Recycle::Hyper(c)) => self.w.pool.put(c),
             Some(Recycle::H1(key)) => {
@@ -205,6 +210,9 @@ impl Drop for Completion {
         self.w.shard.record(self.outcome, now);
         self.w.shard.end(self.outcome.version);
         self.hand_on(now);
+        if let Some(tee) = self.shadow.take() {
+            (*tee).abandon();
+        }
     }
 }
 
@@ -271,6 +279,11 @@ impl Body for ProxyBody {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let (Some(e), Some(data)) = (done.log.as_mut(), frame.data_ref()) {
                         e.bytes_out += data.len() as u64;
+                    }
+                    if let (Some(tee), Some(data)) = (done.shadow.as_mut(), frame.data_ref())
+                        && !tee.push(data)
+                    {
+                        done.shadow = None;
                     }
                     if let Some(trailers) = frame.trailers_ref().filter(|_| done.grpc.is_some()) {
                         done.grpc_ended(Some(trailers));

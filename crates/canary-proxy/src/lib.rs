@@ -49,6 +49,7 @@ mod reply;
 pub mod requests;
 pub mod routes;
 pub mod settings;
+pub mod shadow;
 pub mod tls;
 pub mod traces;
 mod upstream;

@@ -31,4 +31,7 @@ pub struct Settings {
     pub access_log: Option<std::sync::Arc<crate::access_log::AccessLog>>,
     /// Tracing, when spans are exported.
     pub tracing: Option<std::sync::Arc<crate::traces::Tracing>>,
+    /// Shadow traffic's machinery (it copies only while the routing table
+    /// says so).
+    pub shadow: Option<std::sync::Arc<crate::shadow::Shadow>>,
 }

@@ -64,6 +64,8 @@ pub struct Change {
     pub upstreams: Option<Upstreams>,
     /// Block the canary (a rollback) or lift the block (a deploy, a forced adjust).
     pub blocked: Option<bool>,
+    /// Start (`true`) or end a shadow step: copies of requests to the canary.
+    pub shadow: Option<bool>,
 }
 
 /// What is persisted beside the routing table.
@@ -262,6 +264,9 @@ impl Live {
         if let Some(b) = change.blocked {
             new.canary_blocked = b;
         }
+        if let Some(on) = change.shadow {
+            new.shadow = on;
+        }
         if let Some(h) = change.flags_hash {
             new_meta.flags_hash = Some(h);
         }
@@ -305,6 +310,7 @@ fn restore(
 ) -> (RoutingTable, Upstreams, Meta) {
     table.share = Share::from_basis_points(p.share_bp).unwrap_or(table.share);
     table.canary_blocked = p.canary_blocked;
+    table.shadow = p.shadow;
     // Patterns were validated before they were saved; a file edited by hand
     // into an invalid state keeps the config's excludes instead.
     if let Ok(ex) = Excludes::new(&p.excludes) {
@@ -393,11 +399,16 @@ fn persisted(t: &RoutingTable, meta: &Meta) -> PersistedRouting {
         flags_hash: meta.flags_hash.clone(),
         upstreams: meta.pinned.clone(),
         canary_blocked: t.canary_blocked,
+        shadow: t.shadow,
     }
 }
 
 fn describe(t: &RoutingTable) -> serde_json::Value {
-    json!({"share": t.share.percent(), "excludes": t.excludes.patterns(), "canary_blocked": t.canary_blocked})
+    let mut v = json!({"share": t.share.percent(), "excludes": t.excludes.patterns(), "canary_blocked": t.canary_blocked});
+    if t.shadow {
+        v["shadow"] = json!(true);
+    }
+    v
 }
 
 fn kind(old: &RoutingTable, new: &RoutingTable) -> EventKind {
@@ -405,6 +416,9 @@ fn kind(old: &RoutingTable, new: &RoutingTable) -> EventKind {
     // (the detail's `canary_blocked` tells the rest).
     if old.canary_blocked != new.canary_blocked && old.share == new.share {
         return if new.canary_blocked { EventKind::CanaryBlocked } else { EventKind::CanaryUnblocked };
+    }
+    if old.shadow != new.shadow && old.share == new.share && old.excludes == new.excludes {
+        return EventKind::RoutingChanged;
     }
     match (old.share != new.share, old.excludes != new.excludes) {
         (true, false) => EventKind::ShareChanged,

@@ -56,6 +56,8 @@ pub struct Running {
     pub controller: Arc<Mutex<Controller>>,
     /// The cluster this replica joined, if any.
     pub joined: Option<Joined>,
+    /// Shadow traffic's copies and what they came to.
+    pub shadow: Arc<canary_proxy::shadow::Shadow>,
     /// The access log and the span exporter, closed last at shutdown.
     outlets: (Option<Arc<AccessLog>>, Option<Arc<Tracing>>),
     /// The one shutdown signal: the controller, the proxy workers and the
@@ -102,7 +104,14 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let access_log = start_access_log(&cfg)?;
     let tracing = cfg.tracing.clone().map(Tracing::start).transpose().map_err(StartError::Config)?;
     let stop = CancellationToken::new();
-    let settings = Arc::new(settings(&cfg, secret, (access_log.clone(), tracing.clone())));
+    let shadow = canary_proxy::shadow::Shadow::start(
+        cfg.shadow.clone(),
+        live.routes(),
+        Arc::clone(&proxy_tls.upstreams),
+    )
+    .map_err(|e| StartError::Io(format!("cannot start the shadow thread: {e}")))?;
+    let settings =
+        Arc::new(settings(&cfg, secret, (access_log.clone(), tracing.clone()), Arc::clone(&shadow)));
     let (proxy_addr, mut threads) = proxy::start(settings, live.routes(), &metrics, &proxy_tls, stop.clone())
         .map_err(|e| StartError::Io(format!("proxy: cannot listen on {}: {e}", cfg.listen)))?;
     let ctl = Controller::load(Arc::clone(&live), Arc::clone(&metrics), &cfg)
@@ -143,7 +152,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         Sidecar { upstream_tls: proxy_tls.upstreams, rotations, admin_tls: admin_tls.map(|a| a.server) };
     threads.push(spawn_admin(admin_sock, state, side, stop.clone())?);
     let outlets = (access_log, tracing);
-    Ok(Running { proxy_addr, admin_addr, live, metrics, controller, joined, outlets, stop, threads })
+    Ok(Running { proxy_addr, admin_addr, live, metrics, controller, joined, shadow, outlets, stop, threads })
 }
 
 /// The SQLite file, or with `--etcd` the cluster's shared state.
@@ -235,6 +244,7 @@ fn table(cfg: &ServeConfig) -> RoutingTable {
         excludes: cfg.excludes.clone(),
         has_canary: cfg.canary.is_some(),
         canary_blocked: false,
+        shadow: false,
     }
 }
 
@@ -243,6 +253,7 @@ fn settings(
     cfg: &ServeConfig,
     user_secret: UserKeySecret,
     (access_log, tracing): (Option<Arc<AccessLog>>, Option<Arc<Tracing>>),
+    shadow: Arc<canary_proxy::shadow::Shadow>,
 ) -> Settings {
     Settings {
         listen: cfg.listen,
@@ -255,6 +266,7 @@ fn settings(
         user_secret,
         access_log,
         tracing,
+        shadow: Some(shadow),
     }
 }
 

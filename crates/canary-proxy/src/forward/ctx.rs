@@ -129,6 +129,9 @@ pub struct Ctx {
     /// The route's label, taken with its index while the access log is on
     /// (every request's entry needs it).
     pub(super) route_label: Option<Arc<str>>,
+    /// The copy to send the canary once stable answered, during a shadow
+    /// step (see `shadow`).
+    pub(super) shadow: Option<Box<crate::shadow::tee::Copy>>,
 }
 
 /// Who sent a request and where routing sent it: what its record needs
@@ -174,7 +177,22 @@ impl Ctx {
     ) -> Ctx {
         let version = http::Version::HTTP_11;
         let (grpc, te_trailers, raw_head, bytes_in) = (false, false, true, 0);
-        Ctx { w, route, start, method, uri, version, grpc, te_trailers, raw_head, who, bytes_in, route_label }
+        let shadow = None;
+        Ctx {
+            w,
+            route,
+            start,
+            method,
+            uri,
+            version,
+            grpc,
+            te_trailers,
+            raw_head,
+            who,
+            bytes_in,
+            route_label,
+            shadow,
+        }
     }
 
     /// The request's method.

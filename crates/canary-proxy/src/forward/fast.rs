@@ -17,11 +17,12 @@
 use super::ctx::{Ctx, Peer, Worker};
 use super::policy::{self, After, Failure};
 use super::respond::respond;
-use super::route::{Fields, decide_with, name_request, trace_request};
+use super::route::{Fields, decide_with, name_request, shadow_copy, trace_request};
 use super::send::{H1Want, Sent, exchange_h1};
 use crate::body::ProxyBody;
 use crate::client::h1_fast::head::Plain;
 use crate::routes::Upstreams;
+use crate::shadow;
 use crate::upstream::h1;
 use arc_swap::Guard;
 use canary_core::upstream::Upstream;
@@ -62,15 +63,23 @@ fn begin(w: Arc<Worker>, peer: &Peer, req: &Plain, start: Instant) -> (Ctx, Vers
     let norm = path::normalize(req.uri.path());
     let user = req.value(req.seen.user);
     let fields = Fields { canary: req.value(req.seen.canary), user, cookies: || req.cookies() };
-    let mut who = decide_with(&w.routes.routing(), &fields.facts(&w.cfg, &norm, peer), &w.cfg);
+    let table = w.routes.routing();
+    let mut who = decide_with(&table, &fields.facts(&w.cfg, &norm, peer), &w.cfg);
     // Checked by httparse, whose rules are `http`'s: the conversion holds.
     let sent = req.value(req.seen.request_id).and_then(|v| HeaderValue::from_bytes(v).ok());
     name_request(&mut who, sent, &w);
     trace_request(&mut who, req.value(req.seen.traceparent), &w);
     let to = who.decision.version;
     let route = w.shard.route_named(&w.cfg.routes.label(&norm), w.shelf.is_some());
-    drop(norm);
-    (Ctx::fast(w, route, start, (req.method.clone(), req.uri.clone()), who), to)
+    let mut ctx = Ctx::fast(w, route, start, (req.method.clone(), req.uri.clone()), who);
+    if table.shadow {
+        // The fast path takes no body and no upgrade.
+        let f = shadow::pick::Facts { method: &req.method, path: &norm, upgrade: false, body: Some(0) };
+        ctx.shadow = shadow_copy(&ctx, &table, &f, || req.to_parts().headers);
+        // Stable's answer is compared, so its head is read into a header map.
+        ctx.raw_head = ctx.shadow.is_none();
+    }
+    (ctx, to)
 }
 
 async fn forward(
@@ -106,7 +115,7 @@ async fn send(
     let want = H1Want {
         timeout: ctx.w.cfg.proxy.response_timeout,
         head_request: req.method == Method::HEAD,
-        raw_head: true,
+        raw_head: ctx.raw_head,
     };
     exchange_h1(&ctx.w.pool, up, want, timer, |out| encode(out, ctx, req, up, peer)).await
 }

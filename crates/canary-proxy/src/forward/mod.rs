@@ -75,7 +75,7 @@ pub async fn handle_parts(
     let start = Instant::now();
     let (mut ctx, version, hop) =
         route::begin(w, peer, &parts.method, &parts.uri, parts.version, &parts.headers, start);
-    ctx.raw_head = !ctx.grpc;
+    ctx.raw_head = !ctx.grpc && ctx.shadow.is_none();
     if hop {
         strip_present(&mut parts.headers);
     }

@@ -68,11 +68,26 @@ pub(super) fn respond(
         grpc: None,
         log,
         brief: journal::brief(ctx),
+        shadow: shadowed(ctx, version, status, &parts.headers),
     };
     if ctx.grpc && status == 200 {
         watch_grpc(ctx, &parts.headers, &mut done);
     }
     Response::from_parts(parts, ProxyBody::Upstream { inner, done })
+}
+
+/// During a shadow step, the capture of stable's answer to a request to
+/// copy (see `shadow::tee`).
+fn shadowed(
+    ctx: &Ctx,
+    version: Version,
+    status: u16,
+    headers: &http::HeaderMap,
+) -> Option<Box<crate::shadow::tee::Tee>> {
+    let copy = ctx.shadow.as_ref().filter(|_| version == Version::Stable)?;
+    let shadow = ctx.w.cfg.shadow.as_ref()?;
+    let status = http::StatusCode::from_u16(status).ok()?;
+    crate::shadow::tee::Tee::begin(shadow, copy.clone(), status, headers)
 }
 
 /// A gRPC call's response head: its latency is taken now (a stream may last

@@ -29,7 +29,8 @@ pub(super) fn begin(
     start: Instant,
 ) -> (Ctx, Version, bool) {
     let norm = path::normalize(uri.path());
-    let mut who = decide_with(&w.routes.routing(), &facts(&w.cfg, headers, &norm, peer), &w.cfg);
+    let table = w.routes.routing();
+    let mut who = decide_with(&table, &facts(&w.cfg, headers, &norm, peer), &w.cfg);
     name_request(&mut who, headers.get(&X_REQUEST_ID).cloned(), &w);
     trace_request(&mut who, headers.get(&TRACEPARENT).map(HeaderValue::as_bytes), &w);
     let to = who.decision.version;
@@ -39,7 +40,6 @@ pub(super) fn begin(
         Some(label) => w.shard.route_named(label, named),
         None => w.shard.route_named(&w.cfg.routes.label(&norm), named),
     };
-    drop(norm);
     // An upgrade needs `Connection: upgrade`, a hop-by-hop header: the usual
     // request, which has none, pays only for the scan stripping needs anyway.
     let hop = has_hop_by_hop(headers);
@@ -51,7 +51,7 @@ pub(super) fn begin(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let raw_head = false;
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         route,
         start,
         method,
@@ -64,8 +64,55 @@ pub(super) fn begin(
         who,
         bytes_in,
         route_label,
+        shadow: None,
     };
+    if table.shadow {
+        let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+        let upgrade = hop && crate::headers::asks_upgrade(headers);
+        // A copy carries no body yet: a request with one is skipped (counted
+        // under `body`) rather than sent to the canary without it.
+        let body = (!chunked && bytes_in == 0).then_some(0);
+        let f = crate::shadow::pick::Facts { method: &ctx.method, path: &norm, upgrade, body };
+        ctx.shadow = shadow_copy(&ctx, &table, &f, || headers.clone());
+    }
     (ctx, to, hop)
+}
+
+/// During a shadow step, the copy of a request routed to stable by its
+/// bucket, if it is one to copy (see `shadow::pick`); `headers` makes the
+/// client's header map, only for a request chosen.
+pub(super) fn shadow_copy(
+    ctx: &Ctx,
+    table: &canary_core::RoutingTable,
+    f: &crate::shadow::pick::Facts<'_>,
+    headers: impl FnOnce() -> http::HeaderMap,
+) -> Option<Box<crate::shadow::tee::Copy>> {
+    use canary_core::routing::Reason;
+    let shadow = ctx.w.cfg.shadow.as_ref()?;
+    let d = ctx.who.decision;
+    let bucketed = d.version == Version::Stable && matches!(d.reason, Reason::Bucket(_));
+    if !(table.shadow && table.has_canary && !table.canary_blocked && bucketed) {
+        return None;
+    }
+    let now_s = crate::clock::now().as_millis() / 1000;
+    match crate::shadow::pick::choose(shadow, f, ctx.w.ids.random(), now_s) {
+        Ok(noise) => {
+            let route = ctx.route_label.clone().unwrap_or_else(|| ctx.w.shard.route_label(ctx.route));
+            Some(crate::shadow::pick::copy(
+                shadow,
+                route,
+                &ctx.method,
+                &ctx.uri,
+                headers(),
+                bytes::Bytes::new(),
+                noise,
+            ))
+        }
+        Err(why) => {
+            shadow.skip(why);
+            None
+        }
+    }
 }
 
 /// Whether `TE` names `trailers`.

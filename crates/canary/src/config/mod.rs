@@ -24,6 +24,7 @@ pub use tls::{AdminTls, TlsFiles, UpstreamTls};
 
 mod cluster;
 mod logs;
+mod shadow;
 mod tls;
 
 /// The rollout name used when none is configured: the seed's flag name.
@@ -76,6 +77,8 @@ pub struct ServeConfig {
     pub access_log: Option<canary_proxy::access_log::Options>,
     /// Spans exported over OTLP (`[tracing]`), if a collector is named.
     pub tracing: Option<canary_proxy::traces::Options>,
+    /// What a shadow step copies and compares (`[shadow]`).
+    pub shadow: canary_proxy::shadow::Options,
     /// The `grpc-status` codes that count as errors (`[metrics] grpc_error_codes`).
     pub grpc_errors: canary_core::grpc_codes::Codes,
     /// The default rollout plan.
@@ -228,6 +231,8 @@ struct FileConfig {
     access_log: logs::FileAccessLog,
     #[serde(default)]
     tracing: logs::FileTracing,
+    #[serde(default)]
+    shadow: shadow::FileShadow,
     #[serde(default)]
     plan: FilePlan,
     #[serde(default)]
@@ -418,6 +423,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         None => None,
     };
     let admin = addr(pick(&cli.admin, &f.admin), "127.0.0.1:9090", o, "admin", "--admin")?;
+    let proxy = proxy(&f.proxy, o)?;
     Ok(ServeConfig {
         listen: addr(pick(&cli.listen, &f.listen), "127.0.0.1:8080", o, "listen", "--listen")?,
         admin,
@@ -439,7 +445,8 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         user_key: user_key(&f.routing, o)?,
         version_header: f.routing.version_header.unwrap_or(true),
         upgraded_on_rollback: on_rollback(&f.routing, o)?,
-        proxy: proxy(&f.proxy, o)?,
+        shadow: shadow::shadow(&f.shadow, o, proxy.response_timeout)?,
+        proxy,
         routes: RouteTemplates::new(
             f.metrics.routes.as_deref().unwrap_or(&[]),
             f.metrics.route_depth.unwrap_or(3),

@@ -128,6 +128,10 @@ pub struct PersistedRouting {
     /// The canary was rolled back: no traffic reaches it until a deploy.
     #[serde(default)]
     pub canary_blocked: bool,
+    /// A shadow step is on: copies of requests go to the canary. Written
+    /// only when on, so a state without a shadow step reads as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// One event in the log.

@@ -331,6 +331,7 @@ mod tests {
             flags_hash: None,
             upstreams: None,
             canary_blocked: true,
+            shadow: false,
         };
         {
             let s = Sqlite::open(&path).unwrap();

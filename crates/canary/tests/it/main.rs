@@ -40,6 +40,7 @@ mod reload;
 mod rollout;
 mod routing;
 mod runbook;
+mod shadow;
 mod shutdown;
 mod support;
 mod tls;

@@ -1,0 +1,135 @@
+//! A copied request and stable's answer to it, captured as the answer
+//! streams to the client: its head when it arrives, each body chunk as it
+//! passes (a reference to the same bytes, not a copy). The job is handed
+//! to the sender only when the client has had the whole answer.
+
+use super::{Shadow, Skip};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Uri};
+use std::sync::Arc;
+
+/// The request to send again, as the canary will get it.
+#[derive(Debug, Clone)]
+pub struct Copy {
+    /// The route label it is measured and compared under.
+    pub route: Arc<str>,
+    /// The method.
+    pub method: Method,
+    /// The path and query, as the client sent them.
+    pub uri: Uri,
+    /// The client's headers, hop-by-hop ones and `Host` removed, the shadow
+    /// header added.
+    pub headers: HeaderMap,
+    /// The body (empty for most).
+    pub body: Bytes,
+    /// Whether stable is asked again too, to learn its noise.
+    pub noise: bool,
+}
+
+/// Stable's answer, whole.
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// A copy and stable's answer: what the sender sends and compares.
+#[derive(Debug)]
+pub struct Job {
+    /// The request.
+    pub copy: Box<Copy>,
+    /// Stable's answer to the user.
+    pub stable: Answer,
+}
+
+impl Job {
+    /// Roughly the bytes it holds, for the bound on memory.
+    pub fn size(&self) -> usize {
+        let head = |h: &HeaderMap| h.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum::<usize>();
+        self.copy.body.len()
+            + self.stable.body.len()
+            + head(&self.copy.headers)
+            + head(&self.stable.headers)
+            + 256
+    }
+}
+
+/// Stable's answer being captured.
+#[derive(Debug)]
+pub struct Tee {
+    shadow: Arc<Shadow>,
+    copy: Box<Copy>,
+    status: StatusCode,
+    headers: HeaderMap,
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+/// Whether a content type is server-sent events: a stream, never compared.
+fn is_event_stream(h: &HeaderMap) -> bool {
+    h.get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
+}
+
+impl Tee {
+    /// Starts capturing stable's answer with `status` and `headers` to
+    /// `copy`, unless it is one not compared (counted why).
+    pub fn begin(
+        shadow: &Arc<Shadow>,
+        copy: Box<Copy>,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Option<Box<Tee>> {
+        if is_event_stream(headers) {
+            shadow.skip(Skip::EventStream);
+            return None;
+        }
+        let declared = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > shadow.options.max_compare) {
+            shadow.skip(Skip::TooLarge);
+            return None;
+        }
+        let headers = headers.clone();
+        Some(Box::new(Tee { shadow: Arc::clone(shadow), copy, status, headers, chunks: Vec::new(), len: 0 }))
+    }
+
+    /// Adds a chunk of the body; `false` once the answer is over the limit
+    /// (the capture is then to be dropped, and was counted).
+    pub fn push(&mut self, data: &Bytes) -> bool {
+        self.len += data.len();
+        if self.len > self.shadow.options.max_compare {
+            self.shadow.skip(Skip::TooLarge);
+            return false;
+        }
+        self.chunks.push(data.clone());
+        true
+    }
+
+    /// The answer ended whole: the job is queued.
+    pub fn complete(self) {
+        let Tee { shadow, copy, status, headers, chunks, len } = self;
+        let body = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.into_iter().next().unwrap_or_default(),
+            _ => {
+                let mut all = Vec::with_capacity(len);
+                chunks.iter().for_each(|c| all.extend_from_slice(c));
+                Bytes::from(all)
+            }
+        };
+        shadow.enqueue(Job { copy, stable: Answer { status, headers, body } });
+    }
+
+    /// The answer did not complete: nothing to compare.
+    pub fn abandon(self) {
+        self.shadow.skip(Skip::Incomplete);
+    }
+}

@@ -1,0 +1,154 @@
+//! Shadow traffic through a real proxy: two JSON services in the test
+//! (stable's answers carry a timestamp and a random id, as real ones do),
+//! the routing table put in a shadow step, and users' requests sent. Every
+//! user gets stable's answer; copies reach the canary, marked; and the
+//! comparisons, judged, name exactly the field the canary changed, on the
+//! route it changed it, and nothing else.
+
+use crate::support::*;
+use bytes::Bytes;
+use canary::live::{Change, Source};
+use canary_core::judge::Outcome;
+use canary_core::shadow::diff::{Difference, Kind};
+use canary_core::shadow::tally::RouteTally;
+use canary_core::shadow::verdict::{ShadowPolicy, judge_route};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A JSON service: `/api/rooms` lists rooms with prices (as strings when
+/// `string_prices`), `/api/status` says it is up; every answer has a fresh
+/// timestamp and id. Counts the copies it got (`x-canary-shadow: 1`).
+struct Service {
+    url: String,
+    copies: Arc<AtomicU64>,
+}
+
+impl Service {
+    async fn start(string_prices: bool) -> Service {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let copies = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&copies);
+        let counter = Arc::new(AtomicU64::new(0));
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else { return };
+                let (seen, counter) = (Arc::clone(&seen), Arc::clone(&counter));
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        if req.headers().get("x-canary-shadow").is_some_and(|v| v == "1") {
+                            seen.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let n = counter.fetch_add(1, Ordering::SeqCst);
+                        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+                        let price =
+                            if string_prices { serde_json::json!("120.5") } else { serde_json::json!(120.5) };
+                        let body = match req.uri().path() {
+                            "/api/rooms" => serde_json::json!({
+                                "generated_at": now.as_nanos().to_string(),
+                                "request": format!("{n:x}-{}", now.subsec_nanos()),
+                                "rooms": [{"id": 1, "price": price, "name": "sea"}, {"id": 2, "price": price, "name": "park"}],
+                            }),
+                            _ => serde_json::json!({"status": "up", "at": now.as_nanos().to_string()}),
+                        };
+                        let mut resp = http::Response::new(Full::new(Bytes::from(body.to_string())));
+                        resp.headers_mut()
+                            .insert("content-type", http::HeaderValue::from_static("application/json"));
+                        async move { Ok::<_, std::convert::Infallible>(resp) }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(sock);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                });
+            }
+        });
+        Service { url, copies }
+    }
+}
+
+/// The route's tally as the proxy holds it, once it has `n` comparisons
+/// and `noise` pairs of stable's answers (within 20 s).
+async fn tally_of(srv: &canary::server::Running, route: &str, n: u64, noise: u64) -> RouteTally {
+    let read = || srv.shadow.results.read().into_iter().find(|r| r.route == route);
+    for _ in 0..200 {
+        if let Some(r) = read() {
+            let t = RouteTally::from(r.tally.clone());
+            if t.compared() >= n && t.noise.samples >= noise {
+                return t;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{route}: not {n} comparisons in 20 s: {:?}", read());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_that_changes_one_fields_type_on_one_route_is_caught_there_only_and_users_get_stable() {
+    let (stable, canary) = (Service::start(false).await, Service::start(true).await);
+    let dir = tempdir();
+    let toml = "[metrics]\nroutes = [\"/api/rooms\", \"/api/status\"]\n[shadow]\nnoise_sample = 0.5\n";
+    let cfg = config_of(stable.url.clone(), Some(canary.url.clone()), "0", dir.path(), Some(toml));
+    let srv = start(cfg);
+    let on = Change { shadow: Some(true), ..Change::default() };
+    srv.live.apply(on, Source::Api).unwrap();
+
+    let c = client();
+    for i in 0..150 {
+        for path in ["/api/rooms", "/api/status"] {
+            let (status, version, _) =
+                get(&c, srv.proxy_addr, path, &[("x-user-id", &format!("u{i}"))]).await;
+            assert_eq!((status, version.as_str()), (200, "stable"), "every user is served by stable");
+        }
+    }
+    let p = ShadowPolicy::default();
+    let rooms = judge_route("/api/rooms", &tally_of(&srv, "/api/rooms", 150, 10).await, &p);
+    let status = judge_route("/api/status", &tally_of(&srv, "/api/status", 150, 10).await, &p);
+    assert_eq!(rooms.outcome, Outcome::Fail, "{}", rooms.note);
+    let counted: Vec<&Difference> = rooms.fields.iter().filter(|f| !f.noisy).map(|f| &f.difference).collect();
+    assert_eq!(
+        counted,
+        vec![&Difference { at: "$.rooms[*].price".into(), kind: Kind::Type }],
+        "{:?}",
+        rooms.fields
+    );
+    assert_eq!(status.outcome, Outcome::Pass, "{}", status.note);
+    assert!(
+        status.fields.iter().all(|f| f.noisy),
+        "only noise on the route the canary left alone: {:?}",
+        status.fields
+    );
+    assert!(canary.copies.load(Ordering::SeqCst) >= 300, "every copy is marked");
+    // Examples show the request and both answers.
+    let read = srv.shadow.results.read();
+    let ex = &read.iter().find(|r| r.route == "/api/rooms").unwrap().examples;
+    let (_, pairs) = ex.iter().find(|(d, _)| d.at == "$.rooms[*].price" && d.kind == Kind::Type).unwrap();
+    assert_eq!((pairs[0].method.as_str(), pairs[0].path.as_str()), ("GET", "/api/rooms"));
+    assert!(pairs[0].canary.body.contains("\"120.5\"") && pairs[0].stable.body.contains("120.5"));
+    srv.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_is_copied_outside_a_shadow_step_and_posts_are_not_copied_by_default() {
+    let (stable, canary) = (Service::start(false).await, Service::start(false).await);
+    let dir = tempdir();
+    let srv = start(config_of(stable.url.clone(), Some(canary.url.clone()), "0", dir.path(), None));
+    let c = client();
+    for i in 0..20 {
+        get(&c, srv.proxy_addr, "/api/status", &[("x-user-id", &format!("u{i}"))]).await;
+    }
+    srv.live.apply(Change { shadow: Some(true), ..Change::default() }, Source::Api).unwrap();
+    for i in 0..20 {
+        let req = http::Request::post(format!("http://{}/api/status", srv.proxy_addr))
+            .header("x-user-id", format!("u{i}"))
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        assert_eq!(c.request(req).await.unwrap().status(), 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(canary.copies.load(Ordering::SeqCst), 0, "no GET outside the step, no POST in it");
+    let method = srv.shadow.skipped().into_iter().find(|(s, _)| s.as_str() == "method").unwrap().1;
+    assert_eq!(method, 20, "each POST counted as not copied for its method");
+    srv.shutdown();
+}
