@@ -108,6 +108,8 @@ pub struct Observation {
     pub canary: ArmWindow,
     /// Lines from a team's own checks (Prometheus, webhooks), judged outside.
     pub external: Vec<Criterion>,
+    /// During a shadow step, a line per route compared (see `shadow::verdict`).
+    pub shadow: Vec<Criterion>,
 }
 
 /// The outcome of one criterion, or of a whole verdict.

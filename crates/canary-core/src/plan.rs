@@ -16,13 +16,21 @@ pub struct Plan {
     pub final_watch_ms: u64,
     /// Wait for `promote` at the end of every step.
     pub manual: bool,
+    /// A shadow step before the first share, in ms (0: none): the canary
+    /// serves no user, copies of requests are sent to it and compared.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shadow_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Default for Plan {
     fn default() -> Plan {
         let steps =
             [10.0, 25.0, 50.0, 75.0, 100.0].iter().filter_map(|&p| Share::from_percent(p).ok()).collect();
-        Plan { steps, bake_ms: 10 * 60_000, final_watch_ms: 30 * 60_000, manual: false }
+        Plan { steps, bake_ms: 10 * 60_000, final_watch_ms: 30 * 60_000, manual: false, shadow_ms: 0 }
     }
 }
 

@@ -108,6 +108,8 @@ pub enum Decision {
     /// Keep every request off the canary, overrides included (`true`, after a
     /// rollback), or let the share and overrides apply again (`false`, a deploy).
     BlockCanary(bool),
+    /// Start (`true`) or end the shadow step's copying.
+    SetShadow(bool),
     /// Record an event in the log.
     Event {
         /// What happened.
@@ -211,6 +213,10 @@ pub struct Rollout {
     /// change of leader loses none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted_to: Option<CountedTo>,
+    /// In the shadow step, before the first share: the canary serves no
+    /// user, and `step` is the first share's, not yet entered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadowing: bool,
 }
 
 /// Where the count saved with a rollout stops, in a cluster: the leader's
@@ -275,7 +281,9 @@ impl Rollout {
     /// Starts rollout `id` of `canary` in front of `stable` with `plan` (already
     /// starting at the first share) at `now`.
     pub fn start(id: i64, canary: &str, stable: &str, plan: Plan, now: UnixMs) -> (Rollout, Vec<Decision>) {
-        let share = plan.steps.first().copied().unwrap_or(Share::FULL);
+        let shadowing = plan.shadow_ms > 0;
+        let first = plan.steps.first().copied().unwrap_or(Share::FULL);
+        let share = if shadowing { Share::ZERO } else { first };
         let r = Rollout {
             id,
             canary: canary.to_string(),
@@ -298,13 +306,19 @@ impl Rollout {
             tally: Tally::default(),
             watch: Watch::default(),
             counted_to: None,
+            shadowing,
         };
-        let d = vec![
+        let mut d = vec![
             Decision::SetUpstreams { stable: stable.to_string(), canary: Some(canary.to_string()) },
             Decision::SetShare(share),
             Decision::BlockCanary(false),
-            r.event(EventKind::RolloutStarted, json!({"canary": canary, "stable": stable, "plan": r.plan})),
         ];
+        if shadowing {
+            d.push(Decision::SetShadow(true));
+        }
+        d.push(
+            r.event(EventKind::RolloutStarted, json!({"canary": canary, "stable": stable, "plan": r.plan})),
+        );
         (r, d)
     }
 
@@ -315,7 +329,21 @@ impl Rollout {
 
     /// Watching time left at this step, in ms.
     pub fn time_left_ms(&self) -> u64 {
-        self.plan.bake_of(self.step).saturating_sub(self.baked_ms)
+        self.bake_ms().saturating_sub(self.baked_ms)
+    }
+
+    /// The watching time of the step in force: the shadow step's, or the
+    /// plan's for the step.
+    fn bake_ms(&self) -> u64 {
+        if self.shadowing { self.plan.shadow_ms } else { self.plan.bake_of(self.step) }
+    }
+
+    /// Ends the shadow step, if in it: copying stops.
+    fn end_shadow(&mut self, d: &mut Vec<Decision>) {
+        if self.shadowing {
+            self.shadowing = false;
+            d.push(Decision::SetShadow(false));
+        }
     }
 
     /// Adds one tick's traffic to the tally and to the immediate rollback's
@@ -364,9 +392,10 @@ impl Rollout {
             return Vec::new();
         }
         self.baked_ms += dt;
-        let sv = judge_step(p, step);
+        let sv =
+            if self.shadowing { crate::shadow::verdict::of_lines(&step.shadow) } else { judge_step(p, step) };
         self.step_verdict = Some(sv.clone());
-        if self.baked_ms < self.plan.bake_of(self.step) && !fails_now(&sv) {
+        if self.baked_ms < self.bake_ms() && !fails_now(&sv) {
             return Vec::new();
         }
         self.conclude_step(now, p, c, &sv)
@@ -436,6 +465,9 @@ impl Rollout {
     }
 
     fn advance(&mut self, now: UnixMs, verdict: &Verdict) -> Vec<Decision> {
+        if self.shadowing {
+            return self.move_to(now, 0, EventKind::StepAdvanced, verdict, json!({"from_shadow": true}));
+        }
         if self.step + 1 >= self.plan.steps.len() {
             return self.complete(now, verdict, json!({}));
         }
@@ -454,12 +486,16 @@ impl Rollout {
         extra: Value,
     ) -> Vec<Decision> {
         let (from_step, from_share) = (self.step + 1, self.share.percent());
+        let mut d = Vec::new();
+        self.end_shadow(&mut d);
         self.step = to;
         self.share = self.plan.steps[to];
         self.enter_step(now);
         let mut detail = json!({"verdict": verdict, "from_step": from_step, "from_share": from_share});
         merge_into(&mut detail, extra);
-        vec![Decision::SetShare(self.share), self.event(kind, detail)]
+        d.push(Decision::SetShare(self.share));
+        d.push(self.event(kind, detail));
+        d
     }
 
     fn enter_step(&mut self, now: UnixMs) {
@@ -500,6 +536,7 @@ impl Rollout {
         self.share = Share::ZERO;
         self.reason = Some(reason.clone());
         let mut d = Vec::new();
+        self.end_shadow(&mut d);
         if was_promoted {
             d.push(Decision::SetUpstreams { stable: self.previous_stable.clone(), canary: None });
         }

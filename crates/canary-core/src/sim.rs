@@ -147,7 +147,7 @@ impl Sim {
                     self.step_obs = Observation::default();
                 }
                 Decision::Event { kind, .. } => self.events.push(kind),
-                Decision::SetUpstreams { .. } | Decision::BlockCanary(_) => {}
+                Decision::SetUpstreams { .. } | Decision::BlockCanary(_) | Decision::SetShadow(_) => {}
             }
         }
     }

@@ -121,6 +121,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let mut ctl = ctl;
     ctl.outbox = Some(outbox);
     ctl.cluster = cluster.clone();
+    ctl.shadow = Some(Arc::clone(&shadow));
     threads.push(ops_thread);
     let controller = Arc::new(Mutex::new(ctl));
     threads.push(

@@ -31,6 +31,9 @@ impl Rollout {
 
     /// The step `promote` goes to (the plan's length: promotion).
     fn next_step_up(&self) -> usize {
+        if self.shadowing {
+            return 0;
+        }
         let steps = &self.plan.steps;
         if steps.get(self.step) == Some(&self.share) {
             return self.step + 1;
@@ -58,7 +61,7 @@ impl Rollout {
 
     /// Back to the current step's share and its bake where it stopped.
     fn back_on_plan(&mut self, now: UnixMs, how: serde_json::Value) -> Vec<Decision> {
-        let planned = self.plan.steps[self.step];
+        let planned = if self.shadowing { Share::ZERO } else { self.plan.steps[self.step] };
         let mut d = Vec::new();
         if self.share != planned {
             self.share = planned;
@@ -107,6 +110,19 @@ impl Rollout {
             return Ok(self.share_moved(now, share, "`canary adjust`"));
         };
         let failing = sv.outcome == Outcome::Fail;
+        if self.shadowing {
+            // Any planned share ends the shadow step: a person chose to serve users.
+            let how = json!({"by_hand": "adjust", "forced": failing, "from_shadow": true});
+            return match failing && !force {
+                true => Err(CommandError::VerdictFailed {
+                    id: self.id,
+                    step: 0,
+                    share: self.share,
+                    reason: sv.reason(),
+                }),
+                false => Ok(self.move_to(now, to, EventKind::StepAdvanced, sv, how)),
+            };
+        }
         match to.cmp(&self.step) {
             Ordering::Greater if failing && !force => Err(CommandError::VerdictFailed {
                 id: self.id,
@@ -135,6 +151,8 @@ impl Rollout {
         self.share = share;
         let why = format!("share set to {share} by {source}; `canary resume` returns to the plan");
         let mut d = vec![Decision::SetShare(share)];
+        // A share set by hand ends the shadow step: users meet the canary now.
+        self.end_shadow(&mut d);
         d.extend(self.pause_with(now, why, EventKind::Adjusted));
         d
     }

@@ -346,3 +346,84 @@ fn on_failure_pause_holds_a_failed_step_for_a_person_instead_of_rolling_back() {
     assert_eq!(r.state, State::Paused, "{:?}", r.reason);
     assert_eq!(sim.events.iter().filter(|e| **e == "paused").count(), 1, "paused once, not every tick");
 }
+
+fn shadow_line(outcome: Outcome) -> crate::judge::Criterion {
+    crate::judge::Criterion {
+        name: "shadow /api/rooms".into(),
+        value: Some(0.0),
+        threshold: 1.0,
+        outcome,
+        note: String::new(),
+    }
+}
+
+/// Ticks `r` every 250 ms for `ms`, its step observation carrying `lines`.
+fn tick_shadow(
+    r: &mut Rollout,
+    now: &mut UnixMs,
+    ms: u64,
+    lines: &[crate::judge::Criterion],
+) -> Vec<Decision> {
+    let step = Observation { shadow: lines.to_vec(), ..Observation::default() };
+    let mut all = Vec::new();
+    for _ in 0..ms / 250 {
+        *now += 250;
+        all.extend(r.tick(*now, &Policy::default(), &Controls::default(), &Observation::default(), &step));
+    }
+    all
+}
+
+#[test]
+fn a_shadow_step_serves_no_user_then_goes_on_to_the_first_share_when_the_comparisons_pass() {
+    let plan = Plan { shadow_ms: 600_000, ..Plan::default() };
+    let mut now = UnixMs::from_millis(1_000_000);
+    let (mut r, d) = Rollout::start(1, "http://c", "http://s", plan, now);
+    assert!(r.shadowing && r.share == Share::ZERO);
+    assert!(d.contains(&Decision::SetShadow(true)) && d.contains(&Decision::SetShare(Share::ZERO)));
+    assert_eq!(r.time_left_ms(), 600_000);
+    // Inconclusive for the whole step: it holds, copying on.
+    let d = tick_shadow(&mut r, &mut now, 600_000, &[shadow_line(Outcome::Inconclusive)]);
+    assert!(r.shadowing && r.state == State::Holding, "{:?}", r.state);
+    assert!(!d.contains(&Decision::SetShadow(false)));
+    // It passes: the first share, and copying stops.
+    let d = tick_shadow(&mut r, &mut now, 250, &[shadow_line(Outcome::Pass)]);
+    assert!(!r.shadowing && r.step == 0 && r.share.percent() == 10.0 && r.state == State::Progressing);
+    assert!(d.contains(&Decision::SetShadow(false)) && d.contains(&Decision::SetShare(r.share)));
+    assert_eq!(r.time_left_ms(), 600_000, "the first share's own bake");
+}
+
+#[test]
+fn a_failing_shadow_comparison_rolls_back_at_once_and_stops_copying() {
+    let plan = Plan { shadow_ms: 600_000, ..Plan::default() };
+    let mut now = UnixMs::from_millis(1_000_000);
+    let (mut r, _) = Rollout::start(1, "http://c", "http://s", plan, now);
+    let d = tick_shadow(&mut r, &mut now, 1_000, &[shadow_line(Outcome::Pass), shadow_line(Outcome::Fail)]);
+    assert_eq!(r.state, State::RolledBack, "a sure failure does not wait out the step");
+    assert!(
+        !r.shadowing && d.contains(&Decision::SetShadow(false)) && d.contains(&Decision::BlockCanary(true))
+    );
+    assert!(r.reason.unwrap().contains("shadow /api/rooms"));
+}
+
+#[test]
+fn promote_or_adjust_during_the_shadow_step_ends_it_at_a_planned_share() {
+    let plan = Plan { shadow_ms: 600_000, ..Plan::default() };
+    let now = UnixMs::from_millis(1_000_000);
+    let pass = crate::shadow::verdict::of_lines(&[shadow_line(Outcome::Pass)]);
+    let (mut r, _) = Rollout::start(1, "http://c", "http://s", plan.clone(), now);
+    let d = r.promote(now, false, &pass).unwrap();
+    assert!(!r.shadowing && r.step == 0 && r.share.percent() == 10.0);
+    assert!(d.contains(&Decision::SetShadow(false)));
+    let (mut r, _) = Rollout::start(2, "http://c", "http://s", plan.clone(), now);
+    let d = r.adjust(now, Share::from_percent(25.0).unwrap(), false, &pass).unwrap();
+    assert!(!r.shadowing && r.step == 1 && d.contains(&Decision::SetShadow(false)));
+    let (mut r, _) = Rollout::start(3, "http://c", "http://s", plan, now);
+    let d = r.share_moved(now, Share::from_percent(5.0).unwrap(), "a person");
+    assert!(!r.shadowing && r.state == State::Paused && d.contains(&Decision::SetShadow(false)));
+    // Paused during the shadow step, resume goes back to copying at 0%.
+    let (mut r, _) =
+        Rollout::start(4, "http://c", "http://s", Plan { shadow_ms: 600_000, ..Plan::default() }, now);
+    r.pause(now, "look").unwrap();
+    r.resume(now).unwrap();
+    assert!(r.shadowing && r.share == Share::ZERO);
+}

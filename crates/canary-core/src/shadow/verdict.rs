@@ -198,6 +198,41 @@ fn fields(t: &RouteTally, p: &ShadowPolicy) -> Vec<FieldLine> {
     lines
 }
 
+/// A route's verdict as a line of the step's verdict table.
+pub fn criterion(v: &RouteVerdict, p: &ShadowPolicy) -> crate::judge::Criterion {
+    let value = (v.judged > 0).then(|| (10_000.0 * v.differing as f64 / v.judged as f64).round() / 100.0);
+    crate::judge::Criterion {
+        name: format!("shadow {}", v.route),
+        value,
+        threshold: 100.0 * p.max_diff_rate,
+        outcome: v.outcome,
+        note: v.note.clone(),
+    }
+}
+
+/// The shadow step's verdict from its lines: fail if any route fails; else
+/// pass if any route was judged; else inconclusive (none yet: no copies).
+pub fn of_lines(lines: &[crate::judge::Criterion]) -> crate::judge::Verdict {
+    let outcome = if lines.iter().any(|c| c.outcome == Outcome::Fail) {
+        Outcome::Fail
+    } else if lines.iter().any(|c| c.outcome == Outcome::Pass) {
+        Outcome::Pass
+    } else {
+        Outcome::Inconclusive
+    };
+    let criteria = match lines {
+        [] => vec![crate::judge::Criterion {
+            name: "shadow".into(),
+            value: None,
+            threshold: 0.0,
+            outcome: Outcome::Inconclusive,
+            note: "no copy compared yet".into(),
+        }],
+        _ => lines.to_vec(),
+    };
+    crate::judge::Verdict { outcome, criteria, versions: Vec::new() }
+}
+
 /// The step's outcome over its routes: fail if any route fails; else pass
 /// if any route was judged (the others listed as inconclusive); else
 /// inconclusive.

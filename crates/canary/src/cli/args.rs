@@ -253,6 +253,10 @@ pub struct DeployArgs {
     /// Wait for `canary promote` after every step.
     #[arg(long)]
     pub manual: bool,
+    /// A shadow step first, e.g. 10m: copies of requests go to the canary
+    /// and its answers are compared with stable's before any user meets it.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub shadow: Option<String>,
     /// Deploy outside the deployment windows (needs --reason; recorded).
     #[arg(long)]
     pub force: bool,

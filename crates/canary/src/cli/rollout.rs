@@ -37,6 +37,7 @@ pub fn deploy(a: &DeployArgs) -> Exit {
         bake: a.bake.clone(),
         final_watch: a.final_watch.clone(),
         manual: a.manual,
+        shadow: a.shadow.clone(),
         force: a.force,
         reason: a.reason.clone(),
         confirm: a.confirm.clone(),
@@ -50,7 +51,7 @@ fn check_plan(a: &DeployArgs) -> Result<(), String> {
     if let Some(s) = &a.steps {
         Plan::parse_steps(s).map_err(|e| format!("--steps {s}: {e}; e.g. --steps 10,25,50,75,100"))?;
     }
-    for (flag, value) in [("--bake", &a.bake), ("--final-watch", &a.final_watch)] {
+    for (flag, value) in [("--bake", &a.bake), ("--final-watch", &a.final_watch), ("--shadow", &a.shadow)] {
         if let Some(v) = value {
             parse_duration_ms(v).map_err(|e| format!("{flag} {v}: {e}"))?;
         }

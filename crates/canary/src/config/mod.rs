@@ -79,6 +79,8 @@ pub struct ServeConfig {
     pub tracing: Option<canary_proxy::traces::Options>,
     /// What a shadow step copies and compares (`[shadow]`).
     pub shadow: canary_proxy::shadow::Options,
+    /// What the shadow step holds the canary to (`[shadow]`'s judging keys).
+    pub shadow_policy: canary_core::shadow::verdict::ShadowPolicy,
     /// The `grpc-status` codes that count as errors (`[metrics] grpc_error_codes`).
     pub grpc_errors: canary_core::grpc_codes::Codes,
     /// The default rollout plan.
@@ -267,6 +269,7 @@ struct FilePlan {
     bake: Option<String>,
     final_watch: Option<String>,
     manual: Option<bool>,
+    shadow: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -446,6 +449,7 @@ fn build(f: FileConfig, cli: &Overrides, o: &Origin<'_>) -> Result<ServeConfig, 
         version_header: f.routing.version_header.unwrap_or(true),
         upgraded_on_rollback: on_rollback(&f.routing, o)?,
         shadow: shadow::shadow(&f.shadow, o, proxy.response_timeout)?,
+        shadow_policy: shadow::policy(&f.shadow, o)?,
         proxy,
         routes: RouteTemplates::new(
             f.metrics.routes.as_deref().unwrap_or(&[]),
@@ -624,6 +628,9 @@ fn plan(p: &FilePlan, o: &Origin<'_>) -> Result<Plan, ConfigError> {
             parse_duration_ms(f).map_err(|e| o.err(false, "plan.final_watch", "", e.to_string()))?;
     }
     plan.manual = p.manual.unwrap_or(false);
+    if let Some(s) = &p.shadow {
+        plan.shadow_ms = parse_duration_ms(s).map_err(|e| o.err(false, "plan.shadow", "", e.to_string()))?;
+    }
     Ok(plan)
 }
 

@@ -16,10 +16,15 @@
 //! redact = ["email"]        # values never shown in examples, besides tokens and passwords
 //! concurrency = 64          # copies in flight
 //! max_memory = 67108864     # bytes of copies and answers held
+//! max_diff_rate = 0.01      # a route fails when surely more answers differ beyond noise
+//! min_compared = 50         # comparisons a route needs to be judged
+//! noisy_share = 0.02        # a field stable itself changes more often is noise
+//! min_noise_samples = 10    # pairs of stable's answers before value changes count
 //! ```
 
 use super::{ConfigError, Origin};
 use canary_core::exclude::Excludes;
+use canary_core::shadow::verdict::ShadowPolicy;
 use canary_proxy::shadow::Options;
 use http::{HeaderName, Method};
 use serde::Deserialize;
@@ -40,6 +45,10 @@ pub(super) struct FileShadow {
     redact: Option<Vec<String>>,
     concurrency: Option<usize>,
     max_memory: Option<usize>,
+    max_diff_rate: Option<f64>,
+    min_compared: Option<u64>,
+    noisy_share: Option<f64>,
+    min_noise_samples: Option<u64>,
 }
 
 /// The shadow options, defaults filled in.
@@ -103,6 +112,29 @@ pub(super) fn shadow(
     })
 }
 
+/// The shadow step's judging keys (the error rate and alpha are the
+/// rollout policy's).
+pub(super) fn policy(f: &FileShadow, o: &Origin<'_>) -> Result<ShadowPolicy, ConfigError> {
+    let d = ShadowPolicy::default();
+    for (key, v) in [("max_diff_rate", f.max_diff_rate), ("noisy_share", f.noisy_share)] {
+        if let Some(v) = v.filter(|v| !(0.0..1.0).contains(v)) {
+            return Err(o.err(
+                false,
+                &format!("shadow.{key}"),
+                "",
+                format!("{v} is not a share: use 0 to 1, e.g. 0.01"),
+            ));
+        }
+    }
+    Ok(ShadowPolicy {
+        max_diff_rate: f.max_diff_rate.unwrap_or(d.max_diff_rate),
+        min_compared: f.min_compared.unwrap_or(d.min_compared).max(1),
+        noisy_share: f.noisy_share.unwrap_or(d.noisy_share),
+        min_noise_samples: f.min_noise_samples.unwrap_or(d.min_noise_samples),
+        ..d
+    })
+}
+
 /// `"POST /api/v2/search"`: a method and a path pattern (globs as in excludes).
 fn allow(rule: &str) -> Result<(Method, Excludes), String> {
     let (m, path) = rule
@@ -135,7 +167,11 @@ mod tests {
 
     fn parse(toml: &str) -> Result<Options, ConfigError> {
         let f: FileShadow = toml::from_str(toml).unwrap();
-        shadow(&f, &Origin { file: Some(std::path::Path::new("canary.toml")) }, std::time::Duration::from_secs(3))
+        shadow(
+            &f,
+            &Origin { file: Some(std::path::Path::new("canary.toml")) },
+            std::time::Duration::from_secs(3),
+        )
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct DeployRequest {
     /// Wait for `promote` after each step.
     #[serde(default)]
     pub manual: bool,
+    /// A shadow step before the first share, e.g. "10m" (`--shadow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<String>,
     /// Deploy even outside the deployment windows (needs `reason`).
     #[serde(default)]
     pub force: bool,

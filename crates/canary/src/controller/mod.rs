@@ -21,6 +21,7 @@ pub mod health;
 pub mod observe;
 pub mod probe;
 pub mod resources;
+pub mod shadow;
 pub mod status;
 
 use crate::cluster::Cluster;
@@ -141,6 +142,10 @@ pub struct Controller {
     fault: Option<String>,
     /// The cluster, when this is one replica of several: only the leader acts.
     pub cluster: Option<Arc<Cluster>>,
+    /// Shadow traffic's copies, judged during a shadow step.
+    pub shadow: Option<Arc<canary_proxy::shadow::Shadow>>,
+    /// What the shadow step holds the canary to.
+    shadow_policy: canary_core::shadow::verdict::ShadowPolicy,
     /// Whether this replica acted as the leader at its last look.
     leading: bool,
     /// The term it last took the lead in.
@@ -184,6 +189,8 @@ impl Controller {
             outbox: None,
             fault: None,
             cluster: None,
+            shadow: None,
+            shadow_policy: cfg.shadow_policy.clone(),
             leading: false,
             led_term: None,
             fleet: FleetObserver::default(),
@@ -319,6 +326,10 @@ impl Controller {
         self.ring.push(t);
         let Some(r) = self.rollout.as_mut().filter(|r| r.is_active()) else { return Ok(()) };
         self.step_obs.external = crate::analysis::read(&self.analysis, r.id);
+        self.step_obs.shadow = match (&self.shadow, r.shadowing) {
+            (Some(s), true) => shadow::lines(s, &self.shadow_policy, &self.policy),
+            _ => Vec::new(),
+        };
         let before = r.clone();
         let external = self.live.routing().share;
         let mut ds = Vec::new();
@@ -513,6 +524,9 @@ impl Controller {
                 parse_duration_ms(f).map_err(|e| bad("final_watch (--final-watch)", e.to_string()))?;
         }
         plan.manual |= req.manual;
+        if let Some(s) = &req.shadow {
+            plan.shadow_ms = parse_duration_ms(s).map_err(|e| bad("shadow (--shadow)", e.to_string()))?;
+        }
         let plan = plan.starting_at(first).map_err(|e| bad("share", e.to_string()))?;
         Ok((canary, plan))
     }
@@ -682,13 +696,23 @@ impl Controller {
             match d {
                 Decision::SetShare(s) => change.share = Some(s),
                 Decision::BlockCanary(b) => change.blocked = Some(b),
+                Decision::SetShadow(on) => {
+                    // A new shadow step counts only its own copies.
+                    if let (true, Some(s)) = (on, &self.shadow) {
+                        s.results.reset();
+                    }
+                    change.shadow = Some(on);
+                }
                 Decision::SetUpstreams { stable, canary } => {
                     change.upstreams = Some(upstreams(&stable, canary.as_deref())?)
                 }
                 Decision::Event { kind, detail } => events.push((kind, detail)),
             }
         }
-        let moved = change.share.is_some() || change.upstreams.is_some() || change.blocked.is_some();
+        let moved = change.share.is_some()
+            || change.upstreams.is_some()
+            || change.blocked.is_some()
+            || change.shadow.is_some();
         if moved {
             // The table and the step that sets it, in one write.
             let write = RolloutWrite { rollout: &r, events: &events };

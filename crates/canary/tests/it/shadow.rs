@@ -152,3 +152,77 @@ async fn nothing_is_copied_outside_a_shadow_step_and_posts_are_not_copied_by_def
     assert_eq!(method, 20, "each POST counted as not copied for its method");
     srv.shutdown();
 }
+
+/// Users' GETs on both routes until `done` says stop, as distinct users.
+fn users(proxy: std::net::SocketAddr, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let (c, mut i) = (client(), 0u64);
+        while !stop.load(Ordering::SeqCst) {
+            for path in ["/api/rooms", "/api/status"] {
+                let (status, _, _) = get(&c, proxy, path, &[("x-user-id", &format!("u{i}"))]).await;
+                assert_eq!(status, 200, "a user never meets the shadow step");
+            }
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        i
+    })
+}
+
+/// A rollout with a shadow step of `shadow` in front of these services.
+fn shadowed(stable: &Service, canary: &Service, dir: &std::path::Path, shadow: &str) -> canary::server::Running {
+    let toml = "[metrics]\nroutes = [\"/api/rooms\", \"/api/status\"]\n[shadow]\nnoise_sample = 0.5\nmin_compared = 30\n";
+    let srv = start(config_of(stable.url.clone(), None, "0", dir, Some(toml)));
+    let req = canary::controller::api::DeployRequest {
+        share: 10.0,
+        canary: canary.url.clone(),
+        steps: Some("10,100".into()),
+        bake: Some("10m".into()),
+        shadow: Some(shadow.into()),
+        ..Default::default()
+    };
+    canary::controller::lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
+    srv
+}
+
+fn status(srv: &canary::server::Running) -> (String, f64, bool, Option<String>) {
+    let s = canary::controller::lock(&srv.controller).status();
+    let reason = s.rollout.as_ref().and_then(|r| r.reason.clone());
+    (s.state, s.share, srv.live.routing().shadow, reason)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_with_a_shadow_step_goes_on_to_the_first_share_when_the_canary_answers_alike() {
+    let (stable, canary, dir) = (Service::start(false).await, Service::start(false).await, tempdir());
+    let srv = shadowed(&stable, &canary, dir.path(), "3s");
+    assert_eq!(status(&srv).1, 0.0, "no user share during the shadow step");
+    assert!(status(&srv).2, "copying is on");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = users(srv.proxy_addr, Arc::clone(&stop));
+    let on = eventually(30, || async { status(&srv).1 == 10.0 }).await;
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
+    let (state, share, copying, reason) = status(&srv);
+    assert!(on, "the first share after the shadow step: {state} {share} {reason:?}");
+    assert!(!copying, "copying stops with the shadow step");
+    assert_eq!(state, "progressing");
+    srv.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_with_a_shadow_step_rolls_back_a_canary_that_changed_a_fields_type() {
+    let (stable, canary, dir) = (Service::start(false).await, Service::start(true).await, tempdir());
+    let srv = shadowed(&stable, &canary, dir.path(), "10m");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = users(srv.proxy_addr, Arc::clone(&stop));
+    let ended = eventually(30, || async { status(&srv).0 == "rolled_back" }).await;
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
+    let (state, share, copying, reason) = status(&srv);
+    assert!(ended, "a sure difference ends the step at once: {state} {reason:?}");
+    assert_eq!((share, copying), (0.0, false));
+    let reason = reason.unwrap();
+    assert!(reason.contains("shadow /api/rooms") && !reason.contains("/api/status"), "{reason}");
+    assert!(canary.copies.load(Ordering::SeqCst) > 0, "copies reached the canary");
+    srv.shutdown();
+}
