@@ -146,6 +146,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         secret,
         access_log: access_log.clone(),
         tracing: tracing.clone(),
+        shadow: Arc::clone(&shadow),
     };
     let rotations =
         rotations.into_iter().chain(admin_tls.as_ref().map(|a| Arc::clone(&a.rotation))).collect();

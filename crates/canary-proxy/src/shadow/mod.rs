@@ -229,6 +229,37 @@ impl Shadow {
         }
     }
 
+    /// Its counts in Prometheus' text format: copies by what became of
+    /// them, and per route the comparisons that found any difference
+    /// (noise included: which of them count is the judge's business).
+    pub fn exposition(&self) -> String {
+        use std::fmt::Write;
+        let routes = self.results.read();
+        let mut out = String::from(
+            "# HELP canary_shadow_copies_total Requests copied to the canary in a shadow step, or not, by result.\n\
+             # TYPE canary_shadow_copies_total counter\n",
+        );
+        let compared: u64 =
+            routes.iter().map(|r| r.tally.signatures.iter().map(|(_, n)| n).sum::<u64>()).sum();
+        let failed: u64 = routes.iter().map(|r| r.tally.copy_errors).sum();
+        let _ = writeln!(out, "canary_shadow_copies_total{{result=\"compared\"}} {compared}");
+        let _ = writeln!(out, "canary_shadow_copies_total{{result=\"failed\"}} {failed}");
+        for (why, n) in self.skipped() {
+            let _ = writeln!(out, "canary_shadow_copies_total{{result=\"skipped_{}\"}} {n}", why.as_str());
+        }
+        out.push_str(
+            "# HELP canary_shadow_differences_total Comparisons in which the canary's answer differed from stable's, by route.\n\
+             # TYPE canary_shadow_differences_total counter\n",
+        );
+        for r in &routes {
+            let differing: u64 =
+                r.tally.signatures.iter().filter(|(s, _)| !s.is_empty()).map(|(_, n)| n).sum();
+            let route = crate::metrics::prometheus::escape(&r.route);
+            let _ = writeln!(out, "canary_shadow_differences_total{{route=\"{route}\"}} {differing}");
+        }
+        out
+    }
+
     /// A job of `size` bytes is done with.
     fn release(&self, size: usize) {
         self.held.fetch_sub(size, Ordering::Relaxed);

@@ -32,6 +32,7 @@ pub mod node_window;
 pub mod plain;
 pub mod rollout;
 pub mod routing;
+pub mod shadow;
 
 use crate::cluster::Cluster;
 use crate::cluster::wire::WireSnapshot;
@@ -78,6 +79,8 @@ pub struct AdminState {
     pub access_log: Option<Arc<canary_proxy::access_log::AccessLog>>,
     /// Tracing, when spans are exported: its counts go to `/metrics`.
     pub tracing: Option<Arc<canary_proxy::traces::Tracing>>,
+    /// Shadow traffic's copies and comparisons.
+    pub shadow: Arc<canary_proxy::shadow::Shadow>,
 }
 
 /// The admin API's routes.
@@ -86,6 +89,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v2/health", get(health))
         .route("/api/v2/metrics", get(metrics_json::handler))
         .route("/api/v2/logs", get(request_log))
+        .route("/api/v2/shadow", get(shadow::handler))
         .route("/api/routing", get(routing::get_routing))
         .route("/api/routing/share", put(routing::put_share))
         .route("/api/routing/excludes", put(routing::put_excludes))
@@ -243,5 +247,6 @@ async fn prom(State(s): State<AdminState>) -> Response {
     if let Some(t) = &s.tracing {
         body.push_str(&t.exposition());
     }
+    body.push_str(&s.shadow.exposition());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

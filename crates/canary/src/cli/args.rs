@@ -128,6 +128,9 @@ pub enum Command {
     /// Recent requests: every failure and a sample of the rest, one line each,
     /// `ERROR` on the failures (`canary logs --since 30m | grep ERROR`).
     Logs(LogsArgs),
+    /// What the shadow step's copies found: per route, the fields the
+    /// canary answers differently from stable, beyond stable's own noise.
+    Diff(DiffArgs),
     /// May a deploy start now (or --at TIME)? Exit 0 allowed, 1 refused, 2 unreadable TIME.
     Window {
         /// An RFC 3339 time, any offset, e.g. 2026-12-01T10:30:00+09:00 [default: now].
@@ -288,6 +291,20 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The admin API to talk to (without a URL).
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// `canary diff`
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Only this route (its label, as `status` and `/metrics` show it).
+    #[arg(long, value_name = "ROUTE")]
+    pub route: Option<String>,
+    /// Print the admin API's JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The admin API to talk to.
     #[command(flatten)]
     pub admin: AdminArgs,
 }

@@ -21,6 +21,7 @@
 
 pub mod args;
 pub mod client;
+pub mod diff;
 pub mod flags;
 pub mod health;
 pub mod logs;

@@ -1,7 +1,9 @@
 //! One parsed command -> the function that runs it. Every command returns an
 //! [`Exit`]; `main` turns it into the process's exit status.
 
-use super::{Command, flags, health, logs, monitor, packaging, records, rollout, serve, status, window};
+use super::{
+    Command, diff, flags, health, logs, monitor, packaging, records, rollout, serve, status, window,
+};
 use crate::demo;
 use crate::exit::Exit;
 use serde_json::json;
@@ -29,6 +31,7 @@ pub fn run(command: Command) -> Exit {
         }
         Command::Monitor(args) => monitor::command(&args),
         Command::Logs(args) => logs::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::DemoService(args) => demo::service::serve(&args),
         Command::Completions { shell } => packaging::completions(shell),
         Command::Man { command } => packaging::man(command.as_deref()),

@@ -1,19 +1,30 @@
-//! The shadow step's lines for the rollout's verdict: each route's copies,
-//! as the proxy tallied them, judged (see `canary_core::shadow::verdict`).
+//! The shadow step's routes, judged: each route's copies as the proxy
+//! tallied them (see `canary_core::shadow::verdict`), for the rollout's
+//! verdict and for `canary diff`.
 
 use canary_core::judge::{Criterion, Policy};
 use canary_core::shadow::tally::RouteTally;
-use canary_core::shadow::verdict::{ShadowPolicy, criterion, judge_route};
+use canary_core::shadow::verdict::{RouteVerdict, ShadowPolicy, criterion, judge_route};
 use canary_proxy::shadow::Shadow;
+use canary_proxy::shadow::results::RouteResults;
 
-/// The lines of every route compared so far, judged by `p`, with the
-/// error rate and alpha of the rollout's `policy`.
-pub fn lines(shadow: &Shadow, p: &ShadowPolicy, policy: &Policy) -> Vec<Criterion> {
-    let p = ShadowPolicy { max_error_rate: policy.max_error_rate, alpha: policy.step_alpha(), ..p.clone() };
+/// The shadow policy with the error rate and alpha of the rollout's.
+pub fn policy(p: &ShadowPolicy, rollout: &Policy) -> ShadowPolicy {
+    ShadowPolicy { max_error_rate: rollout.max_error_rate, alpha: rollout.step_alpha(), ..p.clone() }
+}
+
+/// Every route compared so far, judged by `p`, beside what it came to.
+pub fn judged(shadow: &Shadow, p: &ShadowPolicy) -> Vec<(RouteVerdict, RouteResults)> {
     shadow
         .results
         .read()
         .into_iter()
-        .map(|r| criterion(&judge_route(&r.route, &RouteTally::from(r.tally), &p), &p))
+        .map(|r| (judge_route(&r.route, &RouteTally::from(r.tally.clone()), p), r))
         .collect()
+}
+
+/// The lines of every route compared so far, for the step's verdict.
+pub fn lines(shadow: &Shadow, p: &ShadowPolicy, rollout: &Policy) -> Vec<Criterion> {
+    let p = policy(p, rollout);
+    judged(shadow, &p).iter().map(|(v, _)| criterion(v, &p)).collect()
 }

@@ -126,6 +126,26 @@ async fn a_canary_that_changes_one_fields_type_on_one_route_is_caught_there_only
     let (_, pairs) = ex.iter().find(|(d, _)| d.at == "$.rooms[*].price" && d.kind == Kind::Type).unwrap();
     assert_eq!((pairs[0].method.as_str(), pairs[0].path.as_str()), ("GET", "/api/rooms"));
     assert!(pairs[0].canary.body.contains("\"120.5\"") && pairs[0].stable.body.contains("120.5"));
+
+    // What `canary diff` reads, and what it prints.
+    let v = admin_json(&c, srv.admin_addr, "/api/v2/shadow?route=/api/rooms").await;
+    assert_eq!((v["shadowing"].clone(), v["routes"].as_array().unwrap().len()), (true.into(), 1), "{v}");
+    assert_eq!(v["routes"][0]["outcome"], "fail", "{v}");
+    let admin = format!("http://{}", srv.admin_addr);
+    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&["diff", "--admin", &admin])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let price = out.lines().find(|l| l.trim_start().starts_with("$.rooms[*].price")).expect(&out);
+    assert!(price.contains("type") && !price.contains("noise, not counted"), "{out}");
+    assert!(out.contains("/api/rooms  FAIL") && out.contains("/api/status  PASS"), "{out}");
+    assert!(out.lines().any(|l| l.contains("$.generated_at") && l.contains("noise, not counted")), "{out}");
+    // And /metrics counts copies and differences.
+    let (_, _, metrics) = get(&c, srv.admin_addr, "/metrics", &[]).await;
+    let count = |prefix: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(count("canary_shadow_copies_total{result=\"compared\"}") >= 300);
+    assert!(count("canary_shadow_differences_total{route=\"/api/rooms\"}") >= 150);
     srv.shutdown();
 }
 
@@ -154,7 +174,10 @@ async fn nothing_is_copied_outside_a_shadow_step_and_posts_are_not_copied_by_def
 }
 
 /// Users' GETs on both routes until `done` says stop, as distinct users.
-fn users(proxy: std::net::SocketAddr, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<u64> {
+fn users(
+    proxy: std::net::SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
         let (c, mut i) = (client(), 0u64);
         while !stop.load(Ordering::SeqCst) {
@@ -170,7 +193,12 @@ fn users(proxy: std::net::SocketAddr, stop: Arc<std::sync::atomic::AtomicBool>) 
 }
 
 /// A rollout with a shadow step of `shadow` in front of these services.
-fn shadowed(stable: &Service, canary: &Service, dir: &std::path::Path, shadow: &str) -> canary::server::Running {
+fn shadowed(
+    stable: &Service,
+    canary: &Service,
+    dir: &std::path::Path,
+    shadow: &str,
+) -> canary::server::Running {
     let toml = "[metrics]\nroutes = [\"/api/rooms\", \"/api/status\"]\n[shadow]\nnoise_sample = 0.5\nmin_compared = 30\n";
     let srv = start(config_of(stable.url.clone(), None, "0", dir, Some(toml)));
     let req = canary::controller::api::DeployRequest {
@@ -181,7 +209,9 @@ fn shadowed(stable: &Service, canary: &Service, dir: &std::path::Path, shadow: &
         shadow: Some(shadow.into()),
         ..Default::default()
     };
-    canary::controller::lock(&srv.controller).deploy(&req, canary::controller::clock::now_ms(), None).unwrap();
+    canary::controller::lock(&srv.controller)
+        .deploy(&req, canary::controller::clock::now_ms(), None)
+        .unwrap();
     srv
 }
 
