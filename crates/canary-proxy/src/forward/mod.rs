@@ -61,6 +61,9 @@ pub async fn handle(
     }
     let mut req = rewrite::prepare(req, &peer, hop, &ctx.w.cfg);
     add_made(req.headers_mut(), &ctx);
+    if let Some(crate::shadow::tee::Body::Captured(c)) = ctx.shadow.as_ref().map(|c| &c.body) {
+        req.body_mut().capture(std::sync::Arc::clone(c));
+    }
     Ok(http::forward(&ctx, version, req).await)
 }
 

@@ -7,6 +7,7 @@ use crate::grpc;
 use crate::headers::{TRACEPARENT, X_CANARY, X_REQUEST_ID, has_hop_by_hop};
 use crate::requests::entry::RequestId;
 use crate::settings::Settings;
+use crate::shadow::tee::{Body, Captured};
 use crate::traces::context::{self, TraceContext};
 use canary_core::proxy_config::UserKey;
 use canary_core::request::{Override, bounded_key, cookie_value};
@@ -69,9 +70,9 @@ pub(super) fn begin(
     if table.shadow {
         let chunked = headers.contains_key(header::TRANSFER_ENCODING);
         let upgrade = hop && crate::headers::asks_upgrade(headers);
-        // A copy carries no body yet: a request with one is skipped (counted
-        // under `body`) rather than sent to the canary without it.
-        let body = (!chunked && bytes_in == 0).then_some(0);
+        // A body of unknown length (chunked) is not copied: its size is
+        // only known once it was all sent.
+        let body = (!chunked).then_some(bytes_in);
         let f = crate::shadow::pick::Facts { method: &ctx.method, path: &norm, upgrade, body };
         ctx.shadow = shadow_copy(&ctx, &table, &f, || headers.clone());
     }
@@ -98,15 +99,11 @@ pub(super) fn shadow_copy(
     match crate::shadow::pick::choose(shadow, f, ctx.w.ids.random(), now_s) {
         Ok(noise) => {
             let route = ctx.route_label.clone().unwrap_or_else(|| ctx.w.shard.route_label(ctx.route));
-            Some(crate::shadow::pick::copy(
-                shadow,
-                route,
-                &ctx.method,
-                &ctx.uri,
-                headers(),
-                bytes::Bytes::new(),
-                noise,
-            ))
+            let body = match f.body {
+                Some(n) if n > 0 => Body::Captured(Captured::new(n as usize)),
+                _ => Body::Ready(bytes::Bytes::new()),
+            };
+            Some(crate::shadow::pick::copy(shadow, route, &ctx.method, &ctx.uri, headers(), body, noise))
         }
         Err(why) => {
             shadow.skip(why);

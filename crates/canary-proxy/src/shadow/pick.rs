@@ -3,10 +3,9 @@
 //! copy (a header map and the body's bytes) is made only for a request
 //! chosen.
 
-use super::tee::Copy;
+use super::tee::{Body, Copy};
 use super::{Shadow, Skip};
 use crate::headers::{X_CANARY, strip_hop_by_hop};
-use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use std::sync::Arc;
 
@@ -60,7 +59,7 @@ pub fn copy(
     method: &Method,
     uri: &Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
     noise: bool,
 ) -> Box<Copy> {
     let mut h = headers;

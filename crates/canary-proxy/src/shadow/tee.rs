@@ -20,10 +20,82 @@ pub struct Copy {
     /// The client's headers, hop-by-hop ones and `Host` removed, the shadow
     /// header added.
     pub headers: HeaderMap,
-    /// The body (empty for most).
-    pub body: Bytes,
+    /// The body: none, or the client's as it is sent up to stable.
+    pub body: Body,
     /// Whether stable is asked again too, to learn its noise.
     pub noise: bool,
+}
+
+/// A copy's body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// Known whole (empty for most).
+    Ready(Bytes),
+    /// Being captured as it goes up to stable.
+    Captured(Arc<Captured>),
+}
+
+/// A request body captured as it streams up, complete once it holds the
+/// declared length.
+#[derive(Debug)]
+pub struct Captured {
+    want: usize,
+    chunks: std::sync::Mutex<(Vec<Bytes>, usize)>,
+}
+
+impl Captured {
+    /// A capture of a body of `want` bytes (its `Content-Length`).
+    pub fn new(want: usize) -> Arc<Captured> {
+        Arc::new(Captured { want, chunks: std::sync::Mutex::new((Vec::new(), 0)) })
+    }
+
+    /// Keeps a chunk (a reference to the same bytes).
+    pub fn push(&self, data: &Bytes) {
+        let mut g = self.chunks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.1 += data.len();
+        if g.1 <= self.want {
+            g.0.push(data.clone());
+        }
+    }
+
+    /// The whole body, once all of it went up.
+    fn whole(&self) -> Option<Bytes> {
+        let g = self.chunks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (g.1 == self.want).then(|| concat(&g.0, g.1))
+    }
+}
+
+/// Chunks as one `Bytes` (the one chunk itself when there is one).
+fn concat(chunks: &[Bytes], len: usize) -> Bytes {
+    match chunks {
+        [] => Bytes::new(),
+        [one] => one.clone(),
+        _ => {
+            let mut all = Vec::with_capacity(len);
+            chunks.iter().for_each(|c| all.extend_from_slice(c));
+            Bytes::from(all)
+        }
+    }
+}
+
+impl Body {
+    /// The bytes, if whole.
+    pub fn whole(&self) -> Option<Bytes> {
+        match self {
+            Body::Ready(b) => Some(b.clone()),
+            Body::Captured(c) => c.whole(),
+        }
+    }
+}
+
+impl Copy {
+    /// Its body's length, for the bound on memory.
+    fn body_len(&self) -> usize {
+        match &self.body {
+            Body::Ready(b) => b.len(),
+            Body::Captured(c) => c.want,
+        }
+    }
 }
 
 /// Stable's answer, whole.
@@ -50,7 +122,7 @@ impl Job {
     /// Roughly the bytes it holds, for the bound on memory.
     pub fn size(&self) -> usize {
         let head = |h: &HeaderMap| h.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum::<usize>();
-        self.copy.body.len()
+        self.copy.body_len()
             + self.stable.body.len()
             + head(&self.copy.headers)
             + head(&self.stable.headers)
@@ -113,18 +185,15 @@ impl Tee {
         true
     }
 
-    /// The answer ended whole: the job is queued.
+    /// The answer ended whole: the job is queued, if the request's body
+    /// went up whole too (an upstream may answer before reading it all).
     pub fn complete(self) {
-        let Tee { shadow, copy, status, headers, chunks, len } = self;
-        let body = match chunks.len() {
-            0 => Bytes::new(),
-            1 => chunks.into_iter().next().unwrap_or_default(),
-            _ => {
-                let mut all = Vec::with_capacity(len);
-                chunks.iter().for_each(|c| all.extend_from_slice(c));
-                Bytes::from(all)
-            }
-        };
+        let Tee { shadow, mut copy, status, headers, chunks, len } = self;
+        match copy.body.whole() {
+            Some(b) => copy.body = Body::Ready(b),
+            None => return shadow.skip(Skip::Incomplete),
+        }
+        let body = concat(&chunks, len);
         shadow.enqueue(Job { copy, stable: Answer { status, headers, body } });
     }
 

@@ -24,12 +24,23 @@ pub struct ClientBody {
     idle: std::time::Duration,
     // Armed only while the client is silent, so a steady upload costs nothing.
     timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// During a shadow step, where the body's chunks are kept for the copy.
+    capture: Option<std::sync::Arc<crate::shadow::tee::Captured>>,
 }
 
 impl ClientBody {
     /// Wraps `inner`; a pause longer than `idle` ends the body with [`BodyStalled`].
     pub fn new(inner: Limited<Incoming>, idle: std::time::Duration) -> ClientBody {
-        ClientBody { inner, idle, timer: None }
+        ClientBody { inner, idle, timer: None, capture: None }
+    }
+}
+
+impl UpstreamReqBody {
+    /// Keeps each chunk of the client's body in `capture` as it goes up.
+    pub fn capture(&mut self, capture: std::sync::Arc<crate::shadow::tee::Captured>) {
+        if let UpstreamReqBody::Client(b) = self {
+            b.capture = Some(capture);
+        }
     }
 }
 
@@ -69,6 +80,11 @@ impl hyper::body::Body for UpstreamReqBody {
             }
             ready => {
                 b.timer = None;
+                if let (Some(c), Poll::Ready(Some(Ok(frame)))) = (&b.capture, &ready)
+                    && let Some(data) = frame.data_ref()
+                {
+                    c.push(data);
+                }
                 ready
             }
         }

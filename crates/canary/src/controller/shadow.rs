@@ -8,9 +8,12 @@ use canary_core::shadow::verdict::{RouteVerdict, ShadowPolicy, criterion, judge_
 use canary_proxy::shadow::Shadow;
 use canary_proxy::shadow::results::RouteResults;
 
-/// The shadow policy with the error rate and alpha of the rollout's.
+/// The shadow policy with the rollout's: its rollback error rate (copies
+/// the canary fails are held to the rollback criterion), and its routes'
+/// alpha (every route is tested at every look).
 pub fn policy(p: &ShadowPolicy, rollout: &Policy) -> ShadowPolicy {
-    ShadowPolicy { max_error_rate: rollout.max_error_rate, alpha: rollout.step_alpha(), ..p.clone() }
+    let max_error_rate = rollout.rollback_error_rate / 100.0;
+    ShadowPolicy { max_error_rate, alpha: rollout.route_alpha(), ..p.clone() }
 }
 
 /// Every route compared so far, judged by `p`, beside what it came to.

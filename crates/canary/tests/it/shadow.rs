@@ -14,6 +14,8 @@ use canary_core::shadow::tally::RouteTally;
 use canary_core::shadow::verdict::{ShadowPolicy, judge_route};
 use http_body_util::Full;
 use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,8 +28,22 @@ struct Service {
     copies: Arc<AtomicU64>,
 }
 
+/// How a service answers besides its JSON: a status and a delay.
+#[derive(Clone, Copy)]
+struct Answers {
+    string_prices: bool,
+    status: u16,
+    delay: Duration,
+}
+
+const ALIKE: Answers = Answers { string_prices: false, status: 200, delay: Duration::ZERO };
+
 impl Service {
     async fn start(string_prices: bool) -> Service {
+        Service::answering(Answers { string_prices, ..ALIKE }).await
+    }
+
+    async fn answering(a: Answers) -> Service {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let copies = Arc::new(AtomicU64::new(0));
@@ -43,21 +59,17 @@ impl Service {
                             seen.fetch_add(1, Ordering::SeqCst);
                         }
                         let n = counter.fetch_add(1, Ordering::SeqCst);
-                        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-                        let price =
-                            if string_prices { serde_json::json!("120.5") } else { serde_json::json!(120.5) };
-                        let body = match req.uri().path() {
-                            "/api/rooms" => serde_json::json!({
-                                "generated_at": now.as_nanos().to_string(),
-                                "request": format!("{n:x}-{}", now.subsec_nanos()),
-                                "rooms": [{"id": 1, "price": price, "name": "sea"}, {"id": 2, "price": price, "name": "park"}],
-                            }),
-                            _ => serde_json::json!({"status": "up", "at": now.as_nanos().to_string()}),
-                        };
-                        let mut resp = http::Response::new(Full::new(Bytes::from(body.to_string())));
-                        resp.headers_mut()
-                            .insert("content-type", http::HeaderValue::from_static("application/json"));
-                        async move { Ok::<_, std::convert::Infallible>(resp) }
+                        async move {
+                            tokio::time::sleep(a.delay).await;
+                            let (parts, body) = req.into_parts();
+                            let sent = http_body_util::BodyExt::collect(body).await.unwrap().to_bytes();
+                            let mut resp =
+                                http::Response::new(Full::new(answer(&parts, &sent, n, a.string_prices)));
+                            *resp.status_mut() = http::StatusCode::from_u16(a.status).unwrap();
+                            let json = http::HeaderValue::from_static("application/json");
+                            resp.headers_mut().insert("content-type", json);
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
                     });
                     let io = hyper_util::rt::TokioIo::new(sock);
                     let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
@@ -66,6 +78,23 @@ impl Service {
         });
         Service { url, copies }
     }
+}
+
+/// A service's JSON for a request: rooms, a search echoing what was sent,
+/// or its status; with a fresh timestamp and id, as real ones have.
+fn answer(req: &http::request::Parts, sent: &[u8], n: u64, string_prices: bool) -> Bytes {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let price = if string_prices { serde_json::json!("120.5") } else { serde_json::json!(120.5) };
+    let body = match req.uri.path() {
+        "/api/rooms" => serde_json::json!({
+            "generated_at": now.as_nanos().to_string(),
+            "request": format!("{n:x}-{}", now.subsec_nanos()),
+            "rooms": [{"id": 1, "price": price, "name": "sea"}, {"id": 2, "price": price, "name": "park"}],
+        }),
+        "/api/search" => serde_json::json!({"query": String::from_utf8_lossy(sent)}),
+        _ => serde_json::json!({"status": "up", "at": now.as_nanos().to_string()}),
+    };
+    Bytes::from(body.to_string())
 }
 
 /// The route's tally as the proxy holds it, once it has `n` comparisons
@@ -132,7 +161,8 @@ async fn a_canary_that_changes_one_fields_type_on_one_route_is_caught_there_only
     assert_eq!((v["shadowing"].clone(), v["routes"].as_array().unwrap().len()), (true.into(), 1), "{v}");
     assert_eq!(v["routes"][0]["outcome"], "fail", "{v}");
     let admin = format!("http://{}", srv.admin_addr);
-    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&["diff", "--admin", &admin])).await.unwrap();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || cli(&["diff", "--admin", &admin])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     let price = out.lines().find(|l| l.trim_start().starts_with("$.rooms[*].price")).expect(&out);
     assert!(price.contains("type") && !price.contains("noise, not counted"), "{out}");
@@ -141,7 +171,8 @@ async fn a_canary_that_changes_one_fields_type_on_one_route_is_caught_there_only
     // And /metrics counts copies and differences.
     let (_, _, metrics) = get(&c, srv.admin_addr, "/metrics", &[]).await;
     let count = |prefix: &str| -> u64 {
-        let line = metrics.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {metrics}"));
+        let line =
+            metrics.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {metrics}"));
         line.rsplit(' ').next().unwrap().parse().unwrap()
     };
     assert!(count("canary_shadow_copies_total{result=\"compared\"}") >= 300);
@@ -254,5 +285,117 @@ async fn deploy_with_a_shadow_step_rolls_back_a_canary_that_changed_a_fields_typ
     let reason = reason.unwrap();
     assert!(reason.contains("shadow /api/rooms") && !reason.contains("/api/status"), "{reason}");
     assert!(canary.copies.load(Ordering::SeqCst) > 0, "copies reached the canary");
+    srv.shutdown();
+}
+
+/// An in-process canary in front of `stable` and `canary` with `toml`, in
+/// a shadow step (set directly on the routing table).
+fn in_shadow(
+    stable: &Service,
+    canary: &Service,
+    dir: &std::path::Path,
+    toml: &str,
+) -> canary::server::Running {
+    let srv = start(config_of(stable.url.clone(), Some(canary.url.clone()), "0", dir, Some(toml)));
+    srv.live.apply(Change { shadow: Some(true), ..Change::default() }, Source::Api).unwrap();
+    srv
+}
+
+fn skipped(srv: &canary::server::Running, why: &str) -> u64 {
+    srv.shadow.skipped().into_iter().find(|(s, _)| s.as_str() == why).unwrap().1
+}
+
+async fn post(
+    c: &Client<HttpConnector, Full<Bytes>>,
+    srv: &canary::server::Running,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let req = http::Request::post(format!("http://{}{path}", srv.proxy_addr))
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allowed_posts_are_copied_with_their_bodies_and_large_bodies_and_upgrades_are_skipped_with_reasons() {
+    let (stable, canary, dir) = (Service::start(false).await, Service::start(false).await, tempdir());
+    let toml =
+        "[metrics]\nroutes = [\"/api/search\"]\n[shadow]\nallow = [\"POST /api/search\"]\nmax_body = 1024\n";
+    let srv = in_shadow(&stable, &canary, dir.path(), toml);
+    let c = client();
+    for i in 0..40 {
+        let (status, body) =
+            post(&c, &srv, "/api/search", format!("{{\"q\":\"sea {i}\"}}").into_bytes()).await;
+        assert_eq!((status, body.contains(&format!("sea {i}"))), (200, true), "{body}");
+    }
+    // The canary echoed each copy's body exactly as stable did: no difference.
+    let t = tally_of(&srv, "/api/search", 40, 0).await;
+    assert_eq!(t.signatures.get(&std::collections::BTreeSet::new()), Some(&40), "{t:?}");
+    // Over the limit: served, not copied.
+    assert_eq!(post(&c, &srv, "/api/search", vec![b'x'; 2048]).await.0, 200);
+    assert_eq!(skipped(&srv, "body"), 1);
+    // An upgrade: not copied.
+    let req = http::Request::get(format!("http://{}/api/status", srv.proxy_addr))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(Full::default())
+        .unwrap();
+    let _ = c.request(req).await;
+    assert_eq!(skipped(&srv, "upgrade"), 1);
+    // A person testing by hand still reaches the canary, and is not compared.
+    let before = t.compared();
+    let (_, version, _) = get(&c, srv.proxy_addr, "/api/search", &[("x-canary", "always")]).await;
+    assert_eq!(version, "canary");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tally_of(&srv, "/api/search", 40, 0).await.compared(), before);
+    srv.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_canary_delays_no_user_and_a_full_queue_drops_copies_and_counts_them() {
+    let stable = Service::start(false).await;
+    let canary = Service::answering(Answers { delay: Duration::from_secs(2), ..ALIKE }).await;
+    let dir = tempdir();
+    // One copy in flight and room for about two: most copies find no room.
+    let srv = in_shadow(&stable, &canary, dir.path(), "[shadow]\nconcurrency = 1\nmax_memory = 2048\n");
+    let c = client();
+    let mut slowest = Duration::ZERO;
+    for i in 0..100 {
+        let t = std::time::Instant::now();
+        let (status, version, _) =
+            get(&c, srv.proxy_addr, "/api/status", &[("x-user-id", &format!("u{i}"))]).await;
+        slowest = slowest.max(t.elapsed());
+        assert_eq!((status, version.as_str()), (200, "stable"));
+    }
+    // A user who waited on the canary's copy would have waited 2 s.
+    assert!(slowest < Duration::from_millis(1500), "a user waited {slowest:?}");
+    let dropped = skipped(&srv, "queue_full");
+    assert!(dropped >= 90, "copies with no room are dropped and counted: {dropped}");
+    srv.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_that_fails_its_copies_fails_the_shadow_step() {
+    let stable = Service::start(false).await;
+    let canary = Service::answering(Answers { status: 500, ..ALIKE }).await;
+    let dir = tempdir();
+    let srv = shadowed(&stable, &canary, dir.path(), "10m");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = users(srv.proxy_addr, Arc::clone(&stop));
+    let ended = eventually(30, || async { status(&srv).0 == "rolled_back" }).await;
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
+    let reason = status(&srv).3.unwrap_or_default();
+    assert!(ended && reason.contains("shadow /api/"), "{reason}");
+    assert!(
+        reason.contains("failed") && reason.contains("copies"),
+        "the errors on copies are named: {reason}"
+    );
     srv.shutdown();
 }
