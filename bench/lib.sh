@@ -1,5 +1,5 @@
 # bench/lib.sh: what the bench scripts share, sourced by run.sh, rate.sh, chaos.sh,
-# syscalls.sh, idle.sh, instructions.sh and tls.sh: the bookkeeping that stops every process they start (and its
+# syscalls.sh, idle.sh, instructions.sh, tls.sh and shadow.sh: the bookkeeping that stops every process they start (and its
 # children) on exit, free loopback ports, waiting for a server to answer, an
 # nginx master's worker, a process tree's CPU time, durations, and starting
 # the servers every comparison uses: the nginx backend, nginx as a reverse
@@ -223,7 +223,7 @@ start_nginx_proxy() {
 # WORKERS, stable and canary both the backend, share 50, state in $TMP/NAME,
 # and ARGS added (with --tls-cert, the proxied answer is awaited over https);
 # waits for its ready line, its admin API and a proxied answer. Sets
-# CANARY_PORT and CANARY_PID.
+# CANARY_PORT, CANARY_ADMIN_PORT and CANARY_PID.
 start_canary() {
     local name=$1 workers=$2 i admin_port scheme=http
     shift 2
@@ -233,6 +233,7 @@ start_canary() {
     printf '[proxy]\nworkers = %s\n%s' "$workers" "${CANARY_EXTRA_TOML:-}" >"$d/canary.toml"
     CANARY_PORT=$(free_port)
     admin_port=$(free_port)
+    CANARY_ADMIN_PORT=$admin_port
     "$CANARY_BIN" serve --config "$d/canary.toml" \
         --stable "http://127.0.0.1:$BACKEND_PORT" --canary "http://127.0.0.1:$BACKEND_PORT" \
         --listen "127.0.0.1:$CANARY_PORT" --admin "127.0.0.1:$admin_port" \

@@ -63,6 +63,10 @@ kinds! {
     Promoted = "promoted",
     /// The canary was pulled back.
     RolledBack = "rolled_back",
+    /// A shadow step failed: the canary answered copies differently from
+    /// stable beyond noise, or failed them (before the rollback or pause
+    /// that follows, which has its own event).
+    ShadowFailed = "shadow_failed",
     // === Around a rollout (the controller) ===
     /// Another replica's controller took over.
     LeaderChanged = "leader_changed",

@@ -419,18 +419,29 @@ impl Rollout {
     }
 
     fn conclude_step(&mut self, now: UnixMs, p: &Policy, c: &Controls, sv: &Verdict) -> Vec<Decision> {
+        if self.shadowing && sv.outcome == Outcome::Fail {
+            // Its own event first, for hooks that wait on it; the rollback
+            // or pause that follows ends the step.
+            let failed = self.event(EventKind::ShadowFailed, json!({"verdict": sv, "reason": sv.reason()}));
+            let mut d = vec![failed];
+            d.extend(self.conclude_judged(now, p, c, sv));
+            return d;
+        }
+        self.conclude_judged(now, p, c, sv)
+    }
+
+    fn conclude_judged(&mut self, now: UnixMs, p: &Policy, c: &Controls, sv: &Verdict) -> Vec<Decision> {
         match sv.outcome {
             Outcome::Fail if p.on_failure == OnFailure::Pause => {
                 let why = format!(
-                    "step {} at {} failed, paused for a person ([policy] on_failure = \"pause\"): {}",
-                    self.step + 1,
-                    self.share,
+                    "{} failed, paused for a person ([policy] on_failure = \"pause\"): {}",
+                    self.step_name(),
                     sv.reason()
                 );
                 self.pause_with(now, why, EventKind::Paused)
             }
             Outcome::Fail => {
-                let reason = format!("step {} at {} failed: {}", self.step + 1, self.share, sv.reason());
+                let reason = format!("{} failed: {}", self.step_name(), sv.reason());
                 self.roll_back(now, reason, Some(sv))
             }
             Outcome::Inconclusive => self.hold(now, c, sv),
@@ -441,6 +452,15 @@ impl Rollout {
                 self.pause_with(now, why, EventKind::AwaitingPromote)
             }
             _ => self.advance(now, sv),
+        }
+    }
+
+    /// The step in force, in words: `step 2 at 25%`, or `the shadow step`.
+    fn step_name(&self) -> String {
+        if self.shadowing {
+            "the shadow step".into()
+        } else {
+            format!("step {} at {}", self.step + 1, self.share)
         }
     }
 
@@ -455,12 +475,7 @@ impl Rollout {
             return Vec::new();
         }
         let mins = c.max_hold_ms / 60_000;
-        let why = format!(
-            "too little traffic to judge step {} at {} for {mins} min: {}",
-            self.step + 1,
-            self.share,
-            sv.reason()
-        );
+        let why = format!("too little traffic to judge {} for {mins} min: {}", self.step_name(), sv.reason());
         self.pause_with(now, why, EventKind::Paused)
     }
 

@@ -399,6 +399,14 @@ fn a_failing_shadow_comparison_rolls_back_at_once_and_stops_copying() {
     let (mut r, _) = Rollout::start(1, "http://c", "http://s", plan, now);
     let d = tick_shadow(&mut r, &mut now, 1_000, &[shadow_line(Outcome::Pass), shadow_line(Outcome::Fail)]);
     assert_eq!(r.state, State::RolledBack, "a sure failure does not wait out the step");
+    let kinds: Vec<&str> = d
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Event { kind, .. } => Some(kind.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, vec!["shadow_failed", "rolled_back"], "hooks hear of the shadow step's failure");
     assert!(
         !r.shadowing && d.contains(&Decision::SetShadow(false)) && d.contains(&Decision::BlockCanary(true))
     );

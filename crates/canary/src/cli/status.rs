@@ -78,14 +78,24 @@ pub fn print_status(v: &Value) {
     }
     let Some(r) = s.rollout else { return };
     let plan: Vec<String> = r.plan.iter().map(|p| format!("{p}")).collect();
-    crate::say!(
-        "rollout {}: step {}/{} (plan {}), {} left",
-        r.id,
-        r.step,
-        r.steps,
-        plan.join(" -> "),
-        mmss(r.time_left_seconds)
-    );
+    if r.shadowing {
+        // No user meets the canary yet: `canary diff` shows what the copies found.
+        crate::say!(
+            "rollout {}: shadow step before step 1 (plan {}), {} left; `canary diff` for the comparisons",
+            r.id,
+            plan.join(" -> "),
+            mmss(r.time_left_seconds)
+        );
+    } else {
+        crate::say!(
+            "rollout {}: step {}/{} (plan {}), {} left",
+            r.id,
+            r.step,
+            r.steps,
+            plan.join(" -> "),
+            mmss(r.time_left_seconds)
+        );
+    }
     if let Some(why) = &r.reason {
         crate::say!("why: {why}");
     }

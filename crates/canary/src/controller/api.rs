@@ -149,6 +149,10 @@ pub struct RolloutView {
     pub verdict: Option<Verdict>,
     /// The latest immediate-rollback check.
     pub rollback_check: Option<Verdict>,
+    /// In the shadow step before the first share: copies are compared and
+    /// no user is routed to the canary (`step` is then the first share's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadowing: bool,
 }
 
 impl Status {
@@ -182,5 +186,6 @@ fn view(r: &Rollout) -> RolloutView {
         ended_ms: r.ended_ms,
         verdict: r.step_verdict.clone(),
         rollback_check: r.fast_verdict.clone(),
+        shadowing: r.shadowing,
     }
 }
