@@ -86,6 +86,8 @@ cat "$OUT/env.txt"
 
 # --- 2. servers ----------------------------------------------------------------------
 start_backend
+# Every GET copied: the default cap of 500 copies a second would copy half.
+CANARY_EXTRA_TOML=${CANARY_EXTRA_TOML:-$'[shadow]\nmax_rate = 100000\n'}
 start_canary canary 1
 ADMIN=http://127.0.0.1:$CANARY_ADMIN_PORT
 URL=http://127.0.0.1:$CANARY_PORT/

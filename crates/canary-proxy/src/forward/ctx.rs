@@ -131,7 +131,7 @@ pub struct Ctx {
     pub(super) route_label: Option<Arc<str>>,
     /// The copy to send the canary once stable answered, during a shadow
     /// step (see `shadow`).
-    pub(super) shadow: Option<Box<crate::shadow::tee::Copy>>,
+    pub(super) shadow: Option<Arc<crate::shadow::tee::Copy>>,
 }
 
 /// Who sent a request and where routing sent it: what its record needs

@@ -87,7 +87,7 @@ fn shadowed(
     let copy = ctx.shadow.as_ref().filter(|_| version == Version::Stable)?;
     let shadow = ctx.w.cfg.shadow.as_ref()?;
     let status = http::StatusCode::from_u16(status).ok()?;
-    crate::shadow::tee::Tee::begin(shadow, copy.clone(), status, headers)
+    crate::shadow::tee::Tee::begin(shadow, Arc::clone(copy), status, headers)
 }
 
 /// A gRPC call's response head: its latency is taken now (a stream may last

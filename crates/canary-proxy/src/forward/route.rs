@@ -87,7 +87,7 @@ pub(super) fn shadow_copy(
     table: &canary_core::RoutingTable,
     f: &crate::shadow::pick::Facts<'_>,
     headers: impl FnOnce() -> http::HeaderMap,
-) -> Option<Box<crate::shadow::tee::Copy>> {
+) -> Option<Arc<crate::shadow::tee::Copy>> {
     use canary_core::routing::Reason;
     let shadow = ctx.w.cfg.shadow.as_ref()?;
     let d = ctx.who.decision;

@@ -61,7 +61,7 @@ pub fn copy(
     headers: HeaderMap,
     body: Body,
     noise: bool,
-) -> Box<Copy> {
+) -> Arc<Copy> {
     let mut h = headers;
     strip_hop_by_hop(&mut h);
     h.remove(http::header::HOST);
@@ -69,5 +69,5 @@ pub fn copy(
     h.remove(http::header::EXPECT);
     h.insert(s.options.header.clone(), HeaderValue::from_static("1"));
     let uri = uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
-    Box::new(Copy { route, method: method.clone(), uri, headers: h, body, noise })
+    Arc::new(Copy { route, method: method.clone(), uri, headers: h, body, noise })
 }

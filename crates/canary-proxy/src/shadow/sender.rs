@@ -145,7 +145,7 @@ async fn ask(shadow: &Shadow, clients: &Clients, up: &Upstream, job: &Job) -> Re
     let c = &job.copy;
     let scheme = if up.protocol() == Protocol::Https { "https" } else { "http" };
     let uri = format!("{scheme}://{}{}{}", up.authority(), up.base_path(), c.uri);
-    let mut req = http::Request::new(Full::new(c.body.whole().unwrap_or_default()));
+    let mut req = http::Request::new(Full::new(job.body.clone()));
     *req.method_mut() = c.method.clone();
     *req.uri_mut() = uri.parse().map_err(|_| Missed::Failed)?;
     *req.headers_mut() = c.headers.clone();

@@ -88,16 +88,6 @@ impl Body {
     }
 }
 
-impl Copy {
-    /// Its body's length, for the bound on memory.
-    fn body_len(&self) -> usize {
-        match &self.body {
-            Body::Ready(b) => b.len(),
-            Body::Captured(c) => c.want,
-        }
-    }
-}
-
 /// Stable's answer, whole.
 #[derive(Debug, Default)]
 pub struct Answer {
@@ -112,8 +102,10 @@ pub struct Answer {
 /// A copy and stable's answer: what the sender sends and compares.
 #[derive(Debug)]
 pub struct Job {
-    /// The request.
-    pub copy: Box<Copy>,
+    /// The request (shared with the request's context: made once).
+    pub copy: Arc<Copy>,
+    /// Its body, whole.
+    pub body: Bytes,
     /// Stable's answer to the user.
     pub stable: Answer,
 }
@@ -122,11 +114,7 @@ impl Job {
     /// Roughly the bytes it holds, for the bound on memory.
     pub fn size(&self) -> usize {
         let head = |h: &HeaderMap| h.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum::<usize>();
-        self.copy.body_len()
-            + self.stable.body.len()
-            + head(&self.copy.headers)
-            + head(&self.stable.headers)
-            + 256
+        self.body.len() + self.stable.body.len() + head(&self.copy.headers) + head(&self.stable.headers) + 256
     }
 }
 
@@ -134,7 +122,7 @@ impl Job {
 #[derive(Debug)]
 pub struct Tee {
     shadow: Arc<Shadow>,
-    copy: Box<Copy>,
+    copy: Arc<Copy>,
     status: StatusCode,
     headers: HeaderMap,
     chunks: Vec<Bytes>,
@@ -153,7 +141,7 @@ impl Tee {
     /// `copy`, unless it is one not compared (counted why).
     pub fn begin(
         shadow: &Arc<Shadow>,
-        copy: Box<Copy>,
+        copy: Arc<Copy>,
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Option<Box<Tee>> {
@@ -169,7 +157,18 @@ impl Tee {
             shadow.skip(Skip::TooLarge);
             return None;
         }
-        let headers = headers.clone();
+        // Only what is compared (content-type is how a JSON body is known):
+        // the rest would be copied for nothing.
+        let mut kept = HeaderMap::new();
+        let names = shadow.options.compare.headers.iter().map(String::as_str);
+        for name in names.chain(std::iter::once("content-type")) {
+            if let Some(v) = headers.get(name).filter(|_| !kept.contains_key(name)) {
+                if let Ok(n) = http::HeaderName::from_bytes(name.as_bytes()) {
+                    kept.insert(n, v.clone());
+                }
+            }
+        }
+        let headers = kept;
         Some(Box::new(Tee { shadow: Arc::clone(shadow), copy, status, headers, chunks: Vec::new(), len: 0 }))
     }
 
@@ -188,13 +187,10 @@ impl Tee {
     /// The answer ended whole: the job is queued, if the request's body
     /// went up whole too (an upstream may answer before reading it all).
     pub fn complete(self) {
-        let Tee { shadow, mut copy, status, headers, chunks, len } = self;
-        match copy.body.whole() {
-            Some(b) => copy.body = Body::Ready(b),
-            None => return shadow.skip(Skip::Incomplete),
-        }
+        let Tee { shadow, copy, status, headers, chunks, len } = self;
+        let Some(sent) = copy.body.whole() else { return shadow.skip(Skip::Incomplete) };
         let body = concat(&chunks, len);
-        shadow.enqueue(Job { copy, stable: Answer { status, headers, body } });
+        shadow.enqueue(Job { copy, body: sent, stable: Answer { status, headers, body } });
     }
 
     /// The answer did not complete: nothing to compare.
