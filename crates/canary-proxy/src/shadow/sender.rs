@@ -58,17 +58,31 @@ fn clients(tls: &rustls::ClientConfig) -> Clients {
     }
 }
 
+/// How long the thread gathers jobs after the first of a batch: while it
+/// sleeps, a worker queuing a job wakes nobody (a wake-up is a write to an
+/// eventfd, and a switch away from the worker, per request otherwise).
+/// Idle, it waits on the queue and costs nothing.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
 async fn run(shadow: Arc<Shadow>, mut rx: Receiver<Job>, routes: Arc<Routes>, clients: Arc<Clients>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(shadow.options.concurrency.max(1)));
-    while let Some(job) = rx.recv().await {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
-        let (shadow, routes, clients) = (Arc::clone(&shadow), Arc::clone(&routes), Arc::clone(&clients));
-        tokio::spawn(async move {
-            let size = job.size();
-            one(&shadow, job, &routes, &clients).await;
-            shadow.release(size);
-            drop(slot);
-        });
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        tokio::time::sleep(GATHER).await;
+        while let Ok(job) = rx.try_recv() {
+            batch.push(job);
+        }
+        for job in batch.drain(..) {
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+            let (shadow, routes, clients) = (Arc::clone(&shadow), Arc::clone(&routes), Arc::clone(&clients));
+            tokio::spawn(async move {
+                let size = job.size();
+                one(&shadow, job, &routes, &clients).await;
+                shadow.release(size);
+                drop(slot);
+            });
+        }
     }
 }
 
