@@ -40,10 +40,21 @@ pub fn spawn(
 ) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name("canary-shadow".into()).spawn(move || {
+        yield_to_users();
         let clients = Arc::new(clients(&tls));
         rt.block_on(run(shadow, rx, routes, clients));
     })?;
     Ok(())
+}
+
+/// Lowers this thread's scheduling priority (nice 10): when the cores are
+/// busy, the workers answering users run first and copies wait. On Linux
+/// the nice value is per thread; elsewhere, or if refused, nothing changes.
+fn yield_to_users() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(error = %e, "the shadow thread keeps its priority");
+    }
 }
 
 fn clients(tls: &rustls::ClientConfig) -> Clients {
