@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A webhook receiver on loopback that keeps every JSON body it is sent.
-async fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+pub(crate) async fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

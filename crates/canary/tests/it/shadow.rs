@@ -230,8 +230,21 @@ fn shadowed(
     dir: &std::path::Path,
     shadow: &str,
 ) -> canary::server::Running {
+    shadowed_with(stable, canary, dir, shadow, |_| {})
+}
+
+/// As [`shadowed`], the config first changed by `tune`.
+fn shadowed_with(
+    stable: &Service,
+    canary: &Service,
+    dir: &std::path::Path,
+    shadow: &str,
+    tune: impl FnOnce(&mut canary::config::ServeConfig),
+) -> canary::server::Running {
     let toml = "[metrics]\nroutes = [\"/api/rooms\", \"/api/status\"]\n[shadow]\nnoise_sample = 0.5\nmin_compared = 30\n";
-    let srv = start(config_of(stable.url.clone(), None, "0", dir, Some(toml)));
+    let mut cfg = config_of(stable.url.clone(), None, "0", dir, Some(toml));
+    tune(&mut cfg);
+    let srv = start(cfg);
     let req = canary::controller::api::DeployRequest {
         share: 10.0,
         canary: canary.url.clone(),
@@ -273,7 +286,14 @@ async fn deploy_with_a_shadow_step_goes_on_to_the_first_share_when_the_canary_an
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_with_a_shadow_step_rolls_back_a_canary_that_changed_a_fields_type() {
     let (stable, canary, dir) = (Service::start(false).await, Service::start(true).await, tempdir());
-    let srv = shadowed(&stable, &canary, dir.path(), "10m");
+    let (url, posted) = crate::ops::receiver().await;
+    let on_failure = canary::ops::config::Hook {
+        events: vec!["shadow_failed".into()],
+        action: canary::ops::config::HookAction::Webhook(url),
+        timeout: Duration::from_secs(5),
+        retries: 0,
+    };
+    let srv = shadowed_with(&stable, &canary, dir.path(), "10m", |c| c.ops.hooks = vec![on_failure]);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = users(srv.proxy_addr, Arc::clone(&stop));
     let ended = eventually(30, || async { status(&srv).0 == "rolled_back" }).await;
@@ -285,6 +305,16 @@ async fn deploy_with_a_shadow_step_rolls_back_a_canary_that_changed_a_fields_typ
     let reason = reason.unwrap();
     assert!(reason.contains("shadow /api/rooms") && !reason.contains("/api/status"), "{reason}");
     assert!(canary.copies.load(Ordering::SeqCst) > 0, "copies reached the canary");
+    // The webhook on `shadow_failed` is told, with the route that failed.
+    let told = eventually(10, || async { !posted.lock().unwrap().is_empty() }).await;
+    let posted = posted.lock().unwrap().clone();
+    assert!(told && posted.len() == 1, "{posted:?}");
+    assert_eq!(posted[0]["event"], "shadow_failed", "{}", posted[0]);
+    assert!(
+        posted[0]["detail"]["reason"].as_str().unwrap_or("").contains("shadow /api/rooms"),
+        "{}",
+        posted[0]
+    );
     srv.shutdown();
 }
 
