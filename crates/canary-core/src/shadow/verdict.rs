@@ -233,19 +233,6 @@ pub fn of_lines(lines: &[crate::judge::Criterion]) -> crate::judge::Verdict {
     crate::judge::Verdict { outcome, criteria, versions: Vec::new() }
 }
 
-/// The step's outcome over its routes: fail if any route fails; else pass
-/// if any route was judged (the others listed as inconclusive); else
-/// inconclusive.
-pub fn overall(routes: &[RouteVerdict]) -> Outcome {
-    if routes.iter().any(|r| r.outcome == Outcome::Fail) {
-        Outcome::Fail
-    } else if routes.iter().any(|r| r.outcome == Outcome::Pass) {
-        Outcome::Pass
-    } else {
-        Outcome::Inconclusive
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,8 +302,9 @@ mod tests {
         assert_eq!((v.outcome, v.differing), (Outcome::Pass, 4), "{}", v.note);
         let few = judge_route("/b", &noisy_route(20), &ShadowPolicy::default());
         assert_eq!(few.outcome, Outcome::Inconclusive);
-        assert_eq!(overall(&[v.clone(), few.clone()]), Outcome::Pass);
-        assert_eq!(overall(&[few]), Outcome::Inconclusive);
+        let p = ShadowPolicy::default();
+        assert_eq!(of_lines(&[criterion(&v, &p), criterion(&few, &p)]).outcome, Outcome::Pass);
+        assert_eq!(of_lines(&[criterion(&few, &p)]).outcome, Outcome::Inconclusive);
     }
 
     #[test]

@@ -234,14 +234,13 @@ impl Shadow {
     /// (noise included: which of them count is the judge's business).
     pub fn exposition(&self) -> String {
         use std::fmt::Write;
-        let routes = self.results.read();
+        let routes = self.results.tallies();
         let mut out = String::from(
             "# HELP canary_shadow_copies_total Requests copied to the canary in a shadow step, or not, by result.\n\
              # TYPE canary_shadow_copies_total counter\n",
         );
-        let compared: u64 =
-            routes.iter().map(|r| r.tally.signatures.iter().map(|(_, n)| n).sum::<u64>()).sum();
-        let failed: u64 = routes.iter().map(|r| r.tally.copy_errors).sum();
+        let compared: u64 = routes.iter().map(|(_, t)| t.signatures.values().sum::<u64>()).sum();
+        let failed: u64 = routes.iter().map(|(_, t)| t.copy_errors).sum();
         let _ = writeln!(out, "canary_shadow_copies_total{{result=\"compared\"}} {compared}");
         let _ = writeln!(out, "canary_shadow_copies_total{{result=\"failed\"}} {failed}");
         for (why, n) in self.skipped() {
@@ -251,10 +250,9 @@ impl Shadow {
             "# HELP canary_shadow_differences_total Comparisons in which the canary's answer differed from stable's, by route.\n\
              # TYPE canary_shadow_differences_total counter\n",
         );
-        for r in &routes {
-            let differing: u64 =
-                r.tally.signatures.iter().filter(|(s, _)| !s.is_empty()).map(|(_, n)| n).sum();
-            let route = crate::metrics::prometheus::escape(&r.route);
+        for (route, t) in &routes {
+            let differing: u64 = t.signatures.iter().filter(|(s, _)| !s.is_empty()).map(|(_, n)| n).sum();
+            let route = crate::metrics::prometheus::escape(route);
             let _ = writeln!(out, "canary_shadow_differences_total{{route=\"{route}\"}} {differing}");
         }
         out

@@ -158,6 +158,12 @@ impl Results {
         r.tally.record(found);
     }
 
+    /// Every route's tally, without the examples: what the judge reads
+    /// four times a second and `/metrics` on each scrape.
+    pub fn tallies(&self) -> Vec<(String, RouteTally)> {
+        self.lock().1.iter().map(|(route, r)| (route.clone(), r.tally.clone())).collect()
+    }
+
     /// Every route's results.
     pub fn read(&self) -> Vec<RouteResults> {
         let g = self.lock();

@@ -9,7 +9,7 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 use std::sync::Arc;
 
 /// The request to send again, as the canary will get it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Copy {
     /// The route label it is measured and compared under.
     pub route: Arc<str>,

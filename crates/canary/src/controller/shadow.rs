@@ -26,8 +26,9 @@ pub fn judged(shadow: &Shadow, p: &ShadowPolicy) -> Vec<(RouteVerdict, RouteResu
         .collect()
 }
 
-/// The lines of every route compared so far, for the step's verdict.
+/// The lines of every route compared so far, for the step's verdict (from
+/// the tallies alone: the examples are not copied four times a second).
 pub fn lines(shadow: &Shadow, p: &ShadowPolicy, rollout: &Policy) -> Vec<Criterion> {
     let p = policy(p, rollout);
-    judged(shadow, &p).iter().map(|(v, _)| criterion(v, &p)).collect()
+    shadow.results.tallies().iter().map(|(route, t)| criterion(&judge_route(route, t, &p), &p)).collect()
 }
